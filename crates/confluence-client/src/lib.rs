@@ -1,0 +1,1 @@
+//! Typed async client for the Confluence Cloud endpoints kbgate uses.

@@ -1,0 +1,1 @@
+//! A stateful simulator of the Confluence Cloud endpoints kbgate uses.

@@ -1,0 +1,1 @@
+//! `kbgate.toml`: loading, environment overrides, secrets and validation.

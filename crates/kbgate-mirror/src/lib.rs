@@ -1,0 +1,1 @@
+//! Mirror sync from Confluence and storage-format rendering.

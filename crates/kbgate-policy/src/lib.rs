@@ -1,0 +1,1 @@
+//! Domain policy: who may read what. Pure: no I/O.

@@ -1,0 +1,1 @@
+//! Native mode: reconcile Confluence's own permissions with the policy.

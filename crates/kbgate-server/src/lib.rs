@@ -1,0 +1,1 @@
+//! HTTP portal: pages, sign-in flows and JSON API.

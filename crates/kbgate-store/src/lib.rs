@@ -1,0 +1,1 @@
+//! Persistence behind traits: SQLite (embedded default) and PostgreSQL.
