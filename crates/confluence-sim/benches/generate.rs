@@ -1,0 +1,2 @@
+//! Generation benchmark (placeholder, filled in below).
+fn main() {}

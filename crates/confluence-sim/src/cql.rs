@@ -1,0 +1,1 @@
+//! The CQL subset the simulator understands.

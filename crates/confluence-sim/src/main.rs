@@ -1,0 +1,3 @@
+//! `confluence-sim`: serve a simulated Confluence Cloud site.
+
+fn main() {}

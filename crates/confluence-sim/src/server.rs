@@ -1,0 +1,170 @@
+//! The router, the fault/stats middleware and the connection loop.
+//!
+//! The connection loop uses hyper directly (not `axum::serve`) so that an injected
+//! "connection reset" can drop the connection without writing any response.
+
+use std::convert::Infallible;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tower::ServiceExt;
+
+use crate::Sim;
+use crate::error::{ApiError, ApiFamily};
+use crate::sim::Fault;
+
+/// Marker extension: the connection loop drops the connection instead of answering.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ResetConnection;
+
+impl std::fmt::Display for ResetConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("injected connection reset")
+    }
+}
+impl std::error::Error for ResetConnection {}
+
+/// Builds the full application: Confluence routes (counted, faulted) + `/_sim` (neither).
+pub(crate) fn router(sim: Sim) -> Router {
+    let api: Router<Sim> = Router::new()
+        .merge(crate::v2::routes())
+        .merge(crate::v1::routes())
+        .merge(crate::access::routes())
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(sim.clone(), faults));
+    Router::new()
+        .nest("/_sim", crate::control::routes())
+        .merge(api)
+        .with_state(sim)
+}
+
+async fn not_found(req: Request) -> ApiError {
+    let family = ApiFamily::of_path(req.uri().path());
+    ApiError::not_found(family, format!("No route for {} {}", req.method(), req.uri().path()))
+}
+
+/// Counts the call under `METHOD /template`, adds latency, then maybe rate-limits, fails or
+/// resets it. Adds `X-RateLimit-*` headers when a rate limit is configured.
+pub(crate) async fn faults(State(sim): State<Sim>, req: Request, next: Next) -> Response {
+    let template = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_string())
+        .unwrap_or_else(|| "<unmatched>".to_string());
+    let family = ApiFamily::of_path(req.uri().path());
+    sim.count(format!("{} {}", req.method(), template));
+    let latency = sim.latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let (fault, quota) = sim.decide_fault();
+    sim.count_fault(fault);
+    let mut resp = match fault {
+        Fault::None => next.run(req).await,
+        Fault::RateLimited { retry_after, limit } => {
+            let reset = sim.now() + chrono::Duration::seconds(retry_after as i64);
+            let mut e = ApiError::new(
+                family,
+                StatusCode::TOO_MANY_REQUESTS,
+                "Rate limit exceeded. Please retry after the time given in Retry-After.",
+            );
+            for (k, v) in [
+                ("retry-after", retry_after.to_string()),
+                ("x-ratelimit-limit", limit.to_string()),
+                ("x-ratelimit-remaining", "0".to_string()),
+                (
+                    "x-ratelimit-reset",
+                    reset.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                ),
+                ("ratelimit-reason", "confluence-quota-global-based".to_string()),
+            ] {
+                if let Ok(v) = HeaderValue::from_str(&v) {
+                    e = e.with_header(header::HeaderName::from_static(k), v);
+                }
+            }
+            return e.into_response();
+        }
+        Fault::Error(code) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let msg = match code {
+                502 => "Bad Gateway",
+                503 => "Service Unavailable: the server is temporarily unable to handle the request",
+                _ => "An internal error occurred while processing the request",
+            };
+            let mut e = ApiError::new(family, status, msg);
+            if code == 503 {
+                e = e.with_header(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            e.into_response()
+        }
+        Fault::Reset => {
+            let mut r = Response::new(Body::empty());
+            r.extensions_mut().insert(ResetConnection);
+            return r;
+        }
+    };
+    if let Some((limit, remaining)) = quota {
+        let h = resp.headers_mut();
+        if let Ok(v) = HeaderValue::from_str(&limit.to_string()) {
+            h.insert("x-ratelimit-limit", v);
+        }
+        if let Ok(v) = HeaderValue::from_str(&remaining.to_string()) {
+            h.insert("x-ratelimit-remaining", v);
+        }
+    }
+    resp
+}
+
+/// Accepts connections until `shutdown` fires; each connection is served by hyper's HTTP/1
+/// server. Dropping the task aborts all connections.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    app: Router,
+    mut shutdown: tokio::sync::oneshot::Receiver<()>,
+) {
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let app = app.clone();
+                conns.spawn(async move {
+                    let svc = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                        let app = app.clone();
+                        async move {
+                            let resp = match app.oneshot(req.map(Body::new)).await {
+                                Ok(r) => r,
+                                Err(e) => match e {},
+                            };
+                            if resp.extensions().get::<ResetConnection>().is_some() {
+                                Err(ResetConnection)
+                            } else {
+                                Ok::<_, ResetConnection>(resp)
+                            }
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .keep_alive(true)
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+            _ = &mut shutdown => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    conns.abort_all();
+}
+
+#[allow(dead_code)]
+fn _assert_infallible(e: Infallible) -> ! {
+    match e {}
+}

@@ -1,0 +1,596 @@
+//! [`Sim`]: the shared handle on the simulator's state, knobs, statistics and clock, with the
+//! editing methods tests and the `/_sim/` control surface use.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use parking_lot::{Mutex, RwLock};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::error::SimError;
+use crate::model::{
+    Attachment, Body, Page, PageStatus, Restrictions, State, Subject, User, Version,
+};
+
+/// A token bucket rate limit.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RateLimit {
+    /// Tokens added per second.
+    pub per_second: u32,
+    /// Bucket size.
+    pub burst: u32,
+}
+
+/// Fault and speed knobs, changeable at run time (`POST /_sim/knobs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Knobs {
+    /// Added latency per request, in milliseconds.
+    pub latency_ms: u64,
+    /// Token-bucket rate limit; `None` = unlimited.
+    pub rate_limit: Option<RateLimit>,
+    /// Probability (0..1) that a request gets an injected 500/502/503.
+    pub error_rate: f64,
+    /// Probability (0..1) that the connection is dropped without a response.
+    pub reset_rate: f64,
+}
+
+/// Call counters (`GET /_sim/stats`). `/_sim/*` calls are never counted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Stats {
+    /// All counted calls (including 429s and injected errors).
+    pub total: u64,
+    /// Calls answered 429.
+    pub rate_limited: u64,
+    /// Calls answered with an injected 5xx or reset.
+    pub errors_injected: u64,
+    /// Calls per `METHOD /path/{template}`.
+    pub by_endpoint: BTreeMap<String, u64>,
+}
+
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+}
+
+/// What the fault injector decided for one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fault {
+    /// Serve normally.
+    None,
+    /// Answer 429; retry after this many seconds; remaining = 0.
+    RateLimited { retry_after: u64, limit: u32 },
+    /// Answer this 5xx.
+    Error(u16),
+    /// Drop the connection.
+    Reset,
+}
+
+pub(crate) struct Inner {
+    pub(crate) state: RwLock<State>,
+    knobs: Mutex<Knobs>,
+    stats: Mutex<Stats>,
+    bucket: Mutex<Bucket>,
+    fault_rng: Mutex<ChaCha8Rng>,
+    clock_offset: Mutex<chrono::Duration>,
+    pub(crate) base_url: Mutex<String>,
+}
+
+/// Shared handle on a running (or not yet served) simulated site. Cheap to clone.
+#[derive(Clone)]
+pub struct Sim(pub(crate) Arc<Inner>);
+
+impl std::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sim").finish_non_exhaustive()
+    }
+}
+
+/// Fields of a new page (`Sim::create_page`, `POST /_sim/pages`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NewPage {
+    /// Space key.
+    pub space_key: String,
+    /// Parent page id; `None` puts it under the space home page.
+    pub parent_id: Option<u64>,
+    /// Title (must be unique within the space among current pages).
+    pub title: String,
+    /// Storage-format body.
+    #[serde(default)]
+    pub body: String,
+    /// Label names.
+    #[serde(default)]
+    pub labels: Vec<String>,
+}
+
+impl Sim {
+    /// Wraps a generated state.
+    pub fn new(state: State, knobs: Knobs, seed: u64) -> Self {
+        let burst = knobs.rate_limit.map(|r| r.burst).unwrap_or(0) as f64;
+        Sim(Arc::new(Inner {
+            state: RwLock::new(state),
+            knobs: Mutex::new(knobs),
+            stats: Mutex::new(Stats::default()),
+            bucket: Mutex::new(Bucket {
+                tokens: burst,
+                last: Instant::now(),
+            }),
+            fault_rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed ^ 0xfa17)),
+            clock_offset: Mutex::new(chrono::Duration::zero()),
+            base_url: Mutex::new("http://127.0.0.1".into()),
+        }))
+    }
+
+    /// Reads the state under a shared lock.
+    pub fn read<R>(&self, f: impl FnOnce(&State) -> R) -> R {
+        f(&self.0.state.read())
+    }
+
+    /// Edits the state under the exclusive lock.
+    pub fn write<R>(&self, f: impl FnOnce(&mut State) -> R) -> R {
+        f(&mut self.0.state.write())
+    }
+
+    /// The simulator clock: real UTC now plus an adjustable offset (see [`Sim::advance_clock`]).
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc::now() + *self.0.clock_offset.lock()
+    }
+
+    /// Moves the simulator clock forward, e.g. one minute to get past CQL's minute precision.
+    pub fn advance_clock(&self, by: chrono::Duration) {
+        *self.0.clock_offset.lock() += by;
+    }
+
+    /// The base URL clients use (`http://127.0.0.1:PORT`).
+    pub fn base_url(&self) -> String {
+        self.0.base_url.lock().clone()
+    }
+
+    /// Current knobs.
+    pub fn knobs(&self) -> Knobs {
+        self.0.knobs.lock().clone()
+    }
+
+    /// Replaces the knobs (refills the rate-limit bucket).
+    pub fn set_knobs(&self, knobs: Knobs) {
+        let burst = knobs.rate_limit.map(|r| r.burst).unwrap_or(0) as f64;
+        *self.0.bucket.lock() = Bucket {
+            tokens: burst,
+            last: Instant::now(),
+        };
+        *self.0.knobs.lock() = knobs;
+    }
+
+    /// A snapshot of the call counters.
+    pub fn stats(&self) -> Stats {
+        self.0.stats.lock().clone()
+    }
+
+    /// Zeroes the call counters.
+    pub fn reset_stats(&self) {
+        *self.0.stats.lock() = Stats::default();
+    }
+
+    pub(crate) fn count(&self, endpoint: String) {
+        let mut s = self.0.stats.lock();
+        s.total += 1;
+        *s.by_endpoint.entry(endpoint).or_default() += 1;
+    }
+
+    pub(crate) fn count_fault(&self, fault: Fault) {
+        let mut s = self.0.stats.lock();
+        match fault {
+            Fault::RateLimited { .. } => s.rate_limited += 1,
+            Fault::Error(_) | Fault::Reset => s.errors_injected += 1,
+            Fault::None => {}
+        }
+    }
+
+    /// Decides whether this request is rate limited / failed / reset.
+    pub(crate) fn decide_fault(&self) -> (Fault, Option<(u32, u32)>) {
+        let knobs = self.knobs();
+        let mut quota = None;
+        if let Some(rl) = knobs.rate_limit {
+            let mut b = self.0.bucket.lock();
+            let now = Instant::now();
+            let elapsed = now.duration_since(b.last).as_secs_f64();
+            b.last = now;
+            b.tokens = (b.tokens + elapsed * rl.per_second as f64).min(rl.burst as f64);
+            if b.tokens >= 1.0 {
+                b.tokens -= 1.0;
+                quota = Some((rl.burst, b.tokens.floor() as u32));
+            } else {
+                let missing = 1.0 - b.tokens;
+                let secs = if rl.per_second == 0 {
+                    60
+                } else {
+                    (missing / rl.per_second as f64).ceil().max(1.0) as u64
+                };
+                return (
+                    Fault::RateLimited {
+                        retry_after: secs,
+                        limit: rl.burst,
+                    },
+                    Some((rl.burst, 0)),
+                );
+            }
+        }
+        if knobs.error_rate > 0.0 || knobs.reset_rate > 0.0 {
+            let mut rng = self.0.fault_rng.lock();
+            if knobs.reset_rate > 0.0 && rng.random_bool(knobs.reset_rate.clamp(0.0, 1.0)) {
+                return (Fault::Reset, quota);
+            }
+            if knobs.error_rate > 0.0 && rng.random_bool(knobs.error_rate.clamp(0.0, 1.0)) {
+                let code = [500u16, 502, 503][rng.random_range(0..3)];
+                return (Fault::Error(code), quota);
+            }
+        }
+        (Fault::None, quota)
+    }
+
+    pub(crate) fn latency(&self) -> Duration {
+        Duration::from_millis(self.0.knobs.lock().latency_ms)
+    }
+
+    // ----- inspection -----
+
+    /// A copy of one page.
+    pub fn page(&self, id: u64) -> Option<Page> {
+        self.read(|s| s.pages.get(&id).cloned())
+    }
+
+    /// A page's current storage body (rendered if generated).
+    pub fn page_body(&self, id: u64) -> Option<String> {
+        self.read(|s| s.pages.get(&id).map(|p| crate::generator::render_body(s, p)))
+    }
+
+    /// Ids of all current pages of a space (by key), ascending.
+    pub fn page_ids_in_space(&self, key: &str) -> Vec<u64> {
+        self.read(|s| {
+            let Some(space) = s.space_by_key(key) else {
+                return Vec::new();
+            };
+            s.pages
+                .values()
+                .filter(|p| p.space_id == space.id && p.status == PageStatus::Current)
+                .map(|p| p.id)
+                .collect()
+        })
+    }
+
+    /// A copy of one user, by account id.
+    pub fn user(&self, account_id: &str) -> Option<User> {
+        self.read(|s| s.users.get(account_id).cloned())
+    }
+
+    // ----- edits -----
+
+    /// Creates a page (version 1, created now by the service account).
+    pub fn create_page(&self, new: NewPage) -> Result<u64, SimError> {
+        let now = self.now();
+        self.write(|s| {
+            let space = s
+                .space_by_key(&new.space_key)
+                .ok_or_else(|| SimError::NotFound(format!("space {}", new.space_key)))?
+                .clone();
+            let parent_id = match new.parent_id {
+                Some(p) => {
+                    let parent = s
+                        .pages
+                        .get(&p)
+                        .ok_or_else(|| SimError::NotFound(format!("page {p}")))?;
+                    if parent.space_id != space.id {
+                        return Err(SimError::BadRequest(
+                            "parent is in another space".to_string(),
+                        ));
+                    }
+                    Some(p)
+                }
+                None => space.homepage_id,
+            };
+            if new.title.trim().is_empty() {
+                return Err(SimError::BadRequest("title must not be empty".into()));
+            }
+            if title_taken(s, space.id, &new.title, None) {
+                return Err(SimError::Conflict(format!(
+                    "A page with this title already exists: A page already exists with the same TITLE in this space ({})",
+                    new.title
+                )));
+            }
+            let author = service_account_id(s);
+            let id = s.alloc_content_id();
+            let position = parent_id
+                .and_then(|p| s.children.get(&p))
+                .map(|c| c.len() as i32)
+                .unwrap_or(0);
+            let labels = new.labels.iter().map(|l| s.label_id(l)).collect();
+            s.pages.insert(
+                id,
+                Page {
+                    id,
+                    space_id: space.id,
+                    parent_id,
+                    position,
+                    title: new.title.clone(),
+                    status: PageStatus::Current,
+                    versions: vec![Version {
+                        number: 1,
+                        created_at: now,
+                        author_id: author.clone(),
+                        message: String::new(),
+                        minor_edit: false,
+                    }],
+                    created_at: now,
+                    author_id: author,
+                    body: Body::Stored(Arc::from(new.body.as_str())),
+                    labels,
+                    read_restrictions: Restrictions::default(),
+                },
+            );
+            if let Some(p) = parent_id {
+                s.children.entry(p).or_default().push(id);
+            }
+            Ok(id)
+        })
+    }
+
+    /// Edits a page's title and/or body: a new version, `lastmodified` = now.
+    pub fn edit_page(
+        &self,
+        id: u64,
+        title: Option<String>,
+        body: Option<String>,
+    ) -> Result<u32, SimError> {
+        let now = self.now();
+        self.write(|s| {
+            let page = s
+                .pages
+                .get(&id)
+                .ok_or_else(|| SimError::NotFound(format!("page {id}")))?;
+            if let Some(t) = &title
+                && title_taken(s, page.space_id, t, Some(id))
+            {
+                return Err(SimError::Conflict(format!("title already used: {t}")));
+            }
+            let author = service_account_id(s);
+            let page = s
+                .pages
+                .get_mut(&id)
+                .ok_or_else(|| SimError::NotFound(format!("page {id}")))?;
+            if let Some(t) = title {
+                page.title = t;
+            }
+            if let Some(b) = body {
+                page.body = Body::Stored(Arc::from(b.as_str()));
+            }
+            let number = page.version().number + 1;
+            page.versions.push(Version {
+                number,
+                created_at: now,
+                author_id: author,
+                message: String::new(),
+                minor_edit: false,
+            });
+            Ok(number)
+        })
+    }
+
+    /// Moves a page under a new parent (same space). Bumps the version like Confluence does.
+    pub fn move_page(&self, id: u64, new_parent: u64) -> Result<(), SimError> {
+        let now = self.now();
+        self.write(|s| {
+            let page = s
+                .pages
+                .get(&id)
+                .ok_or_else(|| SimError::NotFound(format!("page {id}")))?;
+            let parent = s
+                .pages
+                .get(&new_parent)
+                .ok_or_else(|| SimError::NotFound(format!("page {new_parent}")))?;
+            if parent.space_id != page.space_id {
+                return Err(SimError::BadRequest("cannot move across spaces".into()));
+            }
+            if new_parent == id || s.ancestors(new_parent).contains(&id) {
+                return Err(SimError::BadRequest(
+                    "cannot move a page under itself".into(),
+                ));
+            }
+            let old_parent = page.parent_id;
+            if let Some(op) = old_parent
+                && let Some(c) = s.children.get_mut(&op)
+            {
+                c.retain(|x| *x != id);
+            }
+            let position = s.children.get(&new_parent).map(|c| c.len()).unwrap_or(0) as i32;
+            s.children.entry(new_parent).or_default().push(id);
+            let author = service_account_id(s);
+            if let Some(page) = s.pages.get_mut(&id) {
+                page.parent_id = Some(new_parent);
+                page.position = position;
+                let number = page.version().number + 1;
+                page.versions.push(Version {
+                    number,
+                    created_at: now,
+                    author_id: author,
+                    message: "moved".into(),
+                    minor_edit: true,
+                });
+            }
+            Ok(())
+        })
+    }
+
+    /// Moves a page to the trash. Its children move up to its parent (Confluence keeps
+    /// descendants when a single page is deleted). Trashed pages vanish from search and lists.
+    pub fn delete_page(&self, id: u64) -> Result<(), SimError> {
+        self.write(|s| {
+            let page = s
+                .pages
+                .get(&id)
+                .ok_or_else(|| SimError::NotFound(format!("page {id}")))?;
+            if page.status == PageStatus::Trashed {
+                return Err(SimError::NotFound(format!("page {id} is already trashed")));
+            }
+            let parent = page.parent_id;
+            let kids = s.children.remove(&id).unwrap_or_default();
+            for k in &kids {
+                if let Some(kp) = s.pages.get_mut(k) {
+                    kp.parent_id = parent;
+                }
+            }
+            if let Some(p) = parent {
+                s.children.entry(p).or_default().extend(kids);
+            }
+            if let Some(page) = s.pages.get_mut(&id) {
+                page.status = PageStatus::Trashed;
+            }
+            for att in s.page_attachments.get(&id).cloned().unwrap_or_default() {
+                if let Some(a) = s.attachments.get_mut(&att) {
+                    a.status = PageStatus::Trashed;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Adds a read restriction for a user or group on a page.
+    pub fn add_read_restriction(&self, page_id: u64, subject: Subject) -> Result<(), SimError> {
+        self.write(|s| {
+            match &subject {
+                Subject::User(u) if !s.users.contains_key(u) => {
+                    return Err(SimError::NotFound(format!("user {u}")));
+                }
+                Subject::Group(g) if !s.groups.contains_key(g) => {
+                    return Err(SimError::NotFound(format!("group {g}")));
+                }
+                _ => {}
+            }
+            let page = s
+                .pages
+                .get_mut(&page_id)
+                .ok_or_else(|| SimError::NotFound(format!("page {page_id}")))?;
+            match subject {
+                Subject::User(u) => page.read_restrictions.users.insert(u),
+                Subject::Group(g) => page.read_restrictions.groups.insert(g),
+            };
+            Ok(())
+        })
+    }
+
+    /// Removes a read restriction from a page.
+    pub fn remove_read_restriction(
+        &self,
+        page_id: u64,
+        subject: &Subject,
+    ) -> Result<(), SimError> {
+        self.write(|s| {
+            let page = s
+                .pages
+                .get_mut(&page_id)
+                .ok_or_else(|| SimError::NotFound(format!("page {page_id}")))?;
+            let removed = match subject {
+                Subject::User(u) => page.read_restrictions.users.remove(u),
+                Subject::Group(g) => page.read_restrictions.groups.remove(g),
+            };
+            if removed {
+                Ok(())
+            } else {
+                Err(SimError::NotFound("no such restriction".into()))
+            }
+        })
+    }
+
+    /// Adds a label (prefix `global`) to a page; returns the label id.
+    pub fn add_label(&self, page_id: u64, name: &str) -> Result<u64, SimError> {
+        let name = name.trim().to_lowercase();
+        if name.is_empty() || name.contains(char::is_whitespace) {
+            return Err(SimError::BadRequest(format!("invalid label {name:?}")));
+        }
+        self.write(|s| {
+            if !s.pages.contains_key(&page_id) {
+                return Err(SimError::NotFound(format!("page {page_id}")));
+            }
+            let id = s.label_id(&name);
+            if let Some(p) = s.pages.get_mut(&page_id) {
+                p.labels.insert(id);
+            }
+            Ok(id)
+        })
+    }
+
+    /// Removes a label from a page.
+    pub fn remove_label(&self, page_id: u64, name: &str) -> Result<(), SimError> {
+        let name = name.trim().to_lowercase();
+        self.write(|s| {
+            let id = *s
+                .label_ids_by_name
+                .get(&name)
+                .ok_or_else(|| SimError::NotFound(format!("label {name}")))?;
+            let page = s
+                .pages
+                .get_mut(&page_id)
+                .ok_or_else(|| SimError::NotFound(format!("page {page_id}")))?;
+            if page.labels.remove(&id) {
+                Ok(())
+            } else {
+                Err(SimError::NotFound(format!("label {name} on page {page_id}")))
+            }
+        })
+    }
+
+    /// Attaches a file to a page; returns the attachment's numeric id (JSON id is `att{id}`).
+    pub fn add_attachment(
+        &self,
+        page_id: u64,
+        title: &str,
+        media_type: &str,
+        bytes: Bytes,
+    ) -> Result<u64, SimError> {
+        let now = self.now();
+        self.write(|s| {
+            if !s.pages.contains_key(&page_id) {
+                return Err(SimError::NotFound(format!("page {page_id}")));
+            }
+            let author = service_account_id(s);
+            let id = s.alloc_content_id();
+            s.attachments.insert(
+                id,
+                Attachment {
+                    id,
+                    page_id,
+                    title: title.to_string(),
+                    media_type: media_type.to_string(),
+                    bytes,
+                    version: 1,
+                    created_at: now,
+                    author_id: author,
+                    status: PageStatus::Current,
+                },
+            );
+            s.page_attachments.entry(page_id).or_default().push(id);
+            Ok(id)
+        })
+    }
+}
+
+fn title_taken(s: &State, space_id: u64, title: &str, except: Option<u64>) -> bool {
+    s.pages.values().any(|p| {
+        p.space_id == space_id
+            && p.status == PageStatus::Current
+            && Some(p.id) != except
+            && p.title == title
+    })
+}
+
+fn service_account_id(s: &State) -> String {
+    s.service_account
+        .as_ref()
+        .and_then(|c| s.users_by_email.get(&c.email.to_ascii_lowercase()))
+        .cloned()
+        .unwrap_or_default()
+}

@@ -1,0 +1,628 @@
+//! Confluence REST v2 content endpoints: spaces, pages, attachments, labels, children.
+//!
+//! Visibility is enforced like Confluence: a caller only sees spaces it may read and pages whose
+//! own and ancestors' read restrictions it satisfies; anything else is a 404.
+
+use axum::Router;
+use axum::extract::{Path, State as AxState};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde_json::{Value, json};
+
+use crate::Sim;
+use crate::auth::AuthUser;
+use crate::error::{ApiError, ApiFamily};
+use crate::generator::render_body;
+use crate::model::{Attachment, Page, PageStatus, Space, State, Subject, User, UserKind};
+use crate::paging::{Params, SortKey, cursor_param, encode_segment, keyset, site_base, v2_list};
+
+const F: ApiFamily = ApiFamily::V2;
+
+/// v2 routes.
+pub fn routes() -> Router<Sim> {
+    Router::new()
+        .route("/wiki/api/v2/spaces", get(list_spaces))
+        .route("/wiki/api/v2/spaces/{id}", get(get_space))
+        .route("/wiki/api/v2/spaces/{id}/pages", get(space_pages))
+        .route("/wiki/api/v2/pages/{id}", get(get_page))
+        .route("/wiki/api/v2/pages/{id}/attachments", get(page_attachments))
+        .route("/wiki/api/v2/pages/{id}/labels", get(page_labels))
+        .route("/wiki/api/v2/pages/{id}/children", get(page_children))
+        .route("/wiki/api/v2/labels/{id}/pages", get(label_pages))
+}
+
+/// ISO-8601 with milliseconds and `Z`, as Confluence prints dates.
+pub fn iso(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// Whether `user` may read space `key` (direct or group `read` permission; guests only their
+/// assigned space; unlicensed users where unlicensed view is on).
+pub fn can_read_space(s: &State, user: &User, key: &str) -> bool {
+    let direct = s.space_permissions.values().any(|p| {
+        p.space_key == key
+            && p.operation.key == "read"
+            && match &p.subject {
+                Subject::User(u) => *u == user.account_id,
+                Subject::Group(g) => s
+                    .groups
+                    .get(g)
+                    .is_some_and(|grp| grp.members.contains(&user.account_id)),
+            }
+    });
+    match user.kind {
+        UserKind::Guest => direct && s.guest_spaces.get(&user.account_id).is_some_and(|k| k == key),
+        UserKind::Unlicensed => {
+            direct || (s.global_unlicensed_access && s.unlicensed_view.contains(key))
+        }
+        UserKind::Licensed => direct,
+    }
+}
+
+/// Whether `user` may see page `id` (space readable, restrictions satisfied).
+pub fn page_visible(s: &State, user: &User, page: &Page) -> bool {
+    let Some(space) = s.spaces.get(&page.space_id) else {
+        return false;
+    };
+    can_read_space(s, user, &space.key) && s.can_read_page(&user.account_id, page.id)
+}
+
+fn parse_id(raw: &str) -> Result<u64, ApiError> {
+    raw.parse::<u64>()
+        .map_err(|_| ApiError::bad_request(F, format!("Invalid id: {raw}")))
+}
+
+/// v2 Space JSON.
+pub fn space_json(sp: &Space) -> Value {
+    let mut v = json!({
+        "id": sp.id.to_string(),
+        "key": sp.key,
+        "name": sp.name,
+        "type": sp.space_type,
+        "status": sp.status.as_str(),
+        "authorId": sp.author_id,
+        "createdAt": iso(sp.created_at),
+        "_links": { "webui": format!("/spaces/{}", sp.key) },
+    });
+    if let Some(h) = sp.homepage_id {
+        v["homepageId"] = json!(h.to_string());
+    }
+    v
+}
+
+fn version_json(v: &crate::model::Version) -> Value {
+    json!({
+        "createdAt": iso(v.created_at),
+        "message": v.message,
+        "number": v.number,
+        "minorEdit": v.minor_edit,
+        "authorId": v.author_id,
+    })
+}
+
+/// Slug for web UI links.
+pub fn slug(title: &str) -> String {
+    encode_segment(&title.replace(' ', "+")).replace("%2B", "+")
+}
+
+/// v2 Page JSON (bulk or single shape). `body` is the storage value when requested.
+pub fn page_json(s: &State, p: &Page, body: Option<&str>, with_version: bool) -> Value {
+    let key = s
+        .spaces
+        .get(&p.space_id)
+        .map(|sp| sp.key.as_str())
+        .unwrap_or("");
+    let mut v = json!({
+        "id": p.id.to_string(),
+        "status": p.status.as_str(),
+        "title": p.title,
+        "spaceId": p.space_id.to_string(),
+        "position": p.position,
+        "authorId": p.author_id,
+        "ownerId": p.author_id,
+        "lastOwnerId": null,
+        "createdAt": iso(p.created_at),
+        "body": {},
+        "_links": {
+            "webui": format!("/spaces/{key}/pages/{}/{}", p.id, slug(&p.title)),
+            "editui": format!("/pages/resumedraft.action?draftId={}", p.id),
+            "tinyui": format!("/x/{}", tiny(p.id)),
+        },
+    });
+    if let Some(parent) = p.parent_id {
+        v["parentId"] = json!(parent.to_string());
+        v["parentType"] = json!("page");
+    }
+    if with_version {
+        v["version"] = version_json(p.version());
+    }
+    if let Some(b) = body {
+        v["body"] = json!({ "storage": { "representation": "storage", "value": b } });
+    }
+    v
+}
+
+fn tiny(id: u64) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id.to_le_bytes())
+}
+
+/// The relative download path of an attachment (under `/wiki`).
+pub fn download_path(a: &Attachment) -> String {
+    format!(
+        "/download/attachments/{}/{}?version={}&modificationDate={}&api=v2",
+        a.page_id,
+        encode_segment(&a.title),
+        a.version,
+        a.created_at.timestamp_millis()
+    )
+}
+
+fn media_description(mt: &str) -> &'static str {
+    match mt {
+        "image/png" => "PNG Image",
+        "application/pdf" => "PDF Document",
+        "text/plain" => "Text File",
+        _ => "File",
+    }
+}
+
+/// v2 Attachment JSON.
+pub fn attachment_json(a: &Attachment) -> Value {
+    let dl = download_path(a);
+    json!({
+        "id": format!("att{}", a.id),
+        "status": a.status.as_str(),
+        "title": a.title,
+        "createdAt": iso(a.created_at),
+        "pageId": a.page_id.to_string(),
+        "mediaType": a.media_type,
+        "mediaTypeDescription": media_description(&a.media_type),
+        "comment": "",
+        "fileId": crate::model::uuid_like(a.id, a.page_id),
+        "fileSize": a.bytes.len(),
+        "webuiLink": format!("/pages/viewpageattachments.action?pageId={}&preview={}", a.page_id, encode_segment(&format!("/{}/att{}/{}", a.page_id, a.id, a.title))),
+        "downloadLink": dl,
+        "version": {
+            "createdAt": iso(a.created_at),
+            "message": "",
+            "number": a.version,
+            "minorEdit": false,
+            "authorId": a.author_id,
+        },
+        "_links": {
+            "webui": format!("/pages/viewpageattachments.action?pageId={}", a.page_id),
+            "download": download_path(a),
+        },
+    })
+}
+
+fn label_json(l: &crate::model::Label) -> Value {
+    json!({ "id": l.id.to_string(), "name": l.name, "prefix": l.prefix })
+}
+
+async fn list_spaces(
+    AxState(sim): AxState<Sim>,
+    auth: AuthUser,
+    headers: HeaderMap,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let limit = p.limit(25, 250, F)?;
+    let cursor = cursor_param(&p, F)?;
+    let keys = p.get_all("keys");
+    let ids = p
+        .get_all("ids")
+        .iter()
+        .map(|i| parse_id(i))
+        .collect::<Result<Vec<_>, _>>()?;
+    if keys.len() > 250 || ids.len() > 250 {
+        return Err(ApiError::bad_request(F, "At most 250 keys or ids"));
+    }
+    let ty = p.get("type").map(str::to_string);
+    let status = p.get("status").map(str::to_string);
+    let (sort_field, desc) = match p.get("sort").unwrap_or("id") {
+        "id" => ("id", false),
+        "-id" => ("id", true),
+        "key" => ("key", false),
+        "-key" => ("key", true),
+        "name" => ("name", false),
+        "-name" => ("name", true),
+        other => return Err(ApiError::bad_request(F, format!("Invalid sort: {other}"))),
+    };
+    let (results, next) = sim.read(|s| {
+        let items: Vec<_> = s
+            .spaces
+            .values()
+            .filter(|sp| keys.is_empty() || keys.contains(&sp.key))
+            .filter(|sp| ids.is_empty() || ids.contains(&sp.id))
+            .filter(|sp| ty.as_deref().is_none_or(|t| t == sp.space_type))
+            .filter(|sp| status.as_deref().is_none_or(|st| st == sp.status.as_str()))
+            .filter(|sp| can_read_space(s, &auth.user, &sp.key))
+            .map(|sp| {
+                let k = match sort_field {
+                    "key" => SortKey::Str(sp.key.clone()),
+                    "name" => SortKey::Str(sp.name.clone()),
+                    _ => SortKey::Int(sp.id as i64),
+                };
+                (k, sp.id, sp)
+            })
+            .collect();
+        let (page, next) = keyset(items, desc, cursor.as_ref(), limit);
+        (
+            page.into_iter().map(|(_, _, sp)| space_json(sp)).collect::<Vec<_>>(),
+            next,
+        )
+    });
+    let base = site_base(&headers, &sim);
+    Ok(v2_list(&base, "/wiki/api/v2/spaces", &p, results, next, limit))
+}
+
+async fn get_space(
+    AxState(sim): AxState<Sim>,
+    auth: AuthUser,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let include_labels = p.flag("include-labels", false, F)?;
+    let base = site_base(&headers, &sim);
+    sim.read(|s| {
+        let sp = s
+            .spaces
+            .get(&id)
+            .filter(|sp| can_read_space(s, &auth.user, &sp.key))
+            .ok_or_else(|| ApiError::not_found(F, format!("Space {id} not found")))?;
+        let mut v = space_json(sp);
+        v["_links"]["base"] = json!(format!("{base}/wiki"));
+        if include_labels {
+            v["labels"] = json!({ "results": [], "meta": { "hasMore": false } , "_links": {} });
+        }
+        Ok(axum::Json(v).into_response())
+    })
+}
+
+/// Parses a v2 page `sort` into (field, desc).
+fn page_sort(p: &Params) -> Result<(&'static str, bool), ApiError> {
+    Ok(match p.get("sort").unwrap_or("id") {
+        "id" => ("id", false),
+        "-id" => ("id", true),
+        "created-date" => ("created", false),
+        "-created-date" => ("created", true),
+        "modified-date" => ("modified", false),
+        "-modified-date" => ("modified", true),
+        "title" => ("title", false),
+        "-title" => ("title", true),
+        other => return Err(ApiError::bad_request(F, format!("Invalid sort: {other}"))),
+    })
+}
+
+fn page_sort_key(field: &str, pg: &Page) -> SortKey {
+    match field {
+        "created" => SortKey::Int(pg.created_at.timestamp_millis()),
+        "modified" => SortKey::Int(pg.last_modified().timestamp_millis()),
+        "title" => SortKey::Str(pg.title.clone()),
+        _ => SortKey::Int(pg.id as i64),
+    }
+}
+
+fn body_format(p: &Params, single: bool) -> Result<bool, ApiError> {
+    match p.get("body-format") {
+        None => Ok(false),
+        Some("storage") => Ok(true),
+        Some("atlas_doc_format") => Ok(false),
+        Some(
+            "view" | "export_view" | "anonymous_export_view" | "styled_view" | "editor",
+        ) if single => Ok(false),
+        Some(other) => Err(ApiError::bad_request(
+            F,
+            format!("Invalid value for body-format: {other}"),
+        )),
+    }
+}
+
+fn status_filter(p: &Params) -> Result<Vec<PageStatus>, ApiError> {
+    let raw = p.get_all("status");
+    if raw.is_empty() {
+        return Ok(vec![PageStatus::Current]);
+    }
+    let mut out = Vec::new();
+    for r in raw {
+        match r.as_str() {
+            "current" => out.push(PageStatus::Current),
+            "trashed" => out.push(PageStatus::Trashed),
+            "archived" | "deleted" | "historical" | "draft" | "any" => {}
+            other => {
+                return Err(ApiError::bad_request(F, format!("Invalid status: {other}")));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn list_pages_where(
+    sim: &Sim,
+    auth: &AuthUser,
+    headers: &HeaderMap,
+    p: &Params,
+    path: &str,
+    filter: impl Fn(&State, &Page) -> bool,
+) -> Result<Response, ApiError> {
+    let limit = p.limit(25, 250, F)?;
+    let cursor = cursor_param(p, F)?;
+    let with_body = body_format(p, false)?;
+    let (field, desc) = page_sort(p)?;
+    let statuses = status_filter(p)?;
+    let title = p.get("title").map(str::to_string);
+    let (results, next) = sim.read(|s| {
+        let items: Vec<_> = s
+            .pages
+            .values()
+            .filter(|pg| statuses.contains(&pg.status))
+            .filter(|pg| title.as_deref().is_none_or(|t| t == pg.title))
+            .filter(|pg| filter(s, pg))
+            .filter(|pg| page_visible(s, &auth.user, pg))
+            .map(|pg| (page_sort_key(field, pg), pg.id, pg))
+            .collect();
+        let (page, next) = keyset(items, desc, cursor.as_ref(), limit);
+        let results = page
+            .into_iter()
+            .map(|(_, _, pg)| {
+                let body = with_body.then(|| render_body(s, pg));
+                page_json(s, pg, body.as_deref(), true)
+            })
+            .collect::<Vec<_>>();
+        (results, next)
+    });
+    let base = site_base(headers, sim);
+    Ok(v2_list(&base, path, p, results, next, limit))
+}
+
+async fn space_pages(
+    AxState(sim): AxState<Sim>,
+    auth: AuthUser,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let exists = sim.read(|s| {
+        s.spaces
+            .get(&id)
+            .is_some_and(|sp| can_read_space(s, &auth.user, &sp.key))
+    });
+    if !exists {
+        return Err(ApiError::not_found(F, format!("Space {id} not found")));
+    }
+    let root_only = match p.get("depth") {
+        None | Some("all") => false,
+        Some("root") => true,
+        Some(other) => return Err(ApiError::bad_request(F, format!("Invalid depth: {other}"))),
+    };
+    let path = format!("/wiki/api/v2/spaces/{id}/pages");
+    list_pages_where(&sim, &auth, &headers, &p, &path, |_, pg| {
+        pg.space_id == id && (!root_only || pg.parent_id.is_none())
+    })
+}
+
+async fn label_pages(
+    AxState(sim): AxState<Sim>,
+    auth: AuthUser,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    if !sim.read(|s| s.labels.contains_key(&id)) {
+        return Err(ApiError::not_found(F, format!("Label {id} not found")));
+    }
+    let space_ids = p
+        .get_all("space-id")
+        .iter()
+        .map(|i| parse_id(i))
+        .collect::<Result<Vec<_>, _>>()?;
+    let path = format!("/wiki/api/v2/labels/{id}/pages");
+    list_pages_where(&sim, &auth, &headers, &p, &path, |_, pg| {
+        pg.labels.contains(&id) && (space_ids.is_empty() || space_ids.contains(&pg.space_id))
+    })
+}
+
+/// Finds a page the caller may see, honouring the `status` filter, or 404.
+fn visible_page<'a>(
+    s: &'a State,
+    auth: &AuthUser,
+    id: u64,
+    statuses: &[PageStatus],
+) -> Result<&'a Page, ApiError> {
+    s.pages
+        .get(&id)
+        .filter(|pg| statuses.contains(&pg.status))
+        .filter(|pg| page_visible(s, &auth.user, pg))
+        .ok_or_else(|| ApiError::not_found(F, format!("Page {id} not found")))
+}
+
+async fn get_page(
+    AxState(sim): AxState<Sim>,
+    auth: AuthUser,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let with_body = body_format(&p, true)?;
+    let with_labels = p.flag("include-labels", false, F)?;
+    let with_versions = p.flag("include-versions", false, F)?;
+    let with_version = p.flag("include-version", true, F)?;
+    let statuses = status_filter(&p)?;
+    let base = site_base(&headers, &sim);
+    sim.read(|s| {
+        let pg = visible_page(s, &auth, id, &statuses)?;
+        let body = with_body.then(|| render_body(s, pg));
+        let mut v = page_json(s, pg, body.as_deref(), with_version);
+        v["_links"]["base"] = json!(format!("{base}/wiki"));
+        if with_labels {
+            let labels: Vec<Value> = pg
+                .labels
+                .iter()
+                .filter_map(|l| s.labels.get(l))
+                .map(label_json)
+                .collect();
+            v["labels"] = json!({
+                "results": labels,
+                "meta": { "hasMore": false },
+                "_links": { "self": format!("/wiki/api/v2/pages/{id}/labels") },
+            });
+        }
+        if with_versions {
+            let versions: Vec<Value> = pg.versions.iter().rev().map(version_json).collect();
+            v["versions"] = json!({
+                "results": versions,
+                "meta": { "hasMore": false },
+                "_links": { "self": format!("/wiki/api/v2/pages/{id}/versions") },
+            });
+        }
+        Ok(axum::Json(v).into_response())
+    })
+}
+
+async fn page_attachments(
+    AxState(sim): AxState<Sim>,
+    auth: AuthUser,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let limit = p.limit(50, 250, F)?;
+    let cursor = cursor_param(&p, F)?;
+    let (field, desc) = match p.get("sort").unwrap_or("created-date") {
+        "created-date" => ("c", false),
+        "-created-date" => ("c", true),
+        "modified-date" => ("c", false),
+        "-modified-date" => ("c", true),
+        other => return Err(ApiError::bad_request(F, format!("Invalid sort: {other}"))),
+    };
+    let _ = field;
+    let media = p.get("mediaType").map(str::to_string);
+    let filename = p.get("filename").map(str::to_string);
+    let (results, next) = sim.read(|s| {
+        visible_page(s, &auth, id, &[PageStatus::Current])?;
+        let items: Vec<_> = s
+            .page_attachments
+            .get(&id)
+            .map(|v| v.as_slice())
+            .unwrap_or(&[])
+            .iter()
+            .filter_map(|a| s.attachments.get(a))
+            .filter(|a| a.status == PageStatus::Current)
+            .filter(|a| media.as_deref().is_none_or(|m| m == a.media_type))
+            .filter(|a| filename.as_deref().is_none_or(|f| f == a.title))
+            .map(|a| (SortKey::Int(a.created_at.timestamp_millis()), a.id, a))
+            .collect();
+        let (page, next) = keyset(items, desc, cursor.as_ref(), limit);
+        Ok::<_, ApiError>((
+            page.into_iter()
+                .map(|(_, _, a)| attachment_json(a))
+                .collect::<Vec<_>>(),
+            next,
+        ))
+    })?;
+    let base = site_base(&headers, &sim);
+    Ok(v2_list(
+        &base,
+        &format!("/wiki/api/v2/pages/{id}/attachments"),
+        &p,
+        results,
+        next,
+        limit,
+    ))
+}
+
+async fn page_labels(
+    AxState(sim): AxState<Sim>,
+    auth: AuthUser,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let limit = p.limit(25, 250, F)?;
+    let cursor = cursor_param(&p, F)?;
+    let prefix = p.get("prefix").map(str::to_string);
+    let (results, next) = sim.read(|s| {
+        let pg = visible_page(s, &auth, id, &[PageStatus::Current])?;
+        let items: Vec<_> = pg
+            .labels
+            .iter()
+            .filter_map(|l| s.labels.get(l))
+            .filter(|l| prefix.as_deref().is_none_or(|x| x == l.prefix))
+            .map(|l| (SortKey::Int(l.id as i64), l.id, l))
+            .collect();
+        let (page, next) = keyset(items, false, cursor.as_ref(), limit);
+        Ok::<_, ApiError>((
+            page.into_iter()
+                .map(|(_, _, l)| label_json(l))
+                .collect::<Vec<_>>(),
+            next,
+        ))
+    })?;
+    let base = site_base(&headers, &sim);
+    Ok(v2_list(
+        &base,
+        &format!("/wiki/api/v2/pages/{id}/labels"),
+        &p,
+        results,
+        next,
+        limit,
+    ))
+}
+
+async fn page_children(
+    AxState(sim): AxState<Sim>,
+    auth: AuthUser,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let limit = p.limit(25, 250, F)?;
+    let cursor = cursor_param(&p, F)?;
+    let (results, next) = sim.read(|s| {
+        visible_page(s, &auth, id, &[PageStatus::Current])?;
+        let items: Vec<_> = s
+            .child_ids(id)
+            .into_iter()
+            .filter_map(|c| s.pages.get(&c))
+            .filter(|c| c.status == PageStatus::Current)
+            .filter(|c| page_visible(s, &auth.user, c))
+            .map(|c| (SortKey::Int(c.position as i64), c.id, c))
+            .collect();
+        let (page, next) = keyset(items, false, cursor.as_ref(), limit);
+        Ok::<_, ApiError>((
+            page.into_iter()
+                .map(|(_, _, c)| {
+                    json!({
+                        "id": c.id.to_string(),
+                        "status": c.status.as_str(),
+                        "title": c.title,
+                        "spaceId": c.space_id.to_string(),
+                        "childPosition": c.position,
+                    })
+                })
+                .collect::<Vec<_>>(),
+            next,
+        ))
+    })?;
+    let base = site_base(&headers, &sim);
+    Ok(v2_list(
+        &base,
+        &format!("/wiki/api/v2/pages/{id}/children"),
+        &p,
+        results,
+        next,
+        limit,
+    ))
+}
