@@ -1,1 +1,1154 @@
 //! `kbgate.toml`: loading, environment overrides, secrets and validation.
+//!
+//! - [`Config::load`] reads the file; [`Config::from_str_with_env`] takes the text and an
+//!   environment lookup (tests use it instead of mutating the process environment).
+//! - **Environment overrides**: every scalar key of `[confluence]`, `[store]`, `[sync]`,
+//!   `[portal]`, `[embed]` and `[deny]` can be set with `KBGATE_<SECTION>_<KEY>` in upper case
+//!   (`KBGATE_CONFLUENCE_BASE_URL`, `KBGATE_STORE_URL`, `KBGATE_PORTAL_LISTEN`,
+//!   `KBGATE_EMBED_SECRET_ENV`, `KBGATE_DENY_DOMAINS`). The variable wins over the file; an empty
+//!   variable is ignored. Booleans accept `true/false/1/0/yes/no`; lists are comma-separated.
+//!   Setting one key of a mutually exclusive group (`api_token_env`/`api_token_file`,
+//!   `secret_env`/`secret_file`/`public_key_file`/`jwks_file`, `api_key_env`/`api_key_file`,
+//!   `smtp_url`/`outbox_dir`) from the environment drops the group's other keys from the file.
+//!   `[[audience]]` entries are not settable from the environment (they are structured data; keep
+//!   them in the file).
+//! - **Secrets** are never in the file itself: keys name an environment variable (`…_env`) or a
+//!   file (`…_file`), read only when needed by the `resolve_*` methods; [`Secret`] prints
+//!   `[redacted]`. URLs that may carry passwords ([`SensitiveUrl`]) print with `***`.
+//! - **Errors** name the file, line, column and key (or the environment variable), e.g.
+//!   `kbgate.toml:14:13: audience[1].domains[0]: invalid domain "acme.com.": …`. Unknown keys
+//!   are errors. All semantic problems are reported together.
+//! - Relative paths are relative to the working directory (like the SQLite URL).
+
+mod error;
+mod raw;
+mod secret;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use kbgate_policy::{
+    Audience, AudienceName, Delivery, Domain, Email, Label, Policy, PolicyError, SpaceKey,
+};
+use url::Url;
+
+pub use error::{ConfigError, Location, Problem};
+pub use secret::{Secret, SecretError, SecretSource, SensitiveUrl};
+
+use error::{Locator, Origin};
+use raw::{RawAudience, RawConfig, Val};
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file the configuration came from (for messages).
+    pub path: PathBuf,
+    /// `None` when the file has no `[confluence]` section (e.g. only `kbgate check` is used).
+    pub confluence: Option<ConfluenceConfig>,
+    pub store: StoreConfig,
+    pub sync: SyncConfig,
+    pub portal: PortalConfig,
+    /// `None` when embed hand-over is not configured (then it is disabled).
+    pub embed: Option<EmbedConfig>,
+    /// The domain policy from `[[audience]]` and `[deny]`.
+    pub policy: Policy,
+}
+
+/// `[confluence]`: the site and the service account.
+#[derive(Debug, Clone)]
+pub struct ConfluenceConfig {
+    /// `https://SITE.atlassian.net` (plain `http` only for loopback hosts, e.g. the simulator).
+    pub base_url: Url,
+    /// The service account's email (Basic auth user).
+    pub email: Email,
+    pub api_token: SecretSource,
+    /// Org API key for the admin APIs (native mode), if configured.
+    pub admin_api_key: Option<SecretSource>,
+    /// Opt-in for the undocumented `cgraphql` guest operations. Default false.
+    pub allow_undocumented_apis: bool,
+    /// Attachments larger than this are not mirrored. Default 50 MiB.
+    pub max_attachment_bytes: u64,
+}
+
+impl ConfluenceConfig {
+    /// Reads the API token (from its env var or file).
+    pub fn resolve_api_token(&self) -> Result<Secret, SecretError> {
+        self.api_token.resolve("confluence API token")
+    }
+
+    /// Reads the admin API key, or `None` when none is configured.
+    pub fn resolve_admin_api_key(&self) -> Result<Option<Secret>, SecretError> {
+        self.admin_api_key
+            .as_ref()
+            .map(|s| s.resolve("confluence admin API key"))
+            .transpose()
+    }
+}
+
+/// Which database a store URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreBackend {
+    Sqlite,
+    Postgres,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// `sqlite://kbgate.db` (default) or `postgres://user@host/db`.
+    pub url: SensitiveUrl,
+    pub backend: StoreBackend,
+    /// Where attachment files are kept. Default `./kbgate-data`.
+    pub data_dir: PathBuf,
+}
+
+/// `[sync]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncConfig {
+    /// Background sync interval while serving; zero disables it. Default 15 minutes.
+    pub interval: Duration,
+    /// How far before the last watermark an incremental sync looks again (clock skew). Default 5 minutes.
+    pub overlap: Duration,
+}
+
+/// How magic-link mails are delivered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MagicLinkDelivery {
+    /// `smtp://`, `smtps://` (lettre transport URL, may carry credentials).
+    Smtp(SensitiveUrl),
+    /// Written as files to a directory (dev and demo). Default `<data_dir>/outbox`.
+    Outbox(PathBuf),
+}
+
+/// `[portal]`.
+#[derive(Debug, Clone)]
+pub struct PortalConfig {
+    /// Default `127.0.0.1:8080`.
+    pub listen: SocketAddr,
+    /// The URL customers use. Default `http://<listen>` (with `0.0.0.0` shown as `127.0.0.1`).
+    pub public_url: Url,
+    /// CSP `frame-ancestors` sources (`'self'` or `https://host[:port]`, host may start with `*.`).
+    /// Non-empty switches the session cookie to `SameSite=None; Secure`.
+    pub frame_ancestors: Vec<String>,
+    /// Idle session expiry. Default 2 hours.
+    pub session_idle: Duration,
+    /// Absolute session expiry. Default 12 hours.
+    pub session_absolute: Duration,
+    pub magic_link: MagicLinkDelivery,
+    /// Sender of magic-link mails (`kb@example.com` or `Name <kb@example.com>`). Required with SMTP.
+    pub from: Option<String>,
+    /// Validity of a magic link. Default 15 minutes, at most 1 hour.
+    pub magic_link_ttl: Duration,
+}
+
+/// Signing algorithm accepted for embed tokens. Exactly one; the key type follows from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmbedAlgorithm {
+    HS256,
+    EdDSA,
+    ES256,
+    RS256,
+}
+
+impl EmbedAlgorithm {
+    /// The JOSE name (`HS256`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EmbedAlgorithm::HS256 => "HS256",
+            EmbedAlgorithm::EdDSA => "EdDSA",
+            EmbedAlgorithm::ES256 => "ES256",
+            EmbedAlgorithm::RS256 => "RS256",
+        }
+    }
+}
+
+/// The verification key for embed tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EmbedKey {
+    /// HS256 shared secret (`secret_env` / `secret_file`).
+    Secret(SecretSource),
+    /// A PEM public key file (EdDSA, ES256, RS256).
+    PublicKeyFile(PathBuf),
+    /// A JWKS file (EdDSA, ES256, RS256).
+    JwksFile(PathBuf),
+}
+
+/// `[embed]`: hand-over from the host application.
+#[derive(Debug, Clone)]
+pub struct EmbedConfig {
+    /// Required `iss`.
+    pub issuer: String,
+    /// Required `aud`.
+    pub audience: String,
+    pub algorithm: EmbedAlgorithm,
+    /// Matches the algorithm: a secret for HS256, a public key or JWKS otherwise.
+    pub key: EmbedKey,
+    /// The host app's API key for `/api/v1/handover` and the JSON API; `None` disables both.
+    pub api_key: Option<SecretSource>,
+    /// Largest accepted `exp - iat`. Default 5 minutes, at most 15.
+    pub max_token_lifetime: Duration,
+    /// Clock-skew leeway for `iat`/`nbf`/`exp`. Default 30 seconds, at most 5 minutes.
+    pub leeway: Duration,
+}
+
+impl EmbedConfig {
+    /// Reads the HS256 shared secret; an error if the algorithm uses a public key instead.
+    pub fn resolve_secret(&self) -> Result<Secret, SecretError> {
+        match &self.key {
+            EmbedKey::Secret(s) => s.resolve("embed secret"),
+            _ => Err(SecretError::NotConfigured {
+                what: "embed secret",
+                hint: "the embed algorithm uses a public key, not a shared secret",
+            }),
+        }
+    }
+
+    /// Reads the host app's API key, or `None` when none is configured.
+    pub fn resolve_api_key(&self) -> Result<Option<Secret>, SecretError> {
+        self.api_key
+            .as_ref()
+            .map(|s| s.resolve("embed API key"))
+            .transpose()
+    }
+}
+
+const DEFAULT_STORE_URL: &str = "sqlite://kbgate.db";
+const DEFAULT_DATA_DIR: &str = "./kbgate-data";
+const DEFAULT_MAX_ATTACHMENT_BYTES: u64 = 50 * 1024 * 1024;
+
+impl Config {
+    /// Loads and validates a config file, with overrides from the process environment.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_str_with_env(&text, path, &|k| std::env::var(k).ok())
+    }
+
+    /// Parses and validates config text; `path` is only used in messages; `env` looks up
+    /// environment variables.
+    pub fn from_str_with_env(
+        text: &str,
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let loc = Locator {
+            text,
+            path: path.to_owned(),
+        };
+        let mut raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+            problems: vec![syntax_problem(&loc, &e)],
+        })?;
+        let mut problems = Vec::new();
+        raw::apply_env(&mut raw, env, &mut problems);
+        let mut b = Builder {
+            loc: &loc,
+            problems,
+        };
+        let confluence = raw.confluence.and_then(|c| b.confluence(c));
+        let store = b.store(raw.store.unwrap_or_default());
+        let sync = b.sync(raw.sync.unwrap_or_default());
+        let portal = b.portal(raw.portal.unwrap_or_default(), &store);
+        let embed = raw.embed.and_then(|e| b.embed(e));
+        let policy = b.policy(raw.audience, raw.deny.unwrap_or_default());
+        match (store, sync, portal, policy) {
+            (Some(store), Some(sync), Some(portal), Some(policy)) if b.problems.is_empty() => {
+                Ok(Config {
+                    path: path.to_owned(),
+                    confluence,
+                    store,
+                    sync,
+                    portal,
+                    embed,
+                    policy,
+                })
+            }
+            _ => Err(ConfigError::Invalid {
+                problems: b.problems,
+            }),
+        }
+    }
+}
+
+fn syntax_problem(loc: &Locator<'_>, e: &toml::de::Error) -> Problem {
+    let message = e.message().trim().to_owned();
+    let offset = e.span().map_or(0, |s| s.start);
+    // serde names the offending key in backticks: "unknown field `x`, expected …".
+    let named = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.strip_prefix("missing field `"))
+        .and_then(|rest| rest.split('`').next());
+    let key = named
+        .map(str::to_owned)
+        .or_else(|| key_on_line(loc.text, offset))
+        .unwrap_or_default();
+    let key = match section_at(loc.text, offset) {
+        Some(section) if !key.is_empty() => format!("{section}.{key}"),
+        Some(section) => section,
+        None => key,
+    };
+    Problem {
+        location: loc.at(offset),
+        key,
+        message,
+    }
+}
+
+/// The key assigned on the line containing `offset` (`listen = 5` → `listen`).
+fn key_on_line(text: &str, offset: usize) -> Option<String> {
+    let offset = floor_char_boundary(text, offset);
+    let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[start..].lines().next()?.trim();
+    if line.starts_with('[') {
+        return None;
+    }
+    let (k, _) = line.split_once('=')?;
+    let k = k.trim().trim_matches('"');
+    (!k.is_empty()).then(|| k.to_owned())
+}
+
+/// The table in effect at `offset`: the last `[header]` before it (`[[audience]]` headers are
+/// numbered from 0: `audience[2]`). Heuristic, for messages only.
+fn section_at(text: &str, offset: usize) -> Option<String> {
+    let offset = floor_char_boundary(text, offset);
+    // The line holding `offset` counts too (a missing-field error points at the header).
+    let end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    let mut current: Option<String> = None;
+    let mut counts: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for line in text[..end].lines() {
+        let line = line.trim();
+        if let Some(name) = line.strip_prefix("[[").and_then(|l| l.split("]]").next()) {
+            let name = name.trim().to_owned();
+            let n = counts.entry(name.clone()).or_insert(0);
+            current = Some(format!("{name}[{n}]"));
+            *n += 1;
+        } else if let Some(name) = line.strip_prefix('[').and_then(|l| l.split(']').next()) {
+            current = Some(name.trim().to_owned());
+        }
+    }
+    current
+}
+
+fn floor_char_boundary(text: &str, offset: usize) -> usize {
+    let mut o = offset.min(text.len());
+    while !text.is_char_boundary(o) {
+        o -= 1;
+    }
+    o
+}
+
+/// Collects problems while turning raw values into typed ones.
+struct Builder<'a> {
+    loc: &'a Locator<'a>,
+    problems: Vec<Problem>,
+}
+
+impl Builder<'_> {
+    fn err(&mut self, origin: &Origin, key: &str, msg: impl Into<String>) {
+        let p = self.loc.problem(origin, key, msg);
+        self.problems.push(p);
+    }
+
+    /// Converts an optional value, recording a problem on failure.
+    fn conv<T, U, E: std::fmt::Display>(
+        &mut self,
+        v: &Option<Val<T>>,
+        key: &str,
+        f: impl FnOnce(&T) -> Result<U, E>,
+    ) -> Option<Option<U>> {
+        match v {
+            None => Some(None),
+            Some(val) => match f(&val.value) {
+                Ok(u) => Some(Some(u)),
+                Err(e) => {
+                    self.err(&val.origin, key, e.to_string());
+                    None
+                }
+            },
+        }
+    }
+
+    fn required<T>(&mut self, section: &Origin, v: Option<Option<T>>, key: &str) -> Option<T> {
+        match v {
+            Some(Some(t)) => Some(t),
+            Some(None) => {
+                self.err(section, key, "required key is missing");
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn duration(
+        &mut self,
+        v: &Option<Val<String>>,
+        key: &str,
+        default: Duration,
+        max: Option<Duration>,
+    ) -> Option<Duration> {
+        let d = self.conv(v, key, |s| parse_duration(s))?.unwrap_or(default);
+        if let (Some(max), Some(val)) = (max, v)
+            && d > max
+        {
+            self.err(
+                &val.origin,
+                key,
+                format!("at most {} allowed", format_duration(max)),
+            );
+            return None;
+        }
+        Some(d)
+    }
+
+    /// Exactly one (or, if `optional`, at most one) of the keys may be set.
+    fn one_of<'v>(
+        &mut self,
+        section: &Origin,
+        keys: &[(&str, &'v Option<Val<String>>)],
+        optional: bool,
+    ) -> Option<Option<(usize, &'v Val<String>)>> {
+        let set: Vec<(usize, &Val<String>)> = keys
+            .iter()
+            .enumerate()
+            .filter_map(|(i, (_, v))| v.as_ref().map(|v| (i, v)))
+            .collect();
+        let names: Vec<&str> = keys.iter().map(|(k, _)| *k).collect();
+        match set.as_slice() {
+            [] if optional => Some(None),
+            [] => {
+                let key = names.join(" / ");
+                self.err(
+                    section,
+                    &key,
+                    format!("one of {} is required", names.join(", ")),
+                );
+                None
+            }
+            [one] => Some(Some(*one)),
+            [_, second, ..] => {
+                let (i, v) = *second;
+                self.err(
+                    &v.origin,
+                    keys[i].0,
+                    format!("only one of {} may be set", names.join(", ")),
+                );
+                None
+            }
+        }
+    }
+
+    fn secret_source(&mut self, key: &str, v: &Val<String>, is_env: bool) -> Option<SecretSource> {
+        let s = v.value.trim();
+        if is_env {
+            let ok = !s.is_empty()
+                && !s.starts_with(|c: char| c.is_ascii_digit())
+                && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !ok {
+                self.err(
+                    &v.origin,
+                    key,
+                    "expected the NAME of an environment variable ([A-Za-z_][A-Za-z0-9_]*), not a secret value",
+                );
+                return None;
+            }
+            Some(SecretSource::Env(s.to_owned()))
+        } else if s.is_empty() {
+            self.err(&v.origin, key, "the file path is empty");
+            None
+        } else {
+            Some(SecretSource::File(PathBuf::from(s)))
+        }
+    }
+
+    fn confluence(&mut self, c: Val<raw::RawConfluence>) -> Option<ConfluenceConfig> {
+        let sec = c.origin.clone();
+        let r = c.value;
+        let base_url = self.conv(&r.base_url, "confluence.base_url", |s| parse_base_url(s));
+        let base_url = self.required(&sec, base_url, "confluence.base_url");
+        let email = self.conv(&r.email, "confluence.email", |s| Email::parse(s.trim()));
+        let email = self.required(&sec, email, "confluence.email");
+        let token = self.one_of(
+            &sec,
+            &[
+                ("confluence.api_token_env", &r.api_token_env),
+                ("confluence.api_token_file", &r.api_token_file),
+            ],
+            false,
+        );
+        let api_token = match token {
+            Some(Some((i, v))) => self.secret_source(
+                ["confluence.api_token_env", "confluence.api_token_file"][i],
+                v,
+                i == 0,
+            ),
+            _ => None,
+        };
+        let admin = self.one_of(
+            &sec,
+            &[
+                ("confluence.admin_api_key_env", &r.admin_api_key_env),
+                ("confluence.admin_api_key_file", &r.admin_api_key_file),
+            ],
+            true,
+        );
+        let admin_api_key = match admin {
+            Some(None) => Some(None),
+            Some(Some((i, v))) => self
+                .secret_source(
+                    [
+                        "confluence.admin_api_key_env",
+                        "confluence.admin_api_key_file",
+                    ][i],
+                    v,
+                    i == 0,
+                )
+                .map(Some),
+            None => None,
+        };
+        let max_attachment_bytes = match &r.max_attachment_bytes {
+            Some(v) if v.value == 0 => {
+                self.err(
+                    &v.origin,
+                    "confluence.max_attachment_bytes",
+                    "must be greater than 0",
+                );
+                None
+            }
+            Some(v) => Some(v.value),
+            None => Some(DEFAULT_MAX_ATTACHMENT_BYTES),
+        };
+        Some(ConfluenceConfig {
+            base_url: base_url?,
+            email: email?,
+            api_token: api_token?,
+            admin_api_key: admin_api_key?,
+            allow_undocumented_apis: r.allow_undocumented_apis.is_some_and(|v| v.value),
+            max_attachment_bytes: max_attachment_bytes?,
+        })
+    }
+
+    fn store(&mut self, r: raw::RawStore) -> Option<StoreConfig> {
+        let parsed = self.conv(&r.url, "store.url", |s| {
+            let url = SensitiveUrl::parse(s.trim())
+                .map_err(|e| format!("not a URL ({e}); expected sqlite://FILE or postgres://…"))?;
+            let backend = match url.scheme() {
+                "sqlite" => StoreBackend::Sqlite,
+                "postgres" | "postgresql" => StoreBackend::Postgres,
+                other => {
+                    return Err(format!(
+                        "unsupported scheme {other:?}; expected sqlite:// or postgres://"
+                    ));
+                }
+            };
+            Ok((url, backend))
+        })?;
+        let (url, backend) = match parsed {
+            Some(p) => p,
+            None => (
+                // The default is a valid URL literal.
+                SensitiveUrl::parse(DEFAULT_STORE_URL).ok()?,
+                StoreBackend::Sqlite,
+            ),
+        };
+        let data_dir = self
+            .conv(&r.data_dir, "store.data_dir", |s| non_empty_path(s))?
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+        Some(StoreConfig {
+            url,
+            backend,
+            data_dir,
+        })
+    }
+
+    fn sync(&mut self, r: raw::RawSync) -> Option<SyncConfig> {
+        let interval = self.duration(
+            &r.interval,
+            "sync.interval",
+            Duration::from_secs(15 * 60),
+            None,
+        );
+        let overlap = self.duration(
+            &r.overlap,
+            "sync.overlap",
+            Duration::from_secs(5 * 60),
+            Some(Duration::from_secs(24 * 3600)),
+        );
+        Some(SyncConfig {
+            interval: interval?,
+            overlap: overlap?,
+        })
+    }
+
+    fn portal(&mut self, r: raw::RawPortal, store: &Option<StoreConfig>) -> Option<PortalConfig> {
+        let listen = self
+            .conv(&r.listen, "portal.listen", |s| {
+                s.trim()
+                    .parse::<SocketAddr>()
+                    .map_err(|_| "expected IP:PORT, e.g. 127.0.0.1:8080 or [::1]:8080")
+            })?
+            .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080));
+        let public_url = self
+            .conv(&r.public_url, "portal.public_url", |s| parse_public_url(s))?
+            .unwrap_or_else(|| default_public_url(listen));
+        let mut frame_ancestors = Vec::new();
+        let mut ok = true;
+        if let Some(list) = &r.frame_ancestors {
+            for (i, v) in list.value.iter().enumerate() {
+                match check_frame_ancestor(v.value.trim()) {
+                    Ok(s) => frame_ancestors.push(s),
+                    Err(e) => {
+                        self.err(&v.origin, &format!("portal.frame_ancestors[{i}]"), e);
+                        ok = false;
+                    }
+                }
+            }
+        }
+        let session_idle = self.duration(
+            &r.session_idle,
+            "portal.session_idle",
+            Duration::from_secs(2 * 3600),
+            None,
+        );
+        let session_absolute = self.duration(
+            &r.session_absolute,
+            "portal.session_absolute",
+            Duration::from_secs(12 * 3600),
+            None,
+        );
+        if let (Some(idle), Some(abs)) = (session_idle, session_absolute) {
+            for (d, v, key) in [
+                (idle, &r.session_idle, "portal.session_idle"),
+                (abs, &r.session_absolute, "portal.session_absolute"),
+            ] {
+                if d.is_zero() {
+                    let origin = v
+                        .as_ref()
+                        .map(|v| v.origin.clone())
+                        .unwrap_or(Origin::Span(0..0));
+                    self.err(&origin, key, "must be greater than 0");
+                    ok = false;
+                }
+            }
+            if idle > abs {
+                let origin = r
+                    .session_idle
+                    .as_ref()
+                    .or(r.session_absolute.as_ref())
+                    .map(|v| v.origin.clone())
+                    .unwrap_or(Origin::Span(0..0));
+                self.err(
+                    &origin,
+                    "portal.session_idle",
+                    "the idle expiry must not exceed portal.session_absolute",
+                );
+                ok = false;
+            }
+        }
+        let delivery = self.one_of(
+            &Origin::Span(0..0),
+            &[
+                ("portal.smtp_url", &r.smtp_url),
+                ("portal.outbox_dir", &r.outbox_dir),
+            ],
+            true,
+        )?;
+        let magic_link = match delivery {
+            Some((0, v)) => {
+                let url = SensitiveUrl::parse(v.value.trim())
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "smtp" | "smtps"));
+                match url {
+                    Some(u) => MagicLinkDelivery::Smtp(u),
+                    None => {
+                        // The message must not echo the URL: it may hold a password.
+                        self.err(
+                            &v.origin,
+                            "portal.smtp_url",
+                            "expected smtp://HOST[:PORT] or smtps://USER:PASSWORD@HOST[:PORT]",
+                        );
+                        return None;
+                    }
+                }
+            }
+            Some((_, v)) => MagicLinkDelivery::Outbox(self.conv(
+                &Some(v.clone()),
+                "portal.outbox_dir",
+                |s| non_empty_path(s),
+            )??),
+            None => MagicLinkDelivery::Outbox(
+                store
+                    .as_ref()
+                    .map(|s| s.data_dir.clone())
+                    .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+                    .join("outbox"),
+            ),
+        };
+        let from = self.conv(&r.from, "portal.from", |s| check_from(s))?;
+        if from.is_none() && matches!(magic_link, MagicLinkDelivery::Smtp(_)) {
+            let origin = r
+                .smtp_url
+                .as_ref()
+                .map(|v| v.origin.clone())
+                .unwrap_or(Origin::Span(0..0));
+            self.err(
+                &origin,
+                "portal.from",
+                "required when portal.smtp_url is set",
+            );
+            ok = false;
+        }
+        let magic_link_ttl = self.duration(
+            &r.magic_link_ttl,
+            "portal.magic_link_ttl",
+            Duration::from_secs(15 * 60),
+            Some(Duration::from_secs(3600)),
+        );
+        if !ok {
+            return None;
+        }
+        Some(PortalConfig {
+            listen,
+            public_url,
+            frame_ancestors,
+            session_idle: session_idle?,
+            session_absolute: session_absolute?,
+            magic_link,
+            from,
+            magic_link_ttl: magic_link_ttl?,
+        })
+    }
+
+    fn embed(&mut self, e: Val<raw::RawEmbed>) -> Option<EmbedConfig> {
+        let sec = e.origin.clone();
+        let r = e.value;
+        let issuer = self.conv(&r.issuer, "embed.issuer", |s| non_empty(s));
+        let issuer = self.required(&sec, issuer, "embed.issuer");
+        let audience = self.conv(&r.audience, "embed.audience", |s| non_empty(s));
+        let audience = self.required(&sec, audience, "embed.audience");
+        let algorithm = self.conv(&r.algorithm, "embed.algorithm", |s| {
+            Ok::<_, String>(match s.trim() {
+                "HS256" => EmbedAlgorithm::HS256,
+                "EdDSA" => EmbedAlgorithm::EdDSA,
+                "ES256" => EmbedAlgorithm::ES256,
+                "RS256" => EmbedAlgorithm::RS256,
+                other => {
+                    return Err(format!(
+                        "unsupported algorithm {other:?}; expected HS256, EdDSA, ES256 or RS256"
+                    ));
+                }
+            })
+        });
+        let algorithm = self.required(&sec, algorithm, "embed.algorithm");
+        const KEYS: [&str; 4] = [
+            "embed.secret_env",
+            "embed.secret_file",
+            "embed.public_key_file",
+            "embed.jwks_file",
+        ];
+        let key_choice = self.one_of(
+            &sec,
+            &[
+                (KEYS[0], &r.secret_env),
+                (KEYS[1], &r.secret_file),
+                (KEYS[2], &r.public_key_file),
+                (KEYS[3], &r.jwks_file),
+            ],
+            false,
+        );
+        let key = match (algorithm, key_choice) {
+            (Some(alg), Some(Some((i, v)))) => {
+                let hmac = alg == EmbedAlgorithm::HS256;
+                if hmac != (i < 2) {
+                    let msg = if hmac {
+                        "HS256 needs a shared secret: set embed.secret_env or embed.secret_file"
+                    } else {
+                        "this algorithm needs a public key: set embed.public_key_file or embed.jwks_file (a shared secret would allow algorithm confusion)"
+                    };
+                    self.err(&v.origin, KEYS[i], msg);
+                    None
+                } else {
+                    match i {
+                        0 | 1 => self.secret_source(KEYS[i], v, i == 0).map(EmbedKey::Secret),
+                        2 => non_empty_path(&v.value)
+                            .map_err(|m| self.err(&v.origin, KEYS[i], m))
+                            .ok()
+                            .map(EmbedKey::PublicKeyFile),
+                        _ => non_empty_path(&v.value)
+                            .map_err(|m| self.err(&v.origin, KEYS[i], m))
+                            .ok()
+                            .map(EmbedKey::JwksFile),
+                    }
+                }
+            }
+            _ => None,
+        };
+        let api = self.one_of(
+            &sec,
+            &[
+                ("embed.api_key_env", &r.api_key_env),
+                ("embed.api_key_file", &r.api_key_file),
+            ],
+            true,
+        );
+        let api_key = match api {
+            Some(None) => Some(None),
+            Some(Some((i, v))) => self
+                .secret_source(["embed.api_key_env", "embed.api_key_file"][i], v, i == 0)
+                .map(Some),
+            None => None,
+        };
+        let max_token_lifetime = self.duration(
+            &r.max_token_lifetime,
+            "embed.max_token_lifetime",
+            Duration::from_secs(5 * 60),
+            Some(Duration::from_secs(15 * 60)),
+        );
+        let leeway = self.duration(
+            &r.leeway,
+            "embed.leeway",
+            Duration::from_secs(30),
+            Some(Duration::from_secs(5 * 60)),
+        );
+        Some(EmbedConfig {
+            issuer: issuer?,
+            audience: audience?,
+            algorithm: algorithm?,
+            key: key?,
+            api_key: api_key?,
+            max_token_lifetime: max_token_lifetime?,
+            leeway: leeway?,
+        })
+    }
+
+    fn policy(&mut self, raws: Vec<Val<RawAudience>>, deny: raw::RawDeny) -> Option<Policy> {
+        let before = self.problems.len();
+        let mut audiences = Vec::with_capacity(raws.len());
+        let mut spans = Vec::with_capacity(raws.len());
+        for (i, a) in raws.into_iter().enumerate() {
+            let r = a.value;
+            let p = format!("audience[{i}]");
+            let name = self.conv(&Some(r.name.clone()), &format!("{p}.name"), |s| {
+                AudienceName::parse(s)
+            });
+            let domains = self.list(&r.domains.value, &format!("{p}.domains"), |s| {
+                Domain::parse(s)
+            });
+            let spaces = self.list(&r.spaces.value, &format!("{p}.spaces"), |s| {
+                SpaceKey::parse(s)
+            });
+            let labels = self.list(&r.labels, &format!("{p}.labels"), Label::parse);
+            let expires = self.conv(&r.expires, &format!("{p}.expires"), parse_date);
+            let delivery = self.conv(&r.delivery, &format!("{p}.delivery"), |s| {
+                s.trim().parse::<Delivery>()
+            });
+            if let (
+                Some(Some(name)),
+                Some(domains),
+                Some(spaces),
+                Some(labels),
+                Some(expires),
+                Some(delivery),
+            ) = (name, domains, spaces, labels, expires, delivery)
+            {
+                audiences.push(Audience {
+                    name,
+                    domains,
+                    include_subdomains: r.include_subdomains,
+                    spaces,
+                    labels,
+                    expires,
+                    delivery: delivery.unwrap_or(Delivery::Portal),
+                });
+                spans.push((r.name.origin, r.domains.origin, r.spaces.origin));
+            }
+        }
+        let deny = match &deny.domains {
+            Some(list) => self.list(&list.value, "deny.domains", Domain::parse),
+            None => Some(Vec::new()),
+        };
+        if self.problems.len() > before {
+            return None;
+        }
+        match Policy::new(audiences, deny?) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                let i = e.audience_index();
+                let (name, domains, spaces) = &spans[i];
+                let (origin, key) = match e {
+                    PolicyError::NoDomains { .. } => (domains, format!("audience[{i}].domains")),
+                    PolicyError::NoSpaces { .. } => (spaces, format!("audience[{i}].spaces")),
+                    _ => (name, format!("audience[{i}].name")),
+                };
+                self.err(origin, &key, e.to_string());
+                None
+            }
+        }
+    }
+
+    /// Parses each element, reporting each failure at the element's own line.
+    fn list<T, E: std::fmt::Display>(
+        &mut self,
+        items: &[Val<String>],
+        key: &str,
+        f: impl Fn(&str) -> Result<T, E>,
+    ) -> Option<Vec<T>> {
+        let mut out = Vec::with_capacity(items.len());
+        let mut ok = true;
+        for (j, v) in items.iter().enumerate() {
+            match f(v.value.trim()) {
+                Ok(t) => out.push(t),
+                Err(e) => {
+                    self.err(
+                        &v.origin,
+                        &format!("{key}[{j}]"),
+                        format!("{:?}: {e}", v.value),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+}
+
+fn non_empty(s: &str) -> Result<String, &'static str> {
+    let t = s.trim();
+    if t.is_empty() {
+        Err("must not be empty")
+    } else {
+        Ok(t.to_owned())
+    }
+}
+
+fn non_empty_path(s: &str) -> Result<PathBuf, &'static str> {
+    non_empty(s)
+        .map(PathBuf::from)
+        .map_err(|_| "the path is empty")
+}
+
+fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+fn parse_base_url(s: &str) -> Result<Url, String> {
+    let url = Url::parse(s.trim()).map_err(|e| format!("not a URL: {e}"))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback_host(&url) => {}
+        "http" => {
+            return Err(
+                "plain http would send the API token in clear; use https (http is allowed only for localhost)"
+                    .into(),
+            );
+        }
+        other => return Err(format!("unsupported scheme {other:?}; expected https")),
+    }
+    if url.host().is_none() || url.query().is_some() || url.fragment().is_some() {
+        return Err("expected https://SITE.atlassian.net with no query or fragment".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(
+            "credentials do not belong in the URL; use api_token_env or api_token_file".into(),
+        );
+    }
+    Ok(url)
+}
+
+fn parse_public_url(s: &str) -> Result<Url, String> {
+    let url = Url::parse(s.trim()).map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err("expected http(s)://HOST[:PORT][/PATH]".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err("the public URL must not carry a query, fragment or credentials".into());
+    }
+    Ok(url)
+}
+
+fn default_public_url(listen: SocketAddr) -> Url {
+    let ip = if listen.ip().is_unspecified() {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        listen.ip()
+    };
+    let text = format!("http://{}", SocketAddr::new(ip, listen.port()));
+    // A socket address always forms a valid http URL; fall back to a literal just in case.
+    Url::parse(&text)
+        .unwrap_or_else(|_| Url::parse("http://127.0.0.1:8080").expect("valid literal"))
+}
+
+/// A CSP source for `frame-ancestors`: `'self'` or `scheme://host[:port]`, nothing that could
+/// inject another directive.
+fn check_frame_ancestor(s: &str) -> Result<String, String> {
+    if s == "'self'" {
+        return Ok(s.to_owned());
+    }
+    let bad = || {
+        format!(
+            "{s:?} is not an origin; expected 'self' or https://HOST[:PORT] (HOST may start with *.)"
+        )
+    };
+    let (scheme, rest) = s.split_once("://").ok_or_else(bad)?;
+    if !matches!(scheme, "https" | "http") {
+        return Err(bad());
+    }
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (rest, None),
+    };
+    if let Some(p) = port
+        && (p.is_empty() || p.len() > 5 || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(bad());
+    }
+    let bare = host.strip_prefix("*.").unwrap_or(host);
+    if bare.is_empty()
+        || !bare
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+    {
+        return Err(bad());
+    }
+    if scheme == "http" && !matches!(bare, "localhost" | "127.0.0.1") {
+        return Err(format!(
+            "{s:?}: framing origins must use https (http only for localhost)"
+        ));
+    }
+    Ok(s.to_owned())
+}
+
+/// `kb@example.com` or `Display Name <kb@example.com>`; no line breaks (header injection).
+fn check_from(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    if s.contains(['\r', '\n']) {
+        return Err("must be a single line".into());
+    }
+    let addr = match (s.rfind('<'), s.ends_with('>')) {
+        (Some(i), true) => &s[i + 1..s.len() - 1],
+        _ => s,
+    };
+    Email::parse(addr).map_err(|e| format!("invalid sender address: {e}"))?;
+    Ok(s.to_owned())
+}
+
+fn parse_date(v: &toml::Value) -> Result<NaiveDate, String> {
+    let text = match v {
+        toml::Value::String(s) => s.trim().to_owned(),
+        toml::Value::Datetime(dt) if dt.time.is_none() && dt.offset.is_none() => dt.to_string(),
+        _ => return Err("expected a date such as \"2027-06-30\"".into()),
+    };
+    NaiveDate::parse_from_str(&text, "%Y-%m-%d")
+        .map_err(|_| format!("{text:?} is not a date YYYY-MM-DD"))
+}
+
+/// Parses `90s`, `15m`, `1h30m`, `2d`, `500ms`; `0` is zero.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    if t == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let bad = || format!("{t:?} is not a duration; expected e.g. 30s, 15m, 1h30m, 2d");
+    if t.is_empty() {
+        return Err(bad());
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        if digits == 0 {
+            return Err(bad());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ms" => Duration::from_millis(1),
+            "s" => Duration::from_secs(1),
+            "m" => Duration::from_secs(60),
+            "h" => Duration::from_secs(3600),
+            "d" => Duration::from_secs(86_400),
+            _ => return Err(bad()),
+        };
+        rest = &rest[unit_len..];
+        let part = unit
+            .checked_mul(u32::try_from(n).map_err(|_| bad())?)
+            .ok_or_else(bad)?;
+        total = total.checked_add(part).ok_or_else(bad)?;
+    }
+    Ok(total)
+}
+
+fn format_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s.is_multiple_of(3600) {
+        format!("{}h", s / 3600)
+    } else if s.is_multiple_of(60) {
+        format!("{}m", s / 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
+        assert!(parse_duration("15").is_err());
+        assert!(parse_duration("m").is_err());
+        assert!(parse_duration("1w").is_err());
+        assert!(parse_duration("").is_err());
+        assert!(parse_duration("99999999999999h").is_err());
+    }
+
+    #[test]
+    fn frame_ancestors() {
+        assert!(check_frame_ancestor("https://app.example.com").is_ok());
+        assert!(check_frame_ancestor("https://*.example.com:8443").is_ok());
+        assert!(check_frame_ancestor("'self'").is_ok());
+        assert!(check_frame_ancestor("http://localhost:3000").is_ok());
+        assert!(check_frame_ancestor("http://app.example.com").is_err());
+        assert!(check_frame_ancestor("https://a.com; script-src *").is_err());
+        assert!(check_frame_ancestor("*").is_err());
+        assert!(check_frame_ancestor("https://a.com/path").is_err());
+    }
+
+    #[test]
+    fn from_addresses() {
+        assert!(check_from("kb@example.com").is_ok());
+        assert!(check_from("Example KB <kb@example.com>").is_ok());
+        assert!(check_from("kb@example.com\r\nBcc: x@y.com").is_err());
+        assert!(check_from("not an address").is_err());
+    }
+
+    #[test]
+    fn locator_lines_and_columns() {
+        let loc = Locator {
+            text: "a = 1\nbé = \"x\"\n",
+            path: PathBuf::from("k.toml"),
+        };
+        assert_eq!(
+            loc.at(11),
+            Location::File {
+                path: PathBuf::from("k.toml"),
+                line: 2,
+                column: 5
+            }
+        );
+    }
+}

@@ -1,0 +1,518 @@
+//! Black-box tests of config loading: good, bad (with lines), env overrides, secrets.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use kbgate_config::{
+    Config, ConfigError, EmbedAlgorithm, EmbedKey, Location, MagicLinkDelivery, Problem,
+    SecretSource, StoreBackend,
+};
+use kbgate_policy::{Delivery, Email};
+
+const GOOD: &str = r#"
+[confluence]
+base_url = "https://example.atlassian.net"
+email = "svc@example.com"
+api_token_env = "KBGATE_CONFLUENCE_TOKEN"
+
+[store]
+url = "postgres://kb:pa55word@db.local/kb"
+
+[portal]
+listen = "0.0.0.0:9000"
+
+[embed]
+issuer = "https://app.example.com"
+audience = "kbgate"
+algorithm = "HS256"
+secret_env = "KBGATE_EMBED_SECRET"
+api_key_file = "/run/secrets/api"
+
+[[audience]]
+name = "acme"
+domains = ["acme.com", "ACME.co.uk"]
+spaces = ["KB", "ONBOARD"]
+expires = 2027-06-30
+
+[[audience]]
+name = "guests"
+domains = ["bücher.de"]
+spaces = ["KB"]
+labels = ["Public"]
+delivery = "guest"
+
+[deny]
+domains = ["gmail.com"]
+"#;
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn load(text: &str) -> Result<Config, ConfigError> {
+    Config::from_str_with_env(text, Path::new("kbgate.toml"), &no_env)
+}
+
+fn load_env(text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let map: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Config::from_str_with_env(text, Path::new("kbgate.toml"), &move |k| {
+        map.get(k).cloned()
+    })
+}
+
+/// The single problem of a refused config.
+fn problem(text: &str) -> Problem {
+    let err = load(text).unwrap_err();
+    let problems = err.problems();
+    assert_eq!(problems.len(), 1, "{err}");
+    problems[0].clone()
+}
+
+/// The line (from 1) where `needle` (possibly spanning lines) first starts.
+fn line_of(text: &str, needle: &str) -> usize {
+    let at = text
+        .find(needle)
+        .unwrap_or_else(|| panic!("{needle} not in text"));
+    text[..at].matches('\n').count() + 1
+}
+
+#[test]
+fn good_config() {
+    let c = load(GOOD).unwrap();
+    let conf = c.confluence.as_ref().unwrap();
+    assert_eq!(conf.base_url.as_str(), "https://example.atlassian.net/");
+    assert_eq!(conf.email.as_str(), "svc@example.com");
+    assert_eq!(
+        conf.api_token,
+        SecretSource::Env("KBGATE_CONFLUENCE_TOKEN".into())
+    );
+    assert!(!conf.allow_undocumented_apis);
+    assert_eq!(conf.max_attachment_bytes, 50 * 1024 * 1024);
+    assert_eq!(c.store.backend, StoreBackend::Postgres);
+    assert_eq!(c.store.data_dir, PathBuf::from("./kbgate-data"));
+    assert_eq!(c.sync.interval, Duration::from_secs(900));
+    assert_eq!(c.portal.listen.to_string(), "0.0.0.0:9000");
+    assert_eq!(c.portal.public_url.as_str(), "http://127.0.0.1:9000/");
+    assert_eq!(
+        c.portal.magic_link,
+        MagicLinkDelivery::Outbox(PathBuf::from("./kbgate-data/outbox"))
+    );
+    let embed = c.embed.as_ref().unwrap();
+    assert_eq!(embed.algorithm, EmbedAlgorithm::HS256);
+    assert_eq!(
+        embed.key,
+        EmbedKey::Secret(SecretSource::Env("KBGATE_EMBED_SECRET".into()))
+    );
+    assert_eq!(
+        embed.api_key,
+        Some(SecretSource::File("/run/secrets/api".into()))
+    );
+    assert_eq!(embed.max_token_lifetime, Duration::from_secs(300));
+
+    let p = &c.policy;
+    assert_eq!(p.audiences().len(), 2);
+    assert_eq!(p.audiences()[0].domains[1].as_str(), "acme.co.uk");
+    assert_eq!(p.audiences()[1].domains[0].as_str(), "xn--bcher-kva.de");
+    assert_eq!(p.audiences()[1].delivery, Delivery::Guest);
+    assert_eq!(p.audiences()[1].labels[0].as_str(), "public");
+    let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    assert!(p.viewer(&Email::parse("a@acme.com").unwrap(), now).is_ok());
+    assert!(
+        p.viewer(&Email::parse("a@gmail.com").unwrap(), now)
+            .is_err()
+    );
+    let later = Utc.with_ymd_and_hms(2027, 7, 1, 0, 0, 0).unwrap();
+    assert!(
+        p.viewer(&Email::parse("a@acme.com").unwrap(), later)
+            .is_err()
+    );
+}
+
+#[test]
+fn minimal_config_uses_defaults() {
+    let c = load("").unwrap();
+    assert!(c.confluence.is_none());
+    assert!(c.embed.is_none());
+    assert_eq!(c.store.url.expose(), "sqlite://kbgate.db");
+    assert_eq!(c.store.backend, StoreBackend::Sqlite);
+    assert_eq!(c.portal.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(c.portal.session_idle, Duration::from_secs(7200));
+    assert_eq!(c.portal.magic_link_ttl, Duration::from_secs(900));
+    assert!(c.policy.audiences().is_empty());
+}
+
+#[test]
+fn debug_output_has_no_secrets() {
+    let c = load(GOOD).unwrap();
+    let dbg = format!("{c:?}");
+    assert!(!dbg.contains("pa55word"), "{dbg}");
+    assert!(dbg.contains("***"));
+    let s = kbgate_config::Secret::new("top-secret-token");
+    assert_eq!(format!("{s:?} {s}"), "[redacted] [redacted]");
+}
+
+#[test]
+fn smtp_url_password_is_redacted() {
+    let text = "[portal]\nsmtp_url = \"smtps://u:hunter22@mail.example.com:465\"\nfrom = \"kb@example.com\"\n";
+    let c = load(text).unwrap();
+    assert!(!format!("{:?}", c.portal).contains("hunter22"));
+    let bad =
+        "[portal]\nsmtp_url = \"ftp://u:hunter22@mail.example.com\"\nfrom = \"kb@example.com\"\n";
+    let err = load(bad).unwrap_err();
+    assert!(!err.to_string().contains("hunter22"), "{err}");
+    assert_eq!(err.problems()[0].line(), Some(2));
+}
+
+#[test]
+fn secrets_resolve_from_env_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, "file-token\n").unwrap();
+    let text = format!(
+        "[confluence]\nbase_url = \"https://x.atlassian.net\"\nemail = \"svc@x.com\"\napi_token_file = {:?}\n",
+        file.display().to_string()
+    );
+    let c = load(&text).unwrap();
+    let conf = c.confluence.unwrap();
+    assert_eq!(conf.resolve_api_token().unwrap().expose(), "file-token");
+    assert_eq!(conf.resolve_admin_api_key().unwrap(), None);
+
+    // A missing env var is an error only when resolved, and names the variable.
+    let c = load(GOOD).unwrap();
+    let src = &c.confluence.as_ref().unwrap().api_token;
+    let err = src
+        .resolve_with("confluence API token", &|_| None)
+        .unwrap_err();
+    assert!(err.to_string().contains("KBGATE_CONFLUENCE_TOKEN"));
+    let ok = src
+        .resolve_with("confluence API token", &|k| {
+            (k == "KBGATE_CONFLUENCE_TOKEN").then(|| "tok-value".to_string())
+        })
+        .unwrap();
+    assert_eq!(ok.expose(), "tok-value");
+    assert!(!format!("{ok:?}").contains("tok-value"));
+}
+
+#[test]
+fn env_overrides_file() {
+    let c = load_env(
+        GOOD,
+        &[
+            ("KBGATE_STORE_URL", "sqlite://other.db"),
+            ("KBGATE_PORTAL_LISTEN", "127.0.0.1:7000"),
+            ("KBGATE_CONFLUENCE_BASE_URL", "https://other.atlassian.net"),
+            ("KBGATE_CONFLUENCE_ALLOW_UNDOCUMENTED_APIS", "yes"),
+            ("KBGATE_CONFLUENCE_API_TOKEN_FILE", "/run/secrets/tok"),
+            ("KBGATE_DENY_DOMAINS", "gmail.com, yahoo.com"),
+            ("KBGATE_SYNC_INTERVAL", "1h"),
+            ("KBGATE_PORTAL_PUBLIC_URL", ""),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.store.url.expose(), "sqlite://other.db");
+    assert_eq!(c.store.backend, StoreBackend::Sqlite);
+    assert_eq!(c.portal.listen.to_string(), "127.0.0.1:7000");
+    let conf = c.confluence.unwrap();
+    assert_eq!(conf.base_url.host_str(), Some("other.atlassian.net"));
+    assert!(conf.allow_undocumented_apis);
+    // The env override of one member of the pair replaces the file's api_token_env.
+    assert_eq!(
+        conf.api_token,
+        SecretSource::File("/run/secrets/tok".into())
+    );
+    assert_eq!(c.policy.deny().len(), 2);
+    assert_eq!(c.sync.interval, Duration::from_secs(3600));
+}
+
+#[test]
+fn env_can_create_sections() {
+    let c = load_env(
+        "",
+        &[
+            ("KBGATE_CONFLUENCE_BASE_URL", "http://127.0.0.1:9999"),
+            ("KBGATE_CONFLUENCE_EMAIL", "svc@example.com"),
+            ("KBGATE_CONFLUENCE_API_TOKEN_ENV", "TOK"),
+            ("KBGATE_EMBED_ISSUER", "app"),
+            ("KBGATE_EMBED_AUDIENCE", "kbgate"),
+            ("KBGATE_EMBED_ALGORITHM", "EdDSA"),
+            ("KBGATE_EMBED_PUBLIC_KEY_FILE", "embed.pub.pem"),
+        ],
+    )
+    .unwrap();
+    assert!(c.confluence.is_some());
+    let embed = c.embed.unwrap();
+    assert_eq!(embed.algorithm, EmbedAlgorithm::EdDSA);
+    assert_eq!(embed.key, EmbedKey::PublicKeyFile("embed.pub.pem".into()));
+}
+
+#[test]
+fn bad_env_value_names_the_variable() {
+    let err = load_env(GOOD, &[("KBGATE_PORTAL_LISTEN", "not-an-address")]).unwrap_err();
+    let p = &err.problems()[0];
+    assert_eq!(
+        p.location,
+        Location::Env {
+            var: "KBGATE_PORTAL_LISTEN".into()
+        }
+    );
+    assert_eq!(p.key, "portal.listen");
+    assert!(err.to_string().contains("KBGATE_PORTAL_LISTEN"));
+    let err = load_env(
+        GOOD,
+        &[("KBGATE_CONFLUENCE_ALLOW_UNDOCUMENTED_APIS", "maybe")],
+    )
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("KBGATE_CONFLUENCE_ALLOW_UNDOCUMENTED_APIS")
+    );
+}
+
+#[test]
+fn invalid_domain_reports_its_line_and_key() {
+    let text = GOOD.replace("\"ACME.co.uk\"", "\n  \"acme.com.\"");
+    let p = problem(&text);
+    assert_eq!(p.key, "audience[0].domains[1]");
+    assert_eq!(p.line(), Some(line_of(&text, "\"acme.com.\"")));
+    assert_eq!(p.column(), Some(3));
+    assert!(p.message.contains("trailing dot"), "{p}");
+    let shown = p.to_string();
+    assert!(
+        shown.starts_with(&format!(
+            "kbgate.toml:{}:3: audience[0].domains[1]:",
+            p.line().unwrap()
+        )),
+        "{shown}"
+    );
+}
+
+#[test]
+fn invalid_domain_in_second_audience() {
+    let text = GOOD.replace("\"bücher.de\"", "\"a@b.com\"");
+    let p = problem(&text);
+    assert_eq!(p.key, "audience[1].domains[0]");
+    assert_eq!(p.line(), Some(line_of(&text, "a@b.com")));
+}
+
+#[test]
+fn unknown_key_is_named_with_line() {
+    let text = GOOD.replace("[store]\n", "[store]\npasword = \"x\"\n");
+    let p = problem(&text);
+    assert_eq!(p.key, "store.pasword");
+    assert_eq!(p.line(), Some(line_of(&text, "pasword")));
+    assert!(p.message.contains("unknown field"), "{p}");
+}
+
+#[test]
+fn unknown_key_in_audience() {
+    let text = GOOD.replace("delivery = \"guest\"", "delivery = \"guest\"\nlables = []");
+    let p = problem(&text);
+    assert_eq!(p.key, "audience[1].lables");
+    assert_eq!(p.line(), Some(line_of(&text, "lables")));
+}
+
+#[test]
+fn syntax_error_has_line() {
+    let text = "[portal]\nlisten = \"127.0.0.1:8080\n";
+    let p = problem(text);
+    assert_eq!(p.line(), Some(2));
+}
+
+#[test]
+fn wrong_type_has_line() {
+    let text = GOOD.replace(
+        "name = \"guests\"",
+        "name = \"guests\"\ninclude_subdomains = \"yes\"",
+    );
+    let p = problem(&text);
+    assert_eq!(
+        p.line(),
+        Some(line_of(&text, "include_subdomains = \"yes\""))
+    );
+    assert_eq!(p.key, "audience[1].include_subdomains");
+}
+
+#[test]
+fn semantic_errors_each_have_their_line() {
+    let cases: &[(&str, &str, &str, &str)] = &[
+        // (replace, with, needle for the line, key)
+        (
+            "spaces = [\"KB\"]\nlabels",
+            "spaces = [\"K B\"]\nlabels",
+            "\"K B\"",
+            "audience[1].spaces[0]",
+        ),
+        (
+            "labels = [\"Public\"]",
+            "labels = [\"a:b\"]",
+            "a:b",
+            "audience[1].labels[0]",
+        ),
+        (
+            "expires = 2027-06-30",
+            "expires = \"2027-13-01\"",
+            "2027-13-01",
+            "audience[0].expires",
+        ),
+        (
+            "delivery = \"guest\"",
+            "delivery = \"email\"",
+            "\"email\"",
+            "audience[1].delivery",
+        ),
+        (
+            "name = \"guests\"",
+            "name = \"acme\"",
+            "name = \"acme\"\ndomains = [\"bü",
+            "audience[1].name",
+        ),
+        (
+            "name = \"guests\"",
+            "name = \"bad name\"",
+            "bad name",
+            "audience[1].name",
+        ),
+        (
+            "spaces = [\"KB\"]\nlabels",
+            "spaces = []\nlabels",
+            "spaces = []",
+            "audience[1].spaces",
+        ),
+        (
+            "[\"gmail.com\"]",
+            "[\"*.gmail.com\"]",
+            "*.gmail.com",
+            "deny.domains[0]",
+        ),
+        (
+            "listen = \"0.0.0.0:9000\"",
+            "listen = \"localhost\"",
+            "listen = ",
+            "portal.listen",
+        ),
+        (
+            "https://example.atlassian.net",
+            "http://example.atlassian.net",
+            "base_url",
+            "confluence.base_url",
+        ),
+        (
+            "email = \"svc@example.com\"",
+            "email = \"svc\"",
+            "email = \"svc\"",
+            "confluence.email",
+        ),
+        (
+            "postgres://kb:pa55word@db.local/kb",
+            "mysql://db/kb",
+            "mysql",
+            "store.url",
+        ),
+        (
+            "api_token_env = \"KBGATE_CONFLUENCE_TOKEN\"",
+            "api_token_env = \"ATATT3x-secret!\"",
+            "ATATT3x",
+            "confluence.api_token_env",
+        ),
+        (
+            "algorithm = \"HS256\"",
+            "algorithm = \"none\"",
+            "\"none\"",
+            "embed.algorithm",
+        ),
+        (
+            "algorithm = \"HS256\"",
+            "algorithm = \"RS256\"",
+            "secret_env",
+            "embed.secret_env",
+        ),
+        (
+            "[portal]\n",
+            "[portal]\nframe_ancestors = [\"https://a.com; script-src *\"]\n",
+            "frame_ancestors",
+            "portal.frame_ancestors[0]",
+        ),
+        (
+            "[portal]\n",
+            "[portal]\nsession_idle = \"2d\"\n",
+            "session_idle",
+            "portal.session_idle",
+        ),
+        (
+            "[portal]\n",
+            "[portal]\nmagic_link_ttl = \"15 minutes\"\n",
+            "magic_link_ttl",
+            "portal.magic_link_ttl",
+        ),
+    ];
+    for (from, to, needle, key) in cases {
+        assert!(GOOD.contains(from), "test setup: {from:?} not in GOOD");
+        let text = GOOD.replacen(from, to, 1);
+        let err = load(&text).unwrap_err();
+        let p = err
+            .problems()
+            .iter()
+            .find(|p| p.key == *key)
+            .unwrap_or_else(|| panic!("no problem for {key}: {err}"));
+        assert_eq!(p.line(), Some(line_of(&text, needle)), "{key}: {p}");
+    }
+}
+
+#[test]
+fn secret_value_in_env_key_is_not_echoed() {
+    let text = GOOD.replace(
+        "api_token_env = \"KBGATE_CONFLUENCE_TOKEN\"",
+        "api_token_env = \"ATATT3xFfGF0-secret\"",
+    );
+    let err = load(&text).unwrap_err();
+    assert!(!err.to_string().contains("ATATT3xFfGF0-secret"), "{err}");
+}
+
+#[test]
+fn exclusive_keys() {
+    let text = GOOD.replace(
+        "api_token_env = \"KBGATE_CONFLUENCE_TOKEN\"",
+        "api_token_env = \"A\"\napi_token_file = \"/x\"",
+    );
+    let p = problem(&text);
+    assert_eq!(p.key, "confluence.api_token_file");
+    assert_eq!(p.line(), Some(line_of(&text, "api_token_file")));
+
+    let text = GOOD.replace("api_token_env = \"KBGATE_CONFLUENCE_TOKEN\"\n", "");
+    let p = problem(&text);
+    assert!(p.message.contains("api_token_env"), "{p}");
+}
+
+#[test]
+fn several_problems_reported_together() {
+    let text = GOOD
+        .replace("\"ACME.co.uk\"", "\"acme..co.uk\"")
+        .replace("[\"gmail.com\"]", "[\"[1.2.3.4]\"]");
+    let err = load(&text).unwrap_err();
+    assert_eq!(err.problems().len(), 2, "{err}");
+}
+
+#[test]
+fn example_file_loads() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../kbgate.example.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let c = Config::from_str_with_env(&text, &path, &no_env).unwrap();
+    assert!(c.confluence.is_some());
+    assert!(c.embed.is_some());
+    assert_eq!(c.policy.audiences().len(), 2);
+    assert_eq!(c.policy.deny().len(), 3);
+    // Through the real loader too (no KBGATE_* variables are set in tests).
+    assert!(Config::load(&path).is_ok());
+}
+
+#[test]
+fn missing_file_is_a_read_error() {
+    let err = Config::load(Path::new("/nonexistent/kbgate.toml")).unwrap_err();
+    assert!(matches!(err, ConfigError::Read { .. }));
+    assert!(err.to_string().contains("/nonexistent/kbgate.toml"));
+}
