@@ -1,10 +1,851 @@
-//! Confluence REST v1 endpoints: restrictions, CQL search, content search, downloads.
+//! Confluence REST v1 endpoints: read restrictions, CQL search, content search with expands,
+//! attachment downloads.
+//!
+//! Restrictions: `GET …/content/{id}/restriction/byOperation/read` lists only the restrictions
+//! set on that page, exactly like Confluence; restrictions inherited from ancestors do not show
+//! up there. Clients find inherited ones through `expand=ancestors` plus the ancestors' own
+//! restrictions (e.g. one `content/search` with `restrictions.read.restrictions.*` expands).
+//! The simulator still enforces inheritance: a caller who does not satisfy an ancestor's
+//! restriction cannot see the descendants.
+
+use std::collections::BTreeSet;
 
 use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, State as AxState};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::{Map, Value, json};
 
 use crate::Sim;
+use crate::auth::AuthUser;
+use crate::cql::{self, Clause, ContentType, OrderField};
+use crate::error::{ApiError, ApiFamily};
+use crate::generator::render_body;
+use crate::model::{AccountType, Attachment, Page, PageStatus, State};
+use crate::paging::{Params, SortKey, cursor_param, encode_query, keyset, site_base};
+use crate::v2::{download_path, iso, page_visible, slug};
+
+const F: ApiFamily = ApiFamily::V1;
+
+/// Limit caps of the v1 search endpoints (Confluence's "fixed system limits").
+pub const SEARCH_MAX_LIMIT: usize = 250;
+/// Cap when `body.*` is expanded on content search.
+pub const SEARCH_BODY_MAX_LIMIT: usize = 50;
+/// Cap of the restriction endpoint.
+pub const RESTRICTION_MAX_LIMIT: usize = 100;
 
 /// v1 routes.
 pub fn routes() -> Router<Sim> {
     Router::new()
+        .route(
+            "/wiki/rest/api/content/{id}/restriction/byOperation/{operation_key}",
+            get(restriction_by_operation),
+        )
+        .route("/wiki/rest/api/search", get(search))
+        .route("/wiki/rest/api/content/search", get(content_search))
+        .route(
+            "/wiki/rest/api/content/{id}/child/attachment/{attachment_id}/download",
+            get(download_redirect),
+        )
+        .route(
+            "/wiki/download/attachments/{page_id}/{filename}",
+            get(download_file),
+        )
+}
+
+/// An expand list: `a.b.c` also implies `a` and `a.b`.
+#[derive(Debug, Clone, Default)]
+pub struct Expands(BTreeSet<String>);
+
+impl Expands {
+    /// From `expand` params (comma lists allowed).
+    pub fn parse(p: &Params) -> Self {
+        Expands(p.get_all("expand").into_iter().collect())
+    }
+    /// Whether `path` (or something below it) was asked for.
+    pub fn has(&self, path: &str) -> bool {
+        self.0
+            .iter()
+            .any(|e| e == path || (e.starts_with(path) && e[path.len()..].starts_with('.')))
+    }
+    /// The expands below a prefix (`content.version` → `version`).
+    pub fn under(&self, prefix: &str) -> Expands {
+        let pre = format!("{prefix}.");
+        Expands(
+            self.0
+                .iter()
+                .filter_map(|e| e.strip_prefix(&pre).map(str::to_string))
+                .collect(),
+        )
+    }
+}
+
+/// v1 User JSON.
+pub fn user_json(s: &State, base: &str, account_id: &str) -> Value {
+    let Some(u) = s.users.get(account_id) else {
+        return json!({
+            "type": "unknown",
+            "accountId": account_id,
+            "accountType": "",
+            "publicName": "Unknown user",
+            "displayName": "Unknown user",
+            "isExternalCollaborator": false,
+            "_expandable": {},
+            "_links": {},
+        });
+    };
+    json!({
+        "type": "known",
+        "accountId": u.account_id,
+        "accountType": match u.account_type {
+            AccountType::Atlassian => "atlassian",
+            AccountType::App => "app",
+            AccountType::Customer => "",
+        },
+        "email": u.email,
+        "publicName": u.display_name,
+        "profilePicture": {
+            "path": format!("/wiki/aa-avatar/{}", u.account_id),
+            "width": 48, "height": 48, "isDefault": true,
+        },
+        "displayName": u.display_name,
+        "isExternalCollaborator": u.is_external_collaborator(),
+        "externalCollaborator": u.is_external_collaborator(),
+        "_expandable": { "operations": "", "personalSpace": "" },
+        "_links": { "self": format!("{base}/wiki/rest/api/user?accountId={}", u.account_id) },
+    })
+}
+
+/// v1 Group JSON.
+pub fn group_json(s: &State, base: &str, group_id: &str) -> Value {
+    let name = s
+        .groups
+        .get(group_id)
+        .map(|g| g.name.clone())
+        .unwrap_or_default();
+    json!({
+        "type": "group",
+        "name": name,
+        "id": group_id,
+        "_links": { "self": format!("{base}/wiki/rest/api/group/by-id?id={group_id}") },
+    })
+}
+
+fn space_v1(s: &State, base: &str, space_id: u64) -> Value {
+    let Some(sp) = s.spaces.get(&space_id) else {
+        return Value::Null;
+    };
+    json!({
+        "id": sp.id,
+        "key": sp.key,
+        "name": sp.name,
+        "type": if sp.space_type == "personal" { "personal" } else { "global" },
+        "status": sp.status.as_str(),
+        "_expandable": {
+            "settings": format!("/rest/api/space/{}/settings", sp.key),
+            "metadata": "", "operations": "", "lookAndFeel": format!("/rest/api/settings/lookandfeel?spaceKey={}", sp.key),
+            "identifiers": "", "permissions": "", "icon": "", "description": "", "theme": format!("/rest/api/space/{}/theme", sp.key),
+            "history": "", "homepage": sp.homepage_id.map(|h| format!("/rest/api/content/{h}")).unwrap_or_default(),
+        },
+        "_links": {
+            "webui": format!("/spaces/{}", sp.key),
+            "self": format!("{base}/wiki/rest/api/space/{}", sp.key),
+        },
+    })
+}
+
+fn array_json(results: Vec<Value>, limit: usize) -> Value {
+    let size = results.len();
+    json!({ "results": results, "start": 0, "limit": limit, "size": size, "_links": {} })
+}
+
+/// v1 ContentRestriction for one operation of a page (own restrictions only).
+pub fn restriction_json(
+    s: &State,
+    base: &str,
+    page: &Page,
+    operation: &str,
+    expand_user: bool,
+    expand_group: bool,
+    start: usize,
+    limit: usize,
+) -> Value {
+    let (users, groups): (Vec<&String>, Vec<&String>) = if operation == "read" {
+        (
+            page.read_restrictions.users.iter().collect(),
+            page.read_restrictions.groups.iter().collect(),
+        )
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let mut restrictions = Map::new();
+    let mut exp = Map::new();
+    let user_total = users.len();
+    let group_total = groups.len();
+    if expand_user {
+        let results: Vec<Value> = users
+            .into_iter()
+            .skip(start)
+            .take(limit)
+            .map(|u| user_json(s, base, u))
+            .collect();
+        let size = results.len();
+        restrictions.insert(
+            "user".into(),
+            json!({ "results": results, "start": start, "limit": limit, "size": size, "totalSize": user_total, "_links": {} }),
+        );
+    } else {
+        exp.insert(
+            "user".into(),
+            json!(format!("/rest/api/content/{}/restriction/byOperation/{operation}/user", page.id)),
+        );
+    }
+    if expand_group {
+        let results: Vec<Value> = groups
+            .into_iter()
+            .skip(start)
+            .take(limit)
+            .map(|g| group_json(s, base, g))
+            .collect();
+        let size = results.len();
+        let _ = group_total;
+        restrictions.insert(
+            "group".into(),
+            json!({ "results": results, "start": start, "limit": limit, "size": size }),
+        );
+    } else {
+        exp.insert(
+            "group".into(),
+            json!(format!("/rest/api/content/{}/restriction/byOperation/{operation}/group", page.id)),
+        );
+    }
+    if !exp.is_empty() {
+        restrictions.insert("_expandable".into(), Value::Object(exp));
+    }
+    json!({
+        "operation": operation,
+        "restrictions": restrictions,
+        "_expandable": { "content": format!("/rest/api/content/{}", page.id) },
+        "_links": {
+            "self": format!("{base}/wiki/rest/api/content/{}/restriction/byOperation/{operation}", page.id),
+        },
+    })
+}
+
+fn labels_json(s: &State, page: &Page) -> Value {
+    let results: Vec<Value> = page
+        .labels
+        .iter()
+        .filter_map(|l| s.labels.get(l))
+        .map(|l| json!({ "prefix": l.prefix, "name": l.name, "id": l.id.to_string(), "label": l.name }))
+        .collect();
+    array_json(results, 200)
+}
+
+/// A searchable item.
+#[derive(Debug, Clone, Copy)]
+pub enum Item<'a> {
+    /// A page.
+    Page(&'a Page),
+    /// An attachment (of a visible, current page).
+    Attachment(&'a Attachment),
+}
+
+impl Item<'_> {
+    fn id(&self) -> u64 {
+        match self {
+            Item::Page(p) => p.id,
+            Item::Attachment(a) => a.id,
+        }
+    }
+    fn last_modified(&self) -> chrono::DateTime<chrono::Utc> {
+        match self {
+            Item::Page(p) => p.last_modified(),
+            Item::Attachment(a) => a.created_at,
+        }
+    }
+    fn created(&self) -> chrono::DateTime<chrono::Utc> {
+        match self {
+            Item::Page(p) => p.created_at,
+            Item::Attachment(a) => a.created_at,
+        }
+    }
+    fn title(&self) -> &str {
+        match self {
+            Item::Page(p) => &p.title,
+            Item::Attachment(a) => &a.title,
+        }
+    }
+}
+
+fn page_content_json(s: &State, base: &str, p: &Page, ex: &Expands) -> Value {
+    let key = s
+        .spaces
+        .get(&p.space_id)
+        .map(|sp| sp.key.clone())
+        .unwrap_or_default();
+    let id = p.id;
+    let mut v = Map::new();
+    let mut expandable = Map::new();
+    v.insert("id".into(), json!(id.to_string()));
+    v.insert("type".into(), json!("page"));
+    v.insert("status".into(), json!(p.status.as_str()));
+    v.insert("title".into(), json!(p.title));
+    let mut exp = |k: &str, val: String, v: &mut Map<String, Value>, cond: bool, f: &dyn Fn() -> Value| {
+        if cond {
+            v.insert(k.to_string(), f());
+        } else {
+            expandable.insert(k.to_string(), json!(val));
+        }
+    };
+    exp("space", format!("/rest/api/space/{key}"), &mut v, ex.has("space"), &|| {
+        space_v1(s, base, p.space_id)
+    });
+    exp("container", format!("/rest/api/space/{key}"), &mut v, ex.has("container"), &|| {
+        space_v1(s, base, p.space_id)
+    });
+    exp("history", format!("/rest/api/content/{id}/history"), &mut v, false, &|| Value::Null);
+    exp("version", String::new(), &mut v, ex.has("version"), &|| {
+        let ver = p.version();
+        json!({
+            "by": user_json(s, base, &ver.author_id),
+            "when": iso(ver.created_at),
+            "friendlyWhen": ver.created_at.format("%b %d, %Y").to_string(),
+            "message": ver.message,
+            "number": ver.number,
+            "minorEdit": ver.minor_edit,
+            "contentTypeModified": false,
+            "_expandable": { "collaborators": "", "content": format!("/rest/api/content/{id}") },
+            "_links": { "self": format!("{base}/wiki/rest/api/content/{id}/version/{}", ver.number) },
+        })
+    });
+    exp("ancestors", String::new(), &mut v, ex.has("ancestors"), &|| {
+        Value::Array(
+            s.ancestors(id)
+                .into_iter()
+                .filter_map(|a| s.pages.get(&a))
+                .map(|a| page_content_json(s, base, a, &Expands::default()))
+                .collect(),
+        )
+    });
+    exp("metadata", String::new(), &mut v, ex.has("metadata"), &|| {
+        let mut m = Map::new();
+        let mut mexp = Map::new();
+        if ex.has("metadata.labels") {
+            m.insert("labels".into(), labels_json(s, p));
+        } else {
+            mexp.insert("labels".into(), json!(format!("/rest/api/content/{id}/label")));
+        }
+        for k in ["currentuser", "comments", "sourceTemplateEntityId", "simple", "properties", "frontend", "likes"] {
+            mexp.insert(k.into(), json!(""));
+        }
+        m.insert("_expandable".into(), Value::Object(mexp));
+        Value::Object(m)
+    });
+    exp("restrictions", format!("/rest/api/content/{id}/restriction/byOperation"), &mut v, ex.has("restrictions"), &|| {
+        let mut r = Map::new();
+        let mut rexp = Map::new();
+        if ex.has("restrictions.read") {
+            r.insert(
+                "read".into(),
+                restriction_json(
+                    s,
+                    base,
+                    p,
+                    "read",
+                    ex.has("restrictions.read.restrictions.user"),
+                    ex.has("restrictions.read.restrictions.group"),
+                    0,
+                    200,
+                ),
+            );
+        } else {
+            rexp.insert("read".into(), json!(format!("/rest/api/content/{id}/restriction/byOperation/read")));
+        }
+        if ex.has("restrictions.update") {
+            r.insert(
+                "update".into(),
+                restriction_json(s, base, p, "update", ex.has("restrictions.update.restrictions.user"), ex.has("restrictions.update.restrictions.group"), 0, 200),
+            );
+        } else {
+            rexp.insert("update".into(), json!(format!("/rest/api/content/{id}/restriction/byOperation/update")));
+        }
+        r.insert("_expandable".into(), Value::Object(rexp));
+        r.insert("_links".into(), json!({ "self": format!("{base}/wiki/rest/api/content/{id}/restriction/byOperation") }));
+        Value::Object(r)
+    });
+    exp("body", String::new(), &mut v, ex.has("body"), &|| {
+        let mut b = Map::new();
+        let mut bexp = Map::new();
+        for k in ["editor", "atlas_doc_format", "view", "export_view", "styled_view", "dynamic", "storage", "editor2", "anonymous_export_view", "wiki", "raw"] {
+            if k == "storage" && ex.has("body.storage") {
+                b.insert("storage".into(), json!({
+                    "value": render_body(s, p),
+                    "representation": "storage",
+                    "embeddedContent": [],
+                    "_expandable": { "content": format!("/rest/api/content/{id}") },
+                }));
+            } else {
+                bexp.insert(k.into(), json!(""));
+            }
+        }
+        b.insert("_expandable".into(), Value::Object(bexp));
+        Value::Object(b)
+    });
+    for (k, val) in [
+        ("childTypes", String::new()),
+        ("operations", String::new()),
+        ("schedulePublishDate", String::new()),
+        ("children", format!("/rest/api/content/{id}/child")),
+        ("descendants", format!("/rest/api/content/{id}/descendant")),
+    ] {
+        expandable.insert(k.into(), json!(val));
+    }
+    v.insert("extensions".into(), json!({ "position": p.position }));
+    v.insert("_expandable".into(), Value::Object(expandable));
+    v.insert(
+        "_links".into(),
+        json!({
+            "webui": format!("/spaces/{key}/pages/{id}/{}", slug(&p.title)),
+            "editui": format!("/pages/resumedraft.action?draftId={id}"),
+            "tinyui": format!("/x/{id}"),
+            "self": format!("{base}/wiki/rest/api/content/{id}"),
+        }),
+    );
+    Value::Object(v)
+}
+
+fn attachment_content_json(s: &State, base: &str, a: &Attachment, ex: &Expands) -> Value {
+    let id = a.id;
+    let page = s.pages.get(&a.page_id);
+    let key = page
+        .and_then(|p| s.spaces.get(&p.space_id))
+        .map(|sp| sp.key.clone())
+        .unwrap_or_default();
+    let mut v = Map::new();
+    let mut expandable = Map::new();
+    v.insert("id".into(), json!(format!("att{id}")));
+    v.insert("type".into(), json!("attachment"));
+    v.insert("status".into(), json!(a.status.as_str()));
+    v.insert("title".into(), json!(a.title));
+    if ex.has("container") {
+        if let Some(p) = page {
+            v.insert("container".into(), page_content_json(s, base, p, &ex.under("container")));
+        }
+    } else {
+        expandable.insert("container".into(), json!(format!("/rest/api/content/{}", a.page_id)));
+    }
+    if ex.has("version") {
+        v.insert(
+            "version".into(),
+            json!({
+                "by": user_json(s, base, &a.author_id),
+                "when": iso(a.created_at),
+                "friendlyWhen": a.created_at.format("%b %d, %Y").to_string(),
+                "message": "",
+                "number": a.version,
+                "minorEdit": false,
+                "contentTypeModified": false,
+                "_expandable": { "collaborators": "", "content": format!("/rest/api/content/att{id}") },
+                "_links": { "self": format!("{base}/wiki/rest/api/content/att{id}/version/{}", a.version) },
+            }),
+        );
+    } else {
+        expandable.insert("version".into(), json!(""));
+    }
+    if ex.has("space") {
+        if let Some(p) = page {
+            v.insert("space".into(), space_v1(s, base, p.space_id));
+        }
+    } else {
+        expandable.insert("space".into(), json!(format!("/rest/api/space/{key}")));
+    }
+    if ex.has("ancestors") {
+        let mut anc: Vec<Value> = page
+            .map(|p| {
+                s.ancestors(p.id)
+                    .into_iter()
+                    .filter_map(|x| s.pages.get(&x))
+                    .map(|x| page_content_json(s, base, x, &Expands::default()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(p) = page {
+            anc.push(page_content_json(s, base, p, &Expands::default()));
+        }
+        v.insert("ancestors".into(), Value::Array(anc));
+    } else {
+        expandable.insert("ancestors".into(), json!(""));
+    }
+    let mut meta = json!({ "mediaType": a.media_type, "comment": "" });
+    if ex.has("metadata.labels") {
+        meta["labels"] = array_json(Vec::new(), 200);
+    }
+    v.insert("metadata".into(), meta);
+    for k in ["childTypes", "operations", "schedulePublishDate", "history", "restrictions", "body", "children", "descendants"] {
+        expandable.insert(k.into(), json!(""));
+    }
+    v.insert(
+        "extensions".into(),
+        json!({ "mediaType": a.media_type, "fileSize": a.bytes.len(), "comment": "", "mediaTypeDescription": "", "fileId": crate::model::uuid_like(a.id, a.page_id) }),
+    );
+    v.insert("_expandable".into(), Value::Object(expandable));
+    v.insert(
+        "_links".into(),
+        json!({
+            "webui": format!("/pages/viewpageattachments.action?pageId={}&preview=%2F{}%2Fatt{id}%2F{}", a.page_id, a.page_id, crate::paging::encode_segment(&a.title)),
+            "download": download_path(a),
+            "thumbnail": download_path(a),
+            "self": format!("{base}/wiki/rest/api/content/att{id}"),
+        }),
+    );
+    Value::Object(v)
+}
+
+fn item_json(s: &State, base: &str, item: Item<'_>, ex: &Expands) -> Value {
+    match item {
+        Item::Page(p) => page_content_json(s, base, p, ex),
+        Item::Attachment(a) => attachment_content_json(s, base, a, ex),
+    }
+}
+
+fn matches(s: &State, q: &cql::Query, item: Item<'_>) -> bool {
+    let (page, ty) = match item {
+        Item::Page(p) => (p, ContentType::Page),
+        Item::Attachment(a) => match s.pages.get(&a.page_id) {
+            Some(p) => (p, ContentType::Attachment),
+            None => return false,
+        },
+    };
+    q.clauses.iter().all(|c| match c {
+        Clause::Space(keys, neg) => {
+            let key = s.spaces.get(&page.space_id).map(|sp| sp.key.as_str()).unwrap_or("");
+            keys.iter().any(|k| k.eq_ignore_ascii_case(key)) != *neg
+        }
+        Clause::Type(ts) => ts.contains(&ty),
+        Clause::LastModified(cmp, t) => cmp.holds(item.last_modified(), *t),
+        Clause::Created(cmp, t) => cmp.holds(item.created(), *t),
+        Clause::Label(ls) => {
+            ty == ContentType::Page
+                && page
+                    .labels
+                    .iter()
+                    .filter_map(|l| s.labels.get(l))
+                    .any(|l| ls.contains(&l.name))
+        }
+        Clause::Ancestor(a) => ty == ContentType::Page && s.ancestors(page.id).contains(a),
+        Clause::Id(ids) => ids.contains(&item.id()),
+    })
+}
+
+/// Runs a query for a caller: matching current, visible items in query order.
+fn run_query<'a>(s: &'a State, auth: &AuthUser, q: &cql::Query) -> Vec<(SortKey, u64, Item<'a>)> {
+    let types: Option<&Vec<ContentType>> = q.clauses.iter().find_map(|c| match c {
+        Clause::Type(t) => Some(t),
+        _ => None,
+    });
+    let want_pages = types.is_none_or(|t| t.contains(&ContentType::Page));
+    let want_atts = types.is_none_or(|t| t.contains(&ContentType::Attachment));
+    let mut items: Vec<Item<'a>> = Vec::new();
+    if want_pages {
+        items.extend(s.pages.values().filter(|p| p.status == PageStatus::Current).map(Item::Page));
+    }
+    if want_atts {
+        items.extend(
+            s.attachments
+                .values()
+                .filter(|a| a.status == PageStatus::Current)
+                .map(Item::Attachment),
+        );
+    }
+    let field = q.order.map(|o| o.0).unwrap_or(OrderField::Id);
+    items
+        .into_iter()
+        .filter(|i| matches(s, q, *i))
+        .filter(|i| {
+            let page = match i {
+                Item::Page(p) => Some(*p),
+                Item::Attachment(a) => s.pages.get(&a.page_id),
+            };
+            page.is_some_and(|p| p.status == PageStatus::Current && page_visible(s, &auth.user, p))
+        })
+        .map(|i| {
+            let key = match field {
+                OrderField::LastModified => SortKey::Int(i.last_modified().timestamp_millis()),
+                OrderField::Created => SortKey::Int(i.created().timestamp_millis()),
+                OrderField::Title => SortKey::Str(i.title().to_string()),
+                OrderField::Id => SortKey::Int(i.id() as i64),
+            };
+            (key, i.id(), i)
+        })
+        .collect()
+}
+
+fn cql_error(cql: &str) -> ApiError {
+    ApiError::bad_request(
+        F,
+        format!(
+            "com.atlassian.confluence.api.service.exceptions.BadRequestException: Could not parse cql : {cql}"
+        ),
+    )
+}
+
+struct SearchPage {
+    results: Vec<Value>,
+    next: Option<String>,
+    total: usize,
+    start: usize,
+}
+
+fn do_search(
+    sim: &Sim,
+    auth: &AuthUser,
+    base: &str,
+    p: &Params,
+    limit: usize,
+    render: impl Fn(&State, Item<'_>) -> Value,
+) -> Result<(SearchPage, String), ApiError> {
+    let cql_text = p
+        .get("cql")
+        .ok_or_else(|| ApiError::bad_request(F, "cql parameter is required"))?
+        .to_string();
+    let q = cql::parse(&cql_text).map_err(|_| cql_error(&cql_text))?;
+    let cursor = cursor_param(p, F)?;
+    let desc = q.order.is_some_and(|o| o.1);
+    let _ = base;
+    let page = sim.read(|s| {
+        let all = run_query(s, auth, &q);
+        let total = all.len();
+        let start = match &cursor {
+            None => 0,
+            Some(c) => all
+                .iter()
+                .filter(|(k, id, _)| {
+                    let o = k.cmp(&c.0).then(id.cmp(&c.1));
+                    if desc { o.is_ge() } else { o.is_le() }
+                })
+                .count(),
+        };
+        let (page, next) = keyset(all, desc, cursor.as_ref(), limit);
+        SearchPage {
+            results: page.into_iter().map(|(_, _, i)| render(s, i)).collect(),
+            next,
+            total,
+            start,
+        }
+    });
+    Ok((page, cql_text))
+}
+
+fn next_link(path: &str, p: &Params, cursor: &str, limit: usize, start: usize) -> String {
+    let mut pairs = p.without(&["cursor", "limit", "start", "next"]);
+    pairs.insert(0, ("next".into(), "true".into()));
+    pairs.push(("cursor".into(), cursor.to_string()));
+    pairs.push(("limit".into(), limit.to_string()));
+    pairs.push(("start".into(), start.to_string()));
+    format!("{path}?{}", encode_query(&pairs))
+}
+
+async fn search(
+    AxState(sim): AxState<Sim>,
+    auth: AuthUser,
+    headers: HeaderMap,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let started = std::time::Instant::now();
+    let limit = p.limit(25, SEARCH_MAX_LIMIT, F)?;
+    let base = site_base(&headers, &sim);
+    let ex = Expands::parse(&p).under("content");
+    let (page, cql_text) = do_search(&sim, &auth, &base, &p, limit, |s, item| {
+        let content = item_json(s, &base, item, &ex);
+        let (space_id, url, icon) = match item {
+            Item::Page(pg) => (
+                pg.space_id,
+                format!(
+                    "/spaces/{}/pages/{}/{}",
+                    s.spaces.get(&pg.space_id).map(|x| x.key.as_str()).unwrap_or(""),
+                    pg.id,
+                    slug(&pg.title)
+                ),
+                "aui-icon content-type-page",
+            ),
+            Item::Attachment(a) => (
+                s.pages.get(&a.page_id).map(|p| p.space_id).unwrap_or(0),
+                download_path(a),
+                "aui-icon content-type-attachment",
+            ),
+        };
+        let sp = s.spaces.get(&space_id);
+        json!({
+            "content": content,
+            "title": item.title(),
+            "excerpt": "",
+            "url": url,
+            "resultGlobalContainer": {
+                "title": sp.map(|x| x.name.as_str()).unwrap_or(""),
+                "displayUrl": format!("/spaces/{}", sp.map(|x| x.key.as_str()).unwrap_or("")),
+            },
+            "breadcrumbs": [],
+            "entityType": "content",
+            "iconCssClass": icon,
+            "lastModified": iso(item.last_modified()),
+            "friendlyLastModified": item.last_modified().format("%b %d, %Y").to_string(),
+            "score": 0.0,
+        })
+    })?;
+    let size = page.results.len();
+    let mut links = json!({
+        "base": format!("{base}/wiki"),
+        "context": "/wiki",
+        "self": format!("{base}/wiki/rest/api/search?{}", encode_query(&p.0)),
+    });
+    if let Some(c) = &page.next {
+        links["next"] = json!(next_link("/rest/api/search", &p, c, limit, page.start + size));
+    }
+    Ok(axum::Json(json!({
+        "results": page.results,
+        "start": page.start,
+        "limit": limit,
+        "size": size,
+        "totalSize": page.total,
+        "cqlQuery": cql_text,
+        "searchDuration": started.elapsed().as_millis() as u64,
+        "_links": links,
+    }))
+    .into_response())
+}
+
+async fn content_search(
+    AxState(sim): AxState<Sim>,
+    auth: AuthUser,
+    headers: HeaderMap,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let ex = Expands::parse(&p);
+    let cap = if ex.has("body") {
+        SEARCH_BODY_MAX_LIMIT
+    } else {
+        SEARCH_MAX_LIMIT
+    };
+    let limit = p.limit(25, cap, F)?;
+    let base = site_base(&headers, &sim);
+    let (page, _) = do_search(&sim, &auth, &base, &p, limit, |s, item| {
+        item_json(s, &base, item, &ex)
+    })?;
+    let size = page.results.len();
+    let mut links = json!({
+        "base": format!("{base}/wiki"),
+        "context": "/wiki",
+        "self": format!("{base}/wiki/rest/api/content/search?{}", encode_query(&p.0)),
+    });
+    if let Some(c) = &page.next {
+        links["next"] = json!(next_link("/rest/api/content/search", &p, c, limit, page.start + size));
+    }
+    Ok(axum::Json(json!({
+        "results": page.results,
+        "start": page.start,
+        "limit": limit,
+        "size": size,
+        "_links": links,
+    }))
+    .into_response())
+}
+
+async fn restriction_by_operation(
+    AxState(sim): AxState<Sim>,
+    auth: AuthUser,
+    headers: HeaderMap,
+    Path((id, op)): Path<(String, String)>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    if op != "read" && op != "update" {
+        return Err(ApiError::bad_request(F, format!("Invalid operation key: {op}")));
+    }
+    let not_found = || ApiError::not_found(F, format!("No content found with id: ContentId{{id={id}}}"));
+    let pid: u64 = id.parse().map_err(|_| not_found())?;
+    let start = p.start(F)?;
+    let limit = p.limit(100, RESTRICTION_MAX_LIMIT, F)?;
+    let ex = Expands::parse(&p);
+    let base = site_base(&headers, &sim);
+    sim.read(|s| {
+        let page = s
+            .pages
+            .get(&pid)
+            .filter(|pg| pg.status == PageStatus::Current && page_visible(s, &auth.user, pg))
+            .ok_or_else(not_found)?;
+        // Confluence expands users and groups on this endpoint by default.
+        let mut v = restriction_json(s, &base, page, &op, true, true, start, limit);
+        if ex.has("content") {
+            v["content"] = page_content_json(s, &base, page, &Expands::default());
+        }
+        Ok(axum::Json(v).into_response())
+    })
+}
+
+async fn download_redirect(
+    AxState(sim): AxState<Sim>,
+    auth: AuthUser,
+    headers: HeaderMap,
+    Path((id, att)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::not_found(F, format!("No attachment found with id: {att}"));
+    let pid: u64 = id.parse().map_err(|_| not_found())?;
+    let aid: u64 = att.trim_start_matches("att").parse().map_err(|_| not_found())?;
+    let base = site_base(&headers, &sim);
+    let location = sim.read(|s| {
+        let a = s
+            .attachments
+            .get(&aid)
+            .filter(|a| a.page_id == pid && a.status == PageStatus::Current)
+            .ok_or_else(not_found)?;
+        let page = s.pages.get(&pid).ok_or_else(not_found)?;
+        if !page_visible(s, &auth.user, page) {
+            return Err(not_found());
+        }
+        Ok(format!("{base}/wiki{}", download_path(a)))
+    })?;
+    let mut resp = StatusCode::FOUND.into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(resp)
+}
+
+async fn download_file(
+    AxState(sim): AxState<Sim>,
+    auth: AuthUser,
+    Path((page_id, filename)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let not_found = || ApiError::not_found(F, format!("No attachment {filename} on page {page_id}"));
+    let pid: u64 = page_id.parse().map_err(|_| not_found())?;
+    let (bytes, media_type) = sim.read(|s| {
+        let page = s.pages.get(&pid).ok_or_else(not_found)?;
+        if page.status != PageStatus::Current || !page_visible(s, &auth.user, page) {
+            return Err(not_found());
+        }
+        let a = s
+            .page_attachments
+            .get(&pid)
+            .into_iter()
+            .flatten()
+            .filter_map(|a| s.attachments.get(a))
+            .find(|a| a.title == filename && a.status == PageStatus::Current)
+            .ok_or_else(not_found)?;
+        Ok((a.bytes.clone(), a.media_type.clone()))
+    })?;
+    let mut resp = Response::new(Body::from(bytes.clone()));
+    let h = resp.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&media_type) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"{}\"",
+        filename.replace('"', "")
+    )) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(resp)
 }
