@@ -1,0 +1,224 @@
+//! Content-addressed storage of attachment bytes under `data_dir/blobs/`.
+//!
+//! A blob lives at `blobs/ab/cdef…` where `abcdef…` is the lowercase hex SHA-256 of its
+//! bytes. Writes stream into a temporary file in `blobs/tmp/` and are renamed into place, so
+//! a reader never sees a partial blob. Blobs are immutable; unreferenced ones can be removed
+//! by a later garbage collection.
+
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use crate::StoreError;
+
+/// A reference to stored bytes: their SHA-256 and size. Parsed, so a `BlobRef` can always be
+/// turned into a path inside the blob directory (no traversal from stored values).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "RawBlobRef", into = "RawBlobRef")]
+pub struct BlobRef {
+    sha256: String,
+    size: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct RawBlobRef {
+    sha256: String,
+    size: i64,
+}
+
+impl TryFrom<RawBlobRef> for BlobRef {
+    type Error = StoreError;
+    fn try_from(raw: RawBlobRef) -> Result<Self, Self::Error> {
+        BlobRef::parse(&raw.sha256, raw.size)
+    }
+}
+
+impl From<BlobRef> for RawBlobRef {
+    fn from(b: BlobRef) -> Self {
+        RawBlobRef {
+            sha256: b.sha256,
+            size: b.size,
+        }
+    }
+}
+
+impl BlobRef {
+    /// Accepts 64 hex digits (either case; stored lowercase) and a non-negative size.
+    pub fn parse(sha256: &str, size: i64) -> Result<Self, StoreError> {
+        if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(StoreError::Corrupt(format!(
+                "blob hash is not 64 hex digits: {sha256:?}"
+            )));
+        }
+        if size < 0 {
+            return Err(StoreError::Corrupt(format!("negative blob size {size}")));
+        }
+        Ok(BlobRef {
+            sha256: sha256.to_ascii_lowercase(),
+            size,
+        })
+    }
+
+    /// Lowercase hex SHA-256 of the bytes.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+
+    /// Size in bytes.
+    pub fn size(&self) -> i64 {
+        self.size
+    }
+}
+
+/// The blob directory. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    root: PathBuf,
+}
+
+impl BlobStore {
+    /// Uses (and creates on first write) `data_dir/blobs`.
+    pub fn new(data_dir: &Path) -> Self {
+        BlobStore {
+            root: data_dir.join("blobs"),
+        }
+    }
+
+    /// The blob directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Where the bytes of `blob` live (whether or not they are present).
+    pub fn path(&self, blob: &BlobRef) -> PathBuf {
+        // `BlobRef` guarantees 64 ASCII hex digits, so slicing at 2 is on a char boundary.
+        let (dir, file) = blob.sha256.split_at(2);
+        self.root.join(dir).join(file)
+    }
+
+    /// Streams bytes into the store and returns their reference.
+    pub async fn write_stream<S, E>(&self, stream: S) -> Result<BlobRef, StoreError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: std::fmt::Display,
+    {
+        self.write_stream_capped(stream, None).await
+    }
+
+    /// Like [`BlobStore::write_stream`], but fails with [`StoreError::BlobTooLarge`] (keeping
+    /// nothing) as soon as more than `cap` bytes arrive.
+    pub async fn write_stream_capped<S, E>(
+        &self,
+        stream: S,
+        cap: Option<u64>,
+    ) -> Result<BlobRef, StoreError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: std::fmt::Display,
+    {
+        let tmp_dir = self.root.join("tmp");
+        tokio::fs::create_dir_all(&tmp_dir).await?;
+        let tmp_path = tmp_dir.join(format!("{}.part", uuid::Uuid::new_v4()));
+        let result = self.write_to_tmp(stream, cap, &tmp_path).await;
+        match result {
+            Ok(blob) => {
+                let dest = self.path(&blob);
+                if let Some(parent) = dest.parent() {
+                    tokio::fs::create_dir_all(parent).await?;
+                }
+                if tokio::fs::try_exists(&dest).await? {
+                    // Same content already stored (blobs are immutable).
+                    tokio::fs::remove_file(&tmp_path).await?;
+                } else {
+                    tokio::fs::rename(&tmp_path, &dest).await?;
+                }
+                Ok(blob)
+            }
+            Err(e) => {
+                // Best effort: the temporary file is garbage either way.
+                let _ = tokio::fs::remove_file(&tmp_path).await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn write_to_tmp<S, E>(
+        &self,
+        stream: S,
+        cap: Option<u64>,
+        tmp_path: &Path,
+    ) -> Result<BlobRef, StoreError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: std::fmt::Display,
+    {
+        let mut file = tokio::fs::File::create(tmp_path).await?;
+        let mut hasher = Sha256::new();
+        let mut size: u64 = 0;
+        let mut stream = std::pin::pin!(stream);
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| StoreError::BlobSource(e.to_string()))?;
+            size += chunk.len() as u64;
+            if let Some(cap) = cap
+                && size > cap
+            {
+                return Err(StoreError::BlobTooLarge { cap });
+            }
+            hasher.update(&chunk);
+            file.write_all(&chunk).await?;
+        }
+        file.flush().await?;
+        file.sync_all().await?;
+        drop(file);
+        let size = i64::try_from(size)
+            .map_err(|_| StoreError::Invalid("blob larger than i64::MAX bytes".into()))?;
+        BlobRef::parse(&hex::encode(hasher.finalize()), size)
+    }
+
+    /// Stores a byte slice (small blobs, tests).
+    pub async fn write_bytes(&self, bytes: &[u8]) -> Result<BlobRef, StoreError> {
+        let chunk = Bytes::copy_from_slice(bytes);
+        self.write_stream(futures::stream::iter([Ok::<_, std::convert::Infallible>(
+            chunk,
+        )]))
+        .await
+    }
+
+    /// Opens the bytes of `blob` for reading.
+    pub async fn open(&self, blob: &BlobRef) -> Result<tokio::fs::File, StoreError> {
+        Ok(tokio::fs::File::open(self.path(blob)).await?)
+    }
+
+    /// Whether the bytes of `blob` are present.
+    pub async fn exists(&self, blob: &BlobRef) -> Result<bool, StoreError> {
+        Ok(tokio::fs::try_exists(self.path(blob)).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blob_ref_rejects_non_hex_and_traversal() {
+        assert!(BlobRef::parse("../../etc/passwd", 1).is_err());
+        assert!(BlobRef::parse(&"g".repeat(64), 1).is_err());
+        assert!(BlobRef::parse(&"a".repeat(63), 1).is_err());
+        assert!(BlobRef::parse(&"a".repeat(64), -1).is_err());
+        let b = BlobRef::parse(&"AB".repeat(32), 3).unwrap();
+        assert_eq!(b.sha256(), "ab".repeat(32));
+    }
+
+    #[test]
+    fn blob_ref_serde_validates() {
+        let bad = serde_json::json!({"sha256": "../x", "size": 1});
+        assert!(serde_json::from_value::<BlobRef>(bad).is_err());
+        let good = BlobRef::parse(&"0f".repeat(32), 9).unwrap();
+        let json = serde_json::to_value(&good).unwrap();
+        assert_eq!(serde_json::from_value::<BlobRef>(json).unwrap(), good);
+    }
+}

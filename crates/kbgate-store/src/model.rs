@@ -1,0 +1,307 @@
+//! Owned, serde-friendly records stored by the mirror and read by the portal.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::blob::BlobRef;
+
+/// A mirrored Confluence space.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpaceRecord {
+    /// Confluence space id.
+    pub id: String,
+    /// Space key (e.g. `KB`); unique.
+    pub key: String,
+    /// Display name.
+    pub name: String,
+    /// Id of the space's home page, when known.
+    pub homepage_id: Option<String>,
+}
+
+/// One heading of a page, for the table of contents.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Heading {
+    /// 1 for `h1` … 6 for `h6`.
+    pub level: u8,
+    /// Plain heading text.
+    pub text: String,
+    /// The anchor id the rendered HTML gives the heading.
+    pub anchor: String,
+}
+
+/// A mirrored page with its bodies.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageRecord {
+    /// Confluence page id.
+    pub id: String,
+    /// Id of the space the page is in.
+    pub space_id: String,
+    /// Parent page id; `None` for the top of the tree.
+    pub parent_id: Option<String>,
+    /// Order among siblings (ascending).
+    pub position: i64,
+    /// Page title.
+    pub title: String,
+    /// Confluence version number.
+    pub version: i64,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last modification time.
+    pub updated_at: DateTime<Utc>,
+    /// Labels (drive audiences with label filters).
+    pub labels: Vec<String>,
+    /// A read restriction sits on the page itself.
+    pub restricted: bool,
+    /// A read restriction sits on the page or any ancestor: never served, never searched.
+    pub effective_restricted: bool,
+    /// Confluence storage format (XHTML) as fetched.
+    pub body_storage: String,
+    /// Prepared HTML from the renderer.
+    pub body_html: String,
+    /// Plain text for full-text search.
+    pub body_text: String,
+    /// Headings, for the table of contents.
+    pub headings: Vec<Heading>,
+}
+
+/// A page without its bodies: enough for trees, breadcrumbs, links and listings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageSummary {
+    /// Confluence page id.
+    pub id: String,
+    /// Id of the space the page is in.
+    pub space_id: String,
+    /// Parent page id; `None` for the top of the tree.
+    pub parent_id: Option<String>,
+    /// Order among siblings (ascending).
+    pub position: i64,
+    /// Page title.
+    pub title: String,
+    /// Confluence version number.
+    pub version: i64,
+    /// Last modification time.
+    pub updated_at: DateTime<Utc>,
+    /// Labels.
+    pub labels: Vec<String>,
+    /// A read restriction sits on the page or any ancestor.
+    pub effective_restricted: bool,
+}
+
+impl From<&PageRecord> for PageSummary {
+    fn from(p: &PageRecord) -> Self {
+        PageSummary {
+            id: p.id.clone(),
+            space_id: p.space_id.clone(),
+            parent_id: p.parent_id.clone(),
+            position: p.position,
+            title: p.title.clone(),
+            version: p.version,
+            updated_at: p.updated_at,
+            labels: p.labels.clone(),
+            effective_restricted: p.effective_restricted,
+        }
+    }
+}
+
+/// Metadata of an attachment, and where its bytes are when they were downloaded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttachmentRecord {
+    /// Confluence attachment id.
+    pub id: String,
+    /// The page the attachment belongs to (must already be in the mirror).
+    pub page_id: String,
+    /// File name.
+    pub title: String,
+    /// MIME type as Confluence reports it.
+    pub media_type: String,
+    /// Size in bytes as Confluence reports it.
+    pub file_size: i64,
+    /// Confluence version number.
+    pub version: i64,
+    /// Last modification time.
+    pub updated_at: DateTime<Utc>,
+    /// The stored bytes; `None` when over the size cap or not downloaded.
+    pub blob: Option<BlobRef>,
+}
+
+/// Where the sync of one space stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncState {
+    /// Space key.
+    pub space_key: String,
+    /// Space id.
+    pub space_id: String,
+    /// Latest modification time seen; the next incremental sync starts from here.
+    pub watermark: Option<DateTime<Utc>>,
+    /// End of the last completed full sync.
+    pub last_full_sync: Option<DateTime<Utc>>,
+    /// End of the last completed sync of any kind.
+    pub last_sync: Option<DateTime<Utc>>,
+}
+
+/// How a space sync treats what it does not write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncMode {
+    /// Every page and attachment still present must be written (or kept) in the
+    /// transaction; the rest of the space is removed at commit.
+    Full,
+    /// Only the writes and deletions made are applied.
+    Incremental,
+}
+
+/// What a commit removed (full sync sweep) and kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncCommitStats {
+    /// Pages removed by the full-sync sweep.
+    pub swept_pages: u64,
+    /// Attachments removed by the full-sync sweep.
+    pub swept_attachments: u64,
+}
+
+/// Counts over the whole mirror, for status output and health checks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MirrorStats {
+    /// Mirrored spaces.
+    pub spaces: u64,
+    /// Mirrored pages (including restricted ones).
+    pub pages: u64,
+    /// Pages with `effective_restricted`.
+    pub restricted_pages: u64,
+    /// Attachment records.
+    pub attachments: u64,
+    /// Attachments whose bytes are stored.
+    pub stored_blobs: u64,
+}
+
+/// One entry of a search scope: a space, optionally narrowed to labels.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScopeEntry {
+    /// Space id.
+    pub space_id: String,
+    /// `None`: the whole space; `Some(labels)`: only pages with any of these labels
+    /// (`Some(vec![])` therefore matches nothing).
+    pub labels: Option<Vec<String>>,
+}
+
+/// One search result.
+///
+/// `excerpt` is plain text (not HTML) in which each match is wrapped in
+/// [`crate::MATCH_START`] … [`crate::MATCH_END`] (`\u{E000}` … `\u{E001}`). To display it,
+/// HTML-escape the excerpt, then replace the markers by `<mark>` and `</mark>`. The store
+/// strips these private-use characters from stored titles and body text, so only the
+/// store's own markers can appear.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchHit {
+    /// Page id.
+    pub page_id: String,
+    /// Space id.
+    pub space_id: String,
+    /// Page title (no markers).
+    pub title: String,
+    /// Excerpt with match markers.
+    pub excerpt: String,
+    /// Relevance; higher is better. Only comparable within one result list.
+    pub rank: f64,
+}
+
+/// A page of search results.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SearchResults {
+    /// Hits, best first.
+    pub hits: Vec<SearchHit>,
+    /// More hits exist after this page (`offset + limit`).
+    pub has_more: bool,
+}
+
+/// A signed-in session. `id_hash` is a hash of the cookie value, never the value itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionRecord {
+    /// Hash of the session id (the id itself is never stored).
+    pub id_hash: String,
+    /// The verified email the session belongs to.
+    pub email: String,
+    /// Sign-in time.
+    pub created_at: DateTime<Utc>,
+    /// Last request time (idle expiry).
+    pub last_seen_at: DateTime<Utc>,
+    /// Absolute expiry.
+    pub expires_at: DateTime<Utc>,
+    /// Ended by sign-out or an operator.
+    pub revoked: bool,
+}
+
+/// A single-use code (back-channel hand-over, magic link, access-request verification).
+/// `code_hash` is a hash of the code, never the code itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CodeRecord {
+    /// Hash of the code.
+    pub code_hash: String,
+    /// What the code is for (e.g. `handover`, `magic-link`); `consume_code` checks it.
+    pub purpose: String,
+    /// The email the code signs in or verifies.
+    pub email: String,
+    /// Local path to go to after use.
+    pub return_to: Option<String>,
+    /// Issue time.
+    pub created_at: DateTime<Utc>,
+    /// Expiry.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// One audit log entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    /// When it happened.
+    pub ts: DateTime<Utc>,
+    /// Who did it (email, `system`, `operator`).
+    pub actor: String,
+    /// What was done (e.g. `session.create`).
+    pub action: String,
+    /// Structured detail (never secrets).
+    pub detail: serde_json::Value,
+}
+
+/// A known person (for native-mode provisioning).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PersonRecord {
+    /// Normalised email (primary key).
+    pub email: String,
+    /// Normalised domain of the email.
+    pub domain: String,
+    /// Where kbgate learnt of the person (`import`, `access-request`, `discovery`).
+    pub source: String,
+    /// First seen.
+    pub created_at: DateTime<Utc>,
+}
+
+/// One action of a provisioning run, recorded before and after it is applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalEntry {
+    /// Stable id of the action (idempotency key).
+    pub action_id: String,
+    /// Kind of action (e.g. `invite`, `grant-space-read`).
+    pub kind: String,
+    /// What it acts on (email, account id, space key …).
+    pub target: String,
+    /// `planned`, `started`, `done`, `failed` … (owned by the provisioning crate).
+    pub state: String,
+    /// Structured detail.
+    pub detail: serde_json::Value,
+    /// First recorded.
+    pub created_at: DateTime<Utc>,
+    /// Last state change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Something in Confluence kbgate created and therefore may remove (group, permission, …).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OwnedResource {
+    /// Kind of resource (e.g. `group`, `space-permission`).
+    pub kind: String,
+    /// Its identifier in Confluence.
+    pub target: String,
+    /// Structured detail.
+    pub detail: serde_json::Value,
+    /// When kbgate created it.
+    pub created_at: DateTime<Utc>,
+}

@@ -1,0 +1,210 @@
+//! The store traits.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::StoreError;
+use crate::blob::BlobStore;
+use crate::model::*;
+
+/// Everything kbgate persists. Object-safe; use it as `Arc<dyn Store>`.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Which backend this is (`"sqlite"` or `"postgres"`), for logs and status.
+    fn backend(&self) -> &'static str;
+
+    /// The attachment blob directory.
+    fn blobs(&self) -> &BlobStore;
+
+    // ----- mirror writes -------------------------------------------------------------
+
+    /// Starts the atomic sync of one space: upserts `space` and opens a transaction.
+    /// Nothing is visible to readers until [`SpaceSync::commit`]; dropping the returned
+    /// value rolls everything back. One sync per space at a time (SQLite serialises all
+    /// mirror writers; the second waits up to the busy timeout).
+    async fn begin_space_sync(
+        &self,
+        space: &SpaceRecord,
+        mode: SyncMode,
+    ) -> Result<Box<dyn SpaceSync>, StoreError>;
+
+    /// Removes a space and everything mirrored from it (e.g. no audience names it any more).
+    /// Returns whether it existed.
+    async fn delete_space(&self, space_id: &str) -> Result<bool, StoreError>;
+
+    // ----- mirror reads --------------------------------------------------------------
+
+    /// All mirrored spaces, by key.
+    async fn list_spaces(&self) -> Result<Vec<SpaceRecord>, StoreError>;
+    /// A space by its key.
+    async fn space_by_key(&self, key: &str) -> Result<Option<SpaceRecord>, StoreError>;
+    /// A space by its id.
+    async fn space(&self, id: &str) -> Result<Option<SpaceRecord>, StoreError>;
+    /// A page with its bodies.
+    async fn page(&self, id: &str) -> Result<Option<PageRecord>, StoreError>;
+    /// A page without bodies.
+    async fn page_summary(&self, id: &str) -> Result<Option<PageSummary>, StoreError>;
+    /// Every page of a space without bodies, ordered by `parent_id` (roots first), then
+    /// `position`, `title`, `id` — group by parent to build the tree.
+    async fn page_summaries(&self, space_id: &str) -> Result<Vec<PageSummary>, StoreError>;
+    /// The pages among `ids` that exist (any order; unknown ids are skipped).
+    async fn page_summaries_by_ids(&self, ids: &[String]) -> Result<Vec<PageSummary>, StoreError>;
+    /// The page of space `space_key` titled exactly `title` (how Confluence links name
+    /// pages).
+    async fn page_by_title(
+        &self,
+        space_key: &str,
+        title: &str,
+    ) -> Result<Option<PageSummary>, StoreError>;
+    /// Direct children, by `position`, `title`, `id`.
+    async fn children(&self, page_id: &str) -> Result<Vec<PageSummary>, StoreError>;
+    /// Ancestors, root first, the page itself excluded. Stops at a missing parent.
+    async fn ancestors(&self, page_id: &str) -> Result<Vec<PageSummary>, StoreError>;
+    /// Pages of a space having `label`, by title.
+    async fn pages_with_label(
+        &self,
+        space_id: &str,
+        label: &str,
+    ) -> Result<Vec<PageSummary>, StoreError>;
+    /// Attachments of a page, by file name.
+    async fn attachments(&self, page_id: &str) -> Result<Vec<AttachmentRecord>, StoreError>;
+    /// An attachment by id.
+    async fn attachment(&self, id: &str) -> Result<Option<AttachmentRecord>, StoreError>;
+    /// An attachment of a page by file name (how storage format references attachments).
+    async fn attachment_by_name(
+        &self,
+        page_id: &str,
+        file_name: &str,
+    ) -> Result<Option<AttachmentRecord>, StoreError>;
+    /// `(page id, version)` of every page of a space: the cheap listing incremental sync
+    /// compares against.
+    async fn page_versions(&self, space_id: &str) -> Result<Vec<(String, i64)>, StoreError>;
+    /// `(attachment id, version)` of every attachment of a space.
+    async fn attachment_versions(&self, space_id: &str) -> Result<Vec<(String, i64)>, StoreError>;
+    /// Sync state of a space by key.
+    async fn sync_state(&self, space_key: &str) -> Result<Option<SyncState>, StoreError>;
+    /// Counts over the mirror.
+    async fn mirror_stats(&self) -> Result<MirrorStats, StoreError>;
+
+    /// Full-text search over titles (weighted most), attachment file names and body text,
+    /// restricted to `scope` and never returning `effective_restricted` pages. The query
+    /// text is split into words that must all match (the last one as a prefix); query
+    /// syntax is never interpreted. An empty scope, or a query without words, gives no
+    /// results. Excerpts carry [`crate::MATCH_START`]/[`crate::MATCH_END`] markers.
+    async fn search(
+        &self,
+        query: &str,
+        scope: &[ScopeEntry],
+        limit: u32,
+        offset: u32,
+    ) -> Result<SearchResults, StoreError>;
+
+    // ----- sessions ------------------------------------------------------------------
+
+    /// Stores a new session.
+    async fn create_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
+    /// A session by id hash if it exists, is not revoked and `now < expires_at`. Idle
+    /// expiry is the caller's rule (compare `last_seen_at`).
+    async fn active_session(
+        &self,
+        id_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SessionRecord>, StoreError>;
+    /// Records activity on a session.
+    async fn touch_session(&self, id_hash: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Ends one session (sign-out). Returns whether an active one was ended.
+    async fn revoke_session(&self, id_hash: &str) -> Result<bool, StoreError>;
+    /// Ends every session of an email (exact, normalised). Returns how many.
+    async fn revoke_sessions_by_email(&self, email: &str) -> Result<u64, StoreError>;
+    /// Ends every session whose email is `@domain` exactly (normalised). Returns how many.
+    async fn revoke_sessions_by_domain(&self, domain: &str) -> Result<u64, StoreError>;
+
+    // ----- single-use tokens and codes -----------------------------------------------
+
+    /// Records a token id as used. `true` only the first time for a given `jti` (atomic, also
+    /// across processes sharing the database). Keep `expires_at` ≥ the token's expiry.
+    async fn consume_jti(&self, jti: &str, expires_at: DateTime<Utc>) -> Result<bool, StoreError>;
+    /// Stores a one-time code (by hash).
+    async fn create_code(&self, code: &CodeRecord) -> Result<(), StoreError>;
+    /// Uses a code: returns it only if it exists with this `purpose`, is unused and
+    /// `now < expires_at`, and marks it used in the same statement (one winner under races).
+    async fn consume_code(
+        &self,
+        code_hash: &str,
+        purpose: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<CodeRecord>, StoreError>;
+    /// Deletes expired sessions, used token ids and codes. Returns rows removed.
+    async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+
+    // ----- audit ---------------------------------------------------------------------
+
+    /// Appends to the audit log.
+    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError>;
+    /// The latest `limit` audit events, newest first.
+    async fn recent_audit(&self, limit: u32) -> Result<Vec<AuditEvent>, StoreError>;
+
+    // ----- people and provisioning ---------------------------------------------------
+
+    /// Adds a person; `false` if the email was already known (the record is kept as is).
+    async fn add_person(&self, person: &PersonRecord) -> Result<bool, StoreError>;
+    /// Removes a person. Returns whether they were known.
+    async fn remove_person(&self, email: &str) -> Result<bool, StoreError>;
+    /// All known people, by email.
+    async fn people(&self) -> Result<Vec<PersonRecord>, StoreError>;
+    /// Inserts or updates a journal entry (keyed by `action_id`; `created_at` is kept from
+    /// the first write).
+    async fn journal_put(&self, entry: &JournalEntry) -> Result<(), StoreError>;
+    /// A journal entry.
+    async fn journal_get(&self, action_id: &str) -> Result<Option<JournalEntry>, StoreError>;
+    /// Journal entries, optionally only in `state`, oldest first.
+    async fn journal_list(&self, state: Option<&str>) -> Result<Vec<JournalEntry>, StoreError>;
+    /// Records that kbgate created a resource (idempotent).
+    async fn record_owned(&self, resource: &OwnedResource) -> Result<(), StoreError>;
+    /// Resources kbgate owns, optionally of one kind.
+    async fn owned(&self, kind: Option<&str>) -> Result<Vec<OwnedResource>, StoreError>;
+    /// Forgets an owned resource (after removing it). Returns whether it was recorded.
+    async fn forget_owned(&self, kind: &str, target: &str) -> Result<bool, StoreError>;
+}
+
+/// The open transaction of one space's sync. Dropping it without [`SpaceSync::commit`]
+/// rolls back. Pages must be written before their attachments (foreign key).
+#[async_trait]
+pub trait SpaceSync: Send {
+    /// The mode given to `begin_space_sync`.
+    fn mode(&self) -> SyncMode;
+
+    /// Inserts or replaces a page (all fields, labels included). The page must belong to
+    /// this sync's space.
+    async fn upsert_page(&mut self, page: PageRecord) -> Result<(), StoreError>;
+    /// Batched [`SpaceSync::upsert_page`] (multi-row statements; much faster).
+    async fn upsert_pages(&mut self, pages: Vec<PageRecord>) -> Result<(), StoreError>;
+    /// Full mode: marks pages as still present without rewriting them (unchanged versions).
+    /// Returns how many of them exist in this space.
+    async fn keep_pages(&mut self, ids: &[String]) -> Result<u64, StoreError>;
+    /// Removes a page (its labels and attachments too). Returns whether it existed.
+    async fn delete_page(&mut self, id: &str) -> Result<bool, StoreError>;
+    /// Sets the read-restriction flags of a page without rewriting it.
+    async fn set_restrictions(
+        &mut self,
+        page_id: &str,
+        restricted: bool,
+        effective_restricted: bool,
+    ) -> Result<bool, StoreError>;
+    /// Recomputes `effective_restricted` for the whole space from `restricted` and the
+    /// hierarchy as written so far: a page is effectively restricted if it or any ancestor
+    /// is restricted. Fails closed: a page whose parent is not in the mirror, or that sits
+    /// in a parent cycle, counts as restricted. Returns how many pages changed.
+    async fn recompute_effective_restricted(&mut self) -> Result<u64, StoreError>;
+    /// Inserts or replaces an attachment of a page of this space.
+    async fn upsert_attachment(&mut self, attachment: AttachmentRecord) -> Result<(), StoreError>;
+    /// Full mode: marks attachments as still present without rewriting them.
+    async fn keep_attachments(&mut self, ids: &[String]) -> Result<u64, StoreError>;
+    /// Removes an attachment record (its blob stays until garbage collection).
+    async fn delete_attachment(&mut self, id: &str) -> Result<bool, StoreError>;
+    /// Full mode: removes what was neither written nor kept; then stores `state` and
+    /// commits. Readers see the new state from here on.
+    async fn commit(self: Box<Self>, state: SyncState) -> Result<SyncCommitStats, StoreError>;
+    /// Rolls back explicitly (same as dropping, but reports errors).
+    async fn rollback(self: Box<Self>) -> Result<(), StoreError>;
+}
