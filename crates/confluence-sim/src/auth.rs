@@ -95,7 +95,8 @@ impl FromRequestParts<Sim> for AdminKey {
             .and_then(|v| v.split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
             .map(|(_, t)| t.trim().to_string());
-        let ok = token.is_some_and(|t| sim.read(|s| !s.admin_api_key.is_empty() && s.admin_api_key == t));
+        let ok = token
+            .is_some_and(|t| sim.read(|s| !s.admin_api_key.is_empty() && s.admin_api_key == t));
         if ok {
             Ok(AdminKey)
         } else {

@@ -1,11 +1,20 @@
-//! The `/_sim/` control surface: stats, knobs, inspection and content edits.
+//! The `/_sim/` control surface: stats, knobs, clock, inspection and content edits.
+//! Never rate limited, faulted or counted; no authentication (it is a test backdoor).
 
-use axum::extract::State;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
 
 use crate::Sim;
-use crate::sim::{Knobs, Stats};
+use crate::error::{ApiError, ApiFamily};
+use crate::model::{Subject, UserKind};
+use crate::sim::{Knobs, NewPage, Stats};
+
+const F: ApiFamily = ApiFamily::Sim;
 
 /// Routes nested under `/_sim`.
 pub fn routes() -> Router<Sim> {
@@ -13,6 +22,32 @@ pub fn routes() -> Router<Sim> {
         .route("/stats", get(stats))
         .route("/stats/reset", post(reset_stats))
         .route("/knobs", get(get_knobs).post(set_knobs))
+        .route("/clock", get(get_clock))
+        .route("/clock/advance", post(advance_clock))
+        .route("/credentials", get(credentials))
+        .route("/users", get(users))
+        .route("/groups", get(groups))
+        .route("/groups/{id}/members", get(group_members))
+        .route("/spaces", get(spaces))
+        .route("/spaces/{key}/permissions", get(space_permissions))
+        .route("/guests", get(guests))
+        .route("/switches", get(switches))
+        .route("/invites", get(invites))
+        .route("/pages", post(create_page))
+        .route(
+            "/pages/{id}",
+            get(get_page).put(edit_page).delete(delete_page),
+        )
+        .route("/pages/{id}/move", post(move_page))
+        .route(
+            "/pages/{id}/restrictions",
+            post(add_restriction).delete(remove_restriction),
+        )
+        .route("/pages/{id}/labels", post(add_label).delete(remove_label))
+}
+
+fn err(e: crate::SimError) -> ApiError {
+    ApiError::from((F, e))
 }
 
 async fn stats(State(sim): State<Sim>) -> Json<Stats> {
@@ -31,4 +66,304 @@ async fn get_knobs(State(sim): State<Sim>) -> Json<Knobs> {
 async fn set_knobs(State(sim): State<Sim>, Json(k): Json<Knobs>) -> Json<Knobs> {
     sim.set_knobs(k);
     Json(sim.knobs())
+}
+
+async fn get_clock(State(sim): State<Sim>) -> Json<Value> {
+    Json(json!({ "now": crate::v2::iso(sim.now()) }))
+}
+
+#[derive(Deserialize)]
+struct Advance {
+    #[serde(default)]
+    seconds: i64,
+    #[serde(default)]
+    minutes: i64,
+}
+
+async fn advance_clock(State(sim): State<Sim>, Json(a): Json<Advance>) -> Json<Value> {
+    sim.advance_clock(chrono::Duration::seconds(a.seconds + a.minutes * 60));
+    Json(json!({ "now": crate::v2::iso(sim.now()) }))
+}
+
+async fn credentials(State(sim): State<Sim>) -> Json<Value> {
+    sim.read(|s| {
+        let c = |c: &Option<crate::Credentials>| {
+            c.as_ref()
+                .map(|c| json!({ "email": c.email, "api_token": c.api_token }))
+        };
+        Json(json!({
+            "service_account": c(&s.service_account),
+            "non_admin_account": c(&s.non_admin_account),
+            "admin_api_key": s.admin_api_key,
+        }))
+    })
+}
+
+fn kind_str(k: UserKind) -> &'static str {
+    match k {
+        UserKind::Licensed => "licensed",
+        UserKind::Guest => "guest",
+        UserKind::Unlicensed => "unlicensed",
+    }
+}
+
+async fn users(State(sim): State<Sim>) -> Json<Value> {
+    sim.read(|s| {
+        Json(Value::Array(
+            s.users
+                .values()
+                .map(|u| {
+                    json!({
+                        "account_id": u.account_id,
+                        "email": u.email,
+                        "display_name": u.display_name,
+                        "account_type": u.account_type.as_str(),
+                        "status": u.status.as_str(),
+                        "kind": kind_str(u.kind),
+                        "is_admin": u.is_admin,
+                        "guest_space": s.guest_spaces.get(&u.account_id),
+                    })
+                })
+                .collect(),
+        ))
+    })
+}
+
+async fn groups(State(sim): State<Sim>) -> Json<Value> {
+    sim.read(|s| {
+        Json(Value::Array(
+            s.groups
+                .values()
+                .map(|g| json!({ "id": g.id, "name": g.name, "member_count": g.members.len() }))
+                .collect(),
+        ))
+    })
+}
+
+async fn group_members(
+    State(sim): State<Sim>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    sim.read(|s| {
+        let g = s
+            .groups
+            .get(&id)
+            .or_else(|| s.groups.values().find(|g| g.name == id))
+            .ok_or_else(|| ApiError::not_found(F, format!("group {id}")))?;
+        Ok(Json(
+            json!({ "id": g.id, "name": g.name, "members": g.members }),
+        ))
+    })
+}
+
+async fn spaces(State(sim): State<Sim>) -> Json<Value> {
+    sim.read(|s| {
+        Json(Value::Array(
+            s.spaces
+                .values()
+                .map(|sp| json!({ "id": sp.id, "key": sp.key, "name": sp.name, "homepage_id": sp.homepage_id }))
+                .collect(),
+        ))
+    })
+}
+
+async fn space_permissions(
+    State(sim): State<Sim>,
+    Path(key): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    sim.read(|s| {
+        if s.space_by_key(&key).is_none() {
+            return Err(ApiError::not_found(F, format!("space {key}")));
+        }
+        Ok(Json(Value::Array(
+            s.space_permissions
+                .values()
+                .filter(|p| p.space_key == key)
+                .map(|p| serde_json::to_value(p).unwrap_or(Value::Null))
+                .collect(),
+        )))
+    })
+}
+
+async fn guests(State(sim): State<Sim>) -> Json<Value> {
+    sim.read(|s| {
+        let guests: Vec<Value> = s
+            .users
+            .values()
+            .filter(|u| u.kind == UserKind::Guest)
+            .map(|u| json!({ "account_id": u.account_id, "email": u.email, "status": u.status.as_str(), "space_key": s.guest_spaces.get(&u.account_id) }))
+            .collect();
+        Json(json!({
+            "guests": guests,
+            "licensed": s.licensed_count(),
+            "active_guests": s.guest_count(),
+            "guest_allowance": s.licensed_count() * 5,
+        }))
+    })
+}
+
+async fn switches(State(sim): State<Sim>) -> Json<Value> {
+    sim.read(|s| {
+        Json(json!({
+            "unlicensed_view": s.unlicensed_view,
+            "anonymous_view": s.anonymous_view,
+            "global_unlicensed_access": s.global_unlicensed_access,
+            "check_access_enabled": s.check_access_enabled,
+        }))
+    })
+}
+
+async fn invites(State(sim): State<Sim>) -> Json<Value> {
+    let now = sim.now();
+    sim.write(|s| {
+        s.complete_due_invites(now);
+        Json(serde_json::to_value(&s.pending_invites).unwrap_or(Value::Null))
+    })
+}
+
+async fn create_page(
+    State(sim): State<Sim>,
+    Json(new): Json<NewPage>,
+) -> Result<Response, ApiError> {
+    let id = sim.create_page(new).map_err(err)?;
+    Ok((StatusCode::CREATED, Json(json!({ "id": id.to_string() }))).into_response())
+}
+
+async fn get_page(State(sim): State<Sim>, Path(id): Path<u64>) -> Result<Json<Value>, ApiError> {
+    sim.read(|s| {
+        let p = s
+            .pages
+            .get(&id)
+            .ok_or_else(|| ApiError::not_found(F, format!("page {id}")))?;
+        Ok(Json(json!({
+            "id": p.id.to_string(),
+            "space_id": p.space_id.to_string(),
+            "parent_id": p.parent_id.map(|x| x.to_string()),
+            "title": p.title,
+            "status": p.status.as_str(),
+            "version": p.version().number,
+            "last_modified": crate::v2::iso(p.last_modified()),
+            "labels": p.labels.iter().filter_map(|l| s.labels.get(l)).map(|l| l.name.clone()).collect::<Vec<_>>(),
+            "read_restrictions": p.read_restrictions,
+            "effectively_restricted": s.is_effectively_restricted(p.id),
+            "ancestors": s.ancestors(p.id).iter().map(|a| a.to_string()).collect::<Vec<_>>(),
+            "body": crate::generator::render_body(s, p),
+        })))
+    })
+}
+
+#[derive(Deserialize)]
+struct Edit {
+    title: Option<String>,
+    body: Option<String>,
+}
+
+async fn edit_page(
+    State(sim): State<Sim>,
+    Path(id): Path<u64>,
+    Json(e): Json<Edit>,
+) -> Result<Json<Value>, ApiError> {
+    let v = sim.edit_page(id, e.title, e.body).map_err(err)?;
+    Ok(Json(json!({ "id": id.to_string(), "version": v })))
+}
+
+#[derive(Deserialize)]
+struct Move {
+    parent_id: StrOrNum,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum StrOrNum {
+    S(String),
+    N(u64),
+}
+
+impl StrOrNum {
+    fn get(&self) -> Result<u64, ApiError> {
+        match self {
+            StrOrNum::N(n) => Ok(*n),
+            StrOrNum::S(s) => s
+                .parse()
+                .map_err(|_| ApiError::bad_request(F, format!("bad id {s}"))),
+        }
+    }
+}
+
+async fn move_page(
+    State(sim): State<Sim>,
+    Path(id): Path<u64>,
+    Json(m): Json<Move>,
+) -> Result<Json<Value>, ApiError> {
+    sim.move_page(id, m.parent_id.get()?).map_err(err)?;
+    Ok(Json(json!({ "id": id.to_string() })))
+}
+
+async fn delete_page(State(sim): State<Sim>, Path(id): Path<u64>) -> Result<StatusCode, ApiError> {
+    sim.delete_page(id).map_err(err)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `{"user": accountId}` or `{"group": groupId}`.
+#[derive(Deserialize)]
+struct RestrictionBody {
+    user: Option<String>,
+    group: Option<String>,
+}
+
+impl RestrictionBody {
+    fn subject(self) -> Result<Subject, ApiError> {
+        match (self.user, self.group) {
+            (Some(u), None) => Ok(Subject::User(u)),
+            (None, Some(g)) => Ok(Subject::Group(g)),
+            _ => Err(ApiError::bad_request(
+                F,
+                "give exactly one of user or group",
+            )),
+        }
+    }
+}
+
+async fn add_restriction(
+    State(sim): State<Sim>,
+    Path(id): Path<u64>,
+    Json(b): Json<RestrictionBody>,
+) -> Result<StatusCode, ApiError> {
+    sim.add_read_restriction(id, b.subject()?).map_err(err)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn remove_restriction(
+    State(sim): State<Sim>,
+    Path(id): Path<u64>,
+    Json(b): Json<RestrictionBody>,
+) -> Result<StatusCode, ApiError> {
+    sim.remove_read_restriction(id, &b.subject()?)
+        .map_err(err)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct LabelBody {
+    name: String,
+}
+
+async fn add_label(
+    State(sim): State<Sim>,
+    Path(id): Path<u64>,
+    Json(b): Json<LabelBody>,
+) -> Result<Json<Value>, ApiError> {
+    let lid = sim.add_label(id, &b.name).map_err(err)?;
+    Ok(Json(
+        json!({ "id": lid.to_string(), "name": b.name.to_lowercase() }),
+    ))
+}
+
+async fn remove_label(
+    State(sim): State<Sim>,
+    Path(id): Path<u64>,
+    Json(b): Json<LabelBody>,
+) -> Result<StatusCode, ApiError> {
+    sim.remove_label(id, &b.name).map_err(err)?;
+    Ok(StatusCode::NO_CONTENT)
 }

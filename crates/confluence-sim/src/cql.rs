@@ -419,8 +419,10 @@ mod tests {
 
     #[test]
     fn parses_sync_queries() {
-        let q = parse(r#"space = "KB" and lastmodified > "2026/09/28 10:00" ORDER BY lastmodified desc"#)
-            .unwrap();
+        let q = parse(
+            r#"space = "KB" and lastmodified > "2026/09/28 10:00" ORDER BY lastmodified desc"#,
+        )
+        .unwrap();
         assert_eq!(q.clauses.len(), 2);
         assert_eq!(q.clauses[0], Clause::Space(vec!["KB".into()], false));
         assert_eq!(

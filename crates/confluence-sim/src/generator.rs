@@ -16,9 +16,9 @@ use sha2::{Digest, Sha256};
 
 use crate::SimConfig;
 use crate::model::{
-    AccountType, Attachment, Body, Credentials, Group, Operation, Page, PageStatus,
-    Restrictions, Space, SpacePermission, SpaceStatus, State, Subject, User, UserKind,
-    UserStatus, Version, uuid_like,
+    AccountType, Attachment, Body, Credentials, Group, Operation, Page, PageStatus, Restrictions,
+    Space, SpacePermission, SpaceStatus, State, Subject, User, UserKind, UserStatus, Version,
+    uuid_like,
 };
 
 /// Body feature flags: which content kinds a generated body contains.
@@ -160,8 +160,24 @@ const FIRST: &[&str] = &[
     "José", "Mei", "Priya", "Kwame", "Lars", "Fatima", "Hiroshi",
 ];
 const LAST: &[&str] = &[
-    "Smith", "Jones", "Müller", "García", "Nguyen", "Okafor", "Svensson", "Rossi", "Kowalski",
-    "Tanaka", "Dubois", "O'Brien", "Papadopoulos", "Silva", "Novak", "Khan", "Andersen", "Cohen",
+    "Smith",
+    "Jones",
+    "Müller",
+    "García",
+    "Nguyen",
+    "Okafor",
+    "Svensson",
+    "Rossi",
+    "Kowalski",
+    "Tanaka",
+    "Dubois",
+    "O'Brien",
+    "Papadopoulos",
+    "Silva",
+    "Novak",
+    "Khan",
+    "Andersen",
+    "Cohen",
 ];
 
 const TOPICS: &[&str] = &[
@@ -333,7 +349,8 @@ pub fn generate(cfg: &SimConfig) -> State {
     );
     let service_token = token(&mut rng);
     let reader_token = token(&mut rng);
-    s.api_tokens.insert(service_token.clone(), service_id.clone());
+    s.api_tokens
+        .insert(service_token.clone(), service_id.clone());
     s.api_tokens.insert(reader_token.clone(), reader_id.clone());
     s.service_account = Some(Credentials {
         email: format!("kbgate-service@{COMPANY_DOMAIN}"),
@@ -548,7 +565,11 @@ pub fn generate(cfg: &SimConfig) -> State {
     let assigned: usize = counts.iter().sum();
     counts[0] += total_pages - assigned;
     let span_secs: i64 = 700 * 24 * 3600;
-    let authors: Vec<String> = staff.iter().chain(std::iter::once(&app_id)).cloned().collect();
+    let authors: Vec<String> = staff
+        .iter()
+        .chain(std::iter::once(&app_id))
+        .cloned()
+        .collect();
     let mut feature_cursor: u32 = 0;
 
     for (si, &space_id) in space_ids.iter().enumerate() {
@@ -662,12 +683,22 @@ pub fn generate(cfg: &SimConfig) -> State {
                 for k in 0..n {
                     let aid = s.alloc_content_id();
                     let (title, media_type, bytes) = match (j + k) % 3 {
-                        0 => (format!("diagram-{j}-{k}.png"), "image/png", Bytes::from_static(PNG)),
-                        1 => (format!("manual-{j}-{k}.pdf"), "application/pdf", Bytes::from_static(PDF)),
+                        0 => (
+                            format!("diagram-{j}-{k}.png"),
+                            "image/png",
+                            Bytes::from_static(PNG),
+                        ),
+                        1 => (
+                            format!("manual-{j}-{k}.pdf"),
+                            "application/pdf",
+                            Bytes::from_static(PDF),
+                        ),
                         _ => (
                             format!("notes-{j}-{k}.txt"),
                             "text/plain",
-                            Bytes::from(format!("Notes for {key}-{j}, file {k}.\nLine two <b>not html</b>\n")),
+                            Bytes::from(format!(
+                                "Notes for {key}-{j}, file {k}.\nLine two <b>not html</b>\n"
+                            )),
                         ),
                     };
                     s.attachments.insert(
@@ -700,7 +731,10 @@ pub fn generate(cfg: &SimConfig) -> State {
                 if s.children.get(&pid).is_some_and(|c| !c.is_empty()) {
                     pid
                 } else {
-                    s.pages[&pid].parent_id.filter(|p| Some(*p) != in_space.first().map(|x| x.0)).unwrap_or(pid)
+                    s.pages[&pid]
+                        .parent_id
+                        .filter(|p| Some(*p) != in_space.first().map(|x| x.0))
+                        .unwrap_or(pid)
                 }
             } else {
                 pid
@@ -807,7 +841,9 @@ fn random_page<'a>(
             }
         }
     }
-    s.pages.values().find(|p| p.status == PageStatus::Current && pred(p))
+    s.pages
+        .values()
+        .find(|p| p.status == PageStatus::Current && pred(p))
 }
 
 /// Renders a page's storage-format body (generated bodies are built on demand).
@@ -847,10 +883,14 @@ pub fn render_body(s: &State, page: &Page) -> String {
         xml_escape(topic)
     );
     if has(feat::STATUS) {
-        let (colour, title) = [("Green", "DONE"), ("Yellow", "IN PROGRESS"), ("Red", "DEPRECATED")]
-            .choose(&mut rng)
-            .copied()
-            .unwrap_or(("Grey", "DRAFT"));
+        let (colour, title) = [
+            ("Green", "DONE"),
+            ("Yellow", "IN PROGRESS"),
+            ("Red", "DEPRECATED"),
+        ]
+        .choose(&mut rng)
+        .copied()
+        .unwrap_or(("Grey", "DRAFT"));
         let _ = write!(
             out,
             "<p>Status: <ac:structured-macro ac:name=\"status\" ac:schema-version=\"1\"><ac:parameter ac:name=\"colour\">{colour}</ac:parameter><ac:parameter ac:name=\"title\">{title}</ac:parameter></ac:structured-macro></p>"
@@ -881,7 +921,10 @@ pub fn render_body(s: &State, page: &Page) -> String {
         out.push_str("<table data-layout=\"default\"><colgroup><col/><col/></colgroup><tbody><tr><th><p>Setting</p></th><th><p>Default</p></th></tr><tr><td><p>Timeout</p></td><td><p>30 s</p></td></tr><tr><td><p>Max items</p></td><td><p>250</p></td></tr><tr><td><p>Format</p></td><td><p>&lt;json&gt;</p></td></tr></tbody></table>");
     }
     if has(feat::CODE) {
-        let (lang, code) = CODE_SNIPPETS.choose(&mut rng).copied().unwrap_or(("text", "x"));
+        let (lang, code) = CODE_SNIPPETS
+            .choose(&mut rng)
+            .copied()
+            .unwrap_or(("text", "x"));
         let _ = write!(
             out,
             "<ac:structured-macro ac:name=\"code\" ac:schema-version=\"1\"><ac:parameter ac:name=\"language\">{lang}</ac:parameter><ac:parameter ac:name=\"linenumbers\">true</ac:parameter><ac:plain-text-body>{}</ac:plain-text-body></ac:structured-macro>",
@@ -922,21 +965,35 @@ pub fn render_body(s: &State, page: &Page) -> String {
         );
     }
     if has(feat::PAGE_LINK)
-        && let Some(p) = random_page(s, &mut rng, |p| p.space_id == page.space_id && p.id != page.id)
+        && let Some(p) = random_page(s, &mut rng, |p| {
+            p.space_id == page.space_id && p.id != page.id
+        })
     {
-        let _ = write!(out, "<p>See also {}.</p>", page_link(&p.title, None, &p.title));
+        let _ = write!(
+            out,
+            "<p>See also {}.</p>",
+            page_link(&p.title, None, &p.title)
+        );
     }
     if has(feat::CROSS_SPACE_LINK)
         && let Some(p) = random_page(s, &mut rng, |p| p.space_id != page.space_id)
     {
         let key = s.spaces.get(&p.space_id).map(|sp| sp.key.as_str());
-        let _ = write!(out, "<p>Related: {}.</p>", page_link(&p.title, key, "related article"));
+        let _ = write!(
+            out,
+            "<p>Related: {}.</p>",
+            page_link(&p.title, key, "related article")
+        );
     }
     if has(feat::RESTRICTED_LINK)
         && let Some(p) = random_page(s, &mut rng, |p| !p.read_restrictions.is_empty())
     {
         let key = s.spaces.get(&p.space_id).map(|sp| sp.key.as_str());
-        let _ = write!(out, "<p>Internal: {}.</p>", page_link(&p.title, key, &p.title));
+        let _ = write!(
+            out,
+            "<p>Internal: {}.</p>",
+            page_link(&p.title, key, &p.title)
+        );
     }
     if has(feat::INCLUDE)
         && let Some(p) = random_page(s, &mut rng, |p| p.id != page.id)

@@ -119,7 +119,9 @@ pub struct SimHandle {
 
 impl std::fmt::Debug for SimHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SimHandle").field("addr", &self.addr).finish()
+        f.debug_struct("SimHandle")
+            .field("addr", &self.addr)
+            .finish()
     }
 }
 

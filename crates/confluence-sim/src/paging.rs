@@ -27,9 +27,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
         let q = parts.uri.query().unwrap_or("");
         serde_urlencoded::from_str::<Vec<(String, String)>>(q)
             .map(Params)
-            .map_err(|e| {
-                ApiError::bad_request(ApiFamily::of_path(parts.uri.path()), e.to_string())
-            })
+            .map_err(|e| ApiError::bad_request(ApiFamily::of_path(parts.uri.path()), e.to_string()))
     }
 }
 
@@ -204,7 +202,9 @@ pub fn v2_list(
         pairs.push(("limit".into(), limit.to_string()));
         pairs.push(("cursor".into(), c));
         let next = format!("{path}?{}", encode_query(&pairs));
-        link_header = Some(format!("<{next}>; rel=\"next\", <{base}/wiki>; rel=\"base\""));
+        link_header = Some(format!(
+            "<{next}>; rel=\"next\", <{base}/wiki>; rel=\"base\""
+        ));
         links["next"] = json!(next);
     }
     let mut resp = Json(json!({ "results": results, "_links": links })).into_response();

@@ -48,7 +48,10 @@ pub(crate) fn router(sim: Sim) -> Router {
 
 async fn not_found(req: Request) -> ApiError {
     let family = ApiFamily::of_path(req.uri().path());
-    ApiError::not_found(family, format!("No route for {} {}", req.method(), req.uri().path()))
+    ApiError::not_found(
+        family,
+        format!("No route for {} {}", req.method(), req.uri().path()),
+    )
 }
 
 /// Counts the call under `METHOD /template`, adds latency, then maybe rate-limits, fails or
@@ -84,7 +87,10 @@ pub(crate) async fn faults(State(sim): State<Sim>, req: Request, next: Next) -> 
                     "x-ratelimit-reset",
                     reset.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 ),
-                ("ratelimit-reason", "confluence-quota-global-based".to_string()),
+                (
+                    "ratelimit-reason",
+                    "confluence-quota-global-based".to_string(),
+                ),
             ] {
                 if let Ok(v) = HeaderValue::from_str(&v) {
                     e = e.with_header(header::HeaderName::from_static(k), v);
@@ -96,7 +102,9 @@ pub(crate) async fn faults(State(sim): State<Sim>, req: Request, next: Next) -> 
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let msg = match code {
                 502 => "Bad Gateway",
-                503 => "Service Unavailable: the server is temporarily unable to handle the request",
+                503 => {
+                    "Service Unavailable: the server is temporarily unable to handle the request"
+                }
                 _ => "An internal error occurred while processing the request",
             };
             let mut e = ApiError::new(family, status, msg);

@@ -246,7 +246,11 @@ impl Sim {
 
     /// A page's current storage body (rendered if generated).
     pub fn page_body(&self, id: u64) -> Option<String> {
-        self.read(|s| s.pages.get(&id).map(|p| crate::generator::render_body(s, p)))
+        self.read(|s| {
+            s.pages
+                .get(&id)
+                .map(|p| crate::generator::render_body(s, p))
+        })
     }
 
     /// Ids of all current pages of a space (by key), ascending.
@@ -483,11 +487,7 @@ impl Sim {
     }
 
     /// Removes a read restriction from a page.
-    pub fn remove_read_restriction(
-        &self,
-        page_id: u64,
-        subject: &Subject,
-    ) -> Result<(), SimError> {
+    pub fn remove_read_restriction(&self, page_id: u64, subject: &Subject) -> Result<(), SimError> {
         self.write(|s| {
             let page = s
                 .pages
@@ -538,7 +538,9 @@ impl Sim {
             if page.labels.remove(&id) {
                 Ok(())
             } else {
-                Err(SimError::NotFound(format!("label {name} on page {page_id}")))
+                Err(SimError::NotFound(format!(
+                    "label {name} on page {page_id}"
+                )))
             }
         })
     }

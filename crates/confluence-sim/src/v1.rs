@@ -199,7 +199,10 @@ pub fn restriction_json(
     } else {
         exp.insert(
             "user".into(),
-            json!(format!("/rest/api/content/{}/restriction/byOperation/{operation}/user", page.id)),
+            json!(format!(
+                "/rest/api/content/{}/restriction/byOperation/{operation}/user",
+                page.id
+            )),
         );
     }
     if expand_group {
@@ -218,7 +221,10 @@ pub fn restriction_json(
     } else {
         exp.insert(
             "group".into(),
-            json!(format!("/rest/api/content/{}/restriction/byOperation/{operation}/group", page.id)),
+            json!(format!(
+                "/rest/api/content/{}/restriction/byOperation/{operation}/group",
+                page.id
+            )),
         );
     }
     if !exp.is_empty() {
@@ -293,20 +299,35 @@ fn page_content_json(s: &State, base: &str, p: &Page, ex: &Expands) -> Value {
     v.insert("type".into(), json!("page"));
     v.insert("status".into(), json!(p.status.as_str()));
     v.insert("title".into(), json!(p.title));
-    let mut exp = |k: &str, val: String, v: &mut Map<String, Value>, cond: bool, f: &dyn Fn() -> Value| {
-        if cond {
-            v.insert(k.to_string(), f());
-        } else {
-            expandable.insert(k.to_string(), json!(val));
-        }
-    };
-    exp("space", format!("/rest/api/space/{key}"), &mut v, ex.has("space"), &|| {
-        space_v1(s, base, p.space_id)
-    });
-    exp("container", format!("/rest/api/space/{key}"), &mut v, ex.has("container"), &|| {
-        space_v1(s, base, p.space_id)
-    });
-    exp("history", format!("/rest/api/content/{id}/history"), &mut v, false, &|| Value::Null);
+    let mut exp =
+        |k: &str, val: String, v: &mut Map<String, Value>, cond: bool, f: &dyn Fn() -> Value| {
+            if cond {
+                v.insert(k.to_string(), f());
+            } else {
+                expandable.insert(k.to_string(), json!(val));
+            }
+        };
+    exp(
+        "space",
+        format!("/rest/api/space/{key}"),
+        &mut v,
+        ex.has("space"),
+        &|| space_v1(s, base, p.space_id),
+    );
+    exp(
+        "container",
+        format!("/rest/api/space/{key}"),
+        &mut v,
+        ex.has("container"),
+        &|| space_v1(s, base, p.space_id),
+    );
+    exp(
+        "history",
+        format!("/rest/api/content/{id}/history"),
+        &mut v,
+        false,
+        &|| Value::Null,
+    );
     exp("version", String::new(), &mut v, ex.has("version"), &|| {
         let ver = p.version();
         json!({
@@ -321,72 +342,135 @@ fn page_content_json(s: &State, base: &str, p: &Page, ex: &Expands) -> Value {
             "_links": { "self": format!("{base}/wiki/rest/api/content/{id}/version/{}", ver.number) },
         })
     });
-    exp("ancestors", String::new(), &mut v, ex.has("ancestors"), &|| {
-        Value::Array(
-            s.ancestors(id)
-                .into_iter()
-                .filter_map(|a| s.pages.get(&a))
-                .map(|a| page_content_json(s, base, a, &Expands::default()))
-                .collect(),
-        )
-    });
-    exp("metadata", String::new(), &mut v, ex.has("metadata"), &|| {
-        let mut m = Map::new();
-        let mut mexp = Map::new();
-        if ex.has("metadata.labels") {
-            m.insert("labels".into(), labels_json(s, p));
-        } else {
-            mexp.insert("labels".into(), json!(format!("/rest/api/content/{id}/label")));
-        }
-        for k in ["currentuser", "comments", "sourceTemplateEntityId", "simple", "properties", "frontend", "likes"] {
-            mexp.insert(k.into(), json!(""));
-        }
-        m.insert("_expandable".into(), Value::Object(mexp));
-        Value::Object(m)
-    });
-    exp("restrictions", format!("/rest/api/content/{id}/restriction/byOperation"), &mut v, ex.has("restrictions"), &|| {
-        let mut r = Map::new();
-        let mut rexp = Map::new();
-        if ex.has("restrictions.read") {
-            r.insert(
-                "read".into(),
-                restriction_json(
-                    s,
-                    base,
-                    p,
-                    "read",
-                    ex.has("restrictions.read.restrictions.user"),
-                    ex.has("restrictions.read.restrictions.group"),
-                    0,
-                    200,
-                ),
-            );
-        } else {
-            rexp.insert("read".into(), json!(format!("/rest/api/content/{id}/restriction/byOperation/read")));
-        }
-        if ex.has("restrictions.update") {
-            r.insert(
-                "update".into(),
-                restriction_json(s, base, p, "update", ex.has("restrictions.update.restrictions.user"), ex.has("restrictions.update.restrictions.group"), 0, 200),
-            );
-        } else {
-            rexp.insert("update".into(), json!(format!("/rest/api/content/{id}/restriction/byOperation/update")));
-        }
-        r.insert("_expandable".into(), Value::Object(rexp));
-        r.insert("_links".into(), json!({ "self": format!("{base}/wiki/rest/api/content/{id}/restriction/byOperation") }));
-        Value::Object(r)
-    });
+    exp(
+        "ancestors",
+        String::new(),
+        &mut v,
+        ex.has("ancestors"),
+        &|| {
+            Value::Array(
+                s.ancestors(id)
+                    .into_iter()
+                    .filter_map(|a| s.pages.get(&a))
+                    .map(|a| page_content_json(s, base, a, &Expands::default()))
+                    .collect(),
+            )
+        },
+    );
+    exp(
+        "metadata",
+        String::new(),
+        &mut v,
+        ex.has("metadata"),
+        &|| {
+            let mut m = Map::new();
+            let mut mexp = Map::new();
+            if ex.has("metadata.labels") {
+                m.insert("labels".into(), labels_json(s, p));
+            } else {
+                mexp.insert(
+                    "labels".into(),
+                    json!(format!("/rest/api/content/{id}/label")),
+                );
+            }
+            for k in [
+                "currentuser",
+                "comments",
+                "sourceTemplateEntityId",
+                "simple",
+                "properties",
+                "frontend",
+                "likes",
+            ] {
+                mexp.insert(k.into(), json!(""));
+            }
+            m.insert("_expandable".into(), Value::Object(mexp));
+            Value::Object(m)
+        },
+    );
+    exp(
+        "restrictions",
+        format!("/rest/api/content/{id}/restriction/byOperation"),
+        &mut v,
+        ex.has("restrictions"),
+        &|| {
+            let mut r = Map::new();
+            let mut rexp = Map::new();
+            if ex.has("restrictions.read") {
+                r.insert(
+                    "read".into(),
+                    restriction_json(
+                        s,
+                        base,
+                        p,
+                        "read",
+                        ex.has("restrictions.read.restrictions.user"),
+                        ex.has("restrictions.read.restrictions.group"),
+                        0,
+                        200,
+                    ),
+                );
+            } else {
+                rexp.insert(
+                    "read".into(),
+                    json!(format!(
+                        "/rest/api/content/{id}/restriction/byOperation/read"
+                    )),
+                );
+            }
+            if ex.has("restrictions.update") {
+                r.insert(
+                    "update".into(),
+                    restriction_json(
+                        s,
+                        base,
+                        p,
+                        "update",
+                        ex.has("restrictions.update.restrictions.user"),
+                        ex.has("restrictions.update.restrictions.group"),
+                        0,
+                        200,
+                    ),
+                );
+            } else {
+                rexp.insert(
+                    "update".into(),
+                    json!(format!(
+                        "/rest/api/content/{id}/restriction/byOperation/update"
+                    )),
+                );
+            }
+            r.insert("_expandable".into(), Value::Object(rexp));
+            r.insert("_links".into(), json!({ "self": format!("{base}/wiki/rest/api/content/{id}/restriction/byOperation") }));
+            Value::Object(r)
+        },
+    );
     exp("body", String::new(), &mut v, ex.has("body"), &|| {
         let mut b = Map::new();
         let mut bexp = Map::new();
-        for k in ["editor", "atlas_doc_format", "view", "export_view", "styled_view", "dynamic", "storage", "editor2", "anonymous_export_view", "wiki", "raw"] {
+        for k in [
+            "editor",
+            "atlas_doc_format",
+            "view",
+            "export_view",
+            "styled_view",
+            "dynamic",
+            "storage",
+            "editor2",
+            "anonymous_export_view",
+            "wiki",
+            "raw",
+        ] {
             if k == "storage" && ex.has("body.storage") {
-                b.insert("storage".into(), json!({
-                    "value": render_body(s, p),
-                    "representation": "storage",
-                    "embeddedContent": [],
-                    "_expandable": { "content": format!("/rest/api/content/{id}") },
-                }));
+                b.insert(
+                    "storage".into(),
+                    json!({
+                        "value": render_body(s, p),
+                        "representation": "storage",
+                        "embeddedContent": [],
+                        "_expandable": { "content": format!("/rest/api/content/{id}") },
+                    }),
+                );
             } else {
                 bexp.insert(k.into(), json!(""));
             }
@@ -432,10 +516,16 @@ fn attachment_content_json(s: &State, base: &str, a: &Attachment, ex: &Expands) 
     v.insert("title".into(), json!(a.title));
     if ex.has("container") {
         if let Some(p) = page {
-            v.insert("container".into(), page_content_json(s, base, p, &ex.under("container")));
+            v.insert(
+                "container".into(),
+                page_content_json(s, base, p, &ex.under("container")),
+            );
         }
     } else {
-        expandable.insert("container".into(), json!(format!("/rest/api/content/{}", a.page_id)));
+        expandable.insert(
+            "container".into(),
+            json!(format!("/rest/api/content/{}", a.page_id)),
+        );
     }
     if ex.has("version") {
         v.insert(
@@ -484,7 +574,16 @@ fn attachment_content_json(s: &State, base: &str, a: &Attachment, ex: &Expands) 
         meta["labels"] = array_json(Vec::new(), 200);
     }
     v.insert("metadata".into(), meta);
-    for k in ["childTypes", "operations", "schedulePublishDate", "history", "restrictions", "body", "children", "descendants"] {
+    for k in [
+        "childTypes",
+        "operations",
+        "schedulePublishDate",
+        "history",
+        "restrictions",
+        "body",
+        "children",
+        "descendants",
+    ] {
         expandable.insert(k.into(), json!(""));
     }
     v.insert(
@@ -521,7 +620,11 @@ fn matches(s: &State, q: &cql::Query, item: Item<'_>) -> bool {
     };
     q.clauses.iter().all(|c| match c {
         Clause::Space(keys, neg) => {
-            let key = s.spaces.get(&page.space_id).map(|sp| sp.key.as_str()).unwrap_or("");
+            let key = s
+                .spaces
+                .get(&page.space_id)
+                .map(|sp| sp.key.as_str())
+                .unwrap_or("");
             keys.iter().any(|k| k.eq_ignore_ascii_case(key)) != *neg
         }
         Clause::Type(ts) => ts.contains(&ty),
@@ -550,7 +653,12 @@ fn run_query<'a>(s: &'a State, auth: &AuthUser, q: &cql::Query) -> Vec<(SortKey,
     let want_atts = types.is_none_or(|t| t.contains(&ContentType::Attachment));
     let mut items: Vec<Item<'a>> = Vec::new();
     if want_pages {
-        items.extend(s.pages.values().filter(|p| p.status == PageStatus::Current).map(Item::Page));
+        items.extend(
+            s.pages
+                .values()
+                .filter(|p| p.status == PageStatus::Current)
+                .map(Item::Page),
+        );
     }
     if want_atts {
         items.extend(
@@ -665,7 +773,10 @@ async fn search(
                 pg.space_id,
                 format!(
                     "/spaces/{}/pages/{}/{}",
-                    s.spaces.get(&pg.space_id).map(|x| x.key.as_str()).unwrap_or(""),
+                    s.spaces
+                        .get(&pg.space_id)
+                        .map(|x| x.key.as_str())
+                        .unwrap_or(""),
                     pg.id,
                     slug(&pg.title)
                 ),
@@ -702,7 +813,13 @@ async fn search(
         "self": format!("{base}/wiki/rest/api/search?{}", encode_query(&p.0)),
     });
     if let Some(c) = &page.next {
-        links["next"] = json!(next_link("/rest/api/search", &p, c, limit, page.start + size));
+        links["next"] = json!(next_link(
+            "/rest/api/search",
+            &p,
+            c,
+            limit,
+            page.start + size
+        ));
     }
     Ok(axum::Json(json!({
         "results": page.results,
@@ -741,7 +858,13 @@ async fn content_search(
         "self": format!("{base}/wiki/rest/api/content/search?{}", encode_query(&p.0)),
     });
     if let Some(c) = &page.next {
-        links["next"] = json!(next_link("/rest/api/content/search", &p, c, limit, page.start + size));
+        links["next"] = json!(next_link(
+            "/rest/api/content/search",
+            &p,
+            c,
+            limit,
+            page.start + size
+        ));
     }
     Ok(axum::Json(json!({
         "results": page.results,
@@ -761,9 +884,13 @@ async fn restriction_by_operation(
     p: Params,
 ) -> Result<Response, ApiError> {
     if op != "read" && op != "update" {
-        return Err(ApiError::bad_request(F, format!("Invalid operation key: {op}")));
+        return Err(ApiError::bad_request(
+            F,
+            format!("Invalid operation key: {op}"),
+        ));
     }
-    let not_found = || ApiError::not_found(F, format!("No content found with id: ContentId{{id={id}}}"));
+    let not_found =
+        || ApiError::not_found(F, format!("No content found with id: ContentId{{id={id}}}"));
     let pid: u64 = id.parse().map_err(|_| not_found())?;
     let start = p.start(F)?;
     let limit = p.limit(100, RESTRICTION_MAX_LIMIT, F)?;
@@ -792,7 +919,10 @@ async fn download_redirect(
 ) -> Result<Response, ApiError> {
     let not_found = || ApiError::not_found(F, format!("No attachment found with id: {att}"));
     let pid: u64 = id.parse().map_err(|_| not_found())?;
-    let aid: u64 = att.trim_start_matches("att").parse().map_err(|_| not_found())?;
+    let aid: u64 = att
+        .trim_start_matches("att")
+        .parse()
+        .map_err(|_| not_found())?;
     let base = site_base(&headers, &sim);
     let location = sim.read(|s| {
         let a = s
@@ -818,7 +948,8 @@ async fn download_file(
     auth: AuthUser,
     Path((page_id, filename)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let not_found = || ApiError::not_found(F, format!("No attachment {filename} on page {page_id}"));
+    let not_found =
+        || ApiError::not_found(F, format!("No attachment {filename} on page {page_id}"));
     let pid: u64 = page_id.parse().map_err(|_| not_found())?;
     let (bytes, media_type) = sim.read(|s| {
         let page = s.pages.get(&pid).ok_or_else(not_found)?;

@@ -53,7 +53,12 @@ pub fn can_read_space(s: &State, user: &User, key: &str) -> bool {
             }
     });
     match user.kind {
-        UserKind::Guest => direct && s.guest_spaces.get(&user.account_id).is_some_and(|k| k == key),
+        UserKind::Guest => {
+            direct
+                && s.guest_spaces
+                    .get(&user.account_id)
+                    .is_some_and(|k| k == key)
+        }
         UserKind::Unlicensed => {
             direct || (s.global_unlicensed_access && s.unlicensed_view.contains(key))
         }
@@ -251,12 +256,21 @@ async fn list_spaces(
             .collect();
         let (page, next) = keyset(items, desc, cursor.as_ref(), limit);
         (
-            page.into_iter().map(|(_, _, sp)| space_json(sp)).collect::<Vec<_>>(),
+            page.into_iter()
+                .map(|(_, _, sp)| space_json(sp))
+                .collect::<Vec<_>>(),
             next,
         )
     });
     let base = site_base(&headers, &sim);
-    Ok(v2_list(&base, "/wiki/api/v2/spaces", &p, results, next, limit))
+    Ok(v2_list(
+        &base,
+        "/wiki/api/v2/spaces",
+        &p,
+        results,
+        next,
+        limit,
+    ))
 }
 
 async fn get_space(
@@ -313,9 +327,11 @@ fn body_format(p: &Params, single: bool) -> Result<bool, ApiError> {
         None => Ok(false),
         Some("storage") => Ok(true),
         Some("atlas_doc_format") => Ok(false),
-        Some(
-            "view" | "export_view" | "anonymous_export_view" | "styled_view" | "editor",
-        ) if single => Ok(false),
+        Some("view" | "export_view" | "anonymous_export_view" | "styled_view" | "editor")
+            if single =>
+        {
+            Ok(false)
+        }
         Some(other) => Err(ApiError::bad_request(
             F,
             format!("Invalid value for body-format: {other}"),
