@@ -109,19 +109,19 @@ impl SpaceKey {
 string_newtype!(SpaceKey);
 
 /// A Confluence label name, lower-cased as Confluence stores them; at most 255 characters, no
-/// whitespace and none of Confluence's forbidden characters `:;,.?&[]()#^*@!<>"'\/|{}`.
+/// whitespace and none of Confluence's forbidden characters `:;,.?&[]()#^*@!<>`.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Label(Arc<str>);
 
 impl Label {
     /// Parses a label, lower-casing it.
     pub fn parse(s: &str) -> Result<Label, NameError> {
-        const FORBIDDEN: &str = ":;,.?&[]()#^*@!<>\"'\\/|{}";
+        const FORBIDDEN: &str = ":;,.?&[]()#^*@!<>";
         check(
             s,
             "label",
             255,
-            "letters, digits, - _ and other non-space characters except :;,.?&[]()#^*@!<>\"'\\/|{}",
+            "any non-space characters except :;,.?&[]()#^*@!<>",
             |c| !c.is_whitespace() && !c.is_control() && !FORBIDDEN.contains(c),
         )?;
         Ok(Label(Arc::from(s.to_lowercase())))
