@@ -1,1 +1,119 @@
 //! HTTP portal: pages, sign-in flows and JSON API.
+//!
+//! - [`router`] builds the axum router over an [`AppState`]; [`serve`] runs it until a
+//!   shutdown signal.
+//! - The one gate: content handlers take [`gate::CurrentViewer`] / [`gate::ApiViewer`], which
+//!   re-evaluate the current policy ([`PolicyHandle`]) on every request and yield a
+//!   `kbgate_policy::Viewer`; mirror data is only reachable through [`Library`], whose every
+//!   read method takes `&Viewer`.
+//! - One error type, [`Error`], mapped to status codes and rendered as HTML or JSON by
+//!   `Accept`; internals never reach the client.
+
+pub mod api;
+pub mod attachments;
+pub mod auth;
+pub mod error;
+pub mod gate;
+pub mod html;
+pub mod library;
+pub mod mail;
+pub mod pages;
+pub mod ratelimit;
+pub mod redirect;
+pub mod secret;
+pub mod security;
+pub mod settings;
+pub mod state;
+pub mod token;
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::{Json, Router, middleware};
+
+pub use error::Error;
+pub use gate::{ApiViewer, CurrentViewer, PolicyHandle};
+pub use library::Library;
+pub use mail::{MailError, Mailer};
+pub use redirect::LocalPath;
+pub use settings::Settings;
+pub use state::{AppState, Extras};
+pub use token::{EmbedAlgorithm, EmbedKeyError, EmbedVerifier};
+
+/// Largest request body accepted (forms, JSON). Tokens are far smaller.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// The portal's routes, with security headers, error rendering and request logging.
+pub fn router(state: AppState) -> Router {
+    let security = state.security();
+    Router::new()
+        .route("/", get(pages::home))
+        .route("/spaces/{key}", get(pages::space))
+        .route("/pages/{id}", get(pages::page))
+        .route("/search", get(pages::search))
+        .route("/attachments/id/{id}", get(attachments::by_id))
+        .route("/attachments/{page_id}/{file}", get(attachments::by_name))
+        .route("/static/style.css", get(pages::stylesheet))
+        .route("/auth/embed", get(auth::embed_get).post(auth::embed_post))
+        .route("/auth/code", get(auth::code))
+        .route(
+            "/auth/email",
+            get(auth::email_form).post(auth::email_submit),
+        )
+        .route(
+            "/auth/email/confirm",
+            get(auth::email_confirm_form).post(auth::email_confirm),
+        )
+        .route("/auth/logout", post(auth::logout))
+        .route("/api/v1/handover", post(auth::handover))
+        .route("/api/v1/spaces", get(api::spaces))
+        .route("/api/v1/spaces/{key}/tree", get(api::tree))
+        .route("/api/v1/pages/{id}", get(api::page))
+        .route("/api/v1/search", get(api::search))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .fallback(fallback)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(error::negotiate))
+        .layer(middleware::from_fn_with_state(security, security::headers))
+        .layer(middleware::from_fn(security::log_requests))
+        .with_state(state)
+}
+
+async fn fallback() -> Error {
+    Error::NotFound
+}
+
+/// `GET /healthz`: the process is up.
+async fn healthz() -> impl IntoResponse {
+    Json(serde_json::json!({ "status": "ok" }))
+}
+
+/// `GET /readyz`: the store answers.
+async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, Error> {
+    if state.library().ready().await {
+        Ok((
+            StatusCode::OK,
+            Json(serde_json::json!({ "status": "ready" })),
+        ))
+    } else {
+        Err(Error::Unavailable)
+    }
+}
+
+/// Serves the portal on `listener` until `shutdown` completes, then drains open requests.
+/// Client addresses are recorded (for per-client rate limits).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}

@@ -1,0 +1,218 @@
+//! JSON API for the host app (or the browser session): spaces, pages, search.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::gate::ApiViewer;
+use crate::html::{self, TreeNode};
+use crate::pages::{SearchQuery, attachment_href, check_query};
+use crate::state::AppState;
+
+#[derive(Serialize)]
+pub(crate) struct SpaceJson {
+    key: String,
+    name: String,
+    homepage_id: Option<String>,
+    url: String,
+}
+
+#[derive(Serialize)]
+pub(crate) struct SpacesJson {
+    email: String,
+    spaces: Vec<SpaceJson>,
+}
+
+/// `GET /api/v1/spaces`.
+pub(crate) async fn spaces(
+    State(state): State<AppState>,
+    v: ApiViewer,
+) -> Result<Json<SpacesJson>, Error> {
+    let spaces = state.library().spaces(&v.viewer).await?;
+    Ok(Json(SpacesJson {
+        email: v.viewer.email().as_str().to_owned(),
+        spaces: spaces
+            .into_iter()
+            .map(|s| SpaceJson {
+                url: state.settings().absolute(&format!("/spaces/{}", s.key)),
+                key: s.key,
+                name: s.name,
+                homepage_id: s.homepage_id,
+            })
+            .collect(),
+    }))
+}
+
+#[derive(Serialize)]
+pub(crate) struct TreeJson {
+    key: String,
+    name: String,
+    pages: Vec<TreeNode>,
+}
+
+/// `GET /api/v1/spaces/{key}/tree`: the viewer's page tree of a space.
+pub(crate) async fn tree(
+    State(state): State<AppState>,
+    v: ApiViewer,
+    Path(key): Path<String>,
+) -> Result<Json<TreeJson>, Error> {
+    let lib = state.library();
+    let space = lib.space(&v.viewer, &key).await?.ok_or(Error::NotFound)?;
+    let pages = lib.tree(&v.viewer, &space).await?;
+    Ok(Json(TreeJson {
+        key: space.key,
+        name: space.name,
+        pages,
+    }))
+}
+
+#[derive(Serialize)]
+pub(crate) struct Ref {
+    id: String,
+    title: String,
+}
+
+#[derive(Serialize)]
+pub(crate) struct HeadingJson {
+    level: u8,
+    text: String,
+    anchor: String,
+}
+
+#[derive(Serialize)]
+pub(crate) struct AttachmentJson {
+    id: String,
+    file_name: String,
+    media_type: String,
+    size: i64,
+    url: String,
+}
+
+#[derive(Serialize)]
+pub(crate) struct PageJson {
+    id: String,
+    title: String,
+    space_key: String,
+    space_name: String,
+    version: i64,
+    updated_at: DateTime<Utc>,
+    labels: Vec<String>,
+    breadcrumbs: Vec<Ref>,
+    headings: Vec<HeadingJson>,
+    attachments: Vec<AttachmentJson>,
+    url: String,
+    /// Sanitised HTML, resolved for this viewer.
+    html: String,
+}
+
+/// `GET /api/v1/pages/{id}`.
+pub(crate) async fn page(
+    State(state): State<AppState>,
+    v: ApiViewer,
+    Path(id): Path<String>,
+) -> Result<Json<PageJson>, Error> {
+    let view = state
+        .library()
+        .page(&v.viewer, &id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let s = state.settings();
+    Ok(Json(PageJson {
+        url: s.absolute(&format!("/pages/{}", view.page.id)),
+        id: view.page.id,
+        title: view.page.title,
+        space_key: view.space.key,
+        space_name: view.space.name,
+        version: view.page.version,
+        updated_at: view.page.updated_at,
+        labels: view.page.labels,
+        breadcrumbs: view
+            .crumbs
+            .into_iter()
+            .map(|c| Ref {
+                id: c.id,
+                title: c.title,
+            })
+            .collect(),
+        headings: view
+            .headings
+            .into_iter()
+            .map(|h| HeadingJson {
+                level: h.level,
+                text: h.text,
+                anchor: h.anchor,
+            })
+            .collect(),
+        attachments: view
+            .attachments
+            .into_iter()
+            .filter(|a| a.blob.is_some())
+            .map(|a| AttachmentJson {
+                url: s.absolute(&attachment_href(&a.page_id, &a.title)),
+                id: a.id,
+                file_name: a.title,
+                media_type: a.media_type,
+                size: a.file_size,
+            })
+            .collect(),
+        html: view.html,
+    }))
+}
+
+#[derive(Serialize)]
+pub(crate) struct HitJson {
+    id: String,
+    title: String,
+    space_key: String,
+    /// Plain-text excerpt.
+    excerpt: String,
+    /// The excerpt as safe HTML with `<mark>` around matches.
+    excerpt_html: String,
+    url: String,
+}
+
+#[derive(Serialize)]
+pub(crate) struct SearchJson {
+    query: String,
+    offset: u32,
+    has_more: bool,
+    hits: Vec<HitJson>,
+}
+
+/// `GET /api/v1/search?q=&limit=&offset=`.
+pub(crate) async fn search(
+    State(state): State<AppState>,
+    v: ApiViewer,
+    Query(q): Query<SearchQuery>,
+) -> Result<Json<SearchJson>, Error> {
+    check_query(&q)?;
+    let limit = q.limit.unwrap_or(20).clamp(1, 100);
+    let text = q.q.trim().to_owned();
+    let (hits, has_more) = if text.is_empty() {
+        (Vec::new(), false)
+    } else {
+        state
+            .library()
+            .search(&v.viewer, &text, limit, q.offset)
+            .await?
+    };
+    let s = state.settings();
+    Ok(Json(SearchJson {
+        query: text,
+        offset: q.offset,
+        has_more,
+        hits: hits
+            .into_iter()
+            .map(|h| HitJson {
+                url: s.absolute(&format!("/pages/{}", h.hit.page_id)),
+                excerpt: html::excerpt_plain(&h.hit.excerpt),
+                excerpt_html: html::excerpt_html(&h.hit.excerpt),
+                id: h.hit.page_id,
+                title: h.hit.title,
+                space_key: h.space_key,
+            })
+            .collect(),
+    }))
+}

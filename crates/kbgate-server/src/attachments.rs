@@ -1,0 +1,147 @@
+//! Attachment downloads: only for readable pages, never rendered as active content.
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use tokio_util::io::ReaderStream;
+
+use crate::error::Error;
+use crate::gate::CurrentViewer;
+use crate::library::Download;
+use crate::pages::percent_encode_segment;
+use crate::state::AppState;
+
+/// Types shown inline in the browser; everything else (HTML, SVG, XML, scripts, unknown) is
+/// sent as `application/octet-stream` with `attachment` disposition.
+const INLINE_TYPES: &[&str] = &[
+    "image/png",
+    "image/jpeg",
+    "image/gif",
+    "image/webp",
+    "image/avif",
+    "application/pdf",
+    "text/plain",
+];
+
+/// The content type to send and whether the file may be shown inline.
+pub(crate) fn safe_type(media_type: &str) -> (&'static str, bool) {
+    let base = media_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match INLINE_TYPES.iter().find(|t| **t == base) {
+        Some(&"text/plain") => ("text/plain; charset=utf-8", true),
+        Some(t) => (t, true),
+        None => ("application/octet-stream", false),
+    }
+}
+
+/// `Content-Disposition` with an ASCII fallback name and the exact UTF-8 name (RFC 6266/8187).
+pub(crate) fn disposition(file_name: &str, inline: bool) -> String {
+    let fallback: String = file_name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ' ') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(100)
+        .collect();
+    let fallback = if fallback.trim().is_empty() {
+        "download".to_owned()
+    } else {
+        fallback
+    };
+    format!(
+        "{}; filename=\"{}\"; filename*=UTF-8''{}",
+        if inline { "inline" } else { "attachment" },
+        fallback,
+        percent_encode_segment(file_name)
+    )
+}
+
+fn respond(d: Download) -> Response {
+    let (ctype, inline) = safe_type(&d.attachment.media_type);
+    let mut resp = Body::from_stream(ReaderStream::new(d.file)).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    if let Ok(v) = HeaderValue::from_str(&disposition(&d.attachment.title, inline)) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    if let Some(blob) = &d.attachment.blob
+        && let Ok(v) = HeaderValue::from_str(&blob.size().to_string())
+    {
+        h.insert(header::CONTENT_LENGTH, v);
+    }
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    // Even if a browser did render it, nothing in it may run or load.
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; sandbox"),
+    );
+    resp
+}
+
+/// `GET /attachments/{page_id}/{file_name}`.
+pub(crate) async fn by_name(
+    State(state): State<AppState>,
+    cv: CurrentViewer,
+    Path((page_id, file_name)): Path<(String, String)>,
+) -> Result<Response, Error> {
+    let d = state
+        .library()
+        .attachment_by_name(&cv.viewer, &page_id, &file_name)
+        .await?
+        .ok_or(Error::NotFound)?;
+    Ok(respond(d))
+}
+
+/// `GET /attachments/id/{attachment_id}`.
+pub(crate) async fn by_id(
+    State(state): State<AppState>,
+    cv: CurrentViewer,
+    Path(id): Path<String>,
+) -> Result<Response, Error> {
+    let d = state
+        .library()
+        .attachment_by_id(&cv.viewer, &id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    Ok(respond(d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn active_types_are_downloaded() {
+        assert_eq!(safe_type("text/html"), ("application/octet-stream", false));
+        assert_eq!(
+            safe_type("image/svg+xml"),
+            ("application/octet-stream", false)
+        );
+        assert_eq!(safe_type("IMAGE/PNG"), ("image/png", true));
+        assert_eq!(
+            safe_type("text/plain; charset=latin1"),
+            ("text/plain; charset=utf-8", true)
+        );
+        assert_eq!(safe_type(""), ("application/octet-stream", false));
+    }
+
+    #[test]
+    fn disposition_is_safe() {
+        let d = disposition("ré\"port\r\n.pdf", false);
+        assert!(d.starts_with("attachment; filename=\"r__port__.pdf\""));
+        assert!(d.contains("filename*=UTF-8''r%C3%A9%22port%0D%0A.pdf"));
+        assert!(HeaderValue::from_str(&d).is_ok());
+    }
+}

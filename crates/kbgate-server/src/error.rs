@@ -1,0 +1,204 @@
+//! The one web error type.
+//!
+//! Handlers return [`Error`]; it maps to a status code and a fixed, public message. Nothing from
+//! the inside (store errors, token details, secrets) reaches the client: internal causes are
+//! logged server-side and the client sees a generic text. The body is JSON by default; the
+//! [`negotiate`] middleware re-renders it as an HTML page when the client asks for HTML, and also
+//! replaces axum's own plain-text rejections (bad query strings, bodies too large, unknown
+//! routes…) with the same clean format.
+
+use axum::extract::Request;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
+
+/// What went wrong, as far as the client may know.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Unknown route or id, and also anything the viewer may not read (existence is not revealed).
+    #[error("not found")]
+    NotFound,
+    /// No valid session or credential.
+    #[error("sign-in required")]
+    Unauthorized,
+    /// Signed in, but the policy grants nothing (e.g. the domain was removed or denied).
+    #[error("forbidden")]
+    Forbidden,
+    /// Malformed input. The text is a fixed public explanation, never echoed input.
+    #[error("bad request: {0}")]
+    BadRequest(&'static str),
+    /// A rate limit was hit.
+    #[error("too many requests")]
+    TooManyRequests,
+    /// The service is not ready (e.g. the store is unreachable).
+    #[error("service unavailable")]
+    Unavailable,
+    /// A bug or an infrastructure failure; the cause is logged, never shown.
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl Error {
+    /// Wraps an internal failure; the cause will be logged but not shown.
+    pub fn internal(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+        Error::Internal(Box::new(e))
+    }
+
+    /// The HTTP status for this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::NotFound => StatusCode::NOT_FOUND,
+            Error::Unauthorized => StatusCode::UNAUTHORIZED,
+            Error::Forbidden => StatusCode::FORBIDDEN,
+            Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Error::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn public_message(&self) -> &'static str {
+        match self {
+            Error::BadRequest(m) => m,
+            _ => default_message(self.status()),
+        }
+    }
+}
+
+/// The fixed public text for a status code.
+fn default_message(status: StatusCode) -> &'static str {
+    match status.as_u16() {
+        400 => "The request was not understood.",
+        401 => "Please sign in to continue.",
+        403 => "Your account does not give access to this knowledge base.",
+        404 => "There is nothing here, or you do not have access to it.",
+        405 => "This method is not allowed here.",
+        408 => "The request took too long.",
+        413 => "The request is too large.",
+        415 => "This content type is not supported.",
+        422 => "The request was not understood.",
+        429 => "Too many requests. Please wait a moment and try again.",
+        503 => "The service is not ready. Please try again shortly.",
+        s if s >= 500 => "Something went wrong on our side.",
+        _ => "The request could not be completed.",
+    }
+}
+
+/// Marker extension: this response is an error of ours and may be re-rendered as HTML.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ErrorMark {
+    pub status: StatusCode,
+    pub message: &'static str,
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        if let Error::Internal(cause) = &self {
+            tracing::error!(error = %cause, "internal error");
+        }
+        let mark = ErrorMark {
+            status: self.status(),
+            message: self.public_message(),
+        };
+        json_error(mark)
+    }
+}
+
+fn json_error(mark: ErrorMark) -> Response {
+    let body = serde_json::json!({
+        "error": {
+            "status": mark.status.as_u16(),
+            "message": mark.message,
+        }
+    });
+    let mut resp = (mark.status, axum::Json(body)).into_response();
+    resp.extensions_mut().insert(mark);
+    resp
+}
+
+/// Whether the client prefers an HTML page over JSON.
+///
+/// API paths always get JSON. Elsewhere, an `Accept` naming `text/html` gets HTML; one naming
+/// only `application/json` gets JSON; no `Accept` gets HTML (a browser-ish default for the
+/// portal's pages).
+pub(crate) fn wants_html(path: &str, headers: &HeaderMap) -> bool {
+    if path.starts_with("/api/") {
+        return false;
+    }
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if accept.is_empty() {
+        return true;
+    }
+    if accept.contains("text/html") {
+        return true;
+    }
+    !accept.contains("application/json")
+}
+
+/// Middleware: renders our errors (and axum's rejections) as HTML or JSON by `Accept`.
+pub(crate) async fn negotiate(req: Request, next: Next) -> Response {
+    let html = wants_html(req.uri().path(), req.headers());
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let mark = match resp.extensions().get::<ErrorMark>() {
+        Some(m) => *m,
+        // A rejection from axum or tower-http (plain text that may echo input): replace it.
+        None => ErrorMark {
+            status,
+            message: default_message(status),
+        },
+    };
+    let keep_headers = [header::WWW_AUTHENTICATE, header::RETRY_AFTER, header::ALLOW];
+    let mut kept: Vec<(header::HeaderName, HeaderValue)> = Vec::new();
+    for name in keep_headers {
+        if let Some(v) = resp.headers().get(&name) {
+            kept.push((name, v.clone()));
+        }
+    }
+    let mut out = if html {
+        let page = crate::pages::render_error_page(mark.status, mark.message);
+        let mut r = (mark.status, Html(page)).into_response();
+        r.extensions_mut().insert(mark);
+        r
+    } else {
+        json_error(mark)
+    };
+    for (name, v) in kept {
+        out.headers_mut().insert(name, v);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_errors_do_not_leak() {
+        let e = Error::internal(std::io::Error::other("db password=hunter2"));
+        assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!e.public_message().contains("hunter2"));
+        assert!(!e.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn accept_negotiation() {
+        let mut h = HeaderMap::new();
+        assert!(wants_html("/spaces", &h));
+        assert!(!wants_html("/api/v1/spaces", &h));
+        h.insert(header::ACCEPT, HeaderValue::from_static("application/json"));
+        assert!(!wants_html("/spaces", &h));
+        h.insert(
+            header::ACCEPT,
+            HeaderValue::from_static("text/html,application/xhtml+xml,*/*;q=0.8"),
+        );
+        assert!(wants_html("/spaces", &h));
+        assert!(!wants_html("/api/v1/search", &h));
+    }
+}

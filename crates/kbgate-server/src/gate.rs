@@ -1,0 +1,391 @@
+//! The one gate: the current policy, sessions, and the extractors that turn a request into a
+//! [`Viewer`] — the only value [`crate::library::Library`] accepts.
+//!
+//! A handler that reads content takes [`CurrentViewer`] (browser session) or [`ApiViewer`]
+//! (session, or the host app's API key naming an email). Both re-evaluate the policy *as it is
+//! now* on every request, so a reload, a removed domain or an expired audience applies to the
+//! next request of an existing session.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+
+use axum::extract::{ConnectInfo, FromRequestParts, Query};
+use axum::http::{HeaderMap, header, request::Parts};
+use chrono::{DateTime, Utc};
+use kbgate_policy::{Email, Policy, Viewer};
+use kbgate_store::{AuditEvent, CodeRecord, SessionRecord, Store, StoreError};
+
+use crate::error::Error;
+use crate::secret::{Opaque, ct_eq};
+use crate::settings::Settings;
+use crate::state::AppState;
+
+/// The policy in force, replaceable at run time (SIGHUP, file change). Cheap to clone; all
+/// clones see a replacement.
+#[derive(Clone)]
+pub struct PolicyHandle(Arc<RwLock<Arc<Policy>>>);
+
+impl PolicyHandle {
+    /// Starts with `policy`.
+    pub fn new(policy: Policy) -> PolicyHandle {
+        PolicyHandle(Arc::new(RwLock::new(Arc::new(policy))))
+    }
+
+    /// Replaces the policy; the next request is decided by the new one.
+    pub fn replace(&self, policy: Policy) {
+        // A poisoned lock only means a writer panicked; the stored Arc is still a whole value.
+        let mut guard = self.0.write().unwrap_or_else(|p| p.into_inner());
+        *guard = Arc::new(policy);
+    }
+
+    /// The policy in force now.
+    pub fn current(&self) -> Arc<Policy> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Issues a viewer for `email` under the current policy.
+    pub(crate) fn viewer(&self, email: &Email, now: DateTime<Utc>) -> Result<Viewer, Error> {
+        self.current()
+            .viewer(email, now)
+            .map_err(|_| Error::Forbidden)
+    }
+}
+
+impl std::fmt::Debug for PolicyHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PolicyHandle")
+    }
+}
+
+/// Single-use code purposes.
+pub(crate) const PURPOSE_HANDOVER: &str = "handover";
+pub(crate) const PURPOSE_MAGIC: &str = "magic-link";
+
+/// Sessions, single-use codes, used token ids and the audit log: the only store access the
+/// sign-in flows have (mirror content is reachable only through the library).
+pub(crate) struct Sessions {
+    store: Arc<dyn Store>,
+}
+
+fn store_err(e: StoreError) -> Error {
+    Error::internal(e)
+}
+
+impl Sessions {
+    pub(crate) fn new(store: Arc<dyn Store>) -> Sessions {
+        Sessions { store }
+    }
+
+    /// Creates a session for a verified email; returns the id for the cookie.
+    pub(crate) async fn create(
+        &self,
+        email: &Email,
+        settings: &Settings,
+        now: DateTime<Utc>,
+    ) -> Result<Opaque, Error> {
+        let id = Opaque::generate();
+        let absolute = chrono::Duration::from_std(settings.session_absolute)
+            .map_err(|_| Error::BadRequest("bad session lifetime"))?;
+        let rec = SessionRecord {
+            id_hash: id.hash(),
+            email: email.as_str().to_owned(),
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now + absolute,
+            revoked: false,
+        };
+        self.store.create_session(&rec).await.map_err(store_err)?;
+        Ok(id)
+    }
+
+    /// The session's email if the session is active and not idle for too long. An idle
+    /// session is revoked on the spot.
+    pub(crate) async fn resolve(
+        &self,
+        id: &Opaque,
+        settings: &Settings,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SessionRecord>, Error> {
+        let hash = id.hash();
+        let Some(rec) = self
+            .store
+            .active_session(&hash, now)
+            .await
+            .map_err(store_err)?
+        else {
+            return Ok(None);
+        };
+        let idle =
+            chrono::Duration::from_std(settings.session_idle).unwrap_or(chrono::Duration::hours(8));
+        if now - rec.last_seen_at > idle {
+            self.store.revoke_session(&hash).await.map_err(store_err)?;
+            return Ok(None);
+        }
+        // Touch at most once a minute: fewer writes, same idle semantics to the minute.
+        if now - rec.last_seen_at > chrono::Duration::seconds(60) {
+            self.store
+                .touch_session(&hash, now)
+                .await
+                .map_err(store_err)?;
+        }
+        Ok(Some(rec))
+    }
+
+    pub(crate) async fn revoke(&self, id: &Opaque) -> Result<bool, Error> {
+        self.store
+            .revoke_session(&id.hash())
+            .await
+            .map_err(store_err)
+    }
+
+    pub(crate) async fn consume_jti(&self, jti: &str, exp: i64) -> Result<bool, Error> {
+        // Keep the record a little past the token's expiry (leeway) so a replay inside the
+        // leeway window is still caught.
+        let until = DateTime::<Utc>::from_timestamp(exp, 0).unwrap_or_else(Utc::now)
+            + chrono::Duration::seconds(crate::token::LEEWAY_SECS + 60);
+        let key = format!("embed:{jti}");
+        self.store.consume_jti(&key, until).await.map_err(store_err)
+    }
+
+    pub(crate) async fn create_code(
+        &self,
+        purpose: &str,
+        email: &Email,
+        return_to: &str,
+        ttl: std::time::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Opaque, Error> {
+        let code = Opaque::generate();
+        let ttl = chrono::Duration::from_std(ttl).map_err(|_| Error::BadRequest("bad ttl"))?;
+        let rec = CodeRecord {
+            code_hash: code.hash(),
+            purpose: purpose.to_owned(),
+            email: email.as_str().to_owned(),
+            return_to: Some(return_to.to_owned()),
+            created_at: now,
+            expires_at: now + ttl,
+        };
+        self.store.create_code(&rec).await.map_err(store_err)?;
+        Ok(code)
+    }
+
+    pub(crate) async fn consume_code(
+        &self,
+        code: &Opaque,
+        purpose: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<CodeRecord>, Error> {
+        self.store
+            .consume_code(&code.hash(), purpose, now)
+            .await
+            .map_err(store_err)
+    }
+
+    /// Appends an audit event; failures are logged, not fatal (the sign-in already happened).
+    pub(crate) async fn audit(&self, actor: &str, action: &str, detail: serde_json::Value) {
+        let ev = AuditEvent {
+            ts: Utc::now(),
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            detail,
+        };
+        if let Err(e) = self.store.append_audit(&ev).await {
+            tracing::warn!(error = %e, action, "audit write failed");
+        }
+    }
+}
+
+/// Name of the session cookie. `__Host-` binds it to this exact origin when it can be Secure.
+pub(crate) fn cookie_name(settings: &Settings) -> &'static str {
+    if settings.cookie_secure {
+        "__Host-kbgate_session"
+    } else {
+        "kbgate_session"
+    }
+}
+
+/// The session id presented in the request's cookies, if well formed.
+pub(crate) fn session_cookie(headers: &HeaderMap, settings: &Settings) -> Option<Opaque> {
+    let name = cookie_name(settings);
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .and_then(|(_, v)| Opaque::parse(v.trim()))
+}
+
+/// `Set-Cookie` value that installs a session id.
+pub(crate) fn set_cookie(settings: &Settings, id: &Opaque) -> String {
+    format!(
+        "{}={}; Path=/; HttpOnly; {}Max-Age={}",
+        cookie_name(settings),
+        id.expose(),
+        cookie_flags(settings),
+        settings.session_absolute.as_secs()
+    )
+}
+
+/// `Set-Cookie` value that removes the session cookie.
+pub(crate) fn clear_cookie(settings: &Settings) -> String {
+    format!(
+        "{}=; Path=/; HttpOnly; {}Max-Age=0",
+        cookie_name(settings),
+        cookie_flags(settings)
+    )
+}
+
+fn cookie_flags(settings: &Settings) -> &'static str {
+    match (settings.same_site_none(), settings.cookie_secure) {
+        (true, _) => "SameSite=None; Secure; ",
+        (false, true) => "SameSite=Lax; Secure; ",
+        (false, false) => "SameSite=Lax; ",
+    }
+}
+
+/// A signed-in browser: the viewer under the current policy, and the session it came from.
+pub struct CurrentViewer {
+    pub viewer: Viewer,
+    /// Token for the sign-out form (derived from the session id).
+    pub(crate) csrf: String,
+}
+
+impl FromRequestParts<AppState> for CurrentViewer {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let settings = state.settings();
+        let id = session_cookie(&parts.headers, settings).ok_or(Error::Unauthorized)?;
+        let now = Utc::now();
+        let rec = state
+            .sessions()
+            .resolve(&id, settings, now)
+            .await?
+            .ok_or(Error::Unauthorized)?;
+        // The stored email was verified at sign-in; if it no longer parses (parser rules
+        // tightened), the session is worthless.
+        let email = Email::parse(&rec.email).map_err(|_| Error::Unauthorized)?;
+        let viewer = state.policy().viewer(&email, now)?;
+        Ok(CurrentViewer {
+            viewer,
+            csrf: id.derive("csrf"),
+        })
+    }
+}
+
+/// The caller of the JSON API: a browser session, or the host app with its API key naming
+/// the person (`X-Kbgate-Email` header or `?email=`). The policy decides either way.
+pub struct ApiViewer {
+    pub viewer: Viewer,
+}
+
+/// Header the host app uses to name the person it acts for.
+pub const EMAIL_HEADER: &str = "x-kbgate-email";
+
+#[derive(serde::Deserialize)]
+struct EmailQuery {
+    email: Option<String>,
+}
+
+/// Checks `Authorization: Bearer <api key>`: `Ok(true)` for the right key, `Ok(false)` when
+/// no bearer is presented, `Err(Unauthorized)` for a wrong key or when no key is configured.
+pub(crate) fn check_api_key(headers: &HeaderMap, state: &AppState) -> Result<bool, Error> {
+    let Some(auth) = headers.get(header::AUTHORIZATION) else {
+        return Ok(false);
+    };
+    let presented = auth
+        .to_str()
+        .ok()
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or(Error::Unauthorized)?;
+    let expected = state.api_key().ok_or(Error::Unauthorized)?;
+    if ct_eq(presented, expected) {
+        Ok(true)
+    } else {
+        Err(Error::Unauthorized)
+    }
+}
+
+impl FromRequestParts<AppState> for ApiViewer {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        if check_api_key(&parts.headers, state)? {
+            let from_header = parts
+                .headers
+                .get(EMAIL_HEADER)
+                .map(|v| v.to_str().map(str::to_owned))
+                .transpose()
+                .map_err(|_| Error::BadRequest("the email header is not valid text"))?;
+            let from_query = Query::<EmailQuery>::try_from_uri(&parts.uri)
+                .map_err(|_| Error::BadRequest("the query string is malformed"))?
+                .0
+                .email;
+            let raw = from_header.or(from_query).ok_or(Error::BadRequest(
+                "name the person with X-Kbgate-Email or ?email=",
+            ))?;
+            let email = Email::parse(raw.trim())
+                .map_err(|_| Error::BadRequest("the email address is invalid"))?;
+            let viewer = state.policy().viewer(&email, Utc::now())?;
+            return Ok(ApiViewer { viewer });
+        }
+        let cv = CurrentViewer::from_request_parts(parts, state).await?;
+        Ok(ApiViewer { viewer: cv.viewer })
+    }
+}
+
+/// The client's address (for rate limits), when the server was started with connect info.
+pub(crate) struct ClientAddr(pub Option<SocketAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookie_flags_follow_settings() {
+        let local = Settings::new(url::Url::parse("http://127.0.0.1:8080").unwrap());
+        let id = Opaque::generate();
+        let c = set_cookie(&local, &id);
+        assert!(c.starts_with("kbgate_session="));
+        assert!(c.contains("HttpOnly") && c.contains("SameSite=Lax") && !c.contains("Secure"));
+        let prod = Settings::new(url::Url::parse("https://kb.example.com").unwrap());
+        let c = set_cookie(&prod, &id);
+        assert!(c.starts_with("__Host-kbgate_session="));
+        assert!(c.contains("SameSite=Lax; Secure"));
+        let framed = prod.with_frame_ancestors(vec!["https://app.example.com".into()]);
+        assert!(set_cookie(&framed, &id).contains("SameSite=None; Secure"));
+        assert!(clear_cookie(&framed).contains("Max-Age=0"));
+    }
+
+    #[test]
+    fn reads_the_session_cookie() {
+        let s = Settings::new(url::Url::parse("http://localhost:8080").unwrap());
+        let id = Opaque::generate();
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            format!("a=b; kbgate_session={}; c=d", id.expose())
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(session_cookie(&h, &s), Some(id));
+        h.insert(header::COOKIE, "kbgate_session=short".parse().unwrap());
+        assert_eq!(session_cookie(&h, &s), None);
+    }
+}

@@ -1,0 +1,165 @@
+//! Small HTML helpers: escaping, search excerpts, and the page tree (built in Rust because
+//! askama templates cannot recurse).
+
+use std::fmt::Write;
+
+use kbgate_store::{MATCH_END, MATCH_START};
+
+/// Escapes text for HTML element content and quoted attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + s.len() / 8);
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// Turns a store excerpt (plain text with match markers) into safe HTML: escape everything
+/// first, then replace the markers (which escaping leaves untouched) by `<mark>` elements.
+/// Unbalanced markers are closed or dropped so the output is always well formed.
+pub fn excerpt_html(excerpt: &str) -> String {
+    let escaped = escape(excerpt);
+    let mut out = String::with_capacity(escaped.len() + 16);
+    let mut open = false;
+    for c in escaped.chars() {
+        if c == MATCH_START {
+            if !open {
+                out.push_str("<mark>");
+                open = true;
+            }
+        } else if c == MATCH_END {
+            if open {
+                out.push_str("</mark>");
+                open = false;
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    if open {
+        out.push_str("</mark>");
+    }
+    out
+}
+
+/// Removes the match markers (plain-text excerpt for JSON clients that do not want HTML).
+pub fn excerpt_plain(excerpt: &str) -> String {
+    excerpt
+        .chars()
+        .filter(|&c| c != MATCH_START && c != MATCH_END)
+        .collect()
+}
+
+/// One node of a viewer's page tree.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TreeNode {
+    pub id: String,
+    pub title: String,
+    pub children: Vec<TreeNode>,
+}
+
+/// Renders a tree as nested lists; branches are collapsible `<details>`, open along the path
+/// to `current` (and all open when `current` is `None` and the tree is small).
+pub fn tree_html(nodes: &[TreeNode], current: Option<&str>) -> String {
+    let mut out = String::new();
+    let open_all = current.is_none() && count(nodes) <= 30;
+    write_list(&mut out, nodes, current, open_all);
+    out
+}
+
+fn count(nodes: &[TreeNode]) -> usize {
+    nodes.iter().map(|n| 1 + count(&n.children)).sum()
+}
+
+fn contains(node: &TreeNode, id: &str) -> bool {
+    node.id == id || node.children.iter().any(|c| contains(c, id))
+}
+
+fn write_list(out: &mut String, nodes: &[TreeNode], current: Option<&str>, open_all: bool) {
+    if nodes.is_empty() {
+        return;
+    }
+    out.push_str("<ul>");
+    for n in nodes {
+        let is_current = current == Some(n.id.as_str());
+        let aria = if is_current {
+            " aria-current=\"page\""
+        } else {
+            ""
+        };
+        // `write!` to a String cannot fail.
+        let link = format!(
+            "<a href=\"/pages/{}\"{aria}>{}</a>",
+            escape(&n.id),
+            escape(&n.title)
+        );
+        if n.children.is_empty() {
+            let _ = write!(out, "<li>{link}</li>");
+        } else {
+            let open = open_all || current.is_some_and(|c| contains(n, c));
+            let _ = write!(
+                out,
+                "<li><details{}><summary>{link}</summary>",
+                if open { " open" } else { "" }
+            );
+            write_list(out, &n.children, current, open_all);
+            out.push_str("</details></li>");
+        }
+    }
+    out.push_str("</ul>");
+}
+
+/// Human file size.
+pub fn file_size(bytes: i64) -> String {
+    let b = bytes.max(0) as f64;
+    if b < 1024.0 {
+        format!("{} B", bytes.max(0))
+    } else if b < 1024.0 * 1024.0 {
+        format!("{:.1} KB", b / 1024.0)
+    } else {
+        format!("{:.1} MB", b / (1024.0 * 1024.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpts_escape_then_mark() {
+        let e = format!("a <script>{MATCH_START}x&y{MATCH_END} \"q\"");
+        assert_eq!(
+            excerpt_html(&e),
+            "a &lt;script&gt;<mark>x&amp;y</mark> &quot;q&quot;"
+        );
+        // Unbalanced markers never produce broken markup.
+        assert_eq!(excerpt_html(&format!("{MATCH_START}a")), "<mark>a</mark>");
+        assert_eq!(excerpt_html(&format!("a{MATCH_END}")), "a");
+        assert_eq!(excerpt_plain(&e), "a <script>x&y \"q\"");
+    }
+
+    #[test]
+    fn tree_escapes_and_opens_path() {
+        let t = vec![TreeNode {
+            id: "1".into(),
+            title: "<b>Root</b>".into(),
+            children: vec![TreeNode {
+                id: "2".into(),
+                title: "Child".into(),
+                children: vec![],
+            }],
+        }];
+        let h = tree_html(&t, Some("2"));
+        assert!(h.contains("&lt;b&gt;Root&lt;/b&gt;"));
+        assert!(h.contains("<details open>"));
+        assert!(h.contains("href=\"/pages/2\" aria-current=\"page\""));
+        assert_eq!(file_size(2048), "2.0 KB");
+    }
+}

@@ -1,0 +1,386 @@
+//! The library: the only way handlers read the mirror. Every method takes a `&Viewer`, which
+//! only `kbgate_policy::Policy` can make, and filters by it; the store handle is private to
+//! this module, so a handler that skips the gate has nothing to read with.
+//!
+//! Rules applied here (DESIGN.md §7):
+//! - a space is visible when the viewer has a grant for its key;
+//! - a page when its space is granted, its labels pass the grant's filter, and it has no read
+//!   restriction on itself or an ancestor (`effective_restricted`);
+//! - breadcrumbs and trees only ever name readable pages (an unreadable ancestor is skipped
+//!   and its readable descendants are attached to the nearest readable ancestor);
+//! - attachments and search hits are served only for readable pages.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use kbgate_policy::{Label, LabelFilter, SpaceKey, Viewer};
+use kbgate_store::{
+    AttachmentRecord, Heading, PageRecord, PageSummary, ScopeEntry, SearchHit, SpaceRecord, Store,
+    StoreError,
+};
+
+use crate::error::Error;
+use crate::html::TreeNode;
+
+/// Read access to the mirror, for one viewer at a time.
+pub struct Library {
+    store: Arc<dyn Store>,
+}
+
+/// A page the viewer may read, with what its view needs.
+#[derive(Debug, Clone)]
+pub struct PageView {
+    pub page: PageRecord,
+    pub space: SpaceRecord,
+    /// Readable ancestors, root first.
+    pub crumbs: Vec<PageSummary>,
+    /// The body, resolved for this viewer (links, includes and children lists only name
+    /// readable pages).
+    pub html: String,
+    pub headings: Vec<Heading>,
+    pub attachments: Vec<AttachmentRecord>,
+}
+
+/// A search hit the viewer may see.
+#[derive(Debug, Clone)]
+pub struct Hit {
+    pub hit: SearchHit,
+    pub space_key: String,
+}
+
+/// An attachment the viewer may download, with its open file.
+pub struct Download {
+    pub attachment: AttachmentRecord,
+    pub file: tokio::fs::File,
+}
+
+fn store_err(e: StoreError) -> Error {
+    Error::internal(e)
+}
+
+/// Labels as the policy sees them; a stored label that does not parse simply does not count
+/// (it can only narrow access, never widen it).
+fn labels(raw: &[String]) -> Vec<Label> {
+    raw.iter().filter_map(|l| Label::parse(l).ok()).collect()
+}
+
+fn may_read_space(viewer: &Viewer, space: &SpaceRecord) -> bool {
+    SpaceKey::parse(&space.key).is_ok_and(|k| viewer.may_read_space(&k))
+}
+
+fn may_read(viewer: &Viewer, space_key: &str, page_labels: &[String], restricted: bool) -> bool {
+    SpaceKey::parse(space_key)
+        .is_ok_and(|k| viewer.may_read_page(&k, &labels(page_labels), restricted))
+}
+
+impl Library {
+    pub(crate) fn new(store: Arc<dyn Store>) -> Library {
+        Library { store }
+    }
+
+    /// Whether the store answers (for `/readyz`); reveals no content.
+    pub async fn ready(&self) -> bool {
+        self.store.mirror_stats().await.is_ok()
+    }
+
+    /// The mirrored spaces the viewer may read, by key.
+    pub async fn spaces(&self, viewer: &Viewer) -> Result<Vec<SpaceRecord>, Error> {
+        let all = self.store.list_spaces().await.map_err(store_err)?;
+        Ok(all
+            .into_iter()
+            .filter(|s| may_read_space(viewer, s))
+            .collect())
+    }
+
+    /// A space by key, if the viewer may read it.
+    pub async fn space(&self, viewer: &Viewer, key: &str) -> Result<Option<SpaceRecord>, Error> {
+        let Ok(k) = SpaceKey::parse(key) else {
+            return Ok(None);
+        };
+        if !viewer.may_read_space(&k) {
+            return Ok(None);
+        }
+        self.store.space_by_key(key).await.map_err(store_err)
+    }
+
+    /// The viewer's page tree of a space.
+    pub async fn tree(&self, viewer: &Viewer, space: &SpaceRecord) -> Result<Vec<TreeNode>, Error> {
+        if !may_read_space(viewer, space) {
+            return Ok(Vec::new());
+        }
+        let all = self
+            .store
+            .page_summaries(&space.id)
+            .await
+            .map_err(store_err)?;
+        Ok(build_tree(viewer, &space.key, &all))
+    }
+
+    /// A page, if the viewer may read it (otherwise `None`: existence is not revealed).
+    pub async fn page(&self, viewer: &Viewer, id: &str) -> Result<Option<PageView>, Error> {
+        if !is_plausible_id(id) {
+            return Ok(None);
+        }
+        let Some(page) = self.store.page(id).await.map_err(store_err)? else {
+            return Ok(None);
+        };
+        let Some(space) = self.store.space(&page.space_id).await.map_err(store_err)? else {
+            return Ok(None);
+        };
+        if !may_read(viewer, &space.key, &page.labels, page.effective_restricted) {
+            return Ok(None);
+        }
+        let ancestors = self.store.ancestors(id).await.map_err(store_err)?;
+        // An ancestor with a restriction makes the page restricted too; the store computes
+        // that, but re-check here so a stale flag can never expose a page.
+        if ancestors.iter().any(|a| a.effective_restricted) {
+            return Ok(None);
+        }
+        let crumbs = ancestors
+            .into_iter()
+            .filter(|a| may_read(viewer, &space.key, &a.labels, a.effective_restricted))
+            .collect();
+        let attachments = self.store.attachments(id).await.map_err(store_err)?;
+        let html = self.render_for(viewer, &page).await?;
+        let headings = page.headings.clone();
+        Ok(Some(PageView {
+            page,
+            space,
+            crumbs,
+            html,
+            headings,
+            attachments,
+        }))
+    }
+
+    /// Resolves the page's prepared HTML for this viewer.
+    async fn render_for(&self, _viewer: &Viewer, page: &PageRecord) -> Result<String, Error> {
+        Ok(page.body_html.clone())
+    }
+
+    /// Whether the viewer may read the page with this id (cheap check, no bodies).
+    async fn readable_summary(
+        &self,
+        viewer: &Viewer,
+        page_id: &str,
+    ) -> Result<Option<PageSummary>, Error> {
+        if !is_plausible_id(page_id) {
+            return Ok(None);
+        }
+        let Some(p) = self.store.page_summary(page_id).await.map_err(store_err)? else {
+            return Ok(None);
+        };
+        let Some(space) = self.store.space(&p.space_id).await.map_err(store_err)? else {
+            return Ok(None);
+        };
+        Ok(may_read(viewer, &space.key, &p.labels, p.effective_restricted).then_some(p))
+    }
+
+    /// An attachment of a readable page, by file name, with its bytes opened.
+    pub async fn attachment_by_name(
+        &self,
+        viewer: &Viewer,
+        page_id: &str,
+        file_name: &str,
+    ) -> Result<Option<Download>, Error> {
+        if self.readable_summary(viewer, page_id).await?.is_none() {
+            return Ok(None);
+        }
+        let Some(att) = self
+            .store
+            .attachment_by_name(page_id, file_name)
+            .await
+            .map_err(store_err)?
+        else {
+            return Ok(None);
+        };
+        self.open(att).await
+    }
+
+    /// An attachment by id, if its page is readable, with its bytes opened.
+    pub async fn attachment_by_id(
+        &self,
+        viewer: &Viewer,
+        id: &str,
+    ) -> Result<Option<Download>, Error> {
+        if !is_plausible_id(id) {
+            return Ok(None);
+        }
+        let Some(att) = self.store.attachment(id).await.map_err(store_err)? else {
+            return Ok(None);
+        };
+        if self.readable_summary(viewer, &att.page_id).await?.is_none() {
+            return Ok(None);
+        }
+        self.open(att).await
+    }
+
+    async fn open(&self, att: AttachmentRecord) -> Result<Option<Download>, Error> {
+        let Some(blob) = &att.blob else {
+            return Ok(None);
+        };
+        let file = self.store.blobs().open(blob).await.map_err(store_err)?;
+        Ok(Some(Download {
+            attachment: att,
+            file,
+        }))
+    }
+
+    /// Full-text search over what the viewer may read.
+    pub async fn search(
+        &self,
+        viewer: &Viewer,
+        query: &str,
+        limit: u32,
+        offset: u32,
+    ) -> Result<(Vec<Hit>, bool), Error> {
+        let spaces = self.store.list_spaces().await.map_err(store_err)?;
+        let by_key: HashMap<&str, &SpaceRecord> =
+            spaces.iter().map(|s| (s.key.as_str(), s)).collect();
+        let mut scope = Vec::new();
+        for g in viewer.grants() {
+            let Some(space) = by_key.get(g.space_key.as_str()) else {
+                continue;
+            };
+            let labels = match &g.labels {
+                LabelFilter::All => None,
+                LabelFilter::AnyOf(set) => {
+                    Some(set.iter().map(|l| l.as_str().to_owned()).collect())
+                }
+            };
+            scope.push(ScopeEntry {
+                space_id: space.id.clone(),
+                labels,
+            });
+        }
+        if scope.is_empty() {
+            return Ok((Vec::new(), false));
+        }
+        let results = self
+            .store
+            .search(query, &scope, limit, offset)
+            .await
+            .map_err(store_err)?;
+        // Defence in depth: re-check every hit against the viewer with one extra query.
+        let ids: Vec<String> = results.hits.iter().map(|h| h.page_id.clone()).collect();
+        let summaries = self
+            .store
+            .page_summaries_by_ids(&ids)
+            .await
+            .map_err(store_err)?;
+        let key_of: HashMap<&str, &str> = spaces
+            .iter()
+            .map(|s| (s.id.as_str(), s.key.as_str()))
+            .collect();
+        let readable: HashSet<&str> = summaries
+            .iter()
+            .filter(|p| {
+                key_of
+                    .get(p.space_id.as_str())
+                    .is_some_and(|k| may_read(viewer, k, &p.labels, p.effective_restricted))
+            })
+            .map(|p| p.id.as_str())
+            .collect();
+        let hits = results
+            .hits
+            .into_iter()
+            .filter(|h| readable.contains(h.page_id.as_str()))
+            .filter_map(|h| {
+                let space_key = key_of.get(h.space_id.as_str())?.to_string();
+                Some(Hit { hit: h, space_key })
+            })
+            .collect();
+        Ok((hits, results.has_more))
+    }
+}
+
+/// Confluence ids are numeric; anything else cannot exist, so skip the store round trip.
+fn is_plausible_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// Builds the viewer's tree from a space's summaries.
+fn build_tree(viewer: &Viewer, space_key: &str, all: &[PageSummary]) -> Vec<TreeNode> {
+    let parent_of: HashMap<&str, &str> = all
+        .iter()
+        .filter_map(|p| Some((p.id.as_str(), p.parent_id.as_deref()?)))
+        .collect();
+    let readable: HashSet<&str> = all
+        .iter()
+        .filter(|p| may_read(viewer, space_key, &p.labels, p.effective_restricted))
+        .map(|p| p.id.as_str())
+        .collect();
+    // Restricted pages hide their whole subtree (restrictions inherit), even if a stale
+    // descendant flag says otherwise.
+    let restricted: HashSet<&str> = all
+        .iter()
+        .filter(|p| p.effective_restricted)
+        .map(|p| p.id.as_str())
+        .collect();
+    let mut children: HashMap<Option<&str>, Vec<&PageSummary>> = HashMap::new();
+    for p in all {
+        if !readable.contains(p.id.as_str()) {
+            continue;
+        }
+        match walk_up(&parent_of, &readable, &restricted, &p.id) {
+            Walk::Restricted => {}
+            Walk::Parent(parent) => children.entry(parent).or_default().push(p),
+        }
+    }
+    for list in children.values_mut() {
+        list.sort_by(|a, b| (a.position, &a.title, &a.id).cmp(&(b.position, &b.title, &b.id)));
+    }
+    build_level(None, &children, 0)
+}
+
+enum Walk<'a> {
+    /// Under a restricted ancestor (or a cycle): hidden.
+    Restricted,
+    /// The nearest readable ancestor, or `None` for the top level.
+    Parent(Option<&'a str>),
+}
+
+fn walk_up<'a>(
+    parent_of: &HashMap<&'a str, &'a str>,
+    readable: &HashSet<&'a str>,
+    restricted: &HashSet<&'a str>,
+    id: &'a str,
+) -> Walk<'a> {
+    let mut nearest: Option<&'a str> = None;
+    let mut cur = id;
+    for _ in 0..10_000 {
+        let Some(&parent) = parent_of.get(cur) else {
+            return Walk::Parent(nearest);
+        };
+        if restricted.contains(parent) {
+            return Walk::Restricted;
+        }
+        if nearest.is_none() && readable.contains(parent) {
+            nearest = Some(parent);
+        }
+        cur = parent;
+    }
+    Walk::Restricted // a cycle: fail closed
+}
+
+fn build_level(
+    parent: Option<&str>,
+    children: &HashMap<Option<&str>, Vec<&PageSummary>>,
+    depth: usize,
+) -> Vec<TreeNode> {
+    if depth > 200 {
+        return Vec::new();
+    }
+    children
+        .get(&parent)
+        .map(|list| {
+            list.iter()
+                .map(|p| TreeNode {
+                    id: p.id.clone(),
+                    title: p.title.clone(),
+                    children: build_level(Some(p.id.as_str()), children, depth + 1),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}

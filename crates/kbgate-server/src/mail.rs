@@ -1,0 +1,143 @@
+//! Sending magic links: SMTP (lettre, configured by URL) or an outbox directory (demo, dev).
+
+use std::fmt;
+use std::path::PathBuf;
+
+use kbgate_policy::Email;
+use lettre::message::{Mailbox, header::ContentType};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+/// Why a mail could not be prepared or sent. Never contains the link or SMTP credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("the SMTP URL is invalid")]
+    BadSmtpUrl,
+    #[error("the sender address is invalid")]
+    BadFrom,
+    #[error("the message could not be built")]
+    Build,
+    #[error("sending failed")]
+    Send,
+    #[error("writing to the outbox failed: {0}")]
+    Outbox(#[source] std::io::Error),
+}
+
+/// Where magic-link mails go.
+#[derive(Clone)]
+pub enum Mailer {
+    /// A real SMTP relay.
+    Smtp {
+        transport: AsyncSmtpTransport<Tokio1Executor>,
+        from: Mailbox,
+    },
+    /// One plain-text file per mail in a directory (the link readable as is).
+    Outbox { dir: PathBuf, from: Mailbox },
+}
+
+impl fmt::Debug for Mailer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The SMTP URL may carry a password: never print the transport.
+        match self {
+            Mailer::Smtp { from, .. } => write!(f, "Mailer::Smtp {{ from: {from} }}"),
+            Mailer::Outbox { dir, from } => {
+                write!(f, "Mailer::Outbox {{ dir: {dir:?}, from: {from} }}")
+            }
+        }
+    }
+}
+
+impl Mailer {
+    /// SMTP by URL (`smtps://user:pass@host:465`, `smtp://host:25?tls=required`…).
+    pub fn smtp(url: &str, from: &str) -> Result<Mailer, MailError> {
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+            .map_err(|_| MailError::BadSmtpUrl)?
+            .build();
+        let from = from.parse().map_err(|_| MailError::BadFrom)?;
+        Ok(Mailer::Smtp { transport, from })
+    }
+
+    /// A file outbox; the directory is created if needed.
+    pub fn outbox(dir: impl Into<PathBuf>, from: &str) -> Result<Mailer, MailError> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir).map_err(MailError::Outbox)?;
+        let from = from.parse().map_err(|_| MailError::BadFrom)?;
+        Ok(Mailer::Outbox { dir, from })
+    }
+
+    /// Sends a sign-in link.
+    pub async fn send_magic_link(
+        &self,
+        to: &Email,
+        link: &str,
+        site_name: &str,
+        valid_minutes: u64,
+    ) -> Result<(), MailError> {
+        let subject = format!("Your sign-in link for {site_name}");
+        let body = format!(
+            "Hello,\n\nUse this link to sign in to {site_name}:\n\n{link}\n\n\
+             The link works once and expires in {valid_minutes} minutes.\n\
+             If you did not ask for it, ignore this mail.\n"
+        );
+        match self {
+            Mailer::Smtp { transport, from } => {
+                let to: Mailbox = to.as_str().parse().map_err(|_| MailError::Build)?;
+                let msg = Message::builder()
+                    .from(from.clone())
+                    .to(to)
+                    .subject(subject)
+                    .header(ContentType::TEXT_PLAIN)
+                    .body(body)
+                    .map_err(|_| MailError::Build)?;
+                transport.send(msg).await.map_err(|e| {
+                    tracing::warn!(error = %e, "SMTP send failed");
+                    MailError::Send
+                })?;
+                Ok(())
+            }
+            Mailer::Outbox { dir, from } => {
+                let name = format!(
+                    "{}-{}.eml",
+                    chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),
+                    uuid::Uuid::new_v4()
+                );
+                let path = dir.join(name);
+                let text = format!(
+                    "From: {from}\nTo: {to}\nSubject: {subject}\nContent-Type: text/plain; charset=utf-8\n\n{body}"
+                );
+                tokio::fs::write(&path, text)
+                    .await
+                    .map_err(MailError::Outbox)?;
+                // The path only: the link itself is a credential and stays out of the logs.
+                tracing::info!(path = %path.display(), "magic-link mail written to the outbox");
+                Ok(())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn outbox_writes_a_readable_mail() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Mailer::outbox(dir.path(), "kbgate <kb@example.com>").unwrap();
+        let to = Email::parse("a@acme.com").unwrap();
+        m.send_magic_link(&to, "https://kb/auth/email/x?t=abc", "KB", 15)
+            .await
+            .unwrap();
+        let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(files.len(), 1);
+        let text = std::fs::read_to_string(files[0].as_ref().unwrap().path()).unwrap();
+        assert!(text.contains("To: a@acme.com"));
+        assert!(text.contains("https://kb/auth/email/x?t=abc"));
+    }
+
+    #[test]
+    fn smtp_debug_hides_credentials() {
+        let m = Mailer::smtp("smtp://user:s3cret@localhost:2525", "kb@example.com").unwrap();
+        assert!(!format!("{m:?}").contains("s3cret"));
+        assert!(Mailer::smtp("smtp://localhost", "not an address").is_err());
+    }
+}

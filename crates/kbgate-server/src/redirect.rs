@@ -1,0 +1,163 @@
+//! `return_to`: a local path to go back to after sign-in, parsed so it cannot leave the site.
+
+use std::fmt;
+
+/// Longest `return_to` accepted.
+const MAX_LEN: usize = 2048;
+
+/// A path on this site (`/spaces/KB/pages/1?x=y#frag`), safe to put in a `Location` header.
+///
+/// Parsing refuses anything a browser could resolve to another origin: scheme-relative
+/// (`//evil.com`), absolute (`https://evil.com`), backslash tricks (`/\evil.com`, which browsers
+/// treat as `//`), percent-encoded variants of those (`/%2F%2Fevil.com`, `/%5Cevil.com`, also
+/// double-encoded), and any control character, space or non-ASCII byte.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LocalPath(String);
+
+impl LocalPath {
+    /// The site root.
+    pub fn root() -> LocalPath {
+        LocalPath("/".to_owned())
+    }
+
+    /// Parses a candidate `return_to`; `None` when it is not a safe local path.
+    pub fn parse(input: &str) -> Option<LocalPath> {
+        if input.is_empty() || input.len() > MAX_LEN {
+            return None;
+        }
+        let mut current = input.to_owned();
+        // Check the raw form and up to two decoded forms: a later decoder (browser, proxy) must
+        // not be able to turn an accepted path into a cross-origin one.
+        for _ in 0..3 {
+            if !is_safe_shape(&current) {
+                return None;
+            }
+            match percent_decode(&current) {
+                Some(decoded) if decoded == current => break,
+                Some(decoded) => current = decoded,
+                None => return None,
+            }
+        }
+        Some(LocalPath(input.to_owned()))
+    }
+
+    /// Parses, falling back to the site root.
+    pub fn parse_or_root(input: Option<&str>) -> LocalPath {
+        input
+            .and_then(LocalPath::parse)
+            .unwrap_or_else(LocalPath::root)
+    }
+
+    /// The path as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for LocalPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "LocalPath({:?})", self.0)
+    }
+}
+
+impl fmt::Display for LocalPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn is_safe_shape(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.first() != Some(&b'/') {
+        return false;
+    }
+    if matches!(b.get(1), Some(b'/') | Some(b'\\')) {
+        return false;
+    }
+    // Printable ASCII only, and no backslash anywhere (browsers normalise it to a slash).
+    b.iter().all(|&c| (0x21..=0x7e).contains(&c) && c != b'\\')
+}
+
+/// Percent-decodes; `None` when the result is not UTF-8 (refused).
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let (Some(h), Some(l)) = (hex_val(b[i + 1]), hex_val(b[i + 2]))
+        {
+            out.push(h * 16 + l);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8(out).ok()
+}
+
+fn hex_val(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_local_paths() {
+        for ok in [
+            "/",
+            "/spaces/KB",
+            "/spaces/KB/pages/123?x=1&y=%20a#top",
+            "/search?q=foo%2Fbar",
+        ] {
+            assert!(LocalPath::parse(ok).is_some(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn refuses_everything_that_leaves_the_site() {
+        for bad in [
+            "",
+            "//evil.com",
+            "///evil.com",
+            "https://evil.com",
+            "http:/evil.com",
+            "evil.com",
+            "/\\evil.com",
+            "\\\\evil.com",
+            "/%2F%2Fevil.com",
+            "%2F%2Fevil.com",
+            "/%5Cevil.com",
+            "/%2fevil.com",
+            "/%252F%252Fevil.com",
+            "/%255Cevil.com",
+            "/\tevil",
+            "/\r\nSet-Cookie: x=y",
+            "/%0d%0aSet-Cookie:x",
+            "/a b",
+            "/é",
+            "/%ff",
+            " /x",
+            "javascript:alert(1)",
+        ] {
+            assert!(LocalPath::parse(bad).is_none(), "{bad:?}");
+        }
+        assert!(LocalPath::parse(&format!("/{}", "a".repeat(3000))).is_none());
+    }
+
+    #[test]
+    fn fallback_is_root() {
+        assert_eq!(LocalPath::parse_or_root(Some("//evil.com")).as_str(), "/");
+        assert_eq!(LocalPath::parse_or_root(None).as_str(), "/");
+        assert_eq!(LocalPath::parse_or_root(Some("/x")).as_str(), "/x");
+    }
+}

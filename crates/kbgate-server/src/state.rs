@@ -1,0 +1,137 @@
+//! Shared state of the portal.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kbgate_store::Store;
+
+use crate::gate::{PolicyHandle, Sessions};
+use crate::library::Library;
+use crate::mail::Mailer;
+use crate::ratelimit::RateLimiter;
+use crate::security::SecurityHeaders;
+use crate::settings::Settings;
+use crate::token::EmbedVerifier;
+
+/// Everything the handlers share. Cheap to clone.
+///
+/// The store is split on purpose: mirror content only through [`Library`] (whose methods all
+/// take a `Viewer`), sign-in records only through the crate-private session facade.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: Settings,
+    policy: PolicyHandle,
+    library: Library,
+    sessions: Sessions,
+    mailer: Option<Mailer>,
+    embed: Option<EmbedVerifier>,
+    api_key: Option<String>,
+    limit_email: RateLimiter,
+    limit_client: RateLimiter,
+    limit_handover: RateLimiter,
+    security: Arc<SecurityHeaders>,
+}
+
+impl fmt::Debug for AppState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppState")
+            .field("settings", &self.inner.settings)
+            .field("mailer", &self.inner.mailer)
+            .field("embed", &self.inner.embed)
+            .field(
+                "api_key",
+                &self.inner.api_key.as_ref().map(|_| "<redacted>"),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// Optional parts of the state; see [`AppState::new`].
+#[derive(Default)]
+pub struct Extras {
+    /// Verifies embed hand-over tokens; without it `/auth/embed` answers 404.
+    pub embed: Option<EmbedVerifier>,
+    /// The host app's API key (hand-over and JSON API on behalf of a person).
+    pub api_key: Option<String>,
+}
+
+impl AppState {
+    /// Builds the state. `mailer` `None` disables magic links (the form still answers the
+    /// same, without sending).
+    pub fn new(
+        settings: Settings,
+        store: Arc<dyn Store>,
+        policy: PolicyHandle,
+        mailer: Option<Mailer>,
+        extras: Extras,
+    ) -> AppState {
+        let security = Arc::new(SecurityHeaders::new(&settings));
+        AppState {
+            inner: Arc::new(Inner {
+                settings,
+                policy,
+                library: Library::new(store.clone()),
+                sessions: Sessions::new(store),
+                mailer,
+                embed: extras.embed,
+                api_key: extras.api_key.filter(|k| !k.is_empty()),
+                limit_email: RateLimiter::new(3, Duration::from_secs(15 * 60)),
+                limit_client: RateLimiter::new(20, Duration::from_secs(15 * 60)),
+                limit_handover: RateLimiter::new(600, Duration::from_secs(60)),
+                security,
+            }),
+        }
+    }
+
+    /// The policy handle (replace the policy through it on reload).
+    pub fn policy(&self) -> &PolicyHandle {
+        &self.inner.policy
+    }
+
+    /// The resolved settings.
+    pub fn settings(&self) -> &Settings {
+        &self.inner.settings
+    }
+
+    /// The library (mirror reads for a viewer).
+    pub fn library(&self) -> &Library {
+        &self.inner.library
+    }
+
+    pub(crate) fn sessions(&self) -> &Sessions {
+        &self.inner.sessions
+    }
+
+    pub(crate) fn mailer(&self) -> Option<&Mailer> {
+        self.inner.mailer.as_ref()
+    }
+
+    pub(crate) fn embed(&self) -> Option<&EmbedVerifier> {
+        self.inner.embed.as_ref()
+    }
+
+    pub(crate) fn api_key(&self) -> Option<&str> {
+        self.inner.api_key.as_deref()
+    }
+
+    pub(crate) fn limit_email(&self) -> &RateLimiter {
+        &self.inner.limit_email
+    }
+
+    pub(crate) fn limit_client(&self) -> &RateLimiter {
+        &self.inner.limit_client
+    }
+
+    pub(crate) fn limit_handover(&self) -> &RateLimiter {
+        &self.inner.limit_handover
+    }
+
+    pub(crate) fn security(&self) -> Arc<SecurityHeaders> {
+        self.inner.security.clone()
+    }
+}
