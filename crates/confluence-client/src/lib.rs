@@ -1,1 +1,45 @@
-//! Typed async client for the Confluence Cloud endpoints kbgate uses.
+//! Typed async client for the Confluence Cloud endpoints kbgate uses (DESIGN.md §4): v2
+//! content and access calls, v1 restrictions/search/groups/space permissions/downloads, the
+//! knowledge-base permission switches, Jira user creation and two undocumented `/cgraphql`
+//! operations.
+//!
+//! Works against a real `https://SITE.atlassian.net` or any base URL (the simulator). All
+//! calls of one [`Client`] (and its clones) share one throttle, one retry policy and one set
+//! of call counters ([`CallStats`]); see the `client` module docs for the retry rules.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), confluence_client::Error> {
+//! use confluence_client::{Client, ClientConfig, PageListOptions};
+//! use futures::TryStreamExt;
+//! let cfg = ClientConfig::new(
+//!     "https://example.atlassian.net".parse().unwrap(),
+//!     "svc@example.com",
+//!     "api-token",
+//! );
+//! let client = Client::new(cfg)?;
+//! let spaces: Vec<_> = client.spaces(&["KB"]).try_collect().await?;
+//! let pages: Vec<_> = client
+//!     .space_pages(&spaces[0].id, PageListOptions::default())
+//!     .try_collect()
+//!     .await?;
+//! # let _ = pages; Ok(()) }
+//! ```
+
+mod api;
+mod client;
+mod config;
+mod error;
+mod models;
+mod paging;
+mod stats;
+
+pub use api::{
+    Download, EMAILS_CAP, PageListOptions, PageSort, USERS_BULK_CAP, Undocumented,
+    V1_MEMBERS_LIMIT, V1_SEARCH_LIMIT, V2_PAGE_LIMIT,
+};
+pub use client::Client;
+pub use config::{ClientConfig, RetryConfig, Secret};
+pub use error::{Error, Result};
+pub use models::*;
+pub use paging::Paged;
+pub use stats::CallStats;

@@ -1,0 +1,797 @@
+//! The endpoints of DESIGN.md §4, one method each. Paths, parameters and bodies follow the
+//! OpenAPI documents in `shared/specs/` (v2 2026-04, v1/Jira 2023-08).
+
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::client::{Call, Client, Idempotency};
+use crate::error::{Error, Result};
+use crate::models::*;
+use crate::paging::{Cursor, Paged};
+
+/// Largest `limit` v2 list endpoints accept.
+pub const V2_PAGE_LIMIT: u32 = 250;
+/// Largest `limit` of v1 group member listings.
+pub const V1_MEMBERS_LIMIT: u32 = 200;
+/// `limit` asked of v1 search endpoints (the server may clamp; cursors are followed anyway).
+pub const V1_SEARCH_LIMIT: u32 = 250;
+/// Account ids per `users-bulk` request.
+pub const USERS_BULK_CAP: usize = 250;
+/// Emails per check-access/invite request.
+pub const EMAILS_CAP: usize = 100;
+
+const READ_CONTENT: &str = "permission to view the space (Can view) and its pages";
+const VIEW_USERS: &str = "permission to use Confluence and view user profiles";
+const SITE_ADMIN: &str = "Confluence administrator (site admin) rights";
+const SPACE_ADMIN: &str = "space admin permission on this space (or Confluence admin)";
+const JIRA_ADMIN: &str = "Jira administrator (or site admin) rights to create users";
+
+/// Sort orders of v2 page listings (`sort=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageSort {
+    /// `id`.
+    Id,
+    /// `-id`.
+    IdDesc,
+    /// `created-date`.
+    Created,
+    /// `-created-date`.
+    CreatedDesc,
+    /// `modified-date`.
+    Modified,
+    /// `-modified-date`: newest first, for change scans.
+    ModifiedDesc,
+    /// `title`.
+    Title,
+    /// `-title`.
+    TitleDesc,
+}
+
+impl PageSort {
+    fn as_str(self) -> &'static str {
+        match self {
+            PageSort::Id => "id",
+            PageSort::IdDesc => "-id",
+            PageSort::Created => "created-date",
+            PageSort::CreatedDesc => "-created-date",
+            PageSort::Modified => "modified-date",
+            PageSort::ModifiedDesc => "-modified-date",
+            PageSort::Title => "title",
+            PageSort::TitleDesc => "-title",
+        }
+    }
+}
+
+/// Options of [`Client::space_pages`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageListOptions {
+    /// Ask for `body-format=storage` (bodies come with the list: ~40 calls per 10,000 pages).
+    pub storage_body: bool,
+    /// Sort order; server default (id) when `None`.
+    pub sort: Option<PageSort>,
+    /// Page size, capped at [`V2_PAGE_LIMIT`].
+    pub limit: u32,
+}
+
+impl Default for PageListOptions {
+    fn default() -> Self {
+        Self {
+            storage_body: true,
+            sort: None,
+            limit: V2_PAGE_LIMIT,
+        }
+    }
+}
+
+/// A streamed attachment download.
+pub struct Download {
+    /// `Content-Type` of the file.
+    pub content_type: Option<String>,
+    /// `Content-Length`, if the server sent it.
+    pub content_length: Option<u64>,
+    /// The bytes, chunk by chunk; the file is never held whole in memory.
+    pub bytes: BoxStream<'static, Result<Bytes>>,
+}
+
+impl std::fmt::Debug for Download {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Download")
+            .field("content_type", &self.content_type)
+            .field("content_length", &self.content_length)
+            .finish_non_exhaustive()
+    }
+}
+
+fn limit(l: u32, cap: u32) -> String {
+    l.clamp(1, cap).to_string()
+}
+
+impl Client {
+    // ------------------------------------------------------------ v2 content
+
+    /// `GET /wiki/api/v2/spaces?keys=…`: the spaces with these keys (all visible spaces when
+    /// `keys` is empty).
+    pub fn spaces(&self, keys: &[&str]) -> Paged<Space> {
+        const EP: &str = "GET /wiki/api/v2/spaces";
+        let mut urls = Vec::new();
+        let chunks: Vec<Vec<&str>> = if keys.is_empty() {
+            vec![Vec::new()]
+        } else {
+            keys.chunks(V2_PAGE_LIMIT as usize)
+                .map(<[_]>::to_vec)
+                .collect()
+        };
+        for chunk in chunks {
+            let mut url = self.url(&["wiki", "api", "v2", "spaces"]);
+            {
+                let mut q = url.query_pairs_mut();
+                if !chunk.is_empty() {
+                    q.append_pair("keys", &chunk.join(","));
+                }
+                q.append_pair("limit", &V2_PAGE_LIMIT.to_string());
+            }
+            urls.push(url);
+        }
+        let client = self.clone();
+        futures::stream::iter(urls)
+            .flat_map(move |u| client.paged(EP, u, READ_CONTENT, Cursor::Next))
+            .boxed()
+    }
+
+    /// `GET /wiki/api/v2/spaces/{id}/pages`: every current page of a space, with storage bodies
+    /// by default.
+    pub fn space_pages(&self, space_id: &str, opts: PageListOptions) -> Paged<Page> {
+        let mut url = self.url(&["wiki", "api", "v2", "spaces", space_id, "pages"]);
+        {
+            let mut q = url.query_pairs_mut();
+            if opts.storage_body {
+                q.append_pair("body-format", "storage");
+            }
+            if let Some(s) = opts.sort {
+                q.append_pair("sort", s.as_str());
+            }
+            q.append_pair("limit", &limit(opts.limit, V2_PAGE_LIMIT));
+        }
+        self.paged(
+            "GET /wiki/api/v2/spaces/{id}/pages",
+            url,
+            READ_CONTENT,
+            Cursor::Next,
+        )
+    }
+
+    /// `GET /wiki/api/v2/pages/{id}?body-format=storage[&include-labels=true]`: one page.
+    pub async fn page(&self, id: &str, include_labels: bool) -> Result<Page> {
+        let mut url = self.url(&["wiki", "api", "v2", "pages", id]);
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("body-format", "storage");
+            if include_labels {
+                q.append_pair("include-labels", "true");
+            }
+        }
+        self.json(Call::get("GET /wiki/api/v2/pages/{id}", url, READ_CONTENT))
+            .await
+    }
+
+    /// `GET /wiki/api/v2/pages/{id}/attachments`: a page's attachments.
+    pub fn page_attachments(&self, page_id: &str) -> Paged<Attachment> {
+        let mut url = self.url(&["wiki", "api", "v2", "pages", page_id, "attachments"]);
+        url.query_pairs_mut()
+            .append_pair("limit", &V2_PAGE_LIMIT.to_string());
+        self.paged(
+            "GET /wiki/api/v2/pages/{id}/attachments",
+            url,
+            READ_CONTENT,
+            Cursor::Next,
+        )
+    }
+
+    /// `GET /wiki/api/v2/pages/{id}/labels`: a page's labels.
+    pub fn page_labels(&self, page_id: &str) -> Paged<Label> {
+        let mut url = self.url(&["wiki", "api", "v2", "pages", page_id, "labels"]);
+        url.query_pairs_mut()
+            .append_pair("limit", &V2_PAGE_LIMIT.to_string());
+        self.paged(
+            "GET /wiki/api/v2/pages/{id}/labels",
+            url,
+            READ_CONTENT,
+            Cursor::Next,
+        )
+    }
+
+    /// `GET /wiki/api/v2/labels/{id}/pages`: pages carrying a label (no bodies).
+    pub fn label_pages(&self, label_id: &str) -> Paged<Page> {
+        let mut url = self.url(&["wiki", "api", "v2", "labels", label_id, "pages"]);
+        url.query_pairs_mut()
+            .append_pair("limit", &V2_PAGE_LIMIT.to_string());
+        self.paged(
+            "GET /wiki/api/v2/labels/{id}/pages",
+            url,
+            READ_CONTENT,
+            Cursor::Next,
+        )
+    }
+
+    /// `GET /wiki/api/v2/spaces/{id}/permissions`: a space's permission assignments.
+    pub fn space_permissions(&self, space_id: &str) -> Paged<SpacePermissionAssignment> {
+        let mut url = self.url(&["wiki", "api", "v2", "spaces", space_id, "permissions"]);
+        url.query_pairs_mut()
+            .append_pair("limit", &V2_PAGE_LIMIT.to_string());
+        self.paged(
+            "GET /wiki/api/v2/spaces/{id}/permissions",
+            url,
+            SPACE_ADMIN,
+            Cursor::Next,
+        )
+    }
+
+    // ------------------------------------------------------------ v2 users and access
+
+    /// `POST /wiki/api/v2/users-bulk`, split into requests of [`USERS_BULK_CAP`] ids.
+    /// Unknown ids are simply absent from the answer. Read-only, so retried like a GET.
+    pub async fn users_bulk<S: AsRef<str>>(&self, account_ids: &[S]) -> Result<Vec<User>> {
+        #[derive(Deserialize)]
+        struct Answer {
+            #[serde(default)]
+            results: Vec<User>,
+        }
+        let mut out = Vec::with_capacity(account_ids.len());
+        for chunk in account_ids.chunks(USERS_BULK_CAP) {
+            let ids: Vec<&str> = chunk.iter().map(AsRef::as_ref).collect();
+            let call = Call::with_json(
+                Method::POST,
+                "POST /wiki/api/v2/users-bulk",
+                self.url(&["wiki", "api", "v2", "users-bulk"]),
+                &json!({ "accountIds": ids }),
+                Idempotency::Idempotent,
+                VIEW_USERS,
+            )?;
+            let a: Answer = self.json(call).await?;
+            out.extend(a.results);
+        }
+        Ok(out)
+    }
+
+    /// `POST /wiki/api/v2/user/access/check-access-by-email`, split into requests of
+    /// [`EMAILS_CAP`] and merged. Read-only, so retried like a GET. A persistent 503 means the
+    /// API is disabled on the site ([`Error::ServiceUnavailable`]).
+    pub async fn check_access_by_email<S: AsRef<str>>(&self, emails: &[S]) -> Result<AccessCheck> {
+        let mut out = AccessCheck::default();
+        for chunk in emails.chunks(EMAILS_CAP) {
+            let list: Vec<&str> = chunk.iter().map(AsRef::as_ref).collect();
+            let call = Call::with_json(
+                Method::POST,
+                "POST /wiki/api/v2/user/access/check-access-by-email",
+                self.url(&[
+                    "wiki",
+                    "api",
+                    "v2",
+                    "user",
+                    "access",
+                    "check-access-by-email",
+                ]),
+                &json!({ "emails": list }),
+                Idempotency::Idempotent,
+                SITE_ADMIN,
+            )?;
+            let a: Option<AccessCheck> = self.json(call).await?;
+            if let Some(a) = a {
+                out.emails_without_access.extend(a.emails_without_access);
+                out.invalid_emails.extend(a.invalid_emails);
+            }
+        }
+        Ok(out)
+    }
+
+    /// `POST /wiki/api/v2/user/access/invite-by-email`, split into requests of [`EMAILS_CAP`].
+    /// Asynchronous on Confluence's side; invalid emails and those with access are ignored by
+    /// the server. A write: retried only when refused before acting (429, 503+Retry-After).
+    /// Note: an invite grants the site's default product access (a paid seat; AX-274).
+    pub async fn invite_by_email<S: AsRef<str>>(&self, emails: &[S]) -> Result<()> {
+        for chunk in emails.chunks(EMAILS_CAP) {
+            let list: Vec<&str> = chunk.iter().map(AsRef::as_ref).collect();
+            let call = Call::with_json(
+                Method::POST,
+                "POST /wiki/api/v2/user/access/invite-by-email",
+                self.url(&["wiki", "api", "v2", "user", "access", "invite-by-email"]),
+                &json!({ "emails": list }),
+                Idempotency::Write,
+                SITE_ADMIN,
+            )?;
+            self.bytes(call).await?;
+        }
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ v1 content
+
+    /// `GET /wiki/rest/api/content/{id}/restriction/byOperation/read` with users and groups
+    /// expanded. Restrictions inherit to descendants: check ancestors too.
+    pub async fn read_restrictions(&self, content_id: &str) -> Result<ContentRestriction> {
+        let mut url = self.url(&[
+            "wiki",
+            "rest",
+            "api",
+            "content",
+            content_id,
+            "restriction",
+            "byOperation",
+            "read",
+        ]);
+        url.query_pairs_mut()
+            .append_pair("expand", "restrictions.user,restrictions.group");
+        self.json(Call::get(
+            "GET /wiki/rest/api/content/{id}/restriction/byOperation/{operationKey}",
+            url,
+            READ_CONTENT,
+        ))
+        .await
+    }
+
+    /// `GET /wiki/rest/api/search?cql=…`, following the `_links.next` cursor. Dates in CQL are
+    /// `yyyy/MM/dd HH:mm`.
+    pub fn search(&self, cql: &str) -> Paged<SearchResult> {
+        let mut url = self.url(&["wiki", "rest", "api", "search"]);
+        url.query_pairs_mut()
+            .append_pair("cql", cql)
+            .append_pair("limit", &V1_SEARCH_LIMIT.to_string());
+        self.paged("GET /wiki/rest/api/search", url, READ_CONTENT, Cursor::Next)
+    }
+
+    /// `GET /wiki/rest/api/content/search?cql=…&expand=…`, following `_links.next`. The bulk
+    /// way to read hierarchy, labels and restrictions of a whole space, e.g. expand
+    /// `version`, `ancestors`, `metadata.labels`, `restrictions.read.restrictions.user`,
+    /// `restrictions.read.restrictions.group`, `body.storage`, `container`.
+    pub fn content_search(&self, cql: &str, expand: &[&str]) -> Paged<Content> {
+        let mut url = self.url(&["wiki", "rest", "api", "content", "search"]);
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("cql", cql);
+            if !expand.is_empty() {
+                q.append_pair("expand", &expand.join(","));
+            }
+            q.append_pair("limit", &V1_SEARCH_LIMIT.to_string());
+        }
+        self.paged(
+            "GET /wiki/rest/api/content/search",
+            url,
+            READ_CONTENT,
+            Cursor::Next,
+        )
+    }
+
+    /// `GET /wiki/rest/api/content/{pageId}/child/attachment/{attId}/download`: follows the
+    /// 302 to the file and streams it. Credentials are not forwarded if the redirect leaves the
+    /// site (reqwest drops `Authorization` on cross-origin redirects).
+    pub async fn download_attachment(
+        &self,
+        page_id: &str,
+        attachment_id: &str,
+    ) -> Result<Download> {
+        let url = self.url(&[
+            "wiki",
+            "rest",
+            "api",
+            "content",
+            page_id,
+            "child",
+            "attachment",
+            attachment_id,
+            "download",
+        ]);
+        let path = url.path().to_owned();
+        let mut call = Call::get(
+            "GET /wiki/rest/api/content/{id}/child/attachment/{attachmentId}/download",
+            url,
+            READ_CONTENT,
+        );
+        call.streaming = true;
+        let resp = self.response(call).await?;
+        let content_type = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let content_length = resp.content_length();
+        let bytes = resp
+            .bytes_stream()
+            .map(move |r| {
+                r.map_err(|e| Error::Transport {
+                    path: path.clone(),
+                    message: e.without_url().to_string(),
+                })
+            })
+            .boxed();
+        Ok(Download {
+            content_type,
+            content_length,
+            bytes,
+        })
+    }
+
+    // ------------------------------------------------------------ v1 groups
+
+    /// `GET /wiki/rest/api/group/{groupId}/membersByGroupId?expand=isExternalCollaborator`,
+    /// start/limit paging by [`V1_MEMBERS_LIMIT`].
+    pub fn group_members(&self, group_id: &str) -> Paged<UserV1> {
+        let mut url = self.url(&["wiki", "rest", "api", "group", group_id, "membersByGroupId"]);
+        url.query_pairs_mut()
+            .append_pair("expand", "isExternalCollaborator")
+            .append_pair("limit", &V1_MEMBERS_LIMIT.to_string())
+            .append_pair("start", "0");
+        self.paged(
+            "GET /wiki/rest/api/group/{groupId}/membersByGroupId",
+            url,
+            VIEW_USERS,
+            Cursor::StartLimit {
+                limit: V1_MEMBERS_LIMIT as usize,
+            },
+        )
+    }
+
+    /// `POST /wiki/rest/api/group/userByGroupId?groupId=` `{accountId}`. A write.
+    pub async fn add_group_member(&self, group_id: &str, account_id: &str) -> Result<()> {
+        let mut url = self.url(&["wiki", "rest", "api", "group", "userByGroupId"]);
+        url.query_pairs_mut().append_pair("groupId", group_id);
+        let call = Call::with_json(
+            Method::POST,
+            "POST /wiki/rest/api/group/userByGroupId",
+            url,
+            &json!({ "accountId": account_id }),
+            Idempotency::Write,
+            SITE_ADMIN,
+        )?;
+        self.bytes(call).await.map(drop)
+    }
+
+    /// `DELETE /wiki/rest/api/group/userByGroupId?groupId=&accountId=`. Idempotent (204 even
+    /// when the user was not a member).
+    pub async fn remove_group_member(&self, group_id: &str, account_id: &str) -> Result<()> {
+        let mut url = self.url(&["wiki", "rest", "api", "group", "userByGroupId"]);
+        url.query_pairs_mut()
+            .append_pair("groupId", group_id)
+            .append_pair("accountId", account_id);
+        let mut call = Call::get("DELETE /wiki/rest/api/group/userByGroupId", url, SITE_ADMIN);
+        call.method = Method::DELETE;
+        self.bytes(call).await.map(drop)
+    }
+
+    /// `POST /wiki/rest/api/group` `{name}`: creates a group. A write.
+    pub async fn create_group(&self, name: &str) -> Result<Group> {
+        let call = Call::with_json(
+            Method::POST,
+            "POST /wiki/rest/api/group",
+            self.url(&["wiki", "rest", "api", "group"]),
+            &json!({ "name": name }),
+            Idempotency::Write,
+            SITE_ADMIN,
+        )?;
+        self.json(call).await
+    }
+
+    /// `GET /wiki/rest/api/group/by-name?name=`: the group, or `None` when it does not exist.
+    pub async fn group_by_name(&self, name: &str) -> Result<Option<Group>> {
+        let mut url = self.url(&["wiki", "rest", "api", "group", "by-name"]);
+        url.query_pairs_mut().append_pair("name", name);
+        match self
+            .json(Call::get(
+                "GET /wiki/rest/api/group/by-name",
+                url,
+                VIEW_USERS,
+            ))
+            .await
+        {
+            Ok(g) => Ok(Some(g)),
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    // ------------------------------------------------------------ v1 space permissions
+
+    /// `POST /wiki/rest/api/space/{key}/permission`. When the permission exists Confluence
+    /// answers 400, mapped to [`Error::AlreadyExists`]. A write.
+    pub async fn add_space_permission(
+        &self,
+        space_key: &str,
+        subject: &PermissionSubject,
+        operation: &SpaceOperation,
+    ) -> Result<SpacePermission> {
+        let call = Call::with_json(
+            Method::POST,
+            "POST /wiki/rest/api/space/{spaceKey}/permission",
+            self.url(&["wiki", "rest", "api", "space", space_key, "permission"]),
+            &json!({ "subject": subject, "operation": operation }),
+            Idempotency::Write,
+            SPACE_ADMIN,
+        )?;
+        self.json(call).await
+    }
+
+    /// `DELETE /wiki/rest/api/space/{key}/permission/{id}`. Retried like a read; a
+    /// [`Error::NotFound`] after a retry means it is gone, which callers may treat as done.
+    pub async fn remove_space_permission(
+        &self,
+        space_key: &str,
+        permission_id: &str,
+    ) -> Result<()> {
+        let url = self.url(&[
+            "wiki",
+            "rest",
+            "api",
+            "space",
+            space_key,
+            "permission",
+            permission_id,
+        ]);
+        let mut call = Call::get(
+            "DELETE /wiki/rest/api/space/{spaceKey}/permission/{id}",
+            url,
+            SPACE_ADMIN,
+        );
+        call.method = Method::DELETE;
+        self.bytes(call).await.map(drop)
+    }
+
+    // ------------------------------------------------------------ knowledge base switches
+
+    async fn kb_switch(
+        &self,
+        endpoint: &'static str,
+        segments: &[&str],
+        body: Value,
+    ) -> Result<KbPermissionState> {
+        let mut path = vec!["wiki", "rest", "knowledge-base", "1.0", "permissions"];
+        path.extend_from_slice(segments);
+        // Setting a switch to a given state is idempotent, so it is retried like a read.
+        let call = Call::with_json(
+            Method::POST,
+            endpoint,
+            self.url(&path),
+            &body,
+            Idempotency::Idempotent,
+            SITE_ADMIN,
+        )?;
+        let v: Option<KbPermissionState> = self.json(call).await?;
+        Ok(v.unwrap_or_default())
+    }
+
+    /// `POST /wiki/rest/knowledge-base/1.0/permissions/space/unlicensedview`
+    /// `{spaceKey, enablePermission}`: lets logged-in unlicensed users view a space (needs JSM).
+    pub async fn set_unlicensed_view(
+        &self,
+        space_key: &str,
+        enable: bool,
+    ) -> Result<KbPermissionState> {
+        self.kb_switch(
+            "POST /wiki/rest/knowledge-base/1.0/permissions/space/unlicensedview",
+            &["space", "unlicensedview"],
+            json!({ "spaceKey": space_key, "enablePermission": enable }),
+        )
+        .await
+    }
+
+    /// `POST /wiki/rest/knowledge-base/1.0/permissions/space/anonymousview`
+    /// `{spaceKey, enablePermission}`. kbgate's policy never enables this; it exists to switch
+    /// it off.
+    pub async fn set_anonymous_view(
+        &self,
+        space_key: &str,
+        enable: bool,
+    ) -> Result<KbPermissionState> {
+        self.kb_switch(
+            "POST /wiki/rest/knowledge-base/1.0/permissions/space/anonymousview",
+            &["space", "anonymousview"],
+            json!({ "spaceKey": space_key, "enablePermission": enable }),
+        )
+        .await
+    }
+
+    /// `POST /wiki/rest/knowledge-base/1.0/permissions/global/unlicensedaccess`
+    /// `{enablePermission}`: the site-wide unlicensed access switch.
+    pub async fn set_global_unlicensed_access(&self, enable: bool) -> Result<KbPermissionState> {
+        self.kb_switch(
+            "POST /wiki/rest/knowledge-base/1.0/permissions/global/unlicensedaccess",
+            &["global", "unlicensedaccess"],
+            json!({ "enablePermission": enable }),
+        )
+        .await
+    }
+
+    // ------------------------------------------------------------ Jira
+
+    /// `POST /rest/api/3/user` `{emailAddress, products: []}`: puts a person on the site with
+    /// no product access (the AX-274 workaround). A write.
+    pub async fn create_site_user(&self, email: &str) -> Result<JiraUser> {
+        let call = Call::with_json(
+            Method::POST,
+            "POST /rest/api/3/user",
+            self.url(&["rest", "api", "3", "user"]),
+            &json!({ "emailAddress": email, "products": [] }),
+            Idempotency::Write,
+            JIRA_ADMIN,
+        )?;
+        self.json(call).await
+    }
+
+    // ------------------------------------------------------------ undocumented
+
+    /// Access to the undocumented `/cgraphql` operations. They are not part of Atlassian's
+    /// published API and may change without notice; use them only when the operator opted in.
+    pub fn undocumented(&self) -> Undocumented<'_> {
+        Undocumented { client: self }
+    }
+}
+
+/// The undocumented `/cgraphql` calls (see [`Client::undocumented`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Undocumented<'a> {
+    client: &'a Client,
+}
+
+const GUEST_DATA_QUERY: &str = "query GuestDataQuery($first: Int, $after: String, $spaceAssignmentType: SpaceAssignmentType) {
+  externalCollaboratorsByCriteria(first: $first, after: $after, spaceAssignmentType: $spaceAssignmentType) {
+    nodes { accountId email name spaces { id key name } }
+    pageInfo { hasNextPage endCursor }
+  }
+}";
+
+const RESET_EXCO_MUTATION: &str =
+    "mutation ResetExCoSpacePermissionsMutation($accountId: ID!, $spaceKey: String!) {
+  resetExCoSpacePermissions(accountId: $accountId, spaceKey: $spaceKey) {
+    success
+    errors { message extensions { statusCode errorType } }
+  }
+}";
+
+#[derive(Deserialize)]
+#[serde(bound = "T: serde::de::DeserializeOwned")]
+struct GqlAnswer<T> {
+    #[serde(default)]
+    data: Option<T>,
+    #[serde(default)]
+    errors: Option<Vec<Value>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GuestData {
+    external_collaborators_by_criteria: Option<GuestConnection>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GuestConnection {
+    #[serde(default)]
+    nodes: Vec<Guest>,
+    #[serde(default)]
+    page_info: Option<PageInfo>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PageInfo {
+    #[serde(default)]
+    has_next_page: bool,
+    #[serde(default)]
+    end_cursor: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ResetData {
+    reset_ex_co_space_permissions: Option<MutationOutcome>,
+}
+
+fn gql_errors(path: &str, errors: Option<Vec<Value>>) -> Result<()> {
+    match errors {
+        Some(e) if !e.is_empty() => Err(Error::BadRequest {
+            status: 200,
+            path: path.to_owned(),
+            message: e
+                .iter()
+                .map(|e| {
+                    e.get("message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("GraphQL error")
+                        .to_owned()
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+        }),
+        _ => Ok(()),
+    }
+}
+
+impl Undocumented<'_> {
+    fn url(&self, op: &str) -> url::Url {
+        let mut url = self.client.url(&["cgraphql"]);
+        url.query_pairs_mut().append_pair("q", op);
+        url
+    }
+
+    /// `POST /cgraphql?q=GuestDataQuery`: guests (external collaborators), only those without
+    /// a space when `unassigned_only`. Follows `pageInfo.endCursor`. Read-only.
+    pub fn guest_data_query(&self, unassigned_only: bool) -> Paged<Guest> {
+        let client = self.client.clone();
+        let url = self.url("GuestDataQuery");
+        Box::pin(async_stream::try_stream! {
+            let mut after: Option<String> = None;
+            loop {
+                let mut vars = json!({ "first": 100, "after": after });
+                if unassigned_only {
+                    vars["spaceAssignmentType"] = json!("UNASSIGNED");
+                }
+                let call = Call::with_json(
+                    Method::POST,
+                    "POST /cgraphql?q=GuestDataQuery",
+                    url.clone(),
+                    &json!({
+                        "operationName": "GuestDataQuery",
+                        "query": GUEST_DATA_QUERY,
+                        "variables": vars,
+                    }),
+                    Idempotency::Idempotent,
+                    SITE_ADMIN,
+                )?;
+                let a: GqlAnswer<GuestData> = client.json(call).await?;
+                gql_errors(url.path(), a.errors)?;
+                let conn = a
+                    .data
+                    .and_then(|d| d.external_collaborators_by_criteria)
+                    .ok_or_else(|| Error::InvalidResponse {
+                        path: url.path().to_owned(),
+                        message: "no data.externalCollaboratorsByCriteria".into(),
+                    })?;
+                let next = match conn.page_info {
+                    Some(PageInfo { has_next_page: true, end_cursor: Some(c) })
+                        if after.as_deref() != Some(c.as_str()) => Some(c),
+                    _ => None,
+                };
+                for g in conn.nodes {
+                    yield g;
+                }
+                match next {
+                    Some(c) => after = Some(c),
+                    None => break,
+                }
+            }
+        })
+    }
+
+    /// `POST /cgraphql?q=ResetExCoSpacePermissionsMutation`: assigns a guest's single space.
+    /// A write: retried only when refused before acting. GraphQL-level errors become
+    /// [`Error::BadRequest`]; a `success:false` outcome is returned as is.
+    pub async fn reset_ex_co_space_permissions(
+        &self,
+        account_id: &str,
+        space_key: &str,
+    ) -> Result<MutationOutcome> {
+        let url = self.url("ResetExCoSpacePermissionsMutation");
+        let call = Call::with_json(
+            Method::POST,
+            "POST /cgraphql?q=ResetExCoSpacePermissionsMutation",
+            url.clone(),
+            &json!({
+                "operationName": "ResetExCoSpacePermissionsMutation",
+                "query": RESET_EXCO_MUTATION,
+                "variables": { "accountId": account_id, "spaceKey": space_key },
+            }),
+            Idempotency::Write,
+            SITE_ADMIN,
+        )?;
+        let a: GqlAnswer<ResetData> = self.client.json(call).await?;
+        gql_errors(url.path(), a.errors)?;
+        a.data
+            .and_then(|d| d.reset_ex_co_space_permissions)
+            .ok_or_else(|| Error::InvalidResponse {
+                path: url.path().to_owned(),
+                message: "no data.resetExCoSpacePermissions".into(),
+            })
+    }
+}

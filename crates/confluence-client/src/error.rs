@@ -1,0 +1,302 @@
+//! Typed errors. Every variant names the request path and, where the server gave one,
+//! Atlassian's own message. Credentials never appear: the client only ever puts them in the
+//! `Authorization` header, errors are built from paths and response bodies, and
+//! [`Redactor`] scrubs any echo of the token out of server messages as a last line of defence.
+
+use serde_json::Value;
+
+/// Errors of the Confluence client.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// 401: the email/API token pair was refused.
+    #[error(
+        "unauthorized (401) on {path}: {message} (check the service account email and API token)"
+    )]
+    Unauthorized {
+        /// Request path.
+        path: String,
+        /// Atlassian's message.
+        message: String,
+    },
+    /// 403: authenticated, but the account lacks a permission.
+    #[error("forbidden (403) on {path}: {message} (the service account needs: {hint})")]
+    Forbidden {
+        /// Request path.
+        path: String,
+        /// Atlassian's message.
+        message: String,
+        /// The permission this call needs.
+        hint: &'static str,
+    },
+    /// 404: the object does not exist or the account may not see it.
+    #[error("not found (404) on {path}: {message}")]
+    NotFound {
+        /// Request path.
+        path: String,
+        /// Atlassian's message.
+        message: String,
+    },
+    /// The object to create exists already (409, or a 400 saying so, as the v1 space
+    /// permission endpoint answers).
+    #[error("already exists on {path}: {message}")]
+    AlreadyExists {
+        /// Request path.
+        path: String,
+        /// Atlassian's message.
+        message: String,
+    },
+    /// 400 (or another 4xx not listed above): the request was refused as invalid.
+    #[error("bad request ({status}) on {path}: {message}")]
+    BadRequest {
+        /// HTTP status (400 mostly).
+        status: u16,
+        /// Request path.
+        path: String,
+        /// Atlassian's message (for CQL, the parse error).
+        message: String,
+    },
+    /// Still 429 after every retry, or a `Retry-After` longer than the configured maximum.
+    #[error("rate limited on {path}: gave up after {attempts} attempt(s)")]
+    RateLimited {
+        /// Request path.
+        path: String,
+        /// Requests made for this call.
+        attempts: u32,
+    },
+    /// 503 after retries (for check-access/invite this also means "API disabled on the site").
+    #[error("service unavailable (503) on {path}: {message}")]
+    ServiceUnavailable {
+        /// Request path.
+        path: String,
+        /// Atlassian's message.
+        message: String,
+    },
+    /// Another 5xx after retries.
+    #[error("server error ({status}) on {path}: {message}")]
+    Server {
+        /// HTTP status.
+        status: u16,
+        /// Request path.
+        path: String,
+        /// Atlassian's message.
+        message: String,
+    },
+    /// The answer was not the JSON we expected.
+    #[error("could not decode the answer of {path}: {source}")]
+    Decode {
+        /// Request path.
+        path: String,
+        /// The serde error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The connection failed, timed out or was reset (after retries where allowed).
+    #[error("transport error on {path}: {message}")]
+    Transport {
+        /// Request path.
+        path: String,
+        /// What went wrong (no URL, no headers).
+        message: String,
+    },
+    /// The server answered something structurally unusable (e.g. a `next` link to another host).
+    #[error("invalid answer from {path}: {message}")]
+    InvalidResponse {
+        /// Request path.
+        path: String,
+        /// What was wrong.
+        message: String,
+    },
+    /// The client configuration cannot work.
+    #[error("invalid client configuration: {0}")]
+    Config(String),
+}
+
+impl Error {
+    /// HTTP status this error came from, if any.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Unauthorized { .. } => Some(401),
+            Error::Forbidden { .. } => Some(403),
+            Error::NotFound { .. } => Some(404),
+            Error::BadRequest { status, .. } | Error::Server { status, .. } => Some(*status),
+            Error::RateLimited { .. } => Some(429),
+            Error::ServiceUnavailable { .. } => Some(503),
+            _ => None,
+        }
+    }
+
+    /// True for [`Error::NotFound`]; handy for "delete if present" logic.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::NotFound { .. })
+    }
+
+    /// True for [`Error::AlreadyExists`].
+    pub fn is_already_exists(&self) -> bool {
+        matches!(self, Error::AlreadyExists { .. })
+    }
+}
+
+/// Result alias of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Longest server message kept in an error.
+const MAX_MESSAGE: usize = 500;
+
+/// Extracts Atlassian's human message from an error body. Understands the v2 shape
+/// `{errors:[{status,code,title,detail}]}`, the v1 shape `{statusCode,message,data}`, Jira's
+/// `{errorMessages:[...], errors:{field:msg}}` and GraphQL `{errors:[{message}]}`; otherwise
+/// the (truncated) text.
+pub(crate) fn atlassian_message(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let msg = match serde_json::from_slice::<Value>(body) {
+        Ok(v) => message_from_json(&v).unwrap_or_else(|| text.trim().to_owned()),
+        Err(_) => text.trim().to_owned(),
+    };
+    let msg = if msg.is_empty() {
+        "(no message)".to_owned()
+    } else {
+        msg
+    };
+    truncate(msg)
+}
+
+fn truncate(mut s: String) -> String {
+    if s.len() > MAX_MESSAGE {
+        let mut cut = MAX_MESSAGE;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
+
+fn message_from_json(v: &Value) -> Option<String> {
+    let mut parts: Vec<String> = Vec::new();
+    // v2 and GraphQL: errors is an array.
+    if let Some(errors) = v.get("errors").and_then(Value::as_array) {
+        for e in errors {
+            let title = e.get("title").and_then(Value::as_str);
+            let detail = e.get("detail").and_then(Value::as_str);
+            let code = e.get("code").and_then(Value::as_str);
+            let message = e.get("message").and_then(Value::as_str);
+            let piece = match (title, detail, message, code) {
+                (Some(t), Some(d), _, _) if !d.is_empty() => format!("{t}: {d}"),
+                (Some(t), _, _, _) => t.to_owned(),
+                (None, Some(d), _, _) => d.to_owned(),
+                (None, None, Some(m), _) => m.to_owned(),
+                (None, None, None, Some(c)) => c.to_owned(),
+                _ => continue,
+            };
+            parts.push(piece);
+        }
+    }
+    // Jira: errorMessages + errors object.
+    if let Some(msgs) = v.get("errorMessages").and_then(Value::as_array) {
+        parts.extend(msgs.iter().filter_map(Value::as_str).map(str::to_owned));
+    }
+    if let Some(obj) = v.get("errors").and_then(Value::as_object) {
+        parts.extend(
+            obj.iter()
+                .filter_map(|(k, m)| m.as_str().map(|m| format!("{k}: {m}"))),
+        );
+    }
+    // v1: message (+ data.errors[].message.translation).
+    if let Some(m) = v.get("message").and_then(Value::as_str) {
+        parts.push(m.to_owned());
+    }
+    if let Some(errs) = v
+        .get("data")
+        .and_then(|d| d.get("errors"))
+        .and_then(Value::as_array)
+    {
+        for e in errs {
+            let m = e.get("message");
+            let t = m
+                .and_then(|m| m.get("translation"))
+                .and_then(Value::as_str)
+                .or_else(|| m.and_then(|m| m.get("key")).and_then(Value::as_str))
+                .or_else(|| m.and_then(Value::as_str));
+            if let Some(t) = t {
+                parts.push(t.to_owned());
+            }
+        }
+    }
+    if parts.is_empty() {
+        None
+    } else {
+        parts.dedup();
+        Some(parts.join("; "))
+    }
+}
+
+/// Removes every trace of the credentials from text that came from a server (a proxy might
+/// echo request headers into an error page).
+#[derive(Clone)]
+pub(crate) struct Redactor {
+    needles: Vec<String>,
+}
+
+impl Redactor {
+    pub(crate) fn new(needles: Vec<String>) -> Self {
+        // Ignore very short needles: redacting "a" would mangle every message.
+        Self {
+            needles: needles.into_iter().filter(|n| n.len() >= 4).collect(),
+        }
+    }
+
+    pub(crate) fn scrub(&self, s: String) -> String {
+        let mut s = s;
+        for n in &self.needles {
+            if s.contains(n.as_str()) {
+                s = s.replace(n.as_str(), "[REDACTED]");
+            }
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn v2_error_shape() {
+        let body = br#"{"errors":[{"status":401,"code":"UNAUTHORIZED","title":"Unauthorized","detail":"Authentication failed"}]}"#;
+        assert_eq!(
+            atlassian_message(body),
+            "Unauthorized: Authentication failed"
+        );
+    }
+
+    #[test]
+    fn v1_error_shape() {
+        let body = br#"{"statusCode":400,"message":"Permission already exists","data":{"authorized":true,"valid":false,"errors":[{"message":{"key":"k","translation":"already there"}}],"successful":false}}"#;
+        assert_eq!(
+            atlassian_message(body),
+            "Permission already exists; already there"
+        );
+    }
+
+    #[test]
+    fn jira_error_shape() {
+        let body = br#"{"errorMessages":["Nope"],"errors":{"emailAddress":"bad"}}"#;
+        assert_eq!(atlassian_message(body), "Nope; emailAddress: bad");
+    }
+
+    #[test]
+    fn plain_text_is_truncated() {
+        let body = "x".repeat(2000);
+        let m = atlassian_message(body.as_bytes());
+        assert!(m.len() < 600, "{}", m.len());
+        assert_eq!(atlassian_message(b""), "(no message)");
+    }
+
+    #[test]
+    fn redactor_scrubs() {
+        let r = Redactor::new(vec!["s3cret-token".into(), "ab".into()]);
+        assert_eq!(r.scrub("echo s3cret-token ab".into()), "echo [REDACTED] ab");
+    }
+}

@@ -1,0 +1,72 @@
+//! Call accounting. Sync and provisioning budgets ("a 10,000-page space is ~40 calls") are
+//! asserted against these numbers, so every HTTP request the client sends is counted here and
+//! in the `metrics` facade.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+/// A snapshot of a client's call counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallStats {
+    /// HTTP requests sent (every attempt, retries included).
+    pub total: u64,
+    /// Requests per endpoint template, e.g. `GET /wiki/api/v2/spaces/{id}/pages`
+    /// (the same keys as the simulator's `/_sim/stats`).
+    pub by_endpoint: BTreeMap<String, u64>,
+    /// Retries performed (requests beyond the first of a call).
+    pub retries: u64,
+    /// 429 answers received.
+    pub rate_limited: u64,
+    /// 5xx answers and transport failures received.
+    pub failures: u64,
+}
+
+impl CallStats {
+    /// Requests made to one endpoint template (0 if never called).
+    pub fn calls(&self, endpoint: &str) -> u64 {
+        self.by_endpoint.get(endpoint).copied().unwrap_or(0)
+    }
+}
+
+#[derive(Default)]
+pub(crate) struct StatsCell(Mutex<CallStats>);
+
+impl StatsCell {
+    fn with(&self, f: impl FnOnce(&mut CallStats)) {
+        // A poisoned lock only means a panic elsewhere mid-update; counters stay usable.
+        let mut g = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        f(&mut g);
+    }
+
+    pub(crate) fn request(&self, endpoint: &'static str) {
+        metrics::counter!("confluence_client_requests_total", "endpoint" => endpoint).increment(1);
+        self.with(|s| {
+            s.total += 1;
+            *s.by_endpoint.entry(endpoint.to_owned()).or_insert(0) += 1;
+        });
+    }
+
+    pub(crate) fn retry(&self, endpoint: &'static str) {
+        metrics::counter!("confluence_client_retries_total", "endpoint" => endpoint).increment(1);
+        self.with(|s| s.retries += 1);
+    }
+
+    pub(crate) fn rate_limited(&self, endpoint: &'static str) {
+        metrics::counter!("confluence_client_rate_limited_total", "endpoint" => endpoint)
+            .increment(1);
+        self.with(|s| s.rate_limited += 1);
+    }
+
+    pub(crate) fn failure(&self, endpoint: &'static str) {
+        metrics::counter!("confluence_client_failures_total", "endpoint" => endpoint).increment(1);
+        self.with(|s| s.failures += 1);
+    }
+
+    pub(crate) fn snapshot(&self) -> CallStats {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn reset(&self) {
+        self.with(|s| *s = CallStats::default());
+    }
+}
