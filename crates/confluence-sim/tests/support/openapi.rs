@@ -483,3 +483,32 @@ fn truncate(v: &Value) -> String {
         s
     }
 }
+
+/// Checks an error response: against the spec when it documents the status, otherwise against
+/// the family's error shape ([`error_schema`]) — Atlassian leaves most 401/404s undocumented.
+pub fn check_error_conforms(
+    spec: Spec,
+    method: &str,
+    path_template: &str,
+    status: u16,
+    body: &Value,
+) -> Result<(), String> {
+    let api = load(spec);
+    match api.response(method, path_template, status) {
+        Ok(_) => check_conforms(spec, method, path_template, status, body),
+        Err(_) => {
+            api.operation(method, path_template)?;
+            let validator = build_validator(&api.root_schema(&error_schema(spec)))?;
+            let v = violations(&validator, body);
+            if v.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{method} {path_template} {status} (undocumented status) is not a {spec:?} error body:\n  {}\nbody: {}",
+                    v.join("\n  "),
+                    truncate(body)
+                ))
+            }
+        }
+    }
+}
