@@ -457,13 +457,13 @@ impl Client {
         } else if status.is_server_error() {
             inner.stats.failure(call.endpoint);
         }
-        if let Some(ra) = retry_after {
-            if ra <= inner.retry.max_retry_after {
-                let until = Instant::now() + ra;
-                let mut p = inner.paused_until.lock().await;
-                if p.is_none_or(|cur| cur < until) {
-                    *p = Some(until);
-                }
+        if let Some(ra) = retry_after
+            && ra <= inner.retry.max_retry_after
+        {
+            let until = Instant::now() + ra;
+            let mut p = inner.paused_until.lock().await;
+            if p.is_none_or(|cur| cur < until) {
+                *p = Some(until);
             }
         }
         // Error bodies are small; a failure to read one just loses the message.
@@ -496,7 +496,7 @@ fn classify(status: StatusCode, path: String, message: String, hint: &'static st
             path,
             message,
         },
-        s if s == 429 => Error::RateLimited { path, attempts: 1 },
+        429 => Error::RateLimited { path, attempts: 1 },
         s if status.is_client_error() => Error::BadRequest {
             status: s,
             path,
@@ -515,10 +515,11 @@ pub(crate) fn parse_retry_after(headers: &HeaderMap) -> Option<Duration> {
     if let Ok(secs) = v.parse::<u64>() {
         return Some(Duration::from_secs(secs));
     }
-    if let Ok(secs) = v.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
-            return Some(Duration::from_secs_f64(secs));
-        }
+    if let Ok(secs) = v.parse::<f64>()
+        && secs.is_finite()
+        && secs >= 0.0
+    {
+        return Some(Duration::from_secs_f64(secs));
     }
     let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
     let delta = when.with_timezone(&chrono::Utc) - chrono::Utc::now();
