@@ -1058,3 +1058,86 @@ pub fn feature_names(features: u32) -> Vec<&'static str> {
         .map(|b| feat::NAMES[b as usize])
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small() -> SimConfig {
+        SimConfig {
+            seed: "unit".into(),
+            pages: 120,
+            users: 60,
+            ..SimConfig::default()
+        }
+    }
+
+    #[test]
+    fn same_seed_same_site_other_seed_other_site() {
+        let a = generate(&small());
+        let b = generate(&small());
+        let c = generate(&SimConfig {
+            seed: "other".into(),
+            ..small()
+        });
+        let dump = |s: &State| {
+            let bodies: Vec<String> = s.pages.values().map(|p| render_body(s, p)).collect();
+            (
+                format!("{:?}", s.users),
+                format!("{:?}", s.pages),
+                bodies,
+                format!("{:?}", s.groups),
+            )
+        };
+        assert_eq!(dump(&a), dump(&b));
+        assert_ne!(dump(&a), dump(&c));
+    }
+
+    #[test]
+    fn covers_every_content_kind_and_user_kind() {
+        let s = generate(&small());
+        let all = s.pages.values().fold(0u32, |acc, p| match p.body {
+            Body::Generated { features, .. } => acc | features,
+            Body::Stored(_) => acc,
+        });
+        assert_eq!(feature_names(all).len(), feat::COUNT as usize);
+        let bodies: String = s.pages.values().map(|p| render_body(&s, p)).collect();
+        for needle in [
+            "]]]]><![CDATA[>",
+            "ac:name=\"code\"",
+            "ac:name=\"info\"",
+            "ac:name=\"warning\"",
+            "ac:name=\"expand\"",
+            "ri:attachment",
+            "ri:page",
+            "ri:space-key",
+            "ac:name=\"include\"",
+            "ac:name=\"excerpt-include\"",
+            "ac:name=\"children\"",
+            "ac:name=\"jira\"",
+            "ac:name=\"contentbylabel\"",
+            "acme-roadmap-planner",
+            "<script>",
+            "javascript:",
+            "onerror=",
+            "<svg",
+            "<iframe",
+        ] {
+            assert!(bodies.contains(needle), "missing {needle}");
+        }
+        assert!(s.pages.values().any(|p| !p.read_restrictions.is_empty()
+            && s.children.get(&p.id).is_some_and(|c| !c.is_empty())));
+        assert!(s.pages.values().any(|p| p.versions.len() > 1));
+        assert!(!s.attachments.is_empty());
+        for k in [UserKind::Licensed, UserKind::Guest, UserKind::Unlicensed] {
+            assert!(s.users.values().any(|u| u.kind == k));
+        }
+        assert!(s.users.values().any(|u| u.status == UserStatus::Inactive));
+        assert!(
+            s.users
+                .values()
+                .any(|u| u.email.ends_with("@xn--bcher-kva.de"))
+        );
+        assert!(s.guest_count() <= s.licensed_count() * 5);
+    }
+}

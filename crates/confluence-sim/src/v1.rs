@@ -162,6 +162,7 @@ fn array_json(results: Vec<Value>, limit: usize) -> Value {
 }
 
 /// v1 ContentRestriction for one operation of a page (own restrictions only).
+#[allow(clippy::too_many_arguments)]
 pub fn restriction_json(
     s: &State,
     base: &str,
