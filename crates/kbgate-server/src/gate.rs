@@ -139,10 +139,10 @@ impl Sessions {
     }
 
     pub(crate) async fn consume_jti(&self, jti: &str, exp: i64) -> Result<bool, Error> {
-        // Keep the record a little past the token's expiry (leeway) so a replay inside the
+        // Keep the record past the token's expiry plus the largest leeway, so a replay inside the
         // leeway window is still caught.
         let until = DateTime::<Utc>::from_timestamp(exp, 0).unwrap_or_else(Utc::now)
-            + chrono::Duration::seconds(crate::token::LEEWAY_SECS + 60);
+            + chrono::Duration::seconds(360);
         let key = format!("embed:{jti}");
         self.store.consume_jti(&key, until).await.map_err(store_err)
     }

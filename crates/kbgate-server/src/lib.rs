@@ -23,6 +23,7 @@ pub mod redirect;
 pub mod secret;
 pub mod security;
 pub mod settings;
+pub mod setup;
 pub mod state;
 pub mod token;
 
@@ -41,6 +42,7 @@ pub use library::Library;
 pub use mail::{MailError, Mailer};
 pub use redirect::LocalPath;
 pub use settings::Settings;
+pub use setup::SetupError;
 pub use state::{AppState, Extras};
 pub use token::{EmbedAlgorithm, EmbedKeyError, EmbedVerifier};
 

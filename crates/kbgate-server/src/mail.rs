@@ -134,8 +134,8 @@ mod tests {
         assert!(text.contains("https://kb/auth/email/x?t=abc"));
     }
 
-    #[test]
-    fn smtp_debug_hides_credentials() {
+    #[tokio::test]
+    async fn smtp_debug_hides_credentials() {
         let m = Mailer::smtp("smtp://user:s3cret@localhost:2525", "kb@example.com").unwrap();
         assert!(!format!("{m:?}").contains("s3cret"));
         assert!(Mailer::smtp("smtp://localhost", "not an address").is_err());

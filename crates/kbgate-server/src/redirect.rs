@@ -25,11 +25,14 @@ impl LocalPath {
         if input.is_empty() || input.len() > MAX_LEN {
             return None;
         }
+        if !is_safe_shape(input) {
+            return None;
+        }
         let mut current = input.to_owned();
-        // Check the raw form and up to two decoded forms: a later decoder (browser, proxy) must
-        // not be able to turn an accepted path into a cross-origin one.
+        // Check up to three decoded forms too: a later decoder (browser, proxy) must not be
+        // able to turn an accepted path into a cross-origin one.
         for _ in 0..3 {
-            if !is_safe_shape(&current) {
+            if !is_safe_decoded(&current) {
                 return None;
             }
             match percent_decode(&current) {
@@ -76,6 +79,14 @@ fn is_safe_shape(s: &str) -> bool {
     }
     // Printable ASCII only, and no backslash anywhere (browsers normalise it to a slash).
     b.iter().all(|&c| (0x21..=0x7e).contains(&c) && c != b'\\')
+}
+
+/// A decoded form may contain spaces or non-ASCII text, but nothing that changes the origin.
+fn is_safe_decoded(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.first() == Some(&b'/')
+        && !matches!(b.get(1), Some(b'/') | Some(b'\\'))
+        && !s.chars().any(|c| c == '\\' || c.is_control())
 }
 
 /// Percent-decodes; `None` when the result is not UTF-8 (refused).

@@ -106,6 +106,9 @@ impl Settings {
 /// optionally with a leading `*.` host wildcard. Anything else (quotes, semicolons, spaces) could
 /// inject directives, so it is dropped.
 fn is_valid_source(s: &str) -> bool {
+    if s == "'self'" {
+        return true;
+    }
     let Some(rest) = s
         .strip_prefix("https://")
         .or_else(|| s.strip_prefix("http://"))

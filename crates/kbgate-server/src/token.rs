@@ -124,6 +124,8 @@ pub struct EmbedVerifier {
     /// Keys with their `kid` (JWKS) or none (single PEM key / secret).
     keys: Vec<(Option<String>, DecodingKey)>,
     validation: Validation,
+    leeway: i64,
+    max_lifetime: i64,
 }
 
 impl fmt::Debug for EmbedVerifier {
@@ -221,7 +223,27 @@ impl EmbedVerifier {
             alg,
             keys,
             validation,
+            leeway: LEEWAY_SECS,
+            max_lifetime: MAX_LIFETIME_SECS,
         })
+    }
+
+    /// Sets the clock-skew leeway (capped at 5 minutes) and the longest accepted `exp - iat`
+    /// (capped at [`MAX_LIFETIME_SECS`]).
+    pub fn with_limits(
+        mut self,
+        leeway: std::time::Duration,
+        max_lifetime: std::time::Duration,
+    ) -> Self {
+        self.leeway = leeway.as_secs().min(300) as i64;
+        self.max_lifetime = (max_lifetime.as_secs() as i64).clamp(1, MAX_LIFETIME_SECS);
+        self.validation.leeway = self.leeway as u64;
+        self
+    }
+
+    /// The leeway in seconds (the `jti` record is kept this much past `exp`).
+    pub fn leeway_secs(&self) -> i64 {
+        self.leeway
     }
 
     /// The pinned algorithm.
@@ -248,7 +270,7 @@ impl EmbedVerifier {
         let key = self.key_for(header.kid.as_deref())?;
         let data = jsonwebtoken::decode::<RawClaims>(token, key, &self.validation)
             .map_err(map_jwt_error)?;
-        check_claims(data.claims, now)
+        check_claims(data.claims, now, self.leeway, self.max_lifetime)
     }
 
     fn key_for(&self, kid: Option<&str>) -> Result<&DecodingKey, TokenError> {
@@ -279,22 +301,27 @@ fn map_jwt_error(e: jsonwebtoken::errors::Error) -> TokenError {
     }
 }
 
-fn check_claims(c: RawClaims, now: i64) -> Result<EmbedClaims, TokenError> {
+fn check_claims(
+    c: RawClaims,
+    now: i64,
+    leeway: i64,
+    max_lifetime: i64,
+) -> Result<EmbedClaims, TokenError> {
     let (Some(iat), Some(exp)) = (c.iat, c.exp) else {
         return Err(TokenError::Claims);
     };
-    if iat > now + LEEWAY_SECS {
+    if iat > now + leeway {
         return Err(TokenError::NotYetValid);
     }
     if let Some(nbf) = c.nbf
-        && nbf > now + LEEWAY_SECS
+        && nbf > now + leeway
     {
         return Err(TokenError::NotYetValid);
     }
-    if exp <= iat || exp - iat > MAX_LIFETIME_SECS {
+    if exp <= iat || exp - iat > max_lifetime {
         return Err(TokenError::LifetimeTooLong);
     }
-    if exp < now - LEEWAY_SECS {
+    if exp < now - leeway {
         return Err(TokenError::Expired);
     }
     let jti = match c.jti {

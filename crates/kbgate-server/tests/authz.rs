@@ -1,0 +1,299 @@
+//! Authorisation matrix: every content route × every kind of viewer, on both store backends.
+
+mod common;
+
+use chrono::Utc;
+use common::ids::*;
+use common::*;
+use kbgate_store::SessionRecord;
+use sha2::{Digest, Sha256};
+
+/// Every page of the fixture: (id, title, unique search word).
+const PAGES: &[(&str, &str, &str)] = &[
+    (WELCOME, "Welcome", "alpha"),
+    (CHILD, "Child page", "bravo"),
+    (RESTRICTED, "Secret plans", "charlie"),
+    (UNDER_RESTRICTED, "Hidden child", "delta"),
+    (PUBLIC_FAQ, "Public FAQ", "echo"),
+    (INTERNAL, "Internal notes", "foxtrot"),
+    (PUBLIC_UNDER_INTERNAL, "Public under internal", "golf"),
+    (HR, "Salaries", "hotel"),
+    (OLD, "Old stuff", "india"),
+];
+
+/// Attachments: (url path, api-by-id path, page id).
+const ATTACHMENTS: &[(&str, &str, &str)] = &[
+    (
+        "/attachments/1001/guide.pdf",
+        "/attachments/id/9001",
+        WELCOME,
+    ),
+    (
+        "/attachments/1003/secret.txt",
+        "/attachments/id/9004",
+        RESTRICTED,
+    ),
+    (
+        "/attachments/1006/internal.txt",
+        "/attachments/id/9005",
+        INTERNAL,
+    ),
+];
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Who {
+    Allowed,
+    OtherAudience,
+    LabelFiltered,
+    ExpiredAudience,
+    DeniedDomain,
+    SignedOut,
+}
+
+impl Who {
+    fn email(self) -> &'static str {
+        match self {
+            Who::Allowed => "alice@acme.com",
+            Who::OtherAudience => "olga@other.com",
+            Who::LabelFiltered => "pat@partner.com",
+            Who::ExpiredAudience => "carol@old.com",
+            Who::DeniedDomain => "dan@gmail.com",
+            Who::SignedOut => "",
+        }
+    }
+
+    fn readable(self) -> &'static [&'static str] {
+        match self {
+            Who::Allowed => &[WELCOME, CHILD, PUBLIC_FAQ, INTERNAL, PUBLIC_UNDER_INTERNAL],
+            Who::LabelFiltered => &[PUBLIC_FAQ, PUBLIC_UNDER_INTERNAL],
+            Who::OtherAudience => &[HR],
+            _ => &[],
+        }
+    }
+
+    fn spaces(self) -> &'static [&'static str] {
+        match self {
+            Who::Allowed | Who::LabelFiltered => &["KB"],
+            Who::OtherAudience => &["HR"],
+            _ => &[],
+        }
+    }
+
+    /// Status for any content route when the viewer can see nothing at all.
+    fn blanket(self) -> Option<u16> {
+        match self {
+            Who::ExpiredAudience | Who::DeniedDomain => Some(403),
+            Who::SignedOut => Some(401),
+            _ => None,
+        }
+    }
+}
+
+/// A session as it would exist if it had been opened before the policy stopped allowing the
+/// email (an expired audience, a newly denied domain): written straight into the store.
+async fn planted_session(app: &TestApp, email: &str) -> String {
+    let value = "P".repeat(43);
+    let value = format!(
+        "{}{}",
+        &value[..30],
+        &uuid::Uuid::new_v4().simple().to_string()[..13]
+    );
+    let now = Utc::now();
+    app.store
+        .create_session(&SessionRecord {
+            id_hash: hex::encode(Sha256::digest(value.as_bytes())),
+            email: email.into(),
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now + chrono::Duration::hours(1),
+            revoked: false,
+        })
+        .await
+        .unwrap();
+    format!("kbgate_session={value}")
+}
+
+async fn cookie_for(app: &TestApp, who: Who) -> Option<String> {
+    match who {
+        Who::SignedOut => None,
+        Who::ExpiredAudience | Who::DeniedDomain => Some(planted_session(app, who.email()).await),
+        _ => Some(app.sign_in(who.email()).await),
+    }
+}
+
+/// Titles of pages the viewer may not read must not appear anywhere in a response.
+fn assert_no_foreign_titles(who: Who, body: &str, route: &str) {
+    for (id, title, _) in PAGES {
+        if !who.readable().contains(id) {
+            assert!(
+                !body.contains(title),
+                "{who:?}: {title:?} leaked on {route}"
+            );
+        }
+    }
+}
+
+async fn check(app: &TestApp, who: Who, cookie: Option<&str>, path: &str, readable: bool) {
+    let resp = app.get(path, cookie).await;
+    let status = resp.status().as_u16();
+    let body = resp.text().await.unwrap();
+    let want = who.blanket().unwrap_or(if readable { 200 } else { 404 });
+    assert_eq!(status, want, "{who:?} GET {path}");
+    assert_no_foreign_titles(who, &body, path);
+}
+
+async fn matrix(app: &TestApp) {
+    for who in [
+        Who::Allowed,
+        Who::OtherAudience,
+        Who::LabelFiltered,
+        Who::ExpiredAudience,
+        Who::DeniedDomain,
+        Who::SignedOut,
+    ] {
+        let cookie = cookie_for(app, who).await;
+        let c = cookie.as_deref();
+
+        // Home and the spaces API list exactly the granted spaces.
+        for path in ["/", "/api/v1/spaces"] {
+            let resp = app.get(path, c).await;
+            match who.blanket() {
+                Some(s) => assert_eq!(resp.status().as_u16(), s, "{who:?} {path}"),
+                None => {
+                    assert_eq!(resp.status(), 200, "{who:?} {path}");
+                    let body = resp.text().await.unwrap();
+                    for (key, name) in [
+                        ("KB", "Knowledge Base"),
+                        ("HR", "Human Resources"),
+                        ("OLD", "Old space"),
+                    ] {
+                        assert_eq!(
+                            body.contains(name),
+                            who.spaces().contains(&key),
+                            "{who:?} {path} {name}"
+                        );
+                    }
+                    assert_no_foreign_titles(who, &body, path);
+                }
+            }
+        }
+
+        // Space homes and trees.
+        for key in ["KB", "HR", "OLD", "NOPE"] {
+            let readable = who.spaces().contains(&key);
+            check(app, who, c, &format!("/spaces/{key}"), readable).await;
+            check(app, who, c, &format!("/api/v1/spaces/{key}/tree"), readable).await;
+        }
+
+        // Every page, HTML and JSON.
+        for (id, title, _) in PAGES {
+            let readable = who.readable().contains(id);
+            check(app, who, c, &format!("/pages/{id}"), readable).await;
+            check(app, who, c, &format!("/api/v1/pages/{id}"), readable).await;
+            if readable {
+                let body = app
+                    .get(&format!("/pages/{id}"), c)
+                    .await
+                    .text()
+                    .await
+                    .unwrap();
+                assert!(body.contains(title));
+            }
+        }
+        check(app, who, c, "/pages/999999", false).await;
+
+        // Attachments: by name and by id, only for readable pages.
+        for (by_name, by_id, page) in ATTACHMENTS {
+            let readable = who.readable().contains(page);
+            check(app, who, c, by_name, readable).await;
+            check(app, who, c, by_id, readable).await;
+        }
+
+        // Search: a page's unique word finds it exactly when it is readable.
+        for (id, title, word) in PAGES {
+            for path in [
+                format!("/search?q={word}"),
+                format!("/api/v1/search?q={word}"),
+            ] {
+                let resp = app.get(&path, c).await;
+                match who.blanket() {
+                    Some(s) => assert_eq!(resp.status().as_u16(), s, "{who:?} {path}"),
+                    None => {
+                        assert_eq!(resp.status(), 200, "{who:?} {path}");
+                        let body = resp.text().await.unwrap();
+                        let found = body.contains(&format!("/pages/{id}")) && body.contains(title);
+                        assert_eq!(found, who.readable().contains(id), "{who:?} {path}");
+                        assert_no_foreign_titles(who, &body, &path);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn authorisation_matrix_sqlite() {
+    let app = spawn_app().await;
+    matrix(&app).await;
+}
+
+#[tokio::test]
+async fn authorisation_matrix_postgres() {
+    let Some(app) = spawn_app_on(Backend::Postgres).await else {
+        return;
+    };
+    matrix(&app).await;
+}
+
+#[tokio::test]
+async fn api_key_acts_for_a_named_person_under_the_policy() {
+    let app = spawn_app().await;
+    let get = |path: &str, key: &str, email: Option<&str>| {
+        let mut rb = app
+            .client
+            .get(app.url(path))
+            .header("authorization", format!("Bearer {key}"));
+        if let Some(e) = email {
+            rb = rb.header("x-kbgate-email", e);
+        }
+        rb.send()
+    };
+    let r = get("/api/v1/pages/1001", API_KEY, Some("alice@acme.com"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let page: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(page["title"], "Welcome");
+    assert!(page["html"].as_str().unwrap().contains("welcome alpha"));
+    // Query-string form.
+    let r = app
+        .client
+        .get(app.url("/api/v1/search?q=echo&email=pat@partner.com"))
+        .header("authorization", format!("Bearer {API_KEY}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let hits: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(hits["hits"][0]["id"], PUBLIC_FAQ);
+    // The policy still decides.
+    let r = get("/api/v1/pages/1001", API_KEY, Some("pat@partner.com"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let r = get("/api/v1/spaces", API_KEY, Some("dan@gmail.com"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // Wrong key, missing email.
+    let r = get("/api/v1/spaces", "wrong-key", Some("alice@acme.com"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = get("/api/v1/spaces", API_KEY, None).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let r = get("/api/v1/spaces", API_KEY, Some("not-an-email"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}

@@ -1,0 +1,516 @@
+//! Sign-in flows, sessions, headers and bad input, over HTTP.
+
+mod common;
+
+use common::ids::*;
+use common::*;
+
+fn location(resp: &reqwest::Response) -> String {
+    resp.headers()["location"].to_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn return_to_never_leaves_the_site() {
+    let app = spawn_app().await;
+    for bad in [
+        "//evil.com",
+        "https://evil.com",
+        "http://evil.com/x",
+        "/\\evil.com",
+        "\\\\evil.com",
+        "%2F%2Fevil.com",
+        "/%2F%2Fevil.com",
+        "/%5Cevil.com",
+        "/%255C%255Cevil.com",
+        "//evil.com/%2e%2e",
+        "/\r\nLocation: https://evil.com",
+        "javascript:alert(1)",
+        "",
+    ] {
+        let token = mint_hs256(&claims("alice@acme.com"));
+        let resp = app
+            .client
+            .get(app.url("/auth/embed"))
+            .query(&[("token", token.as_str()), ("return_to", bad)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 303, "{bad:?}");
+        assert_eq!(location(&resp), "/", "{bad:?}");
+    }
+    let token = mint_hs256(&claims("alice@acme.com"));
+    let resp = app
+        .client
+        .post(app.url("/auth/embed"))
+        .form(&[
+            ("token", token.as_str()),
+            ("return_to", "/pages/1001?x=1#intro"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&resp), "/pages/1001?x=1#intro");
+}
+
+#[tokio::test]
+async fn back_channel_handover_code_is_single_use() {
+    let app = spawn_app().await;
+    let post = |key: &str, body: serde_json::Value| {
+        app.client
+            .post(app.url("/api/v1/handover"))
+            .header("authorization", format!("Bearer {key}"))
+            .json(&body)
+            .send()
+    };
+    let r = post("wrong", serde_json::json!({"email": "alice@acme.com"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = app
+        .client
+        .post(app.url("/api/v1/handover"))
+        .json(&serde_json::json!({"email": "alice@acme.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = post(API_KEY, serde_json::json!({"email": "dan@gmail.com"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = post(API_KEY, serde_json::json!({"email": "nope"}))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = post(API_KEY, serde_json::json!({"nothing": 1}))
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error());
+
+    let r = post(
+        API_KEY,
+        serde_json::json!({"email": "alice@acme.com", "return_to": "/pages/1002"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    let url = v["url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with(&app.base) && url.contains("/auth/code?code="));
+    assert!(v["expires_in"].as_u64().unwrap() <= 60);
+
+    let r = app.client.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), "/pages/1002");
+    let cookie = session_cookie(&r).unwrap();
+    assert_eq!(app.get("/pages/1002", Some(&cookie)).await.status(), 200);
+    // Second use.
+    let r = app.client.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(session_cookie(&r).is_none());
+    // Made-up codes.
+    for code in ["", "x", &"A".repeat(43)] {
+        let r = app.get(&format!("/auth/code?code={code}"), None).await;
+        assert_eq!(r.status(), 401);
+    }
+}
+
+fn outbox_links(app: &TestApp) -> Vec<String> {
+    let mut links = Vec::new();
+    for entry in std::fs::read_dir(app.outbox.path()).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for line in text.lines() {
+            if line.contains("/auth/email/confirm?code=") {
+                links.push(line.trim().to_owned());
+            }
+        }
+    }
+    links
+}
+
+async fn wait_for_mail(app: &TestApp, count: usize) -> Vec<String> {
+    // The mail is written by a background task; poll for it (not a timing assertion).
+    for _ in 0..200 {
+        let links = outbox_links(app);
+        if links.len() >= count {
+            return links;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    outbox_links(app)
+}
+
+#[tokio::test]
+async fn magic_link_no_enumeration_single_use() {
+    let app = spawn_app().await;
+    let ask = |email: &str| {
+        app.client
+            .post(app.url("/auth/email"))
+            .form(&[("email", email), ("return_to", "/spaces/KB")])
+            .send()
+    };
+    let allowed = ask("alice@acme.com").await.unwrap();
+    let allowed_status = allowed.status();
+    let allowed_body = allowed.text().await.unwrap();
+    for other in ["bob@nobody.org", "dan@gmail.com", "carol@old.com"] {
+        let r = ask(other).await.unwrap();
+        assert_eq!(r.status(), allowed_status);
+        let body = r.text().await.unwrap();
+        assert_eq!(body, allowed_body, "answer differs for {other}");
+    }
+    let links = wait_for_mail(&app, 1).await;
+    assert_eq!(links.len(), 1, "exactly one mail, for the allowed address");
+    let link = &links[0];
+    assert!(link.starts_with(&app.base));
+
+    // GET only shows a confirmation form (mail scanners must not burn the link).
+    let r = app.client.get(link).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(session_cookie(&r).is_none());
+    let code = link.split("code=").nth(1).unwrap().to_owned();
+    let confirm = || {
+        app.client
+            .post(app.url("/auth/email/confirm"))
+            .form(&[("code", code.as_str())])
+            .send()
+    };
+    let r = confirm().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&r), "/spaces/KB");
+    assert!(session_cookie(&r).is_some());
+    let r = confirm().await.unwrap();
+    assert_eq!(r.status(), 401, "a magic link works once");
+}
+
+#[tokio::test]
+async fn magic_link_expires() {
+    let app = spawn_app().await;
+    // An expired magic-link code, as the store would hold it after 15 minutes.
+    let code = "E".repeat(43);
+    let now = chrono::Utc::now();
+    app.store
+        .create_code(&kbgate_store::CodeRecord {
+            code_hash: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(code.as_bytes())),
+            purpose: "magic-link".into(),
+            email: "alice@acme.com".into(),
+            return_to: Some("/".into()),
+            created_at: now - chrono::Duration::minutes(16),
+            expires_at: now - chrono::Duration::minutes(1),
+        })
+        .await
+        .unwrap();
+    let r = app
+        .client
+        .post(app.url("/auth/email/confirm"))
+        .form(&[("code", code.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(session_cookie(&r).is_none());
+}
+
+#[tokio::test]
+async fn magic_link_is_rate_limited_per_email() {
+    let app = spawn_app().await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let r = app
+            .client
+            .post(app.url("/auth/email"))
+            .form(&[("email", "alice@acme.com")])
+            .send()
+            .await
+            .unwrap();
+        statuses.push(r.status().as_u16());
+    }
+    assert_eq!(&statuses[..3], &[200, 200, 200]);
+    assert_eq!(statuses[3], 429);
+    // A different address from the same client is still served (per-client limit is higher).
+    let r = app
+        .client
+        .post(app.url("/auth/email"))
+        .form(&[("email", "bob@acme.com")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Malformed input: clean 400.
+    let r = app
+        .client
+        .post(app.url("/auth/email"))
+        .form(&[("email", "not an email")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn magic_link_is_rate_limited_per_client() {
+    let app = spawn_app().await;
+    let mut limited = false;
+    for i in 0..25 {
+        let r = app
+            .client
+            .post(app.url("/auth/email"))
+            .form(&[("email", format!("user{i}@nobody.org"))])
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 429 {
+            limited = true;
+            assert!(i >= 20, "limited too early at {i}");
+            break;
+        }
+    }
+    assert!(limited);
+}
+
+#[tokio::test]
+async fn logout_ends_the_session_and_needs_the_form_token() {
+    let app = spawn_app().await;
+    let cookie = app.sign_in("alice@acme.com").await;
+    let home = app.get("/", Some(&cookie)).await.text().await.unwrap();
+    let csrf = home
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_owned();
+    // Without the token, or from another origin: refused, session intact.
+    let r = app
+        .client
+        .post(app.url("/auth/logout"))
+        .header("cookie", &cookie)
+        .form(&[("csrf", "nope")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = app
+        .client
+        .post(app.url("/auth/logout"))
+        .header("cookie", &cookie)
+        .header("origin", "https://evil.com")
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    assert_eq!(app.get("/", Some(&cookie)).await.status(), 200);
+    // Proper sign-out.
+    let r = app
+        .client
+        .post(app.url("/auth/logout"))
+        .header("cookie", &cookie)
+        .header("origin", &app.base)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(
+        r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    // The old cookie is dead even if the browser kept it.
+    assert_eq!(app.get("/", Some(&cookie)).await.status(), 401);
+}
+
+#[tokio::test]
+async fn sign_in_rotates_the_session() {
+    let app = spawn_app().await;
+    let first = app.sign_in("alice@acme.com").await;
+    let token = mint_hs256(&claims("alice@acme.com"));
+    let r = app
+        .client
+        .get(app.url("/auth/embed"))
+        .header("cookie", &first)
+        .query(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let second = session_cookie(&r).unwrap();
+    assert_ne!(first, second);
+    assert_eq!(app.get("/", Some(&first)).await.status(), 401);
+    assert_eq!(app.get("/", Some(&second)).await.status(), 200);
+}
+
+#[tokio::test]
+async fn policy_change_applies_to_existing_sessions() {
+    let app = spawn_app().await;
+    let cookie = app.sign_in("alice@acme.com").await;
+    assert_eq!(
+        app.get(&format!("/pages/{WELCOME}"), Some(&cookie))
+            .await
+            .status(),
+        200
+    );
+    app.policy.replace(policy_without_acme());
+    assert_eq!(
+        app.get(&format!("/pages/{WELCOME}"), Some(&cookie))
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(app.get("/api/v1/spaces", Some(&cookie)).await.status(), 403);
+    app.policy.replace(policy());
+    assert_eq!(
+        app.get(&format!("/pages/{WELCOME}"), Some(&cookie))
+            .await
+            .status(),
+        200
+    );
+    // Revocation by domain, as the CLI does it.
+    assert_eq!(
+        app.store
+            .revoke_sessions_by_domain("acme.com")
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(app.get("/", Some(&cookie)).await.status(), 401);
+}
+
+#[tokio::test]
+async fn headers_and_attachments_are_safe() {
+    let app = spawn_app().await;
+    let cookie = app.sign_in("alice@acme.com").await;
+    let r = app.get(&format!("/pages/{WELCOME}"), Some(&cookie)).await;
+    let h = r.headers().clone();
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"));
+    assert!(csp.contains("frame-ancestors 'none'"));
+    assert_eq!(h["x-content-type-options"], "nosniff");
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    let body = r.text().await.unwrap();
+    assert!(body.contains("/attachments/1001/guide.pdf"));
+    assert!(body.contains("href=\"#intro\""), "table of contents");
+    assert!(
+        body.contains("aria-current=\"page\""),
+        "tree marks the current page"
+    );
+
+    let r = app.get("/attachments/1001/guide.pdf", Some(&cookie)).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/pdf");
+    assert_eq!(r.bytes().await.unwrap().as_ref(), PDF_BYTES);
+    for (path, bytes) in [
+        ("/attachments/1001/evil.html", HTML_BYTES),
+        ("/attachments/1001/logo.svg", SVG_BYTES),
+        ("/attachments/id/9002", HTML_BYTES),
+    ] {
+        let r = app.get(path, Some(&cookie)).await;
+        assert_eq!(r.status(), 200, "{path}");
+        assert_eq!(r.headers()["content-type"], "application/octet-stream");
+        assert!(
+            r.headers()["content-disposition"]
+                .to_str()
+                .unwrap()
+                .starts_with("attachment;")
+        );
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+        assert!(
+            r.headers()["content-security-policy"]
+                .to_str()
+                .unwrap()
+                .contains("sandbox")
+        );
+        assert_eq!(r.bytes().await.unwrap().as_ref(), bytes);
+    }
+    let r = app.get("/static/style.css", None).await;
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/css")
+    );
+}
+
+#[tokio::test]
+async fn bad_input_gets_clean_4xx() {
+    let app = spawn_app().await;
+    let cookie = app.sign_in("alice@acme.com").await;
+    let c = Some(cookie.as_str());
+    // Unknown routes and ids.
+    let r = app.get("/nope", c).await;
+    assert_eq!(r.status(), 404);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let r = app
+        .client
+        .get(app.url("/nope"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["status"], 404);
+    for path in [
+        "/pages/%00",
+        "/pages/..%2F..%2Fetc%2Fpasswd",
+        "/pages/abc'%20OR%201=1",
+        "/spaces/%3Cscript%3E",
+        "/attachments/1001/..%2F..%2Fsecret",
+        "/search?offset=-1",
+        "/search?offset=99999999999",
+        "/api/v1/search?limit=abc",
+    ] {
+        let r = app.get(path, c).await;
+        let s = r.status().as_u16();
+        assert!((400..500).contains(&s), "{path}: {s}");
+        let body = r.text().await.unwrap();
+        assert!(!body.contains("<script>"), "{path} echoes input");
+        assert!(
+            !body.to_lowercase().contains("deserialize"),
+            "{path} leaks internals"
+        );
+    }
+    // Overlong search.
+    let r = app.get(&format!("/search?q={}", "a".repeat(500)), c).await;
+    assert_eq!(r.status(), 400);
+    // Oversized bodies.
+    let r = app
+        .client
+        .post(app.url("/auth/embed"))
+        .form(&[("token", "x".repeat(100_000))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    let r = app
+        .client
+        .post(app.url("/api/v1/handover"))
+        .header("authorization", format!("Bearer {API_KEY}"))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error());
+    // Health.
+    assert_eq!(app.get("/healthz", None).await.status(), 200);
+    assert_eq!(app.get("/readyz", None).await.status(), 200);
+}
+
+#[tokio::test]
+async fn search_highlights_safely() {
+    let app = spawn_app().await;
+    let cookie = app.sign_in("alice@acme.com").await;
+    let r = app.get("/search?q=bravo", Some(&cookie)).await;
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    assert!(body.contains("<mark>bravo</mark>"), "{body}");
+    let r = app.get("/search?q=%3Cscript%3E", Some(&cookie)).await;
+    assert_eq!(r.status(), 200);
+    assert!(!r.text().await.unwrap().contains("<script>"));
+}
