@@ -182,7 +182,7 @@ async fn every_endpoint_conforms_to_its_schema() {
                 .collect();
             let page_id = *readable
                 .iter()
-                .find(|id| s.child_ids(**id).len() > 0)
+                .find(|id| !s.child_ids(**id).is_empty())
                 .unwrap_or(&readable[0]);
             let att = s
                 .attachments
