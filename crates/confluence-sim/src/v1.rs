@@ -29,8 +29,13 @@ use crate::v2::{download_path, iso, page_visible, slug};
 
 const F: ApiFamily = ApiFamily::V1;
 
-/// Limit caps of the v1 search endpoints (Confluence's "fixed system limits").
-pub const SEARCH_MAX_LIMIT: usize = 250;
+/// Limit caps of the v1 search endpoints (Confluence's "fixed system limits", per
+/// Atlassian's KB article "Searching for content with the REST API and CQL always limits
+/// results to 50"): 1000 without expansions, 200 with expansions other than a body, 50
+/// when a body is expanded.
+pub const SEARCH_MAX_LIMIT: usize = 1000;
+/// Cap when any expansion other than `body.*` is asked for.
+pub const SEARCH_EXPAND_MAX_LIMIT: usize = 200;
 /// Cap when `body.*` is expanded on content search.
 pub const SEARCH_BODY_MAX_LIMIT: usize = 50;
 /// Cap of the restriction endpoint.
@@ -69,6 +74,10 @@ impl Expands {
         self.0
             .iter()
             .any(|e| e == path || (e.starts_with(path) && e[path.len()..].starts_with('.')))
+    }
+    /// Whether nothing was asked for.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
     /// The expands below a prefix (`content.version` → `version`).
     pub fn under(&self, prefix: &str) -> Expands {
@@ -764,9 +773,16 @@ async fn search(
     p: Params,
 ) -> Result<Response, ApiError> {
     let started = std::time::Instant::now();
-    let limit = p.limit(25, SEARCH_MAX_LIMIT, F)?;
-    let base = site_base(&headers, &sim);
     let ex = Expands::parse(&p).under("content");
+    let cap = if ex.has("body") {
+        SEARCH_BODY_MAX_LIMIT
+    } else if ex.is_empty() {
+        SEARCH_MAX_LIMIT
+    } else {
+        SEARCH_EXPAND_MAX_LIMIT
+    };
+    let limit = p.limit(25, cap, F)?;
+    let base = site_base(&headers, &sim);
     let (page, cql_text) = do_search(&sim, &auth, &base, &p, limit, |s, item| {
         let content = item_json(s, &base, item, &ex);
         let (space_id, url, icon) = match item {
@@ -844,8 +860,10 @@ async fn content_search(
     let ex = Expands::parse(&p);
     let cap = if ex.has("body") {
         SEARCH_BODY_MAX_LIMIT
-    } else {
+    } else if ex.is_empty() {
         SEARCH_MAX_LIMIT
+    } else {
+        SEARCH_EXPAND_MAX_LIMIT
     };
     let limit = p.limit(25, cap, F)?;
     let base = site_base(&headers, &sim);
