@@ -23,6 +23,21 @@ use crate::error::Error;
 use crate::html::TreeNode;
 
 /// Read access to the mirror, for one viewer at a time.
+///
+/// There is no way around the gate: every read needs a `Viewer`, and the store inside is
+/// private, so neither of these compiles:
+///
+/// ```compile_fail
+/// async fn no_viewer(lib: &kbgate_server::Library) {
+///     let _ = lib.page("1001").await; // a Viewer is required
+/// }
+/// ```
+///
+/// ```compile_fail
+/// fn raw_store(state: &kbgate_server::AppState) {
+///     let _ = &state.library().store; // private: handlers cannot reach the store
+/// }
+/// ```
 pub struct Library {
     store: Arc<dyn Store>,
 }
@@ -80,7 +95,7 @@ impl Library {
 
     /// Whether the store answers (for `/readyz`); reveals no content.
     pub async fn ready(&self) -> bool {
-        self.store.mirror_stats().await.is_ok()
+        self.store.list_spaces().await.is_ok()
     }
 
     /// The mirrored spaces the viewer may read, by key.
