@@ -131,6 +131,14 @@ impl Sessions {
         Ok(Some(rec))
     }
 
+    /// Deletes expired sessions, codes and used token ids.
+    pub(crate) async fn purge_expired(&self) -> Result<u64, Error> {
+        self.store
+            .purge_expired(Utc::now())
+            .await
+            .map_err(store_err)
+    }
+
     pub(crate) async fn revoke(&self, id: &Opaque) -> Result<bool, Error> {
         self.store
             .revoke_session(&id.hash())

@@ -108,14 +108,33 @@ async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, Erro
 }
 
 /// Serves the portal on `listener` until `shutdown` completes, then drains open requests.
-/// Client addresses are recorded (for per-client rate limits).
+/// Client addresses are recorded (for per-client rate limits). Expired sessions, codes and
+/// used token ids are purged every 10 minutes while serving.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let purger = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
+            loop {
+                tick.tick().await;
+                match state.sessions().purge_expired().await {
+                    Ok(n) if n > 0 => {
+                        tracing::debug!(removed = n, "purged expired sign-in records")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "purging expired sign-in records failed"),
+                }
+            }
+        })
+    };
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
+    let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    purger.abort();
+    result
 }
