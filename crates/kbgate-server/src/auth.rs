@@ -263,18 +263,31 @@ pub(crate) async fn email_submit(
     if state.policy().viewer(&email, now).is_ok()
         && let Some(mailer) = state.mailer().cloned()
     {
-        let ttl = state.settings().magic_link_ttl;
-        let code = state
-            .sessions()
-            .create_code(PURPOSE_MAGIC, &email, return_to.as_str(), ttl, now)
-            .await?;
-        let link = state
-            .settings()
-            .absolute(&format!("/auth/email/confirm?code={}", code.expose()));
-        let site = state.settings().site_name.clone();
-        let minutes = ttl.as_secs() / 60;
+        // Creating the code and sending happen after the answer, so neither the answer nor
+        // its timing tells whether the address is allowed.
+        let state = state.clone();
+        let return_to = return_to.clone();
         tokio::spawn(async move {
-            if let Err(e) = mailer.send_magic_link(&email, &link, &site, minutes).await {
+            let ttl = state.settings().magic_link_ttl;
+            let code = match state
+                .sessions()
+                .create_code(PURPOSE_MAGIC, &email, return_to.as_str(), ttl, now)
+                .await
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "magic-link code not stored");
+                    return;
+                }
+            };
+            let link = state
+                .settings()
+                .absolute(&format!("/auth/email/confirm?code={}", code.expose()));
+            let site = state.settings().site_name.clone();
+            if let Err(e) = mailer
+                .send_magic_link(&email, &link, &site, ttl.as_secs() / 60)
+                .await
+            {
                 tracing::warn!(error = %e, "magic-link mail not sent");
             }
         });
