@@ -141,6 +141,11 @@ pub(crate) fn wants_html(path: &str, headers: &HeaderMap) -> bool {
 /// Middleware: renders our errors (and axum's rejections) as HTML or JSON by `Accept`.
 pub(crate) async fn negotiate(req: Request, next: Next) -> Response {
     let html = wants_html(req.uri().path(), req.headers());
+    // Where a sign-in should lead back to (only GETs of local pages make sense).
+    let back = (req.method() == axum::http::Method::GET && !req.uri().path().starts_with("/auth/"))
+        .then(|| req.uri().path_and_query().map(|p| p.as_str().to_owned()))
+        .flatten()
+        .and_then(|p| crate::redirect::LocalPath::parse(&p));
     let resp = next.run(req).await;
     let status = resp.status();
     if !(status.is_client_error() || status.is_server_error()) {
@@ -162,7 +167,7 @@ pub(crate) async fn negotiate(req: Request, next: Next) -> Response {
         }
     }
     let mut out = if html {
-        let page = crate::pages::render_error_page(mark.status, mark.message);
+        let page = crate::pages::render_error_page(mark.status, mark.message, back.as_ref());
         let mut r = (mark.status, Html(page)).into_response();
         r.extensions_mut().insert(mark);
         r

@@ -55,12 +55,24 @@ pub(crate) fn render<T: Template>(t: &T) -> Result<Html<String>, Error> {
 struct ErrorPage<'a> {
     chrome: Chrome,
     status: u16,
+    signin_href: String,
     heading: &'a str,
     message: &'a str,
 }
 
 /// The HTML body of an error page (no user data in it, so it needs no state).
-pub(crate) fn render_error_page(status: StatusCode, message: &str) -> String {
+pub(crate) fn render_error_page(
+    status: StatusCode,
+    message: &str,
+    back: Option<&crate::redirect::LocalPath>,
+) -> String {
+    let signin_href = match back {
+        Some(p) => format!(
+            "/auth/email?{}",
+            serde_urlencoded::to_string([("return_to", p.as_str())]).unwrap_or_default()
+        ),
+        None => "/auth/email".to_owned(),
+    };
     let heading = match status.as_u16() {
         401 => "Sign in required",
         403 => "No access",
@@ -76,6 +88,7 @@ pub(crate) fn render_error_page(status: StatusCode, message: &str) -> String {
             query: String::new(),
         },
         status: status.as_u16(),
+        signin_href,
         heading,
         message,
     };

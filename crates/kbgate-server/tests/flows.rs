@@ -514,3 +514,25 @@ async fn search_highlights_safely() {
     assert_eq!(r.status(), 200);
     assert!(!r.text().await.unwrap().contains("<script>"));
 }
+
+#[tokio::test]
+async fn signed_out_pages_offer_sign_in_and_return() {
+    let app = spawn_app().await;
+    let r = app.get("/pages/1001", None).await;
+    assert_eq!(r.status(), 401);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("/auth/email?return_to=%2Fpages%2F1001"),
+        "{body}"
+    );
+    assert!(!body.contains("Welcome"), "no title before sign-in");
+    let r = app.get("/auth/email?return_to=%2Fpages%2F1001", None).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("value=\"/pages/1001\""));
+}
