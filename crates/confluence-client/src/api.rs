@@ -384,12 +384,27 @@ impl Client {
             attachment_id,
             "download",
         ]);
-        let path = url.path().to_owned();
-        let mut call = Call::get(
+        self.stream_file(
             "GET /wiki/rest/api/content/{id}/child/attachment/{attachmentId}/download",
             url,
-            READ_CONTENT,
-        );
+        )
+        .await
+    }
+
+    /// `GET /wiki/download/attachments/{pageId}/{file}` — an attachment's `_links.download`
+    /// (relative to the site's `/wiki` context, as v1 writes it): the file itself, one
+    /// request instead of the REST download's 302 plus the file. Links to another origin
+    /// are refused (credentials never leave the site).
+    pub async fn download_link(&self, link: &str) -> Result<Download> {
+        let base = self.url(&["wiki", "rest", "api"]);
+        let url = self.resolve_next(&base, link)?;
+        self.stream_file("GET /wiki/download/attachments/{pageId}/{filename}", url)
+            .await
+    }
+
+    async fn stream_file(&self, endpoint: &'static str, url: url::Url) -> Result<Download> {
+        let path = url.path().to_owned();
+        let mut call = Call::get(endpoint, url, READ_CONTENT);
         call.streaming = true;
         let resp = self.response(call).await?;
         let content_type = resp

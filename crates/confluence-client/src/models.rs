@@ -505,9 +505,17 @@ pub struct Content {
     /// Attachment extras (`mediaType`, `fileSize`, ...); loose.
     #[serde(default)]
     pub extensions: Option<Value>,
+    /// `_links` (`download` for attachments, relative to the site's `/wiki`); loose.
+    #[serde(default, rename = "_links")]
+    pub links: Option<Value>,
 }
 
 impl Content {
+    /// An attachment's `_links.download`, for [`crate::Client::download_link`].
+    pub fn download_link(&self) -> Option<&str> {
+        self.links.as_ref()?.get("download")?.as_str()
+    }
+
     /// Label names, if labels were expanded.
     pub fn label_names(&self) -> Option<Vec<&str>> {
         let labels = self.metadata.as_ref()?.labels.as_ref()?;
