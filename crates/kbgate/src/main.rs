@@ -1,5 +1,113 @@
 //! kbgate: serve a Confluence knowledge base to customers, granted by email domain.
+//!
+//! This binary only parses the command line, loads the configuration and wires the
+//! crates together; the work is done in the library crates.
 
-fn main() {
-    println!("kbgate: not yet");
+mod check;
+mod demo;
+mod serve;
+mod sessions;
+mod sync;
+mod wiring;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Serve a Confluence Cloud knowledge base read-only to customers, granted by email domain.
+///
+/// kbgate mirrors the spaces named by the audiences of its policy (kbgate.toml) and serves
+/// them to verified customers: handed over from your web app (signed JWT or back-channel
+/// code) or signed in by email magic link. Every request is authorised by the domain policy
+/// and Confluence's own page restrictions.
+#[derive(Debug, Parser)]
+#[command(name = "kbgate", version, about, long_about)]
+struct Cli {
+    /// The configuration file (see kbgate.example.toml). Every key can also be set from the
+    /// environment as KBGATE_<SECTION>_<KEY>.
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "KBGATE_CONFIG",
+        default_value = "kbgate.toml"
+    )]
+    config: PathBuf,
+
+    /// Log filter (tracing syntax), e.g. "info" or "kbgate_mirror=debug".
+    #[arg(long, global = true, env = "KBGATE_LOG", default_value = "info")]
+    log: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Explain what an email may read under the policy.
+    ///
+    /// Exit status: 0 when the email may read something, 1 when it may not, 2 when the
+    /// email or the configuration is invalid.
+    Check(check::Args),
+    /// Mirror the spaces named by the audiences from Confluence into the store.
+    ///
+    /// Incremental after the first run (changes since the last watermark, plus a structure
+    /// scan that catches deletions, moves and restriction changes); --full forces a full
+    /// pass. Each space is written in one transaction: an interrupted sync leaves the
+    /// previous mirror in place.
+    Sync(sync::Args),
+    /// Serve the portal (and sync in the background on `[sync] interval`).
+    ///
+    /// The policy is re-read on SIGHUP or when the config file changes; existing sessions
+    /// are judged by the new policy on their next request.
+    Serve(serve::Args),
+    /// Run everything on this machine with a simulated Confluence site: no configuration.
+    ///
+    /// Starts the simulator with seeded demo content, mirrors it into a throw-away SQLite
+    /// store, serves the portal and prints ready-to-click sign-in links.
+    Demo(demo::Args),
+    /// Manage portal sessions.
+    #[command(subcommand)]
+    Sessions(sessions::Command),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async {
+        match cli.command {
+            Command::Check(args) => check::run(&cli.config, args),
+            Command::Sync(args) => sync::run(&cli.config, args).await,
+            Command::Serve(args) => serve::run(&cli.config, args).await,
+            Command::Demo(args) => demo::run(args).await,
+            Command::Sessions(cmd) => sessions::run(&cli.config, cmd).await,
+        }
+    })
+}
+
+fn init_tracing(filter: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
+
+/// Prints an error chain for an operator and returns the failure exit code.
+fn fail(err: &anyhow::Error) -> ExitCode {
+    eprintln!("error: {err:#}");
+    ExitCode::from(1)
 }

@@ -1,0 +1,552 @@
+//! The sync engine: one transaction per space, full or incremental.
+//!
+//! Call plan for a space of N pages and A attachments (see [`Source`] for each cost):
+//!
+//! - full: ⌈N/250⌉ (bodies, v2 listing) + ⌈N/200⌉ (structure scan: versions, parents,
+//!   labels, read restrictions in bulk) + ⌈A/200⌉ (attachment listing) + one download per
+//!   new or changed attachment.
+//! - incremental: 1 (CQL `lastmodified` since the watermark minus an overlap) + ⌈N/200⌉
+//!   (structure scan: the only way Confluence reveals deletions, moves and restriction
+//!   changes, none of which touch `lastmodified`) + 1 per changed page + the attachment
+//!   listing only when an attachment changed. A space of up to 200 pages with no changes
+//!   costs 2 calls.
+//!
+//! Restrictions are never fetched page by page: the structure scan reads them in bulk, and
+//! the store derives inherited restrictions from the hierarchy (failing closed).
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use futures::TryStreamExt;
+use kbgate_store::{
+    AttachmentRecord, PageRecord, SpaceRecord, SpaceSync, Store, StoreError, SyncMode, SyncState,
+};
+
+use super::progress::Progress;
+use super::source::{AttachmentMeta, ChangeKind, PageBody, PageMeta, Source, SourceError};
+
+/// How to sync.
+#[derive(Debug, Clone)]
+pub struct SyncOptions {
+    /// Force a full pass even when a watermark exists.
+    pub full: bool,
+    /// Attachments larger than this are listed but their bytes are not mirrored.
+    pub max_attachment_bytes: u64,
+    /// How far before the watermark the change query starts (clock skew, time zones and
+    /// CQL's minute precision). Results in the overlap are compared by version, so a
+    /// generous margin costs little.
+    pub overlap: Duration,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions {
+            full: false,
+            max_attachment_bytes: 50 * 1024 * 1024,
+            overlap: Duration::from_secs(2 * 3600),
+        }
+    }
+}
+
+/// Why a sync failed. The previous mirror of the failing space is kept.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("Confluence: {0}")]
+    Source(#[from] SourceError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error(
+        "space {0} is not visible to the service account (check the key and that the account can view the space)"
+    )]
+    SpaceNotFound(String),
+}
+
+/// What happened to one space.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SpaceReport {
+    pub key: String,
+    pub full: bool,
+    pub pages_added: u64,
+    pub pages_changed: u64,
+    pub pages_removed: u64,
+    pub attachments_added: u64,
+    pub attachments_changed: u64,
+    pub attachments_removed: u64,
+    /// Attachments listed but not downloaded because of the size cap.
+    pub attachments_skipped: u64,
+    pub calls: u64,
+}
+
+/// What a sync run did.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct SyncReport {
+    pub spaces: Vec<SpaceReport>,
+    pub calls: u64,
+    pub elapsed_ms: u128,
+}
+
+impl std::fmt::Display for SyncReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for s in &self.spaces {
+            writeln!(
+                f,
+                "{:<12} {}  pages +{} ~{} -{}  attachments +{} ~{} -{}{}  ({} calls)",
+                s.key,
+                if s.full { "full       " } else { "incremental" },
+                s.pages_added,
+                s.pages_changed,
+                s.pages_removed,
+                s.attachments_added,
+                s.attachments_changed,
+                s.attachments_removed,
+                if s.attachments_skipped > 0 {
+                    format!(" ({} over the size cap)", s.attachments_skipped)
+                } else {
+                    String::new()
+                },
+                s.calls
+            )?;
+        }
+        write!(
+            f,
+            "{} space(s), {} Confluence calls, {:.1} s",
+            self.spaces.len(),
+            self.calls,
+            self.elapsed_ms as f64 / 1000.0
+        )
+    }
+}
+
+/// Syncs the named spaces, each in its own transaction.
+///
+/// A space that fails is rolled back and reported as an error after the others were
+/// tried, so one bad space does not starve the rest.
+pub async fn sync_spaces(
+    source: &dyn Source,
+    store: &dyn Store,
+    keys: &[String],
+    opts: &SyncOptions,
+    progress: &Progress,
+) -> Result<SyncReport, SyncError> {
+    let started = Instant::now();
+    let calls_before = source.calls();
+    let spaces = source.spaces(keys).await?;
+    let mut report = SyncReport::default();
+    let mut first_error = None;
+    for key in keys {
+        let Some(space) = spaces.iter().find(|s| &s.key == key) else {
+            progress.warn(&format!("space {key}: not visible to the service account"));
+            first_error.get_or_insert(SyncError::SpaceNotFound(key.clone()));
+            continue;
+        };
+        let before = source.calls();
+        let record = SpaceRecord {
+            id: space.id.clone(),
+            key: space.key.clone(),
+            name: space.name.clone(),
+            homepage_id: space.homepage_id.clone(),
+        };
+        match sync_space(source, store, &record, opts, progress).await {
+            Ok(mut space_report) => {
+                space_report.calls = source.calls() - before;
+                progress.info(&format!("space {key}: done"));
+                report.spaces.push(space_report);
+            }
+            Err(e) => {
+                progress.warn(&format!(
+                    "space {key}: sync failed, previous mirror kept: {e}"
+                ));
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    report.calls = source.calls() - calls_before;
+    report.elapsed_ms = started.elapsed().as_millis();
+    match first_error {
+        Some(e) if report.spaces.is_empty() => Err(e),
+        Some(e) => {
+            progress.warn(&format!("{report}"));
+            Err(e)
+        }
+        None => Ok(report),
+    }
+}
+
+async fn sync_space(
+    source: &dyn Source,
+    store: &dyn Store,
+    space: &SpaceRecord,
+    opts: &SyncOptions,
+    progress: &Progress,
+) -> Result<SpaceReport, SyncError> {
+    let now = Utc::now();
+    let state = store.sync_state(&space.key).await?;
+    let watermark = state
+        .as_ref()
+        .filter(|s| s.space_id == space.id)
+        .and_then(|s| s.watermark);
+    let full = opts.full || watermark.is_none();
+    let mut report = SpaceReport {
+        key: space.key.clone(),
+        full,
+        ..SpaceReport::default()
+    };
+
+    // What the mirror has now.
+    let existing_pages: HashMap<String, i64> =
+        store.page_versions(&space.id).await?.into_iter().collect();
+    let existing_atts: HashMap<String, i64> = store
+        .attachment_versions(&space.id)
+        .await?
+        .into_iter()
+        .collect();
+
+    // The structure scan: small records, held in memory (a few hundred bytes a page).
+    progress.stage(&format!("{}: reading structure", space.key));
+    let metas: HashMap<String, PageMeta> = source
+        .page_metas(&space.key)
+        .map_ok(|m| (m.id.clone(), m))
+        .try_collect()
+        .await?;
+
+    let mode = if full {
+        SyncMode::Full
+    } else {
+        SyncMode::Incremental
+    };
+    let mut tx = store.begin_space_sync(space, mode).await?;
+
+    if full {
+        full_pages(
+            source,
+            &mut *tx,
+            space,
+            &metas,
+            &existing_pages,
+            &mut report,
+            progress,
+        )
+        .await?;
+        let atts: Vec<AttachmentMeta> = source.attachment_metas(&space.key).try_collect().await?;
+        sync_attachments(
+            source,
+            store,
+            &mut *tx,
+            atts,
+            &metas,
+            &existing_atts,
+            true,
+            opts,
+            &mut report,
+            progress,
+        )
+        .await?;
+    } else {
+        let since = watermark.unwrap_or(now) - overlap(opts);
+        let changes: Vec<_> = source
+            .changed_since(&space.key, since)
+            .try_collect()
+            .await?;
+        let any_attachment_change = changes.iter().any(|c| c.kind == ChangeKind::Attachment);
+        let changed_pages: HashSet<&str> = changes
+            .iter()
+            .filter(|c| c.kind == ChangeKind::Page)
+            .map(|c| c.id.as_str())
+            .collect();
+        incremental_pages(
+            source,
+            store,
+            &mut *tx,
+            space,
+            &metas,
+            &existing_pages,
+            &changed_pages,
+            &mut report,
+            progress,
+        )
+        .await?;
+        if any_attachment_change || report.pages_removed > 0 {
+            let atts: Vec<AttachmentMeta> =
+                source.attachment_metas(&space.key).try_collect().await?;
+            sync_attachments(
+                source,
+                store,
+                &mut *tx,
+                atts,
+                &metas,
+                &existing_atts,
+                true,
+                opts,
+                &mut report,
+                progress,
+            )
+            .await?;
+        }
+    }
+
+    tx.recompute_effective_restricted().await?;
+    let stats = tx
+        .commit(SyncState {
+            space_key: space.key.clone(),
+            space_id: space.id.clone(),
+            // The start of this run: anything modified after it is caught next time.
+            watermark: Some(now),
+            last_full_sync: if full {
+                Some(now)
+            } else {
+                state.as_ref().and_then(|s| s.last_full_sync)
+            },
+            last_sync: Some(now),
+        })
+        .await?;
+    if full {
+        report.pages_removed = stats.swept_pages;
+        report.attachments_removed = stats.swept_attachments;
+    }
+    Ok(report)
+}
+
+fn overlap(opts: &SyncOptions) -> chrono::Duration {
+    chrono::Duration::from_std(opts.overlap).unwrap_or(chrono::Duration::hours(2))
+}
+
+/// Builds the stored record of a page: body from the listing, structure from the scan,
+/// HTML prepared by the renderer.
+fn page_record(space: &SpaceRecord, body: PageBody, meta: Option<&PageMeta>) -> PageRecord {
+    let prepared = crate::render::prepare(
+        &body.body_storage,
+        &crate::render::PrepareContext {
+            space_key: &space.key,
+            page_id: &body.id,
+        },
+    );
+    let body_html = prepared.encode();
+    PageRecord {
+        id: body.id,
+        space_id: space.id.clone(),
+        parent_id: meta.map(|m| m.parent_id.clone()).unwrap_or(body.parent_id),
+        position: body.position,
+        title: body.title,
+        version: body.version,
+        created_at: body.created_at,
+        updated_at: body.updated_at,
+        labels: meta.map(|m| m.labels.clone()).unwrap_or_default(),
+        // A page the structure scan did not see (created between the two listings) is
+        // treated as restricted until the next sync sees it: fail closed.
+        restricted: meta.is_none_or(|m| m.restricted),
+        effective_restricted: meta.is_none_or(|m| m.restricted),
+        body_storage: body.body_storage,
+        body_html,
+        body_text: prepared.text,
+        headings: prepared
+            .headings
+            .into_iter()
+            .map(|h| kbgate_store::Heading {
+                level: h.level,
+                text: h.text,
+                anchor: h.anchor,
+            })
+            .collect(),
+    }
+}
+
+const BATCH: usize = 100;
+
+async fn full_pages(
+    source: &dyn Source,
+    tx: &mut dyn SpaceSync,
+    space: &SpaceRecord,
+    metas: &HashMap<String, PageMeta>,
+    existing: &HashMap<String, i64>,
+    report: &mut SpaceReport,
+    progress: &Progress,
+) -> Result<(), SyncError> {
+    let bar = progress.bar(&format!("{}: pages", space.key), metas.len() as u64);
+    let mut stream = source.page_bodies(&space.id);
+    let mut batch = Vec::with_capacity(BATCH);
+    while let Some(body) = stream.try_next().await? {
+        match existing.get(&body.id) {
+            None => report.pages_added += 1,
+            Some(v) if *v != body.version => report.pages_changed += 1,
+            Some(_) => {}
+        }
+        let meta = metas.get(&body.id);
+        batch.push(page_record(space, body, meta));
+        if batch.len() >= BATCH {
+            let n = batch.len() as u64;
+            tx.upsert_pages(std::mem::take(&mut batch)).await?;
+            bar.inc(n);
+        }
+    }
+    let n = batch.len() as u64;
+    if !batch.is_empty() {
+        tx.upsert_pages(batch).await?;
+    }
+    bar.inc(n);
+    bar.finish();
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn incremental_pages(
+    source: &dyn Source,
+    store: &dyn Store,
+    tx: &mut dyn SpaceSync,
+    space: &SpaceRecord,
+    metas: &HashMap<String, PageMeta>,
+    existing: &HashMap<String, i64>,
+    changed: &HashSet<&str>,
+    report: &mut SpaceReport,
+    progress: &Progress,
+) -> Result<(), SyncError> {
+    // Deletions: in the mirror, gone from the structure scan.
+    for id in existing.keys() {
+        if !metas.contains_key(id) {
+            tx.delete_page(id).await?;
+            report.pages_removed += 1;
+        }
+    }
+    // What the mirror knows of each page's structure, to see moves and label changes.
+    let summaries: HashMap<String, (Option<String>, Vec<String>)> = store
+        .page_summaries(&space.id)
+        .await?
+        .into_iter()
+        .map(|s| {
+            let mut labels = s.labels;
+            labels.sort();
+            (s.id, (s.parent_id, labels))
+        })
+        .collect();
+    let mut refetch = Vec::new();
+    for (id, meta) in metas {
+        let known = existing.get(id);
+        let structure_changed = summaries.get(id).is_some_and(|(parent, labels)| {
+            let mut new_labels = meta.labels.clone();
+            new_labels.sort();
+            *parent != meta.parent_id || *labels != new_labels
+        });
+        if known != Some(&meta.version) || structure_changed || changed.contains(id.as_str()) {
+            if known.is_some_and(|v| *v == meta.version) && !structure_changed {
+                // Named by the change query but at the version we have: nothing to do.
+                continue;
+            }
+            refetch.push(id.clone());
+        } else {
+            // Unchanged body: only the restriction flag may have moved.
+            tx.set_restrictions(id, meta.restricted, meta.restricted)
+                .await?;
+        }
+    }
+    let bar = progress.bar(
+        &format!("{}: changed pages", space.key),
+        refetch.len() as u64,
+    );
+    for id in refetch {
+        match source.page(&id).await {
+            Ok(Some(body)) => {
+                if existing.contains_key(&id) {
+                    report.pages_changed += 1;
+                } else {
+                    report.pages_added += 1;
+                }
+                tx.upsert_page(page_record(space, body, metas.get(&id)))
+                    .await?;
+            }
+            Ok(None) => {
+                if tx.delete_page(&id).await? {
+                    report.pages_removed += 1;
+                }
+            }
+            Err(e) if e.not_found => {
+                if tx.delete_page(&id).await? {
+                    report.pages_removed += 1;
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+        bar.inc(1);
+    }
+    bar.finish();
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn sync_attachments(
+    source: &dyn Source,
+    store: &dyn Store,
+    tx: &mut dyn SpaceSync,
+    atts: Vec<AttachmentMeta>,
+    metas: &HashMap<String, PageMeta>,
+    existing: &HashMap<String, i64>,
+    complete_listing: bool,
+    opts: &SyncOptions,
+    report: &mut SpaceReport,
+    progress: &Progress,
+) -> Result<(), SyncError> {
+    let bar = progress.bar("attachments", atts.len() as u64);
+    let mut seen = HashSet::new();
+    let mut keep = Vec::new();
+    for att in atts {
+        bar.inc(1);
+        // Attachments of pages outside the mirror (not visible, or deleted) are skipped.
+        if !metas.contains_key(&att.page_id) {
+            continue;
+        }
+        seen.insert(att.id.clone());
+        if existing.get(&att.id) == Some(&att.version) {
+            keep.push(att.id.clone());
+            continue;
+        }
+        if existing.contains_key(&att.id) {
+            report.attachments_changed += 1;
+        } else {
+            report.attachments_added += 1;
+        }
+        let blob = if att.file_size >= 0 && (att.file_size as u64) <= opts.max_attachment_bytes {
+            let stream = source.download(&att).await?;
+            match store
+                .blobs()
+                .write_stream_capped(stream, Some(opts.max_attachment_bytes))
+                .await
+            {
+                Ok(blob) => Some(blob),
+                Err(StoreError::BlobTooLarge { .. }) => {
+                    report.attachments_skipped += 1;
+                    None
+                }
+                Err(e) => return Err(e.into()),
+            }
+        } else {
+            report.attachments_skipped += 1;
+            None
+        };
+        tx.upsert_attachment(AttachmentRecord {
+            id: att.id,
+            page_id: att.page_id,
+            title: att.title,
+            media_type: att.media_type,
+            file_size: att.file_size,
+            version: att.version,
+            updated_at: att.updated_at,
+            blob,
+        })
+        .await?;
+    }
+    if tx.mode() == SyncMode::Full {
+        tx.keep_attachments(&keep).await?;
+    } else if complete_listing {
+        for id in existing.keys() {
+            if !seen.contains(id) && tx.delete_attachment(id).await? {
+                report.attachments_removed += 1;
+            }
+        }
+    }
+    bar.finish();
+    Ok(())
+}
+
+/// The time of the last change query's lower bound, for tests.
+pub fn change_query_start(watermark: DateTime<Utc>, opts: &SyncOptions) -> DateTime<Utc> {
+    watermark - overlap(opts)
+}

@@ -1,0 +1,12 @@
+//! Mirror sync: Confluence → store, one atomic transaction per space.
+
+pub mod confluence;
+mod engine;
+mod progress;
+pub mod source;
+
+pub use engine::{
+    SpaceReport, SyncError, SyncOptions, SyncReport, change_query_start, sync_spaces,
+};
+pub use progress::{Bar, Progress};
+pub use source::Source;

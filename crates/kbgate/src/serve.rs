@@ -1,0 +1,184 @@
+//! `kbgate serve`: the portal, a background sync, and live policy reloads.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use kbgate_config::Config;
+use kbgate_mirror::sync::{Progress, SyncOptions, confluence::ConfluenceSource, sync_spaces};
+use kbgate_server::{AppState, PolicyHandle};
+use kbgate_store::Store;
+
+use crate::wiring;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Listen here instead of `[portal] listen`.
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// Do not run the background sync (e.g. when `kbgate sync` runs from cron).
+    #[arg(long)]
+    no_sync: bool,
+}
+
+pub async fn run(config_path: &Path, args: Args) -> ExitCode {
+    match serve(config_path, args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => crate::fail(&e),
+    }
+}
+
+async fn serve(config_path: &Path, args: Args) -> anyhow::Result<()> {
+    let config = Config::load(config_path)?;
+    let store = wiring::open_store(&config).await?;
+    let source = if args.no_sync || config.confluence.is_none() {
+        None
+    } else {
+        Some(ConfluenceSource::new(wiring::confluence_client(&config)?))
+    };
+    let listen = args.listen.unwrap_or(config.portal.listen);
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    tracing::info!("portal listening on http://{listen}");
+    serve_with(config, store, source, listener).await
+}
+
+/// Serves until Ctrl-C or SIGTERM; syncs on `[sync] interval` when a source is given;
+/// reloads the policy on SIGHUP or when the config file changes.
+pub async fn serve_with(
+    config: Config,
+    store: Arc<dyn Store>,
+    source: Option<ConfluenceSource>,
+    listener: tokio::net::TcpListener,
+) -> anyhow::Result<()> {
+    let policy = PolicyHandle::new(config.policy.clone());
+    let state = AppState::from_config(&config, store.clone(), policy.clone())
+        .context("cannot set up the portal")?;
+
+    let reload = tokio::spawn(reload_loop(config.path.clone(), policy.clone()));
+    let sync = source.map(|source| {
+        tokio::spawn(sync_loop(
+            source,
+            store.clone(),
+            config.clone(),
+            policy.clone(),
+        ))
+    });
+
+    kbgate_server::serve(listener, state, shutdown_signal()).await?;
+    reload.abort();
+    if let Some(s) = sync {
+        s.abort();
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Re-reads the policy on SIGHUP or when the file's modification time changes. A bad
+/// file is refused with its errors logged, and the running policy stays.
+async fn reload_loop(path: PathBuf, policy: PolicyHandle) {
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut seen = modified(&path);
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        #[cfg(unix)]
+        let hup_fired = async {
+            match hup.as_mut() {
+                Some(h) => {
+                    h.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let hup_fired = std::future::pending::<()>();
+        let forced = tokio::select! {
+            () = hup_fired => true,
+            _ = tick.tick() => false,
+        };
+        let now = modified(&path);
+        if !forced && now == seen {
+            continue;
+        }
+        seen = now;
+        match Config::load(&path) {
+            Ok(c) => {
+                policy.replace(c.policy);
+                tracing::info!("policy reloaded from {}", path.display());
+            }
+            Err(e) => tracing::error!("config reload refused, keeping the running policy: {e}"),
+        }
+    }
+}
+
+async fn sync_loop(
+    source: ConfluenceSource,
+    store: Arc<dyn Store>,
+    config: Config,
+    policy: PolicyHandle,
+) {
+    let interval = config.sync.interval;
+    if interval.is_zero() {
+        return;
+    }
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        // Spaces of the current policy (it may have been reloaded).
+        let keys: Vec<String> = {
+            let p = policy.current();
+            let mut keys: Vec<String> = p
+                .audiences()
+                .iter()
+                .flat_map(|a| a.spaces.iter().map(|s| s.as_str().to_string()))
+                .collect();
+            keys.sort();
+            keys.dedup();
+            keys
+        };
+        let opts = SyncOptions {
+            full: false,
+            max_attachment_bytes: wiring::max_attachment_bytes(&config),
+            overlap: config.sync.overlap,
+        };
+        match sync_spaces(&source, &*store, &keys, &opts, &Progress::quiet()).await {
+            Ok(report) => tracing::info!(
+                calls = report.calls,
+                "background sync done: {}",
+                report.to_string().replace('\n', "; ")
+            ),
+            Err(e) => tracing::warn!("background sync failed (will retry): {e}"),
+        }
+    }
+}

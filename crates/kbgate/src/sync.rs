@@ -1,0 +1,54 @@
+//! `kbgate sync`: mirror the audiences' spaces into the store.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use kbgate_config::Config;
+use kbgate_mirror::sync::{Progress, SyncOptions, confluence::ConfluenceSource, sync_spaces};
+
+use crate::wiring;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Re-read every page and attachment instead of only what changed since the last sync.
+    #[arg(long)]
+    full: bool,
+    /// Sync only this space (repeatable). Default: every space named by an audience.
+    #[arg(long = "space", value_name = "KEY")]
+    spaces: Vec<String>,
+}
+
+pub async fn run(config: &Path, args: Args) -> ExitCode {
+    match sync(config, args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => crate::fail(&e),
+    }
+}
+
+async fn sync(config: &Path, args: Args) -> anyhow::Result<()> {
+    let config = Config::load(config)?;
+    let client = wiring::confluence_client(&config)?;
+    let store = wiring::open_store(&config).await?;
+    let keys = if args.spaces.is_empty() {
+        wiring::mirrored_spaces(&config)
+    } else {
+        args.spaces
+    };
+    anyhow::ensure!(
+        !keys.is_empty(),
+        "no audience names a space: add an [[audience]] with spaces to {}",
+        config.path.display()
+    );
+    let source = ConfluenceSource::new(client);
+    let opts = SyncOptions {
+        full: args.full,
+        max_attachment_bytes: wiring::max_attachment_bytes(&config),
+        overlap: config.sync.overlap,
+    };
+    let report = sync_spaces(&source, &*store, &keys, &opts, &Progress::auto())
+        .await
+        .context("sync failed")?;
+    println!("{report}");
+    Ok(())
+}
