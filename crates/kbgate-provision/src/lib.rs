@@ -1,1 +1,44 @@
-//! Native mode: reconcile Confluence's own permissions with the policy.
+//! Native mode: keep Confluence's own access in line with the domain policy, like a
+//! terraform for customer access (issue 5, DESIGN.md §2).
+//!
+//! For audiences whose delivery is `guest`, `unlicensed` or `group`, the [`Reconciler`]
+//! computes the desired state from the policy and the known people ([`desired_state`]),
+//! reads the actual state from Confluence in bulk, and produces a [`Plan`] of actions, each
+//! with a reason. [`Reconciler::apply`] runs it with a journal in the store: each action is
+//! recorded as `pending` before its call and `done`/`failed`/`unknown` after it, so a killed
+//! run is resumed by the next one without doing anything twice (an invitation is never sent
+//! twice).
+//!
+//! Deliveries:
+//! - **group**: a `kbgate-<audience>` group with `read` on each space; people invited by
+//!   email in batches of 100 (an invitation grants the licence a member needs) and added by
+//!   account id once their invitation completes.
+//! - **guest**: people put on the site without product access (Jira `POST /rest/api/3/user`,
+//!   `products: []`), added to the `guests-kbgate-<audience>` guest group and given `read` on
+//!   the audience's one space (documented permission API, or the undocumented
+//!   `ResetExCoSpacePermissionsMutation` when `allow_undocumented_apis`).
+//! - **unlicensed**: unlicensed view on the spaces and the site-wide switch; people put on the
+//!   site without product access and verified with `check-access-by-email`.
+//!
+//! Safety rules: kbgate only ever grants `read` on `space`; it changes or revokes only what
+//! it recorded as created (ownership in the store), never a group, permission or membership
+//! it did not create; it never deletes Atlassian accounts.
+
+mod actual;
+mod apply;
+mod desired;
+mod diff;
+mod error;
+mod owned;
+mod people;
+mod plan;
+mod reconciler;
+
+pub use actual::ACCESS_CHECK_DISABLED;
+pub use apply::{ApplyProgress, ApplySummary, NoProgress, Outcome, state as journal_state};
+pub use desired::{DesiredAudience, DesiredState, desired_state, group_name, guest_group_name};
+pub use diff::GUESTS_PER_PAID_USER;
+pub use error::ProvisionError;
+pub use people::{BadRow, ImportReport, import_people_csv, list_people, record_access_request};
+pub use plan::{Action, Note, Op, Plan};
+pub use reconciler::{ReconcileOptions, Reconciler};

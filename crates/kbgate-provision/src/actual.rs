@@ -1,0 +1,372 @@
+//! The actual state, read from Confluence in bulk: members of kbgate's groups, permissions of
+//! the audiences' spaces, guests (only when undocumented APIs are allowed), account status by
+//! `users-bulk` (250 ids a call) and site access by `check-access-by-email` (100 emails a call).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use confluence_client::Client;
+use futures::TryStreamExt;
+use serde_json::Value;
+
+use crate::error::ProvisionError;
+use crate::owned::Subject;
+use crate::plan::Note;
+
+/// A space permission as listed by Confluence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Perm {
+    pub id: String,
+    pub subject: Subject,
+    pub operation: String,
+    pub target: String,
+}
+
+/// What `users-bulk` says about an account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UserInfo {
+    pub active: bool,
+    pub guest: bool,
+}
+
+/// A group as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct GroupState {
+    pub id: String,
+    /// account id → email (if visible).
+    pub members: BTreeMap<String, Option<String>>,
+}
+
+/// How an earlier invitation went, from the journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct InviteRecord {
+    /// `pending` (the run stopped mid-call), `unknown` (5xx: may have been sent), `done`,
+    /// `failed` (certainly not sent).
+    pub state: String,
+    pub at: DateTime<Utc>,
+}
+
+/// The actual state relevant to the plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Actual {
+    /// group name → state; absent name: looked up and not found.
+    pub groups: BTreeMap<String, GroupState>,
+    /// space key → id, for the spaces that exist.
+    pub space_ids: BTreeMap<String, String>,
+    /// Spaces the policy names that the site does not have.
+    pub missing_spaces: BTreeSet<String>,
+    /// space key → permissions.
+    pub permissions: BTreeMap<String, Vec<Perm>>,
+    /// guest account id → (email, assigned space); `None` when not read.
+    pub guests: Option<BTreeMap<String, (Option<String>, Option<String>)>>,
+    /// account id → status.
+    pub users: BTreeMap<String, UserInfo>,
+    /// email → account id (recorded by kbgate, or seen in group members and guests).
+    pub accounts: BTreeMap<String, String>,
+    /// Emails given to `check-access-by-email`.
+    pub checked: BTreeSet<String>,
+    /// Of those, the ones without access.
+    pub without_access: BTreeSet<String>,
+    /// `check-access-by-email` answered 503.
+    pub access_check_disabled: bool,
+    /// email → last invitation.
+    pub invites: BTreeMap<String, InviteRecord>,
+    /// Licensed users on the site, when needed and known.
+    pub licensed: Option<usize>,
+}
+
+impl Actual {
+    /// Whether the email has an active account on the site, as far as kbgate can tell:
+    /// `Some(true)` yes, `Some(false)` no, `None` unknown.
+    pub(crate) fn has_access(&self, email: &str) -> Option<bool> {
+        if let Some(id) = self.accounts.get(email)
+            && let Some(u) = self.users.get(id)
+        {
+            return Some(u.active);
+        }
+        if self.checked.contains(email) {
+            return Some(!self.without_access.contains(email));
+        }
+        None
+    }
+
+    /// The account id of an active account for `email`, if known.
+    pub(crate) fn active_account(&self, email: &str) -> Option<&str> {
+        let id = self.accounts.get(email)?;
+        match self.users.get(id) {
+            Some(u) if !u.active => None,
+            _ => Some(id.as_str()),
+        }
+    }
+
+    /// The read permission of `subject` on `space`, if it exists.
+    pub(crate) fn read_permission(&self, space: &str, subject: &Subject) -> Option<&Perm> {
+        self.permissions
+            .get(space)?
+            .iter()
+            .find(|p| &p.subject == subject && p.operation == "read" && p.target == "space")
+    }
+}
+
+fn wrap(what: &str) -> impl FnOnce(confluence_client::Error) -> ProvisionError + '_ {
+    move |e| ProvisionError::from_client(what, e)
+}
+
+/// Looks groups up by name and lists the members of those that exist.
+pub(crate) async fn read_groups(
+    client: &Client,
+    names: &BTreeSet<String>,
+    actual: &mut Actual,
+) -> Result<(), ProvisionError> {
+    for name in names {
+        let what = format!("look up group {name}");
+        let Some(g) = client.group_by_name(name).await.map_err(wrap(&what))? else {
+            continue;
+        };
+        let what = format!("list the members of group {name}");
+        let members: Vec<_> = client
+            .group_members(&g.id)
+            .try_collect()
+            .await
+            .map_err(wrap(&what))?;
+        let mut st = GroupState {
+            id: g.id.clone(),
+            members: BTreeMap::new(),
+        };
+        for m in members {
+            let Some(id) = m.account_id.clone() else {
+                continue;
+            };
+            let email = m.email.as_deref().filter(|e| !e.is_empty()).map(normalise);
+            if let Some(e) = &email {
+                actual
+                    .accounts
+                    .entry(e.clone())
+                    .or_insert_with(|| id.clone());
+            }
+            st.members.insert(id, email);
+        }
+        actual.groups.insert(name.clone(), st);
+    }
+    Ok(())
+}
+
+/// Space ids and permissions of `keys`.
+pub(crate) async fn read_spaces(
+    client: &Client,
+    keys: &BTreeSet<String>,
+    actual: &mut Actual,
+) -> Result<(), ProvisionError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let spaces: Vec<_> = client
+        .spaces(&list)
+        .try_collect()
+        .await
+        .map_err(wrap("look up the audiences' spaces"))?;
+    for s in spaces {
+        actual.space_ids.insert(s.key.clone(), s.id.clone());
+    }
+    for k in keys {
+        let Some(id) = actual.space_ids.get(k).cloned() else {
+            actual.missing_spaces.insert(k.clone());
+            continue;
+        };
+        let what = format!("list the permissions of space {k}");
+        let perms: Vec<_> = client
+            .space_permissions(&id)
+            .try_collect()
+            .await
+            .map_err(wrap(&what))?;
+        let list = perms
+            .into_iter()
+            .filter_map(|p| {
+                let pid = p.principal.id?;
+                let subject = match p.principal.principal_type.as_str() {
+                    "group" => Subject::Group(pid),
+                    "user" => Subject::User(pid),
+                    _ => return None,
+                };
+                Some(Perm {
+                    id: p.id,
+                    subject,
+                    operation: p.operation.key,
+                    target: p.operation.target_type.unwrap_or_else(|| "space".into()),
+                })
+            })
+            .collect();
+        actual.permissions.insert(k.clone(), list);
+    }
+    Ok(())
+}
+
+/// Guests by the undocumented `GuestDataQuery` (caller checks the opt-in).
+pub(crate) async fn read_guests(
+    client: &Client,
+    actual: &mut Actual,
+) -> Result<(), ProvisionError> {
+    let guests: Vec<_> = client
+        .undocumented()
+        .guest_data_query(false)
+        .try_collect()
+        .await
+        .map_err(wrap("list guests (GuestDataQuery)"))?;
+    let mut m = BTreeMap::new();
+    for g in guests {
+        let email = g.email.as_deref().filter(|e| !e.is_empty()).map(normalise);
+        if let Some(e) = &email {
+            actual
+                .accounts
+                .entry(e.clone())
+                .or_insert_with(|| g.account_id.clone());
+        }
+        let space = g
+            .spaces
+            .first()
+            .and_then(|s| s.get("key"))
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        m.insert(g.account_id, (email, space));
+    }
+    actual.guests = Some(m);
+    Ok(())
+}
+
+/// Status of accounts by `users-bulk` (250 a call).
+pub(crate) async fn read_users(
+    client: &Client,
+    ids: &BTreeSet<String>,
+    actual: &mut Actual,
+) -> Result<(), ProvisionError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let users = client
+        .users_bulk(&ids)
+        .await
+        .map_err(wrap("read accounts (users-bulk)"))?;
+    for u in users {
+        let active = u.is_active();
+        let guest = u.is_external_collaborator.unwrap_or(false);
+        actual
+            .users
+            .insert(u.account_id, UserInfo { active, guest });
+    }
+    // Ids Confluence no longer knows (deleted accounts) are inactive.
+    for id in ids {
+        actual.users.entry(id.to_owned()).or_insert(UserInfo {
+            active: false,
+            guest: false,
+        });
+    }
+    Ok(())
+}
+
+/// Site access by `check-access-by-email` (100 a call). A 503 means the API is disabled on
+/// the site: noted, not an error.
+pub(crate) async fn read_access(
+    client: &Client,
+    emails: &BTreeSet<String>,
+    actual: &mut Actual,
+    warnings: &mut Vec<Note>,
+) -> Result<(), ProvisionError> {
+    if emails.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<&str> = emails.iter().map(String::as_str).collect();
+    match client.check_access_by_email(&list).await {
+        Ok(a) => {
+            actual.checked.extend(emails.iter().cloned());
+            actual
+                .without_access
+                .extend(a.emails_without_access.iter().map(|e| normalise(e)));
+            // Emails Confluence calls invalid have no access either.
+            actual
+                .without_access
+                .extend(a.invalid_emails.iter().map(|e| normalise(e)));
+            Ok(())
+        }
+        Err(confluence_client::Error::ServiceUnavailable { .. }) => {
+            actual.access_check_disabled = true;
+            warnings.push(Note::general(ACCESS_CHECK_DISABLED));
+            Ok(())
+        }
+        Err(e) => Err(ProvisionError::from_client(
+            "check site access (check-access-by-email)",
+            e,
+        )),
+    }
+}
+
+/// The warning shown when `check-access-by-email` answers 503.
+pub const ACCESS_CHECK_DISABLED: &str = "check-access-by-email answered 503: this API is disabled on the site (it is an \
+     experimental Confluence API that Atlassian enables per site). kbgate falls back to what it \
+     knows: account ids it recorded, and Jira user creation (which answers \"already exists\" \
+     for people already on the site) instead of invite-by-email.";
+
+/// Counts licensed users as the members of the default product-access group.
+pub(crate) async fn read_licensed(
+    client: &Client,
+    group: &str,
+    actual: &mut Actual,
+) -> Result<(), ProvisionError> {
+    let what = format!("count licensed users (members of {group})");
+    let Some(g) = client.group_by_name(group).await.map_err(wrap(&what))? else {
+        return Ok(());
+    };
+    let n = client
+        .group_members(&g.id)
+        .try_fold(0usize, |n, _| async move { Ok(n + 1) })
+        .await
+        .map_err(wrap(&what))?;
+    actual.licensed = Some(n);
+    Ok(())
+}
+
+/// Learns account ids of `emails` from the members of `group` (invitees join the site's
+/// default product-access group once their invitation completes).
+pub(crate) async fn resolve_from_group(
+    client: &Client,
+    group: &str,
+    emails: &BTreeSet<String>,
+    actual: &mut Actual,
+) -> Result<(), ProvisionError> {
+    let what = format!("find invited people in {group}");
+    let Some(g) = client.group_by_name(group).await.map_err(wrap(&what))? else {
+        return Ok(());
+    };
+    let members: Vec<_> = client
+        .group_members(&g.id)
+        .try_collect()
+        .await
+        .map_err(wrap(&what))?;
+    actual.licensed = Some(members.len());
+    for m in members {
+        let (Some(id), Some(e)) = (m.account_id, m.email) else {
+            continue;
+        };
+        let e = normalise(&e);
+        if emails.contains(&e) {
+            actual.accounts.insert(e, id.clone());
+            actual.users.insert(
+                id,
+                UserInfo {
+                    active: true,
+                    guest: m.is_external_collaborator.unwrap_or(false),
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Emails as Confluence returns them, normalised like `kbgate_policy::Email` (falls back to
+/// lower-casing when they do not parse).
+pub(crate) fn normalise(e: &str) -> String {
+    kbgate_policy::Email::parse(e)
+        .map(|e| e.as_str().to_owned())
+        .unwrap_or_else(|_| e.trim().to_ascii_lowercase())
+}

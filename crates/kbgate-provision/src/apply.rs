@@ -1,0 +1,716 @@
+//! Journaled execution of a plan. Every action is written to the store's journal as
+//! `pending` before its call and as `done`, `skipped`, `failed` or `unknown` after it, so a
+//! run that is killed can be resumed: the next plan re-reads Confluence, and an invitation
+//! whose outcome is not known is not sent again (see `ReconcileOptions::invite_retry_after`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use confluence_client::{Client, PermissionSubject, SpaceOperation};
+use futures::StreamExt;
+use kbgate_store::{JournalEntry, PersonRecord, Store};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::error::{ProvisionError, describe_failure};
+use crate::owned::{self, Subject, kind};
+use crate::plan::{Action, Op, Plan};
+
+/// Journal states.
+pub mod state {
+    /// Recorded before the call.
+    pub const PENDING: &str = "pending";
+    /// The call succeeded (or its effect was already there).
+    pub const DONE: &str = "done";
+    /// Not attempted (a prerequisite failed or is missing).
+    pub const SKIPPED: &str = "skipped";
+    /// Refused by Confluence: certainly not done.
+    pub const FAILED: &str = "failed";
+    /// A 5xx or a broken connection on a write: it may or may not have happened.
+    pub const UNKNOWN: &str = "unknown";
+}
+
+/// How one action ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Done (or already so).
+    Done,
+    /// Not attempted, and why.
+    Skipped {
+        /// Why.
+        why: String,
+    },
+    /// Failed, with a message naming the fix where one is known.
+    Failed {
+        /// What went wrong.
+        error: String,
+        /// The write may have happened (5xx, broken connection).
+        uncertain: bool,
+    },
+}
+
+/// Progress of an apply, rendered by the binary (e.g. an indicatif bar). All methods have
+/// empty defaults.
+pub trait ApplyProgress: Send + Sync {
+    /// Called once with the number of actions.
+    fn started(&self, total: usize) {
+        let _ = total;
+    }
+    /// Called after each action.
+    fn finished(&self, action: &Action, outcome: &Outcome) {
+        let _ = (action, outcome);
+    }
+    /// Free-form news (phase changes, verification).
+    fn note(&self, message: &str) {
+        let _ = message;
+    }
+}
+
+/// Progress that shows nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoProgress;
+
+impl ApplyProgress for NoProgress {}
+
+/// What an apply did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ApplySummary {
+    /// Actions done.
+    pub done: usize,
+    /// Actions not attempted.
+    pub skipped: usize,
+    /// Actions that failed.
+    pub failed: usize,
+    /// `(action id, message)` of each failure.
+    pub failures: Vec<(String, String)>,
+    /// People created on the site whom `check-access-by-email` does not show yet.
+    pub unverified: Vec<String>,
+    /// HTTP requests sent to Confluence (retries included).
+    pub calls: u64,
+    /// Plan/apply rounds (1 for a single apply).
+    pub rounds: u32,
+}
+
+impl ApplySummary {
+    pub(crate) fn add(&mut self, o: ApplySummary) {
+        self.done += o.done;
+        self.skipped += o.skipped;
+        self.failed += o.failed;
+        self.failures.extend(o.failures);
+        self.unverified = o.unverified;
+        self.calls += o.calls;
+        self.rounds += o.rounds;
+    }
+}
+
+impl fmt::Display for ApplySummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "Apply: {} done, {} skipped, {} failed; {} Confluence call(s){}.",
+            self.done,
+            self.skipped,
+            self.failed,
+            self.calls,
+            if self.rounds > 1 {
+                format!(" over {} rounds", self.rounds)
+            } else {
+                String::new()
+            }
+        )?;
+        for (id, e) in self.failures.iter().take(20) {
+            writeln!(f, "  failed {id}: {e}")?;
+        }
+        if self.failures.len() > 20 {
+            writeln!(f, "  … and {} more failures", self.failures.len() - 20)?;
+        }
+        if !self.unverified.is_empty() {
+            writeln!(
+                f,
+                "  {} created people are not yet visible to check-access-by-email (e.g. {})",
+                self.unverified.len(),
+                self.unverified[0]
+            )?;
+        }
+        Ok(())
+    }
+}
+
+pub(crate) struct Exec<'a> {
+    pub client: &'a Client,
+    pub store: &'a dyn Store,
+    pub progress: &'a dyn ApplyProgress,
+    pub allow_undocumented: bool,
+    pub concurrency: usize,
+    pub now: DateTime<Utc>,
+    accounts: Mutex<BTreeMap<String, String>>,
+    group_ids: Mutex<BTreeMap<String, String>>,
+    failed_people: Mutex<BTreeSet<String>>,
+    created: Mutex<Vec<String>>,
+    summary: Mutex<ApplySummary>,
+    fatal: Mutex<Option<ProvisionError>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned lock only means a panic elsewhere; the data is still usable.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether a failed write may nevertheless have happened.
+fn uncertain(e: &confluence_client::Error) -> bool {
+    use confluence_client::Error as E;
+    matches!(
+        e,
+        E::Server { .. } | E::Transport { .. } | E::ServiceUnavailable { .. } | E::Decode { .. }
+    )
+}
+
+impl<'a> Exec<'a> {
+    pub(crate) fn new(
+        client: &'a Client,
+        store: &'a dyn Store,
+        progress: &'a dyn ApplyProgress,
+        allow_undocumented: bool,
+        concurrency: usize,
+        plan: &Plan,
+    ) -> Self {
+        Exec {
+            client,
+            store,
+            progress,
+            allow_undocumented,
+            concurrency: concurrency.max(1),
+            now: Utc::now(),
+            accounts: Mutex::new(plan.context.accounts.clone()),
+            group_ids: Mutex::new(plan.context.group_ids.clone()),
+            failed_people: Mutex::new(BTreeSet::new()),
+            created: Mutex::new(Vec::new()),
+            summary: Mutex::new(ApplySummary::default()),
+            fatal: Mutex::new(None),
+        }
+    }
+
+    pub(crate) async fn run(self, plan: &Plan) -> Result<ApplySummary, ProvisionError> {
+        let before = self.client.stats().total;
+        for email in &plan.context.discovered {
+            if let Ok(e) = kbgate_policy::Email::parse(email) {
+                self.store
+                    .add_person(&PersonRecord {
+                        email: e.as_str().to_owned(),
+                        domain: e.domain().as_str().to_owned(),
+                        source: "discovery".into(),
+                        created_at: self.now,
+                    })
+                    .await?;
+            }
+        }
+        self.progress.started(plan.actions.len());
+        let mut phases: BTreeMap<u8, Vec<&Action>> = BTreeMap::new();
+        for a in &plan.actions {
+            phases.entry(a.op.phase()).or_default().push(a);
+        }
+        for (_, actions) in phases {
+            if lock(&self.fatal).is_some() {
+                for a in actions {
+                    self.finish(
+                        a,
+                        Outcome::Skipped {
+                            why: "the run stopped after a fatal error".into(),
+                        },
+                    );
+                }
+                continue;
+            }
+            if matches!(actions[0].op, Op::Invite { .. }) {
+                let batches: Vec<&[&Action]> =
+                    actions.chunks(confluence_client::EMAILS_CAP).collect();
+                futures::stream::iter(batches)
+                    .for_each_concurrent(self.concurrency, |b| self.invite_batch(b))
+                    .await;
+            } else {
+                futures::stream::iter(actions)
+                    .for_each_concurrent(self.concurrency, |a| self.run_one(a))
+                    .await;
+            }
+        }
+        self.verify().await;
+        if let Some(e) = lock(&self.fatal).take() {
+            return Err(e);
+        }
+        let mut s = std::mem::take(&mut *lock(&self.summary));
+        s.calls = self.client.stats().total.saturating_sub(before);
+        s.rounds = 1;
+        Ok(s)
+    }
+
+    fn finish(&self, a: &Action, o: Outcome) {
+        {
+            let mut s = lock(&self.summary);
+            match &o {
+                Outcome::Done => s.done += 1,
+                Outcome::Skipped { .. } => s.skipped += 1,
+                Outcome::Failed { error, .. } => {
+                    s.failed += 1;
+                    s.failures.push((a.id.clone(), error.clone()));
+                }
+            }
+        }
+        self.progress.finished(a, &o);
+    }
+
+    fn entry(&self, a: &Action, state: &str, error: Option<&str>) -> JournalEntry {
+        let now = Utc::now();
+        JournalEntry {
+            action_id: a.id.clone(),
+            kind: a.op.kind().to_owned(),
+            target: match &a.op {
+                Op::Invite { email } | Op::CreateSiteUser { email } => email.clone(),
+                other => other.target(),
+            },
+            state: state.to_owned(),
+            detail: json!({ "audience": a.audience, "op": a.op, "reason": a.reason, "error": error }),
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    async fn journal(&self, a: &Action, state: &str, error: Option<&str>) -> bool {
+        match self.store.journal_put(&self.entry(a, state, error)).await {
+            Ok(()) => true,
+            Err(e) => {
+                lock(&self.fatal).get_or_insert(ProvisionError::Store(e));
+                false
+            }
+        }
+    }
+
+    fn state_of(o: &Outcome) -> (&'static str, Option<&str>) {
+        match o {
+            Outcome::Done => (state::DONE, None),
+            Outcome::Skipped { why } => (state::SKIPPED, Some(why)),
+            Outcome::Failed {
+                error,
+                uncertain: true,
+            } => (state::UNKNOWN, Some(error)),
+            Outcome::Failed { error, .. } => (state::FAILED, Some(error)),
+        }
+    }
+
+    async fn run_one(&self, a: &Action) {
+        if lock(&self.fatal).is_some() {
+            self.finish(
+                a,
+                Outcome::Skipped {
+                    why: "the run stopped after a fatal error".into(),
+                },
+            );
+            return;
+        }
+        if !self.journal(a, state::PENDING, None).await {
+            return;
+        }
+        let outcome = match self.execute(a).await {
+            Ok(o) => o,
+            Err(Fail::Client(what, e)) => self.client_failure(&what, e),
+            Err(Fail::Store(e)) => {
+                lock(&self.fatal).get_or_insert(ProvisionError::Store(e));
+                Outcome::Failed {
+                    error: "store error".into(),
+                    uncertain: true,
+                }
+            }
+        };
+        if let (Outcome::Failed { .. } | Outcome::Skipped { .. }, Some(email)) =
+            (&outcome, person_of(&a.op))
+        {
+            if matches!(a.op, Op::CreateSiteUser { .. }) {
+                lock(&self.failed_people).insert(email.to_owned());
+            }
+        }
+        let (st, err) = Self::state_of(&outcome);
+        self.journal(a, st, err).await;
+        self.finish(a, outcome);
+    }
+
+    fn client_failure(&self, what: &str, e: confluence_client::Error) -> Outcome {
+        let error = describe_failure(what, &e);
+        let unc = uncertain(&e);
+        if matches!(e, confluence_client::Error::Unauthorized { .. }) {
+            lock(&self.fatal).get_or_insert(ProvisionError::from_client(what, e));
+        }
+        Outcome::Failed {
+            error,
+            uncertain: unc,
+        }
+    }
+
+    async fn invite_batch(&self, batch: &[&Action]) {
+        if lock(&self.fatal).is_some() {
+            for a in batch {
+                self.finish(
+                    a,
+                    Outcome::Skipped {
+                        why: "the run stopped after a fatal error".into(),
+                    },
+                );
+            }
+            return;
+        }
+        for a in batch {
+            if !self.journal(a, state::PENDING, None).await {
+                return;
+            }
+        }
+        let emails: Vec<&str> = batch.iter().filter_map(|a| person_of(&a.op)).collect();
+        let outcome = match self.client.invite_by_email(&emails).await {
+            Ok(()) => Outcome::Done,
+            Err(e) => self.client_failure("invite by email", e),
+        };
+        let (st, err) = Self::state_of(&outcome);
+        for a in batch {
+            self.journal(a, st, err).await;
+            self.finish(a, outcome.clone());
+        }
+    }
+
+    fn account(&self, email: &str) -> Result<String, Outcome> {
+        if let Some(id) = lock(&self.accounts).get(email) {
+            return Ok(id.clone());
+        }
+        let why = if lock(&self.failed_people).contains(email) {
+            "creating the person's account did not succeed".to_owned()
+        } else {
+            "the person's account id is not known yet".to_owned()
+        };
+        Err(Outcome::Skipped { why })
+    }
+
+    fn group_id(&self, group: &str) -> Result<String, Outcome> {
+        lock(&self.group_ids)
+            .get(group)
+            .cloned()
+            .ok_or_else(|| Outcome::Skipped {
+                why: format!("group {group} does not exist (creating it failed)"),
+            })
+    }
+
+    async fn own(&self, r: kbgate_store::OwnedResource) -> Result<(), Fail> {
+        self.store.record_owned(&r).await.map_err(Fail::Store)
+    }
+
+    async fn forget(&self, kind: &str, target: &str) -> Result<(), Fail> {
+        self.store
+            .forget_owned(kind, target)
+            .await
+            .map(drop)
+            .map_err(Fail::Store)
+    }
+
+    async fn execute(&self, a: &Action) -> Result<Outcome, Fail> {
+        let c = self.client;
+        let now = self.now;
+        match &a.op {
+            Op::CreateGroup { group } => {
+                let what = format!("create group {group}");
+                let g = match c.create_group(group).await {
+                    Ok(g) => g,
+                    Err(e) if e.is_already_exists() => {
+                        // Ours only if an earlier run of kbgate sent this very creation.
+                        let earlier = self.store.journal_get(&a.id).await.map_err(Fail::Store)?;
+                        let ours = earlier.is_some_and(|j| {
+                            j.state == state::PENDING || j.state == state::UNKNOWN
+                        });
+                        if !ours {
+                            return Ok(Outcome::Failed {
+                                error: format!(
+                                    "{what}: a group of that name appeared meanwhile; kbgate does not take over groups it did not create"
+                                ),
+                                uncertain: false,
+                            });
+                        }
+                        match c
+                            .group_by_name(group)
+                            .await
+                            .map_err(|e| Fail::Client(what.clone(), e))?
+                        {
+                            Some(g) => g,
+                            None => return Err(Fail::Client(what, e)),
+                        }
+                    }
+                    Err(e) => return Err(Fail::Client(what, e)),
+                };
+                self.own(owned::record(
+                    kind::GROUP,
+                    group,
+                    json!({ "id": g.id, "audience": a.audience }),
+                    now,
+                ))
+                .await?;
+                lock(&self.group_ids).insert(group.clone(), g.id);
+                Ok(Outcome::Done)
+            }
+            Op::GrantGroupRead { space, group } => {
+                let gid = match self.group_id(group) {
+                    Ok(g) => g,
+                    Err(o) => return Ok(o),
+                };
+                let what = format!("give group {group} read on space {space}");
+                match c
+                    .add_space_permission(
+                        space,
+                        &PermissionSubject::group(gid.clone()),
+                        &SpaceOperation::read_space(),
+                    )
+                    .await
+                {
+                    Ok(_) => {}
+                    Err(e) if e.is_already_exists() => {}
+                    Err(e) => return Err(Fail::Client(what, e)),
+                }
+                let target = owned::read_target(space, &Subject::Group(gid));
+                self.own(owned::record(
+                    kind::SPACE_READ,
+                    &target,
+                    json!({ "audience": a.audience, "holder": format!("group {group}") }),
+                    now,
+                ))
+                .await?;
+                Ok(Outcome::Done)
+            }
+            Op::RevokeSpacePermission {
+                space,
+                permission_id,
+                ..
+            } => {
+                let what = format!("remove permission {permission_id} from space {space}");
+                match c.remove_space_permission(space, permission_id).await {
+                    Ok(()) => {}
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(Fail::Client(what, e)),
+                }
+                // Forget whichever owned read this permission was.
+                let owned = self
+                    .store
+                    .owned(Some(kind::SPACE_READ))
+                    .await
+                    .map_err(Fail::Store)?;
+                let holder_targets: Vec<String> = owned
+                    .into_iter()
+                    .filter(|r| {
+                        r.target.starts_with(&format!("{space}|"))
+                            && r.detail.get("audience").and_then(|v| v.as_str())
+                                == Some(a.audience.as_str())
+                    })
+                    .filter(|r| match &a.op {
+                        Op::RevokeSpacePermission { holder, .. } => {
+                            r.detail.get("holder").and_then(|v| v.as_str()) == Some(holder.as_str())
+                        }
+                        _ => false,
+                    })
+                    .map(|r| r.target)
+                    .collect();
+                for t in holder_targets {
+                    self.forget(kind::SPACE_READ, &t).await?;
+                }
+                Ok(Outcome::Done)
+            }
+            Op::SetUnlicensedView { space, enable } => {
+                let what = format!(
+                    "switch unlicensed view of {space} {}",
+                    if *enable { "on" } else { "off" }
+                );
+                c.set_unlicensed_view(space, *enable)
+                    .await
+                    .map_err(|e| Fail::Client(what, e))?;
+                if *enable {
+                    self.own(owned::record(
+                        kind::UNLICENSED_VIEW,
+                        space,
+                        json!({ "audience": a.audience }),
+                        now,
+                    ))
+                    .await?;
+                } else {
+                    self.forget(kind::UNLICENSED_VIEW, space).await?;
+                }
+                Ok(Outcome::Done)
+            }
+            Op::SetGlobalUnlicensedAccess { enable } => {
+                let what = "switch the site's unlicensed access".to_owned();
+                c.set_global_unlicensed_access(*enable)
+                    .await
+                    .map_err(|e| Fail::Client(what, e))?;
+                if *enable {
+                    self.own(owned::record(
+                        kind::GLOBAL_UNLICENSED,
+                        "site",
+                        json!({ "audience": a.audience }),
+                        now,
+                    ))
+                    .await?;
+                } else {
+                    self.forget(kind::GLOBAL_UNLICENSED, "site").await?;
+                }
+                Ok(Outcome::Done)
+            }
+            Op::CreateSiteUser { email } => {
+                let what = format!("put {email} on the site (Jira user, no products)");
+                match c.create_site_user(email).await {
+                    Ok(u) => {
+                        self.own(owned::account_record(email, &u.account_id, true, now))
+                            .await?;
+                        lock(&self.accounts).insert(email.clone(), u.account_id);
+                        lock(&self.created).push(email.clone());
+                        Ok(Outcome::Done)
+                    }
+                    Err(e) if e.is_already_exists() => Ok(Outcome::Skipped {
+                        why: "already on the site".into(),
+                    }),
+                    Err(e) => Err(Fail::Client(what, e)),
+                }
+            }
+            Op::Invite { .. } => Ok(Outcome::Skipped {
+                why: "invitations are sent in batches".into(),
+            }),
+            Op::AddGroupMember { group, email } => {
+                let id = match self.account(email) {
+                    Ok(id) => id,
+                    Err(o) => return Ok(o),
+                };
+                let gid = match self.group_id(group) {
+                    Ok(g) => g,
+                    Err(o) => return Ok(o),
+                };
+                let what = format!("add {email} to group {group}");
+                c.add_group_member(&gid, &id)
+                    .await
+                    .map_err(|e| Fail::Client(what, e))?;
+                self.own(owned::account_record(email, &id, false, now))
+                    .await?;
+                self.own(owned::record(
+                    kind::GROUP_MEMBER,
+                    &owned::member_target(group, &id),
+                    json!({ "audience": a.audience, "email": email }),
+                    now,
+                ))
+                .await?;
+                Ok(Outcome::Done)
+            }
+            Op::RemoveGroupMember {
+                group,
+                account_id,
+                email,
+            } => {
+                let gid = match self.group_id(group) {
+                    Ok(g) => g,
+                    Err(o) => return Ok(o),
+                };
+                let what = format!("remove {email} from group {group}");
+                match c.remove_group_member(&gid, account_id).await {
+                    Ok(()) => {}
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(Fail::Client(what, e)),
+                }
+                self.forget(kind::GROUP_MEMBER, &owned::member_target(group, account_id))
+                    .await?;
+                Ok(Outcome::Done)
+            }
+            Op::AssignGuestSpace { email, space } => {
+                let id = match self.account(email) {
+                    Ok(id) => id,
+                    Err(o) => return Ok(o),
+                };
+                let what = format!("assign space {space} to guest {email}");
+                if self.allow_undocumented {
+                    let r = c
+                        .undocumented()
+                        .reset_ex_co_space_permissions(&id, space)
+                        .await
+                        .map_err(|e| Fail::Client(what.clone(), e))?;
+                    if !r.success {
+                        return Ok(Outcome::Failed {
+                            error: format!(
+                                "{what}: Confluence refused: {}",
+                                serde_json::Value::Array(r.errors)
+                            ),
+                            uncertain: false,
+                        });
+                    }
+                } else {
+                    match c
+                        .add_space_permission(
+                            space,
+                            &PermissionSubject::user(id.clone()),
+                            &SpaceOperation::read_space(),
+                        )
+                        .await
+                    {
+                        Ok(_) => {}
+                        Err(e) if e.is_already_exists() => {}
+                        Err(e) => return Err(Fail::Client(what, e)),
+                    }
+                }
+                self.own(owned::account_record(email, &id, false, now))
+                    .await?;
+                let target = owned::read_target(space, &Subject::User(id));
+                self.own(owned::record(
+                    kind::SPACE_READ,
+                    &target,
+                    json!({ "audience": a.audience, "holder": email }),
+                    now,
+                ))
+                .await?;
+                Ok(Outcome::Done)
+            }
+        }
+    }
+
+    /// Checks, in batches of 100, that the people created in this run now have site access.
+    async fn verify(&self) {
+        let created = std::mem::take(&mut *lock(&self.created));
+        if created.is_empty() || lock(&self.fatal).is_some() {
+            return;
+        }
+        self.progress.note(&format!(
+            "verifying {} new site users with check-access-by-email",
+            created.len()
+        ));
+        match self.client.check_access_by_email(&created).await {
+            Ok(a) => {
+                let missing: BTreeSet<String> = a
+                    .emails_without_access
+                    .iter()
+                    .map(|e| crate::actual::normalise(e))
+                    .collect();
+                lock(&self.summary).unverified = created
+                    .into_iter()
+                    .filter(|e| missing.contains(e))
+                    .collect();
+            }
+            Err(confluence_client::Error::ServiceUnavailable { .. }) => {
+                self.progress.note(crate::actual::ACCESS_CHECK_DISABLED);
+            }
+            Err(e) => self
+                .progress
+                .note(&format!("could not verify new site users: {e}")),
+        }
+    }
+}
+
+enum Fail {
+    Client(String, confluence_client::Error),
+    Store(kbgate_store::StoreError),
+}
+
+fn person_of(op: &Op) -> Option<&str> {
+    match op {
+        Op::CreateSiteUser { email }
+        | Op::Invite { email }
+        | Op::AddGroupMember { email, .. }
+        | Op::AssignGuestSpace { email, .. } => Some(email),
+        _ => None,
+    }
+}

@@ -1,0 +1,893 @@
+//! The difference between desired and actual state (pure): the plan.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Duration, Utc};
+use kbgate_policy::Delivery;
+
+use crate::actual::Actual;
+use crate::desired::{DesiredAudience, DesiredState};
+use crate::owned::{Owned, Subject};
+use crate::plan::{Action, Note, Op, Plan};
+
+/// Confluence's guest allowance: 5 free guests per paid user.
+pub const GUESTS_PER_PAID_USER: usize = 5;
+
+/// Knobs of the diff.
+#[derive(Debug, Clone)]
+pub(crate) struct DiffOptions {
+    pub now: DateTime<Utc>,
+    /// An invitation whose outcome is unknown (run stopped mid-call, or a 5xx) is sent again
+    /// only after this long, and only if the person still has no access.
+    pub invite_retry_after: Duration,
+}
+
+#[derive(Default)]
+struct Counts {
+    inactive: BTreeSet<String>,
+    unknown_id: BTreeSet<String>,
+    waiting_invite: BTreeSet<String>,
+    other_guest_space: BTreeSet<String>,
+}
+
+/// Computes the plan.
+pub(crate) fn diff(
+    desired: &DesiredState,
+    owned: &Owned,
+    actual: &Actual,
+    o: &DiffOptions,
+) -> Plan {
+    let mut plan = Plan::empty(o.now);
+    plan.warnings.extend(desired.warnings.iter().cloned());
+    plan.refusals.extend(desired.refusals.iter().cloned());
+    let mut frozen = desired.frozen.clone();
+    let mut counts: BTreeMap<String, Counts> = BTreeMap::new();
+
+    for k in &actual.missing_spaces {
+        plan.refusals.push(Note::general(format!(
+            "space {k} is named by the policy but does not exist on the site (or the service \
+             account cannot see it); nothing is granted on it"
+        )));
+    }
+
+    // Groups kbgate would manage but did not create: hands off.
+    for a in &desired.audiences {
+        if let Some(g) = &a.group
+            && actual.groups.contains_key(g)
+            && !owned.groups.contains_key(g)
+        {
+            plan.refusals.push(Note::for_audience(
+                &a.name,
+                format!(
+                    "group {g} already exists but kbgate did not create it; kbgate never \
+                     changes a group it did not create. Rename or delete that group, or rename \
+                     the audience. Nothing is changed for this audience."
+                ),
+            ));
+            frozen.insert(a.name.clone());
+        }
+    }
+
+    let mut planned_guests = 0usize;
+    let mut global_needed = false;
+    for a in &desired.audiences {
+        if frozen.contains(&a.name) {
+            continue;
+        }
+        let c = counts.entry(a.name.clone()).or_default();
+        match a.delivery {
+            Delivery::Group => plan_group(a, actual, o, &mut plan, c),
+            Delivery::Guest => {
+                planned_guests += plan_guest(a, owned, actual, o, &mut plan, c);
+            }
+            Delivery::Unlicensed => {
+                global_needed = true;
+                plan_unlicensed(a, owned, actual, &mut plan, c);
+            }
+            Delivery::Portal => {}
+        }
+    }
+    if global_needed
+        && !owned.global_unlicensed
+        && let Some(first) = desired
+            .audiences
+            .iter()
+            .find(|a| a.delivery == Delivery::Unlicensed && !frozen.contains(&a.name))
+    {
+        plan.actions.push(Action::new(
+            &first.name,
+            Op::SetGlobalUnlicensedAccess { enable: true },
+            "unlicensed audiences need the site-wide unlicensed access switch on",
+        ));
+    }
+
+    revoke(desired, &frozen, owned, actual, &mut plan);
+
+    // The guest allowance.
+    if planned_guests > 0 {
+        let current = actual.guests.as_ref().map(|g| g.len());
+        match actual.licensed {
+            Some(licensed) => {
+                let total = current.unwrap_or(0) + planned_guests;
+                if total > licensed * GUESTS_PER_PAID_USER {
+                    plan.warnings.push(Note::general(format!(
+                        "guests would exceed Confluence's allowance of {GUESTS_PER_PAID_USER} per \
+                         paid user: {} existing{} + {planned_guests} new > {} ({licensed} \
+                         licensed users). Confluence will refuse the guests beyond the \
+                         allowance. Way out: delivery = \"portal\" (no seats, no guest limit), \
+                         or more paid users.",
+                        current.map(|c| c.to_string()).unwrap_or_else(|| "?".into()),
+                        if current.is_none() {
+                            " (unknown without allow_undocumented_apis)"
+                        } else {
+                            ""
+                        },
+                        licensed * GUESTS_PER_PAID_USER
+                    )));
+                }
+            }
+            None => plan.warnings.push(Note::general(format!(
+                "{planned_guests} new guests planned; the number of licensed users is unknown, \
+                 so kbgate cannot check the allowance of {GUESTS_PER_PAID_USER} guests per paid \
+                 user"
+            ))),
+        }
+    }
+
+    for (aud, c) in counts {
+        let sample =
+            |s: &BTreeSet<String>| s.iter().take(3).cloned().collect::<Vec<_>>().join(", ");
+        if !c.inactive.is_empty() {
+            plan.warnings.push(Note::for_audience(
+                &aud,
+                format!(
+                    "{} people have a deactivated or closed Atlassian account and cannot read \
+                     until an admin reactivates it (e.g. {})",
+                    c.inactive.len(),
+                    sample(&c.inactive)
+                ),
+            ));
+        }
+        if !c.unknown_id.is_empty() {
+            plan.warnings.push(Note::for_audience(
+                &aud,
+                format!(
+                    "{} people are already on the site but kbgate does not know their account id \
+                     (accounts made outside kbgate); Confluence has no lookup by email in the \
+                     APIs kbgate uses. Add them to the group (or assign the guest space) by hand \
+                     once; kbgate then sees them as members (e.g. {})",
+                    c.unknown_id.len(),
+                    sample(&c.unknown_id)
+                ),
+            ));
+        }
+        if !c.waiting_invite.is_empty() {
+            plan.warnings.push(Note::for_audience(
+                &aud,
+                format!(
+                    "{} people were invited and are not on the site yet; they are added once \
+                     their invitation completes, and are not invited twice (e.g. {})",
+                    c.waiting_invite.len(),
+                    sample(&c.waiting_invite)
+                ),
+            ));
+        }
+        if !c.other_guest_space.is_empty() {
+            plan.warnings.push(Note::for_audience(
+                &aud,
+                format!(
+                    "{} people are already guests of another space, which kbgate did not \
+                     assign; a guest has one space, so they are left as they are (e.g. {})",
+                    c.other_guest_space.len(),
+                    sample(&c.other_guest_space)
+                ),
+            ));
+        }
+    }
+
+    // People whose accounts kbgate created and who are in no audience any more.
+    let wanted: BTreeSet<&str> = desired
+        .audiences
+        .iter()
+        .flat_map(|a| a.members.iter().map(String::as_str))
+        .collect();
+    let gone: Vec<&String> = owned
+        .accounts
+        .iter()
+        .filter(|(e, (_, created))| *created && !wanted.contains(e.as_str()))
+        .map(|(e, _)| e)
+        .collect();
+    if !gone.is_empty() {
+        plan.warnings.push(Note::general(format!(
+            "{} people kbgate put on the site are in no audience any more. kbgate took back \
+             what it granted them, but it never deletes Atlassian accounts; unlicensed view is \
+             site-wide, so deactivate their accounts in admin.atlassian.com if they must lose \
+             it too (e.g. {})",
+            gone.len(),
+            gone[0]
+        )));
+    }
+
+    plan.context.accounts = actual.accounts.clone();
+    plan.context.group_ids = actual
+        .groups
+        .iter()
+        .map(|(n, g)| (n.clone(), g.id.clone()))
+        .collect();
+    plan.sort();
+    plan
+}
+
+fn domain_reason(a: &DesiredAudience, email: &str) -> String {
+    let domain = email.rsplit('@').next().unwrap_or("");
+    format!("{domain} is in audience {} ({})", a.name, a.delivery)
+}
+
+/// Plans the account of one person; returns true when an account will exist after apply
+/// (already active, or created in this run) with a known or soon-known id.
+fn plan_account(
+    a: &DesiredAudience,
+    email: &str,
+    actual: &Actual,
+    o: &DiffOptions,
+    plan: &mut Plan,
+    c: &mut Counts,
+    prefer_invite: bool,
+) -> bool {
+    if actual.active_account(email).is_some() {
+        return true;
+    }
+    if actual.accounts.contains_key(email) {
+        c.inactive.insert(email.to_owned());
+        return false;
+    }
+    match actual.has_access(email) {
+        Some(true) => {
+            c.unknown_id.insert(email.to_owned());
+            false
+        }
+        Some(false) | None => {
+            if let Some(inv) = actual.invites.get(email) {
+                let retry = match inv.state.as_str() {
+                    "failed" => true,
+                    "done" => false,
+                    _ => o.now - inv.at >= o.invite_retry_after,
+                };
+                if !retry {
+                    c.waiting_invite.insert(email.to_owned());
+                    return false;
+                }
+            }
+            if prefer_invite && !actual.access_check_disabled {
+                plan.actions.push(Action::new(
+                    &a.name,
+                    Op::Invite {
+                        email: email.to_owned(),
+                    },
+                    format!(
+                        "{}; not on the site (invitation grants the licence group members need)",
+                        domain_reason(a, email)
+                    ),
+                ));
+                false
+            } else {
+                plan.actions.push(Action::new(
+                    &a.name,
+                    Op::CreateSiteUser {
+                        email: email.to_owned(),
+                    },
+                    format!(
+                        "{}; not on the site (created with no product access)",
+                        domain_reason(a, email)
+                    ),
+                ));
+                true
+            }
+        }
+    }
+}
+
+fn plan_membership(
+    a: &DesiredAudience,
+    group: &str,
+    email: &str,
+    actual: &Actual,
+    plan: &mut Plan,
+) {
+    let is_member = actual
+        .active_account(email)
+        .zip(actual.groups.get(group))
+        .is_some_and(|(id, g)| g.members.contains_key(id));
+    if !is_member {
+        plan.actions.push(Action::new(
+            &a.name,
+            Op::AddGroupMember {
+                group: group.to_owned(),
+                email: email.to_owned(),
+            },
+            domain_reason(a, email),
+        ));
+    }
+}
+
+fn plan_group(
+    a: &DesiredAudience,
+    actual: &Actual,
+    o: &DiffOptions,
+    plan: &mut Plan,
+    c: &mut Counts,
+) {
+    let Some(group) = a.group.as_deref() else {
+        return;
+    };
+    let group_state = actual.groups.get(group);
+    if group_state.is_none() {
+        plan.actions.push(Action::new(
+            &a.name,
+            Op::CreateGroup {
+                group: group.to_owned(),
+            },
+            format!("audience {} is delivered by a group", a.name),
+        ));
+    }
+    for space in &a.spaces {
+        if actual.missing_spaces.contains(space) {
+            continue;
+        }
+        let has = group_state.is_some_and(|g| {
+            actual
+                .read_permission(space, &Subject::Group(g.id.clone()))
+                .is_some()
+        });
+        if !has {
+            plan.actions.push(Action::new(
+                &a.name,
+                Op::GrantGroupRead {
+                    space: space.clone(),
+                    group: group.to_owned(),
+                },
+                format!("audience {} reads space {space}", a.name),
+            ));
+        }
+    }
+    for email in &a.members {
+        if plan_account(a, email, actual, o, plan, c, true) {
+            plan_membership(a, group, email, actual, plan);
+        }
+    }
+}
+
+/// Returns the number of people who would become guests.
+fn plan_guest(
+    a: &DesiredAudience,
+    owned: &Owned,
+    actual: &Actual,
+    o: &DiffOptions,
+    plan: &mut Plan,
+    c: &mut Counts,
+) -> usize {
+    let (Some(group), Some(space)) = (a.group.as_deref(), a.spaces.first()) else {
+        return 0;
+    };
+    if actual.missing_spaces.contains(space) {
+        return 0;
+    }
+    if !actual.groups.contains_key(group) {
+        plan.actions.push(Action::new(
+            &a.name,
+            Op::CreateGroup {
+                group: group.to_owned(),
+            },
+            format!(
+                "audience {} is delivered to guests; the group needs the guest role in \
+                 admin.atlassian.com",
+                a.name
+            ),
+        ));
+    }
+    let mut new_guests = 0;
+    for email in &a.members {
+        if !plan_account(a, email, actual, o, plan, c, false) {
+            continue;
+        }
+        let id = actual.active_account(email);
+        let is_guest = id
+            .and_then(|id| actual.users.get(id))
+            .is_some_and(|u| u.guest);
+        plan_membership(a, group, email, actual, plan);
+        if let Some(id) = id {
+            let subject = Subject::User(id.to_owned());
+            if actual.read_permission(space, &subject).is_some() {
+                continue;
+            }
+            // Already a guest of another space that kbgate did not assign: leave it.
+            let elsewhere = actual
+                .guests
+                .as_ref()
+                .and_then(|g| g.get(id))
+                .and_then(|(_, s)| s.clone())
+                .filter(|s| s != space);
+            if let Some(other) = elsewhere {
+                let ours = owned
+                    .reads
+                    .iter()
+                    .any(|r| r.space == other && r.subject == subject);
+                if !ours {
+                    c.other_guest_space.insert(email.clone());
+                    continue;
+                }
+            }
+        }
+        if !is_guest {
+            new_guests += 1;
+        }
+        plan.actions.push(Action::new(
+            &a.name,
+            Op::AssignGuestSpace {
+                email: email.clone(),
+                space: space.clone(),
+            },
+            domain_reason(a, email),
+        ));
+    }
+    new_guests
+}
+
+fn plan_unlicensed(
+    a: &DesiredAudience,
+    owned: &Owned,
+    actual: &Actual,
+    plan: &mut Plan,
+    c: &mut Counts,
+) {
+    for space in &a.spaces {
+        if !owned.unlicensed_view.contains_key(space) {
+            plan.actions.push(Action::new(
+                &a.name,
+                Op::SetUnlicensedView {
+                    space: space.clone(),
+                    enable: true,
+                },
+                format!(
+                    "audience {} reads space {space} as unlicensed users (needs Jira Service \
+                     Management on the site)",
+                    a.name
+                ),
+            ));
+        }
+    }
+    for email in &a.members {
+        if actual.active_account(email).is_some() {
+            continue;
+        }
+        if actual.accounts.contains_key(email) {
+            c.inactive.insert(email.clone());
+            continue;
+        }
+        if actual.has_access(email) == Some(true) {
+            continue;
+        }
+        plan.actions.push(Action::new(
+            &a.name,
+            Op::CreateSiteUser {
+                email: email.clone(),
+            },
+            format!(
+                "{}; not on the site (created with no product access: no seat)",
+                domain_reason(a, email)
+            ),
+        ));
+    }
+}
+
+fn revoke(
+    desired: &DesiredState,
+    frozen: &BTreeSet<String>,
+    owned: &Owned,
+    actual: &Actual,
+    plan: &mut Plan,
+) {
+    let why = |aud: &str, what: &str| -> String {
+        match desired.audience(aud) {
+            None => {
+                format!("audience {aud} is no longer active (removed, expired or no longer native)")
+            }
+            Some(_) => what.to_owned(),
+        }
+    };
+    // Memberships.
+    for m in &owned.members {
+        if frozen.contains(&m.audience) {
+            continue;
+        }
+        let keep = desired.audience(&m.audience).is_some_and(|a| {
+            a.group.as_deref() == Some(m.group.as_str()) && a.members.contains(&m.email)
+        });
+        if keep {
+            continue;
+        }
+        let present = actual
+            .groups
+            .get(&m.group)
+            .is_some_and(|g| g.members.contains_key(&m.account_id));
+        if present {
+            plan.actions.push(Action::new(
+                &m.audience,
+                Op::RemoveGroupMember {
+                    group: m.group.clone(),
+                    email: m.email.clone(),
+                    account_id: m.account_id.clone(),
+                },
+                why(
+                    &m.audience,
+                    &format!(
+                        "{} is no longer in audience {} (person removed, domain removed or denied)",
+                        m.email, m.audience
+                    ),
+                ),
+            ));
+        }
+    }
+    // Space permissions.
+    for r in &owned.reads {
+        if frozen.contains(&r.audience) {
+            continue;
+        }
+        let keep = desired.audience(&r.audience).is_some_and(|a| {
+            if !a.spaces.contains(&r.space) {
+                return false;
+            }
+            match (&r.subject, a.delivery) {
+                (Subject::Group(id), Delivery::Group) => a
+                    .group
+                    .as_ref()
+                    .and_then(|g| owned.groups.get(g))
+                    .is_some_and(|(gid, _)| gid == id),
+                (Subject::User(_), Delivery::Guest) => a.members.contains(&r.holder),
+                _ => false,
+            }
+        });
+        if keep {
+            continue;
+        }
+        if let Some(p) = actual.read_permission(&r.space, &r.subject) {
+            plan.actions.push(Action::new(
+                &r.audience,
+                Op::RevokeSpacePermission {
+                    space: r.space.clone(),
+                    permission_id: p.id.clone(),
+                    holder: r.holder.clone(),
+                },
+                why(
+                    &r.audience,
+                    &format!(
+                        "{} no longer reads {} through audience {}",
+                        r.holder, r.space, r.audience
+                    ),
+                ),
+            ));
+        }
+    }
+    // Unlicensed view.
+    let unlicensed_spaces: BTreeSet<&str> = desired
+        .audiences
+        .iter()
+        .filter(|a| a.delivery == Delivery::Unlicensed)
+        .flat_map(|a| a.spaces.iter().map(String::as_str))
+        .collect();
+    for (space, aud) in &owned.unlicensed_view {
+        if frozen.contains(aud) || unlicensed_spaces.contains(space.as_str()) {
+            continue;
+        }
+        plan.actions.push(Action::new(
+            aud,
+            Op::SetUnlicensedView {
+                space: space.clone(),
+                enable: false,
+            },
+            format!("no active unlicensed audience reads {space} any more"),
+        ));
+    }
+    let any_unlicensed =
+        !unlicensed_spaces.is_empty() || owned.unlicensed_view.values().any(|a| frozen.contains(a));
+    if owned.global_unlicensed && !any_unlicensed {
+        plan.actions.push(Action::new(
+            "-",
+            Op::SetGlobalUnlicensedAccess { enable: false },
+            "no active unlicensed audience is left",
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actual::{GroupState, InviteRecord, Perm, UserInfo};
+    use crate::owned::{OwnedMember, OwnedRead};
+
+    fn opts() -> DiffOptions {
+        DiffOptions {
+            now: "2026-05-01T12:00:00Z".parse().unwrap(),
+            invite_retry_after: Duration::hours(24),
+        }
+    }
+
+    fn aud(name: &str, delivery: Delivery, spaces: &[&str], members: &[&str]) -> DesiredAudience {
+        DesiredAudience {
+            name: name.into(),
+            delivery,
+            spaces: spaces.iter().map(|s| s.to_string()).collect(),
+            members: members.iter().map(|s| s.to_string()).collect(),
+            group: match delivery {
+                Delivery::Group => Some(crate::desired::group_name(name)),
+                Delivery::Guest => Some(crate::desired::guest_group_name(name)),
+                _ => None,
+            },
+        }
+    }
+
+    fn desired(a: Vec<DesiredAudience>) -> DesiredState {
+        DesiredState {
+            audiences: a,
+            ..Default::default()
+        }
+    }
+
+    fn kinds(p: &Plan) -> Vec<(&'static str, String)> {
+        p.actions
+            .iter()
+            .map(|a| (a.op.kind(), a.op.target()))
+            .collect()
+    }
+
+    #[test]
+    fn fresh_group_audience() {
+        let d = desired(vec![aud(
+            "acme",
+            Delivery::Group,
+            &["KB"],
+            &["ann@acme.com"],
+        )]);
+        let mut act = Actual::default();
+        act.checked.insert("ann@acme.com".into());
+        act.without_access.insert("ann@acme.com".into());
+        let p = diff(&d, &Owned::default(), &act, &opts());
+        assert_eq!(
+            kinds(&p),
+            vec![
+                ("create-group", "kbgate-acme".to_string()),
+                ("grant-group-read", "KB ← group kbgate-acme".to_string()),
+                ("invite", "ann@acme.com".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn group_in_sync_is_empty_and_foreign_group_is_refused() {
+        let d = desired(vec![aud(
+            "acme",
+            Delivery::Group,
+            &["KB"],
+            &["ann@acme.com"],
+        )]);
+        let mut act = Actual::default();
+        act.groups.insert(
+            "kbgate-acme".into(),
+            GroupState {
+                id: "g1".into(),
+                members: [("u1".to_string(), Some("ann@acme.com".to_string()))].into(),
+            },
+        );
+        act.permissions.insert(
+            "KB".into(),
+            vec![Perm {
+                id: "p1".into(),
+                subject: Subject::Group("g1".into()),
+                operation: "read".into(),
+                target: "space".into(),
+            }],
+        );
+        act.accounts.insert("ann@acme.com".into(), "u1".into());
+        act.users.insert(
+            "u1".into(),
+            UserInfo {
+                active: true,
+                guest: false,
+            },
+        );
+        let mut owned = Owned::default();
+        owned
+            .groups
+            .insert("kbgate-acme".into(), ("g1".into(), "acme".into()));
+        let p = diff(&d, &owned, &act, &opts());
+        assert!(p.is_empty(), "{p}");
+        // The same group, not created by kbgate: refused, nothing planned.
+        let p = diff(&d, &Owned::default(), &act, &opts());
+        assert!(p.is_empty());
+        assert!(p.refusals[0].message.contains("did not create"));
+    }
+
+    #[test]
+    fn invites_are_not_repeated() {
+        let d = desired(vec![aud(
+            "acme",
+            Delivery::Group,
+            &["KB"],
+            &["ann@acme.com", "bob@acme.com"],
+        )]);
+        let mut act = Actual::default();
+        for e in ["ann@acme.com", "bob@acme.com"] {
+            act.checked.insert(e.into());
+            act.without_access.insert(e.into());
+        }
+        let at = opts().now - Duration::minutes(5);
+        act.invites.insert(
+            "ann@acme.com".into(),
+            InviteRecord {
+                state: "pending".into(),
+                at,
+            },
+        );
+        act.invites.insert(
+            "bob@acme.com".into(),
+            InviteRecord {
+                state: "failed".into(),
+                at,
+            },
+        );
+        let p = diff(&d, &Owned::default(), &act, &opts());
+        let invites: Vec<_> = p
+            .actions
+            .iter()
+            .filter(|a| a.op.kind() == "invite")
+            .collect();
+        assert_eq!(invites.len(), 1);
+        assert_eq!(invites[0].op.target(), "bob@acme.com");
+        assert!(
+            p.warnings
+                .iter()
+                .any(|w| w.message.contains("not invited twice"))
+        );
+        // Long after, an unconfirmed invitation is sent again.
+        let mut later = opts();
+        later.now += Duration::hours(25);
+        let p = diff(&d, &Owned::default(), &act, &later);
+        assert_eq!(
+            p.actions.iter().filter(|a| a.op.kind() == "invite").count(),
+            2
+        );
+    }
+
+    #[test]
+    fn revokes_only_what_kbgate_owns() {
+        // Audience gone: its member and permission are revoked; a foreign member stays.
+        let d = desired(vec![]);
+        let mut act = Actual::default();
+        act.groups.insert(
+            "kbgate-acme".into(),
+            GroupState {
+                id: "g1".into(),
+                members: [
+                    ("u1".to_string(), Some("ann@acme.com".to_string())),
+                    ("u2".to_string(), Some("someone@else.com".to_string())),
+                ]
+                .into(),
+            },
+        );
+        act.permissions.insert(
+            "KB".into(),
+            vec![
+                Perm {
+                    id: "p1".into(),
+                    subject: Subject::Group("g1".into()),
+                    operation: "read".into(),
+                    target: "space".into(),
+                },
+                Perm {
+                    id: "p2".into(),
+                    subject: Subject::Group("other".into()),
+                    operation: "read".into(),
+                    target: "space".into(),
+                },
+            ],
+        );
+        let mut owned = Owned::default();
+        owned
+            .groups
+            .insert("kbgate-acme".into(), ("g1".into(), "acme".into()));
+        owned.members.push(OwnedMember {
+            group: "kbgate-acme".into(),
+            account_id: "u1".into(),
+            email: "ann@acme.com".into(),
+            audience: "acme".into(),
+        });
+        owned.reads.push(OwnedRead {
+            space: "KB".into(),
+            subject: Subject::Group("g1".into()),
+            audience: "acme".into(),
+            holder: "group kbgate-acme".into(),
+        });
+        owned.unlicensed_view.insert("DOCS".into(), "old".into());
+        owned.global_unlicensed = true;
+        let p = diff(&d, &owned, &act, &opts());
+        let k = kinds(&p);
+        assert!(
+            k.contains(&("remove-group-member", "ann@acme.com in kbgate-acme".into())),
+            "{k:?}"
+        );
+        assert!(
+            k.iter()
+                .any(|(kind, t)| *kind == "revoke-space-permission" && t.contains("p1")),
+            "{k:?}"
+        );
+        assert!(
+            !k.iter()
+                .any(|(_, t)| t.contains("p2") || t.contains("someone@else.com")),
+            "{k:?}"
+        );
+        assert!(k.contains(&("set-unlicensed-view", "DOCS off".into())));
+        assert!(k.contains(&("set-global-unlicensed-access", "off".into())));
+        assert_eq!(p.counts().1, p.actions.len());
+    }
+
+    #[test]
+    fn unlicensed_creates_people_without_access_only() {
+        let d = desired(vec![aud(
+            "u",
+            Delivery::Unlicensed,
+            &["KB"],
+            &["a@x.com", "b@x.com", "c@x.com"],
+        )]);
+        let mut act = Actual::default();
+        act.checked
+            .extend(["a@x.com".to_string(), "b@x.com".to_string()]);
+        act.without_access.insert("a@x.com".into());
+        act.accounts.insert("c@x.com".into(), "u3".into());
+        act.users.insert(
+            "u3".into(),
+            UserInfo {
+                active: false,
+                guest: false,
+            },
+        );
+        let p = diff(&d, &Owned::default(), &act, &opts());
+        let k = kinds(&p);
+        assert!(k.contains(&("create-site-user", "a@x.com".into())));
+        assert!(!k.iter().any(|(_, t)| t == "b@x.com" || t == "c@x.com"));
+        assert!(k.contains(&("set-unlicensed-view", "KB on".into())));
+        assert!(k.contains(&("set-global-unlicensed-access", "on".into())));
+        assert!(p.warnings.iter().any(|w| w.message.contains("deactivated")));
+    }
+
+    #[test]
+    fn guests_warn_beyond_the_allowance() {
+        let members: Vec<String> = (0..12).map(|i| format!("g{i}@x.com")).collect();
+        let refs: Vec<&str> = members.iter().map(String::as_str).collect();
+        let d = desired(vec![aud("g", Delivery::Guest, &["KB"], &refs)]);
+        let mut act = Actual::default();
+        for m in &members {
+            act.checked.insert(m.clone());
+            act.without_access.insert(m.clone());
+        }
+        act.licensed = Some(2);
+        act.guests = Some(BTreeMap::new());
+        let p = diff(&d, &Owned::default(), &act, &opts());
+        assert_eq!(
+            p.actions
+                .iter()
+                .filter(|a| a.op.kind() == "assign-guest-space")
+                .count(),
+            12
+        );
+        assert!(
+            p.warnings
+                .iter()
+                .any(|w| w.message.contains("allowance") && w.message.contains("portal")),
+            "{:?}",
+            p.warnings
+        );
+        act.licensed = Some(3);
+        let p = diff(&d, &Owned::default(), &act, &opts());
+        assert!(!p.warnings.iter().any(|w| w.message.contains("exceed")));
+    }
+}

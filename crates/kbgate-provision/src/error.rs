@@ -1,0 +1,122 @@
+//! Errors of native mode. Each names the fix, so an operator reading `kbgate plan` output
+//! knows what to change without reading code.
+
+use kbgate_store::StoreError;
+
+/// Errors that stop a plan or an apply. Per-action failures during apply are not errors:
+/// they are counted in [`crate::ApplySummary`] with their message.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProvisionError {
+    /// 401: the site refused the service account's credentials.
+    #[error(
+        "Confluence refused the service account's credentials (401 on {path}). Fix: check \
+         [confluence] email and the API token (the api_token source in kbgate.toml); an \
+         Atlassian API token belongs to exactly one account email and may have been revoked \
+         or expired"
+    )]
+    Unauthorized {
+        /// Request path.
+        path: String,
+    },
+    /// 403: authenticated, but the service account lacks an admin permission.
+    #[error(
+        "the service account is not allowed to {what} (403 on {path}). Fix: give it {needs}. \
+         Confluence said: {message}"
+    )]
+    Forbidden {
+        /// What kbgate was doing.
+        what: String,
+        /// Request path.
+        path: String,
+        /// The permission the call needs.
+        needs: String,
+        /// Atlassian's message.
+        message: String,
+    },
+    /// Any other failure of a call that the run cannot do without.
+    #[error("{what}: {source}")]
+    Confluence {
+        /// What kbgate was doing.
+        what: String,
+        /// The client error.
+        #[source]
+        source: confluence_client::Error,
+    },
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// A people CSV file cannot be used at all (no header, no `email` column, unreadable).
+    #[error("people CSV: {0}")]
+    Csv(String),
+}
+
+impl ProvisionError {
+    /// Wraps a client error, turning 401 and 403 into errors that name the fix.
+    pub fn from_client(what: impl Into<String>, e: confluence_client::Error) -> Self {
+        let what = what.into();
+        match e {
+            confluence_client::Error::Unauthorized { path, .. } => {
+                ProvisionError::Unauthorized { path }
+            }
+            confluence_client::Error::Forbidden {
+                path,
+                message,
+                hint,
+            } => ProvisionError::Forbidden {
+                what,
+                path,
+                needs: hint.to_owned(),
+                message,
+            },
+            source => ProvisionError::Confluence { what, source },
+        }
+    }
+}
+
+/// A one-line description of a per-action failure that names the fix where one is known.
+pub(crate) fn describe_failure(what: &str, e: &confluence_client::Error) -> String {
+    match e {
+        confluence_client::Error::Forbidden { hint, message, .. } => {
+            format!("{what}: forbidden (403); fix: give the service account {hint} ({message})")
+        }
+        confluence_client::Error::Unauthorized { .. } => {
+            format!("{what}: unauthorized (401); fix: check [confluence] email and the API token")
+        }
+        other => format!("{what}: {other}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forbidden_names_the_permission() {
+        let e = ProvisionError::from_client(
+            "add a member to group kbgate-acme",
+            confluence_client::Error::Forbidden {
+                path: "/wiki/rest/api/group/userByGroupId".into(),
+                message: "nope".into(),
+                hint: "Confluence administrator (site admin) rights",
+            },
+        );
+        let s = e.to_string();
+        assert!(s.contains("403"), "{s}");
+        assert!(s.contains("site admin"), "{s}");
+        assert!(s.contains("add a member to group kbgate-acme"), "{s}");
+    }
+
+    #[test]
+    fn unauthorized_names_the_token() {
+        let e = ProvisionError::from_client(
+            "x",
+            confluence_client::Error::Unauthorized {
+                path: "/wiki/api/v2/users-bulk".into(),
+                message: "bad".into(),
+            },
+        );
+        let s = e.to_string();
+        assert!(s.contains("401") && s.contains("API token"), "{s}");
+    }
+}

@@ -1,0 +1,294 @@
+//! [`Reconciler`]: the entry point the binary uses for `kbgate plan` and `kbgate apply`.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use confluence_client::Client;
+use kbgate_config::ConfluenceConfig;
+use kbgate_policy::{Delivery, Email, Policy};
+use kbgate_store::Store;
+
+use crate::actual::{self, Actual, InviteRecord};
+use crate::apply::{ApplyProgress, ApplySummary, Exec};
+use crate::desired::desired_state;
+use crate::diff::{DiffOptions, diff};
+use crate::error::ProvisionError;
+use crate::owned::Owned;
+use crate::plan::{Op, Plan};
+
+/// Knobs of a reconcile.
+#[derive(Debug, Clone)]
+pub struct ReconcileOptions {
+    /// Use the undocumented `cgraphql` operations (`GuestDataQuery` to list guests,
+    /// `ResetExCoSpacePermissionsMutation` to assign a guest's space). From
+    /// `[confluence] allow_undocumented_apis`; default false.
+    pub allow_undocumented_apis: bool,
+    /// The group every licensed user is in (the site's default Confluence product-access
+    /// group). Used to count licensed users for the guest allowance and to find the account
+    /// ids of invited people once their invitation completes.
+    pub default_access_group: String,
+    /// Licensed users on the site, if the operator knows; otherwise counted when needed.
+    pub licensed_users: Option<usize>,
+    /// Concurrent single-object writes during apply.
+    pub concurrency: usize,
+    /// An invitation whose outcome is unknown (the run was killed mid-call, or Confluence
+    /// answered 5xx) is sent again only after this long, and only if the person still has no
+    /// access. Invitations known to be done are never sent again.
+    pub invite_retry_after: Duration,
+    /// The time policy expiry is evaluated at; `None` = now. (Tests and `--at`.)
+    pub now: Option<DateTime<Utc>>,
+}
+
+impl Default for ReconcileOptions {
+    fn default() -> Self {
+        ReconcileOptions {
+            allow_undocumented_apis: false,
+            default_access_group: "confluence-users".into(),
+            licensed_users: None,
+            concurrency: 8,
+            invite_retry_after: Duration::hours(24),
+            now: None,
+        }
+    }
+}
+
+impl ReconcileOptions {
+    /// Defaults, with the opt-in for undocumented APIs taken from the configuration.
+    pub fn from_config(c: &ConfluenceConfig) -> Self {
+        ReconcileOptions {
+            allow_undocumented_apis: c.allow_undocumented_apis,
+            ..Default::default()
+        }
+    }
+}
+
+/// Plans and applies native-mode provisioning for one site.
+pub struct Reconciler {
+    client: Client,
+    store: Arc<dyn Store>,
+    policy: Policy,
+    options: ReconcileOptions,
+}
+
+impl std::fmt::Debug for Reconciler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reconciler")
+            .field("client", &self.client)
+            .field("store", &self.store.backend())
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Reconciler {
+    /// A reconciler over a client, a store and a policy.
+    pub fn new(
+        client: Client,
+        store: Arc<dyn Store>,
+        policy: Policy,
+        options: ReconcileOptions,
+    ) -> Self {
+        Reconciler {
+            client,
+            store,
+            policy,
+            options,
+        }
+    }
+
+    /// The client (for its call statistics).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Replaces the policy (e.g. after a config reload).
+    pub fn set_policy(&mut self, policy: Policy) {
+        self.policy = policy;
+    }
+
+    /// Changes the options.
+    pub fn options_mut(&mut self) -> &mut ReconcileOptions {
+        &mut self.options
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.options.now.unwrap_or_else(Utc::now)
+    }
+
+    /// Computes the plan: reads the store and Confluence (reads only, batched) and compares
+    /// with the policy. Makes no writes anywhere.
+    pub async fn plan(&self) -> Result<Plan, ProvisionError> {
+        let now = self.now();
+        let client = &self.client;
+        let owned = Owned::load(&*self.store).await?;
+        let people = self.store.people().await?;
+        let mut actual = Actual::default();
+        let mut warnings = Vec::new();
+        for (e, (id, _)) in &owned.accounts {
+            actual.accounts.insert(e.clone(), id.clone());
+        }
+        for j in self.store.journal_list(None).await? {
+            if j.kind == "invite" {
+                actual.invites.insert(
+                    j.target.clone(),
+                    InviteRecord {
+                        state: j.state.clone(),
+                        at: j.updated_at,
+                    },
+                );
+            }
+        }
+
+        // Guests on the site (opt-in), so that unassigned ones are picked up.
+        let guest_audiences = self
+            .policy
+            .audiences_for_delivery(Delivery::Guest)
+            .next()
+            .is_some();
+        if self.options.allow_undocumented_apis && guest_audiences {
+            actual::read_guests(client, &mut actual).await?;
+        }
+        let mut emails: BTreeSet<String> = people.iter().map(|p| p.email.clone()).collect();
+        let mut discovered = Vec::new();
+        if let Some(guests) = &actual.guests {
+            for (email, _) in guests.values() {
+                let Some(email) = email else { continue };
+                let Ok(e) = Email::parse(email) else { continue };
+                let wanted = self
+                    .policy
+                    .granting_audiences(e.domain(), now)
+                    .iter()
+                    .any(|a| a.delivery == Delivery::Guest);
+                if wanted && emails.insert(e.as_str().to_owned()) {
+                    discovered.push(e.as_str().to_owned());
+                }
+            }
+        }
+        let desired = desired_state(&self.policy, emails.iter().map(String::as_str), now);
+
+        // Groups kbgate manages (desired or owned).
+        let mut groups: BTreeSet<String> = desired
+            .audiences
+            .iter()
+            .filter_map(|a| a.group.clone())
+            .collect();
+        groups.extend(owned.groups.keys().cloned());
+        actual::read_groups(client, &groups, &mut actual).await?;
+
+        // Spaces whose permissions matter.
+        let mut spaces: BTreeSet<String> = desired
+            .audiences
+            .iter()
+            .filter(|a| a.delivery != Delivery::Unlicensed)
+            .flat_map(|a| a.spaces.iter().cloned())
+            .collect();
+        spaces.extend(owned.reads.iter().map(|r| r.space.clone()));
+        actual::read_spaces(client, &spaces, &mut actual).await?;
+
+        // Account status of everyone kbgate knows an id for.
+        let wanted: BTreeSet<&str> = desired
+            .audiences
+            .iter()
+            .flat_map(|a| a.members.iter().map(String::as_str))
+            .collect();
+        let mut ids: BTreeSet<String> = wanted
+            .iter()
+            .filter_map(|e| actual.accounts.get(*e).cloned())
+            .collect();
+        ids.extend(owned.members.iter().map(|m| m.account_id.clone()));
+        actual::read_users(client, &ids, &mut actual).await?;
+
+        // Site access of the others.
+        let unknown: BTreeSet<String> = wanted
+            .iter()
+            .filter(|e| !actual.accounts.contains_key(**e))
+            .map(|e| (*e).to_owned())
+            .collect();
+        actual::read_access(client, &unknown, &mut actual, &mut warnings).await?;
+
+        // Invited people who have arrived: find their account ids.
+        let arrived: BTreeSet<String> = unknown
+            .iter()
+            .filter(|e| actual.invites.contains_key(*e) && actual.has_access(e) == Some(true))
+            .cloned()
+            .collect();
+        if !arrived.is_empty() {
+            actual::resolve_from_group(
+                client,
+                &self.options.default_access_group,
+                &arrived,
+                &mut actual,
+            )
+            .await?;
+        }
+
+        let o = DiffOptions {
+            now,
+            invite_retry_after: self.options.invite_retry_after,
+        };
+        let mut plan = diff(&desired, &owned, &actual, &o);
+        let new_guests = plan
+            .actions
+            .iter()
+            .any(|a| matches!(a.op, Op::AssignGuestSpace { .. }));
+        if new_guests && actual.licensed.is_none() {
+            actual.licensed = self.options.licensed_users;
+            if actual.licensed.is_none() {
+                actual::read_licensed(client, &self.options.default_access_group, &mut actual)
+                    .await?;
+            }
+            plan = diff(&desired, &owned, &actual, &o);
+        }
+        plan.warnings.extend(warnings);
+        plan.context.discovered = discovered;
+        Ok(plan)
+    }
+
+    /// Applies a plan with the journal. Per-action failures are counted in the summary (the
+    /// next plan shows what is still to do); a 401 or a store failure stops the run with an
+    /// error.
+    pub async fn apply(
+        &self,
+        plan: &Plan,
+        progress: &dyn ApplyProgress,
+    ) -> Result<ApplySummary, ProvisionError> {
+        Exec::new(
+            &self.client,
+            &*self.store,
+            progress,
+            self.options.allow_undocumented_apis,
+            self.options.concurrency,
+            plan,
+        )
+        .run(plan)
+        .await
+    }
+
+    /// Plans and applies until the plan is empty, a round makes no progress, or `max_rounds`
+    /// rounds ran (retries transient failures by re-reading the actual state). Returns the
+    /// last plan (what is left) and the summed summary.
+    pub async fn converge(
+        &self,
+        progress: &dyn ApplyProgress,
+        max_rounds: u32,
+    ) -> Result<(Plan, ApplySummary), ProvisionError> {
+        let before = self.client.stats().total;
+        let mut total = ApplySummary::default();
+        let mut plan = self.plan().await?;
+        for _ in 0..max_rounds.max(1) {
+            if plan.is_empty() {
+                break;
+            }
+            let s = self.apply(&plan, progress).await?;
+            let progressed = s.done > 0;
+            total.add(s);
+            plan = self.plan().await?;
+            if !progressed {
+                break;
+            }
+        }
+        total.calls = self.client.stats().total.saturating_sub(before);
+        Ok((plan, total))
+    }
+}
