@@ -394,13 +394,9 @@ fn plan_guest(
         let is_guest = id
             .and_then(|id| actual.users.get(id))
             .is_some_and(|u| u.guest);
-        plan_membership(a, group, email, actual, plan);
         if let Some(id) = id {
             let subject = Subject::User(id.to_owned());
-            if actual.read_permission(space, &subject).is_some() {
-                continue;
-            }
-            // Already a guest of another space that kbgate did not assign: leave it.
+            // Already a guest of another space that kbgate did not assign: leave them be.
             let elsewhere = actual
                 .guests
                 .as_ref()
@@ -417,6 +413,12 @@ fn plan_guest(
                     continue;
                 }
             }
+            plan_membership(a, group, email, actual, plan);
+            if actual.read_permission(space, &subject).is_some() {
+                continue;
+            }
+        } else {
+            plan_membership(a, group, email, actual, plan);
         }
         if !is_guest {
             new_guests += 1;

@@ -152,14 +152,20 @@ impl Reconciler {
         let mut emails: BTreeSet<String> = people.iter().map(|p| p.email.clone()).collect();
         let mut discovered = Vec::new();
         if let Some(guests) = &actual.guests {
-            for (email, _) in guests.values() {
+            for (email, assigned) in guests.values() {
                 let Some(email) = email else { continue };
                 let Ok(e) = Email::parse(email) else { continue };
+                // Unassigned guests (or guests of the audience's own space) are picked up;
+                // guests of other spaces belong to someone else.
                 let wanted = self
                     .policy
                     .granting_audiences(e.domain(), now)
                     .iter()
-                    .any(|a| a.delivery == Delivery::Guest);
+                    .any(|a| {
+                        a.delivery == Delivery::Guest
+                            && a.spaces.len() == 1
+                            && assigned.as_ref().is_none_or(|s| s == a.spaces[0].as_str())
+                    });
                 if wanted && emails.insert(e.as_str().to_owned()) {
                     discovered.push(e.as_str().to_owned());
                 }
