@@ -1,1 +1,3 @@
 //! Mirror sync from Confluence and storage-format rendering.
+
+pub mod render;

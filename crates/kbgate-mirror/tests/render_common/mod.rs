@@ -1,0 +1,147 @@
+//! Shared helpers for the render tests: a `PageAccess` double for one viewer.
+#![allow(dead_code)]
+
+use std::collections::{HashMap, HashSet};
+
+use kbgate_mirror::render::{PageAccess, PageTarget, PrepareContext, prepare};
+
+/// A mirror of a few pages plus the set of pages this viewer may read.
+#[derive(Default)]
+pub struct Mirror {
+    /// (space, title) → (id, stored string)
+    pub pages: HashMap<(String, String), (String, String)>,
+    /// parent id → child (space, title)s
+    pub children: HashMap<String, Vec<(String, String)>>,
+    /// (space, title) the viewer may read
+    pub readable: HashSet<(String, String)>,
+}
+
+impl Mirror {
+    /// Adds a page rendered from `storage`; `readable` says whether this viewer may read it.
+    pub fn add(&mut self, space: &str, id: &str, title: &str, storage: &str, readable: bool) {
+        let p = prepare(
+            storage,
+            &PrepareContext {
+                space_key: space,
+                page_id: id,
+            },
+        );
+        let key = (space.to_string(), title.to_string());
+        self.pages.insert(key.clone(), (id.to_string(), p.encode()));
+        if readable {
+            self.readable.insert(key);
+        }
+    }
+
+    pub fn add_child(&mut self, parent_id: &str, space: &str, title: &str) {
+        self.children
+            .entry(parent_id.to_string())
+            .or_default()
+            .push((space.to_string(), title.to_string()));
+    }
+
+    fn target(&self, space: &str, title: &str) -> Option<PageTarget> {
+        let key = (space.to_string(), title.to_string());
+        if !self.readable.contains(&key) {
+            return None;
+        }
+        let (id, _) = self.pages.get(&key)?;
+        Some(PageTarget {
+            url: format!("/spaces/{space}/pages/{id}"),
+            title: title.to_string(),
+            id: id.clone(),
+        })
+    }
+}
+
+impl PageAccess for Mirror {
+    fn page_link(&self, space_key: &str, title: &str) -> Option<PageTarget> {
+        self.target(space_key, title)
+    }
+
+    fn page_stored_html(&self, space_key: &str, title: &str) -> Option<String> {
+        self.target(space_key, title)?;
+        self.pages
+            .get(&(space_key.to_string(), title.to_string()))
+            .map(|(_, s)| s.clone())
+    }
+
+    fn children(&self, page_id: &str) -> Vec<PageTarget> {
+        self.children
+            .get(page_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|(s, t)| self.target(s, t))
+            .collect()
+    }
+
+    fn attachment_url(&self, space_key: &str, page_title: &str, file_name: &str) -> Option<String> {
+        let t = self.target(space_key, page_title)?;
+        Some(format!("/attachments/{}/{file_name}", t.id))
+    }
+}
+
+/// Renders a body as page 100 of space KB and resolves it for `access`.
+pub fn render_with(storage: &str, access: &dyn PageAccess) -> String {
+    let p = prepare(
+        storage,
+        &PrepareContext {
+            space_key: "KB",
+            page_id: "100",
+        },
+    );
+    kbgate_mirror::render::resolve(&p.encode(), access)
+}
+
+/// Renders a body with an empty mirror (nothing else readable).
+pub fn render(storage: &str) -> String {
+    render_with(storage, &Mirror::default())
+}
+
+/// Asserts that rendered HTML carries nothing executable.
+pub fn assert_inert(html: &str) {
+    let lower = html.to_ascii_lowercase();
+    for bad in [
+        "<script",
+        "javascript:",
+        "vbscript:",
+        "<iframe",
+        "<object",
+        "<embed",
+        "<style",
+        "<meta",
+        "<svg",
+        "<form",
+        "data:",
+        "style=",
+        "<base",
+        "<link",
+    ] {
+        assert!(!lower.contains(bad), "found {bad:?} in {html}");
+    }
+    // No event-handler attributes: ` on…=` inside a tag.
+    let mut in_tag = false;
+    let bytes = lower.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        match b {
+            b'<' => in_tag = true,
+            b'>' => in_tag = false,
+            b' ' | b'\t' | b'\n' | b'/' if in_tag => {
+                let rest = &lower[i + 1..];
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphabetic())
+                    .collect();
+                assert!(
+                    !(name.starts_with("on") && rest[name.len()..].trim_start().starts_with('=')),
+                    "event handler attribute in {html}"
+                );
+            }
+            _ => {}
+        }
+    }
+    assert!(
+        !html.chars().any(|c| ('\u{E000}'..='\u{F8FF}').contains(&c)),
+        "token char left in {html}"
+    );
+}
