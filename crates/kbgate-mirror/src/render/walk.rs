@@ -630,16 +630,17 @@ impl Walker<'_> {
             }
             Some(t) if t.name == "ri:url" => {
                 let value = t.attr("ri:value").unwrap_or("");
-                let text = or(value);
                 match safe_href(value) {
                     Some(href) => {
+                        let text = or(&href);
                         out.push_str("<a href=\"");
                         escape_into(out, &href);
                         out.push_str("\">");
                         self.text_node(&text, out);
                         out.push_str("</a>");
                     }
-                    None => self.text_node(&text, out),
+                    // An unsafe URL is not even shown as text; the body, if any, is.
+                    None => self.text_node(&body, out),
                 }
             }
             Some(t) if t.name == "ri:user" => {
