@@ -71,6 +71,9 @@ pub(crate) struct Actual {
     pub access_check_disabled: bool,
     /// email → last invitation.
     pub invites: BTreeMap<String, InviteRecord>,
+    /// Emails for which Jira user creation answered "already exists" although
+    /// `check-access-by-email` shows no access (e.g. JSM portal-only customer accounts).
+    pub exists_without_access: BTreeSet<String>,
     /// Licensed users on the site, when needed and known.
     pub licensed: Option<usize>,
 }

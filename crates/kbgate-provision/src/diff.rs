@@ -28,6 +28,7 @@ struct Counts {
     unknown_id: BTreeSet<String>,
     waiting_invite: BTreeSet<String>,
     other_guest_space: BTreeSet<String>,
+    exists_elsewhere: BTreeSet<String>,
 }
 
 /// Computes the plan.
@@ -172,6 +173,19 @@ pub(crate) fn diff(
                 ),
             ));
         }
+        if !c.exists_elsewhere.is_empty() {
+            plan.warnings.push(Note::for_audience(
+                &aud,
+                format!(
+                    "{} people have an Atlassian account that is not a site user (e.g. a Jira \
+                     Service Management portal-only customer): Jira answers \"already exists\" \
+                     and check-access-by-email shows no access. Convert them in \
+                     admin.atlassian.com; kbgate does not retry (e.g. {})",
+                    c.exists_elsewhere.len(),
+                    sample(&c.exists_elsewhere)
+                ),
+            ));
+        }
         if !c.other_guest_space.is_empty() {
             plan.warnings.push(Note::for_audience(
                 &aud,
@@ -247,6 +261,10 @@ fn plan_account(
             false
         }
         Some(false) | None => {
+            if actual.exists_without_access.contains(email) {
+                c.exists_elsewhere.insert(email.to_owned());
+                return false;
+            }
             if let Some(inv) = actual.invites.get(email) {
                 let retry = match inv.state.as_str() {
                     "failed" => true,
@@ -467,6 +485,10 @@ fn plan_unlicensed(
             continue;
         }
         if actual.has_access(email) == Some(true) {
+            continue;
+        }
+        if actual.exists_without_access.contains(email) {
+            c.exists_elsewhere.insert(email.clone());
             continue;
         }
         plan.actions.push(Action::new(

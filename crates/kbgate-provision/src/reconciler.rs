@@ -129,6 +129,9 @@ impl Reconciler {
             actual.accounts.insert(e.clone(), id.clone());
         }
         for j in self.store.journal_list(None).await? {
+            if j.kind == "create-site-user" && j.state == crate::apply::state::SKIPPED {
+                actual.exists_without_access.insert(j.target.clone());
+            }
             if j.kind == "invite" {
                 actual.invites.insert(
                     j.target.clone(),
