@@ -112,7 +112,7 @@ fn is_void(name: &str) -> bool {
 
 /// Parses a storage-format body. Never fails: malformed input degrades to a best-effort tree.
 pub(crate) fn parse(storage: &str) -> Element {
-    let wrapped = format!("<{ROOT}>{storage}</{ROOT}>");
+    let wrapped = format!("<{ROOT}>{}</{ROOT}>", escape_stray_lt(storage));
     let mut reader = Reader::from_str(&wrapped);
     {
         let cfg = reader.config_mut();
@@ -177,6 +177,47 @@ pub(crate) fn parse(storage: &str) -> Element {
         }
     }
     b.finish()
+}
+
+/// Escapes a `<` that cannot start markup (`a < b`), as an HTML parser would read it as
+/// text; CDATA sections and comments are copied untouched.
+fn escape_stray_lt(s: &str) -> std::borrow::Cow<'_, str> {
+    let stray = |rest: &str| {
+        !rest[1..]
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || matches!(c, '/' | '!' | '?'))
+    };
+    // Fast path: nothing to do for well-formed bodies.
+    if !s.match_indices('<').any(|(i, _)| stray(&s[i..])) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    let mut rest = s;
+    while let Some(i) = rest.find('<') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let section_end = if rest.starts_with("<![CDATA[") {
+            Some("]]>")
+        } else if rest.starts_with("<!--") {
+            Some("-->")
+        } else {
+            None
+        };
+        if let Some(end) = section_end {
+            let len = rest.find(end).map_or(rest.len(), |j| j + end.len());
+            out.push_str(&rest[..len]);
+            rest = &rest[len..];
+        } else if stray(rest) {
+            out.push_str("&lt;");
+            rest = &rest[1..];
+        } else {
+            out.push('<');
+            rest = &rest[1..];
+        }
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
 }
 
 fn element_from(e: &BytesStart<'_>) -> Element {
@@ -391,6 +432,12 @@ mod tests {
                 .unwrap_or(0)
         }
         assert!(depth(&root) <= MAX_DEPTH + 1);
+    }
+
+    #[test]
+    fn a_lone_less_than_is_text() {
+        let root = parse("<p>a < b and c > d, x<3, <= <</p><x><![CDATA[a < b]]></x>");
+        assert_eq!(root.text(), "a < b and c > d, x<3, <= <a < b");
     }
 
     #[test]
