@@ -366,10 +366,11 @@ pub(crate) async fn resolve_from_group(
     Ok(())
 }
 
-/// Emails as Confluence returns them, normalised like `kbgate_policy::Email` (falls back to
-/// lower-casing when they do not parse).
+/// Emails as Confluence returns them, normalised like the desired state's: parsed like
+/// `kbgate_policy::Email` (IDN domains as A-labels), then lower-cased whole, because
+/// Atlassian matches account emails case-insensitively.
 pub(crate) fn normalise(e: &str) -> String {
     kbgate_policy::Email::parse(e)
-        .map(|e| e.as_str().to_owned())
+        .map(|e| e.as_str().to_ascii_lowercase())
         .unwrap_or_else(|_| e.trim().to_ascii_lowercase())
 }

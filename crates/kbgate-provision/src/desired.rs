@@ -146,7 +146,10 @@ pub fn desired_state<'a>(
                 }
                 guest_taken = true;
             }
-            out.audiences[i].members.insert(email.as_str().to_owned());
+            // Atlassian matches account emails case-insensitively.
+            out.audiences[i]
+                .members
+                .insert(email.as_str().to_ascii_lowercase());
         }
     }
     if bad > 0 {

@@ -152,7 +152,10 @@ impl Reconciler {
         if self.options.allow_undocumented_apis && guest_audiences {
             actual::read_guests(client, &mut actual).await?;
         }
-        let mut emails: BTreeSet<String> = people.iter().map(|p| p.email.clone()).collect();
+        let mut emails: BTreeSet<String> = people
+            .iter()
+            .map(|p| p.email.to_ascii_lowercase())
+            .collect();
         let mut discovered = Vec::new();
         if let Some(guests) = &actual.guests {
             for (email, assigned) in guests.values() {
@@ -169,8 +172,8 @@ impl Reconciler {
                             && a.spaces.len() == 1
                             && assigned.as_ref().is_none_or(|s| s == a.spaces[0].as_str())
                     });
-                if wanted && emails.insert(e.as_str().to_owned()) {
-                    discovered.push(e.as_str().to_owned());
+                if wanted && emails.insert(e.as_str().to_ascii_lowercase()) {
+                    discovered.push(e.as_str().to_ascii_lowercase());
                 }
             }
         }
