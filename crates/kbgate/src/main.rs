@@ -5,6 +5,7 @@
 
 mod check;
 mod demo;
+mod native;
 mod serve;
 mod sessions;
 mod sync;
@@ -67,6 +68,16 @@ enum Command {
     /// Starts the simulator with seeded demo content, mirrors it into a throw-away SQLite
     /// store, serves the portal and prints ready-to-click sign-in links.
     Demo(demo::Args),
+    /// Native mode: show what would change in Confluence's own permissions (no writes).
+    ///
+    /// For audiences delivered as guest, unlicensed or group: who should have what, compared
+    /// with what Confluence has, grouped by audience and action, each with its reason.
+    Plan(native::PlanArgs),
+    /// Native mode: apply the plan with a journal (idempotent and resumable).
+    Apply(native::ApplyArgs),
+    /// Native mode: the people kbgate knows.
+    #[command(subcommand)]
+    People(native::PeopleCommand),
     /// Manage portal sessions.
     #[command(subcommand)]
     Sessions(sessions::Command),
@@ -92,6 +103,9 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(&cli.config, args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Sessions(cmd) => sessions::run(&cli.config, cmd).await,
+            Command::Plan(args) => native::plan(&cli.config, args).await,
+            Command::Apply(args) => native::apply(&cli.config, args).await,
+            Command::People(cmd) => native::people(&cli.config, cmd).await,
         }
     })
 }

@@ -1,0 +1,245 @@
+//! Native mode commands: `plan`, `apply`, `people import|list`.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use chrono::Utc;
+use indicatif::{ProgressBar, ProgressStyle};
+use kbgate_config::Config;
+use kbgate_provision::{
+    Action, ApplyProgress, ApplySummary, Outcome, Plan, ReconcileOptions, Reconciler,
+    import_people_csv, list_people,
+};
+
+use crate::wiring;
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    output: Output,
+    /// Exit 0 when there is nothing to do, 2 when there are changes, 1 on error
+    /// (terraform's convention).
+    #[arg(long)]
+    detailed_exitcode: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ApplyArgs {
+    /// Only show the plan (same as `kbgate plan`).
+    #[arg(long)]
+    dry_run: bool,
+    /// Output format of the plan and the summary.
+    #[arg(long, value_enum, default_value = "text")]
+    output: Output,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum PeopleCommand {
+    /// Import people from a CSV file with a header row naming an `email` column. Bad rows
+    /// are reported with their line numbers; good rows are kept.
+    Import {
+        /// The CSV file.
+        file: PathBuf,
+    },
+    /// List the people kbgate knows (imported, or who asked for access).
+    List,
+}
+
+async fn reconciler(config: &Config) -> anyhow::Result<Reconciler> {
+    let c = config.confluence.as_ref().with_context(|| {
+        format!(
+            "{}: native mode needs a [confluence] section",
+            config.path.display()
+        )
+    })?;
+    let client = wiring::confluence_client(config)?;
+    let store = wiring::open_store(config).await?;
+    Ok(Reconciler::new(
+        client,
+        store,
+        config.policy.clone(),
+        ReconcileOptions::from_config(c),
+    ))
+}
+
+fn print_plan(plan: &Plan, output: Output) -> anyhow::Result<()> {
+    match output {
+        Output::Text => println!("{plan}"),
+        Output::Json => println!("{}", serde_json::to_string_pretty(&plan.to_json())?),
+    }
+    Ok(())
+}
+
+pub async fn plan(config: &Path, args: PlanArgs) -> ExitCode {
+    let result = async {
+        let config = Config::load(config)?;
+        let r = reconciler(&config).await?;
+        let plan = r.plan().await?;
+        print_plan(&plan, args.output)?;
+        anyhow::Ok(plan.is_empty())
+    }
+    .await;
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) if args.detailed_exitcode => ExitCode::from(2),
+        Ok(false) => ExitCode::SUCCESS,
+        Err(e) => crate::fail(&e),
+    }
+}
+
+pub async fn apply(config: &Path, args: ApplyArgs) -> ExitCode {
+    if args.dry_run {
+        return plan(
+            config,
+            PlanArgs {
+                output: args.output,
+                detailed_exitcode: false,
+            },
+        )
+        .await;
+    }
+    let result = async {
+        let config = Config::load(config)?;
+        let r = reconciler(&config).await?;
+        let plan = r.plan().await?;
+        if plan.is_empty() {
+            eprintln!("Nothing to do: Confluence already matches the policy.");
+            return anyhow::Ok(ApplySummary::default());
+        }
+        if matches!(args.output, Output::Text) {
+            print_plan(&plan, args.output)?;
+        }
+        let progress = BarProgress::new();
+        let summary = r.apply(&plan, &progress).await?;
+        progress.finish();
+        Ok(summary)
+    }
+    .await;
+    match result {
+        Ok(summary) => {
+            match args.output {
+                Output::Text => {
+                    println!(
+                        "apply: {} done, {} skipped, {} failed, {} Confluence calls",
+                        summary.done, summary.skipped, summary.failed, summary.calls
+                    );
+                    for (id, msg) in &summary.failures {
+                        println!("  failed {id}: {msg}");
+                    }
+                    for email in &summary.unverified {
+                        println!("  not yet visible to check-access-by-email: {email}");
+                    }
+                }
+                Output::Json => match serde_json::to_string_pretty(&summary) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => return crate::fail(&e.into()),
+                },
+            }
+            if summary.failed > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(e) => crate::fail(&e),
+    }
+}
+
+pub async fn people(config: &Path, cmd: PeopleCommand) -> ExitCode {
+    let result = async {
+        let config = Config::load(config)?;
+        let store = wiring::open_store(&config).await?;
+        match cmd {
+            PeopleCommand::Import { file } => {
+                let f = std::fs::File::open(&file)
+                    .with_context(|| format!("cannot open {}", file.display()))?;
+                let report = import_people_csv(
+                    &*store,
+                    &config.policy,
+                    std::io::BufReader::new(f),
+                    Utc::now(),
+                )
+                .await?;
+                println!(
+                    "{} added, {} already known, {} outside every native audience today, {} bad row(s)",
+                    report.added,
+                    report.duplicates,
+                    report.outside_policy,
+                    report.bad_rows.len()
+                );
+                for bad in &report.bad_rows {
+                    println!("  line {}: {}", bad.line, bad.reason);
+                }
+            }
+            PeopleCommand::List => {
+                for p in list_people(&*store).await? {
+                    println!("{}\t{}\t{}", p.email, p.source, p.created_at.to_rfc3339());
+                }
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => crate::fail(&e),
+    }
+}
+
+/// A bar on a terminal, log lines otherwise.
+struct BarProgress {
+    bar: Option<ProgressBar>,
+}
+
+impl BarProgress {
+    fn new() -> Self {
+        BarProgress {
+            bar: std::io::stderr().is_terminal().then(ProgressBar::no_length),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl ApplyProgress for BarProgress {
+    fn started(&self, total: usize) {
+        match &self.bar {
+            Some(b) => {
+                b.set_length(total as u64);
+                if let Ok(style) =
+                    ProgressStyle::with_template("apply [{bar:30}] {pos}/{len} {msg}")
+                {
+                    b.set_style(style.progress_chars("=> "));
+                }
+            }
+            None => tracing::info!("applying {total} action(s)"),
+        }
+    }
+
+    fn finished(&self, action: &Action, outcome: &Outcome) {
+        match &self.bar {
+            Some(b) => b.inc(1),
+            None => tracing::info!("{} {}: {:?}", action.op.kind(), action.op.target(), outcome),
+        }
+    }
+
+    fn note(&self, message: &str) {
+        match &self.bar {
+            Some(b) => b.set_message(message.to_string()),
+            None => tracing::info!("{message}"),
+        }
+    }
+}
