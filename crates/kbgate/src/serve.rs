@@ -21,6 +21,14 @@ pub struct Args {
     /// Do not run the background sync (e.g. when `kbgate sync` runs from cron).
     #[arg(long)]
     no_sync: bool,
+    /// Native mode: plan and apply on this interval (e.g. "15m"), so access requests are
+    /// served without an operator. Off by default.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    reconcile_every: Option<Duration>,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    kbgate_config::parse_duration(s)
 }
 
 pub async fn run(config_path: &Path, args: Args) -> ExitCode {
@@ -43,7 +51,51 @@ async fn serve(config_path: &Path, args: Args) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     tracing::info!("portal listening on http://{listen}");
-    serve_with(config, store, source, listener).await
+    let reconcile = match args.reconcile_every {
+        Some(every) if !every.is_zero() => {
+            let c = config
+                .confluence
+                .as_ref()
+                .context("--reconcile-every needs a [confluence] section")?;
+            let r = kbgate_provision::Reconciler::new(
+                wiring::confluence_client(&config)?,
+                store.clone(),
+                config.policy.clone(),
+                kbgate_provision::ReconcileOptions::from_config(c),
+            );
+            Some(tokio::spawn(reconcile_loop(r, every, config.path.clone())))
+        }
+        _ => None,
+    };
+    let result = serve_with(config, store, source, listener).await;
+    if let Some(r) = reconcile {
+        r.abort();
+    }
+    result
+}
+
+/// Native mode in the background: plan and apply on an interval, with the policy re-read
+/// from the file each round.
+async fn reconcile_loop(mut r: kbgate_provision::Reconciler, every: Duration, path: PathBuf) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        match Config::load(&path) {
+            Ok(c) => r.set_policy(c.policy),
+            Err(e) => tracing::warn!("reconcile: config refused, keeping the last policy: {e}"),
+        }
+        match r.converge(&kbgate_provision::NoProgress, 3).await {
+            Ok((left, summary)) => tracing::info!(
+                done = summary.done,
+                failed = summary.failed,
+                calls = summary.calls,
+                left = left.actions.len(),
+                "native reconcile round finished"
+            ),
+            Err(e) => tracing::warn!("native reconcile failed (will retry): {e}"),
+        }
+    }
 }
 
 /// Serves until Ctrl-C or SIGTERM; syncs on `[sync] interval` when a source is given;
