@@ -198,11 +198,20 @@ fn page_links_become_refs() {
 }
 
 #[test]
-fn jira_macro_shows_the_key() {
+fn jira_macro_links_the_key_through_the_portal() {
     let out = render(
         r#"<ac:structured-macro ac:name="jira"><ac:parameter ac:name="server">System JIRA</ac:parameter><ac:parameter ac:name="key">ABC-123</ac:parameter></ac:structured-macro>"#,
     );
-    assert_eq!(out, "<span class=\"jira-key\">ABC-123</span>");
+    assert_eq!(
+        out,
+        "<a class=\"jira-key\" href=\"/jira/ABC-123\" rel=\"noopener noreferrer nofollow\">ABC-123</a>"
+    );
+    // Anything that is not a plain issue key stays text.
+    let out = render(
+        r#"<ac:structured-macro ac:name="jira"><ac:parameter ac:name="key">x"&gt;&lt;script&gt;</ac:parameter></ac:structured-macro>"#,
+    );
+    assert!(out.starts_with("<span class=\"jira-key\">"), "{out}");
+    assert!(!out.contains("<script"), "{out}");
 }
 
 #[test]

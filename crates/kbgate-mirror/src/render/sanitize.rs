@@ -177,6 +177,7 @@ static BUILDER: LazyLock<Builder<'static>> = LazyLock::new(|| {
         "span",
         &["status", "jira-key", "user-mention", "anchor", "emoticon"],
     );
+    class("a", &["jira-key"]);
     class(
         "span",
         &STATUS_CLASSES

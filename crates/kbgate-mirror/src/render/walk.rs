@@ -842,6 +842,17 @@ impl Walker<'_> {
                 self.block_break();
             }
             "jira" => match params.text("key") {
+                // A well-formed issue key links to the portal's `/jira/{KEY}`, which sends
+                // the browser to the site's Jira (the portal knows the site; the mirror
+                // does not).
+                Some(key) if is_jira_key(key.trim()) => {
+                    let key = key.trim();
+                    out.push_str("<a class=\"jira-key\" href=\"/jira/");
+                    out.push_str(key);
+                    out.push_str("\">");
+                    self.text_node(key, out);
+                    out.push_str("</a>");
+                }
                 Some(key) => {
                     out.push_str("<span class=\"jira-key\">");
                     self.text_node(&key, out);
@@ -1061,5 +1072,42 @@ mod tests {
     #[test]
     fn text_is_normalised() {
         assert_eq!(normalise_text("  a \n\n b  c\n"), "a\nb c");
+    }
+}
+
+/// `PROJ-123`: an upper-case project key (letter first, then letters, digits or `_`), a
+/// dash and a number. Only such keys become links (they need no escaping).
+pub(crate) fn is_jira_key(key: &str) -> bool {
+    let Some((project, number)) = key.split_once('-') else {
+        return false;
+    };
+    let mut chars = project.chars();
+    chars.next().is_some_and(|c| c.is_ascii_uppercase())
+        && chars.all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        && !number.is_empty()
+        && number.len() <= 12
+        && number.chars().all(|c| c.is_ascii_digit())
+}
+
+#[cfg(test)]
+mod jira_key_tests {
+    use super::is_jira_key;
+
+    #[test]
+    fn only_plain_issue_keys_are_keys() {
+        assert!(is_jira_key("SUP-12"));
+        assert!(is_jira_key("A1_B-7"));
+        for bad in [
+            "sup-12",
+            "SUP-",
+            "-12",
+            "SUP-12a",
+            "SUP-1-2",
+            "1SUP-2",
+            "SUP 12",
+            "SUP-\"><x",
+        ] {
+            assert!(!is_jira_key(bad), "{bad}");
+        }
     }
 }
