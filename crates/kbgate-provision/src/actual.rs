@@ -29,6 +29,9 @@ pub(crate) struct UserInfo {
     pub guest: bool,
 }
 
+/// A guest's email (if visible) and assigned space (if any).
+pub(crate) type GuestInfo = (Option<String>, Option<String>);
+
 /// A group as it is.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct GroupState {
@@ -58,7 +61,7 @@ pub(crate) struct Actual {
     /// space key → permissions.
     pub permissions: BTreeMap<String, Vec<Perm>>,
     /// guest account id → (email, assigned space); `None` when not read.
-    pub guests: Option<BTreeMap<String, (Option<String>, Option<String>)>>,
+    pub guests: Option<BTreeMap<String, GuestInfo>>,
     /// account id → status.
     pub users: BTreeMap<String, UserInfo>,
     /// email → account id (recorded by kbgate, or seen in group members and guests).

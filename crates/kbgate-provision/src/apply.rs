@@ -323,12 +323,10 @@ impl<'a> Exec<'a> {
                 }
             }
         };
-        if let (Outcome::Failed { .. } | Outcome::Skipped { .. }, Some(email)) =
-            (&outcome, person_of(&a.op))
+        if let (Outcome::Failed { .. } | Outcome::Skipped { .. }, Op::CreateSiteUser { email }) =
+            (&outcome, &a.op)
         {
-            if matches!(a.op, Op::CreateSiteUser { .. }) {
-                lock(&self.failed_people).insert(email.to_owned());
-            }
+            lock(&self.failed_people).insert(email.clone());
         }
         let (st, err) = Self::state_of(&outcome);
         self.journal(a, st, err).await;
