@@ -9,6 +9,7 @@
 //! - One error type, [`Error`], mapped to status codes and rendered as HTML or JSON by
 //!   `Accept`; internals never reach the client.
 
+pub mod access;
 pub mod api;
 pub mod attachments;
 pub mod auth;

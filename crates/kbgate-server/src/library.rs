@@ -19,6 +19,7 @@ use kbgate_store::{
     StoreError,
 };
 
+use crate::access;
 use crate::error::Error;
 use crate::html::TreeNode;
 
@@ -83,7 +84,12 @@ fn may_read_space(viewer: &Viewer, space: &SpaceRecord) -> bool {
     SpaceKey::parse(&space.key).is_ok_and(|k| viewer.may_read_space(&k))
 }
 
-fn may_read(viewer: &Viewer, space_key: &str, page_labels: &[String], restricted: bool) -> bool {
+pub(crate) fn may_read(
+    viewer: &Viewer,
+    space_key: &str,
+    page_labels: &[String],
+    restricted: bool,
+) -> bool {
     SpaceKey::parse(space_key)
         .is_ok_and(|k| viewer.may_read_page(&k, &labels(page_labels), restricted))
 }
@@ -156,7 +162,7 @@ impl Library {
             .filter(|a| may_read(viewer, &space.key, &a.labels, a.effective_restricted))
             .collect();
         let attachments = self.store.attachments(id).await.map_err(store_err)?;
-        let html = self.render_for(viewer, &page).await?;
+        let html = self.render_for(viewer, &page, &space).await?;
         let headings = page.headings.clone();
         Ok(Some(PageView {
             page,
@@ -168,9 +174,19 @@ impl Library {
         }))
     }
 
-    /// Resolves the page's prepared HTML for this viewer.
-    async fn render_for(&self, _viewer: &Viewer, page: &PageRecord) -> Result<String, Error> {
-        Ok(page.body_html.clone())
+    /// Resolves the page's stored template for this viewer: links, includes, excerpts,
+    /// children lists and other pages' attachments only name what the viewer may read
+    /// (see [`crate::access`]). `page` must already be known readable by `viewer`.
+    async fn render_for(
+        &self,
+        viewer: &Viewer,
+        page: &PageRecord,
+        space: &SpaceRecord,
+    ) -> Result<String, Error> {
+        let snapshot = access::gather(&*self.store, viewer, page, space)
+            .await
+            .map_err(store_err)?;
+        Ok(access::render(page, &snapshot))
     }
 
     /// Whether the viewer may read the page with this id (cheap check, no bodies).
