@@ -88,7 +88,7 @@ pub trait Store: Send + Sync {
 
     /// Full-text search over titles (weighted most), attachment file names and body text,
     /// restricted to `scope` and never returning `effective_restricted` pages. The query
-    /// text is split into words that must all match (the last one as a prefix); query
+    /// text is split into words that must all match (stemmed, no prefixes); query
     /// syntax is never interpreted. An empty scope, or a query without words, gives no
     /// results. Excerpts carry [`crate::MATCH_START`]/[`crate::MATCH_END`] markers.
     async fn search(

@@ -24,14 +24,34 @@ CREATE TABLE pages (
     headings             TEXT NOT NULL DEFAULT '[]',
     attachment_names     TEXT NOT NULL DEFAULT '',
     sync_gen             BIGINT NOT NULL DEFAULT 0,
-    -- Title weighs most (A), then attachment names (B), then the body (D). The body is cut
-    -- to keep every document under tsvector's 1 MB limit.
-    search_vec tsvector GENERATED ALWAYS AS (
-        setweight(to_tsvector('english'::regconfig, title), 'A') ||
-        setweight(to_tsvector('english'::regconfig, attachment_names), 'B') ||
-        setweight(to_tsvector('english'::regconfig, left(body_text, 250000)), 'D')
-    ) STORED
+    -- Maintained by the triggers below (not a generated column: those are recomputed on
+    -- every UPDATE, e.g. a sync marking pages as kept).
+    search_vec           tsvector NOT NULL DEFAULT ''::tsvector
 );
+
+-- Title weighs most (A), then attachment names (B), then the body (D). The body is cut to
+-- keep every document under tsvector's 1 MB limit. Non-alphanumerics become spaces, as the
+-- query side splits words (otherwise `report.pdf` or `a-b.c` would be single file/host tokens).
+CREATE FUNCTION kbgate_pages_search_vec() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.search_vec :=
+        setweight(to_tsvector('english'::regconfig,
+            regexp_replace(NEW.title, '[^[:alnum:]]+', ' ', 'g')), 'A') ||
+        setweight(to_tsvector('english'::regconfig,
+            regexp_replace(NEW.attachment_names, '[^[:alnum:]]+', ' ', 'g')), 'B') ||
+        setweight(to_tsvector('english'::regconfig,
+            regexp_replace(left(NEW.body_text, 250000), '[^[:alnum:]]+', ' ', 'g')), 'D');
+    RETURN NEW;
+END;
+$$;
+CREATE TRIGGER pages_search_vec_ins BEFORE INSERT ON pages
+    FOR EACH ROW EXECUTE FUNCTION kbgate_pages_search_vec();
+CREATE TRIGGER pages_search_vec_upd BEFORE UPDATE OF title, body_text, attachment_names ON pages
+    FOR EACH ROW
+    WHEN (OLD.title IS DISTINCT FROM NEW.title OR OLD.body_text IS DISTINCT FROM NEW.body_text
+          OR OLD.attachment_names IS DISTINCT FROM NEW.attachment_names)
+    EXECUTE FUNCTION kbgate_pages_search_vec();
+
 CREATE INDEX pages_space_parent ON pages(space_id, parent_id, position);
 CREATE INDEX pages_parent ON pages(parent_id, position);
 CREATE INDEX pages_space_title ON pages(space_id, title);
