@@ -20,6 +20,11 @@ fn env_usize(name: &str, default: usize) -> usize {
 
 #[tokio::main]
 async fn main() {
+    // Phase timings of the engine go to the log (RUST_LOG=info to see them).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .try_init();
     let pages = env_usize("SYNC_BENCH_PAGES", 10_000);
     let latency = env_usize("SYNC_BENCH_LATENCY_MS", 0) as u64;
     let sim = spawn(SimConfig {

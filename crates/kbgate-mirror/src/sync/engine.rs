@@ -210,6 +210,8 @@ async fn sync_space(
         .try_collect()
         .await?;
 
+    let effective = effective_restrictions(&metas);
+
     let mode = if full {
         SyncMode::Full
     } else {
@@ -223,6 +225,7 @@ async fn sync_space(
             &mut *tx,
             space,
             &metas,
+            &effective,
             &existing_pages,
             &mut report,
             progress,
@@ -248,20 +251,17 @@ async fn sync_space(
             .changed_since(&space.key, since)
             .try_collect()
             .await?;
+        // Pages: the structure scan's versions say which changed. Attachments: this query
+        // says whether any did (their listing is only read then).
         let any_attachment_change = changes.iter().any(|c| c.kind == ChangeKind::Attachment);
-        let changed_pages: HashSet<&str> = changes
-            .iter()
-            .filter(|c| c.kind == ChangeKind::Page)
-            .map(|c| c.id.as_str())
-            .collect();
         incremental_pages(
             source,
             store,
             &mut *tx,
             space,
             &metas,
+            &effective,
             &existing_pages,
-            &changed_pages,
             &mut report,
             progress,
         )
@@ -285,7 +285,7 @@ async fn sync_space(
         }
     }
 
-    tx.recompute_effective_restricted().await?;
+    let t = Instant::now();
     let stats = tx
         .commit(SyncState {
             space_key: space.key.clone(),
@@ -300,11 +300,57 @@ async fn sync_space(
             last_sync: Some(now),
         })
         .await?;
+    progress.info(&format!(
+        "{}: committed in {:.1} s",
+        space.key,
+        t.elapsed().as_secs_f64()
+    ));
     if full {
         report.pages_removed = stats.swept_pages;
         report.attachments_removed = stats.swept_attachments;
     }
     Ok(report)
+}
+
+/// Whether each page is read-restricted on itself or any ancestor, from the structure scan.
+/// Fails closed: a page whose parent chain leaves the scan (a parent the service account
+/// cannot see) or loops counts as restricted. Linear in the number of pages (memoised).
+fn effective_restrictions(metas: &HashMap<String, PageMeta>) -> HashMap<String, bool> {
+    let mut out: HashMap<String, bool> = HashMap::with_capacity(metas.len());
+    for start in metas.keys() {
+        if out.contains_key(start) {
+            continue;
+        }
+        // Walk up until a known answer, a restriction, the root, or trouble.
+        let mut chain: Vec<&str> = Vec::new();
+        let mut seen: HashSet<&str> = HashSet::new();
+        let mut cur = start.as_str();
+        let verdict = loop {
+            if let Some(v) = out.get(cur) {
+                break *v;
+            }
+            let Some(meta) = metas.get(cur) else {
+                break true; // parent outside the scan
+            };
+            if !seen.insert(cur) {
+                break true; // cycle
+            }
+            chain.push(cur);
+            if meta.restricted {
+                break true;
+            }
+            match meta.parent_id.as_deref() {
+                None => break false,
+                Some(parent) => cur = parent,
+            }
+        };
+        // Every page on the chain below a restricted page is restricted; below an
+        // unrestricted root, unrestricted. (A restricted page in the chain stopped the walk.)
+        for id in chain {
+            out.insert(id.to_string(), verdict);
+        }
+    }
+    out
 }
 
 fn overlap(opts: &SyncOptions) -> chrono::Duration {
@@ -313,7 +359,15 @@ fn overlap(opts: &SyncOptions) -> chrono::Duration {
 
 /// Builds the stored record of a page: body from the listing, structure from the scan,
 /// HTML prepared by the renderer.
-fn page_record(space: &SpaceRecord, body: PageBody, meta: Option<&PageMeta>) -> PageRecord {
+fn page_record(
+    space: &SpaceRecord,
+    body: PageBody,
+    meta: Option<&PageMeta>,
+    effective: &HashMap<String, bool>,
+) -> PageRecord {
+    // A page the structure scan did not see (created between the two listings) is
+    // treated as restricted until the next sync sees it: fail closed.
+    let effective_restricted = effective.get(&body.id).copied().unwrap_or(true);
     let prepared = crate::render::prepare(
         &body.body_storage,
         &crate::render::PrepareContext {
@@ -332,10 +386,8 @@ fn page_record(space: &SpaceRecord, body: PageBody, meta: Option<&PageMeta>) -> 
         created_at: body.created_at,
         updated_at: body.updated_at,
         labels: meta.map(|m| m.labels.clone()).unwrap_or_default(),
-        // A page the structure scan did not see (created between the two listings) is
-        // treated as restricted until the next sync sees it: fail closed.
         restricted: meta.is_none_or(|m| m.restricted),
-        effective_restricted: meta.is_none_or(|m| m.restricted),
+        effective_restricted,
         body_storage: body.body_storage,
         body_html,
         body_text: prepared.text,
@@ -353,11 +405,13 @@ fn page_record(space: &SpaceRecord, body: PageBody, meta: Option<&PageMeta>) -> 
 
 const BATCH: usize = 100;
 
+#[allow(clippy::too_many_arguments)]
 async fn full_pages(
     source: &dyn Source,
     tx: &mut dyn SpaceSync,
     space: &SpaceRecord,
     metas: &HashMap<String, PageMeta>,
+    effective: &HashMap<String, bool>,
     existing: &HashMap<String, i64>,
     report: &mut SpaceReport,
     progress: &Progress,
@@ -372,7 +426,7 @@ async fn full_pages(
             Some(_) => {}
         }
         let meta = metas.get(&body.id);
-        batch.push(page_record(space, body, meta));
+        batch.push(page_record(space, body, meta, effective));
         if batch.len() >= BATCH {
             let n = batch.len() as u64;
             tx.upsert_pages(std::mem::take(&mut batch)).await?;
@@ -395,8 +449,8 @@ async fn incremental_pages(
     tx: &mut dyn SpaceSync,
     space: &SpaceRecord,
     metas: &HashMap<String, PageMeta>,
+    effective: &HashMap<String, bool>,
     existing: &HashMap<String, i64>,
-    changed: &HashSet<&str>,
     report: &mut SpaceReport,
     progress: &Progress,
 ) -> Result<(), SyncError> {
@@ -407,35 +461,34 @@ async fn incremental_pages(
             report.pages_removed += 1;
         }
     }
-    // What the mirror knows of each page's structure, to see moves and label changes.
-    let summaries: HashMap<String, (Option<String>, Vec<String>)> = store
+    // What the mirror knows of each page's structure, to see moves, label changes and
+    // restriction changes (none of which Confluence reports through `lastmodified`).
+    let summaries: HashMap<String, (Option<String>, Vec<String>, bool)> = store
         .page_summaries(&space.id)
         .await?
         .into_iter()
         .map(|s| {
             let mut labels = s.labels;
             labels.sort();
-            (s.id, (s.parent_id, labels))
+            (s.id, (s.parent_id, labels, s.effective_restricted))
         })
         .collect();
     let mut refetch = Vec::new();
     for (id, meta) in metas {
-        let known = existing.get(id);
-        let structure_changed = summaries.get(id).is_some_and(|(parent, labels)| {
-            let mut new_labels = meta.labels.clone();
-            new_labels.sort();
-            *parent != meta.parent_id || *labels != new_labels
-        });
-        if known != Some(&meta.version) || structure_changed || changed.contains(id.as_str()) {
-            if known.is_some_and(|v| *v == meta.version) && !structure_changed {
-                // Named by the change query but at the version we have: nothing to do.
-                continue;
-            }
+        let eff = effective.get(id).copied().unwrap_or(true);
+        let Some((parent, labels, stored_eff)) = summaries.get(id) else {
+            refetch.push(id.clone()); // new page
+            continue;
+        };
+        let mut new_labels = meta.labels.clone();
+        new_labels.sort();
+        if existing.get(id) != Some(&meta.version)
+            || *parent != meta.parent_id
+            || *labels != new_labels
+        {
             refetch.push(id.clone());
-        } else {
-            // Unchanged body: only the restriction flag may have moved.
-            tx.set_restrictions(id, meta.restricted, meta.restricted)
-                .await?;
+        } else if *stored_eff != eff {
+            tx.set_restrictions(id, meta.restricted, eff).await?;
         }
     }
     let bar = progress.bar(
@@ -450,7 +503,7 @@ async fn incremental_pages(
                 } else {
                     report.pages_added += 1;
                 }
-                tx.upsert_page(page_record(space, body, metas.get(&id)))
+                tx.upsert_page(page_record(space, body, metas.get(&id), effective))
                     .await?;
             }
             Ok(None) => {
@@ -549,4 +602,55 @@ async fn sync_attachments(
 /// The time of the last change query's lower bound, for tests.
 pub fn change_query_start(watermark: DateTime<Utc>, opts: &SyncOptions) -> DateTime<Utc> {
     watermark - overlap(opts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(id: &str, parent: Option<&str>, restricted: bool) -> (String, PageMeta) {
+        (
+            id.to_string(),
+            PageMeta {
+                id: id.to_string(),
+                title: id.to_string(),
+                version: 1,
+                parent_id: parent.map(str::to_string),
+                labels: Vec::new(),
+                restricted,
+            },
+        )
+    }
+
+    #[test]
+    fn restrictions_inherit_down_and_fail_closed() {
+        let metas: HashMap<_, _> = [
+            meta("root", None, false),
+            meta("a", Some("root"), true),
+            meta("a1", Some("a"), false),
+            meta("a11", Some("a1"), false),
+            meta("b", Some("root"), false),
+            meta("b1", Some("b"), false),
+            meta("orphan", Some("invisible"), false),
+            meta("loop1", Some("loop2"), false),
+            meta("loop2", Some("loop1"), false),
+        ]
+        .into_iter()
+        .collect();
+        let eff = effective_restrictions(&metas);
+        let expect = [
+            ("root", false),
+            ("a", true),
+            ("a1", true),
+            ("a11", true),
+            ("b", false),
+            ("b1", false),
+            ("orphan", true),
+            ("loop1", true),
+            ("loop2", true),
+        ];
+        for (id, want) in expect {
+            assert_eq!(eff.get(id), Some(&want), "{id}");
+        }
+    }
 }

@@ -53,9 +53,8 @@ impl Progress {
             tracing::info!("{message}: {total} to go");
             Bar::Log {
                 message: message.to_string(),
-                done: 0,
                 total,
-                next_report: total.div_ceil(4).max(500),
+                started: std::time::Instant::now(),
             }
         }
     }
@@ -67,9 +66,8 @@ pub enum Bar {
     Term(ProgressBar),
     Log {
         message: String,
-        done: u64,
         total: u64,
-        next_report: u64,
+        started: std::time::Instant,
     },
 }
 
@@ -88,12 +86,13 @@ impl Bar {
             Bar::Term(bar) => bar.finish_and_clear(),
             Bar::Log {
                 message,
-                done,
                 total,
-                next_report,
+                started,
             } => {
-                let _ = (done, next_report);
-                tracing::info!("{message}: {total} done");
+                tracing::info!(
+                    "{message}: {total} done in {:.1} s",
+                    started.elapsed().as_secs_f64()
+                );
             }
         }
     }
