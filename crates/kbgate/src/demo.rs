@@ -40,9 +40,17 @@ pub struct Args {
     keep_in: Option<std::path::PathBuf>,
 }
 
-/// The demo's audiences: (name, domain, spaces, labels, expires); the domains are the
-/// simulator's generated customer domains.
-const AUDIENCES: &[(&str, &str, &[&str], &[&str], Option<&str>)] = &[
+/// One demo audience: (name, domain, spaces, labels, expires).
+type DemoAudience = (
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    &'static [&'static str],
+    Option<&'static str>,
+);
+
+/// The demo's audiences; the domains are the simulator's generated customer domains.
+const AUDIENCES: &[DemoAudience] = &[
     ("acme", "acme.com", &["KB", "ONBOARD"], &[], None),
     ("globex", "globex.co.uk", &["KB", "API"], &[], None),
     ("initech-public", "initech.io", &["API"], &["public"], None),
