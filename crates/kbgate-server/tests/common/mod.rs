@@ -6,7 +6,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use chrono::{NaiveDate, TimeZone, Utc};
+use confluence_client::ClientConfig;
+use confluence_sim::{SimConfig, SimHandle};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use kbgate_mirror::sync::{Progress, SyncOptions, confluence::ConfluenceSource, sync_spaces};
 use kbgate_policy::{Audience, AudienceName, Delivery, Domain, Label, Policy, SpaceKey};
 use kbgate_server::{AppState, EmbedVerifier, Extras, Mailer, PolicyHandle, Settings};
 use kbgate_store::testing::TestStore;
@@ -360,6 +363,7 @@ pub async fn write_mirror(store: &Arc<dyn Store>) {
     .await;
 }
 
+/// The portal over the fixture mirror on SQLite.
 pub async fn spawn_app() -> TestApp {
     spawn_app_on(Backend::Sqlite).await.unwrap()
 }
@@ -367,17 +371,28 @@ pub async fn spawn_app() -> TestApp {
 /// Starts the portal on a fresh store of `backend`; `None` when PostgreSQL is unavailable
 /// (and not required by `CI=true`).
 pub async fn spawn_app_on(backend: Backend) -> Option<TestApp> {
-    let test_store = match backend {
-        Backend::Sqlite => kbgate_store::testing::sqlite().await,
-        Backend::Postgres => kbgate_store::testing::postgres().await?,
-    };
+    let test_store = open_store(backend).await?;
+    write_mirror(&test_store.store).await;
+    Some(serve(test_store, policy()).await)
+}
+
+/// A fresh, empty store of `backend`; `None` when PostgreSQL is unavailable (and not
+/// required by `CI=true`).
+pub async fn open_store(backend: Backend) -> Option<TestStore> {
+    match backend {
+        Backend::Sqlite => Some(kbgate_store::testing::sqlite().await),
+        Backend::Postgres => kbgate_store::testing::postgres().await,
+    }
+}
+
+/// Serves the portal over `test_store` (as it is) under `policy`, on 127.0.0.1:0.
+pub async fn serve(test_store: TestStore, policy: Policy) -> TestApp {
     let store = test_store.store.clone();
-    write_mirror(&store).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let base = format!("http://{addr}");
     let settings = Settings::new(url::Url::parse(&base).unwrap()).with_site_name("Test KB");
-    let policy = PolicyHandle::new(policy());
+    let policy = PolicyHandle::new(policy);
     let outbox = tempfile::tempdir().unwrap();
     let mailer = Mailer::outbox(outbox.path(), "kb@example.com").unwrap();
     let extras = Extras {
@@ -400,7 +415,7 @@ pub async fn spawn_app_on(backend: Backend) -> Option<TestApp> {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    Some(TestApp {
+    TestApp {
         base,
         client,
         store,
@@ -408,6 +423,87 @@ pub async fn spawn_app_on(backend: Backend) -> Option<TestApp> {
         outbox,
         _store: test_store,
         _server: server,
+    }
+}
+
+// ----- real synced content: the simulator, synced by the mirror, served ------------------
+
+/// The portal over a mirror synced from the in-process Confluence simulator.
+pub struct SyncedApp {
+    pub app: TestApp,
+    pub sim: SimHandle,
+    /// Keys of every space of the simulated site (all synced).
+    pub space_keys: Vec<String>,
+}
+
+/// Viewers of [`synced_policy`]: (email, spaces it reads, label filter).
+pub const SYNCED_VIEWERS: &[(&str, &[&str], Option<&str>)] = &[
+    ("alice@acme.com", &["KB"], None),
+    ("gina@globex.co.uk", &["ONBOARD"], Some("public")),
+    ("ian@initech.io", &["API"], None),
+    ("hank@hooli.com", &["KB", "ONBOARD", "API"], None),
+];
+
+/// Policy over the simulator's default site (spaces KB, ONBOARD, API):
+/// - `acme.com` → all of KB; `initech.io` → all of API;
+/// - `globex.co.uk` → ONBOARD pages labelled `public`;
+/// - `hooli.com` → all three spaces;
+/// - `gmail.com` denied.
+pub fn synced_policy() -> Policy {
+    Policy::new(
+        vec![
+            audience("acme", &["acme.com"], &["KB"], &[], None),
+            audience("globex", &["globex.co.uk"], &["ONBOARD"], &["public"], None),
+            audience("initech", &["initech.io"], &["API"], &[], None),
+            audience(
+                "hooli",
+                &["hooli.com"],
+                &["KB", "ONBOARD", "API"],
+                &[],
+                None,
+            ),
+        ],
+        vec![Domain::parse("gmail.com").unwrap()],
+    )
+    .unwrap()
+}
+
+/// The simulator's service account as a mirror source (no client-side rate limit).
+pub fn sim_source(sim: &SimHandle) -> ConfluenceSource {
+    let creds = sim.service_account();
+    let mut cfg = ClientConfig::new(
+        sim.base_url().parse().expect("sim url"),
+        creds.email,
+        creds.api_token,
+    );
+    cfg.requests_per_second = 0;
+    ConfluenceSource::new(confluence_client::Client::new(cfg).expect("client"))
+}
+
+/// Spawns the simulator with `config`, syncs every space into a fresh store of `backend`
+/// with the real sync engine and renderer, and serves the portal under [`synced_policy`].
+/// `None` when PostgreSQL is unavailable (and not required by `CI=true`).
+pub async fn spawn_synced_on(backend: Backend, config: SimConfig) -> Option<SyncedApp> {
+    let test_store = open_store(backend).await?;
+    let sim = confluence_sim::spawn(config).await.expect("simulator");
+    let mut space_keys: Vec<String> = sim
+        .state()
+        .read(|s| s.spaces.values().map(|sp| sp.key.clone()).collect());
+    space_keys.sort();
+    sync_spaces(
+        &sim_source(&sim),
+        &*test_store.store,
+        &space_keys,
+        &SyncOptions::default(),
+        &Progress::quiet(),
+    )
+    .await
+    .expect("sync");
+    let app = serve(test_store, synced_policy()).await;
+    Some(SyncedApp {
+        app,
+        sim,
+        space_keys,
     })
 }
 
@@ -477,4 +573,191 @@ pub fn session_cookie(resp: &reqwest::Response) -> Option<String> {
         .find(|v| v.contains("kbgate_session="))
         .and_then(|v| v.split(';').next())
         .map(str::to_owned)
+}
+
+impl TestApp {
+    /// `GET` on the JSON API as the host app acting for `email`: status and body.
+    pub async fn api_get(&self, path: &str, email: &str) -> (u16, serde_json::Value) {
+        let resp = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(API_KEY)
+            .header("x-kbgate-email", email)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let body = resp.json().await.unwrap_or(serde_json::Value::Null);
+        (status, body)
+    }
+
+    /// `GET` with a session cookie: status and body text.
+    pub async fn get_text(&self, path: &str, cookie: &str) -> (u16, String) {
+        let resp = self.get(path, Some(cookie)).await;
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap())
+    }
+}
+
+/// Escapes text the way the templates do, to look for a title in HTML.
+pub fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}
+
+/// A start tag: lower-cased name and `(lower-cased name, raw value)` attributes.
+pub type Tag = (String, Vec<(String, String)>);
+
+/// Every start tag of `html`, attributes parsed with quoting, so a handler attribute
+/// cannot hide behind odd spacing or quoting. Text never contains a raw `<` followed by a
+/// letter in the portal's output (the renderer escapes it), so this sees all markup.
+pub fn start_tags(html: &str) -> Vec<Tag> {
+    let mut tags = Vec::new();
+    let b = html.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'<' || !b.get(i + 1).is_some_and(|c| c.is_ascii_alphabetic()) {
+            i += 1;
+            continue;
+        }
+        i += 1;
+        let start = i;
+        while i < b.len() && !b[i].is_ascii_whitespace() && b[i] != b'>' && b[i] != b'/' {
+            i += 1;
+        }
+        let name = html[start..i].to_ascii_lowercase();
+        let mut attrs = Vec::new();
+        while i < b.len() && b[i] != b'>' {
+            if b[i].is_ascii_whitespace() || b[i] == b'/' {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < b.len()
+                && !b[i].is_ascii_whitespace()
+                && b[i] != b'='
+                && b[i] != b'>'
+                && b[i] != b'/'
+            {
+                i += 1;
+            }
+            let attr = html[start..i].to_ascii_lowercase();
+            while i < b.len() && b[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            let mut value = String::new();
+            if i < b.len() && b[i] == b'=' {
+                i += 1;
+                while i < b.len() && b[i].is_ascii_whitespace() {
+                    i += 1;
+                }
+                if i < b.len() && (b[i] == b'"' || b[i] == b'\'') {
+                    let q = b[i];
+                    i += 1;
+                    let vs = i;
+                    while i < b.len() && b[i] != q {
+                        i += 1;
+                    }
+                    value = html[vs..i.min(b.len())].to_owned();
+                    i += 1;
+                } else {
+                    let vs = i;
+                    while i < b.len() && !b[i].is_ascii_whitespace() && b[i] != b'>' {
+                        i += 1;
+                    }
+                    value = html[vs..i].to_owned();
+                }
+            }
+            attrs.push((attr, value));
+        }
+        tags.push((name, attrs));
+    }
+    tags
+}
+
+/// An attribute value as a browser would read its scheme: a few entity forms decoded,
+/// whitespace and control characters dropped, lower-cased.
+fn url_scheme_form(v: &str) -> String {
+    v.replace("&colon;", ":")
+        .replace("&#58;", ":")
+        .replace("&#x3a;", ":")
+        .replace("&#x3A;", ":")
+        .chars()
+        .filter(|c| !c.is_whitespace() && !c.is_control())
+        .collect::<String>()
+        .to_ascii_lowercase()
+}
+
+/// Asserts that `html` can run nothing: no script, frame, object or embed element, no
+/// event handler attribute, no `javascript:`/`vbscript:`/`data:` URL in any attribute, and
+/// no unresolved view-time token.
+pub fn assert_inert(html: &str, what: &str) {
+    let lower = html.to_ascii_lowercase();
+    assert!(!lower.contains("<script"), "{what}: contains <script");
+    for (name, attrs) in start_tags(html) {
+        assert!(
+            ![
+                "script", "iframe", "frame", "object", "embed", "base", "form"
+            ]
+            .contains(&name.as_str())
+                || (name == "form"
+                    && attrs
+                        .iter()
+                        .any(|(a, v)| a == "action" && v.starts_with('/'))),
+            "{what}: a <{name}> element"
+        );
+        for (a, v) in &attrs {
+            assert!(
+                !a.starts_with("on"),
+                "{what}: handler attribute {a} on <{name}>"
+            );
+            let v = url_scheme_form(v);
+            for scheme in ["javascript:", "vbscript:", "data:text/html"] {
+                assert!(!v.contains(scheme), "{what}: {a}={v:?} on <{name}>");
+            }
+        }
+    }
+    assert!(
+        !html.contains(['\u{E000}', '\u{E001}', '\u{E002}']),
+        "{what}: an unresolved reference token"
+    );
+}
+
+#[test]
+fn start_tags_sees_through_quoting() {
+    let tags = start_tags(
+        "<p class=\"a onclick=x\">t &lt;script</p><img src=x onerror = 'y'><a\nhref=\"/\"\tONMOUSEOVER=z>",
+    );
+    let names: Vec<&str> = tags
+        .iter()
+        .flat_map(|(_, a)| a.iter().map(|(n, _)| n.as_str()))
+        .collect();
+    assert_eq!(names, ["class", "src", "onerror", "href", "onmouseover"]);
+    assert_eq!(tags[0].1[0].1, "a onclick=x");
+    assert_eq!(url_scheme_form("java\tscript&colon;x"), "javascript:x");
+}
+
+/// Page ids linked from `html` (`href="/pages/{id}"`, optionally with a fragment) and the
+/// page ids of attachment URLs (`/attachments/{page_id}/…` in `href` or `src`).
+pub fn linked_ids(html: &str) -> (Vec<String>, Vec<String>) {
+    let mut pages = Vec::new();
+    let mut attachment_pages = Vec::new();
+    for (_, attrs) in start_tags(html) {
+        for (a, v) in attrs {
+            if a != "href" && a != "src" {
+                continue;
+            }
+            if let Some(rest) = v.strip_prefix("/pages/") {
+                pages.push(rest.split(['#', '?']).next().unwrap_or("").to_owned());
+            } else if let Some(rest) = v.strip_prefix("/attachments/")
+                && !rest.starts_with("id/")
+            {
+                attachment_pages.push(rest.split('/').next().unwrap_or("").to_owned());
+            }
+        }
+    }
+    (pages, attachment_pages)
 }
