@@ -131,6 +131,8 @@ impl SqliteStore {
         limit: u32,
         offset: u32,
     ) -> Result<SearchResults, StoreError> {
+        // `CROSS JOIN` pins the join order (SQLite's planner may otherwise walk `pages` and
+        // probe the full-text index once per page, which is quadratic for common words).
         // Two steps in one statement: rank and filter every match cheaply (bm25 and a few
         // columns of `pages`), keep the requested window, and only then build snippets —
         // SQLite would otherwise compute `snippet()` for every match before sorting.
@@ -138,7 +140,7 @@ impl SqliteStore {
         let mut qb = QueryBuilder::<Sqlite>::new(
             "WITH top AS (SELECT pages_fts.rowid AS rid, \
              bm25(pages_fts, 10.0, 1.0, 3.0) AS score, p.id AS id \
-             FROM pages_fts JOIN pages p ON p.pk = pages_fts.rowid \
+             FROM pages_fts CROSS JOIN pages p ON p.pk = pages_fts.rowid \
              WHERE pages_fts MATCH ",
         );
         qb.push_bind(terms.fts5());
@@ -152,8 +154,8 @@ impl SqliteStore {
             ") SELECT p.id, p.space_id, p.title, \
              snippet(pages_fts, 1, char(57344), char(57345), '…', 24) AS excerpt, \
              top.score AS score \
-             FROM top JOIN pages p ON p.pk = top.rid \
-             JOIN pages_fts ON pages_fts.rowid = top.rid \
+             FROM top CROSS JOIN pages p ON p.pk = top.rid \
+             CROSS JOIN pages_fts ON pages_fts.rowid = top.rid \
              WHERE pages_fts MATCH ",
         );
         qb.push_bind(terms.fts5());
