@@ -973,7 +973,10 @@ fn parse_public_url(s: &str) -> Result<Url, String> {
     Ok(url)
 }
 
-fn default_public_url(listen: SocketAddr) -> Url {
+/// The public URL used when `[portal] public_url` is not set: `http://<listen>`, with an
+/// unspecified address shown as `127.0.0.1`. Public so that a server bound to port 0 can
+/// derive it again from the port it really got.
+pub fn default_public_url(listen: SocketAddr) -> Url {
     let ip = if listen.ip().is_unspecified() {
         IpAddr::V4(Ipv4Addr::LOCALHOST)
     } else {

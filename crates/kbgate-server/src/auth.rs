@@ -3,13 +3,19 @@
 //! Every path that opens a session ends in [`sign_in`]: the email must get a `Viewer` from the
 //! current policy (a denied or unknown domain opens nothing), any session already presented
 //! is ended (rotation), and a fresh id is set in the cookie.
+//!
+//! The mailed-link machinery ([`mail_link`], [`use_code`]) is shared with access requests
+//! (`crate::access_requests`): both answer the same for every address, mail in the
+//! background, share the per-email and per-client limits, and use single-use codes.
+
+use std::net::SocketAddr;
 
 use askama::Template;
 use axum::Json;
 use axum::extract::{Form, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use kbgate_policy::Email;
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +24,7 @@ use crate::gate::{
     ClientAddr, PURPOSE_HANDOVER, PURPOSE_MAGIC, check_api_key, clear_cookie, session_cookie,
     set_cookie,
 };
+use crate::mail::LinkMail;
 use crate::pages::{Chrome, render};
 use crate::redirect::LocalPath;
 use crate::secret::{Opaque, ct_eq};
@@ -176,21 +183,44 @@ pub(crate) struct CodeParams {
     return_to: Option<String>,
 }
 
+/// Uses a single-use code of `purpose`: the email it was issued for and where it leads back
+/// to, or `None` when the code is malformed, unknown, expired, already used or of another
+/// purpose (the caller cannot tell which, and neither can the client).
+pub(crate) async fn use_code(
+    state: &AppState,
+    code: Option<&str>,
+    purpose: &str,
+) -> Result<Option<(Email, LocalPath)>, Error> {
+    let Some(code) = code.and_then(Opaque::parse) else {
+        return Ok(None);
+    };
+    let Some(rec) = state
+        .sessions()
+        .consume_code(&code, purpose, Utc::now())
+        .await?
+    else {
+        return Ok(None);
+    };
+    // Stored emails were parsed when the code was made; one that no longer parses (rules
+    // tightened) makes the code worthless.
+    let Ok(email) = Email::parse(&rec.email) else {
+        return Ok(None);
+    };
+    Ok(Some((
+        email,
+        LocalPath::parse_or_root(rec.return_to.as_deref()),
+    )))
+}
+
 async fn redeem(
     state: &AppState,
     headers: &HeaderMap,
     code: Option<&str>,
     purpose: &str,
 ) -> Result<Response, Error> {
-    let code = code.and_then(Opaque::parse).ok_or(Error::Unauthorized)?;
-    let now = Utc::now();
-    let rec = state
-        .sessions()
-        .consume_code(&code, purpose, now)
+    let (email, return_to) = use_code(state, code, purpose)
         .await?
         .ok_or(Error::Unauthorized)?;
-    let email = Email::parse(&rec.email).map_err(|_| Error::Unauthorized)?;
-    let return_to = LocalPath::parse_or_root(rec.return_to.as_deref());
     sign_in(state, headers, &email, &return_to, purpose).await
 }
 
@@ -210,6 +240,19 @@ struct SignInPage {
     sent: bool,
     minutes: u64,
     return_to: String,
+    /// Whether to link to `/request-access` (only when some audience is delivered natively;
+    /// a portal-only site would lead people to a form that can never send anything).
+    request_access: bool,
+}
+
+/// Whether the current policy has an audience that access requests can lead to.
+fn offers_access_requests(state: &AppState) -> bool {
+    state
+        .policy()
+        .current()
+        .audiences()
+        .iter()
+        .any(|a| a.delivery.is_native())
 }
 
 #[derive(Template)]
@@ -232,6 +275,7 @@ pub(crate) async fn email_form(
         sent: false,
         minutes: state.settings().magic_link_ttl.as_secs() / 60,
         return_to: LocalPath::parse_or_root(p.return_to.as_deref()).to_string(),
+        request_access: offers_access_requests(&state),
     })
 }
 
@@ -241,62 +285,112 @@ pub(crate) struct EmailForm {
     return_to: Option<String>,
 }
 
+/// A single-use link that a form sends by mail. Sign-in and access requests differ only in
+/// these three things; everything else about mailing a link is [`mail_link`].
+pub(crate) struct MailedLink {
+    /// Purpose of the code behind the link (a code of one purpose is useless for another).
+    pub(crate) purpose: &'static str,
+    /// The page the link opens, with `?code=` appended.
+    pub(crate) path: &'static str,
+    /// How the mail reads.
+    pub(crate) mail: LinkMail,
+}
+
+const MAGIC_LINK: MailedLink = MailedLink {
+    purpose: PURPOSE_MAGIC,
+    path: "/auth/email/confirm",
+    mail: LinkMail::SignIn,
+};
+
+/// Parses the address typed into a form. Bad input gets one fixed explanation, never an echo.
+pub(crate) fn form_email(raw: &str) -> Result<Email, Error> {
+    const INVALID: Error = Error::BadRequest("please enter a valid email address");
+    let raw = raw.trim();
+    if raw.is_empty() || raw.len() > 254 {
+        return Err(INVALID);
+    }
+    Email::parse(raw).map_err(|_| INVALID)
+}
+
+/// The common part of every form that mails a link: parses the address, applies the
+/// per-client and per-email limits (one pair for all such forms, so a mailbox cannot be
+/// flooded by alternating between them), and, when `eligible` accepts the address and mail
+/// is configured, creates the code and sends the link.
+///
+/// Only malformed input and rate limits make a difference to the caller; whether the
+/// address was eligible does not. Creating the code and sending happen after the answer, so
+/// neither the answer nor its timing tells whether the address is allowed.
+pub(crate) fn mail_link(
+    state: &AppState,
+    addr: Option<SocketAddr>,
+    raw_email: &str,
+    link: &'static MailedLink,
+    return_to: &LocalPath,
+    eligible: impl FnOnce(&Email, DateTime<Utc>) -> bool,
+) -> Result<(), Error> {
+    let email = form_email(raw_email)?;
+    let client_key = addr.map(|a| a.ip().to_string()).unwrap_or_default();
+    if !state.limit_client().check(&client_key) || !state.limit_email().check(email.as_str()) {
+        return Err(Error::TooManyRequests);
+    }
+    let now = Utc::now();
+    if !eligible(&email, now) {
+        return Ok(());
+    }
+    let Some(mailer) = state.mailer().cloned() else {
+        return Ok(());
+    };
+    let state = state.clone();
+    let return_to = return_to.clone();
+    tokio::spawn(async move {
+        let ttl = state.settings().magic_link_ttl;
+        let code = match state
+            .sessions()
+            .create_code(link.purpose, &email, return_to.as_str(), ttl, now)
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, kind = link.mail.as_str(), "mailed-link code not stored");
+                return;
+            }
+        };
+        let url = state
+            .settings()
+            .absolute(&format!("{}?code={}", link.path, code.expose()));
+        let site = state.settings().site_name.clone();
+        if let Err(e) = mailer
+            .send_link(link.mail, &email, &url, &site, ttl.as_secs() / 60)
+            .await
+        {
+            tracing::warn!(error = %e, kind = link.mail.as_str(), "mailed-link mail not sent");
+        }
+    });
+    Ok(())
+}
+
 /// `POST /auth/email`: sends a magic link if the domain is allowed. The answer is the same
-/// either way, and mail goes out in the background so timing does not tell either.
+/// either way (see [`mail_link`]).
 pub(crate) async fn email_submit(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
     Form(f): Form<EmailForm>,
 ) -> Result<Response, Error> {
-    let raw = f.email.trim();
-    if raw.is_empty() || raw.len() > 254 {
-        return Err(Error::BadRequest("please enter a valid email address"));
-    }
-    let email =
-        Email::parse(raw).map_err(|_| Error::BadRequest("please enter a valid email address"))?;
-    let client_key = addr.map(|a| a.ip().to_string()).unwrap_or_default();
-    if !state.limit_client().check(&client_key) || !state.limit_email().check(email.as_str()) {
-        return Err(Error::TooManyRequests);
-    }
     let return_to = LocalPath::parse_or_root(f.return_to.as_deref());
-    let now = Utc::now();
-    if state.policy().viewer(&email, now).is_ok()
-        && let Some(mailer) = state.mailer().cloned()
-    {
-        // Creating the code and sending happen after the answer, so neither the answer nor
-        // its timing tells whether the address is allowed.
-        let state = state.clone();
-        let return_to = return_to.clone();
-        tokio::spawn(async move {
-            let ttl = state.settings().magic_link_ttl;
-            let code = match state
-                .sessions()
-                .create_code(PURPOSE_MAGIC, &email, return_to.as_str(), ttl, now)
-                .await
-            {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "magic-link code not stored");
-                    return;
-                }
-            };
-            let link = state
-                .settings()
-                .absolute(&format!("/auth/email/confirm?code={}", code.expose()));
-            let site = state.settings().site_name.clone();
-            if let Err(e) = mailer
-                .send_magic_link(&email, &link, &site, ttl.as_secs() / 60)
-                .await
-            {
-                tracing::warn!(error = %e, "magic-link mail not sent");
-            }
-        });
-    }
+    mail_link(
+        &state,
+        addr,
+        &f.email,
+        &MAGIC_LINK,
+        &return_to,
+        |email, now| state.policy().viewer(email, now).is_ok(),
+    )?;
     Ok(render(&SignInPage {
         chrome: Chrome::anonymous(&state),
         sent: true,
         minutes: state.settings().magic_link_ttl.as_secs() / 60,
         return_to: return_to.to_string(),
+        request_access: offers_access_requests(&state),
     })?
     .into_response())
 }
@@ -335,17 +429,23 @@ pub(crate) struct LogoutForm {
     csrf: Option<String>,
 }
 
-/// `POST /auth/logout`: ends the session. Cross-site requests are refused by an `Origin`
-/// check and by the form token derived from the session id.
+/// `POST /auth/logout`: ends the session. Cross-site requests are refused by the form token
+/// derived from the session id, and early by the `Origin` / `Sec-Fetch-Site` headers when the
+/// browser names another site. `Origin: null` is not refused: browsers send it for a
+/// same-origin form post under the portal's own `Referrer-Policy: no-referrer`.
 pub(crate) async fn logout(
     State(state): State<AppState>,
     headers: HeaderMap,
     Form(f): Form<LogoutForm>,
 ) -> Result<Response, Error> {
     let settings = state.settings();
-    if let Some(origin) = headers.get(header::ORIGIN)
-        && origin.as_bytes() != settings.origin().as_bytes()
-    {
+    let foreign_origin = headers.get(header::ORIGIN).is_some_and(|origin| {
+        origin.as_bytes() != b"null" && origin.as_bytes() != settings.origin().as_bytes()
+    });
+    let cross_site = headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() == b"cross-site" || v.as_bytes() == b"same-site");
+    if foreign_origin || cross_site {
         return Err(Error::Forbidden);
     }
     let mut resp = redirect("/auth/email");

@@ -60,9 +60,11 @@ impl std::fmt::Debug for PolicyHandle {
 /// Single-use code purposes.
 pub(crate) const PURPOSE_HANDOVER: &str = "handover";
 pub(crate) const PURPOSE_MAGIC: &str = "magic-link";
+/// Verification link of an access request (`/request-access/confirm`).
+pub(crate) const PURPOSE_ACCESS_REQUEST: &str = "access-request";
 
-/// Sessions, single-use codes, used token ids and the audit log: the only store access the
-/// sign-in flows have (mirror content is reachable only through the library).
+/// Sessions, single-use codes, used token ids, the audit log and access requests: the only
+/// store access the sign-in flows have (mirror content is reachable only through the library).
 pub(crate) struct Sessions {
     store: Arc<dyn Store>,
 }
@@ -187,6 +189,22 @@ impl Sessions {
             .consume_code(&code.hash(), purpose, now)
             .await
             .map_err(store_err)
+    }
+
+    /// Records a verified access request through native mode's own
+    /// [`kbgate_provision::record_access_request`], so the portal and the host-app API apply
+    /// exactly the rule `kbgate people` and `kbgate plan` use (only active native audiences;
+    /// the outcome goes to the audit log, never the address).
+    pub(crate) async fn record_access_request(
+        &self,
+        policy: &Policy,
+        email: &Email,
+        source: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        kbgate_provision::record_access_request(&*self.store, policy, email.as_str(), source, now)
+            .await
+            .map_err(Error::internal)
     }
 
     /// Appends an audit event; failures are logged, not fatal (the sign-in already happened).
@@ -314,6 +332,23 @@ pub(crate) fn check_api_key(headers: &HeaderMap, state: &AppState) -> Result<boo
         Ok(true)
     } else {
         Err(Error::Unauthorized)
+    }
+}
+
+/// The host app's backend, proven by its API key. Taking it as an extractor checks the key
+/// before the body is read, so a caller without the key learns nothing, not even whether its
+/// JSON would have been accepted.
+pub(crate) struct HostApp;
+
+impl FromRequestParts<AppState> for HostApp {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        if check_api_key(&parts.headers, state)? {
+            Ok(HostApp)
+        } else {
+            Err(Error::Unauthorized)
+        }
     }
 }
 

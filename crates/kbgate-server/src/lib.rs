@@ -10,6 +10,7 @@
 //!   `Accept`; internals never reach the client.
 
 pub mod access;
+pub mod access_requests;
 pub mod api;
 pub mod attachments;
 pub mod auth;
@@ -40,7 +41,7 @@ use axum::{Json, Router, middleware};
 pub use error::Error;
 pub use gate::{ApiViewer, CurrentViewer, PolicyHandle};
 pub use library::Library;
-pub use mail::{MailError, Mailer};
+pub use mail::{LinkMail, MailError, Mailer};
 pub use redirect::LocalPath;
 pub use settings::Settings;
 pub use setup::SetupError;
@@ -72,7 +73,16 @@ pub fn router(state: AppState) -> Router {
             get(auth::email_confirm_form).post(auth::email_confirm),
         )
         .route("/auth/logout", post(auth::logout))
+        .route(
+            "/request-access",
+            get(access_requests::form).post(access_requests::submit),
+        )
+        .route(
+            "/request-access/confirm",
+            get(access_requests::confirm_form).post(access_requests::confirm),
+        )
         .route("/api/v1/handover", post(auth::handover))
+        .route("/api/v1/access-requests", post(access_requests::api))
         .route("/api/v1/spaces", get(api::spaces))
         .route("/api/v1/spaces/{key}/tree", get(api::tree))
         .route("/api/v1/pages/{id}", get(api::page))

@@ -72,12 +72,22 @@ impl Mailer {
         site_name: &str,
         valid_minutes: u64,
     ) -> Result<(), MailError> {
-        let subject = format!("Your sign-in link for {site_name}");
-        let body = format!(
-            "Hello,\n\nUse this link to sign in to {site_name}:\n\n{link}\n\n\
-             The link works once and expires in {valid_minutes} minutes.\n\
-             If you did not ask for it, ignore this mail.\n"
-        );
+        self.send_link(LinkMail::SignIn, to, link, site_name, valid_minutes)
+            .await
+    }
+
+    /// Sends a single-use link of `kind`. Every mailed link goes through here, so transport,
+    /// headers and the rule that the link never reaches the logs live in one place.
+    pub async fn send_link(
+        &self,
+        kind: LinkMail,
+        to: &Email,
+        link: &str,
+        site_name: &str,
+        valid_minutes: u64,
+    ) -> Result<(), MailError> {
+        let subject = kind.subject(site_name);
+        let body = kind.body(link, site_name, valid_minutes);
         match self {
             Mailer::Smtp { transport, from } => {
                 let to: Mailbox = to.as_str().parse().map_err(|_| MailError::Build)?;
@@ -108,10 +118,52 @@ impl Mailer {
                     .await
                     .map_err(MailError::Outbox)?;
                 // The path only: the link itself is a credential and stays out of the logs.
-                tracing::info!(path = %path.display(), "magic-link mail written to the outbox");
+                tracing::info!(path = %path.display(), kind = kind.as_str(), "mail written to the outbox");
                 Ok(())
             }
         }
+    }
+}
+
+/// What a mailed single-use link does. It decides the wording only: a link's power comes
+/// from the purpose of the code behind it, never from the mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkMail {
+    /// Signs the person in to the portal (magic link).
+    SignIn,
+    /// Confirms an access request: proves the person reads this mailbox before kbgate
+    /// records them for native provisioning.
+    AccessRequest,
+}
+
+impl LinkMail {
+    /// A short name for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LinkMail::SignIn => "sign-in",
+            LinkMail::AccessRequest => "access-request",
+        }
+    }
+
+    fn subject(self, site_name: &str) -> String {
+        match self {
+            LinkMail::SignIn => format!("Your sign-in link for {site_name}"),
+            LinkMail::AccessRequest => format!("Confirm your access request for {site_name}"),
+        }
+    }
+
+    fn body(self, link: &str, site_name: &str, valid_minutes: u64) -> String {
+        let what = match self {
+            LinkMail::SignIn => format!("Use this link to sign in to {site_name}:"),
+            LinkMail::AccessRequest => {
+                format!("Use this link to confirm that you asked for access to {site_name}:")
+            }
+        };
+        format!(
+            "Hello,\n\n{what}\n\n{link}\n\n\
+             The link works once and expires in {valid_minutes} minutes.\n\
+             If you did not ask for it, ignore this mail.\n"
+        )
     }
 }
 
@@ -132,6 +184,26 @@ mod tests {
         let text = std::fs::read_to_string(files[0].as_ref().unwrap().path()).unwrap();
         assert!(text.contains("To: a@acme.com"));
         assert!(text.contains("https://kb/auth/email/x?t=abc"));
+    }
+
+    #[tokio::test]
+    async fn access_request_mail_says_what_the_link_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Mailer::outbox(dir.path(), "kb@example.com").unwrap();
+        let to = Email::parse("gus@guest.com").unwrap();
+        let link = "https://kb/request-access/confirm?code=abc";
+        m.send_link(LinkMail::AccessRequest, &to, link, "KB", 15)
+            .await
+            .unwrap();
+        let path = std::fs::read_dir(dir.path())
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap();
+        let text = std::fs::read_to_string(path.path()).unwrap();
+        assert!(text.contains("Subject: Confirm your access request for KB"));
+        assert!(text.contains(link) && text.contains("expires in 15 minutes"));
+        assert!(!text.contains("sign in"));
     }
 
     #[tokio::test]

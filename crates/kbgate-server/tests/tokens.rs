@@ -212,3 +212,140 @@ async fn public_key_algorithms_verify() {
         assert!(v.verify(&confused, n).is_err(), "{alg:?} confusion");
     }
 }
+
+/// Signs `claims` with the private key fixture `key` (PEM) under `alg`, naming `kid`.
+fn mint_with(alg: Algorithm, key: &str, kid: Option<&str>, claims: &serde_json::Value) -> String {
+    let pem = std::fs::read(fixture(key)).unwrap();
+    let enc = match alg {
+        Algorithm::RS256 => EncodingKey::from_rsa_pem(&pem),
+        Algorithm::EdDSA => EncodingKey::from_ed_pem(&pem),
+        Algorithm::ES256 => EncodingKey::from_ec_pem(&pem),
+        _ => Ok(EncodingKey::from_secret(&pem)),
+    }
+    .unwrap();
+    let mut header = Header::new(alg);
+    header.kid = kid.map(str::to_owned);
+    jsonwebtoken::encode(&header, claims, &enc).unwrap()
+}
+
+/// HS256 over `claims` with `secret` as the HMAC key, naming `kid`.
+fn mint_hmac(secret: &[u8], kid: Option<&str>, claims: &serde_json::Value) -> String {
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = kid.map(str::to_owned);
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(secret)).unwrap()
+}
+
+/// A token is accepted over HTTP: 303 with a session cookie that opens the home page.
+async fn assert_accepted(app: &TestApp, token: &str, what: &str) {
+    let resp = app
+        .client
+        .get(app.url("/auth/embed"))
+        .query(&[("token", token), ("return_to", "/spaces/KB")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303, "{what}");
+    assert_eq!(resp.headers()["location"], "/spaces/KB", "{what}");
+    let cookie = session_cookie(&resp).unwrap_or_else(|| panic!("{what}: no session cookie"));
+    assert_eq!(
+        app.get("/spaces/KB", Some(&cookie)).await.status(),
+        200,
+        "{what}"
+    );
+}
+
+#[tokio::test]
+async fn an_rs256_portal_refuses_hs256_signed_with_its_public_key() {
+    use kbgate_server::{EmbedAlgorithm, EmbedVerifier};
+    let pem = std::fs::read(fixture("rsa.pub.pem")).unwrap();
+    let verifier =
+        EmbedVerifier::public_pem(EmbedAlgorithm::Rs256, &pem, ISSUER, AUDIENCE).unwrap();
+    let app = spawn_app_with(|s| s, verifier).await;
+
+    // Key confusion: HMAC keyed with the very bytes the portal holds as its RSA key (as a
+    // naive verifier would use them), and with the usual variants of those bytes.
+    let text = String::from_utf8(pem.clone()).unwrap();
+    let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+    for (what, key) in [
+        ("the public key PEM", pem.clone()),
+        (
+            "the PEM without its final newline",
+            text.trim_end().as_bytes().to_vec(),
+        ),
+        ("the PEM's base64 body", body.into_bytes()),
+    ] {
+        let confused = mint_hmac(&key, None, &claims("alice@acme.com"));
+        assert_refused(&app, &confused, &format!("HS256 keyed with {what}")).await;
+    }
+    // The shared secret of the HS256 harness means nothing here either.
+    assert_refused(&app, &mint_hs256(&claims("alice@acme.com")), "HS256 secret").await;
+    // RS256 signed by another key.
+    let other = mint_with(
+        Algorithm::RS256,
+        "rsa2.key",
+        None,
+        &claims("alice@acme.com"),
+    );
+    assert_refused(&app, &other, "RS256 by another key").await;
+    // The other checks still apply to RS256 tokens.
+    let mut expired = claims("alice@acme.com");
+    expired["iat"] = json!(now() - 900);
+    expired["exp"] = json!(now() - 700);
+    let expired = mint_with(Algorithm::RS256, "rsa.key", None, &expired);
+    assert_refused(&app, &expired, "expired RS256").await;
+    let denied = mint_with(Algorithm::RS256, "rsa.key", None, &claims("bob@gmail.com"));
+    assert_refused(&app, &denied, "RS256 for a denied domain").await;
+
+    // A correct RS256 token opens a session, once.
+    let good = mint_with(Algorithm::RS256, "rsa.key", None, &claims("alice@acme.com"));
+    assert_accepted(&app, &good, "RS256 with the right key").await;
+    assert_refused(&app, &good, "replayed RS256").await;
+}
+
+#[tokio::test]
+async fn jwks_keys_are_chosen_by_kid() {
+    use kbgate_server::{EmbedAlgorithm, EmbedVerifier};
+    let jwks = std::fs::read_to_string(fixture("jwks.json")).unwrap();
+    let verifier = EmbedVerifier::jwks(EmbedAlgorithm::Rs256, &jwks, ISSUER, AUDIENCE).unwrap();
+    let app = spawn_app_with(|s| s, verifier).await;
+    let c = || claims("alice@acme.com");
+
+    // Both RSA keys of the set verify their own tokens (key rotation).
+    let t = mint_with(Algorithm::RS256, "rsa.key", Some("rsa-1"), &c());
+    assert_accepted(&app, &t, "rsa-1").await;
+    let t = mint_with(Algorithm::RS256, "rsa2.key", Some("rsa-2"), &c());
+    assert_accepted(&app, &t, "rsa-2").await;
+
+    // A kid naming the other key, an unknown kid, or none among several keys: refused.
+    let t = mint_with(Algorithm::RS256, "rsa.key", Some("rsa-2"), &c());
+    assert_refused(&app, &t, "rsa-1's signature under kid rsa-2").await;
+    let t = mint_with(Algorithm::RS256, "rsa2.key", Some("rsa-1"), &c());
+    assert_refused(&app, &t, "rsa-2's signature under kid rsa-1").await;
+    let t = mint_with(Algorithm::RS256, "rsa.key", Some("rsa-3"), &c());
+    assert_refused(&app, &t, "unknown kid").await;
+    let t = mint_with(Algorithm::RS256, "rsa.key", None, &c());
+    assert_refused(&app, &t, "no kid with several keys").await;
+    // Keys of the set that do not fit RS256 are not usable under their kid.
+    let t = mint_with(Algorithm::RS256, "rsa.key", Some("ed-1"), &c());
+    assert_refused(&app, &t, "kid of the Ed25519 key").await;
+    let t = mint_with(Algorithm::EdDSA, "ed.key", Some("ed-1"), &c());
+    assert_refused(&app, &t, "EdDSA token on an RS256 portal").await;
+    // The symmetric key in the set is never a way in: not as HS256, not by kid.
+    let oct = mint_hmac(SECRET.as_bytes(), Some("oct-1"), &c());
+    assert_refused(&app, &oct, "HS256 under the oct key's kid").await;
+    let pem = std::fs::read(fixture("rsa.pub.pem")).unwrap();
+    let confused = mint_hmac(&pem, Some("rsa-1"), &c());
+    assert_refused(&app, &confused, "HS256 keyed with rsa-1's PEM").await;
+
+    // The same document under EdDSA uses only the Ed25519 key.
+    let n = now();
+    let ed = EmbedVerifier::jwks(EmbedAlgorithm::EdDsa, &jwks, ISSUER, AUDIENCE).unwrap();
+    let t = mint_with(Algorithm::EdDSA, "ed.key", Some("ed-1"), &c());
+    assert_eq!(ed.verify(&t, n).unwrap().email.as_str(), "alice@acme.com");
+    let t = mint_with(Algorithm::EdDSA, "ed.key", None, &c());
+    assert!(ed.verify(&t, n).is_ok(), "one key: a missing kid is fine");
+    let t = mint_with(Algorithm::EdDSA, "ed.key", Some("rsa-1"), &c());
+    assert!(ed.verify(&t, n).is_err(), "a kid of an RSA key");
+    // A set with no key for the algorithm is refused when configured.
+    assert!(EmbedVerifier::jwks(EmbedAlgorithm::Es256, &jwks, ISSUER, AUDIENCE).is_err());
+}

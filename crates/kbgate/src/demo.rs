@@ -260,7 +260,14 @@ domains = [{denied}]
     println!("Files of this run: {}", dir.display());
     println!("Stop with Ctrl-C.");
 
-    serve::serve_with(config, store, Some(source), portal_listener).await?;
+    serve::serve_with(
+        config,
+        store,
+        Some(source),
+        portal_listener,
+        std::time::Duration::from_secs(2),
+    )
+    .await?;
     host_task.abort();
     sim.shutdown().await;
     Ok(())

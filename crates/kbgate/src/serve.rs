@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::Context;
 use kbgate_config::Config;
@@ -25,6 +25,10 @@ pub struct Args {
     /// served without an operator. Off by default.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     reconcile_every: Option<Duration>,
+    /// How often to look for a changed config file (its content, not just its time);
+    /// "0s" turns the watch off, leaving SIGHUP as the only way to reload.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration)]
+    config_poll: Duration,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -39,7 +43,7 @@ pub async fn run(config_path: &Path, args: Args) -> ExitCode {
 }
 
 async fn serve(config_path: &Path, args: Args) -> anyhow::Result<()> {
-    let config = Config::load(config_path)?;
+    let mut config = Config::load(config_path)?;
     let store = wiring::open_store(&config).await?;
     let source = if args.no_sync || config.confluence.is_none() {
         None
@@ -50,7 +54,16 @@ async fn serve(config_path: &Path, args: Args) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
-    tracing::info!("portal listening on http://{listen}");
+    let bound = listener
+        .local_addr()
+        .with_context(|| format!("cannot read the address bound for {listen}"))?;
+    // With port 0 (or --listen) the default public URL follows the port really bound, so the
+    // links the portal hands out (sign-in codes, magic links) point at it.
+    if config.portal.public_url == kbgate_config::default_public_url(config.portal.listen) {
+        config.portal.public_url = kbgate_config::default_public_url(bound);
+    }
+    config.portal.listen = bound;
+    tracing::info!("portal listening on http://{bound}");
     let reconcile = match args.reconcile_every {
         Some(every) if !every.is_zero() => {
             let c = config
@@ -67,7 +80,7 @@ async fn serve(config_path: &Path, args: Args) -> anyhow::Result<()> {
         }
         _ => None,
     };
-    let result = serve_with(config, store, source, listener).await;
+    let result = serve_with(config, store, source, listener, args.config_poll).await;
     if let Some(r) = reconcile {
         r.abort();
     }
@@ -105,12 +118,17 @@ pub async fn serve_with(
     store: Arc<dyn Store>,
     source: Option<ConfluenceSource>,
     listener: tokio::net::TcpListener,
+    config_poll: Duration,
 ) -> anyhow::Result<()> {
     let policy = PolicyHandle::new(config.policy.clone());
     let state = AppState::from_config(&config, store.clone(), policy.clone())
         .context("cannot set up the portal")?;
 
-    let reload = tokio::spawn(reload_loop(config.path.clone(), policy.clone()));
+    let reload = tokio::spawn(reload_loop(
+        config.path.clone(),
+        policy.clone(),
+        config_poll,
+    ));
     let sync = source.map(|source| {
         tokio::spawn(sync_loop(
             source,
@@ -151,17 +169,30 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-fn modified(path: &Path) -> Option<SystemTime> {
-    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+/// A fingerprint of the config file's bytes: a change of content is seen even when the
+/// modification time is not (`cp -p`, two writes in one timestamp tick), and a file caught
+/// half-written is re-read once the writer finishes, because its content changes again.
+fn fingerprint(path: &Path) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let bytes = std::fs::read(path).ok()?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    Some(h.finish())
 }
 
-/// Re-reads the policy on SIGHUP or when the file's modification time changes. A bad
-/// file is refused with its errors logged, and the running policy stays.
-async fn reload_loop(path: PathBuf, policy: PolicyHandle) {
+/// Re-reads the policy on SIGHUP or when the file's content changes (polled every 2 s). A
+/// bad file is refused with its errors logged once, and the running policy stays.
+async fn reload_loop(path: PathBuf, policy: PolicyHandle, poll: Duration) {
     #[cfg(unix)]
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-    let mut seen = modified(&path);
-    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    let mut seen = fingerprint(&path);
+    // A zero period means no polling: the tick never fires.
+    let mut tick = tokio::time::interval(if poll.is_zero() {
+        Duration::from_secs(u64::from(u32::MAX))
+    } else {
+        poll
+    });
+    tick.tick().await; // the first tick is immediate
     loop {
         #[cfg(unix)]
         let hup_fired = async {
@@ -178,7 +209,7 @@ async fn reload_loop(path: PathBuf, policy: PolicyHandle) {
             () = hup_fired => true,
             _ = tick.tick() => false,
         };
-        let now = modified(&path);
+        let now = fingerprint(&path);
         if !forced && now == seen {
             continue;
         }

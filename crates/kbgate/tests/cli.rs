@@ -1,28 +1,12 @@
 //! The binary as an operator uses it: exit codes and output of `check`, `sync`, `plan`.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
+use common::{kbgate, text};
 use confluence_sim::{SimConfig, spawn};
-
-fn kbgate(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_kbgate"))
-        .current_dir(dir)
-        .args(["--config", "kbgate.toml"])
-        .args(args)
-        .env_remove("KBGATE_CONFIG")
-        .env("KBGATE_LOG", "warn")
-        .output()
-        .expect("run kbgate")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 const POLICY: &str = r#"
 [[audience]]

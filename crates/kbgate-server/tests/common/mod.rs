@@ -89,6 +89,50 @@ pub fn policy_without_acme() -> Policy {
     Policy::new(auds, vec![]).unwrap()
 }
 
+/// [`policy`] plus native-delivery audiences (for access requests), over the same mirror:
+/// - `guest.com` → KB as Confluence guests; `unlicensed.com` → KB by unlicensed view;
+/// - `group.com` and `gmail.com` (which stays denied) → KB through a group;
+/// - `gone.com` → a group audience that expired.
+///
+/// `acme.com` and the other portal domains keep their portal audiences only.
+pub fn native_policy() -> Policy {
+    let native = |name: &str, domains: &[&str], delivery: Delivery, expires| Audience {
+        delivery,
+        ..audience(name, domains, &["KB"], &[], expires)
+    };
+    let mut auds = policy().audiences().to_vec();
+    auds.extend([
+        native("guests", &["guest.com"], Delivery::Guest, None),
+        native(
+            "unlicensed",
+            &["unlicensed.com"],
+            Delivery::Unlicensed,
+            None,
+        ),
+        native(
+            "grouped",
+            &["group.com", "gmail.com"],
+            Delivery::Group,
+            None,
+        ),
+        native(
+            "gone",
+            &["gone.com"],
+            Delivery::Group,
+            Some(NaiveDate::from_ymd_opt(2020, 1, 1).unwrap()),
+        ),
+    ]);
+    Policy::new(auds, policy().deny().to_vec()).unwrap()
+}
+
+/// Starts the portal under [`native_policy`] on a fresh store of `backend` (with the
+/// fixture mirror); `None` when PostgreSQL is unavailable (and not required by `CI=true`).
+pub async fn spawn_native_app_on(backend: Backend) -> Option<TestApp> {
+    let test_store = open_store(backend).await?;
+    write_mirror(&test_store.store).await;
+    Some(serve(test_store, native_policy()).await)
+}
+
 #[allow(clippy::too_many_arguments)] // a fixture table reads best as positional rows
 fn page(
     id: &str,
@@ -387,16 +431,44 @@ pub async fn open_store(backend: Backend) -> Option<TestStore> {
 
 /// Serves the portal over `test_store` (as it is) under `policy`, on 127.0.0.1:0.
 pub async fn serve(test_store: TestStore, policy: Policy) -> TestApp {
+    serve_with(test_store, policy, |s| s, hs256_verifier()).await
+}
+
+/// The embed verifier of [`serve`]: HS256 with [`SECRET`], [`ISSUER`] and [`AUDIENCE`].
+pub fn hs256_verifier() -> EmbedVerifier {
+    EmbedVerifier::hs256(SECRET.as_bytes(), ISSUER, AUDIENCE).unwrap()
+}
+
+/// The portal over the fixture mirror on SQLite, with adjusted settings and its own embed
+/// verifier (see [`serve_with`]).
+pub async fn spawn_app_with(
+    settings: impl FnOnce(Settings) -> Settings,
+    embed: EmbedVerifier,
+) -> TestApp {
+    let test_store = open_store(Backend::Sqlite).await.unwrap();
+    write_mirror(&test_store.store).await;
+    serve_with(test_store, policy(), settings, embed).await
+}
+
+/// Like [`serve`], but `settings` adjusts the defaults (built for the bound address, site
+/// name "Test KB") and `embed` verifies hand-over tokens instead of [`hs256_verifier`].
+pub async fn serve_with(
+    test_store: TestStore,
+    policy: Policy,
+    settings: impl FnOnce(Settings) -> Settings,
+    embed: EmbedVerifier,
+) -> TestApp {
     let store = test_store.store.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let base = format!("http://{addr}");
-    let settings = Settings::new(url::Url::parse(&base).unwrap()).with_site_name("Test KB");
+    let settings =
+        settings(Settings::new(url::Url::parse(&base).unwrap()).with_site_name("Test KB"));
     let policy = PolicyHandle::new(policy);
     let outbox = tempfile::tempdir().unwrap();
     let mailer = Mailer::outbox(outbox.path(), "kb@example.com").unwrap();
     let extras = Extras {
-        embed: Some(EmbedVerifier::hs256(SECRET.as_bytes(), ISSUER, AUDIENCE).unwrap()),
+        embed: Some(embed),
         api_key: Some(API_KEY.into()),
     };
     let state = AppState::new(
@@ -760,4 +832,42 @@ pub fn linked_ids(html: &str) -> (Vec<String>, Vec<String>) {
         }
     }
     (pages, attachment_pages)
+}
+
+/// The store's key for a session cookie (`name=value`): the SHA-256 hex of the value.
+pub fn session_hash(cookie: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let value = cookie.split_once('=').map_or(cookie, |(_, v)| v);
+    hex::encode(Sha256::digest(value.as_bytes()))
+}
+
+/// Writes a session for `email` straight into the store with the given times, as if it had
+/// been opened earlier; returns the `Cookie` header value (plain cookie name, as used when the
+/// public URL is local http).
+pub async fn plant_session(
+    app: &TestApp,
+    email: &str,
+    created_at: chrono::DateTime<Utc>,
+    last_seen_at: chrono::DateTime<Utc>,
+    expires_at: chrono::DateTime<Utc>,
+) -> String {
+    // 43 URL-safe characters, the shape of a real session id.
+    let value = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        &uuid::Uuid::new_v4().simple().to_string()[..11]
+    );
+    let cookie = format!("kbgate_session={value}");
+    app.store
+        .create_session(&kbgate_store::SessionRecord {
+            id_hash: session_hash(&cookie),
+            email: email.into(),
+            created_at,
+            last_seen_at,
+            expires_at,
+            revoked: false,
+        })
+        .await
+        .unwrap();
+    cookie
 }

@@ -1,0 +1,434 @@
+//! A real browser over the portal: headless Chromium, driven through chromedriver (WebDriver),
+//! against the simulator's site synced into SQLite. It signs in through the embed link the way
+//! a host app's redirect would, opens a space, follows the page tree, opens a page, searches,
+//! downloads an attachment, and opens every hostile page of the simulator's site with prompts
+//! left open, so that a script that ran (an `alert`, a navigation, an injected element) shows.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them). Without them the
+//! test is skipped with a message, except under `CI=true`, where it fails.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use confluence_sim::SimConfig;
+use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+/// Where Debian puts the two programs; `KBGATE_CHROMIUM` / `KBGATE_CHROMEDRIVER` override.
+fn tool(env: &str, default: &str) -> Option<PathBuf> {
+    let p = std::env::var_os(env)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(default));
+    p.exists().then_some(p)
+}
+
+/// Kills chromedriver (and with it the browser) however the test ends.
+struct Driver(Child);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn start_browser(chromium: &Path, driver: &Path, downloads: &Path) -> (Driver, Client) {
+    let port = free_port();
+    let child = Command::new(driver)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let guard = Driver(child);
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if reqwest::get(format!("{url}/status")).await.is_ok() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "chromedriver did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let caps = json!({
+        "browserName": "chrome",
+        // A script that called alert() leaves its prompt open for us to find.
+        "unhandledPromptBehavior": "ignore",
+        "goog:chromeOptions": {
+            "binary": chromium,
+            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                     "--disable-dev-shm-usage", "--window-size=1280,900"],
+            "prefs": {
+                "download.default_directory": downloads,
+                "download.prompt_for_download": false,
+            },
+        },
+    });
+    let serde_json::Value::Object(caps) = caps else {
+        unreachable!()
+    };
+    let client = ClientBuilder::rustls()
+        .expect("tls roots")
+        .capabilities(caps)
+        .connect(&url)
+        .await
+        .expect("WebDriver session");
+    (guard, client)
+}
+
+/// Nothing a page's content could have done is visible: no prompt is open, the browser is
+/// still on the portal, no script element or event-handler attribute is in the DOM, and the
+/// marker a hostile script would set is absent.
+async fn assert_nothing_ran(c: &Client, base: &str, what: &str) {
+    assert!(
+        c.get_alert_text().await.is_err(),
+        "{what}: a prompt is open — script from the content ran"
+    );
+    let url = c.current_url().await.unwrap();
+    assert!(
+        url.as_str().starts_with(base),
+        "{what}: the browser left the portal for {url}"
+    );
+    let found = c
+        .execute(
+            r#"
+            const bad = [];
+            for (const s of document.querySelectorAll('script')) bad.push('script ' + (s.src || s.textContent.slice(0, 40)));
+            for (const el of document.querySelectorAll('*')) {
+              for (const a of el.attributes) {
+                if (a.name.startsWith('on')) bad.push(el.tagName + ' @' + a.name);
+                if (/^\s*(javascript|data|vbscript):/i.test(a.value) && el.tagName !== 'IMG') bad.push(el.tagName + ' ' + a.name + '=' + a.value.slice(0, 40));
+              }
+            }
+            for (const f of document.querySelectorAll('iframe, object, embed')) bad.push(f.tagName);
+            return bad;
+            "#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(found, json!([]), "{what}: active content in the DOM");
+}
+
+async fn attr(c: &Client, css: &str, name: &str) -> String {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+        .attr(name)
+        .await
+        .unwrap()
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_customer_reads_the_knowledge_base_in_a_real_browser() {
+    let (Some(chromium), Some(driver)) = (
+        tool("KBGATE_CHROMIUM", "/usr/bin/chromium"),
+        tool("KBGATE_CHROMEDRIVER", "/usr/bin/chromedriver"),
+    ) else {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!(
+                "CI=true but chromium/chromedriver are missing (apt-get install chromium chromium-driver)"
+            );
+        }
+        eprintln!(
+            "SKIPPED browser test: /usr/bin/chromium and /usr/bin/chromedriver are needed \
+             (apt-get install chromium chromium-driver)"
+        );
+        return;
+    };
+    let s = spawn_synced_on(Backend::Sqlite, SimConfig::default())
+        .await
+        .expect("SQLite is always available");
+    let base = s.app.base.clone();
+    let downloads = tempfile::tempdir().unwrap();
+    let (_driver, c) = start_browser(&chromium, &driver, downloads.path()).await;
+
+    // 1. Sign in as the host app's redirect would: a fresh embed token in the URL.
+    let (email, spaces, _) = SYNCED_VIEWERS[3]; // hooli.com reads KB, ONBOARD and API
+    let token = mint_hs256(&claims(email));
+    c.goto(&format!("{base}/auth/embed?token={token}&return_to=/"))
+        .await
+        .unwrap();
+    let url = c.current_url().await.unwrap();
+    assert_eq!(url.path(), "/", "lands on the home page: {url}");
+    let shown = c.find(Locator::Css("header .email")).await.unwrap();
+    assert_eq!(shown.text().await.unwrap(), email);
+    let cards = c.find_all(Locator::Css("ul.cards a")).await.unwrap();
+    assert_eq!(cards.len(), spaces.len(), "one card per readable space");
+    assert_nothing_ran(&c, &base, "home").await;
+
+    // 2. Open a space and follow its tree: open a collapsed branch, click a child.
+    c.find(Locator::Css("a[href='/spaces/KB']"))
+        .await
+        .expect("KB card")
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(c.current_url().await.unwrap().path(), "/spaces/KB");
+    // A top-level branch (its own parents are all visible).
+    let branch = c
+        .find(Locator::Css("nav.tree > ul > li > details > summary"))
+        .await
+        .expect("the tree has a branch");
+    // Click the disclosure marker at the summary's left edge, as a person would: the link
+    // inside the summary would navigate instead.
+    let (_, _, width, _) = branch.rectangle().await.unwrap();
+    let click = || {
+        MouseActions::new("mouse".into())
+            .then(PointerAction::MoveToElement {
+                element: branch.clone(),
+                duration: None,
+                x: -(width / 2.0) + 4.0,
+                y: 0.0,
+            })
+            .then(PointerAction::Down {
+                button: MOUSE_BUTTON_LEFT,
+            })
+            .then(PointerAction::Up {
+                button: MOUSE_BUTTON_LEFT,
+            })
+    };
+    let was_open = c
+        .execute(
+            "return arguments[0].parentElement.open;",
+            vec![serde_json::to_value(&branch).unwrap()],
+        )
+        .await
+        .unwrap();
+    c.perform_actions(click()).await.unwrap();
+    assert_eq!(
+        c.current_url().await.unwrap().path(),
+        "/spaces/KB",
+        "the marker toggles, it does not navigate"
+    );
+    let is_open = c
+        .execute(
+            "return arguments[0].parentElement.open;",
+            vec![serde_json::to_value(&branch).unwrap()],
+        )
+        .await
+        .unwrap();
+    assert_ne!(was_open, is_open, "clicking the marker toggles the branch");
+    if is_open == json!(false) {
+        // It was open: the click closed it. Open it again the same way.
+        c.perform_actions(click()).await.unwrap();
+        let reopened = c
+            .execute(
+                "return arguments[0].parentElement.open;",
+                vec![serde_json::to_value(&branch).unwrap()],
+            )
+            .await
+            .unwrap();
+        assert_eq!(reopened, json!(true), "a second click opens it again");
+    }
+    let child = branch
+        .find(Locator::XPath("./following-sibling::ul/li/a"))
+        .await
+        .expect("an opened branch shows its children");
+    assert!(
+        child.is_displayed().await.unwrap(),
+        "child entry is visible"
+    );
+    let child_href = child.attr("href").await.unwrap().unwrap();
+    child.click().await.unwrap();
+    assert_eq!(c.current_url().await.unwrap().path(), child_href);
+
+    // 3. The page view: breadcrumbs back to the space, a title, a last-updated date.
+    let crumbs = c.find_all(Locator::Css("nav.crumbs li")).await.unwrap();
+    assert!(crumbs.len() >= 3, "Spaces › KB › … › page");
+    let title = c
+        .find(Locator::Css("article h1"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!title.is_empty());
+    assert!(!attr(&c, "article time", "datetime").await.is_empty());
+    assert_nothing_ran(&c, &base, "child page").await;
+
+    // 4. Search from the header box for a word of the title and one of the text, as a
+    //    person looking for this page would; the page is a hit and the match is highlighted.
+    let longest = |text: &str| {
+        text.split(|ch: char| !ch.is_alphabetic())
+            .filter(|w| w.len() >= 4)
+            .max_by_key(|w| w.len())
+            .map(str::to_lowercase)
+    };
+    // The words a person would have read on the page (its own text, as mirrored).
+    let page_id = child_href.trim_start_matches("/pages/");
+    let content = s
+        .app
+        .store
+        .page(page_id)
+        .await
+        .unwrap()
+        .expect("the page is mirrored")
+        .body_text;
+    let word = [longest(&title), longest(&content)]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(!word.is_empty(), "the page has words to search for");
+    let q = c.find(Locator::Id("q")).await.unwrap();
+    q.send_keys(&format!("{word}\n")).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.current_url().await.unwrap().path() != "/search" && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(c.current_url().await.unwrap().path(), "/search");
+    let hits = c.find_all(Locator::Css("ol.hits > li")).await.unwrap();
+    assert!(!hits.is_empty(), "search for {word:?} finds the page");
+    let marks = c.find_all(Locator::Css("ol.hits mark")).await.unwrap();
+    assert!(!marks.is_empty(), "excerpts highlight the match");
+    let hit_hrefs = hrefs(&c, "ol.hits > li > a").await;
+    assert!(
+        hit_hrefs.contains(&child_href),
+        "{child_href} among the hits {hit_hrefs:?}"
+    );
+
+    // 5. Download an attachment from a page that has one.
+    let mut with_file = None;
+    'spaces: for space in s.app.store.list_spaces().await.unwrap() {
+        for p in s.app.store.page_summaries(&space.id).await.unwrap() {
+            if p.effective_restricted {
+                continue;
+            }
+            if let Some(a) = s
+                .app
+                .store
+                .attachments(&p.id)
+                .await
+                .unwrap()
+                .into_iter()
+                .next()
+            {
+                with_file = Some((p.id.clone(), a));
+                break 'spaces;
+            }
+        }
+    }
+    let (page_id, att) = with_file.expect("the site has a readable page with an attachment");
+    c.goto(&format!("{base}/pages/{page_id}")).await.unwrap();
+    let link = c
+        .find(Locator::Css("section.attachments a"))
+        .await
+        .expect("attachment list");
+    link.click().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let file = loop {
+        let done: Vec<PathBuf> = std::fs::read_dir(downloads.path())
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_none_or(|x| x != "crdownload"))
+            .collect();
+        if let Some(f) = done.into_iter().next() {
+            break f;
+        }
+        assert!(Instant::now() < deadline, "the download did not finish");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let bytes = std::fs::read(&file).unwrap();
+    assert_eq!(
+        bytes.len() as i64,
+        att.file_size,
+        "downloaded {file:?} whole"
+    );
+
+    // 6. Every hostile page of the site: open it, click every link in its content, and
+    //    check that nothing ran.
+    let mut hostile = 0;
+    for space in s.app.store.list_spaces().await.unwrap() {
+        for p in s.app.store.page_summaries(&space.id).await.unwrap() {
+            let full = s.app.store.page(&p.id).await.unwrap().unwrap();
+            let body = full.body_storage.to_ascii_lowercase();
+            if p.effective_restricted
+                || !["<script", "javascript:", "onerror=", "<iframe"]
+                    .iter()
+                    .any(|b| body.contains(b))
+            {
+                continue;
+            }
+            hostile += 1;
+            let page_url = format!("{base}/pages/{}", p.id);
+            c.goto(&page_url).await.unwrap();
+            // Let any image error handlers and timers fire.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            assert_nothing_ran(&c, &base, &format!("hostile page {}", p.id)).await;
+            let links = c.find_all(Locator::Css("div.content a")).await.unwrap();
+            for i in 0..links.len() {
+                // Re-find after a navigation: the old handles are stale.
+                let links = c.find_all(Locator::Css("div.content a")).await.unwrap();
+                let Some(l) = links.get(i) else { break };
+                let href = l.attr("href").await.unwrap().unwrap_or_default();
+                if !href.starts_with('#') && !href.is_empty() && !l.is_displayed().await.unwrap() {
+                    continue;
+                }
+                if href.starts_with("http") && !href.starts_with(&base) {
+                    continue; // an outside link: no network here, and not ours to follow
+                }
+                if l.click().await.is_ok() {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    assert_nothing_ran(&c, &base, &format!("link {i} ({href}) of {}", p.id)).await;
+                }
+                if c.current_url().await.unwrap().as_str() != page_url {
+                    c.goto(&page_url).await.unwrap();
+                }
+            }
+        }
+    }
+    assert!(
+        hostile > 0,
+        "the simulator's site has hostile pages to open"
+    );
+
+    // 7. Sign out ends the session: the home page asks for sign-in again.
+    c.goto(&format!("{base}/")).await.unwrap();
+    c.find(Locator::Css("header .user button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // Let the form post finish before navigating (a navigation would cancel it).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c.find(Locator::Css("header .email")).await.is_ok() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    c.goto(&format!("{base}/")).await.unwrap();
+    assert!(
+        c.find(Locator::Css("header .email")).await.is_err(),
+        "signed out: no viewer in the header"
+    );
+    // And the portal asks for sign-in again.
+    assert!(
+        c.source().await.unwrap().contains("/auth/email"),
+        "the home page links to sign-in once signed out"
+    );
+    c.close().await.unwrap();
+}
+
+async fn hrefs(c: &Client, css: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in c.find_all(Locator::Css(css)).await.unwrap() {
+        if let Some(h) = e.attr("href").await.unwrap() {
+            out.push(h);
+        }
+    }
+    out
+}

@@ -1,0 +1,443 @@
+//! Portal benchmark (DESIGN.md §8; a benchmark, not a test): the real `kbgate` binary syncs a
+//! simulated site into SQLite and serves it; then
+//! - signed-in page views: requests/s and p50/p99 latency (wrk, N connections) of one page,
+//!   and of the same page's HTML served as a static file by nginx in the same run;
+//! - search over HTTP: p50/p99 of `/search?q=` for words of the site's titles;
+//! - memory: VmRSS and VmHWM of the `kbgate serve` process holding the mirror.
+//!
+//! `cargo bench -p kbgate --bench portal` (needs Debian's `wrk` and `nginx`:
+//! `apt-get install wrk nginx`; without nginx the comparison is skipped).
+//! Env: `PORTAL_BENCH_PAGES` (default 10000), `PORTAL_BENCH_SECONDS` (default 10),
+//! `PORTAL_BENCH_CONNECTIONS` (default 32), `PORTAL_BENCH_QUERIES` (default 500).
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use confluence_sim::SimConfig;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A child process killed when the bench ends, however it ends.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+fn which(name: &str) -> Option<String> {
+    for dir in ["/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin"] {
+        let p = format!("{dir}/{name}");
+        if Path::new(&p).exists() {
+            return Some(p);
+        }
+    }
+    None
+}
+
+/// wrk's summary: requests/s, p50 and p99 in milliseconds.
+struct Load {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: String,
+}
+
+fn wrk(wrk: &str, url: &str, cookie: Option<&str>, conns: usize, secs: usize) -> Load {
+    let mut cmd = Command::new(wrk);
+    cmd.args([
+        "-t2",
+        &format!("-c{conns}"),
+        &format!("-d{secs}s"),
+        "--latency",
+    ]);
+    if let Some(c) = cookie {
+        cmd.args(["-H", &format!("Cookie: {c}")]);
+    }
+    let out = cmd.arg(url).output().expect("run wrk");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let ms = |tok: &str| -> f64 {
+        let (num, unit) = tok.split_at(tok.find(|c: char| c.is_alphabetic()).unwrap_or(tok.len()));
+        let v: f64 = num.parse().unwrap_or(f64::NAN);
+        match unit {
+            "us" => v / 1000.0,
+            "ms" => v,
+            "s" => v * 1000.0,
+            _ => f64::NAN,
+        }
+    };
+    let mut load = Load {
+        rps: f64::NAN,
+        p50_ms: f64::NAN,
+        p99_ms: f64::NAN,
+        errors: String::new(),
+    };
+    for line in text.lines() {
+        let t: Vec<&str> = line.split_whitespace().collect();
+        match t.as_slice() {
+            ["Requests/sec:", v] => load.rps = v.parse().unwrap_or(f64::NAN),
+            ["50%", v] => load.p50_ms = ms(v),
+            ["99%", v] => load.p99_ms = ms(v),
+            _ if line.contains("Non-2xx") || line.contains("Socket errors") => {
+                load.errors.push_str(line.trim());
+                load.errors.push(' ');
+            }
+            _ => {}
+        }
+    }
+    load
+}
+
+fn mem_kb(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let pages = env_usize("PORTAL_BENCH_PAGES", 10_000);
+    let secs = env_usize("PORTAL_BENCH_SECONDS", 10);
+    let conns = env_usize("PORTAL_BENCH_CONNECTIONS", 32);
+    let queries = env_usize("PORTAL_BENCH_QUERIES", 500);
+    let Some(wrk_bin) = which("wrk") else {
+        eprintln!("portal bench needs wrk (apt-get install wrk nginx); skipped");
+        return Ok(());
+    };
+    let kbgate = env!("CARGO_BIN_EXE_kbgate");
+    let dir = tempfile::Builder::new()
+        .prefix("kbgate-portal-bench-")
+        .tempdir()?;
+    let d = dir.path();
+
+    // 1. The simulated site and the config of a real deployment against it.
+    let t = Instant::now();
+    let sim = confluence_sim::spawn(SimConfig {
+        seed: "portal-bench".into(),
+        spaces: 4,
+        pages,
+        users: 200,
+        domains: 5,
+        ..SimConfig::default()
+    })
+    .await?;
+    let mut keys: Vec<String> = sim
+        .state()
+        .read(|s| s.spaces.values().map(|sp| sp.key.clone()).collect());
+    keys.sort();
+    println!(
+        "site: {pages} pages in {} spaces, generated in {:.1} s",
+        keys.len(),
+        t.elapsed().as_secs_f64()
+    );
+    let creds = sim.service_account();
+    std::fs::write(d.join("token"), &creds.api_token)?;
+    std::fs::write(
+        d.join("embed.secret"),
+        "portal-bench-embed-secret-0123456789",
+    )?;
+    let api_key = "portal-bench-api-key-0123456789abcdef";
+    std::fs::write(d.join("api.key"), api_key)?;
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let spaces = keys
+        .iter()
+        .map(|k| format!("{k:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    std::fs::write(
+        d.join("kbgate.toml"),
+        format!(
+            r#"
+[confluence]
+base_url = "{sim_url}"
+email = "{email}"
+api_token_file = "token"
+
+[store]
+url = "sqlite://kbgate.db"
+data_dir = "."
+
+[sync]
+interval = "24h"
+
+[portal]
+listen = "127.0.0.1:{port}"
+public_url = "{base}"
+outbox_dir = "outbox"
+
+[embed]
+issuer = "https://app.example.com"
+audience = "kbgate"
+algorithm = "HS256"
+secret_file = "embed.secret"
+api_key_file = "api.key"
+
+[[audience]]
+name = "bench"
+domains = ["hooli.com"]
+spaces = [{spaces}]
+"#,
+            sim_url = sim.base_url(),
+            email = creds.email,
+        ),
+    )?;
+
+    // 2. Mirror it with the binary, as an operator would.
+    let t = Instant::now();
+    let out = Command::new(kbgate)
+        .current_dir(d)
+        .args(["--config", "kbgate.toml", "sync", "--full"])
+        .env("KBGATE_LOG", "warn")
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "sync failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stats = sim.stats();
+    println!(
+        "sync: {:.1} s, {} Confluence calls",
+        t.elapsed().as_secs_f64(),
+        stats.total
+    );
+    let db_size = std::fs::metadata(d.join("kbgate.db"))
+        .map(|m| m.len())
+        .unwrap_or(0);
+    println!("mirror: SQLite file {:.1} MB", db_size as f64 / 1e6);
+
+    // 3. Serve it (background sync far away: no Confluence call during the run).
+    let serve = Proc(
+        Command::new(kbgate)
+            .current_dir(d)
+            .args(["--config", "kbgate.toml", "serve"])
+            .env("KBGATE_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()?,
+    );
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .map_or(true, |r| !r.status().is_success())
+    {
+        anyhow::ensure!(Instant::now() < deadline, "kbgate serve did not get ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (rss_idle, _) = mem_kb(serve.0.id());
+    let calls_before = sim.stats().total;
+
+    // 4. A session, through the host app's back channel.
+    let email = "bench@hooli.com";
+    let handover: serde_json::Value = http
+        .post(format!("{base}/api/v1/handover"))
+        .bearer_auth(api_key)
+        .json(&serde_json::json!({"email": email, "return_to": "/"}))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let code_url = handover["url"].as_str().unwrap_or_default().to_owned();
+    let resp = http.get(&code_url).send().await?;
+    let cookie = resp
+        .headers()
+        .get_all(reqwest::header::SET_COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("kbgate_session="))
+        .and_then(|v| v.split(';').next())
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("no session cookie from {code_url}"))?;
+
+    // 5. The page to view: a readable page of the first space's tree, and the titles for search.
+    let mut titles = Vec::new();
+    let mut page_id = None;
+    for key in &keys {
+        let tree: serde_json::Value = http
+            .get(format!("{base}/api/v1/spaces/{key}/tree"))
+            .header("cookie", &cookie)
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let mut stack = vec![tree];
+        while let Some(v) = stack.pop() {
+            match v {
+                serde_json::Value::Array(xs) => stack.extend(xs),
+                serde_json::Value::Object(m) => {
+                    if let (Some(id), Some(title)) = (m.get("id"), m.get("title")) {
+                        page_id.get_or_insert_with(|| id.as_str().unwrap_or_default().to_owned());
+                        titles.push(title.as_str().unwrap_or_default().to_owned());
+                    }
+                    stack.extend(m.into_iter().map(|(_, v)| v));
+                }
+                _ => {}
+            }
+        }
+    }
+    let page_id = page_id.ok_or_else(|| anyhow::anyhow!("no readable page"))?;
+    let page_url = format!("{base}/pages/{page_id}");
+    let html = http
+        .get(&page_url)
+        .header("cookie", &cookie)
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    println!(
+        "page view: /pages/{page_id}, {} bytes of HTML; {} titles readable",
+        html.len(),
+        titles.len()
+    );
+
+    // 6. Page views: kbgate (signed in), then nginx serving the same bytes.
+    let k = wrk(&wrk_bin, &page_url, Some(&cookie), conns, secs);
+    println!(
+        "kbgate  page views: {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  {}",
+        k.rps, k.p50_ms, k.p99_ms, k.errors
+    );
+    let (rss_after_views, _) = mem_kb(serve.0.id());
+    if let Some(nginx_bin) = which("nginx") {
+        let root = d.join("static");
+        std::fs::create_dir_all(&root)?;
+        std::fs::write(root.join("page.html"), &html)?;
+        let nport = free_port();
+        let conf = d.join("nginx.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "worker_processes auto;\ndaemon off;\npid {pid};\nerror_log {err} warn;\n\
+                 events {{ worker_connections 1024; }}\n\
+                 http {{ access_log off; sendfile on; keepalive_requests 100000;\n\
+                 client_body_temp_path {tmp}; proxy_temp_path {tmp}; fastcgi_temp_path {tmp};\n\
+                 uwsgi_temp_path {tmp}; scgi_temp_path {tmp};\n\
+                 server {{ listen 127.0.0.1:{nport}; root {root};\n\
+                 location / {{ default_type text/html; }} }} }}\n",
+                pid = d.join("nginx.pid").display(),
+                err = d.join("nginx.err").display(),
+                tmp = d.display(),
+                root = root.display(),
+            ),
+        )?;
+        let _nginx = Proc(
+            Command::new(nginx_bin)
+                .args([
+                    "-c",
+                    &conf.display().to_string(),
+                    "-p",
+                    &d.display().to_string(),
+                ])
+                .stderr(Stdio::null())
+                .spawn()?,
+        );
+        let nurl = format!("http://127.0.0.1:{nport}/page.html");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while http.get(&nurl).send().await.is_err() {
+            anyhow::ensure!(Instant::now() < deadline, "nginx did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let n = wrk(&wrk_bin, &nurl, None, conns, secs);
+        println!(
+            "nginx   static file: {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  {}",
+            n.rps, n.p50_ms, n.p99_ms, n.errors
+        );
+        println!(
+            "ratio: nginx/kbgate throughput {:.2}x (budget: ≤ 2x)",
+            n.rps / k.rps
+        );
+    } else {
+        println!("nginx not installed (apt-get install nginx): comparison skipped");
+    }
+
+    // 7. Search over HTTP, one query at a time: words of the readable titles.
+    let mut words: Vec<String> = titles
+        .iter()
+        .flat_map(|t| {
+            t.split(|c: char| !c.is_alphanumeric())
+                .map(str::to_lowercase)
+        })
+        .filter(|w| w.len() >= 4)
+        .collect();
+    words.sort();
+    words.dedup();
+    let mut lat = Vec::new();
+    let mut hits_total = 0usize;
+    for i in 0..queries.min(words.len().max(1) * 4) {
+        let q = &words[(i * 7919) % words.len()];
+        let t = Instant::now();
+        let body = http
+            .get(format!("{base}/api/v1/search?q={q}"))
+            .header("cookie", &cookie)
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+        hits_total += body.matches("\"id\"").count();
+    }
+    lat.sort_by(f64::total_cmp);
+    println!(
+        "search over HTTP: {} queries, p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms ({} hits)",
+        lat.len(),
+        pct(&lat, 0.5),
+        pct(&lat, 0.99),
+        lat.last().copied().unwrap_or(f64::NAN),
+        hits_total
+    );
+
+    // 8. Memory of the server process, and proof that no view called Confluence.
+    let (rss, hwm) = mem_kb(serve.0.id());
+    println!(
+        "kbgate serve memory: VmRSS {:.1} MB idle, {:.1} MB after page views, {:.1} MB at the end; \
+         VmHWM {:.1} MB (budget: 200 MB on 100,000 pages)",
+        rss_idle as f64 / 1024.0,
+        rss_after_views as f64 / 1024.0,
+        rss as f64 / 1024.0,
+        hwm as f64 / 1024.0
+    );
+    println!(
+        "Confluence calls while serving: {}",
+        sim.stats().total - calls_before
+    );
+    drop(serve);
+    Ok(())
+}
