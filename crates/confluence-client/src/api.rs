@@ -23,6 +23,10 @@ pub const V1_SEARCH_LIMIT: u32 = 250;
 pub const USERS_BULK_CAP: usize = 250;
 /// Emails per check-access/invite request.
 pub const EMAILS_CAP: usize = 100;
+/// Space keys per v1 `GET /wiki/rest/api/space` request, also its `limit`: the spec's default
+/// page size, so no "fixed system limit" can make a request answer less than it asked for
+/// (`_links.next` is followed anyway).
+pub const V1_SPACES_PER_CALL: usize = 25;
 
 const READ_CONTENT: &str = "permission to view the space (Can view) and its pages";
 const VIEW_USERS: &str = "permission to use Confluence and view user profiles";
@@ -228,6 +232,45 @@ impl Client {
             SPACE_ADMIN,
             Cursor::Next,
         )
+    }
+
+    /// `GET /wiki/rest/api/space?spaceKey=…&expand=permissions`: the spaces with these keys,
+    /// each with its permissions, including the knowledge-base view switches (a `read space`
+    /// permission with `unlicensedAccess` or `anonymousAccess`; see [`SpaceV1::unlicensed_view`]).
+    /// [`V1_SPACES_PER_CALL`] keys a request; keys of spaces that do not exist or that the
+    /// account may not view are absent from the answer. Nothing is asked when `keys` is empty.
+    /// (v1 and deprecated in favour of v2, but v2 shows neither switch.)
+    pub fn spaces_with_permissions(&self, keys: &[&str]) -> Paged<SpaceV1> {
+        const EP: &str = "GET /wiki/rest/api/space";
+        let urls: Vec<url::Url> = keys
+            .chunks(V1_SPACES_PER_CALL)
+            .map(|chunk| {
+                let mut url = self.url(&["wiki", "rest", "api", "space"]);
+                {
+                    let mut q = url.query_pairs_mut();
+                    for k in chunk {
+                        q.append_pair("spaceKey", k);
+                    }
+                    q.append_pair("expand", "permissions")
+                        .append_pair("limit", &V1_SPACES_PER_CALL.to_string())
+                        .append_pair("start", "0");
+                }
+                url
+            })
+            .collect();
+        let client = self.clone();
+        futures::stream::iter(urls)
+            .flat_map(move |u| {
+                client.paged(
+                    EP,
+                    u,
+                    SPACE_ADMIN,
+                    Cursor::StartLimit {
+                        limit: V1_SPACES_PER_CALL,
+                    },
+                )
+            })
+            .boxed()
     }
 
     // ------------------------------------------------------------ v2 users and access

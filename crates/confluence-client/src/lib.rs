@@ -1,6 +1,7 @@
 //! Typed async client for the Confluence Cloud endpoints kbgate uses (DESIGN.md §4): v2
 //! content and access calls, v1 restrictions/search/groups/space permissions/downloads, the
-//! knowledge-base permission switches, Jira user creation and two undocumented `/cgraphql`
+//! knowledge-base permission switches (set, and per space read back through v1
+//! `expand=permissions`), Jira user creation and two undocumented `/cgraphql`
 //! operations.
 //!
 //! Works against a real `https://SITE.atlassian.net` or any base URL (the simulator). All
@@ -35,7 +36,7 @@ mod stats;
 
 pub use api::{
     Download, EMAILS_CAP, PageListOptions, PageSort, USERS_BULK_CAP, Undocumented,
-    V1_MEMBERS_LIMIT, V1_SEARCH_LIMIT, V2_PAGE_LIMIT,
+    V1_MEMBERS_LIMIT, V1_SEARCH_LIMIT, V1_SPACES_PER_CALL, V2_PAGE_LIMIT,
 };
 pub use client::Client;
 pub use config::{ClientConfig, RetryConfig, Secret};

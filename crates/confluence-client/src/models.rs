@@ -638,6 +638,110 @@ pub struct SpacePermission {
     pub operation: SpaceOperation,
 }
 
+/// A v1 space as `GET /wiki/rest/api/space` answers it; `permissions` only with
+/// `expand=permissions` (see [`crate::Client::spaces_with_permissions`]).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SpaceV1 {
+    /// Numeric id (int64 in the spec; optional there), as a string.
+    #[serde(default, deserialize_with = "de_opt_id")]
+    pub id: Option<String>,
+    /// Space key.
+    pub key: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `current` or `archived`.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// The space's permissions; `None` when not expanded.
+    #[serde(default)]
+    pub permissions: Option<Vec<SpacePermissionV1>>,
+}
+
+impl SpaceV1 {
+    /// Whether unlicensed users (JSM knowledge base) may view the space: a `read space`
+    /// permission with `unlicensedAccess`. `None` when permissions were not expanded.
+    pub fn unlicensed_view(&self) -> Option<bool> {
+        self.permissions
+            .as_ref()
+            .map(|ps| ps.iter().any(|p| p.is_read_space() && p.unlicensed_access))
+    }
+
+    /// Whether anonymous users may view the space: a `read space` permission with
+    /// `anonymousAccess`. `None` when permissions were not expanded.
+    pub fn anonymous_view(&self) -> Option<bool> {
+        self.permissions
+            .as_ref()
+            .map(|ps| ps.iter().any(|p| p.is_read_space() && p.anonymous_access))
+    }
+}
+
+/// A v1 `SpacePermission` (inside a space read with `expand=permissions`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SpacePermissionV1 {
+    /// Permission id, when given.
+    #[serde(default, deserialize_with = "de_opt_id")]
+    pub id: Option<String>,
+    /// The users and groups it applies to (absent for anonymous/unlicensed entries).
+    #[serde(default)]
+    pub subjects: Option<PermissionSubjectsV1>,
+    /// The operation.
+    pub operation: OperationCheck,
+    /// Granted to anonymous users.
+    #[serde(default)]
+    pub anonymous_access: bool,
+    /// Granted to unlicensed users from Jira Service Management (with `read space`).
+    #[serde(default)]
+    pub unlicensed_access: bool,
+}
+
+impl SpacePermissionV1 {
+    /// Whether this is "view space" (`read` on `space`).
+    pub fn is_read_space(&self) -> bool {
+        self.operation.operation == "read" && self.operation.target_type == "space"
+    }
+}
+
+/// `subjects` of a v1 `SpacePermission`.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
+pub struct PermissionSubjectsV1 {
+    /// Users, if any.
+    #[serde(default)]
+    pub user: Option<UserIds>,
+    /// Groups, if any.
+    #[serde(default)]
+    pub group: Option<GroupList>,
+}
+
+/// Account ids of a v1 user list (only what kbgate needs of each user).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
+pub struct UserIds {
+    /// The users.
+    #[serde(default)]
+    pub results: Vec<UserRef>,
+}
+
+/// A user named by account id.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserRef {
+    /// Account id (absent for anonymous/system entries).
+    #[serde(default)]
+    pub account_id: Option<String>,
+}
+
+/// A v1 `OperationCheckResult`: `{operation, targetType}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OperationCheck {
+    /// `read`, `administer`, ...
+    pub operation: String,
+    /// `space`, `page`, ...
+    pub target_type: String,
+}
+
 // ---------------------------------------------------------------- other APIs
 
 /// Answer of the knowledge-base permission switches (undocumented in the OpenAPI documents, so
@@ -740,6 +844,39 @@ mod tests {
         .unwrap();
         assert_eq!(p.id, "123");
         assert_eq!(p.subject, PermissionSubject::group("g1"));
+    }
+
+    #[test]
+    fn v1_space_permissions_show_the_unlicensed_switch() {
+        let s: SpaceV1 = serde_json::from_str(
+            r#"{"id":98306,"key":"KB","name":"KB","type":"global","status":"current",
+                "permissions":[
+                  {"id":1,"subjects":{"group":{"results":[{"type":"group","name":"confluence-users","id":"g1"}],"size":1}},
+                   "operation":{"operation":"read","targetType":"space"},"anonymousAccess":false,"unlicensedAccess":false},
+                  {"operation":{"operation":"read","targetType":"space"},"anonymousAccess":false,"unlicensedAccess":true},
+                  {"operation":{"operation":"create","targetType":"page"},"anonymousAccess":true,"unlicensedAccess":false}],
+                "_expandable":{},"_links":{}}"#,
+        )
+        .unwrap();
+        assert_eq!(s.id.as_deref(), Some("98306"));
+        assert_eq!(s.unlicensed_view(), Some(true));
+        assert_eq!(s.anonymous_view(), Some(false), "only read space counts");
+        let perms = s.permissions.as_ref().unwrap();
+        assert_eq!(
+            perms[0]
+                .subjects
+                .as_ref()
+                .unwrap()
+                .group
+                .as_ref()
+                .unwrap()
+                .results[0]
+                .id,
+            "g1"
+        );
+        assert_eq!(perms[1].id, None);
+        let bare: SpaceV1 = serde_json::from_str(r#"{"key":"KB","name":"KB"}"#).unwrap();
+        assert_eq!(bare.unlicensed_view(), None, "not expanded: unknown");
     }
 
     #[test]

@@ -10,8 +10,10 @@ use std::sync::Mutex;
 pub struct CallStats {
     /// HTTP requests sent (every attempt, retries included).
     pub total: u64,
-    /// Requests per endpoint template, e.g. `GET /wiki/api/v2/spaces/{id}/pages`
-    /// (the same keys as the simulator's `/_sim/stats`).
+    /// Requests per endpoint template, e.g. `GET /wiki/api/v2/spaces/{id}/pages`, with the
+    /// OpenAPI documents' parameter names (`{operationKey}`, `{attachmentId}`, `{pageId}`) and
+    /// `/cgraphql` per operation (`POST /cgraphql?q=GuestDataQuery`): the same keys as the
+    /// simulator's `/_sim/stats`.
     pub by_endpoint: BTreeMap<String, u64>,
     /// Retries performed (requests beyond the first of a call).
     pub retries: u64,

@@ -451,7 +451,13 @@ pub fn generate(cfg: &SimConfig) -> State {
         .filter(|u| u.kind == UserKind::Licensed && u.account_type != AccountType::App)
         .map(|u| u.account_id.clone())
         .collect();
-    let users_group = mk_group(&mut s, &mut rng, "confluence-users", licensed_members);
+    let users_group = mk_group(
+        &mut s,
+        &mut rng,
+        crate::access::DEFAULT_ACCESS_GROUP,
+        licensed_members,
+    );
+    s.default_access_group = Some(users_group.clone());
     let admins: BTreeSet<String> = s
         .users
         .values()

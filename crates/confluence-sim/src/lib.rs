@@ -13,6 +13,7 @@
 
 pub mod access;
 pub mod auth;
+pub mod cli;
 pub mod control;
 pub mod cql;
 pub mod error;
@@ -29,7 +30,7 @@ use std::time::Duration;
 
 pub use error::{ApiError, ApiFamily, SimError};
 pub use model::Credentials;
-pub use sim::{Knobs, NewPage, RateLimit, Sim, Stats};
+pub use sim::{Arrival, Knobs, NewPage, RateLimit, Sim, Stats};
 
 /// How to build and run a simulated site.
 #[derive(Debug, Clone, PartialEq)]
@@ -199,6 +200,8 @@ impl SimHandle {
     }
     /// Stops the server and waits for the accept loop to end.
     pub async fn shutdown(mut self) {
+        // Held calls wait in tasks of their own: end them with the server.
+        self.sim.drop_held();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -210,6 +213,7 @@ impl SimHandle {
 
 impl Drop for SimHandle {
     fn drop(&mut self) {
+        self.sim.drop_held();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }

@@ -390,6 +390,11 @@ pub struct State {
     pub pending_invites: Vec<PendingInvite>,
     /// When false, `check-access-by-email` answers 503 (feature disabled on the site).
     pub check_access_enabled: bool,
+    /// Id of the site's default Confluence product-access group, which licensed users (and
+    /// completed invitations) join. It is designated by id, as a site's product-access
+    /// configuration does, so it may have any name: generated sites call it
+    /// [`crate::access::DEFAULT_ACCESS_GROUP`], and a test may rename it.
+    pub default_access_group: Option<String>,
     /// API token → account id (Basic auth).
     pub api_tokens: HashMap<String, AccountId>,
     /// The org admin API key (Bearer) for admin.atlassian.com calls.

@@ -19,7 +19,7 @@ use tower::ServiceExt;
 
 use crate::Sim;
 use crate::error::{ApiError, ApiFamily};
-use crate::sim::Fault;
+use crate::sim::{Arrival, Fault, Gauge};
 
 /// Marker extension: the connection loop drops the connection instead of answering.
 #[derive(Debug, Clone, Copy)]
@@ -54,16 +54,77 @@ async fn not_found(req: Request) -> ApiError {
     )
 }
 
-/// Counts the call under `METHOD /template`, adds latency, then maybe rate-limits, fails or
-/// resets it. Adds `X-RateLimit-*` headers when a rate limit is configured.
+/// Counts the call under `METHOD /template`, waits while a hold applies to it
+/// ([`Sim::hold_after`]), adds latency, then maybe rate-limits, fails or resets it. Adds
+/// `X-RateLimit-*` headers when a rate limit is configured. The call counts as in flight
+/// ([`Sim::in_flight`]) from its arrival until it is answered or dropped.
+///
+/// `/cgraphql` is keyed by operation, `POST /cgraphql?q=GuestDataQuery` (the operation is what
+/// matters, and it is the key the client counts under): taken from `?q=`, else from the body's
+/// `operationName`; an unknown or missing operation counts as `POST /cgraphql`.
 pub(crate) async fn faults(State(sim): State<Sim>, req: Request, next: Next) -> Response {
+    let arrived = std::time::Instant::now();
     let template = req
         .extensions()
         .get::<MatchedPath>()
         .map(|m| m.as_str().to_string())
         .unwrap_or_else(|| "<unmatched>".to_string());
+    let method = req.method().clone();
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_default();
+    let (req, template) = if template == "/cgraphql" {
+        graphql_endpoint(req).await
+    } else {
+        (req, template)
+    };
+    let endpoint = format!("{method} {template}");
+    sim.count(endpoint.clone());
+    let flight = sim.flight();
+    let arrival = Arrival {
+        at: arrived,
+        method: method.to_string(),
+        path: path_and_query,
+        endpoint,
+        status: None,
+    };
+    let Some(ticket) = sim.hold_ticket(&arrival.endpoint) else {
+        return answer(sim, req, next, arrival, flight).await;
+    };
+    // A held call waits and is answered in a task of its own: the connection drops this future
+    // when the client goes away, but a released call is still served to the end (so a test
+    // knows the site did what it asked), and a dropped one never is.
+    let task = async move {
+        if ticket.wait().await {
+            sim.record_arrival(arrival);
+            drop(flight);
+            let mut r = Response::new(Body::empty());
+            r.extensions_mut().insert(ResetConnection);
+            r
+        } else {
+            answer(sim, req, next, arrival, flight).await
+        }
+    };
+    tokio::spawn(task)
+        .await
+        .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// The rest of [`faults`]: latency, injected faults, the handler, quota headers.
+async fn answer(
+    sim: Sim,
+    req: Request,
+    next: Next,
+    mut arrival: Arrival,
+    _flight: Gauge,
+) -> Response {
     let family = ApiFamily::of_path(req.uri().path());
-    sim.count(format!("{} {}", req.method(), template));
+    let record = |arrival: &mut Arrival, status: Option<u16>| {
+        arrival.status = status;
+        sim.record_arrival(arrival.clone());
+    };
     let latency = sim.latency();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -96,6 +157,7 @@ pub(crate) async fn faults(State(sim): State<Sim>, req: Request, next: Next) -> 
                     e = e.with_header(header::HeaderName::from_static(k), v);
                 }
             }
+            record(&mut arrival, Some(StatusCode::TOO_MANY_REQUESTS.as_u16()));
             return e.into_response();
         }
         Fault::Error(code) => {
@@ -114,6 +176,7 @@ pub(crate) async fn faults(State(sim): State<Sim>, req: Request, next: Next) -> 
             e.into_response()
         }
         Fault::Reset => {
+            record(&mut arrival, None);
             let mut r = Response::new(Body::empty());
             r.extensions_mut().insert(ResetConnection);
             return r;
@@ -128,7 +191,42 @@ pub(crate) async fn faults(State(sim): State<Sim>, req: Request, next: Next) -> 
             h.insert("x-ratelimit-remaining", v);
         }
     }
+    record(&mut arrival, Some(resp.status().as_u16()));
     resp
+}
+
+/// Largest `/cgraphql` body read to find its `operationName` (bigger bodies are not counted
+/// by operation and reach the handler empty, which answers 400).
+const GRAPHQL_BODY_MAX: usize = 1 << 20;
+
+/// The stats template of a `/cgraphql` call: `/cgraphql?q=<operation>` for the operations the
+/// simulator serves, `/cgraphql` otherwise. Reads (and puts back) the body when `?q=` is absent.
+async fn graphql_endpoint(req: Request) -> (Request, String) {
+    let known = |op: &str| crate::access::GRAPHQL_OPERATIONS.contains(&op);
+    let from_query = req.uri().query().and_then(|q| {
+        serde_urlencoded::from_str::<Vec<(String, String)>>(q)
+            .ok()?
+            .into_iter()
+            .find(|(k, _)| k == "q")
+            .map(|(_, v)| v)
+    });
+    let (req, op) = match from_query {
+        Some(op) => (req, Some(op)),
+        None => {
+            let (parts, body) = req.into_parts();
+            let bytes = axum::body::to_bytes(body, GRAPHQL_BODY_MAX)
+                .await
+                .unwrap_or_default();
+            let op = serde_json::from_slice::<serde_json::Value>(&bytes)
+                .ok()
+                .and_then(|v| v["operationName"].as_str().map(str::to_string));
+            (Request::from_parts(parts, Body::from(bytes)), op)
+        }
+    };
+    match op {
+        Some(op) if known(&op) => (req, format!("/cgraphql?q={op}")),
+        _ => (req, "/cgraphql".to_string()),
+    }
 }
 
 /// Accepts connections until `shutdown` fires; each connection is served by hyper's HTTP/1

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -49,8 +50,26 @@ pub struct Stats {
     pub rate_limited: u64,
     /// Calls answered with an injected 5xx or reset.
     pub errors_injected: u64,
-    /// Calls per `METHOD /path/{template}`.
+    /// Calls per `METHOD /path/{template}`, with the OpenAPI documents' parameter names
+    /// (`GET /wiki/rest/api/content/{id}/restriction/byOperation/{operationKey}`); `/cgraphql`
+    /// per operation (`POST /cgraphql?q=GuestDataQuery`). The client's `CallStats` uses the
+    /// same keys.
     pub by_endpoint: BTreeMap<String, u64>,
+}
+
+/// One counted request as the simulator received it (see [`Sim::record_arrivals`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arrival {
+    /// When the request reached the simulator (before any injected latency).
+    pub at: Instant,
+    /// HTTP method.
+    pub method: String,
+    /// Path and query string as sent.
+    pub path: String,
+    /// The stats key it was counted under (`METHOD /template`).
+    pub endpoint: String,
+    /// Status answered; `None` for an injected connection reset.
+    pub status: Option<u16>,
 }
 
 struct Bucket {
@@ -78,7 +97,61 @@ pub(crate) struct Inner {
     bucket: Mutex<Bucket>,
     fault_rng: Mutex<ChaCha8Rng>,
     clock_offset: Mutex<chrono::Duration>,
+    arrivals: Mutex<Option<Vec<Arrival>>>,
+    hold: Mutex<Option<Hold>>,
+    /// (generation, drop): the generation is bumped by [`Sim::release`] and
+    /// [`Sim::drop_held`]; held requests wait for it to change, then go on or are dropped.
+    release: tokio::sync::watch::Sender<(u64, bool)>,
+    held: AtomicU64,
+    in_flight: AtomicU64,
     pub(crate) base_url: Mutex<String>,
+}
+
+/// What [`Sim::hold_after`] set: calls to `endpoint` beyond `pass` more are held.
+struct Hold {
+    endpoint: String,
+    pass: u64,
+}
+
+/// Counts a call in flight (or held) until dropped: answered, or dropped by its connection.
+pub(crate) struct Gauge {
+    sim: Sim,
+    held: bool,
+}
+
+impl Drop for Gauge {
+    fn drop(&mut self) {
+        let c = if self.held {
+            &self.sim.0.held
+        } else {
+            &self.sim.0.in_flight
+        };
+        c.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A held call's wait (see [`Sim::hold_ticket`]).
+pub(crate) struct HoldTicket {
+    rx: tokio::sync::watch::Receiver<(u64, bool)>,
+    generation: u64,
+    _held: Gauge,
+}
+
+impl HoldTicket {
+    /// Waits for the end of the hold: `true` when the call is to be dropped unanswered and
+    /// unserved ([`Sim::drop_held`]), `false` when it is to be served ([`Sim::release`]).
+    pub(crate) async fn wait(mut self) -> bool {
+        loop {
+            // Fails only when the sender is gone, i.e. the simulator is dropped.
+            if self.rx.changed().await.is_err() {
+                return true;
+            }
+            let (g, drop) = *self.rx.borrow();
+            if g != self.generation {
+                return drop;
+            }
+        }
+    }
 }
 
 /// Shared handle on a running (or not yet served) simulated site. Cheap to clone.
@@ -122,6 +195,11 @@ impl Sim {
             }),
             fault_rng: Mutex::new(ChaCha8Rng::seed_from_u64(seed ^ 0xfa17)),
             clock_offset: Mutex::new(chrono::Duration::zero()),
+            arrivals: Mutex::new(None),
+            hold: Mutex::new(None),
+            release: tokio::sync::watch::Sender::new((0, false)),
+            held: AtomicU64::new(0),
+            in_flight: AtomicU64::new(0),
             base_url: Mutex::new("http://127.0.0.1".into()),
         }))
     }
@@ -174,6 +252,101 @@ impl Sim {
     /// Zeroes the call counters.
     pub fn reset_stats(&self) {
         *self.0.stats.lock() = Stats::default();
+    }
+
+    /// Starts (`true`, with an empty log) or stops (`false`, dropping the log) recording every
+    /// counted request's arrival, e.g. to check that a client waited out a `Retry-After`.
+    /// Off by default, so long runs hold no log.
+    pub fn record_arrivals(&self, on: bool) {
+        *self.0.arrivals.lock() = on.then(Vec::new);
+    }
+
+    /// The arrivals recorded since [`Sim::record_arrivals`]`(true)`, in the order answered.
+    pub fn arrivals(&self) -> Vec<Arrival> {
+        self.0.arrivals.lock().clone().unwrap_or_default()
+    }
+
+    pub(crate) fn record_arrival(&self, a: Arrival) {
+        if let Some(log) = self.0.arrivals.lock().as_mut() {
+            log.push(a);
+        }
+    }
+
+    /// Holds calls to `endpoint` (a stats key, e.g. `POST /rest/api/3/user`) after the next
+    /// `n` of them: each further one is counted, then waits, unanswered and not yet served,
+    /// until [`Sim::release`] or [`Sim::drop_held`]. For tests that must stop a client while
+    /// calls are certainly in flight (a held call has been sent, so the client cannot have seen
+    /// its answer). Replaces an earlier hold; calls already held stay held. A server that
+    /// stops drops its held calls.
+    pub fn hold_after(&self, endpoint: &str, n: u64) {
+        *self.0.hold.lock() = Some(Hold {
+            endpoint: endpoint.to_owned(),
+            pass: n,
+        });
+    }
+
+    /// Ends the hold: held calls are served, to the end even if their client went away
+    /// meanwhile (so a test knows the site did what they asked); later ones are not held.
+    pub fn release(&self) {
+        self.end_hold(false);
+    }
+
+    /// Ends the hold by dropping the held calls: each connection is closed without an answer
+    /// and nothing is served, as when a request is lost on its way. Later calls are not held.
+    pub fn drop_held(&self) {
+        self.end_hold(true);
+    }
+
+    fn end_hold(&self, drop: bool) {
+        *self.0.hold.lock() = None;
+        self.0.release.send_modify(|(generation, d)| {
+            *generation += 1;
+            *d = drop;
+        });
+    }
+
+    /// Calls waiting on a hold now.
+    pub fn held(&self) -> u64 {
+        self.0.held.load(Ordering::SeqCst)
+    }
+
+    /// Counted calls not yet answered (held, sleeping out the latency knob, or being served).
+    /// A call whose connection is closed stops counting when the server drops it.
+    pub fn in_flight(&self) -> u64 {
+        self.0.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Marks a counted call as in flight until the guard is dropped.
+    pub(crate) fn flight(&self) -> Gauge {
+        self.0.in_flight.fetch_add(1, Ordering::SeqCst);
+        Gauge {
+            sim: self.clone(),
+            held: false,
+        }
+    }
+
+    /// Whether a hold applies to this call (see [`Sim::hold_after`]): `Some` ticket to wait
+    /// on when it does (the call counts as held from now until the ticket is done).
+    pub(crate) fn hold_ticket(&self, endpoint: &str) -> Option<HoldTicket> {
+        let mut hold = self.0.hold.lock();
+        let h = hold.as_mut().filter(|h| h.endpoint == endpoint)?;
+        if h.pass > 0 {
+            h.pass -= 1;
+            return None;
+        }
+        // Subscribed under the hold lock, which ending a hold takes first: an end after this
+        // point bumps the generation seen here.
+        let rx = self.0.release.subscribe();
+        let generation = rx.borrow().0;
+        self.0.held.fetch_add(1, Ordering::SeqCst);
+        Some(HoldTicket {
+            rx,
+            generation,
+            _held: Gauge {
+                sim: self.clone(),
+                held: true,
+            },
+        })
     }
 
     pub(crate) fn count(&self, endpoint: String) {

@@ -41,21 +41,22 @@ pub const SEARCH_BODY_MAX_LIMIT: usize = 50;
 /// Cap of the restriction endpoint.
 pub const RESTRICTION_MAX_LIMIT: usize = 100;
 
-/// v1 routes.
+/// v1 routes. Path parameters carry the spec's names (`{operationKey}`, `{attachmentId}`,
+/// `{pageId}`): `/_sim/stats` reports these templates, the same keys the client counts under.
 pub fn routes() -> Router<Sim> {
     Router::new()
         .route(
-            "/wiki/rest/api/content/{id}/restriction/byOperation/{operation_key}",
+            "/wiki/rest/api/content/{id}/restriction/byOperation/{operationKey}",
             get(restriction_by_operation),
         )
         .route("/wiki/rest/api/search", get(search))
         .route("/wiki/rest/api/content/search", get(content_search))
         .route(
-            "/wiki/rest/api/content/{id}/child/attachment/{attachment_id}/download",
+            "/wiki/rest/api/content/{id}/child/attachment/{attachmentId}/download",
             get(download_redirect),
         )
         .route(
-            "/wiki/download/attachments/{page_id}/{filename}",
+            "/wiki/download/attachments/{pageId}/{filename}",
             get(download_file),
         )
 }
@@ -142,7 +143,8 @@ pub fn group_json(s: &State, base: &str, group_id: &str) -> Value {
     })
 }
 
-fn space_v1(s: &State, base: &str, space_id: u64) -> Value {
+/// v1 `Space` JSON (no expansions); `null` for an unknown id.
+pub(crate) fn space_v1(s: &State, base: &str, space_id: u64) -> Value {
     let Some(sp) = s.spaces.get(&space_id) else {
         return Value::Null;
     };

@@ -384,6 +384,31 @@ async fn kb_switches_change_state_and_answer_it() {
         json!({ "spaceKey": key, "permission": "unlicensedview", "enabled": true })
     );
     assert!(site.sim.state().read(|s| s.unlicensed_view.contains(&key)));
+    // The state reads back through the documented v1 space read, list and single.
+    let unlicensed_entries = |space: &Value| -> usize {
+        space["permissions"]
+            .as_array()
+            .expect("permissions expanded")
+            .iter()
+            .filter(|p| {
+                p["unlicensedAccess"] == json!(true)
+                    && p["operation"] == json!({ "operation": "read", "targetType": "space" })
+                    && p.get("subjects").is_none()
+            })
+            .count()
+    };
+    let list_path = format!("/wiki/rest/api/space?spaceKey={key}&expand=permissions");
+    let one_path = format!("/wiki/rest/api/space/{key}?expand=permissions");
+    let a = site.admin("GET", &list_path, None).await;
+    assert_eq!(a.body["size"], json!(1), "{}", a.body);
+    assert_eq!(unlicensed_entries(&a.body["results"][0]), 1, "{}", a.body);
+    let a = site.admin("GET", &one_path, None).await;
+    assert_eq!(unlicensed_entries(&a.body), 1, "{}", a.body);
+    assert!(
+        a.body["_expandable"].get("permissions").is_none(),
+        "expanded, so not expandable: {}",
+        a.body
+    );
     site.admin(
         "POST",
         "/wiki/rest/knowledge-base/1.0/permissions/space/unlicensedview",
@@ -391,6 +416,53 @@ async fn kb_switches_change_state_and_answer_it() {
     )
     .await;
     assert!(!site.sim.state().read(|s| s.unlicensed_view.contains(&key)));
+    let a = site.admin("GET", &one_path, None).await;
+    assert_eq!(unlicensed_entries(&a.body), 0, "{}", a.body);
+    // Without the expansion, no permissions.
+    let a = site
+        .admin("GET", &format!("/wiki/rest/api/space/{key}"), None)
+        .await;
+    assert!(a.body.get("permissions").is_none(), "{}", a.body);
+}
+
+#[tokio::test]
+async fn v1_space_list_filters_sorts_and_pages() {
+    let site = Site::default_site().await;
+    let mut keys: Vec<String> = site
+        .sim
+        .state()
+        .read(|s| s.spaces.values().map(|sp| sp.key.clone()).collect());
+    keys.sort();
+    assert!(keys.len() >= 3);
+    let mut path = "/wiki/rest/api/space?limit=2".to_string();
+    let mut seen = Vec::new();
+    loop {
+        let a = site.admin("GET", &path, None).await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        for sp in a.body["results"].as_array().expect("results") {
+            seen.push(sp["key"].as_str().expect("key").to_string());
+        }
+        match a.body["_links"]["next"].as_str() {
+            Some(next) => path = format!("/wiki{next}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, keys, "every space once, by key");
+    let a = site
+        .admin(
+            "GET",
+            &format!("/wiki/rest/api/space?spaceKey={}&spaceKey=NOPE", keys[1]),
+            None,
+        )
+        .await;
+    assert_eq!(a.body["size"], json!(1), "{}", a.body);
+    assert_eq!(a.body["results"][0]["key"], json!(keys[1]));
+    for bad in ["status=gone", "type=team", "spaceId=x", "label=faq"] {
+        let a = site
+            .admin("GET", &format!("/wiki/rest/api/space?{bad}"), None)
+            .await;
+        assert_eq!(a.status, 400, "{bad}: {}", a.body);
+    }
 }
 
 #[tokio::test]

@@ -225,3 +225,39 @@ fn jira_closed_objects_reject_unknown_fields() {
         .is_err()
     );
 }
+
+#[test]
+fn v1_space_permissions_need_both_access_flags() {
+    let space = |perm: serde_json::Value| json!({ "key": "KB", "name": "KB", "type": "global", "status": "current", "permissions": [perm], "_expandable": {}, "_links": {} });
+    let op = json!({ "operation": "read", "targetType": "space" });
+    assert_conforms(
+        Spec::V1,
+        "GET",
+        "/wiki/rest/api/space/{spaceKey}",
+        200,
+        &space(json!({ "operation": op, "anonymousAccess": false, "unlicensedAccess": true })),
+    );
+    // (Space is nullable, so the error is reported on the whole body, not the field.)
+    assert!(
+        check_conforms(
+            Spec::V1,
+            "GET",
+            "/wiki/rest/api/space/{spaceKey}",
+            200,
+            &space(json!({ "operation": op, "anonymousAccess": false })),
+        )
+        .is_err(),
+        "unlicensedAccess is required"
+    );
+    assert!(
+        check_conforms(
+            Spec::V1,
+            "GET",
+            "/wiki/rest/api/space/{spaceKey}",
+            200,
+            &space(json!({ "operation": { "operation": "view", "targetType": "space" }, "anonymousAccess": false, "unlicensedAccess": true })),
+        )
+        .is_err(),
+        "operation names are an enum"
+    );
+}

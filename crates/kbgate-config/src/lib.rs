@@ -70,6 +70,13 @@ pub struct ConfluenceConfig {
     pub allow_undocumented_apis: bool,
     /// Attachments larger than this are not mirrored. Default 50 MiB.
     pub max_attachment_bytes: u64,
+    /// The site's default Confluence product-access group: every licensed user is in it and
+    /// invited people land in it (native mode finds their account ids there, and counts
+    /// licensed users by it). Default [`DEFAULT_ACCESS_GROUP`].
+    pub default_access_group: String,
+    /// The number of paid (licensed) users, for the allowance of 5 guests per paid user.
+    /// `None`: native mode counts the members of `default_access_group` when it needs to.
+    pub licensed_users: Option<u64>,
 }
 
 impl ConfluenceConfig {
@@ -217,6 +224,11 @@ impl EmbedConfig {
 const DEFAULT_STORE_URL: &str = "sqlite://kbgate.db";
 const DEFAULT_DATA_DIR: &str = "./kbgate-data";
 const DEFAULT_MAX_ATTACHMENT_BYTES: u64 = 50 * 1024 * 1024;
+/// Default of `[confluence] default_access_group`: Confluence Cloud's default product-access
+/// group.
+pub const DEFAULT_ACCESS_GROUP: &str = "confluence-users";
+/// Longest group name Confluence accepts.
+const MAX_GROUP_NAME_CHARS: usize = 255;
 
 impl Config {
     /// Loads and validates a config file, with overrides from the process environment.
@@ -271,6 +283,23 @@ impl Config {
             }),
         }
     }
+}
+
+/// A Confluence group name: trimmed, non-empty, at most 255 characters, no control characters.
+fn parse_group_name(s: &str) -> Result<String, String> {
+    let name = s.trim();
+    if name.is_empty() {
+        return Err("must not be empty (the default is \"confluence-users\")".into());
+    }
+    if name.chars().count() > MAX_GROUP_NAME_CHARS {
+        return Err(format!(
+            "is longer than {MAX_GROUP_NAME_CHARS} characters, the longest group name Confluence accepts"
+        ));
+    }
+    if name.chars().any(char::is_control) {
+        return Err("must not contain control characters".into());
+    }
+    Ok(name.to_owned())
 }
 
 fn syntax_problem(loc: &Locator<'_>, e: &toml::de::Error) -> Problem {
@@ -520,6 +549,26 @@ impl Builder<'_> {
             Some(v) => Some(v.value),
             None => Some(DEFAULT_MAX_ATTACHMENT_BYTES),
         };
+        let default_access_group = self
+            .conv(
+                &r.default_access_group,
+                "confluence.default_access_group",
+                |s| parse_group_name(s),
+            )
+            .map(|g| g.unwrap_or_else(|| DEFAULT_ACCESS_GROUP.to_owned()));
+        let licensed_users = match &r.licensed_users {
+            Some(v) if v.value == 0 => {
+                self.err(
+                    &v.origin,
+                    "confluence.licensed_users",
+                    "must be at least 1 (kbgate's own service account is a licensed user); \
+                     leave it out to let kbgate count the members of default_access_group",
+                );
+                None
+            }
+            Some(v) => Some(Some(v.value)),
+            None => Some(None),
+        };
         Some(ConfluenceConfig {
             base_url: base_url?,
             email: email?,
@@ -527,6 +576,8 @@ impl Builder<'_> {
             admin_api_key: admin_api_key?,
             allow_undocumented_apis: r.allow_undocumented_apis.is_some_and(|v| v.value),
             max_attachment_bytes: max_attachment_bytes?,
+            default_access_group: default_access_group?,
+            licensed_users: licensed_users?,
         })
     }
 

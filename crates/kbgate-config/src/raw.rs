@@ -50,6 +50,8 @@ pub(crate) struct RawConfluence {
     pub admin_api_key_file: Str,
     pub allow_undocumented_apis: Option<Val<bool>>,
     pub max_attachment_bytes: Option<Val<u64>>,
+    pub default_access_group: Str,
+    pub licensed_users: Option<Val<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -195,6 +197,7 @@ pub(crate) fn apply_env(
             (&mut sec.api_token_file, "api_token_file"),
             (&mut sec.admin_api_key_env, "admin_api_key_env"),
             (&mut sec.admin_api_key_file, "admin_api_key_file"),
+            (&mut sec.default_access_group, "default_access_group"),
         ] {
             present |= o.set(field, "confluence", key);
         }
@@ -208,6 +211,7 @@ pub(crate) fn apply_env(
             "confluence",
             "max_attachment_bytes",
         );
+        present |= o.set(&mut sec.licensed_users, "confluence", "licensed_users");
         exclusive(&mut [&mut sec.api_token_env, &mut sec.api_token_file]);
         exclusive(&mut [&mut sec.admin_api_key_env, &mut sec.admin_api_key_file]);
         if present {

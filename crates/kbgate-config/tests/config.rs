@@ -93,6 +93,8 @@ fn good_config() {
     );
     assert!(!conf.allow_undocumented_apis);
     assert_eq!(conf.max_attachment_bytes, 50 * 1024 * 1024);
+    assert_eq!(conf.default_access_group, "confluence-users");
+    assert_eq!(conf.licensed_users, None);
     assert_eq!(c.store.backend, StoreBackend::Postgres);
     assert_eq!(c.store.data_dir, PathBuf::from("./kbgate-data"));
     assert_eq!(c.sync.interval, Duration::from_secs(900));
@@ -464,6 +466,104 @@ fn semantic_errors_each_have_their_line() {
 }
 
 #[test]
+fn native_mode_group_and_paid_users() {
+    let text = GOOD.replace(
+        "api_token_env = \"KBGATE_CONFLUENCE_TOKEN\"\n",
+        "api_token_env = \"KBGATE_CONFLUENCE_TOKEN\"\ndefault_access_group = \" confluence-users-acme \"\nlicensed_users = 120\n",
+    );
+    let c = load(&text).unwrap();
+    let conf = c.confluence.as_ref().unwrap();
+    assert_eq!(
+        conf.default_access_group, "confluence-users-acme",
+        "trimmed"
+    );
+    assert_eq!(conf.licensed_users, Some(120));
+    // From the environment too; the variable wins.
+    let c = load_env(
+        &text,
+        &[
+            ("KBGATE_CONFLUENCE_DEFAULT_ACCESS_GROUP", "staff"),
+            ("KBGATE_CONFLUENCE_LICENSED_USERS", "7"),
+        ],
+    )
+    .unwrap();
+    let conf = c.confluence.as_ref().unwrap();
+    assert_eq!(
+        (conf.default_access_group.as_str(), conf.licensed_users),
+        ("staff", Some(7))
+    );
+    let err = load_env(&text, &[("KBGATE_CONFLUENCE_LICENSED_USERS", "many")]).unwrap_err();
+    let p = &err.problems()[0];
+    assert_eq!(
+        p.location,
+        Location::Env {
+            var: "KBGATE_CONFLUENCE_LICENSED_USERS".into()
+        }
+    );
+    assert_eq!(p.key, "confluence.licensed_users");
+}
+
+#[test]
+fn invalid_group_or_paid_users_name_file_line_and_key() {
+    let base = "api_token_env = \"KBGATE_CONFLUENCE_TOKEN\"\n";
+    let cases: &[(&str, &str, &str, &str)] = &[
+        // (inserted line, needle for the line, key, message part)
+        (
+            "default_access_group = \"  \"",
+            "default_access_group",
+            "confluence.default_access_group",
+            "must not be empty",
+        ),
+        (
+            "default_access_group = \"users\\u0007\"",
+            "default_access_group",
+            "confluence.default_access_group",
+            "control characters",
+        ),
+        (
+            "licensed_users = 0",
+            "licensed_users",
+            "confluence.licensed_users",
+            "at least 1",
+        ),
+        (
+            "licensed_users = -5",
+            "licensed_users",
+            "confluence.licensed_users",
+            "",
+        ),
+        (
+            "licensed_users = \"120\"",
+            "licensed_users",
+            "confluence.licensed_users",
+            "",
+        ),
+        (
+            "default_access_group = 5",
+            "default_access_group",
+            "confluence.default_access_group",
+            "",
+        ),
+    ];
+    for (line, needle, key, message) in cases {
+        let text = GOOD.replacen(base, &format!("{base}{line}\n"), 1);
+        let p = problem(&text);
+        assert_eq!(p.key, *key, "{line}: {p}");
+        assert_eq!(p.line(), Some(line_of(&text, needle)), "{line}: {p}");
+        assert!(p.message.contains(message), "{line}: {p}");
+        assert!(
+            p.to_string()
+                .starts_with(&format!("kbgate.toml:{}:", line_of(&text, needle))),
+            "{line}: {p}"
+        );
+    }
+    let long = format!("default_access_group = \"{}\"", "g".repeat(256));
+    let p = problem(&GOOD.replacen(base, &format!("{base}{long}\n"), 1));
+    assert_eq!(p.key, "confluence.default_access_group");
+    assert!(p.message.contains("255"), "{p}");
+}
+
+#[test]
 fn secret_value_in_env_key_is_not_echoed() {
     let text = GOOD.replace(
         "api_token_env = \"KBGATE_CONFLUENCE_TOKEN\"",
@@ -502,7 +602,9 @@ fn example_file_loads() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../kbgate.example.toml");
     let text = std::fs::read_to_string(&path).unwrap();
     let c = Config::from_str_with_env(&text, &path, &no_env).unwrap();
-    assert!(c.confluence.is_some());
+    let conf = c.confluence.as_ref().unwrap();
+    assert_eq!(conf.default_access_group, "confluence-users");
+    assert_eq!(conf.licensed_users, None, "commented out in the example");
     assert!(c.embed.is_some());
     assert_eq!(c.policy.audiences().len(), 2);
     assert_eq!(c.policy.deny().len(), 3);

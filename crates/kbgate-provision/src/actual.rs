@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use confluence_client::Client;
 use futures::TryStreamExt;
+use futures::future::BoxFuture;
 use serde_json::Value;
 
 use crate::error::ProvisionError;
@@ -79,7 +80,136 @@ pub(crate) struct Actual {
     pub exists_without_access: BTreeSet<String>,
     /// Licensed users on the site, when needed and known.
     pub licensed: Option<usize>,
+    /// The knowledge-base view switches as they are on the site; `None` when the site's
+    /// state could not be read (see [`SwitchReader`]).
+    pub switches: Option<SwitchState>,
 }
+
+/// The knowledge-base (JSM) view switches as they are on the site.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SwitchState {
+    /// Of the spaces asked about, those whose unlicensed view is on.
+    pub unlicensed_view: BTreeSet<String>,
+    /// Spaces asked about whose state could not be read (e.g. the site did not list them to
+    /// kbgate's account); for these kbgate falls back to its own records.
+    pub unreadable: BTreeSet<String>,
+    /// Whether the site-wide unlicensed access switch is on; `None` when it cannot be read,
+    /// and then kbgate falls back to its own record of it.
+    pub global_unlicensed_access: Option<bool>,
+}
+
+/// Reads the knowledge-base view switches of a site, so that kbgate switches on only what is
+/// off, records as its own only what it switched on itself, switches off on revocation only
+/// what it owns, and switches back on what was turned off by hand.
+///
+/// The switches' endpoints (`POST /wiki/rest/knowledge-base/1.0/permissions/…`) are setters:
+/// they answer the state *after* the call, so they cannot be used to look before writing. The
+/// default reader, [`SiteSwitches`], reads unlicensed view per space from the documented v1
+/// space read; Confluence documents no read of the site-wide switch, so that one stays
+/// unknown. Another reader plugs in with [`crate::Reconciler::with_switch_reader`].
+pub trait SwitchReader: Send + Sync {
+    /// The state of unlicensed view on `spaces` and of the global switch, or `Ok(None)` when
+    /// this reader cannot tell at all.
+    fn read<'a>(
+        &'a self,
+        client: &'a Client,
+        spaces: &'a BTreeSet<String>,
+    ) -> BoxFuture<'a, Result<Option<SwitchState>, ProvisionError>>;
+}
+
+/// The default [`SwitchReader`]: unlicensed view per space from
+/// `GET /wiki/rest/api/space?spaceKey=…&expand=permissions` (v1, 25 spaces a call, see
+/// [`Client::spaces_with_permissions`]): it is on when the space has a `read space` permission
+/// with `unlicensedAccess` (the v1 spec's `SpacePermission`: "grants access to unlicensed users
+/// from JIRA Service Desk when used with the 'read space' operation").
+///
+/// The site-wide unlicensed access switch has no documented read (neither v1 nor v2 has one),
+/// so it is reported unknown and the plan says what kbgate does about it. A space the site does
+/// not list, or lists without permissions, is reported unreadable. If the site no longer
+/// serves this deprecated v1 read at all (404 or 410), the whole state is unknown, as with
+/// [`UnreadableSwitches`], and the plan says so.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SiteSwitches;
+
+impl SwitchReader for SiteSwitches {
+    fn read<'a>(
+        &'a self,
+        client: &'a Client,
+        spaces: &'a BTreeSet<String>,
+    ) -> BoxFuture<'a, Result<Option<SwitchState>, ProvisionError>> {
+        Box::pin(async move {
+            let mut state = SwitchState::default();
+            if spaces.is_empty() {
+                return Ok(Some(state));
+            }
+            let keys: Vec<&str> = spaces.iter().map(String::as_str).collect();
+            let listed: Vec<_> = match client.spaces_with_permissions(&keys).try_collect().await {
+                Ok(l) => l,
+                // The deprecated v1 read is gone from the site: the state is unknown.
+                Err(e) if matches!(e.status(), Some(404 | 410)) => return Ok(None),
+                Err(e) => {
+                    return Err(ProvisionError::from_client(
+                        "read the unlicensed-view switches (space permissions)",
+                        e,
+                    ));
+                }
+            };
+            let mut seen = BTreeSet::new();
+            for s in listed {
+                if !spaces.contains(&s.key) {
+                    continue;
+                }
+                match s.unlicensed_view() {
+                    Some(true) => {
+                        state.unlicensed_view.insert(s.key.clone());
+                    }
+                    Some(false) => {}
+                    None => {
+                        state.unreadable.insert(s.key.clone());
+                    }
+                }
+                seen.insert(s.key);
+            }
+            state
+                .unreadable
+                .extend(spaces.iter().filter(|k| !seen.contains(*k)).cloned());
+            Ok(Some(state))
+        })
+    }
+}
+
+/// A [`SwitchReader`] that knows nothing: every switch's state is unknown and kbgate relies on
+/// its own records alone.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UnreadableSwitches;
+
+impl SwitchReader for UnreadableSwitches {
+    fn read<'a>(
+        &'a self,
+        _client: &'a Client,
+        _spaces: &'a BTreeSet<String>,
+    ) -> BoxFuture<'a, Result<Option<SwitchState>, ProvisionError>> {
+        Box::pin(async { Ok(None) })
+    }
+}
+
+/// The warning shown when the switches' state cannot be read.
+pub(crate) const SWITCHES_UNREADABLE: &str = "kbgate cannot read the unlicensed-view switches \
+     of this site, so it trusts its own records: a switch it has no record of is assumed off, \
+     switched on and recorded as kbgate's (even if it was already on before kbgate), and \
+     switched off again when no audience needs it; a switch turned off by hand is not noticed. \
+     If unlicensed view (or the site-wide unlicensed access) was on before kbgate, check it \
+     after a revocation.";
+
+/// The warning shown when only the site-wide switch cannot be read (the usual case: Confluence
+/// documents no read of it).
+pub(crate) const GLOBAL_SWITCH_UNREADABLE: &str = "Confluence has no documented way to read \
+     the site-wide unlicensed access switch (Jira Service Management), so for that switch \
+     kbgate trusts its own record: with no record it is assumed off, switched on and recorded \
+     as kbgate's (even if it was already on before kbgate), and switched off again when no \
+     unlicensed audience is left; if an admin turns it off by hand, kbgate does not notice. If \
+     it was on before kbgate, check it after a revocation. (Unlicensed view of each space is \
+     read from the site.)";
 
 impl Actual {
     /// Whether the email has an active account on the site, as far as kbgate can tell:
@@ -103,6 +233,20 @@ impl Actual {
             Some(u) if !u.active => None,
             _ => Some(id.as_str()),
         }
+    }
+
+    /// Unlicensed view of `space` as read from the site; `None` when unknown.
+    pub(crate) fn unlicensed_view(&self, space: &str) -> Option<bool> {
+        let sw = self.switches.as_ref()?;
+        if sw.unreadable.contains(space) {
+            return None;
+        }
+        Some(sw.unlicensed_view.contains(space))
+    }
+
+    /// The site-wide unlicensed access switch as read from the site; `None` when unknown.
+    pub(crate) fn global_unlicensed(&self) -> Option<bool> {
+        self.switches.as_ref()?.global_unlicensed_access
     }
 
     /// The read permission of `subject` on `space`, if it exists.

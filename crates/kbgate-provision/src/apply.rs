@@ -149,6 +149,8 @@ pub(crate) struct Exec<'a> {
     accounts: Mutex<BTreeMap<String, String>>,
     group_ids: Mutex<BTreeMap<String, String>>,
     failed_people: Mutex<BTreeSet<String>>,
+    /// (group, email) of memberships that did not succeed in this run.
+    failed_memberships: Mutex<BTreeSet<(String, String)>>,
     created: Mutex<Vec<String>>,
     summary: Mutex<ApplySummary>,
     fatal: Mutex<Option<ProvisionError>>,
@@ -187,6 +189,7 @@ impl<'a> Exec<'a> {
             accounts: Mutex::new(plan.context.accounts.clone()),
             group_ids: Mutex::new(plan.context.group_ids.clone()),
             failed_people: Mutex::new(BTreeSet::new()),
+            failed_memberships: Mutex::new(BTreeSet::new()),
             created: Mutex::new(Vec::new()),
             summary: Mutex::new(ApplySummary::default()),
             fatal: Mutex::new(None),
@@ -327,6 +330,13 @@ impl<'a> Exec<'a> {
             (&outcome, &a.op)
         {
             lock(&self.failed_people).insert(email.clone());
+        }
+        if let (
+            Outcome::Failed { .. } | Outcome::Skipped { .. },
+            Op::AddGroupMember { group, email },
+        ) = (&outcome, &a.op)
+        {
+            lock(&self.failed_memberships).insert((group.clone(), email.clone()));
         }
         let (st, err) = Self::state_of(&outcome);
         self.journal(a, st, err).await;
@@ -520,39 +530,32 @@ impl<'a> Exec<'a> {
                     "switch unlicensed view of {space} {}",
                     if *enable { "on" } else { "off" }
                 );
-                c.set_unlicensed_view(space, *enable)
-                    .await
-                    .map_err(|e| Fail::Client(what, e))?;
-                if *enable {
-                    self.own(owned::record(
-                        kind::UNLICENSED_VIEW,
-                        space,
-                        json!({ "audience": a.audience }),
-                        now,
-                    ))
-                    .await?;
-                } else {
-                    self.forget(kind::UNLICENSED_VIEW, space).await?;
-                }
-                Ok(Outcome::Done)
+                let call = c.set_unlicensed_view(space, *enable);
+                self.switch(
+                    *enable,
+                    kind::UNLICENSED_VIEW,
+                    space,
+                    &a.audience,
+                    what,
+                    call,
+                )
+                .await
             }
             Op::SetGlobalUnlicensedAccess { enable } => {
-                let what = "switch the site's unlicensed access".to_owned();
-                c.set_global_unlicensed_access(*enable)
-                    .await
-                    .map_err(|e| Fail::Client(what, e))?;
-                if *enable {
-                    self.own(owned::record(
-                        kind::GLOBAL_UNLICENSED,
-                        "site",
-                        json!({ "audience": a.audience }),
-                        now,
-                    ))
-                    .await?;
-                } else {
-                    self.forget(kind::GLOBAL_UNLICENSED, "site").await?;
-                }
-                Ok(Outcome::Done)
+                let what = format!(
+                    "switch the site's unlicensed access {}",
+                    if *enable { "on" } else { "off" }
+                );
+                let call = c.set_global_unlicensed_access(*enable);
+                self.switch(
+                    *enable,
+                    kind::GLOBAL_UNLICENSED,
+                    "site",
+                    &a.audience,
+                    what,
+                    call,
+                )
+                .await
             }
             Op::CreateSiteUser { email } => {
                 let what = format!("put {email} on the site (Jira user, no products)");
@@ -621,6 +624,18 @@ impl<'a> Exec<'a> {
                     Ok(id) => id,
                     Err(o) => return Ok(o),
                 };
+                // The person must be a guest before their space is assigned: a space
+                // permission given to someone who is not a guest yet does not become their
+                // guest space when they turn into one, and they could not read it.
+                let group = crate::desired::guest_group_name(&a.audience);
+                if lock(&self.failed_memberships).contains(&(group.clone(), email.clone())) {
+                    return Ok(Outcome::Skipped {
+                        why: format!(
+                            "adding them to the guest group {group} did not succeed; the space \
+                             is assigned once they are a guest"
+                        ),
+                    });
+                }
                 let what = format!("assign space {space} to guest {email}");
                 if self.allow_undocumented {
                     let r = c
@@ -664,6 +679,46 @@ impl<'a> Exec<'a> {
                 Ok(Outcome::Done)
             }
         }
+    }
+
+    /// Sets a knowledge-base switch. The plan switches on only what is off, so switching on
+    /// makes the switch kbgate's: the ownership record is written *before* the call, so that a
+    /// run killed after the call still knows the switch is its own (and switches it off on
+    /// revocation); it is dropped again when Confluence certainly did not do it. Switching
+    /// off (only ever planned for a switch kbgate owns) forgets the record.
+    async fn switch(
+        &self,
+        enable: bool,
+        record_kind: &str,
+        target: &str,
+        audience: &str,
+        what: String,
+        call: impl std::future::Future<
+            Output = Result<confluence_client::KbPermissionState, confluence_client::Error>,
+        >,
+    ) -> Result<Outcome, Fail> {
+        if enable {
+            self.own(owned::record(
+                record_kind,
+                target,
+                json!({ "audience": audience }),
+                self.now,
+            ))
+            .await?;
+        }
+        match call.await {
+            Ok(_) => {}
+            Err(e) => {
+                if enable && !uncertain(&e) {
+                    self.forget(record_kind, target).await?;
+                }
+                return Err(Fail::Client(what, e));
+            }
+        }
+        if !enable {
+            self.forget(record_kind, target).await?;
+        }
+        Ok(Outcome::Done)
     }
 
     /// Checks, in batches of 100, that the people created in this run now have site access.

@@ -88,18 +88,55 @@ pub(crate) fn diff(
             Delivery::Portal => {}
         }
     }
+    // The site-wide switch: switched on when it is off (or, when the site's state cannot be
+    // read, when kbgate has no record of switching it on).
+    let global_off = match actual.global_unlicensed() {
+        Some(on) => !on,
+        None => !owned.global_unlicensed,
+    };
     if global_needed
-        && !owned.global_unlicensed
+        && global_off
         && let Some(first) = desired
             .audiences
             .iter()
             .find(|a| a.delivery == Delivery::Unlicensed && !frozen.contains(&a.name))
     {
+        let reason = if owned.global_unlicensed {
+            "unlicensed audiences need the site-wide unlicensed access switch on; kbgate \
+             switched it on earlier and it is off now (turned off by hand?), so it is switched \
+             back on"
+        } else {
+            "unlicensed audiences need the site-wide unlicensed access switch on"
+        };
         plan.actions.push(Action::new(
             &first.name,
             Op::SetGlobalUnlicensedAccess { enable: true },
-            "unlicensed audiences need the site-wide unlicensed access switch on",
+            reason,
         ));
+    }
+    let global_in_play = global_needed || owned.global_unlicensed;
+    let switches_in_play = global_in_play || !owned.unlicensed_view.is_empty();
+    match &actual.switches {
+        None if switches_in_play => plan
+            .warnings
+            .push(Note::general(crate::actual::SWITCHES_UNREADABLE)),
+        None => {}
+        Some(sw) => {
+            if global_in_play && sw.global_unlicensed_access.is_none() {
+                plan.warnings
+                    .push(Note::general(crate::actual::GLOBAL_SWITCH_UNREADABLE));
+            }
+            if !sw.unreadable.is_empty() {
+                let spaces: Vec<&str> = sw.unreadable.iter().map(String::as_str).collect();
+                plan.warnings.push(Note::general(format!(
+                    "the unlicensed-view state of space(s) {} could not be read (the site did \
+                     not list them to kbgate's account, or listed them without permissions), so \
+                     kbgate trusts its own records for them: with no record a switch is assumed \
+                     off and switched on as kbgate's",
+                    spaces.join(", ")
+                )));
+            }
+        }
     }
 
     revoke(desired, &frozen, owned, actual, &mut plan);
@@ -289,15 +326,19 @@ fn plan_account(
                 ));
                 false
             } else {
+                let how = if a.delivery == Delivery::Guest {
+                    "created with no product access, then made a guest by the guest group; not \
+                     invited by email, because an invitation grants a paid seat (Atlassian \
+                     AX-274) and a guest must have none"
+                } else {
+                    "created with no product access"
+                };
                 plan.actions.push(Action::new(
                     &a.name,
                     Op::CreateSiteUser {
                         email: email.to_owned(),
                     },
-                    format!(
-                        "{}; not on the site (created with no product access)",
-                        domain_reason(a, email)
-                    ),
+                    format!("{}; not on the site ({how})", domain_reason(a, email)),
                 ));
                 true
             }
@@ -461,20 +502,34 @@ fn plan_unlicensed(
     c: &mut Counts,
 ) {
     for space in &a.spaces {
-        if !owned.unlicensed_view.contains_key(space) {
-            plan.actions.push(Action::new(
-                &a.name,
-                Op::SetUnlicensedView {
-                    space: space.clone(),
-                    enable: true,
-                },
-                format!(
-                    "audience {} reads space {space} as unlicensed users (needs Jira Service \
-                     Management on the site)",
-                    a.name
-                ),
-            ));
+        let ours = owned.unlicensed_view.contains_key(space);
+        // Switched on only when it is off; when the site's state cannot be read, when kbgate
+        // has no record of switching it on.
+        let off = match actual.unlicensed_view(space) {
+            Some(on) => !on,
+            None => !ours,
+        };
+        if !off {
+            continue;
         }
+        let drift = if ours {
+            "; kbgate switched it on earlier and it is off now (turned off by hand?), so it is \
+             switched back on"
+        } else {
+            ""
+        };
+        plan.actions.push(Action::new(
+            &a.name,
+            Op::SetUnlicensedView {
+                space: space.clone(),
+                enable: true,
+            },
+            format!(
+                "audience {} reads space {space} as unlicensed users (needs Jira Service \
+                 Management on the site){drift}",
+                a.name
+            ),
+        ));
     }
     for email in &a.members {
         if actual.active_account(email).is_some() {
@@ -599,6 +654,20 @@ fn revoke(
         .filter(|a| a.delivery == Delivery::Unlicensed)
         .flat_map(|a| a.spaces.iter().map(String::as_str))
         .collect();
+    // Only switches kbgate recorded as switched on by itself are ever switched off. One that
+    // is already off (turned off by hand) is "switched off" once more, a no-op that clears the
+    // record, so that kbgate never later takes someone else's switch for its own.
+    let already_off = |space: Option<&str>| -> &'static str {
+        let off = match space {
+            Some(k) => actual.unlicensed_view(k) == Some(false),
+            None => actual.global_unlicensed() == Some(false),
+        };
+        if off {
+            " (it is already off: this only clears kbgate's record of it)"
+        } else {
+            ""
+        }
+    };
     for (space, aud) in &owned.unlicensed_view {
         if frozen.contains(aud) || unlicensed_spaces.contains(space.as_str()) {
             continue;
@@ -609,7 +678,11 @@ fn revoke(
                 space: space.clone(),
                 enable: false,
             },
-            format!("no active unlicensed audience reads {space} any more"),
+            format!(
+                "no active unlicensed audience reads {space} any more; kbgate switched its \
+                 unlicensed view on{}",
+                already_off(Some(space))
+            ),
         ));
     }
     let any_unlicensed =
@@ -618,7 +691,11 @@ fn revoke(
         plan.actions.push(Action::new(
             "-",
             Op::SetGlobalUnlicensedAccess { enable: false },
-            "no active unlicensed audience is left",
+            format!(
+                "no active unlicensed audience is left; kbgate switched the site-wide \
+                 unlicensed access on{}",
+                already_off(None)
+            ),
         ));
     }
 }
@@ -881,6 +958,224 @@ mod tests {
         assert!(k.contains(&("set-unlicensed-view", "KB on".into())));
         assert!(k.contains(&("set-global-unlicensed-access", "on".into())));
         assert!(p.warnings.iter().any(|w| w.message.contains("deactivated")));
+    }
+
+    fn switches(on: &[&str], global: bool) -> Option<crate::actual::SwitchState> {
+        Some(crate::actual::SwitchState {
+            unlicensed_view: on.iter().map(|s| s.to_string()).collect(),
+            unreadable: BTreeSet::new(),
+            global_unlicensed_access: Some(global),
+        })
+    }
+
+    fn switch_kinds(p: &Plan) -> Vec<(&'static str, String)> {
+        kinds(p)
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("set-"))
+            .collect()
+    }
+
+    #[test]
+    fn switches_follow_the_sites_state() {
+        let d = desired(vec![aud("u", Delivery::Unlicensed, &["KB", "API"], &[])]);
+        // Already on before kbgate: nothing to switch on, nothing claimed.
+        let mut act = Actual {
+            switches: switches(&["KB"], true),
+            ..Default::default()
+        };
+        let p = diff(&d, &Owned::default(), &act, &opts());
+        assert_eq!(
+            switch_kinds(&p),
+            vec![("set-unlicensed-view", "API on".into())]
+        );
+        assert!(!p.warnings.iter().any(|w| w.message.contains("cannot read")));
+        // The audience goes: switches kbgate does not own stay as they are.
+        let p = diff(&desired(vec![]), &Owned::default(), &act, &opts());
+        assert!(p.is_empty(), "{p}");
+
+        // kbgate's own switches, turned off by hand: switched back on, with the reason.
+        let mut owned = Owned::default();
+        owned.unlicensed_view.insert("KB".into(), "u".into());
+        owned.unlicensed_view.insert("API".into(), "u".into());
+        owned.global_unlicensed = true;
+        act.switches = switches(&["API"], false);
+        let p = diff(&d, &owned, &act, &opts());
+        assert_eq!(
+            switch_kinds(&p),
+            vec![
+                ("set-global-unlicensed-access", "on".into()),
+                ("set-unlicensed-view", "KB on".into()),
+            ]
+        );
+        assert!(
+            p.actions.iter().all(|a| a.reason.contains("by hand")),
+            "{p}"
+        );
+        // In line: nothing to do.
+        act.switches = switches(&["KB", "API"], true);
+        assert!(diff(&d, &owned, &act, &opts()).is_empty());
+        // Revocation switches off what kbgate owns; one already off only clears the record.
+        act.switches = switches(&["API"], true);
+        let p = diff(&desired(vec![]), &owned, &act, &opts());
+        assert_eq!(
+            switch_kinds(&p),
+            vec![
+                ("set-global-unlicensed-access", "off".into()),
+                ("set-unlicensed-view", "API off".into()),
+                ("set-unlicensed-view", "KB off".into()),
+            ]
+        );
+        let kb = p
+            .actions
+            .iter()
+            .find(|a| a.op.target() == "KB off")
+            .unwrap();
+        assert!(kb.reason.contains("already off"), "{}", kb.reason);
+    }
+
+    /// What the default reader gives: unlicensed view per space, the site-wide switch unknown.
+    #[test]
+    fn an_unreadable_global_switch_falls_back_to_its_record_alone() {
+        let d = desired(vec![aud("u", Delivery::Unlicensed, &["KB", "API"], &[])]);
+        let mut act = Actual {
+            switches: switches(&["KB"], false),
+            ..Default::default()
+        };
+        act.switches.as_mut().unwrap().global_unlicensed_access = None;
+        let p = diff(&d, &Owned::default(), &act, &opts());
+        assert_eq!(
+            switch_kinds(&p),
+            vec![
+                ("set-global-unlicensed-access", "on".into()),
+                ("set-unlicensed-view", "API on".into()),
+            ],
+            "KB is on already; the global switch has no record"
+        );
+        assert!(
+            p.warnings
+                .iter()
+                .any(|w| w.message.contains("no documented way to read")),
+            "{p}"
+        );
+        assert!(!p.warnings.iter().any(|w| w.message.contains("cannot read")));
+        // kbgate's record of the global switch: not switched on again (a switch-off by hand
+        // cannot be seen), and switched off on revocation; KB, not kbgate's, stays on.
+        let mut owned = Owned::default();
+        owned.unlicensed_view.insert("API".into(), "u".into());
+        owned.global_unlicensed = true;
+        act.switches
+            .as_mut()
+            .unwrap()
+            .unlicensed_view
+            .insert("API".into());
+        assert!(diff(&d, &owned, &act, &opts()).is_empty());
+        let p = diff(&desired(vec![]), &owned, &act, &opts());
+        assert_eq!(
+            switch_kinds(&p),
+            vec![
+                ("set-global-unlicensed-access", "off".into()),
+                ("set-unlicensed-view", "API off".into()),
+            ]
+        );
+        assert!(p.actions.iter().all(|a| !a.reason.contains("already off")));
+        assert!(
+            p.warnings
+                .iter()
+                .any(|w| w.message.contains("no documented way to read")),
+            "still in play while kbgate owns it: {p}"
+        );
+        // Neither wanted nor owned: no warning about it.
+        let g = desired(vec![aud("g", Delivery::Group, &["KB"], &[])]);
+        let p = diff(&g, &Owned::default(), &act, &opts());
+        assert!(
+            !p.warnings
+                .iter()
+                .any(|w| w.message.contains("no documented way to read")),
+            "{p}"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_space_falls_back_to_its_record() {
+        let d = desired(vec![aud("u", Delivery::Unlicensed, &["KB", "API"], &[])]);
+        let mut act = Actual {
+            switches: switches(&[], true),
+            ..Default::default()
+        };
+        act.switches
+            .as_mut()
+            .unwrap()
+            .unreadable
+            .insert("API".into());
+        let mut owned = Owned::default();
+        owned.unlicensed_view.insert("API".into(), "u".into());
+        let p = diff(&d, &owned, &act, &opts());
+        assert_eq!(
+            switch_kinds(&p),
+            vec![("set-unlicensed-view", "KB on".into())],
+            "API is kbgate's by its record: {p}"
+        );
+        assert!(
+            p.warnings
+                .iter()
+                .any(|w| w.message.contains("space(s) API could not be read")),
+            "{p}"
+        );
+        let p = diff(&d, &Owned::default(), &act, &opts());
+        assert_eq!(
+            switch_kinds(&p),
+            vec![
+                ("set-unlicensed-view", "API on".into()),
+                ("set-unlicensed-view", "KB on".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn unreadable_switches_fall_back_to_the_records_with_a_warning() {
+        let d = desired(vec![aud("u", Delivery::Unlicensed, &["KB"], &[])]);
+        let p = diff(&d, &Owned::default(), &Actual::default(), &opts());
+        assert_eq!(
+            switch_kinds(&p),
+            vec![
+                ("set-global-unlicensed-access", "on".into()),
+                ("set-unlicensed-view", "KB on".into()),
+            ]
+        );
+        assert!(
+            p.warnings.iter().any(|w| w.message.contains("cannot read")),
+            "{p}"
+        );
+        let mut owned = Owned::default();
+        owned.unlicensed_view.insert("KB".into(), "u".into());
+        owned.global_unlicensed = true;
+        assert!(diff(&d, &owned, &Actual::default(), &opts()).is_empty());
+        // No unlicensed audience and no switch owned: no warning.
+        let g = desired(vec![aud("g", Delivery::Group, &["KB"], &[])]);
+        let p = diff(&g, &Owned::default(), &Actual::default(), &opts());
+        assert!(!p.warnings.iter().any(|w| w.message.contains("cannot read")));
+    }
+
+    #[test]
+    fn guest_accounts_say_why_they_are_not_invited() {
+        let d = desired(vec![aud("g", Delivery::Guest, &["KB"], &["a@x.com"])]);
+        let mut act = Actual::default();
+        act.checked.insert("a@x.com".into());
+        act.without_access.insert("a@x.com".into());
+        act.guests = Some(BTreeMap::new());
+        act.licensed = Some(10);
+        let p = diff(&d, &Owned::default(), &act, &opts());
+        let create = p
+            .actions
+            .iter()
+            .find(|a| a.op.kind() == "create-site-user")
+            .expect("created, not invited");
+        assert!(
+            create.reason.contains("AX-274") && create.reason.contains("paid seat"),
+            "{}",
+            create.reason
+        );
+        assert!(!p.actions.iter().any(|a| a.op.kind() == "invite"));
     }
 
     #[test]

@@ -16,9 +16,25 @@
 //! - **guest**: people put on the site without product access (Jira `POST /rest/api/3/user`,
 //!   `products: []`), added to the `guests-kbgate-<audience>` guest group and given `read` on
 //!   the audience's one space (documented permission API, or the undocumented
-//!   `ResetExCoSpacePermissionsMutation` when `allow_undocumented_apis`).
+//!   `ResetExCoSpacePermissionsMutation` when `allow_undocumented_apis`). Of the two ways the
+//!   issue allows ("invited by `invite-by-email`, or added to a guest group"), kbgate uses the
+//!   guest group, deliberately: an `invite-by-email` invitation gives the invitee the site's
+//!   default product access — a paid Confluence seat — and the API has no way to withhold it
+//!   (Atlassian AX-274). A guest invited that way would be a licensed user, not a guest: it
+//!   would cost a seat, and would not count as a guest (one space, free). Jira user creation
+//!   with no products costs nothing, and the guest group turns the person into a guest. It is
+//!   one call per person instead of one per 100, the price of not buying a seat per guest.
+//!   The plan's reason for each such person says so.
 //! - **unlicensed**: unlicensed view on the spaces and the site-wide switch; people put on the
-//!   site without product access and verified with `check-access-by-email`.
+//!   site without product access and verified with `check-access-by-email`. A switch is
+//!   switched on only when it is off, recorded as kbgate's only when kbgate switched it on,
+//!   switched off on revocation only when it is kbgate's, and switched back on when it was
+//!   turned off by hand — all of which needs the switches' actual state, read by a
+//!   [`SwitchReader`]. Confluence's switch endpoints only set (they answer the state after the
+//!   call); the default reader, [`SiteSwitches`], reads unlicensed view per space from the
+//!   documented v1 space read (`expand=permissions`, a `read space` permission with
+//!   `unlicensedAccess`), batched. Confluence documents no read of the site-wide switch, so for
+//!   that one kbgate falls back to its ownership record, with a warning in the plan.
 //!
 //! Safety rules: kbgate only ever grants `read` on `space`; it changes or revokes only what
 //! it recorded as created (ownership in the store), never a group, permission or membership
@@ -34,7 +50,9 @@ mod people;
 mod plan;
 mod reconciler;
 
-pub use actual::ACCESS_CHECK_DISABLED;
+pub use actual::{
+    ACCESS_CHECK_DISABLED, SiteSwitches, SwitchReader, SwitchState, UnreadableSwitches,
+};
 pub use apply::{ApplyProgress, ApplySummary, NoProgress, Outcome, state as journal_state};
 pub use desired::{DesiredAudience, DesiredState, desired_state, group_name, guest_group_name};
 pub use diff::GUESTS_PER_PAID_USER;

@@ -9,7 +9,7 @@ use kbgate_config::ConfluenceConfig;
 use kbgate_policy::{Delivery, Email, Policy};
 use kbgate_store::Store;
 
-use crate::actual::{self, Actual, InviteRecord};
+use crate::actual::{self, Actual, InviteRecord, SiteSwitches, SwitchReader};
 use crate::apply::{ApplyProgress, ApplySummary, Exec};
 use crate::desired::desired_state;
 use crate::diff::{DiffOptions, diff};
@@ -25,10 +25,13 @@ pub struct ReconcileOptions {
     /// `[confluence] allow_undocumented_apis`; default false.
     pub allow_undocumented_apis: bool,
     /// The group every licensed user is in (the site's default Confluence product-access
-    /// group). Used to count licensed users for the guest allowance and to find the account
-    /// ids of invited people once their invitation completes.
+    /// group, the one invitees land in). Used to count licensed users for the guest allowance
+    /// and to find the account ids of invited people once their invitation completes. From
+    /// `[confluence] default_access_group`; default `confluence-users`.
     pub default_access_group: String,
-    /// Licensed users on the site, if the operator knows; otherwise counted when needed.
+    /// Paid (licensed) users on the site, for the allowance of 5 guests per paid user. When
+    /// set it wins over any count; otherwise kbgate counts the members of
+    /// `default_access_group` when new guests are planned. From `[confluence] licensed_users`.
     pub licensed_users: Option<usize>,
     /// Concurrent single-object writes during apply.
     pub concurrency: usize,
@@ -44,7 +47,7 @@ impl Default for ReconcileOptions {
     fn default() -> Self {
         ReconcileOptions {
             allow_undocumented_apis: false,
-            default_access_group: "confluence-users".into(),
+            default_access_group: kbgate_config::DEFAULT_ACCESS_GROUP.into(),
             licensed_users: None,
             concurrency: 8,
             invite_retry_after: Duration::hours(24),
@@ -54,10 +57,15 @@ impl Default for ReconcileOptions {
 }
 
 impl ReconcileOptions {
-    /// Defaults, with the opt-in for undocumented APIs taken from the configuration.
+    /// Defaults, with what `[confluence]` says: the opt-in for undocumented APIs, the default
+    /// product-access group and the number of paid users.
     pub fn from_config(c: &ConfluenceConfig) -> Self {
         ReconcileOptions {
             allow_undocumented_apis: c.allow_undocumented_apis,
+            default_access_group: c.default_access_group.clone(),
+            licensed_users: c
+                .licensed_users
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
             ..Default::default()
         }
     }
@@ -69,6 +77,7 @@ pub struct Reconciler {
     store: Arc<dyn Store>,
     policy: Policy,
     options: ReconcileOptions,
+    switches: Arc<dyn SwitchReader>,
 }
 
 impl std::fmt::Debug for Reconciler {
@@ -94,7 +103,16 @@ impl Reconciler {
             store,
             policy,
             options,
+            switches: Arc::new(SiteSwitches),
         }
+    }
+
+    /// Reads the site's knowledge-base view switches with `reader` instead of [`SiteSwitches`]
+    /// (unlicensed view per space from the site; the site-wide switch unknown; see
+    /// [`SwitchReader`]).
+    pub fn with_switch_reader(mut self, reader: Arc<dyn SwitchReader>) -> Self {
+        self.switches = reader;
+        self
     }
 
     /// The client (for its call statistics).
@@ -198,6 +216,18 @@ impl Reconciler {
         spaces.extend(owned.reads.iter().map(|r| r.space.clone()));
         actual::read_spaces(client, &spaces, &mut actual).await?;
 
+        // The knowledge-base switches, when unlicensed view is wanted or kbgate owns some.
+        let switch_spaces: BTreeSet<String> = desired
+            .audiences
+            .iter()
+            .filter(|a| a.delivery == Delivery::Unlicensed)
+            .flat_map(|a| a.spaces.iter().cloned())
+            .chain(owned.unlicensed_view.keys().cloned())
+            .collect();
+        if !switch_spaces.is_empty() || owned.global_unlicensed {
+            actual.switches = self.switches.read(client, &switch_spaces).await?;
+        }
+
         // Account status of everyone kbgate knows an id for.
         let wanted: BTreeSet<&str> = desired
             .audiences
@@ -244,13 +274,19 @@ impl Reconciler {
             .actions
             .iter()
             .any(|a| matches!(a.op, Op::AssignGuestSpace { .. }));
-        if new_guests && actual.licensed.is_none() {
-            actual.licensed = self.options.licensed_users;
-            if actual.licensed.is_none() {
+        if new_guests {
+            // The operator's number wins over any count (also over the one taken while
+            // resolving invitees); otherwise the default group's members are counted once.
+            let before = actual.licensed;
+            if let Some(n) = self.options.licensed_users {
+                actual.licensed = Some(n);
+            } else if actual.licensed.is_none() {
                 actual::read_licensed(client, &self.options.default_access_group, &mut actual)
                     .await?;
             }
-            plan = diff(&desired, &owned, &actual, &o);
+            if actual.licensed != before {
+                plan = diff(&desired, &owned, &actual, &o);
+            }
         }
         plan.warnings.extend(warnings);
         plan.context.discovered = discovered;

@@ -246,6 +246,20 @@ async fn unlicensed_delivery(t: &TestStore) {
     assert_eq!(count(&plan, "create-site-user"), 4, "{plan}");
     assert_eq!(count(&plan, "set-unlicensed-view"), 2, "{plan}");
     assert_eq!(count(&plan, "set-global-unlicensed-access"), 1, "{plan}");
+    // The default reader reads unlicensed view per space from the site; the site-wide switch
+    // has no documented read, and the plan says what kbgate does about it.
+    assert!(
+        plan.warnings
+            .iter()
+            .any(|w| w.message.contains("no documented way to read")),
+        "{plan}"
+    );
+    assert!(
+        !plan.warnings.iter().any(|w| w
+            .message
+            .contains("cannot read the unlicensed-view switches")),
+        "{plan}"
+    );
     let s = r.apply(&plan, &NoProgress).await.unwrap();
     assert_eq!((s.done, s.failed), (7, 0), "{s}");
     assert!(s.unverified.is_empty(), "{s}");
@@ -287,7 +301,431 @@ async fn unlicensed_delivery(t: &TestStore) {
     assert!(r.plan().await.unwrap().is_empty());
 }
 
-kbgate_store::store_tests!(group_delivery, guest_delivery, unlicensed_delivery);
+/// Switches already on before kbgate are not kbgate's: not switched on again, not recorded,
+/// and not switched off when the audience goes.
+async fn pre_enabled_switches_survive_revocation(t: &TestStore) {
+    let h = sim(SimConfig::default()).await;
+    h.state().write(|s| {
+        s.unlicensed_view.insert("KB".into());
+        s.global_unlicensed_access = true;
+    });
+    let p = policy(
+        vec![aud(
+            "initech",
+            &["initech.io"],
+            &["KB", "API"],
+            Delivery::Unlicensed,
+        )],
+        &[],
+    );
+    let r = reconciler_reading_switches(&h, t.store.clone(), p, opts());
+    let plan = r.plan().await.unwrap();
+    let switch_ops: Vec<String> = plan
+        .actions
+        .iter()
+        .filter(|a| a.op.kind().starts_with("set-"))
+        .map(|a| a.op.target())
+        .collect();
+    assert_eq!(switch_ops, vec!["API on"], "only what is off: {plan}");
+    assert!(
+        !plan
+            .warnings
+            .iter()
+            .any(|w| w.message.contains("cannot read")),
+        "{plan}"
+    );
+    let s = r.apply(&plan, &NoProgress).await.unwrap();
+    assert_eq!(s.failed, 0, "{s}");
+    assert_eq!(
+        switches(&h),
+        (["API".to_string(), "KB".to_string()].into(), true)
+    );
+    assert!(r.plan().await.unwrap().is_empty());
+
+    // Revocation: the audience is removed. Only API, which kbgate switched on, goes off.
+    let r = reconciler_reading_switches(&h, t.store.clone(), policy(vec![], &[]), opts());
+    let plan = r.plan().await.unwrap();
+    let targets: Vec<String> = plan.actions.iter().map(|a| a.op.target()).collect();
+    assert_eq!(targets, vec!["API off"], "{plan}");
+    let s = r.apply(&plan, &NoProgress).await.unwrap();
+    assert_eq!(s.failed, 0, "{s}");
+    assert_eq!(
+        switches(&h),
+        (["KB".to_string()].into(), true),
+        "what was on before kbgate is still on"
+    );
+    assert!(r.plan().await.unwrap().is_empty());
+}
+
+/// A switch kbgate turned on and an admin turned off by hand is turned back on by the next
+/// apply, and stays kbgate's (switched off on revocation).
+async fn switches_turned_off_by_hand_are_turned_back_on(t: &TestStore) {
+    let h = sim(SimConfig::default()).await;
+    let p = policy(
+        vec![aud(
+            "initech",
+            &["initech.io"],
+            &["KB", "API"],
+            Delivery::Unlicensed,
+        )],
+        &[],
+    );
+    let r = reconciler_reading_switches(&h, t.store.clone(), p, opts());
+    let plan = r.plan().await.unwrap();
+    assert_eq!(count(&plan, "set-unlicensed-view"), 2, "{plan}");
+    assert_eq!(count(&plan, "set-global-unlicensed-access"), 1, "{plan}");
+    r.apply(&plan, &NoProgress).await.unwrap();
+    let both: std::collections::BTreeSet<String> = ["API".to_string(), "KB".to_string()].into();
+    assert_eq!(switches(&h), (both.clone(), true));
+    assert!(r.plan().await.unwrap().is_empty());
+
+    // An admin turns unlicensed view of KB and the site-wide switch off.
+    h.state().write(|s| {
+        s.unlicensed_view.remove("KB");
+        s.global_unlicensed_access = false;
+    });
+    let plan = r.plan().await.unwrap();
+    let mut targets: Vec<String> = plan.actions.iter().map(|a| a.op.target()).collect();
+    targets.sort();
+    assert_eq!(targets, vec!["KB on", "on"], "{plan}");
+    assert!(
+        plan.actions.iter().all(|a| a.reason.contains("by hand")),
+        "{plan}"
+    );
+    let s = r.apply(&plan, &NoProgress).await.unwrap();
+    assert_eq!((s.done, s.failed), (2, 0), "{s}");
+    assert_eq!(switches(&h), (both, true));
+    assert!(r.plan().await.unwrap().is_empty());
+
+    // Still kbgate's: revocation switches all of them off.
+    let r = reconciler_reading_switches(&h, t.store.clone(), policy(vec![], &[]), opts());
+    let plan = r.plan().await.unwrap();
+    assert_eq!(plan.counts(), (0, 3), "{plan}");
+    r.apply(&plan, &NoProgress).await.unwrap();
+    assert_eq!(switches(&h), (Default::default(), false));
+    assert!(r.plan().await.unwrap().is_empty());
+}
+
+/// The default reader (no test stand-in): unlicensed view of each space is read from the site
+/// (v1 `expand=permissions`), so a space switched on before kbgate is neither claimed nor
+/// switched off, and one kbgate switched on and an admin switched off is switched back on. The
+/// site-wide switch cannot be read: kbgate goes by its record, as the plan warns.
+async fn site_switches_are_read_by_default(t: &TestStore) {
+    let h = sim(SimConfig::default()).await;
+    h.state().write(|s| {
+        s.unlicensed_view.insert("KB".into());
+    });
+    let p = policy(
+        vec![aud(
+            "initech",
+            &["initech.io"],
+            &["KB", "API"],
+            Delivery::Unlicensed,
+        )],
+        &[],
+    );
+    let r = reconciler(&h, t.store.clone(), p.clone(), opts());
+    h.reset_stats();
+    let plan = r.plan().await.unwrap();
+    let mut targets: Vec<String> = plan.actions.iter().map(|a| a.op.target()).collect();
+    targets.sort();
+    assert_eq!(targets, vec!["API on", "on"], "KB is on already: {plan}");
+    assert_eq!(
+        sim_calls(&h).get("GET /wiki/rest/api/space"),
+        Some(&1),
+        "one batched read of the switches"
+    );
+    let s = r.apply(&plan, &NoProgress).await.unwrap();
+    assert_eq!(s.failed, 0, "{s}");
+    assert_eq!(
+        switches(&h),
+        (["API".to_string(), "KB".to_string()].into(), true)
+    );
+    assert!(r.plan().await.unwrap().is_empty());
+
+    // An admin switches API off by hand: switched back on. (The site-wide switch turned off by
+    // hand would not be seen: it cannot be read.)
+    h.state().write(|s| {
+        s.unlicensed_view.remove("API");
+    });
+    let plan = r.plan().await.unwrap();
+    let targets: Vec<String> = plan.actions.iter().map(|a| a.op.target()).collect();
+    assert_eq!(targets, vec!["API on"], "{plan}");
+    assert!(plan.actions[0].reason.contains("by hand"), "{plan}");
+    r.apply(&plan, &NoProgress).await.unwrap();
+    assert!(r.plan().await.unwrap().is_empty());
+
+    // Revocation: API, kbgate's, goes off; KB, on before kbgate, stays on. The site-wide switch
+    // goes by kbgate's record (it switched it on), as the warning says.
+    let r = reconciler(&h, t.store.clone(), policy(vec![], &[]), opts());
+    let plan = r.plan().await.unwrap();
+    let mut targets: Vec<String> = plan.actions.iter().map(|a| a.op.target()).collect();
+    targets.sort();
+    assert_eq!(targets, vec!["API off", "off"], "{plan}");
+    assert!(
+        plan.warnings
+            .iter()
+            .any(|w| w.message.contains("no documented way to read")),
+        "{plan}"
+    );
+    let s = r.apply(&plan, &NoProgress).await.unwrap();
+    assert_eq!(s.failed, 0, "{s}");
+    assert_eq!(
+        switches(&h),
+        (["KB".to_string()].into(), false),
+        "unlicensed view that was on before kbgate is still on"
+    );
+    assert!(r.plan().await.unwrap().is_empty());
+}
+
+/// `default_access_group`: invitees land in the site's default product-access group, whatever
+/// its name; kbgate finds their account ids there only when it looks in the right group.
+async fn a_renamed_default_access_group_is_used(t: &TestStore) {
+    let h = sim(SimConfig::default()).await;
+    const GROUP: &str = "acme-staff-and-customers";
+    h.state().write(|s| {
+        let id = s
+            .default_access_group
+            .clone()
+            .expect("generated sites have one");
+        s.groups.get_mut(&id).unwrap().name = GROUP.into();
+    });
+    assert!(group_id(&h, "confluence-users").is_none());
+    let people = emails("renamed", "acme.com", 3);
+    add_people(&*t.store, &people).await;
+    let p = policy(
+        vec![aud("acme", &["acme.com"], &["KB"], Delivery::Group)],
+        &[],
+    );
+    // Looking in the default name, the invitees are never found.
+    let r = reconciler(&h, t.store.clone(), p.clone(), opts());
+    let plan = r.plan().await.unwrap();
+    assert_eq!(count(&plan, "invite"), 3, "{plan}");
+    r.apply(&plan, &NoProgress).await.unwrap();
+    settle_invites(&h);
+    let plan = r.plan().await.unwrap();
+    // (The simulator completes due invitations on the plan's calls.)
+    let landed = group_member_emails(&h, GROUP);
+    assert!(
+        people.iter().all(|e| landed.contains(e)),
+        "invitees land in the site's default group"
+    );
+    assert_eq!(count(&plan, "add-group-member"), 0, "{plan}");
+    assert!(
+        plan.warnings
+            .iter()
+            .any(|w| w.message.contains("account id")),
+        "{plan}"
+    );
+
+    // With the site's group configured, they are found and added.
+    let o = ReconcileOptions {
+        default_access_group: GROUP.into(),
+        ..opts()
+    };
+    let r = reconciler(&h, t.store.clone(), p, o);
+    let plan = r.plan().await.unwrap();
+    assert_eq!(count(&plan, "add-group-member"), 3, "{plan}");
+    let s = r.apply(&plan, &NoProgress).await.unwrap();
+    assert_eq!(s.failed, 0, "{s}");
+    assert_eq!(
+        group_member_emails(&h, "kbgate-acme"),
+        people.iter().cloned().collect()
+    );
+    assert!(r.plan().await.unwrap().is_empty());
+}
+
+/// `licensed_users`: the operator's number of paid users drives the guest-allowance warning,
+/// and kbgate then does not count the default group's members.
+async fn configured_paid_users_drive_the_guest_allowance(t: &TestStore) {
+    let h = sim(SimConfig::default()).await;
+    add_people(&*t.store, &emails("allowance", "globex.co.uk", 6)).await;
+    let p = policy(
+        vec![aud("globex", &["globex.co.uk"], &["KB"], Delivery::Guest)],
+        &[],
+    );
+    let members = "GET /wiki/rest/api/group/{groupId}/membersByGroupId";
+    // Counted: the generated site has enough paid users for 6 guests.
+    let r = reconciler(&h, t.store.clone(), p.clone(), opts());
+    h.reset_stats();
+    let plan = r.plan().await.unwrap();
+    assert_eq!(count(&plan, "assign-guest-space"), 6, "{plan}");
+    assert!(sim_calls(&h).get(members).is_some_and(|n| *n > 0));
+    assert!(
+        !plan
+            .warnings
+            .iter()
+            .any(|w| w.message.contains("allowance")),
+        "{plan}"
+    );
+    // Configured: 1 paid user allows 5 guests.
+    let o = ReconcileOptions {
+        licensed_users: Some(1),
+        ..opts()
+    };
+    let r = reconciler(&h, t.store.clone(), p, o);
+    h.reset_stats();
+    let plan = r.plan().await.unwrap();
+    assert_eq!(sim_calls(&h).get(members), None, "not counted");
+    let w = plan
+        .warnings
+        .iter()
+        .find(|w| w.message.contains("exceed Confluence's allowance"))
+        .unwrap_or_else(|| panic!("{plan}"));
+    assert!(w.message.contains("(1 licensed users)"), "{}", w.message);
+}
+
+/// Revocation when a domain leaves an audience that stays: its people lose the membership
+/// (group) or the membership and space permission (guest); the others, the group and its
+/// permissions stay.
+async fn a_domain_removed_from_an_audience_that_stays(t: &TestStore) {
+    let h = sim(SimConfig::default()).await;
+    let acme = emails("a", "acme.com", 3);
+    let labs = emails("l", "acme-labs.com", 3);
+    let globex = emails("g", "globex.co.uk", 2);
+    let umbrella = emails("u", "umbrella.org", 2);
+    for list in [&acme, &labs, &globex, &umbrella] {
+        add_people(&*t.store, list).await;
+    }
+    let with = |group_domains: &[&str], guest_domains: &[&str]| {
+        policy(
+            vec![
+                aud("acme", group_domains, &["KB", "API"], Delivery::Group),
+                aud("partners", guest_domains, &["KB"], Delivery::Guest),
+            ],
+            &[],
+        )
+    };
+    let r = reconciler(
+        &h,
+        t.store.clone(),
+        with(
+            &["acme.com", "acme-labs.com"],
+            &["globex.co.uk", "umbrella.org"],
+        ),
+        opts(),
+    );
+    converge(&r, &h, 4).await;
+    let members = |name: &str| group_member_emails(&h, name);
+    let all_group: std::collections::BTreeSet<String> = acme.iter().chain(&labs).cloned().collect();
+    assert_eq!(members("kbgate-acme"), all_group);
+    let gid = group_id(&h, "kbgate-acme").unwrap();
+    let group_perms = permissions_of(&h, &gid);
+    assert_eq!(group_perms.len(), 2);
+    for e in globex.iter().chain(&umbrella) {
+        let id = account_of(&h, e).unwrap();
+        assert_eq!(permissions_of(&h, &id).len(), 1, "{e}");
+    }
+
+    // acme-labs.com leaves the group audience, umbrella.org the guest audience.
+    let r = reconciler(
+        &h,
+        t.store.clone(),
+        with(&["acme.com"], &["globex.co.uk"]),
+        opts(),
+    );
+    let plan = r.plan().await.unwrap();
+    assert!(plan.actions.iter().all(|a| a.op.is_revocation()), "{plan}");
+    let mut removed: Vec<String> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match &a.op {
+            Op::RemoveGroupMember { group, email, .. } => Some(format!("{group} {email}")),
+            _ => None,
+        })
+        .collect();
+    removed.sort();
+    let mut expected: Vec<String> = labs
+        .iter()
+        .map(|e| format!("kbgate-acme {e}"))
+        .chain(
+            umbrella
+                .iter()
+                .map(|e| format!("guests-kbgate-partners {e}")),
+        )
+        .collect();
+    expected.sort();
+    assert_eq!(removed, expected, "{plan}");
+    let revoked: Vec<&str> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match &a.op {
+            Op::RevokeSpacePermission { holder, .. } => Some(holder.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(revoked.len(), umbrella.len(), "{plan}");
+    assert!(
+        revoked.iter().all(|h| umbrella.iter().any(|e| e == h)),
+        "{plan}"
+    );
+    assert!(
+        plan.actions
+            .iter()
+            .all(|a| a.reason.contains("no longer in audience")
+                || a.reason.contains("no longer reads")),
+        "{plan}"
+    );
+    let s = r.apply(&plan, &NoProgress).await.unwrap();
+    assert_eq!(s.failed, 0, "{s}");
+
+    assert_eq!(members("kbgate-acme"), acme.iter().cloned().collect());
+    assert_eq!(
+        permissions_of(&h, &gid),
+        group_perms,
+        "the group keeps its spaces"
+    );
+    for e in &globex {
+        let id = account_of(&h, e).unwrap();
+        assert_eq!(permissions_of(&h, &id).len(), 1, "{e} keeps KB");
+    }
+    for e in &umbrella {
+        let id = account_of(&h, e).unwrap();
+        assert!(permissions_of(&h, &id).is_empty(), "{e} lost KB");
+        assert!(!members("guests-kbgate-partners").contains(e));
+    }
+    for e in labs.iter().chain(&umbrella) {
+        assert!(account_of(&h, e).is_some(), "accounts are never deleted");
+    }
+    assert!(r.plan().await.unwrap().is_empty());
+}
+
+kbgate_store::store_tests!(
+    group_delivery,
+    guest_delivery,
+    unlicensed_delivery,
+    pre_enabled_switches_survive_revocation,
+    switches_turned_off_by_hand_are_turned_back_on,
+    site_switches_are_read_by_default,
+    a_renamed_default_access_group_is_used,
+    configured_paid_users_drive_the_guest_allowance,
+    a_domain_removed_from_an_audience_that_stays,
+);
+
+#[test]
+fn options_come_from_the_config() {
+    let text = |extra: &str| {
+        format!(
+            "[confluence]\nbase_url = \"https://example.atlassian.net\"\nemail = \"svc@example.com\"\n\
+             api_token_env = \"T\"\nallow_undocumented_apis = true\n{extra}"
+        )
+    };
+    let load = |t: &str| {
+        kbgate_config::Config::from_str_with_env(t, std::path::Path::new("kbgate.toml"), &|_| None)
+            .unwrap()
+    };
+    let c = load(&text(
+        "default_access_group = \"staff-and-customers\"\nlicensed_users = 42\n",
+    ));
+    let o = ReconcileOptions::from_config(c.confluence.as_ref().unwrap());
+    assert!(o.allow_undocumented_apis);
+    assert_eq!(o.default_access_group, "staff-and-customers");
+    assert_eq!(o.licensed_users, Some(42));
+    let c = load(&text(""));
+    let o = ReconcileOptions::from_config(c.confluence.as_ref().unwrap());
+    assert_eq!(o.default_access_group, "confluence-users");
+    assert_eq!(o.licensed_users, None);
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guest_delivery_with_undocumented_apis() {

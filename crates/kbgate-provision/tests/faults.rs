@@ -4,7 +4,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use common::*;
 use confluence_sim::model::UserKind;
@@ -39,6 +39,33 @@ fn setup_policy() -> kbgate_policy::Policy {
     )
 }
 
+/// The storm test's policy: the group and unlicensed audiences, plus a guest audience.
+fn storm_policy() -> kbgate_policy::Policy {
+    policy(
+        vec![
+            aud("acme", &["acme.com"], &["KB"], Delivery::Group),
+            aud(
+                "initech",
+                &["initech.io"],
+                &["KB", "API"],
+                Delivery::Unlicensed,
+            ),
+            aud("globex", &["globex.co.uk"], &["KB"], Delivery::Guest),
+        ],
+        &[],
+    )
+}
+
+fn creations(p: &Plan) -> Vec<String> {
+    p.actions
+        .iter()
+        .filter_map(|a| match &a.op {
+            Op::CreateSiteUser { email } => Some(email.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn converges_under_5xx_and_429_storms_without_duplicate_invites() {
     let t = kbgate_store::testing::sqlite().await;
@@ -49,8 +76,10 @@ async fn converges_under_5xx_and_429_storms_without_duplicate_invites() {
     .await;
     let group_people = emails("g", "acme.com", 120);
     let unl_people = emails("u", "initech.io", 60);
+    let guest_people = emails("p", "globex.co.uk", 40);
     add_people(&*t.store, &group_people).await;
     add_people(&*t.store, &unl_people).await;
+    add_people(&*t.store, &guest_people).await;
     h.set_knobs(Knobs {
         error_rate: 0.2,
         rate_limit: Some(RateLimit {
@@ -65,7 +94,7 @@ async fn converges_under_5xx_and_429_storms_without_duplicate_invites() {
         invite_retry_after: chrono::Duration::zero(),
         ..opts()
     };
-    let r = reconciler(&h, t.store.clone(), setup_policy(), o);
+    let r = reconciler(&h, t.store.clone(), storm_policy(), o);
     let mut failures_seen = 0;
     let mut done = false;
     for round in 0..25 {
@@ -78,6 +107,13 @@ async fn converges_under_5xx_and_429_storms_without_duplicate_invites() {
             assert!(
                 !received.contains(&e),
                 "round {round}: {e} would be invited twice"
+            );
+        }
+        // Nobody already on the site is created again (guests and unlicensed people).
+        for e in creations(&plan) {
+            assert!(
+                account_of(&h, &e).is_none(),
+                "round {round}: {e} is on the site and would be created twice"
             );
         }
         if plan.is_empty() && round >= 3 {
@@ -107,43 +143,99 @@ async fn converges_under_5xx_and_429_storms_without_duplicate_invites() {
             "{e}"
         );
     }
+    // Every guest is a guest of KB, with read on KB and nothing else, and none was invited
+    // by email (an invitation would have made them a licensed user).
+    for e in &guest_people {
+        let id = account_of(&h, e).expect("guest on the site");
+        let (kind, space) = h
+            .state()
+            .read(|s| (s.users[&id].kind, s.guest_spaces.get(&id).cloned()));
+        assert_eq!(kind, UserKind::Guest, "{e}");
+        assert_eq!(space.as_deref(), Some("KB"), "{e}");
+        assert_eq!(
+            permissions_of(&h, &id),
+            vec![("KB".into(), "read".into(), "space".into())],
+            "{e}"
+        );
+    }
+    assert_eq!(
+        group_member_emails(&h, "guests-kbgate-globex"),
+        guest_people.iter().cloned().collect::<BTreeSet<_>>()
+    );
+    // No creation was answered "already exists" (which would mean a second creation).
+    let journal = t.store.journal_list(None).await.unwrap();
+    assert!(
+        !journal
+            .iter()
+            .any(|j| j.kind == "create-site-user" && j.state == journal_state::SKIPPED),
+        "a person was created twice"
+    );
+    assert!(
+        journal
+            .iter()
+            .filter(|j| j.kind == "invite")
+            .all(|j| group_people.contains(&j.target)),
+        "only group members are invited by email"
+    );
 }
 
-/// Signals after `n` actions of one kind have finished.
-struct StopAfter {
-    kind: &'static str,
-    n: usize,
-    seen: AtomicUsize,
-    notify: tokio::sync::Notify,
-}
-
-impl StopAfter {
-    fn new(kind: &'static str, n: usize) -> Self {
-        StopAfter {
-            kind,
-            n,
-            seen: AtomicUsize::new(0),
-            notify: tokio::sync::Notify::new(),
-        }
+/// Polls `cond` every millisecond until it holds (10 s at most).
+async fn until(what: &str, cond: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
 }
 
-impl ApplyProgress for StopAfter {
-    fn finished(&self, action: &Action, _: &Outcome) {
-        if action.op.kind() == self.kind && self.seen.fetch_add(1, Ordering::SeqCst) + 1 == self.n {
-            self.notify.notify_one();
-        }
-    }
-}
-
-/// Runs `apply` and drops it (a kill) once `stop` fires.
-async fn apply_killed(r: &kbgate_provision::Reconciler, plan: &Plan, stop: &StopAfter) {
+/// Runs `apply` and drops it (a kill) once `kill_now` holds.
+async fn apply_killed(
+    r: &kbgate_provision::Reconciler,
+    plan: &Plan,
+    progress: &dyn ApplyProgress,
+    kill_now: impl Fn() -> bool,
+) {
     tokio::select! {
-        res = r.apply(plan, stop) => panic!("apply finished before the kill: {res:?}"),
-        _ = stop.notify.notified() => {}
+        res = r.apply(plan, progress) => panic!("apply finished before the kill: {res:?}"),
+        _ = until("the moment of the kill", kill_now) => {}
     }
 }
 
+/// Records the emails of the invitations whose actions have finished.
+#[derive(Default)]
+struct FinishedInvites(Mutex<BTreeSet<String>>);
+
+impl ApplyProgress for FinishedInvites {
+    fn finished(&self, action: &Action, _: &Outcome) {
+        if let Op::Invite { email } = &action.op {
+            self.0.lock().unwrap().insert(email.clone());
+        }
+    }
+}
+
+/// Journal entries of `kind` in `state`, by target.
+async fn journaled(
+    t: &kbgate_store::testing::TestStore,
+    kind: &str,
+    state: &str,
+) -> BTreeSet<String> {
+    t.store
+        .journal_list(Some(state))
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|j| j.kind == kind)
+        .map(|j| j.target)
+        .collect()
+}
+
+/// Kills are made deterministic by holding calls at the simulator (`Sim::hold_after`): a held
+/// call has been sent, so its action was journaled `pending`, and its answer cannot arrive
+/// before the kill. Then the held calls are served (the call reached Confluence, kbgate never
+/// saw the answer) or dropped (the call was lost on its way), and the next run must cope.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_apply_is_resumed_from_the_journal() {
     let t = kbgate_store::testing::sqlite().await;
@@ -152,24 +244,36 @@ async fn a_killed_apply_is_resumed_from_the_journal() {
     let unl_people = emails("u", "initech.io", 120);
     add_people(&*t.store, &group_people).await;
     add_people(&*t.store, &unl_people).await;
-    // Latency keeps several calls in flight at the moment of the kill.
-    h.set_knobs(Knobs {
-        latency_ms: 15,
-        ..Knobs::default()
-    });
+    let concurrency = opts().concurrency as u64;
     let r = reconciler(&h, t.store.clone(), setup_policy(), opts());
 
-    // Kill 1: in the middle of creating site users.
+    // Kill 1: in the middle of creating site users. The first 30 Jira user creations are
+    // answered; the kill comes once every concurrent slot waits on a held one.
+    let create_user = "POST /rest/api/3/user";
+    h.state().hold_after(create_user, 30);
     let plan = r.plan().await.unwrap();
-    apply_killed(&r, &plan, &StopAfter::new("create-site-user", 30)).await;
-    let pending = t
-        .store
-        .journal_list(Some(journal_state::PENDING))
-        .await
-        .unwrap();
-    assert!(!pending.is_empty(), "calls were in flight at the kill");
+    let to_create: BTreeSet<String> = creations(&plan).into_iter().collect();
+    assert!(to_create.len() as u64 > 30 + concurrency, "{plan}");
+    apply_killed(&r, &plan, &NoProgress, || h.state().held() >= concurrency).await;
+    let pending = journaled(&t, "create-site-user", journal_state::PENDING).await;
+    assert_eq!(
+        pending.len() as u64,
+        concurrency,
+        "calls were in flight at the kill: {pending:?}"
+    );
+    assert_eq!(
+        journaled(&t, "create-site-user", journal_state::DONE)
+            .await
+            .len(),
+        30
+    );
+    // The held calls reach Confluence after all: people kbgate does not know it created.
+    h.state().release();
+    until("the held calls to be served", || h.state().in_flight() == 0).await;
+    assert!(pending.iter().all(|e| account_of(&h, e).is_some()));
 
-    // Kill 2: after the first batch of invitations.
+    // Kill 2: after the first batch of invitations. One invite-by-email call is answered; the
+    // kill comes once its batch is journaled and the other batches wait, held, at the site.
     let plan = r.plan().await.unwrap();
     assert_eq!(
         invites(&plan).len(),
@@ -182,17 +286,44 @@ async fn a_killed_apply_is_resumed_from_the_journal() {
             .all(|a| !matches!(a.op, Op::CreateGroup { .. })),
         "the group exists: {plan}"
     );
-    apply_killed(&r, &plan, &StopAfter::new("invite", 100)).await;
-    let journal = t.store.journal_list(None).await.unwrap();
-    let unsure: BTreeSet<String> = journal
-        .iter()
-        .filter(|j| j.kind == "invite" && j.state == journal_state::PENDING)
-        .map(|j| j.target.clone())
+    for e in creations(&plan) {
+        assert!(
+            account_of(&h, &e).is_none(),
+            "{e} is on the site and is created again"
+        );
+    }
+    let batches: Vec<Vec<String>> = invites(&plan)
+        .chunks(confluence_client::EMAILS_CAP)
+        .map(<[String]>::to_vec)
         .collect();
+    assert_eq!(batches.len(), 3);
+    let invite = "POST /wiki/api/v2/user/access/invite-by-email";
+    h.state().hold_after(invite, 1);
+    let finished = FinishedInvites::default();
+    apply_killed(&r, &plan, &finished, || {
+        let done = finished.0.lock().unwrap();
+        h.state().held() == 2 && batches.iter().any(|b| b.iter().all(|e| done.contains(e)))
+    })
+    .await;
+    let answered = finished.0.lock().unwrap().clone();
+    let unsure = journaled(&t, "invite", journal_state::PENDING).await;
     assert!(
         !unsure.is_empty(),
         "some invitations were in flight at the kill"
     );
+    assert_eq!(
+        unsure.len() + answered.len(),
+        250,
+        "one batch done, the others in flight"
+    );
+    assert!(unsure.is_disjoint(&answered));
+    assert_eq!(journaled(&t, "invite", journal_state::DONE).await, answered);
+    // The held invitations are lost on their way: they never reach the site.
+    h.state().drop_held();
+    until("the held calls to be dropped", || {
+        h.state().in_flight() == 0
+    })
+    .await;
 
     // Resume: nothing is invited again while the outcome of an invitation is unknown.
     settle_invites(&h);
@@ -213,6 +344,11 @@ async fn a_killed_apply_is_resumed_from_the_journal() {
         assert!(unsure.contains(&e), "{e} was not an unsure invitation");
         assert!(!received.contains(&e), "{e} would be invited twice");
     }
+    assert_eq!(
+        invites(&plan).into_iter().collect::<BTreeSet<_>>(),
+        unsure,
+        "the lost invitations are sent, once"
+    );
     r.apply(&plan, &NoProgress).await.unwrap();
     settle_invites(&h);
     let (last, s) = r.converge(&NoProgress, 5).await.unwrap();

@@ -26,7 +26,7 @@ const V1: ApiFamily = ApiFamily::V1;
 
 /// v1 `start`/`limit`: `limit` absent → `default`; above `max` → clamped when `strict` is false,
 /// 400 when true (membersByGroupId documents "400 if given limit is greater than 200").
-fn start_limit(
+pub(super) fn start_limit(
     p: &Params,
     default: usize,
     max: usize,
@@ -58,7 +58,7 @@ fn start_limit(
 
 /// A v1 paged array `{results,start,limit,size,_links:{base,context,self,next?}}`. `path` is
 /// relative to `/wiki` (e.g. `/rest/api/group`), as v1 `next` links are.
-fn v1_page(
+pub(super) fn v1_page(
     base: &str,
     path: &str,
     p: &Params,

@@ -8,6 +8,11 @@
 //!   `200 {"permission":"unlicensedaccess","enabled":true}`.
 //!
 //! Site admin only (403, v1 error shape); unknown space → 404; malformed body → 400.
+//!
+//! The per-space switches read back through the documented v1 space read
+//! (`GET /wiki/rest/api/space[/{spaceKey}]?expand=permissions`: a `read space` permission with
+//! `unlicensedAccess` or `anonymousAccess` true, see `permissions::space_permissions_v1_json`).
+//! The site-wide switch has no documented read, so the simulator serves none.
 
 use axum::Json;
 use axum::extract::State as AxState;

@@ -38,7 +38,11 @@ pub const MAX_BULK_ACCOUNT_IDS: usize = 250;
 pub const MAX_EMAILS: usize = 100;
 /// Cap of v1 `membersByGroupId` (`limit` above it is a 400, not clamped).
 pub const MAX_GROUP_MEMBERS_LIMIT: usize = 200;
-/// Name of the group every licensed user joins (Confluence's default product access group).
+/// The `/cgraphql` operations served (`?q=` or `operationName`). `/_sim/stats` counts each
+/// under `POST /cgraphql?q=<operation>`.
+pub const GRAPHQL_OPERATIONS: &[&str] = &["GuestDataQuery", "ResetExCoSpacePermissionsMutation"];
+/// Name of the group every licensed user joins (Confluence's default product access group) on
+/// generated sites; the site designates it by id ([`State::default_access_group`]).
 pub const DEFAULT_ACCESS_GROUP: &str = "confluence-users";
 
 /// Every (method, path template) this module serves — the conformance test checks each one.
@@ -47,6 +51,8 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("POST", "/wiki/api/v2/user/access/check-access-by-email"),
     ("POST", "/wiki/api/v2/user/access/invite-by-email"),
     ("GET", "/wiki/api/v2/spaces/{id}/permissions"),
+    ("GET", "/wiki/rest/api/space"),
+    ("GET", "/wiki/rest/api/space/{spaceKey}"),
     ("GET", "/wiki/rest/api/group"),
     ("POST", "/wiki/rest/api/group"),
     ("GET", "/wiki/rest/api/group/by-name"),
@@ -89,6 +95,11 @@ pub fn routes() -> Router<Sim> {
         .route(
             "/wiki/api/v2/spaces/{id}/permissions",
             get(permissions::list_v2),
+        )
+        .route("/wiki/rest/api/space", get(permissions::list_spaces_v1))
+        .route(
+            "/wiki/rest/api/space/{spaceKey}",
+            get(permissions::get_space_v1),
         )
         .route(
             "/wiki/rest/api/group",
@@ -225,13 +236,13 @@ pub(crate) fn create_user(s: &mut State, email: &str, kind: UserKind) -> String 
     account_id
 }
 
-/// Licensed users join the default product-access group, as on a real site.
+/// Licensed users join the default product-access group ([`State::default_access_group`]),
+/// as on a real site.
 fn join_default_group(s: &mut State, account_id: &str) {
-    if let Some(g) = s
-        .groups
-        .values_mut()
-        .find(|g| g.name == DEFAULT_ACCESS_GROUP)
-    {
+    let Some(id) = s.default_access_group.clone() else {
+        return;
+    };
+    if let Some(g) = s.groups.get_mut(&id) {
         g.members.insert(account_id.to_string());
     }
 }

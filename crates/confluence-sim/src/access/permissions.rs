@@ -1,4 +1,8 @@
-//! Space permissions: v1 add/remove, v2 list. Guests are held to one space.
+//! Space permissions: v1 add/remove, v2 list, and the v1 space reads whose
+//! `expand=permissions` shows them with the knowledge-base view switches. Guests are held to
+//! one space.
+
+use std::collections::BTreeSet;
 
 use axum::Json;
 use axum::extract::{Path, State as AxState};
@@ -8,12 +12,14 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::groups::{start_limit, v1_page};
 use super::{is_space_admin, parse_body, settle};
 use crate::Sim;
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ApiFamily};
 use crate::model::{Operation, SpacePermission, State, Subject, UserKind};
 use crate::paging::{Params, SortKey, cursor_param, keyset, site_base, v2_list};
+use crate::v1::{Expands, group_json, space_v1, user_json};
 
 const V1: ApiFamily = ApiFamily::V1;
 const V2: ApiFamily = ApiFamily::V2;
@@ -311,4 +317,169 @@ pub(super) async fn list_v2(
         next,
         limit,
     ))
+}
+
+/// Default `limit` of v1 `GET /wiki/rest/api/space` (the spec's default).
+pub const SPACE_LIST_DEFAULT_LIMIT: usize = 25;
+/// Largest `limit` of v1 `GET /wiki/rest/api/space`; above it `limit` is clamped (the spec only
+/// says "may be restricted by fixed system limits"; this is the simulator's choice).
+pub const SPACE_LIST_MAX_LIMIT: usize = 250;
+
+/// The v1 `SpacePermission` entries of a space, as `expand=permissions` lists them (v1 spec,
+/// `SpacePermission`): one per granted permission, its user or group under `subjects`, with
+/// `anonymousAccess` and `unlicensedAccess` false; and for the knowledge-base view switches a
+/// `read space` entry without subjects, with `unlicensedAccess: true` ("grants access to
+/// unlicensed users from JIRA Service Desk when used with the 'read space' operation") while
+/// unlicensed view is on, and one with `anonymousAccess: true` while anonymous view is on. The
+/// switch entries carry no `id` (optional in the spec; they are not rows of the simulator's
+/// permission table, so it does not invent one).
+pub fn space_permissions_v1_json(s: &State, base: &str, key: &str) -> Vec<Value> {
+    let mut out: Vec<Value> = s
+        .space_permissions
+        .values()
+        .filter(|p| p.space_key == key)
+        .map(|p| {
+            let subjects = match &p.subject {
+                Subject::User(u) => {
+                    json!({ "user": { "results": [user_json(s, base, u)], "size": 1 } })
+                }
+                Subject::Group(g) => {
+                    json!({ "group": { "results": [group_json(s, base, g)], "size": 1 } })
+                }
+            };
+            json!({
+                "id": p.id,
+                "subjects": subjects,
+                "operation": { "operation": p.operation.key, "targetType": p.operation.target },
+                "anonymousAccess": false,
+                "unlicensedAccess": false,
+            })
+        })
+        .collect();
+    let switch = |anonymous: bool, unlicensed: bool| {
+        json!({
+            "operation": { "operation": "read", "targetType": "space" },
+            "anonymousAccess": anonymous,
+            "unlicensedAccess": unlicensed,
+        })
+    };
+    if s.unlicensed_view.contains(key) {
+        out.push(switch(false, true));
+    }
+    if s.anonymous_view.contains(key) {
+        out.push(switch(true, false));
+    }
+    out
+}
+
+/// v1 `Space` JSON, with `permissions` when asked for.
+fn space_v1_json(s: &State, base: &str, space_id: u64, key: &str, ex: &Expands) -> Value {
+    let mut v = space_v1(s, base, space_id);
+    if ex.has("permissions") {
+        if let Some(e) = v.get_mut("_expandable").and_then(Value::as_object_mut) {
+            e.remove("permissions");
+        }
+        v["permissions"] = Value::Array(space_permissions_v1_json(s, base, key));
+    }
+    v
+}
+
+fn visible(s: &State, auth: &AuthUser, key: &str) -> bool {
+    auth.user.is_admin || crate::v2::can_read_space(s, &auth.user, key)
+}
+
+/// `GET /wiki/rest/api/space?spaceKey=…&spaceKey=…&spaceId=…&type&status&expand&start&limit`
+/// → `SpaceArray`, by key ascending, only the spaces the caller may view; unknown keys are
+/// simply absent. `expand=permissions` adds each space's permissions with the knowledge-base
+/// switches (see [`space_permissions_v1_json`]); other expansions are left in `_expandable`.
+/// start/limit paging (default 25, clamped to [`SPACE_LIST_MAX_LIMIT`]), `_links.next` while
+/// more remain. 400 for an invalid `status`, `type`, `spaceId`, `start` or `limit`, and for the
+/// filters the simulator does not model (`label`, `favourite`, `favouriteUserKey`).
+pub(super) async fn list_spaces_v1(
+    AxState(sim): AxState<Sim>,
+    auth: AuthUser,
+    headers: HeaderMap,
+    p: Params,
+) -> Result<Response, ApiError> {
+    for name in ["label", "favourite", "favouriteUserKey"] {
+        if p.get(name).is_some() {
+            return Err(ApiError::bad_request(
+                V1,
+                format!("The simulator does not support the {name} filter"),
+            ));
+        }
+    }
+    let status = match p.get("status") {
+        None => None,
+        Some(v @ ("current" | "archived")) => Some(v.to_owned()),
+        Some(v) => {
+            return Err(ApiError::bad_request(V1, format!("Invalid status: {v}")));
+        }
+    };
+    let ty = match p.get("type") {
+        None => None,
+        Some(v @ ("global" | "personal")) => Some(v.to_owned()),
+        Some(v) => {
+            return Err(ApiError::bad_request(
+                V1,
+                format!("Invalid space type: {v}"),
+            ));
+        }
+    };
+    let keys: BTreeSet<String> = p.get_all("spaceKey").into_iter().collect();
+    let ids = p
+        .get_all("spaceId")
+        .into_iter()
+        .map(|v| {
+            v.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(V1, format!("Invalid spaceId: {v}")))
+        })
+        .collect::<Result<BTreeSet<u64>, _>>()?;
+    let (start, limit) = start_limit(&p, SPACE_LIST_DEFAULT_LIMIT, SPACE_LIST_MAX_LIMIT, false)?;
+    let ex = Expands::parse(&p);
+    let base = site_base(&headers, &sim);
+    let all = sim.read(|s| {
+        let mut spaces: Vec<_> = s
+            .spaces
+            .values()
+            .filter(|sp| keys.is_empty() || keys.contains(&sp.key))
+            .filter(|sp| ids.is_empty() || ids.contains(&sp.id))
+            .filter(|sp| status.as_deref().is_none_or(|st| sp.status.as_str() == st))
+            .filter(|sp| {
+                let t = if sp.space_type == "personal" {
+                    "personal"
+                } else {
+                    "global"
+                };
+                ty.as_deref().is_none_or(|want| want == t)
+            })
+            .filter(|sp| visible(s, &auth, &sp.key))
+            .collect();
+        spaces.sort_by(|a, b| a.key.cmp(&b.key));
+        spaces
+            .into_iter()
+            .map(|sp| space_v1_json(s, &base, sp.id, &sp.key, &ex))
+            .collect::<Vec<_>>()
+    });
+    Ok(Json(v1_page(&base, "/rest/api/space", &p, all, start, limit)).into_response())
+}
+
+/// `GET /wiki/rest/api/space/{spaceKey}?expand=…` → `Space` (with `permissions` as in
+/// [`list_spaces_v1`]). 404 when there is no such space or the caller may not view it.
+pub(super) async fn get_space_v1(
+    AxState(sim): AxState<Sim>,
+    auth: AuthUser,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let ex = Expands::parse(&p);
+    let base = site_base(&headers, &sim);
+    sim.read(|s| {
+        let sp = s
+            .space_by_key(&key)
+            .filter(|sp| visible(s, &auth, &sp.key))
+            .ok_or_else(|| ApiError::not_found(V1, format!("No space with key : {key}")))?;
+        Ok(Json(space_v1_json(s, &base, sp.id, &sp.key, &ex)).into_response())
+    })
 }

@@ -9,7 +9,9 @@ use chrono::{NaiveDate, Utc};
 use confluence_client::{Client, ClientConfig, RetryConfig};
 use confluence_sim::{SimConfig, SimHandle};
 use kbgate_policy::{Audience, AudienceName, Delivery, Domain, Policy, SpaceKey};
-use kbgate_provision::{ReconcileOptions, Reconciler};
+use kbgate_provision::{
+    ProvisionError, ReconcileOptions, Reconciler, SiteSwitches, SwitchReader, SwitchState,
+};
 use kbgate_store::{PersonRecord, Store};
 
 pub async fn sim(cfg: SimConfig) -> SimHandle {
@@ -80,6 +82,58 @@ pub fn reconciler(
     o: ReconcileOptions,
 ) -> Reconciler {
     Reconciler::new(client(h), store, p, o)
+}
+
+/// The default reader ([`SiteSwitches`]: unlicensed view per space, read from the site), plus
+/// the site-wide switch read from the simulator's state (what `/_sim/switches` shows).
+/// Confluence documents no read of the site-wide switch; this stands in for one, so that the
+/// tests exercise what kbgate does once it knows that switch's state too.
+pub struct SimSwitches(pub confluence_sim::Sim);
+
+impl SwitchReader for SimSwitches {
+    fn read<'a>(
+        &'a self,
+        client: &'a Client,
+        spaces: &'a BTreeSet<String>,
+    ) -> futures::future::BoxFuture<'a, Result<Option<SwitchState>, ProvisionError>> {
+        Box::pin(async move {
+            let mut state = SiteSwitches.read(client, spaces).await?.unwrap_or_default();
+            state.global_unlicensed_access = Some(self.0.read(|s| s.global_unlicensed_access));
+            Ok(Some(state))
+        })
+    }
+}
+
+/// A reconciler that reads the knowledge-base switches of the simulator, the site-wide one
+/// included.
+pub fn reconciler_reading_switches(
+    h: &SimHandle,
+    store: Arc<dyn Store>,
+    p: Policy,
+    o: ReconcileOptions,
+) -> Reconciler {
+    reconciler(h, store, p, o).with_switch_reader(Arc::new(SimSwitches(h.state())))
+}
+
+/// (spaces with unlicensed view on, global unlicensed access) in the simulator.
+pub fn switches(h: &SimHandle) -> (BTreeSet<String>, bool) {
+    h.state()
+        .read(|s| (s.unlicensed_view.clone(), s.global_unlicensed_access))
+}
+
+/// Plans and applies until the plan is empty, letting invitations complete between rounds.
+pub async fn converge(r: &Reconciler, h: &SimHandle, rounds: usize) {
+    for _ in 0..rounds {
+        let plan = r.plan().await.unwrap();
+        if plan.is_empty() {
+            return;
+        }
+        let s = r.apply(&plan, &kbgate_provision::NoProgress).await.unwrap();
+        assert_eq!(s.failed, 0, "{s}");
+        settle_invites(h);
+    }
+    let plan = r.plan().await.unwrap();
+    assert!(plan.is_empty(), "did not converge: {plan}");
 }
 
 /// Options for tests: no waiting for unknown invitations unless a test says so.
