@@ -77,7 +77,14 @@ pub struct ConfluenceConfig {
     /// The number of paid (licensed) users, for the allowance of 5 guests per paid user.
     /// `None`: native mode counts the members of `default_access_group` when it needs to.
     pub licensed_users: Option<u64>,
+    /// Client-side throttle: at most this many Confluence calls per second, so a bulk job
+    /// never provokes a storm of 429s. Default 10; 0 turns the throttle off (the client still
+    /// honours `Retry-After`).
+    pub requests_per_second: u32,
 }
+
+/// The default of `[confluence] requests_per_second`.
+pub const DEFAULT_REQUESTS_PER_SECOND: u32 = 10;
 
 impl ConfluenceConfig {
     /// Reads the API token (from its env var or file).
@@ -569,6 +576,20 @@ impl Builder<'_> {
             Some(v) => Some(Some(v.value)),
             None => Some(None),
         };
+        let requests_per_second = match &r.requests_per_second {
+            Some(v) => match u32::try_from(v.value) {
+                Ok(n) if n <= 1000 => Some(n),
+                _ => {
+                    self.err(
+                        &v.origin,
+                        "confluence.requests_per_second",
+                        "must be between 0 (no throttle) and 1000",
+                    );
+                    None
+                }
+            },
+            None => Some(DEFAULT_REQUESTS_PER_SECOND),
+        };
         Some(ConfluenceConfig {
             base_url: base_url?,
             email: email?,
@@ -578,6 +599,7 @@ impl Builder<'_> {
             max_attachment_bytes: max_attachment_bytes?,
             default_access_group: default_access_group?,
             licensed_users: licensed_users?,
+            requests_per_second: requests_per_second?,
         })
     }
 

@@ -52,6 +52,7 @@ pub(crate) struct RawConfluence {
     pub max_attachment_bytes: Option<Val<u64>>,
     pub default_access_group: Str,
     pub licensed_users: Option<Val<u64>>,
+    pub requests_per_second: Option<Val<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -212,6 +213,11 @@ pub(crate) fn apply_env(
             "max_attachment_bytes",
         );
         present |= o.set(&mut sec.licensed_users, "confluence", "licensed_users");
+        present |= o.set(
+            &mut sec.requests_per_second,
+            "confluence",
+            "requests_per_second",
+        );
         exclusive(&mut [&mut sec.api_token_env, &mut sec.api_token_file]);
         exclusive(&mut [&mut sec.admin_api_key_env, &mut sec.admin_api_key_file]);
         if present {

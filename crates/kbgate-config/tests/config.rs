@@ -95,6 +95,7 @@ fn good_config() {
     assert_eq!(conf.max_attachment_bytes, 50 * 1024 * 1024);
     assert_eq!(conf.default_access_group, "confluence-users");
     assert_eq!(conf.licensed_users, None);
+    assert_eq!(conf.requests_per_second, 10, "throttled by default");
     assert_eq!(c.store.backend, StoreBackend::Postgres);
     assert_eq!(c.store.data_dir, PathBuf::from("./kbgate-data"));
     assert_eq!(c.sync.interval, Duration::from_secs(900));
@@ -463,6 +464,24 @@ fn semantic_errors_each_have_their_line() {
             .unwrap_or_else(|| panic!("no problem for {key}: {err}"));
         assert_eq!(p.line(), Some(line_of(&text, needle)), "{key}: {p}");
     }
+}
+
+#[test]
+fn the_client_throttle_is_configurable() {
+    let text = GOOD.replace(
+        "api_token_env = \"KBGATE_CONFLUENCE_TOKEN\"\n",
+        "api_token_env = \"KBGATE_CONFLUENCE_TOKEN\"\nrequests_per_second = 0\n",
+    );
+    let c = load(&text).unwrap();
+    assert_eq!(c.confluence.as_ref().unwrap().requests_per_second, 0);
+    let c = load_env(&text, &[("KBGATE_CONFLUENCE_REQUESTS_PER_SECOND", "25")]).unwrap();
+    assert_eq!(c.confluence.as_ref().unwrap().requests_per_second, 25);
+    let bad = GOOD.replace(
+        "api_token_env = \"KBGATE_CONFLUENCE_TOKEN\"\n",
+        "api_token_env = \"KBGATE_CONFLUENCE_TOKEN\"\nrequests_per_second = -1\n",
+    );
+    let e = load(&bad).unwrap_err().to_string();
+    assert!(e.contains("requests_per_second"), "{e}");
 }
 
 #[test]

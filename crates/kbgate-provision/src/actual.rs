@@ -198,18 +198,17 @@ pub(crate) const SWITCHES_UNREADABLE: &str = "kbgate cannot read the unlicensed-
      of this site, so it trusts its own records: a switch it has no record of is assumed off, \
      switched on and recorded as kbgate's (even if it was already on before kbgate), and \
      switched off again when no audience needs it; a switch turned off by hand is not noticed. \
-     If unlicensed view (or the site-wide unlicensed access) was on before kbgate, check it \
-     after a revocation.";
+     If unlicensed view was on before kbgate, check it after a revocation. The site-wide \
+     unlicensed access switch is never switched off by kbgate while it cannot be read.";
 
 /// The warning shown when only the site-wide switch cannot be read (the usual case: Confluence
 /// documents no read of it).
 pub(crate) const GLOBAL_SWITCH_UNREADABLE: &str = "Confluence has no documented way to read \
      the site-wide unlicensed access switch (Jira Service Management), so for that switch \
-     kbgate trusts its own record: with no record it is assumed off, switched on and recorded \
-     as kbgate's (even if it was already on before kbgate), and switched off again when no \
-     unlicensed audience is left; if an admin turns it off by hand, kbgate does not notice. If \
-     it was on before kbgate, check it after a revocation. (Unlicensed view of each space is \
-     read from the site.)";
+     kbgate trusts its own record: with no record it is switched on (harmless if it was on \
+     already) and recorded; it is never switched off by kbgate, since kbgate cannot tell \
+     whether it was on before; if an admin turns it off by hand, kbgate does not notice. \
+     (Unlicensed view of each space is read from the site, and revoked by kbgate.)";
 
 impl Actual {
     /// Whether the email has an active account on the site, as far as kbgate can tell:

@@ -687,7 +687,19 @@ fn revoke(
     }
     let any_unlicensed =
         !unlicensed_spaces.is_empty() || owned.unlicensed_view.values().any(|a| frozen.contains(a));
-    if owned.global_unlicensed && !any_unlicensed {
+    // With the site-wide state unreadable, kbgate cannot tell whether the switch was on
+    // before it: it leaves the switch on rather than risk turning off what someone else
+    // turned on. The switch grants nothing by itself (each space's unlicensed view, which
+    // kbgate reads and revokes, does); the plan says so.
+    if owned.global_unlicensed && !any_unlicensed && actual.global_unlicensed().is_none() {
+        plan.warnings.push(Note::general(
+            "no active unlicensed audience is left, but kbgate leaves the site-wide unlicensed \
+             access switch on: its state cannot be read, so kbgate cannot tell whether it was \
+             on before kbgate switched it on. It gives no access by itself (every space's \
+             unlicensed view kbgate turned on is turned off); turn it off in Confluence's \
+             admin if nothing else needs it.",
+        ));
+    } else if owned.global_unlicensed && !any_unlicensed {
         plan.actions.push(Action::new(
             "-",
             Op::SetGlobalUnlicensedAccess { enable: false },
@@ -910,6 +922,8 @@ mod tests {
         });
         owned.unlicensed_view.insert("DOCS".into(), "old".into());
         owned.global_unlicensed = true;
+        // The site says both switches are on (kbgate turned them on): both are revoked.
+        act.switches = switches(&["DOCS"], true);
         let p = diff(&d, &owned, &act, &opts());
         let k = kinds(&p);
         assert!(
@@ -1059,7 +1073,8 @@ mod tests {
         );
         assert!(!p.warnings.iter().any(|w| w.message.contains("cannot read")));
         // kbgate's record of the global switch: not switched on again (a switch-off by hand
-        // cannot be seen), and switched off on revocation; KB, not kbgate's, stays on.
+        // cannot be seen), and not switched off on revocation either (it may have been on
+        // before kbgate); KB, not kbgate's, stays on.
         let mut owned = Owned::default();
         owned.unlicensed_view.insert("API".into(), "u".into());
         owned.global_unlicensed = true;
@@ -1072,10 +1087,14 @@ mod tests {
         let p = diff(&desired(vec![]), &owned, &act, &opts());
         assert_eq!(
             switch_kinds(&p),
-            vec![
-                ("set-global-unlicensed-access", "off".into()),
-                ("set-unlicensed-view", "API off".into()),
-            ]
+            vec![("set-unlicensed-view", "API off".into())],
+            "the unreadable site-wide switch is left on: it may not be kbgate's to turn off"
+        );
+        assert!(
+            p.warnings.iter().any(|w| w
+                .message
+                .contains("leaves the site-wide unlicensed access switch on")),
+            "{p}"
         );
         assert!(p.actions.iter().all(|a| !a.reason.contains("already off")));
         assert!(

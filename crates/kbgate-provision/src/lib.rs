@@ -34,7 +34,9 @@
 //!   call); the default reader, [`SiteSwitches`], reads unlicensed view per space from the
 //!   documented v1 space read (`expand=permissions`, a `read space` permission with
 //!   `unlicensedAccess`), batched. Confluence documents no read of the site-wide switch, so for
-//!   that one kbgate falls back to its ownership record, with a warning in the plan.
+//!   that one kbgate switches it on when it has no record of doing so, and never switches it
+//!   off (it cannot tell whether it was on before kbgate); the plan warns. It grants nothing
+//!   by itself: each space's unlicensed view does, and that is read and revoked.
 //!
 //! Safety rules: kbgate only ever grants `read` on `space`; it changes or revokes only what
 //! it recorded as created (ownership in the store), never a group, permission or membership

@@ -74,6 +74,34 @@ pub fn tree_html(nodes: &[TreeNode], current: Option<&str>) -> String {
     out
 }
 
+/// The part of a space's tree a page's sidebar shows: every level on the path from the top
+/// to `current` with its siblings, and `current`'s own children — not the whole space. A
+/// 10,000-page space would otherwise send its every title with every page view (hundreds of
+/// kilobytes, and the time to write them); the space home still shows the whole tree.
+pub fn local_tree(nodes: &[TreeNode], current: &str) -> Vec<TreeNode> {
+    nodes
+        .iter()
+        .map(|n| TreeNode {
+            id: n.id.clone(),
+            title: n.title.clone(),
+            children: if n.id == current {
+                n.children
+                    .iter()
+                    .map(|c| TreeNode {
+                        id: c.id.clone(),
+                        title: c.title.clone(),
+                        children: Vec::new(),
+                    })
+                    .collect()
+            } else if contains(n, current) {
+                local_tree(&n.children, current)
+            } else {
+                Vec::new()
+            },
+        })
+        .collect()
+}
+
 fn count(nodes: &[TreeNode]) -> usize {
     nodes.iter().map(|n| 1 + count(&n.children)).sum()
 }
@@ -131,6 +159,51 @@ pub fn file_size(bytes: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_sidebar_shows_the_path_its_siblings_and_the_children() {
+        let leaf = |id: &str| TreeNode {
+            id: id.into(),
+            title: format!("t{id}"),
+            children: vec![],
+        };
+        let node = |id: &str, children: Vec<TreeNode>| TreeNode {
+            id: id.into(),
+            title: format!("t{id}"),
+            children,
+        };
+        let tree = vec![
+            node(
+                "1",
+                vec![
+                    node("2", vec![node("3", vec![leaf("4")]), leaf("5")]),
+                    node("6", vec![leaf("7")]),
+                ],
+            ),
+            node("8", vec![leaf("9")]),
+        ];
+        let ids = |nodes: &[TreeNode]| -> Vec<String> {
+            fn walk(n: &[TreeNode], out: &mut Vec<String>) {
+                for x in n {
+                    out.push(x.id.clone());
+                    walk(&x.children, out);
+                }
+            }
+            let mut out = Vec::new();
+            walk(nodes, &mut out);
+            out
+        };
+        // On 2: the path 1 › 2, siblings at each level (8; 6), and 2's children (3, 5) —
+        // not 3's child 4, 6's child 7 or 8's child 9.
+        assert_eq!(ids(&local_tree(&tree, "2")), ["1", "2", "3", "5", "6", "8"]);
+        // On a leaf: its path and siblings only.
+        assert_eq!(
+            ids(&local_tree(&tree, "4")),
+            ["1", "2", "3", "4", "5", "6", "8"]
+        );
+        // An id not in the tree: the top level only.
+        assert_eq!(ids(&local_tree(&tree, "x")), ["1", "8"]);
+    }
 
     #[test]
     fn excerpts_escape_then_mark() {

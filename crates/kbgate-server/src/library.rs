@@ -41,7 +41,17 @@ use crate::html::TreeNode;
 /// ```
 pub struct Library {
     store: Arc<dyn Store>,
+    summaries: SummaryCache,
 }
+
+/// Per space, the page summaries (hierarchy, labels, restriction flags — no bodies) as of the
+/// last sync commit seen, keyed by that commit's `last_sync` stamp. Every page view needs the
+/// space's tree; reading thousands of summary rows per view is what made views slow. Each
+/// request still reads the space's sync state (one indexed row), so a sync that commits —
+/// from this process or another, e.g. `kbgate sync` from cron — is seen on the next request;
+/// the tree is still built per viewer from the cached rows.
+type SummaryCache =
+    std::sync::Mutex<HashMap<String, (chrono::DateTime<chrono::Utc>, Arc<Vec<PageSummary>>)>>;
 
 /// A page the viewer may read, with what its view needs.
 #[derive(Debug, Clone)]
@@ -96,7 +106,43 @@ pub(crate) fn may_read(
 
 impl Library {
     pub(crate) fn new(store: Arc<dyn Store>) -> Library {
-        Library { store }
+        Library {
+            store,
+            summaries: SummaryCache::default(),
+        }
+    }
+
+    /// The space's page summaries, from the cache while no sync has committed since.
+    async fn space_summaries(&self, space: &SpaceRecord) -> Result<Arc<Vec<PageSummary>>, Error> {
+        let stamp = self
+            .store
+            .sync_state(&space.key)
+            .await
+            .map_err(store_err)?
+            .and_then(|s| s.last_sync);
+        let cached = |map: &HashMap<_, (_, Arc<Vec<PageSummary>>)>| {
+            map.get(&space.id)
+                .filter(|(at, _)| Some(*at) == stamp)
+                .map(|(_, v)| v.clone())
+        };
+        if let Some(v) = cached(&self.summaries.lock().unwrap_or_else(|e| e.into_inner())) {
+            return Ok(v);
+        }
+        // Read after the stamp: rows at least as new as the stamp they are filed under (a
+        // commit in between only makes the next request miss and re-read).
+        let all = Arc::new(
+            self.store
+                .page_summaries(&space.id)
+                .await
+                .map_err(store_err)?,
+        );
+        if let Some(at) = stamp {
+            self.summaries
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(space.id.clone(), (at, all.clone()));
+        }
+        Ok(all)
     }
 
     /// Whether the store answers (for `/readyz`); reveals no content.
@@ -129,11 +175,7 @@ impl Library {
         if !may_read_space(viewer, space) {
             return Ok(Vec::new());
         }
-        let all = self
-            .store
-            .page_summaries(&space.id)
-            .await
-            .map_err(store_err)?;
+        let all = self.space_summaries(space).await?;
         Ok(build_tree(viewer, &space.key, &all))
     }
 

@@ -224,7 +224,7 @@ pub(crate) async fn page(
     let lib = state.library();
     let view = lib.page(&cv.viewer, &id).await?.ok_or(Error::NotFound)?;
     let tree = lib.tree(&cv.viewer, &view.space).await?;
-    let tree_html = html::tree_html(&tree, Some(&view.page.id));
+    let tree_html = html::tree_html(&html::local_tree(&tree, &view.page.id), Some(&view.page.id));
     render(&PagePage {
         chrome: Chrome::for_viewer(&state, &cv),
         title: view.page.title.clone(),

@@ -28,6 +28,9 @@ struct Proc(Child);
 
 impl Drop for Proc {
     fn drop(&mut self) {
+        // SIGTERM first: nginx's master then stops its workers; SIGKILL would orphan them.
+        let _ = Command::new("kill").arg(self.0.id().to_string()).status();
+        std::thread::sleep(Duration::from_millis(200));
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -183,6 +186,7 @@ async fn main() -> anyhow::Result<()> {
 base_url = "{sim_url}"
 email = "{email}"
 api_token_file = "token"
+requests_per_second = 0
 
 [store]
 url = "sqlite://kbgate.db"
@@ -236,11 +240,11 @@ spaces = [{spaces}]
         .unwrap_or(0);
     println!("mirror: SQLite file {:.1} MB", db_size as f64 / 1e6);
 
-    // 3. Serve it (background sync far away: no Confluence call during the run).
+    // 3. Serve it, without the background sync: no Confluence call during the run.
     let serve = Proc(
         Command::new(kbgate)
             .current_dir(d)
-            .args(["--config", "kbgate.toml", "serve"])
+            .args(["--config", "kbgate.toml", "serve", "--no-sync"])
             .env("KBGATE_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -287,7 +291,7 @@ spaces = [{spaces}]
 
     // 5. The page to view: a readable page of the first space's tree, and the titles for search.
     let mut titles = Vec::new();
-    let mut page_id = None;
+    let (mut home, mut leaf) = (None, None);
     for key in &keys {
         let tree: serde_json::Value = http
             .get(format!("{base}/api/v1/spaces/{key}/tree"))
@@ -303,7 +307,15 @@ spaces = [{spaces}]
                 serde_json::Value::Array(xs) => stack.extend(xs),
                 serde_json::Value::Object(m) => {
                     if let (Some(id), Some(title)) = (m.get("id"), m.get("title")) {
-                        page_id.get_or_insert_with(|| id.as_str().unwrap_or_default().to_owned());
+                        let id = id.as_str().unwrap_or_default().to_owned();
+                        let is_leaf = m
+                            .get("children")
+                            .and_then(|c| c.as_array())
+                            .is_none_or(|c| c.is_empty());
+                        if is_leaf {
+                            leaf.get_or_insert_with(|| id.clone());
+                        }
+                        home.get_or_insert(id);
                         titles.push(title.as_str().unwrap_or_default().to_owned());
                     }
                     stack.extend(m.into_iter().map(|(_, v)| v));
@@ -312,7 +324,33 @@ spaces = [{spaces}]
             }
         }
     }
-    let page_id = page_id.ok_or_else(|| anyhow::anyhow!("no readable page"))?;
+    // One request at a time first: the space's home page (a large body and the longest
+    // sidebar) and a leaf page, the typical article. The load runs on the leaf.
+    let home = home.ok_or_else(|| anyhow::anyhow!("no readable page"))?;
+    let page_id = leaf.unwrap_or_else(|| home.clone());
+    for (what, id) in [("space home", &home), ("leaf page", &page_id)] {
+        let mut lat = Vec::new();
+        let mut bytes = 0;
+        for _ in 0..50 {
+            let t = Instant::now();
+            let body = http
+                .get(format!("{base}/pages/{id}"))
+                .header("cookie", &cookie)
+                .send()
+                .await?
+                .error_for_status()?
+                .text()
+                .await?;
+            lat.push(t.elapsed().as_secs_f64() * 1000.0);
+            bytes = body.len();
+        }
+        lat.sort_by(f64::total_cmp);
+        println!(
+            "one at a time, {what} /pages/{id} ({bytes} bytes): p50 {:.2} ms  p99 {:.2} ms",
+            pct(&lat, 0.5),
+            pct(&lat, 0.99)
+        );
+    }
     let page_url = format!("{base}/pages/{page_id}");
     let html = http
         .get(&page_url)

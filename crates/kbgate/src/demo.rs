@@ -130,6 +130,8 @@ async fn demo(args: Args) -> anyhow::Result<()> {
 base_url = {base}
 email = {email}
 api_token_file = {token}
+# the simulator is local: no client-side throttle
+requests_per_second = 0
 
 [store]
 url = {store}

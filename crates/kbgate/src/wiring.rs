@@ -18,6 +18,7 @@ pub fn confluence_client(config: &Config) -> anyhow::Result<Client> {
     })?;
     let token = c.resolve_api_token()?;
     let mut cfg = ClientConfig::new(c.base_url.clone(), c.email.as_str(), token.expose());
+    cfg.requests_per_second = c.requests_per_second;
     cfg.admin_api_key = c
         .resolve_admin_api_key()?
         .map(|k| confluence_client::Secret::new(k.expose()));
