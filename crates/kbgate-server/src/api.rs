@@ -64,7 +64,7 @@ pub(crate) async fn tree(
     Ok(Json(TreeJson {
         key: space.key,
         name: space.name,
-        pages,
+        pages: pages.as_ref().clone(),
     }))
 }
 

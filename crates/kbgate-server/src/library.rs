@@ -45,13 +45,21 @@ pub struct Library {
 }
 
 /// Per space, the page summaries (hierarchy, labels, restriction flags — no bodies) as of the
-/// last sync commit seen, keyed by that commit's `last_sync` stamp. Every page view needs the
-/// space's tree; reading thousands of summary rows per view is what made views slow. Each
-/// request still reads the space's sync state (one indexed row), so a sync that commits —
-/// from this process or another, e.g. `kbgate sync` from cron — is seen on the next request;
-/// the tree is still built per viewer from the cached rows.
-type SummaryCache =
-    std::sync::Mutex<HashMap<String, (chrono::DateTime<chrono::Utc>, Arc<Vec<PageSummary>>)>>;
+/// last sync commit seen, keyed by that commit's `last_sync` stamp, and the trees built from
+/// them per label filter. Every page view needs the space's tree; reading and walking
+/// thousands of summary rows per view is what made views slow. Each request still reads the
+/// space's sync state (one indexed row), so a sync that commits — from this process or
+/// another, e.g. `kbgate sync` from cron — is seen on the next request. A tree depends on the
+/// viewer only through the space's label filter (restricted pages are hidden for everyone),
+/// so viewers with the same filter share it.
+type SummaryCache = std::sync::Mutex<HashMap<String, CachedSpace>>;
+
+struct CachedSpace {
+    at: chrono::DateTime<chrono::Utc>,
+    summaries: Arc<Vec<PageSummary>>,
+    /// By the `Debug` form of the viewer's `LabelFilter` for the space.
+    trees: HashMap<String, Arc<Vec<TreeNode>>>,
+}
 
 /// A page the viewer may read, with what its view needs.
 #[derive(Debug, Clone)]
@@ -112,21 +120,31 @@ impl Library {
         }
     }
 
-    /// The space's page summaries, from the cache while no sync has committed since.
-    async fn space_summaries(&self, space: &SpaceRecord) -> Result<Arc<Vec<PageSummary>>, Error> {
-        let stamp = self
+    fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, CachedSpace>> {
+        self.summaries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The space's last sync stamp; `None` (nothing cached) for a space never synced.
+    async fn stamp(
+        &self,
+        space: &SpaceRecord,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, Error> {
+        Ok(self
             .store
             .sync_state(&space.key)
             .await
             .map_err(store_err)?
-            .and_then(|s| s.last_sync);
-        let cached = |map: &HashMap<_, (_, Arc<Vec<PageSummary>>)>| {
-            map.get(&space.id)
-                .filter(|(at, _)| Some(*at) == stamp)
-                .map(|(_, v)| v.clone())
-        };
-        if let Some(v) = cached(&self.summaries.lock().unwrap_or_else(|e| e.into_inner())) {
-            return Ok(v);
+            .and_then(|s| s.last_sync))
+    }
+
+    /// The space's page summaries, from the cache while no sync has committed since.
+    async fn space_summaries(
+        &self,
+        space: &SpaceRecord,
+        stamp: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Arc<Vec<PageSummary>>, Error> {
+        if let Some(c) = self.cache().get(&space.id).filter(|c| Some(c.at) == stamp) {
+            return Ok(c.summaries.clone());
         }
         // Read after the stamp: rows at least as new as the stamp they are filed under (a
         // commit in between only makes the next request miss and re-read).
@@ -137,10 +155,14 @@ impl Library {
                 .map_err(store_err)?,
         );
         if let Some(at) = stamp {
-            self.summaries
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(space.id.clone(), (at, all.clone()));
+            self.cache().insert(
+                space.id.clone(),
+                CachedSpace {
+                    at,
+                    summaries: all.clone(),
+                    trees: HashMap::new(),
+                },
+            );
         }
         Ok(all)
     }
@@ -171,12 +193,37 @@ impl Library {
     }
 
     /// The viewer's page tree of a space.
-    pub async fn tree(&self, viewer: &Viewer, space: &SpaceRecord) -> Result<Vec<TreeNode>, Error> {
-        if !may_read_space(viewer, space) {
-            return Ok(Vec::new());
+    pub async fn tree(
+        &self,
+        viewer: &Viewer,
+        space: &SpaceRecord,
+    ) -> Result<Arc<Vec<TreeNode>>, Error> {
+        let filter = match SpaceKey::parse(&space.key) {
+            Ok(k) => viewer.grant_for(&k).map(|f| format!("{f:?}")),
+            Err(_) => None,
+        };
+        let Some(filter) = filter else {
+            return Ok(Arc::new(Vec::new()));
+        };
+        let stamp = self.stamp(space).await?;
+        if let Some(t) = self
+            .cache()
+            .get(&space.id)
+            .filter(|c| Some(c.at) == stamp)
+            .and_then(|c| c.trees.get(&filter))
+        {
+            return Ok(t.clone());
         }
-        let all = self.space_summaries(space).await?;
-        Ok(build_tree(viewer, &space.key, &all))
+        let all = self.space_summaries(space, stamp).await?;
+        let tree = Arc::new(build_tree(viewer, &space.key, &all));
+        if let Some(c) = self
+            .cache()
+            .get_mut(&space.id)
+            .filter(|c| Some(c.at) == stamp && Arc::ptr_eq(&c.summaries, &all))
+        {
+            c.trees.insert(filter, tree.clone());
+        }
+        Ok(tree)
     }
 
     /// A page, if the viewer may read it (otherwise `None`: existence is not revealed).

@@ -59,3 +59,22 @@ async fn a_page_restricted_by_a_sync_leaves_the_cached_tree_at_once() {
         404
     );
 }
+
+#[tokio::test]
+async fn viewers_with_other_label_filters_never_share_a_cached_tree() {
+    let app = spawn_app().await;
+    let acme = app.sign_in("alice@acme.com").await;
+    let partner = app.sign_in("pat@partner.com").await;
+    // acme (all of KB) warms the cache first; partner reads only pages labelled `public`.
+    for _ in 0..2 {
+        let (_, html) = app.get_text("/spaces/KB", &acme).await;
+        assert!(html.contains("Child page") && html.contains("Public FAQ"));
+        let (status, html) = app.get_text("/spaces/KB", &partner).await;
+        assert_eq!(status, 200);
+        assert!(html.contains("Public FAQ"), "partner sees its labelled page");
+        assert!(
+            !html.contains("Child page") && !html.contains("Welcome"),
+            "partner's tree holds only labelled pages"
+        );
+    }
+}
