@@ -71,7 +71,10 @@ async fn viewers_with_other_label_filters_never_share_a_cached_tree() {
         assert!(html.contains("Child page") && html.contains("Public FAQ"));
         let (status, html) = app.get_text("/spaces/KB", &partner).await;
         assert_eq!(status, 200);
-        assert!(html.contains("Public FAQ"), "partner sees its labelled page");
+        assert!(
+            html.contains("Public FAQ"),
+            "partner sees its labelled page"
+        );
         assert!(
             !html.contains("Child page") && !html.contains("Welcome"),
             "partner's tree holds only labelled pages"
