@@ -74,18 +74,44 @@ pub fn tree_html(nodes: &[TreeNode], current: Option<&str>) -> String {
     out
 }
 
+/// Most entries a sidebar shows at one level; a window around the path is kept.
+pub const SIDEBAR_LEVEL_MAX: usize = 30;
+
 /// The part of a space's tree a page's sidebar shows: every level on the path from the top
-/// to `current` with its siblings, and `current`'s own children — not the whole space. A
-/// 10,000-page space would otherwise send its every title with every page view (hundreds of
-/// kilobytes, and the time to write them); the space home still shows the whole tree.
-pub fn local_tree(nodes: &[TreeNode], current: &str) -> Vec<TreeNode> {
-    nodes
+/// to `current` with its siblings, and `current`'s own children — not the whole space; at
+/// most [`SIDEBAR_LEVEL_MAX`] entries a level, in a window around the path. A 10,000-page
+/// space would otherwise send its every title with every page view (hundreds of kilobytes,
+/// and the time to write them); the space home still shows the whole tree. The flag says
+/// whether anything was left out (the page then links to the whole tree).
+pub fn local_tree(nodes: &[TreeNode], current: &str) -> (Vec<TreeNode>, bool) {
+    let mut cut = false;
+    let tree = local_level(nodes, current, &mut cut);
+    (tree, cut)
+}
+
+fn window(nodes: &[TreeNode], keep: Option<usize>, cut: &mut bool) -> std::ops::Range<usize> {
+    if nodes.len() <= SIDEBAR_LEVEL_MAX {
+        return 0..nodes.len();
+    }
+    *cut = true;
+    let start = keep
+        .map(|i| i.saturating_sub(SIDEBAR_LEVEL_MAX / 2))
+        .unwrap_or(0)
+        .min(nodes.len() - SIDEBAR_LEVEL_MAX);
+    start..start + SIDEBAR_LEVEL_MAX
+}
+
+fn local_level(nodes: &[TreeNode], current: &str, cut: &mut bool) -> Vec<TreeNode> {
+    let on_path = nodes.iter().position(|n| contains(n, current));
+    let range = window(nodes, on_path, cut);
+    nodes[range]
         .iter()
         .map(|n| TreeNode {
             id: n.id.clone(),
             title: n.title.clone(),
             children: if n.id == current {
-                n.children
+                let range = window(&n.children, None, cut);
+                n.children[range]
                     .iter()
                     .map(|c| TreeNode {
                         id: c.id.clone(),
@@ -94,7 +120,7 @@ pub fn local_tree(nodes: &[TreeNode], current: &str) -> Vec<TreeNode> {
                     })
                     .collect()
             } else if contains(n, current) {
-                local_tree(&n.children, current)
+                local_level(&n.children, current, cut)
             } else {
                 Vec::new()
             },
@@ -195,14 +221,29 @@ mod tests {
         };
         // On 2: the path 1 › 2, siblings at each level (8; 6), and 2's children (3, 5) —
         // not 3's child 4, 6's child 7 or 8's child 9.
-        assert_eq!(ids(&local_tree(&tree, "2")), ["1", "2", "3", "5", "6", "8"]);
+        assert_eq!(
+            ids(&local_tree(&tree, "2").0),
+            ["1", "2", "3", "5", "6", "8"]
+        );
         // On a leaf: its path and siblings only.
         assert_eq!(
-            ids(&local_tree(&tree, "4")),
+            ids(&local_tree(&tree, "4").0),
             ["1", "2", "3", "4", "5", "6", "8"]
         );
         // An id not in the tree: the top level only.
-        assert_eq!(ids(&local_tree(&tree, "x")), ["1", "8"]);
+        assert_eq!(ids(&local_tree(&tree, "x").0), ["1", "8"]);
+        assert!(!local_tree(&tree, "2").1, "nothing left out");
+        // A level of 100 siblings: a window of SIDEBAR_LEVEL_MAX around the current page.
+        let wide: Vec<TreeNode> = (0..100).map(|i| leaf(&i.to_string())).collect();
+        let (t, cut) = local_tree(&wide, "70");
+        assert!(cut);
+        assert_eq!(t.len(), SIDEBAR_LEVEL_MAX);
+        assert!(
+            t.iter().any(|n| n.id == "70"),
+            "the current page stays in view"
+        );
+        let (t, _) = local_tree(&wide, "99");
+        assert_eq!(t.last().map(|n| n.id.as_str()), Some("99"));
     }
 
     #[test]

@@ -190,6 +190,8 @@ struct PagePage {
     updated_human: String,
     body_html: String,
     tree_html: String,
+    /// The sidebar left entries out: it links to the space's whole tree.
+    tree_cut: bool,
     attachments: Vec<AttachmentLink>,
 }
 
@@ -224,7 +226,8 @@ pub(crate) async fn page(
     let lib = state.library();
     let view = lib.page(&cv.viewer, &id).await?.ok_or(Error::NotFound)?;
     let tree = lib.tree(&cv.viewer, &view.space).await?;
-    let tree_html = html::tree_html(&html::local_tree(&tree, &view.page.id), Some(&view.page.id));
+    let (local, tree_cut) = html::local_tree(&tree, &view.page.id);
+    let tree_html = html::tree_html(&local, Some(&view.page.id));
     render(&PagePage {
         chrome: Chrome::for_viewer(&state, &cv),
         title: view.page.title.clone(),
@@ -252,6 +255,7 @@ pub(crate) async fn page(
         updated_human: view.page.updated_at.format("%-d %B %Y").to_string(),
         body_html: view.html,
         tree_html,
+        tree_cut,
         attachments: view
             .attachments
             .iter()
