@@ -125,6 +125,10 @@ pub struct SyncConfig {
     pub interval: Duration,
     /// How far before the last watermark an incremental sync looks again (clock skew). Default 5 minutes.
     pub overlap: Duration,
+    /// While serving, a background round is a full pass when a space's last full sync is older
+    /// than this: deletions that leave no trace in CQL (an attachment removed from a page) are
+    /// swept. Zero: never (only `kbgate sync --full`). Default 24 hours.
+    pub full_every: Duration,
 }
 
 /// How magic-link mails are delivered.
@@ -649,9 +653,16 @@ impl Builder<'_> {
             Duration::from_secs(5 * 60),
             Some(Duration::from_secs(24 * 3600)),
         );
+        let full_every = self.duration(
+            &r.full_every,
+            "sync.full_every",
+            Duration::from_secs(24 * 3600),
+            None,
+        );
         Some(SyncConfig {
             interval: interval?,
             overlap: overlap?,
+            full_every: full_every?,
         })
     }
 

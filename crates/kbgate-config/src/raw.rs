@@ -67,6 +67,7 @@ pub(crate) struct RawStore {
 pub(crate) struct RawSync {
     pub interval: Str,
     pub overlap: Str,
+    pub full_every: Str,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -225,7 +226,7 @@ pub(crate) fn apply_env(
         }
     }
     section!(raw.store, "store", [url, data_dir]);
-    section!(raw.sync, "sync", [interval, overlap]);
+    section!(raw.sync, "sync", [interval, overlap, full_every]);
     section!(
         raw.portal,
         "portal",

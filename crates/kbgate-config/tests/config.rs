@@ -99,6 +99,11 @@ fn good_config() {
     assert_eq!(c.store.backend, StoreBackend::Postgres);
     assert_eq!(c.store.data_dir, PathBuf::from("./kbgate-data"));
     assert_eq!(c.sync.interval, Duration::from_secs(900));
+    assert_eq!(
+        c.sync.full_every,
+        Duration::from_secs(24 * 3600),
+        "a daily full pass by default"
+    );
     assert_eq!(c.portal.listen.to_string(), "0.0.0.0:9000");
     assert_eq!(c.portal.public_url.as_str(), "http://127.0.0.1:9000/");
     assert_eq!(
@@ -464,6 +469,17 @@ fn semantic_errors_each_have_their_line() {
             .unwrap_or_else(|| panic!("no problem for {key}: {err}"));
         assert_eq!(p.line(), Some(line_of(&text, needle)), "{key}: {p}");
     }
+}
+
+#[test]
+fn the_full_pass_interval_is_configurable() {
+    let with = |v: &str| format!("{GOOD}\n[sync]\nfull_every = {v}\n");
+    let c = load(&with("\"0\"")).unwrap();
+    assert_eq!(c.sync.full_every, Duration::ZERO, "0 = never");
+    let c = load(&with("\"6h\"")).unwrap();
+    assert_eq!(c.sync.full_every, Duration::from_secs(6 * 3600));
+    let e = load(&with("\"soon\"")).unwrap_err().to_string();
+    assert!(e.contains("sync.full_every"), "{e}");
 }
 
 #[test]

@@ -224,6 +224,29 @@ async fn reload_loop(path: PathBuf, policy: PolicyHandle, poll: Duration) {
     }
 }
 
+/// Whether this background round should be a full pass: some space was never fully synced,
+/// or its last full sync is older than `every` (zero: never).
+async fn full_due(store: &dyn Store, keys: &[String], every: Duration) -> bool {
+    if every.is_zero() {
+        return false;
+    }
+    let Ok(every) = chrono::Duration::from_std(every) else {
+        return false;
+    };
+    let now = chrono::Utc::now();
+    for key in keys {
+        match store.sync_state(key).await {
+            Ok(Some(s)) if s.last_full_sync.is_some_and(|t| now - t < every) => {}
+            Ok(_) => return true,
+            Err(e) => {
+                tracing::warn!("cannot read the sync state of {key}: {e}");
+                return false;
+            }
+        }
+    }
+    false
+}
+
 async fn sync_loop(
     source: ConfluenceSource,
     store: Arc<dyn Store>,
@@ -250,14 +273,16 @@ async fn sync_loop(
             keys.dedup();
             keys
         };
+        let full = full_due(&*store, &keys, config.sync.full_every).await;
         let opts = SyncOptions {
-            full: false,
+            full,
             max_attachment_bytes: wiring::max_attachment_bytes(&config),
             overlap: config.sync.overlap,
         };
         match sync_spaces(&source, &*store, &keys, &opts, &Progress::quiet()).await {
             Ok(report) => tracing::info!(
                 calls = report.calls,
+                full,
                 "background sync done: {}",
                 report.to_string().replace('\n', "; ")
             ),
