@@ -70,10 +70,11 @@ async fn seed(t: &TestStore, pages: usize) {
                 version: 1,
                 created_at: Utc::now(),
                 updated_at: Utc::now(),
-                labels: if i % 3 == 0 {
-                    vec!["faq".into()]
-                } else {
-                    vec![]
+                labels: match (i % 3 == 0, i % 250 == 0) {
+                    (true, true) => vec!["faq".into(), "pinned".into()],
+                    (true, false) => vec!["faq".into()],
+                    (false, true) => vec!["pinned".into()],
+                    (false, false) => vec![],
                 },
                 restricted: i % 50 == 7,
                 effective_restricted: i % 50 == 7,
@@ -102,7 +103,7 @@ async fn seed(t: &TestStore, pages: usize) {
 
 async fn measure(t: &TestStore) {
     let words = vocabulary();
-    let scope = [
+    let scope = vec![
         ScopeEntry {
             space_id: "S1".into(),
             labels: None,
@@ -112,24 +113,28 @@ async fn measure(t: &TestStore) {
             labels: Some(vec!["faq".into()]),
         },
     ];
-    let kinds: [(&str, Vec<String>); 4] = [
-        ("common word", words[..5].to_vec()),
-        ("mid word", words[100..120].to_vec()),
-        ("rare word", words[1500..1700].to_vec()),
-        (
-            "two words",
-            words[20..40]
-                .iter()
-                .map(|w| format!("{w} {}", words[300]))
-                .collect(),
-        ),
+    // A viewer who may only see the 200 pinned pages of S1, in the same big site.
+    let small = vec![ScopeEntry {
+        space_id: "S1".into(),
+        labels: Some(vec!["pinned".into()]),
+    }];
+    let two_words: Vec<String> = words[20..40]
+        .iter()
+        .map(|w| format!("{w} {}", words[300]))
+        .collect();
+    let kinds: [(&str, Vec<String>, &[ScopeEntry]); 5] = [
+        ("common word", words[..5].to_vec(), &scope),
+        ("mid word", words[100..120].to_vec(), &scope),
+        ("rare word", words[1500..1700].to_vec(), &scope),
+        ("two words", two_words, &scope),
+        ("small scope, common", words[..5].to_vec(), &small),
     ];
-    for (kind, queries) in kinds {
+    for (kind, queries, scope) in kinds {
         let mut times: Vec<Duration> = Vec::new();
         for i in 0..200 {
             let q = &queries[i % queries.len()];
             let start = Instant::now();
-            let res = t.search(q, &scope, 20, 0).await.unwrap();
+            let res = t.search(q, scope, 20, 0).await.unwrap();
             times.push(start.elapsed());
             std::hint::black_box(res);
         }

@@ -32,7 +32,9 @@ macro_rules! attachment_cols {
 /// Expands the shared part of a backend: row decoding, the `SpaceSync` implementation
 /// `$sync` over a `Transaction<'static, $db>`, and `impl Store for $store`. The store type
 /// must have fields `mirror` and `ops` (pools), `blobs` (BlobStore), and inherent methods
-/// `begin_tx(&self)` and `search_impl(&self, &Terms, &[ScopeEntry], u32, u32)`.
+/// `begin_tx(&self)` and `search_impl(&self, &Terms, &[ScopeEntry], u32, u32)`; the backend
+/// module a free function `tidy_search_index(&mut Transaction, writes: u64)` that a sync
+/// calls before it commits.
 macro_rules! impl_common {
     ($store:ident, $sync:ident, $db:ty, $row:ty, $backend:literal) => {
         use async_trait::async_trait;
@@ -201,6 +203,7 @@ macro_rules! impl_common {
                 space_id: space.id.clone(),
                 generation: max + 1,
                 mode,
+                writes: 0,
             }))
         }
 
@@ -210,6 +213,8 @@ macro_rules! impl_common {
             space_id: String,
             generation: i64,
             mode: SyncMode,
+            /// Rows written that touch the full-text index (for its upkeep at commit).
+            writes: u64,
         }
 
         impl std::fmt::Debug for $sync {
@@ -272,21 +277,23 @@ macro_rules! impl_common {
                 let mut pages: Vec<PageRecord> =
                     pages.into_iter().rev().filter(|p| seen.insert(p.id.clone())).collect();
                 pages.reverse();
+                self.writes += pages.len() as u64;
                 for chunk in pages.chunks(BATCH_ROWS) {
                     let mut qb = QueryBuilder::<$db>::new(
                         "INSERT INTO pages (id, space_id, parent_id, position, title, version, \
                          created_at, updated_at, labels, restricted, effective_restricted, \
-                         body_storage, body_html, body_text, headings, sync_gen) ",
+                         body_storage, body_html, body_text, headings, sync_gen, scope_tokens) ",
                     );
                     let mut encoded = Vec::with_capacity(chunk.len());
                     for p in chunk {
                         encoded.push((
                             serde_json::to_string(&p.labels)?,
                             serde_json::to_string(&p.headings)?,
+                            $crate::scope::page_scope_tokens(&p.space_id, &p.labels),
                         ));
                     }
                     let generation = self.generation;
-                    qb.push_values(chunk.iter().zip(encoded), |mut b, (p, (labels, headings))| {
+                    qb.push_values(chunk.iter().zip(encoded), |mut b, (p, (labels, headings, scope))| {
                         b.push_bind(p.id.clone())
                             .push_bind(p.space_id.clone())
                             .push_bind(p.parent_id.clone())
@@ -302,7 +309,8 @@ macro_rules! impl_common {
                             .push_bind(p.body_html.clone())
                             .push_bind(strip_markers(&p.body_text).into_owned())
                             .push_bind(headings)
-                            .push_bind(generation);
+                            .push_bind(generation)
+                            .push_bind(scope);
                     });
                     qb.push(
                         " ON CONFLICT (id) DO UPDATE SET space_id = excluded.space_id, \
@@ -313,7 +321,7 @@ macro_rules! impl_common {
                          effective_restricted = excluded.effective_restricted, \
                          body_storage = excluded.body_storage, body_html = excluded.body_html, \
                          body_text = excluded.body_text, headings = excluded.headings, \
-                         sync_gen = excluded.sync_gen",
+                         sync_gen = excluded.sync_gen, scope_tokens = excluded.scope_tokens",
                     );
                     qb.build().execute(&mut *self.tx).await?;
 
@@ -357,6 +365,7 @@ macro_rules! impl_common {
                     .execute(&mut *self.tx)
                     .await?
                     .rows_affected();
+                self.writes += n;
                 Ok(n > 0)
             }
 
@@ -378,6 +387,7 @@ macro_rules! impl_common {
                 .execute(&mut *self.tx)
                 .await?
                 .rows_affected();
+                self.writes += n;
                 Ok(n > 0)
             }
 
@@ -409,6 +419,7 @@ macro_rules! impl_common {
                 .execute(&mut *self.tx)
                 .await?
                 .rows_affected();
+                self.writes += changed + cyclic;
                 Ok(changed + cyclic)
             }
 
@@ -451,6 +462,7 @@ macro_rules! impl_common {
                 .bind(self.generation)
                 .execute(&mut *self.tx)
                 .await?;
+                self.writes += 1;
                 Ok(())
             }
 
@@ -465,6 +477,7 @@ macro_rules! impl_common {
                     .execute(&mut *self.tx)
                     .await?
                     .rows_affected();
+                self.writes += n;
                 Ok(n > 0)
             }
 
@@ -509,6 +522,8 @@ macro_rules! impl_common {
                 .bind(state.last_sync)
                 .execute(&mut *self.tx)
                 .await?;
+                let writes = self.writes + stats.swept_pages + stats.swept_attachments;
+                super::tidy_search_index(&mut self.tx, writes).await?;
                 self.tx.commit().await?;
                 Ok(stats)
             }

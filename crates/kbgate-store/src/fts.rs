@@ -43,11 +43,18 @@ impl Terms {
 
     /// FTS5 query: `"a" "b" "c"` (implicit AND).
     pub(crate) fn fts5(&self) -> String {
-        self.0
-            .iter()
-            .map(|t| format!("\"{t}\""))
-            .collect::<Vec<_>>()
-            .join(" ")
+        fts5_words(self.0.iter().map(String::as_str))
+    }
+
+    /// The distinct words, in query order.
+    pub(crate) fn distinct(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = Vec::with_capacity(self.0.len());
+        for w in &self.0 {
+            if !out.contains(&w.as_str()) {
+                out.push(w);
+            }
+        }
+        out
     }
 
     /// `to_tsquery` text: `'a' & 'b' & 'c'`.
@@ -58,6 +65,15 @@ impl Terms {
             .collect::<Vec<_>>()
             .join(" & ")
     }
+}
+
+/// FTS5 query of words that came out of [`Terms::parse`]: `"a" "b"` (implicit AND).
+pub(crate) fn fts5_words<'a>(words: impl IntoIterator<Item = &'a str>) -> String {
+    words
+        .into_iter()
+        .map(|t| format!("\"{t}\""))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Removes the match markers from text before it is stored, so that excerpts can only
@@ -95,6 +111,13 @@ mod tests {
         let t = Terms::parse(&q).unwrap();
         assert_eq!(t.0.len(), MAX_TERMS);
         assert_eq!(t.0[0].chars().count(), MAX_TERM_CHARS);
+    }
+
+    #[test]
+    fn distinct_words_keep_their_order() {
+        let t = Terms::parse("Kiwi melon kiwi KIWI apple melon").unwrap();
+        assert_eq!(t.distinct(), ["kiwi", "melon", "apple"]);
+        assert_eq!(fts5_words(t.distinct()), "\"kiwi\" \"melon\" \"apple\"");
     }
 
     #[test]

@@ -13,6 +13,53 @@
 //! spaces and labels to pass as a search scope and which pages to show. It does guarantee
 //! that [`Store::search`] never returns a page with `effective_restricted` or outside the
 //! given scope.
+//!
+//! # Search
+//!
+//! [`Store::search`] has to stay fast on big mirrors (DESIGN.md §8: p99 under 20 ms on
+//! 100,000 pages) without ever widening a scope:
+//!
+//! - **The scope is part of the full-text match.** Every page carries scope tokens, one for
+//!   its space and one per label, in its full-text index entries (SQLite: a `scope` column
+//!   of `pages_fts` and `pages_title_fts`; PostgreSQL: lexemes in `search_vec` and
+//!   `title_vec`), and none when it is `effective_restricted`. A search matches *words AND
+//!   any of the viewer's tokens*, so the scope is applied while the index is read: a viewer
+//!   of one small space in a big site only touches that space's entries, and restricted
+//!   pages are never candidates. The tokens are hex-encoded behind a private-use
+//!   character, so no query word, stemmer or stored text can produce or fold them (details
+//!   in `src/scope.rs`). They only select: space, labels (`page_labels`) and
+//!   `effective_restricted` are checked again in SQL on every hit returned, so a stale or
+//!   forged token could hide a page but never show one. The store writes a page's tokens
+//!   with every upsert (labels, space); the index drops and restores them when a
+//!   restriction changes (SQLite: the `pages_search` view and triggers; PostgreSQL: the
+//!   search-vector trigger).
+//! - **Exact ranking for small match sets.** When at most 1,000 pages (PostgreSQL: 200) in
+//!   the viewer's scope match, and (SQLite) the words' summed document frequency is at
+//!   most 40,000, all matches are ranked: bm25 with weights title 10, attachment names 3,
+//!   body 1 (PostgreSQL: `ts_rank`, title A, attachment names B, body D), ties newest
+//!   first.
+//! - **Bounded, deterministic ranking for large ones.** Otherwise only a bounded candidate
+//!   set is ranked, in two tiers. First up to 100 pages with every word in their title —
+//!   the newest such pages wherever they are in the match set (found through a title-only
+//!   index), shortest title first. Then the 1,000 (PostgreSQL: 200) newest matches: by
+//!   `ts_rank` on PostgreSQL; on SQLite by bm25 over the words it can afford to score, the
+//!   rarest first up to 40,000 summed document frequency. The words left out are those in
+//!   a large share of the mirror, whose IDF is near zero (bm25 floors it above half the
+//!   pages), so their weight in the order was close to noise anyway; when no word is left
+//!   the candidates are listed newest first. Matches beyond the bound are not returned
+//!   (`has_more` ends with it), and ranks of a bounded list are positions (still higher
+//!   first). Why: FTS5's bm25 costs ≈ 2 µs per ranked page plus, per word and query, a
+//!   pass over every page holding the word (≈ 9 ms for a word in all of 100,000 pages),
+//!   and a PostgreSQL match test or `ts_rank` reads the TOASTed vector (≈ 5–10 µs a page):
+//!   ranking every one of 65,000 matches took 300–700 ms.
+//! - **"Newest"** is the order pages were added to the mirror (SQLite rowid, PostgreSQL
+//!   `seq`), not Confluence's modification date.
+//! - **Index upkeep.** A SQLite sync ends with an incremental FTS5 merge proportional to
+//!   what it wrote (a freshly bulk-loaded index has several segments per term and every
+//!   lookup pays for each). A PostgreSQL sync merges the GIN indexes' pending lists (which
+//!   every search would otherwise read in full) and, when it wrote 1,000 rows or more,
+//!   runs `ANALYZE` of `pages` and `page_labels`, so plans see the new word frequencies at
+//!   once.
 
 mod blob;
 #[macro_use]
@@ -21,6 +68,8 @@ mod error;
 mod fts;
 mod model;
 mod postgres;
+mod scope;
+mod search;
 mod sqlite;
 mod store;
 #[cfg(feature = "testing")]

@@ -4,15 +4,20 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+use std::collections::HashMap;
+
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use crate::StoreError;
 use crate::blob::BlobStore;
-use crate::fts::Terms;
+use crate::fts::{Terms, fts5_words};
 use crate::model::{ScopeEntry, SearchHit, SearchResults};
+use crate::scope::viewer_tokens;
+use crate::search::{self, SearchLimits, TitleHit};
 
 /// How long a writer waits for SQLite's write lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -23,6 +28,7 @@ pub struct SqliteStore {
     mirror: SqlitePool,
     ops: SqlitePool,
     blobs: BlobStore,
+    limits: SearchLimits,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -115,6 +121,7 @@ impl SqliteStore {
             mirror,
             ops,
             blobs: BlobStore::new(data_dir),
+            limits: SearchLimits::default(),
         })
     }
 
@@ -124,6 +131,8 @@ impl SqliteStore {
         Ok(self.mirror.begin_with("BEGIN IMMEDIATE").await?)
     }
 
+    /// Search (see [`crate::search`] for the plan and the crate docs for the trade-offs).
+    /// All steps read one snapshot (a read transaction).
     async fn search_impl(
         &self,
         terms: &Terms,
@@ -131,53 +140,297 @@ impl SqliteStore {
         limit: u32,
         offset: u32,
     ) -> Result<SearchResults, StoreError> {
-        // `CROSS JOIN` pins the join order (SQLite's planner may otherwise walk `pages` and
-        // probe the full-text index once per page, which is quadratic for common words).
-        // Two steps in one statement: rank and filter every match cheaply (bm25 and a few
-        // columns of `pages`), keep the requested window, and only then build snippets —
-        // SQLite would otherwise compute `snippet()` for every match before sorting.
-        // bm25 weights: title 10, body 1, attachment names 3 (lower score = better).
+        let tokens = viewer_tokens(scope);
+        if tokens.is_empty() {
+            return Ok(SearchResults::default());
+        }
+        let lim = self.limits;
+        let words = terms.distinct();
+        let scope_match = format!(
+            "{{scope}} : ({})",
+            tokens
+                .iter()
+                .map(|t| format!("\"{t}\""))
+                .collect::<Vec<_>>()
+                .join(" OR ")
+        );
+        let mut tx = self.mirror.begin().await?;
+
+        // 1. The newest matches in scope, one more than the bound (to know if it is hit),
+        // as one JSON array (newest first).
+        let cands: String = sqlx::query_scalar(
+            "SELECT json_group_array(rid) FROM (SELECT rowid AS rid FROM pages_fts \
+             WHERE pages_fts MATCH $1 ORDER BY rowid DESC LIMIT $2)",
+        )
+        .bind(format!("({}) AND {scope_match}", terms.fts5()))
+        .bind(lim.candidates as i64 + 1)
+        .fetch_one(&mut *tx)
+        .await?;
+        let mut cands: Vec<i64> = serde_json::from_str(&cands)?;
+        if cands.is_empty() {
+            return Ok(SearchResults::default());
+        }
+        let complete = cands.len() <= lim.candidates;
+        cands.truncate(lim.candidates);
+
+        // 2. The words bm25 can afford to score.
+        let scored = self.scored_words(&mut tx, &words).await?;
+
+        // 3. The requested window of the order: `(rowid, rank)`.
+        let (page, has_more): (Vec<(i64, f64)>, bool) = if complete && scored.len() == words.len() {
+            // Exact: bm25 over every match.
+            let rows = bm25_window(&mut tx, &scored, &cands, limit, offset).await?;
+            let page = rows.into_iter().map(|(k, s)| (k, -s)).collect();
+            (page, cands.len() > offset as usize + limit as usize)
+        } else {
+            // Bounded: pages with every word in the title, then the other candidates.
+            let mut qb = QueryBuilder::<Sqlite>::new(
+                "SELECT pages_title_fts.rowid AS rid, length(p.title) AS title_len \
+                 FROM pages_title_fts CROSS JOIN pages p ON p.pk = pages_title_fts.rowid \
+                 WHERE pages_title_fts MATCH ",
+            );
+            qb.push_bind(format!(
+                "{{title}} : ({}) AND {scope_match}",
+                fts5_words(words.iter().copied())
+            ));
+            push_exact_scope(&mut qb, scope);
+            qb.push(" ORDER BY pages_title_fts.rowid DESC LIMIT ");
+            qb.push_bind(lim.title_candidates as i64);
+            let title = qb
+                .build()
+                .fetch_all(&mut *tx)
+                .await?
+                .iter()
+                .map(|r| {
+                    let key: i64 = r.try_get("rid")?;
+                    Ok(TitleHit {
+                        key,
+                        recency: key,
+                        title_len: r.try_get("title_len")?,
+                    })
+                })
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let (tier1, tier2) = search::tiers(title, &cands);
+            let split = search::split(tier1.len(), tier2.len(), limit, offset);
+            let mut keys: Vec<i64> = tier1[split.tier1.clone()].to_vec();
+            if split.tier2_limit > 0 {
+                if scored.is_empty() {
+                    keys.extend(&tier2[split.tier2_offset..][..split.tier2_limit]);
+                } else {
+                    let rows = bm25_window(
+                        &mut tx,
+                        &scored,
+                        &tier2,
+                        split.tier2_limit as u32,
+                        split.tier2_offset as u32,
+                    )
+                    .await?;
+                    keys.extend(rows.into_iter().map(|(k, _)| k));
+                }
+            }
+            let page = keys
+                .into_iter()
+                .enumerate()
+                .map(|(i, k)| (k, search::positional_rank(split.total, split.first + i)))
+                .collect();
+            (page, split.has_more)
+        };
+
+        // 4. The hits, with excerpts (and the scope checked once more, on the page rows).
+        let hits = self.hits(&mut tx, terms, scope, &page).await?;
+        tx.commit().await?;
+        Ok(SearchResults { hits, has_more })
+    }
+
+    /// Titles and excerpts of `page` (`(rowid, rank)`, in order). A row that fails the
+    /// exact scope check is left out.
+    async fn hits(
+        &self,
+        tx: &mut SqliteConnection,
+        terms: &Terms,
+        scope: &[&ScopeEntry],
+        page: &[(i64, f64)],
+    ) -> Result<Vec<SearchHit>, StoreError> {
+        if page.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<i64> = page.iter().map(|p| p.0).collect();
         let mut qb = QueryBuilder::<Sqlite>::new(
-            "WITH top AS (SELECT pages_fts.rowid AS rid, \
-             bm25(pages_fts, 10.0, 1.0, 3.0) AS score, p.id AS id \
-             FROM pages_fts CROSS JOIN pages p ON p.pk = pages_fts.rowid \
-             WHERE pages_fts MATCH ",
+            "SELECT p.pk AS rid, p.id AS id, p.space_id AS space_id, p.title AS title, \
+             snippet(pages_fts, 1, char(57344), char(57345), '…', 24) AS excerpt \
+             FROM json_each(",
         );
-        qb.push_bind(terms.fts5());
-        qb.push(" AND NOT p.effective_restricted AND (");
-        push_scope(&mut qb, scope);
-        qb.push(") ORDER BY score, p.id LIMIT ");
-        qb.push_bind(i64::from(limit) + 1);
-        qb.push(" OFFSET ");
-        qb.push_bind(i64::from(offset));
+        qb.push_bind(serde_json::to_string(&keys)?);
         qb.push(
-            ") SELECT p.id, p.space_id, p.title, \
-             snippet(pages_fts, 1, char(57344), char(57345), '…', 24) AS excerpt, \
-             top.score AS score \
-             FROM top CROSS JOIN pages p ON p.pk = top.rid \
-             CROSS JOIN pages_fts ON pages_fts.rowid = top.rid \
-             WHERE pages_fts MATCH ",
+            ") w CROSS JOIN pages p ON p.pk = w.value \
+             CROSS JOIN pages_fts ON pages_fts.rowid = w.value WHERE pages_fts MATCH ",
         );
         qb.push_bind(terms.fts5());
-        qb.push(" ORDER BY top.score, top.id");
-        let rows = qb.build().fetch_all(&self.mirror).await?;
-        let mut hits = rows
-            .iter()
-            .map(|r| {
-                let score: f64 = r.try_get("score")?;
-                Ok(SearchHit {
+        push_exact_scope(&mut qb, scope);
+        let rows = qb.build().fetch_all(&mut *tx).await?;
+        let mut by_key: HashMap<i64, SearchHit> = HashMap::with_capacity(rows.len());
+        for r in &rows {
+            by_key.insert(
+                r.try_get("rid")?,
+                SearchHit {
                     page_id: r.try_get("id")?,
                     space_id: r.try_get("space_id")?,
                     title: r.try_get("title")?,
                     excerpt: r.try_get("excerpt")?,
-                    rank: -score,
+                    rank: 0.0,
+                },
+            );
+        }
+        Ok(page
+            .iter()
+            .filter_map(|(key, rank)| {
+                by_key.remove(key).map(|mut h| {
+                    h.rank = *rank;
+                    h
                 })
             })
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        let has_more = hits.len() > limit as usize;
-        hits.truncate(limit as usize);
-        Ok(SearchResults { hits, has_more })
+            .collect())
     }
+
+    /// The words to score with bm25 (see [`crate::search`]): all of them on a mirror of at
+    /// most `score_budget` pages; otherwise by document frequency estimated from a few
+    /// windows of the rowid range.
+    async fn scored_words<'w>(
+        &self,
+        tx: &mut SqliteConnection,
+        words: &[&'w str],
+    ) -> Result<Vec<&'w str>, StoreError> {
+        let budget = self.limits.score_budget;
+        let (total, lo, hi): (i64, Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM pages), (SELECT min(pk) FROM pages), \
+             (SELECT max(pk) FROM pages)",
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let total = u64::try_from(total).unwrap_or(0);
+        if total <= budget {
+            return Ok(words.to_vec());
+        }
+        let windows = search::sample_windows(
+            lo.unwrap_or(0),
+            hi.unwrap_or(-1),
+            SAMPLE_WINDOWS,
+            SAMPLE_SPAN,
+        );
+        // One statement: row 0 counts the sampled pages, row i + 1 the pages of word i.
+        let mut qb = QueryBuilder::<Sqlite>::new("");
+        for (i, word) in std::iter::once(None)
+            .chain(words.iter().map(Some))
+            .enumerate()
+        {
+            for (j, (a, b)) in windows.iter().enumerate() {
+                if i > 0 || j > 0 {
+                    qb.push(" UNION ALL ");
+                }
+                qb.push("SELECT ");
+                qb.push_bind(i as i64);
+                match word {
+                    None => {
+                        qb.push(
+                            " AS k, count(*) AS n FROM pages INDEXED BY pages_search_filter \
+                             WHERE pk BETWEEN ",
+                        );
+                    }
+                    Some(w) => {
+                        qb.push(", count(*) FROM pages_fts WHERE pages_fts MATCH ");
+                        qb.push_bind(fts5_words([*w]));
+                        qb.push(" AND rowid BETWEEN ");
+                    }
+                }
+                qb.push_bind(*a);
+                qb.push(" AND ");
+                qb.push_bind(*b);
+            }
+        }
+        let mut counts = vec![0u64; words.len() + 1];
+        for r in qb.build().fetch_all(&mut *tx).await? {
+            let k: i64 = r.try_get(0)?;
+            let n: i64 = r.try_get(1)?;
+            if let Some(c) = usize::try_from(k).ok().and_then(|k| counts.get_mut(k)) {
+                *c += u64::try_from(n).unwrap_or(0);
+            }
+        }
+        let df: Vec<u64> = counts[1..]
+            .iter()
+            .map(|&hits| search::estimate_df(hits, counts[0], total))
+            .collect();
+        Ok(search::scored_words(words, &df, budget))
+    }
+}
+
+/// Full-text index upkeep at the end of a sync that wrote `writes` index-relevant rows.
+///
+/// FTS5 adds a segment per flushed batch and merges them only lazily; a freshly synced
+/// 100,000-page mirror has several segments per term, and every term lookup (each search
+/// step, each excerpt) pays for each. An incremental merge of work proportional to what
+/// the sync wrote (4 leaf pages per row written; FTS5 resumes unfinished merges in later
+/// calls) keeps the index close to one segment: a full sync ends optimised (≈ 2 s for
+/// 100,000 pages), a small incremental sync pays a few milliseconds.
+pub(crate) async fn tidy_search_index(
+    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    writes: u64,
+) -> Result<(), StoreError> {
+    if writes == 0 {
+        return Ok(());
+    }
+    let pages = -(writes.saturating_mul(4).min(1 << 24) as i64);
+    for table in ["pages_fts", "pages_title_fts"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {table}({table}, rank) VALUES ('merge', $1)"
+        )))
+        .bind(pages)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Sampling for document frequencies: this many windows of this many rowids.
+const SAMPLE_WINDOWS: i64 = 4;
+const SAMPLE_SPAN: i64 = 250;
+
+/// ` AND NOT p.effective_restricted AND (scope)`: the exact check on the joined page.
+fn push_exact_scope(qb: &mut QueryBuilder<Sqlite>, scope: &[&ScopeEntry]) {
+    qb.push(" AND NOT p.effective_restricted AND (");
+    push_scope(qb, scope);
+    qb.push(")");
+}
+
+/// The window `offset .. offset + limit` of `keys` ordered by bm25 over `scored` (title 10,
+/// body 1, attachment names 3, scope 0; lower is better), ties newest first: `(rowid,
+/// score)`. One pass over the words' doclists between the smallest and the largest key.
+async fn bm25_window(
+    tx: &mut SqliteConnection,
+    scored: &[&str],
+    keys: &[i64],
+    limit: u32,
+    offset: u32,
+) -> Result<Vec<(i64, f64)>, StoreError> {
+    let (Some(&lo), Some(&hi)) = (keys.iter().min(), keys.iter().max()) else {
+        return Ok(Vec::new());
+    };
+    let rows = sqlx::query(
+        "SELECT rowid AS rid, bm25(pages_fts, 10.0, 1.0, 3.0, 0.0) AS score FROM pages_fts \
+         WHERE pages_fts MATCH $1 AND rowid BETWEEN $2 AND $3 \
+         AND +rowid IN (SELECT value FROM json_each($4)) \
+         ORDER BY score, rowid DESC LIMIT $5 OFFSET $6",
+    )
+    .bind(fts5_words(scored.iter().copied()))
+    .bind(lo)
+    .bind(hi)
+    .bind(serde_json::to_string(keys)?)
+    .bind(i64::from(limit))
+    .bind(i64::from(offset))
+    .fetch_all(&mut *tx)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("rid")?, r.try_get("score")?)))
+        .collect()
 }
 
 /// `(p.space_id = ?) OR (p.space_id = ? AND EXISTS (… label IN (…)))` — shared by both
@@ -221,6 +474,8 @@ mod shared {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::*;
+    use crate::store::Store;
 
     #[test]
     fn urls_resolve_against_the_data_dir() {
@@ -242,5 +497,384 @@ mod tests {
         );
         assert!(parse_url("sqlite://", dir).is_err());
         assert!(parse_url("mysql://x", dir).is_err());
+    }
+
+    fn page(id: &str, space: &str, title: &str, body: &str) -> PageRecord {
+        PageRecord {
+            id: id.into(),
+            space_id: space.into(),
+            parent_id: None,
+            position: 0,
+            title: title.into(),
+            version: 1,
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+            labels: vec![],
+            restricted: false,
+            effective_restricted: false,
+            body_storage: String::new(),
+            body_html: String::new(),
+            body_text: body.into(),
+            headings: vec![],
+        }
+    }
+
+    fn space(id: &str) -> SpaceRecord {
+        SpaceRecord {
+            id: id.into(),
+            key: format!("K{id}"),
+            name: id.into(),
+            homepage_id: None,
+        }
+    }
+
+    fn state(id: &str) -> SyncState {
+        SyncState {
+            space_key: format!("K{id}"),
+            space_id: id.into(),
+            watermark: None,
+            last_full_sync: None,
+            last_sync: None,
+        }
+    }
+
+    async fn store(limits: SearchLimits) -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = SqliteStore::open("sqlite://t.db", dir.path())
+            .await
+            .unwrap();
+        store.limits = limits;
+        (dir, store)
+    }
+
+    async fn sync(store: &SqliteStore, id: &str, pages: Vec<PageRecord>) {
+        let mut sync = store
+            .begin_space_sync(&space(id), SyncMode::Incremental)
+            .await
+            .unwrap();
+        sync.upsert_pages(pages).await.unwrap();
+        sync.commit(state(id)).await.unwrap();
+    }
+
+    /// Every hit of `q` for `scope`, page by page.
+    async fn all_hits(store: &SqliteStore, q: &str, scope: &[ScopeEntry], per: u32) -> Vec<String> {
+        let mut out = Vec::new();
+        for offset in (0..).step_by(per as usize) {
+            let res = store.search(q, scope, per, offset).await.unwrap();
+            out.extend(res.hits.into_iter().map(|h| h.page_id));
+            if !res.has_more {
+                break;
+            }
+        }
+        out
+    }
+
+    /// FTS5's own consistency check of both indexes against the `pages_search` view.
+    async fn assert_index_consistent(store: &SqliteStore) {
+        for t in ["pages_fts", "pages_title_fts"] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO {t}({t}, rank) VALUES ('integrity-check', 1)"
+            )))
+            .execute(&store.mirror)
+            .await
+            .unwrap_or_else(|e| panic!("{t}: {e}"));
+        }
+    }
+
+    fn whole(space: &str) -> ScopeEntry {
+        ScopeEntry {
+            space_id: space.into(),
+            labels: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn bounded_search_ranks_title_matches_then_the_newest_candidates() {
+        let (_dir, store) = store(SearchLimits {
+            candidates: 5,
+            title_candidates: 2,
+            score_budget: u64::MAX,
+        })
+        .await;
+        // p00 … p19, oldest first; every page mentions kiwi, p01 and p03 in the title.
+        let pages = (0..20)
+            .map(|i| {
+                let title = match i {
+                    1 => "Kiwi".to_string(),
+                    3 => "Kiwi farming guide".to_string(),
+                    _ => format!("Page {i}"),
+                };
+                let body = if i == 17 {
+                    "kiwi kiwi kiwi"
+                } else {
+                    "about kiwi and more"
+                };
+                page(&format!("p{i:02}"), "S", &title, body)
+            })
+            .collect();
+        sync(&store, "S", pages).await;
+        let hits = all_hits(&store, "kiwi", &[whole("S")], 3).await;
+        // Title tier (shortest title first), then the 5 newest by bm25 (p17 says it thrice).
+        assert_eq!(hits, ["p01", "p03", "p17", "p19", "p18", "p16", "p15"]);
+        let res = store.search("kiwi", &[whole("S")], 10, 0).await.unwrap();
+        assert!(res.hits.windows(2).all(|w| w[0].rank > w[1].rank));
+        assert!(!res.has_more);
+        // Past the end: nothing.
+        let res = store.search("kiwi", &[whole("S")], 10, 7).await.unwrap();
+        assert!(res.hits.is_empty() && !res.has_more);
+
+        // Unscored (no budget): the other candidates newest first.
+        let mut store = store;
+        store.limits.score_budget = 0;
+        let hits = all_hits(&store, "kiwi", &[whole("S")], 4).await;
+        assert_eq!(hits, ["p01", "p03", "p19", "p18", "p17", "p16", "p15"]);
+        // A small match set with an unscorable word: still every match, title tier first.
+        let hits = all_hits(&store, "kiwi farming", &[whole("S")], 4).await;
+        assert_eq!(hits, ["p03"]);
+    }
+
+    #[tokio::test]
+    async fn bounded_search_stays_inside_the_scope() {
+        let (_dir, store) = store(SearchLimits {
+            candidates: 4,
+            title_candidates: 2,
+            score_budget: u64::MAX,
+        })
+        .await;
+        let mut big = Vec::new();
+        for i in 0..30 {
+            let mut p = page(&format!("b{i:02}"), "BIG", "Kiwi notes", "kiwi");
+            p.labels = if i % 3 == 0 {
+                vec!["faq".into()]
+            } else {
+                vec![]
+            };
+            p.restricted = i % 5 == 0;
+            p.effective_restricted = i % 5 == 0;
+            big.push(p);
+        }
+        sync(&store, "BIG", big).await;
+        sync(
+            &store,
+            "SMALL",
+            vec![
+                page("s1", "SMALL", "Other", "kiwi"),
+                page("s2", "SMALL", "Kiwi", "x"),
+            ],
+        )
+        .await;
+        // Newer big-space pages would fill any window taken before the scope check.
+        sync(&store, "BIG", vec![page("b99", "BIG", "Kiwi", "kiwi")]).await;
+        let hits = all_hits(&store, "kiwi", &[whole("SMALL")], 1).await;
+        assert_eq!(hits, ["s2", "s1"]);
+        let faq = ScopeEntry {
+            space_id: "BIG".into(),
+            labels: Some(vec!["faq".into()]),
+        };
+        let hits = all_hits(&store, "kiwi", std::slice::from_ref(&faq), 2).await;
+        // Labelled and unrestricted: b03, b06, b09, b12, b18, b21, b24, b27 (b00, b15 are
+        // restricted). The four newest are the candidates, the two newest of them (all
+        // titled "Kiwi notes") also the title tier.
+        assert_eq!(hits, ["b27", "b24", "b21", "b18"]);
+        for h in all_hits(&store, "kiwi", &[whole("BIG")], 3).await {
+            let n: u32 = h[1..].parse().unwrap();
+            assert!(
+                n == 99 || !n.is_multiple_of(5),
+                "restricted page {h} returned"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn words_are_scored_from_the_rarest_within_the_budget() {
+        // 40 pages > budget 30: document frequencies are estimated by sampling.
+        let (_dir, store) = store(SearchLimits {
+            candidates: 100,
+            title_candidates: 10,
+            score_budget: 30,
+        })
+        .await;
+        let pages = (0..40)
+            .map(|i| {
+                let body = match i {
+                    7 => "common rare rare rare",
+                    30 => "common rare",
+                    _ => "common filler",
+                };
+                page(&format!("p{i:02}"), "S", "Untitled", body)
+            })
+            .collect();
+        sync(&store, "S", pages).await;
+        let words = ["common", "rare"];
+        let mut tx = store.mirror.begin().await.unwrap();
+        let scored = store.scored_words(&mut tx, &words).await.unwrap();
+        drop(tx);
+        assert_eq!(scored, ["rare"]);
+        // "common" alone cannot be scored: newest first.
+        let hits = all_hits(&store, "common", &[whole("S")], 50).await;
+        assert_eq!(hits.len(), 40);
+        assert_eq!(hits[0], "p39");
+        // Both: scored by "rare" (p07 has it three times).
+        assert_eq!(
+            all_hits(&store, "common rare", &[whole("S")], 50).await,
+            ["p07", "p30"]
+        );
+    }
+
+    #[tokio::test]
+    async fn the_index_follows_every_kind_of_write() {
+        let (_dir, store) = store(SearchLimits::default()).await;
+        let mut a = page("a", "S1", "Alpha kiwi", "kiwi body");
+        a.labels = vec!["faq".into(), "faqs".into()];
+        sync(
+            &store,
+            "S1",
+            vec![a.clone(), page("b", "S1", "Beta", "kiwi")],
+        )
+        .await;
+        let faq = |space: &str| ScopeEntry {
+            space_id: space.into(),
+            labels: Some(vec!["faq".into()]),
+        };
+        assert_eq!(all_hits(&store, "kiwi", &[faq("S1")], 10).await, ["a"]);
+        assert_index_consistent(&store).await;
+
+        // Relabel: the label scope follows.
+        a.labels = vec!["faqs".into()];
+        sync(&store, "S1", vec![a.clone()]).await;
+        assert!(all_hits(&store, "kiwi", &[faq("S1")], 10).await.is_empty());
+        assert_index_consistent(&store).await;
+
+        // Restrict, then recompute from the hierarchy, then lift.
+        let mut sync1 = store
+            .begin_space_sync(&space("S1"), SyncMode::Incremental)
+            .await
+            .unwrap();
+        assert!(sync1.set_restrictions("b", true, true).await.unwrap());
+        sync1.commit(state("S1")).await.unwrap();
+        assert_eq!(all_hits(&store, "kiwi", &[whole("S1")], 10).await, ["a"]);
+        let mut sync1 = store
+            .begin_space_sync(&space("S1"), SyncMode::Incremental)
+            .await
+            .unwrap();
+        assert!(sync1.set_restrictions("b", false, true).await.unwrap());
+        assert_eq!(sync1.recompute_effective_restricted().await.unwrap(), 1);
+        sync1.commit(state("S1")).await.unwrap();
+        let mut hits = all_hits(&store, "kiwi", &[whole("S1")], 10).await;
+        hits.sort();
+        assert_eq!(hits, ["a", "b"]);
+        assert_index_consistent(&store).await;
+
+        // Attachment names: indexed, renamed, removed.
+        let mut sync1 = store
+            .begin_space_sync(&space("S1"), SyncMode::Incremental)
+            .await
+            .unwrap();
+        sync1
+            .upsert_attachment(AttachmentRecord {
+                id: "att".into(),
+                page_id: "b".into(),
+                title: "quarterly.pdf".into(),
+                media_type: "application/pdf".into(),
+                file_size: 1,
+                version: 1,
+                updated_at: chrono::Utc::now(),
+                blob: None,
+            })
+            .await
+            .unwrap();
+        sync1.commit(state("S1")).await.unwrap();
+        assert_eq!(
+            all_hits(&store, "quarterly", &[whole("S1")], 10).await,
+            ["b"]
+        );
+        assert_index_consistent(&store).await;
+
+        // The page moves to another space: scope tokens follow.
+        let mut moved = a.clone();
+        moved.space_id = "S2".into();
+        sync(&store, "S2", vec![moved]).await;
+        assert_eq!(all_hits(&store, "alpha", &[whole("S2")], 10).await, ["a"]);
+        assert!(
+            all_hits(&store, "alpha", &[whole("S1")], 10)
+                .await
+                .is_empty()
+        );
+        assert_index_consistent(&store).await;
+
+        // Deletions and a full sync's sweep.
+        let mut sync1 = store
+            .begin_space_sync(&space("S1"), SyncMode::Full)
+            .await
+            .unwrap();
+        sync1
+            .upsert_pages(vec![page("c", "S1", "Gamma", "kiwi")])
+            .await
+            .unwrap();
+        sync1.commit(state("S1")).await.unwrap();
+        // "a" has the word in its title.
+        assert_eq!(
+            all_hits(&store, "kiwi", &[whole("S1"), whole("S2")], 10).await,
+            ["a", "c"]
+        );
+        assert!(store.delete_space("S2").await.unwrap());
+        assert_eq!(
+            all_hits(&store, "kiwi", &[whole("S1"), whole("S2")], 10).await,
+            ["c"]
+        );
+        assert_index_consistent(&store).await;
+    }
+
+    #[tokio::test]
+    async fn scope_tokens_reach_the_index_unstemmed() {
+        let (_dir, store) = store(SearchLimits::default()).await;
+        // Labels whose hex, or whose text, ends like an English suffix the porter stemmer
+        // strips ("…E" is a hex digit; "\u{e}" is `0E`), and space ids likewise.
+        let labels: Vec<String> = [
+            "e", "ed", "s", "ies", "ing", "ational", "ll", "y", "\u{e}", "\u{ee}d",
+        ]
+        .iter()
+        .map(|l| l.to_string())
+        .collect();
+        let mut pages = Vec::new();
+        for (i, space) in ["SE", "running", "ED"].into_iter().enumerate() {
+            let mut p = page(&format!("p{i}"), space, "Title", "body");
+            p.labels = labels.clone();
+            sync(&store, space, vec![p.clone()]).await;
+            pages.push(p);
+        }
+        let mut expected: Vec<String> = pages
+            .iter()
+            .flat_map(|p| {
+                crate::scope::page_scope_tokens(&p.space_id, &p.labels)
+                    .split(' ')
+                    .map(str::to_lowercase)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        expected.sort();
+        expected.dedup();
+        let mut conn = store.mirror.acquire().await.unwrap();
+        for t in ["pages_fts", "pages_title_fts"] {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DROP TABLE IF EXISTS temp.v; \
+                 CREATE VIRTUAL TABLE temp.v USING fts5vocab(main, {t}, 'row')"
+            )))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+            let mut got: Vec<String> = sqlx::query_scalar(
+                "SELECT term FROM temp.v WHERE substr(term, 1, 1) = char(57344) ORDER BY term",
+            )
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap();
+            got.sort();
+            assert_eq!(got, expected, "{t}");
+        }
+        sqlx::raw_sql("DROP TABLE temp.v")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
     }
 }

@@ -91,6 +91,10 @@ pub trait Store: Send + Sync {
     /// text is split into words that must all match (stemmed, no prefixes); query
     /// syntax is never interpreted. An empty scope, or a query without words, gives no
     /// results. Excerpts carry [`crate::MATCH_START`]/[`crate::MATCH_END`] markers.
+    ///
+    /// Hits come best first. Small match sets are ranked exactly; a query matching many
+    /// pages in the scope ranks a bounded, deterministic candidate set (title matches and
+    /// the newest matches) and its list ends with that set — see the crate docs, "Search".
     async fn search(
         &self,
         query: &str,

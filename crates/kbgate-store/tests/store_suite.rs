@@ -22,6 +22,10 @@ kbgate_store::store_tests!(
     search_ranks_title_over_body_and_marks_excerpts,
     search_pages_through_results,
     search_survives_hostile_queries,
+    search_scopes_are_exact_for_look_alike_spaces_and_labels,
+    search_in_a_big_site_stays_in_scope_and_bounded,
+    search_follows_restrictions_labels_and_moves,
+    search_of_stop_words_alone_finds_no_unrelated_pages,
     attachments_metadata_names_and_blobs,
     jti_is_single_use_under_concurrency,
     codes_are_single_use_and_expire,
@@ -1044,4 +1048,318 @@ async fn delete_space_removes_everything(t: &TestStore) {
     .await;
     assert_eq!(t.space_by_key("OTHER").await.unwrap().unwrap().id, "S2b");
     assert!(t.page("o").await.unwrap().is_none());
+}
+
+fn labelled(space: &str, labels: &[&str]) -> ScopeEntry {
+    ScopeEntry {
+        space_id: space.into(),
+        labels: Some(labels.iter().map(|l| l.to_string()).collect()),
+    }
+}
+
+/// Every hit of a query, page by page (`per` hits a request), in order.
+async fn all_hits(store: &dyn Store, q: &str, scope: &[ScopeEntry], per: u32) -> Vec<SearchHit> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    loop {
+        let res = store.search(q, scope, per, offset).await.unwrap();
+        assert!(res.hits.len() <= per as usize);
+        out.extend(res.hits);
+        if !res.has_more {
+            return out;
+        }
+        offset += per;
+        assert!(offset < 100_000, "paging never ends");
+    }
+}
+
+/// Scope tokens are derived from space ids and labels: ids and labels that a stemmer would
+/// fold together ("running"/"run", "faqs"/"faq", "linked"/"link"), or that look like query
+/// syntax, still select exactly their own pages.
+async fn search_scopes_are_exact_for_look_alike_spaces_and_labels(t: &TestStore) {
+    let labels_of = [
+        ("l1", vec!["faq"]),
+        ("l2", vec!["faqs"]),
+        ("l3", vec!["link"]),
+        ("l4", vec!["linked"]),
+        ("l5", vec!["happy", "release notes"]),
+        ("l6", vec!["happi", "it's \"NEAR(x) OR *"]),
+        ("l7", vec!["Zürich", "case"]),
+        ("l8", vec!["cas", "FAQ"]),
+    ];
+    full_sync(
+        &**t,
+        &space("run", "RUN"),
+        labels_of
+            .iter()
+            .map(|(id, l)| labels(body(page(id, "run", None, 0, "Melon"), "melon"), l))
+            .collect(),
+    )
+    .await;
+    full_sync(
+        &**t,
+        &space("running", "RUNNING"),
+        vec![labels(
+            body(page("r1", "running", None, 0, "Melon"), "melon"),
+            &["faq"],
+        )],
+    )
+    .await;
+    let ids = |hits: Vec<SearchHit>| {
+        let mut v: Vec<String> = hits.into_iter().map(|h| h.page_id).collect();
+        v.sort();
+        v
+    };
+    for (label, expected) in [
+        ("faq", vec!["l1"]),
+        ("faqs", vec!["l2"]),
+        ("link", vec!["l3"]),
+        ("linked", vec!["l4"]),
+        ("happy", vec!["l5"]),
+        ("happi", vec!["l6"]),
+        ("release notes", vec!["l5"]),
+        ("it's \"NEAR(x) OR *", vec!["l6"]),
+        ("Zürich", vec!["l7"]),
+        ("zürich", vec![]),
+        ("case", vec!["l7"]),
+        ("cas", vec!["l8"]),
+        ("FAQ", vec!["l8"]),
+        ("release", vec![]),
+        ("", vec![]),
+    ] {
+        let got = ids(all_hits(&**t, "melon", &[labelled("run", &[label])], 10).await);
+        assert_eq!(got, expected, "label {label:?}");
+    }
+    assert_eq!(
+        ids(all_hits(&**t, "melon", &[labelled("run", &["faq", "linked"])], 10).await),
+        ["l1", "l4"]
+    );
+    assert_eq!(
+        ids(all_hits(&**t, "melon", &[scope("running")], 10).await),
+        ["r1"]
+    );
+    assert_eq!(
+        ids(all_hits(&**t, "melon", &[scope("run")], 10).await).len(),
+        8
+    );
+    assert_eq!(
+        ids(all_hits(&**t, "melon", &[labelled("running", &["faq"])], 10).await),
+        ["r1"]
+    );
+    assert!(all_hits(&**t, "melon", &[scope("ru")], 10).await.is_empty());
+    assert!(
+        all_hits(&**t, "melon", &[scope("RUN")], 10)
+            .await
+            .is_empty()
+    );
+}
+
+/// Many matches: a viewer of a small space still gets exactly its pages; a viewer of the
+/// big space gets a bounded list, in scope, without restricted pages or duplicates, with
+/// title matches first.
+async fn search_in_a_big_site_stays_in_scope_and_bounded(t: &TestStore) {
+    let big: Vec<PageRecord> = (0..1200)
+        .map(|i| {
+            // One old page has the word in its title.
+            let title = if i == 1 {
+                "Melon".into()
+            } else {
+                format!("Note {i}")
+            };
+            let mut p = body(
+                page(&format!("b{i:04}"), "BIG", None, i, &title),
+                "melon season report",
+            );
+            if i % 4 == 0 {
+                p.labels = vec!["faq".into()];
+            }
+            if i % 7 == 0 {
+                p.restricted = true;
+                p.effective_restricted = true;
+            }
+            p
+        })
+        .collect();
+    full_sync(&**t, &space("BIG", "BIG"), big).await;
+    full_sync(
+        &**t,
+        &space("SMALL", "SMALL"),
+        vec![
+            body(page("s1", "SMALL", None, 0, "Melon"), "melon"),
+            body(page("s2", "SMALL", None, 1, "Other"), "melon season"),
+            body(page("s3", "SMALL", None, 2, "Unrelated"), "apples"),
+        ],
+    )
+    .await;
+    // Written last, so the newest big-space pages come after the small space's.
+    let mut sync = t
+        .begin_space_sync(&space("BIG", "BIG"), SyncMode::Incremental)
+        .await
+        .unwrap();
+    sync.upsert_pages(
+        (0..50)
+            .map(|i| body(page(&format!("n{i:02}"), "BIG", None, i, "Melon"), "melon"))
+            .collect(),
+    )
+    .await
+    .unwrap();
+    sync.commit(state(&space("BIG", "BIG"), false, 20))
+        .await
+        .unwrap();
+
+    let small = all_hits(&**t, "melon", &[scope("SMALL")], 10).await;
+    let small: Vec<&str> = small.iter().map(|h| h.page_id.as_str()).collect();
+    assert_eq!(small, ["s1", "s2"], "title match first");
+
+    let hits = all_hits(&**t, "melon", &[scope("BIG")], 20).await;
+    assert!(hits.len() >= 150, "only {} hits", hits.len());
+    let mut seen = HashSet::new();
+    for h in &hits {
+        assert_eq!(h.space_id, "BIG");
+        assert!(seen.insert(h.page_id.clone()), "duplicate {}", h.page_id);
+        if let Some(n) = h.page_id.strip_prefix('b') {
+            assert_ne!(n.parse::<u32>().unwrap() % 7, 0, "restricted {}", h.page_id);
+        }
+    }
+    // Pages with the word in the title come first, newest first, wherever they are in
+    // the match set: b0001 is far older than the newest matches.
+    let first: Vec<&str> = hits[..51].iter().map(|h| h.page_id.as_str()).collect();
+    let mut expected: Vec<String> = (0..50).rev().map(|i| format!("n{i:02}")).collect();
+    expected.push("b0001".into());
+    assert_eq!(first, expected);
+
+    let faq = all_hits(&**t, "melon season", &[labelled("BIG", &["faq"])], 25).await;
+    assert!(!faq.is_empty());
+    for h in &faq {
+        let n: u32 = h.page_id[1..].parse().unwrap();
+        assert!(
+            n.is_multiple_of(4) && !n.is_multiple_of(7),
+            "{} is not in the label scope",
+            h.page_id
+        );
+    }
+    // Both scopes at once: the small space's matches are still there.
+    let both = all_hits(&**t, "season", &[scope("BIG"), scope("SMALL")], 50).await;
+    assert!(both.iter().any(|h| h.page_id == "s2"));
+}
+
+async fn search_follows_restrictions_labels_and_moves(t: &TestStore) {
+    let s1 = space("S1", "KB");
+    let s2 = space("S2", "OTHER");
+    full_sync(
+        &**t,
+        &s1,
+        vec![
+            labels(body(page("1", "S1", None, 0, "Root"), "melon"), &["faq"]),
+            body(page("2", "S1", Some("1"), 0, "Child"), "melon"),
+        ],
+    )
+    .await;
+    full_sync(&**t, &s2, vec![]).await;
+    let sorted = |hits: Vec<SearchHit>| {
+        let mut v: Vec<String> = hits.into_iter().map(|h| h.page_id).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        sorted(all_hits(&**t, "melon", &[scope("S1")], 10).await),
+        ["1", "2"]
+    );
+
+    // Restricting the root restricts the child too (recomputed from the hierarchy).
+    let mut sync = t
+        .begin_space_sync(&s1, SyncMode::Incremental)
+        .await
+        .unwrap();
+    assert!(sync.set_restrictions("1", true, true).await.unwrap());
+    sync.recompute_effective_restricted().await.unwrap();
+    sync.commit(state(&s1, false, 20)).await.unwrap();
+    assert!(all_hits(&**t, "melon", &[scope("S1")], 10).await.is_empty());
+    // Lifted again.
+    let mut sync = t
+        .begin_space_sync(&s1, SyncMode::Incremental)
+        .await
+        .unwrap();
+    assert!(sync.set_restrictions("1", false, false).await.unwrap());
+    sync.recompute_effective_restricted().await.unwrap();
+    sync.commit(state(&s1, false, 21)).await.unwrap();
+    assert_eq!(
+        sorted(all_hits(&**t, "melon", &[scope("S1")], 10).await),
+        ["1", "2"]
+    );
+
+    // Labels move with the page's upserts.
+    assert_eq!(
+        sorted(all_hits(&**t, "melon", &[labelled("S1", &["faq"])], 10).await),
+        ["1"]
+    );
+    let mut sync = t
+        .begin_space_sync(&s1, SyncMode::Incremental)
+        .await
+        .unwrap();
+    sync.upsert_pages(vec![
+        body(page("1", "S1", None, 0, "Root"), "melon"),
+        labels(
+            body(page("2", "S1", Some("1"), 0, "Child"), "melon"),
+            &["faq"],
+        ),
+    ])
+    .await
+    .unwrap();
+    sync.commit(state(&s1, false, 22)).await.unwrap();
+    assert_eq!(
+        sorted(all_hits(&**t, "melon", &[labelled("S1", &["faq"])], 10).await),
+        ["2"]
+    );
+
+    // A page that moves to another space is found there only.
+    let mut sync = t
+        .begin_space_sync(&s2, SyncMode::Incremental)
+        .await
+        .unwrap();
+    sync.upsert_page(body(page("2", "S2", None, 0, "Child"), "melon"))
+        .await
+        .unwrap();
+    sync.commit(state(&s2, false, 23)).await.unwrap();
+    assert_eq!(
+        sorted(all_hits(&**t, "melon", &[scope("S1")], 10).await),
+        ["1"]
+    );
+    assert_eq!(
+        sorted(all_hits(&**t, "melon", &[scope("S2")], 10).await),
+        ["2"]
+    );
+    assert!(
+        all_hits(&**t, "melon", &[labelled("S1", &["faq"])], 10)
+            .await
+            .is_empty()
+    );
+
+    // Deleted: gone.
+    let mut sync = t
+        .begin_space_sync(&s2, SyncMode::Incremental)
+        .await
+        .unwrap();
+    assert!(sync.delete_page("2").await.unwrap());
+    sync.commit(state(&s2, false, 24)).await.unwrap();
+    assert!(all_hits(&**t, "melon", &[scope("S2")], 10).await.is_empty());
+}
+
+/// PostgreSQL drops English stop words from queries; a query of stop words alone must not
+/// turn into "everything in scope".
+async fn search_of_stop_words_alone_finds_no_unrelated_pages(t: &TestStore) {
+    full_sync(
+        &**t,
+        &space("S1", "KB"),
+        vec![
+            body(page("1", "S1", None, 0, "With"), "the melon"),
+            body(page("2", "S1", None, 1, "Without"), "melon"),
+        ],
+    )
+    .await;
+    for q in ["the", "the a of"] {
+        for h in all_hits(&**t, q, &[scope("S1")], 10).await {
+            assert_eq!(h.page_id, "1", "{q:?} found {}", h.page_id);
+        }
+    }
 }

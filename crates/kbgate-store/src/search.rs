@@ -1,0 +1,243 @@
+//! The bounded search plan, and the helpers both backends share (the crate docs, "Search",
+//! describe the behaviour for users of the crate).
+//!
+//! SQLite ([`crate::SqliteStore`]):
+//!
+//! 1. **Candidates.** The newest `candidates + 1` pages (by rowid) matching every word *and*
+//!    the viewer's scope tokens ([`crate::scope`]), straight from the FTS5 doclists. At most
+//!    `candidates` of them: the match set is complete.
+//! 2. **Scored words.** bm25 counts, once per query and word, every page holding the word
+//!    (≈ 90 ns a page — 9 ms for a word in all of 100,000 pages), whatever the scope or the
+//!    rowid range. Words are scored from the rarest up while their summed document
+//!    frequency (estimated from four windows of the rowid range) stays within
+//!    `score_budget`; on a mirror of at most `score_budget` pages every word is. The others
+//!    still have to match; they are words in a large part of the mirror, whose IDF is small
+//!    (bm25 floors it at 10⁻⁶ above half the pages).
+//! 3. **Order.** Complete match set and every word scored: bm25 over all matches, exactly as
+//!    FTS5 computes it. Otherwise two tiers: first up to `title_candidates` pages with every
+//!    word in the title (newest first from `pages_title_fts`, wherever they are in the match
+//!    set), shortest title first; then the candidates, by bm25 over the scored words or,
+//!    when none could be scored, newest first. The list ends there: a query matching more
+//!    than `candidates` pages in scope returns at most `candidates + title_candidates`.
+//! 4. **Hits.** Titles and excerpts for the requested window only, re-checking space, labels
+//!    and `effective_restricted` in SQL on the page rows.
+//!
+//! PostgreSQL ([`crate::PostgresStore`]) follows the same plan with its own parts: the
+//! newest matches by `seq`, found range by range; the title tier from `title_vec`; and
+//! `ts_rank`, which has no per-query fixed cost, so every word is always scored (only the
+//! bound on candidates applies).
+//!
+//! Every step is a deterministic function of the data, so pages of one result list are
+//! consistent while the mirror does not change.
+
+use std::collections::HashSet;
+use std::hash::Hash;
+
+/// Bounds of the search plan. Fixed in production; tests shrink them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SearchLimits {
+    /// Newest in-scope matches that are ranked when there are more.
+    pub candidates: usize,
+    /// Newest in-scope pages with every word in the title that rank first in a bounded
+    /// search (SQLite).
+    pub title_candidates: usize,
+    /// Summed document frequency of the words bm25 scores (SQLite).
+    pub score_budget: u64,
+}
+
+impl Default for SearchLimits {
+    fn default() -> Self {
+        SearchLimits {
+            candidates: 1000,
+            title_candidates: 100,
+            score_budget: 40_000,
+        }
+    }
+}
+
+impl SearchLimits {
+    /// PostgreSQL: `ts_rank` has no per-query fixed cost but reads each candidate's
+    /// (TOASTed) vector, ≈ 10 µs a row.
+    pub(crate) fn postgres() -> Self {
+        SearchLimits {
+            candidates: 200,
+            ..Self::default()
+        }
+    }
+}
+
+/// Picks the words to score: rarest first while the summed document frequency stays within
+/// `budget`. `df` holds an estimate per word (same order as `words`).
+pub(crate) fn scored_words<'a>(words: &[&'a str], df: &[u64], budget: u64) -> Vec<&'a str> {
+    let mut by_df: Vec<(usize, u64)> = df.iter().copied().enumerate().collect();
+    by_df.sort_by_key(|&(i, d)| (d, i));
+    let mut sum = 0u64;
+    let mut keep = Vec::new();
+    for (i, d) in by_df {
+        if sum.saturating_add(d) > budget {
+            break;
+        }
+        sum += d;
+        keep.push(i);
+    }
+    keep.sort_unstable();
+    keep.into_iter().map(|i| words[i]).collect()
+}
+
+/// A page with every word in its title: its key (SQLite rowid, PostgreSQL page id), its
+/// recency (rowid, `seq`; higher is newer) and its title length (characters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TitleHit<K> {
+    pub key: K,
+    pub recency: i64,
+    pub title_len: i64,
+}
+
+/// The two tiers of a bounded search: title hits (shortest title, then newest, first) and
+/// the other candidates (as given: newest first).
+pub(crate) fn tiers<K: Clone + Eq + Hash + Ord>(
+    mut title: Vec<TitleHit<K>>,
+    cands: &[K],
+) -> (Vec<K>, Vec<K>) {
+    title.sort_by(|a, b| {
+        (a.title_len.cmp(&b.title_len))
+            .then(b.recency.cmp(&a.recency))
+            .then(a.key.cmp(&b.key))
+    });
+    let tier1: Vec<K> = title.into_iter().map(|t| t.key).collect();
+    let in_title: HashSet<&K> = tier1.iter().collect();
+    let tier2 = cands
+        .iter()
+        .filter(|k| !in_title.contains(k))
+        .cloned()
+        .collect();
+    (tier1, tier2)
+}
+
+/// How the window `offset .. offset + limit` of `tier1 ++ tier2` falls on the tiers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Split {
+    /// The part of tier 1 in the window.
+    pub tier1: std::ops::Range<usize>,
+    /// Offset into tier 2 of its part of the window.
+    pub tier2_offset: usize,
+    /// Length of tier 2's part of the window.
+    pub tier2_limit: usize,
+    /// Position of the window's first hit in the whole list.
+    pub first: usize,
+    /// Length of the whole list.
+    pub total: usize,
+    /// Hits follow the window.
+    pub has_more: bool,
+}
+
+pub(crate) fn split(tier1: usize, tier2: usize, limit: u32, offset: u32) -> Split {
+    let total = tier1 + tier2;
+    let first = (offset as usize).min(total);
+    let end = first.saturating_add(limit as usize).min(total);
+    let tier2_offset = first.saturating_sub(tier1);
+    let tier2_end = end.saturating_sub(tier1);
+    Split {
+        tier1: first.min(tier1)..end.min(tier1),
+        tier2_offset,
+        tier2_limit: tier2_end - tier2_offset,
+        first,
+        total,
+        has_more: total > end,
+    }
+}
+
+/// The rank of position `pos` of a bounded list of `total` hits: positional, the first
+/// highest.
+pub(crate) fn positional_rank(total: usize, pos: usize) -> f64 {
+    total.saturating_sub(pos) as f64
+}
+
+/// Estimated document frequency of a word from sampled windows of the key range:
+/// `hits` of the word among `sampled` pages, of `total` pages. Nothing sampled counts as
+/// "in every page" (never scored: the cheap, safe side).
+pub(crate) fn estimate_df(hits: u64, sampled: u64, total: u64) -> u64 {
+    if sampled == 0 {
+        return total;
+    }
+    ((hits as u128 * total as u128).div_ceil(sampled as u128)) as u64
+}
+
+/// Sample windows `[start, end]` over keys `lo..=hi`: `windows` evenly spread windows of
+/// `span` keys (one window over everything when that is smaller).
+pub(crate) fn sample_windows(lo: i64, hi: i64, windows: i64, span: i64) -> Vec<(i64, i64)> {
+    if hi < lo {
+        return vec![];
+    }
+    let width = hi - lo + 1;
+    if width <= windows * span || windows < 2 {
+        return vec![(lo, hi)];
+    }
+    (0..windows)
+        .map(|j| {
+            let start = lo + (width - span) * j / (windows - 1);
+            (start, start + span - 1)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rarest_words_are_scored_within_the_budget() {
+        let words = ["a", "b", "c"];
+        assert_eq!(scored_words(&words, &[10, 5, 100], 20), ["a", "b"]);
+        assert_eq!(scored_words(&words, &[10, 5, 100], 200), ["a", "b", "c"]);
+        assert!(scored_words(&words, &[50, 50, 50], 20).is_empty());
+        assert_eq!(scored_words(&words, &[0, 0, 0], 0), ["a", "b", "c"]);
+    }
+
+    #[test]
+    fn title_hits_come_first_shortest_then_newest() {
+        let t = |key: i64, title_len| TitleHit {
+            key,
+            recency: key,
+            title_len,
+        };
+        let (t1, t2) = tiers(vec![t(1, 30), t(9, 5), t(5, 5)], &[9, 8, 7]);
+        assert_eq!(t1, [9, 5, 1]);
+        assert_eq!(t2, [8, 7]);
+    }
+
+    #[test]
+    fn windows_split_over_the_tiers() {
+        let parts = |s: &Split| (s.tier1.clone(), s.tier2_offset, s.tier2_limit);
+        // Tier 1: 3 hits, tier 2: 5 hits.
+        let s = split(3, 5, 2, 0);
+        assert_eq!(parts(&s), (0..2, 0, 0));
+        assert!(s.has_more);
+        let s = split(3, 5, 4, 2);
+        assert_eq!(parts(&s), (2..3, 0, 3));
+        assert_eq!((s.first, s.total), (2, 8));
+        let s = split(3, 5, 4, 5);
+        assert_eq!(parts(&s), (3..3, 2, 3));
+        assert!(!s.has_more);
+        let s = split(3, 5, 4, 50);
+        assert_eq!(parts(&s), (3..3, 5, 0));
+        assert!(!s.has_more);
+        let s = split(0, 5, 10, 0);
+        assert_eq!(parts(&s), (0..0, 0, 5));
+        assert_eq!(positional_rank(8, 0), 8.0);
+    }
+
+    #[test]
+    fn estimates_and_windows() {
+        assert_eq!(estimate_df(10, 1000, 100_000), 1000);
+        assert_eq!(estimate_df(0, 1000, 100_000), 0);
+        assert_eq!(estimate_df(1, 3, 10), 4);
+        assert_eq!(estimate_df(5, 0, 77), 77);
+        assert_eq!(sample_windows(1, 100, 4, 50), vec![(1, 100)]);
+        assert_eq!(
+            sample_windows(1, 1000, 4, 100),
+            vec![(1, 100), (301, 400), (601, 700), (901, 1000)]
+        );
+        assert!(sample_windows(5, 4, 4, 100).is_empty());
+    }
+}
