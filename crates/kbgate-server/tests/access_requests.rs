@@ -265,12 +265,8 @@ async fn sign_in_page_links_to_request_access_when_native_audiences_exist() {
     assert!(html.contains(r#"href="/request-access""#), "{html}");
     // The page after sending too.
     let r = app
-        .client
-        .post(app.url("/auth/email"))
-        .form(&[("email", "alice@acme.com")])
-        .send()
-        .await
-        .unwrap();
+        .post_form("/auth/email", &[("email", "alice@acme.com")])
+        .await;
     assert!(
         r.text()
             .await
@@ -393,12 +389,8 @@ async fn api_records_people_postgres() {
 async fn form_is_rate_limited_per_email_together_with_sign_in() {
     let app = spawn_native_app_on(Backend::Sqlite).await.unwrap();
     let sign_in = app
-        .client
-        .post(app.url("/auth/email"))
-        .form(&[("email", "gus@guest.com")])
-        .send()
-        .await
-        .unwrap();
+        .post_form("/auth/email", &[("email", "gus@guest.com")])
+        .await;
     assert_eq!(sign_in.status(), 200);
     let mut statuses = Vec::new();
     for _ in 0..3 {

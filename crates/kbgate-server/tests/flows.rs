@@ -200,12 +200,8 @@ async fn magic_link_expires() {
         .await
         .unwrap();
     let r = app
-        .client
-        .post(app.url("/auth/email/confirm"))
-        .form(&[("code", code.as_str())])
-        .send()
-        .await
-        .unwrap();
+        .post_form("/auth/email/confirm", &[("code", code.as_str())])
+        .await;
     assert_eq!(r.status(), 401);
     assert!(session_cookie(&r).is_none());
 }
@@ -216,33 +212,21 @@ async fn magic_link_is_rate_limited_per_email() {
     let mut statuses = Vec::new();
     for _ in 0..5 {
         let r = app
-            .client
-            .post(app.url("/auth/email"))
-            .form(&[("email", "alice@acme.com")])
-            .send()
-            .await
-            .unwrap();
+            .post_form("/auth/email", &[("email", "alice@acme.com")])
+            .await;
         statuses.push(r.status().as_u16());
     }
     assert_eq!(&statuses[..3], &[200, 200, 200]);
     assert_eq!(statuses[3], 429);
     // A different address from the same client is still served (per-client limit is higher).
     let r = app
-        .client
-        .post(app.url("/auth/email"))
-        .form(&[("email", "bob@acme.com")])
-        .send()
-        .await
-        .unwrap();
+        .post_form("/auth/email", &[("email", "bob@acme.com")])
+        .await;
     assert_eq!(r.status(), 200);
     // Malformed input: clean 400.
     let r = app
-        .client
-        .post(app.url("/auth/email"))
-        .form(&[("email", "not an email")])
-        .send()
-        .await
-        .unwrap();
+        .post_form("/auth/email", &[("email", "not an email")])
+        .await;
     assert_eq!(r.status(), 400);
 }
 
@@ -252,12 +236,8 @@ async fn magic_link_is_rate_limited_per_client() {
     let mut limited = false;
     for i in 0..25 {
         let r = app
-            .client
-            .post(app.url("/auth/email"))
-            .form(&[("email", format!("user{i}@nobody.org"))])
-            .send()
-            .await
-            .unwrap();
+            .post_form("/auth/email", &[("email", format!("user{i}@nobody.org"))])
+            .await;
         if r.status() == 429 {
             limited = true;
             assert!(i >= 20, "limited too early at {i}");
@@ -493,12 +473,8 @@ async fn bad_input_gets_clean_4xx() {
     assert_eq!(r.status(), 400);
     // Oversized bodies.
     let r = app
-        .client
-        .post(app.url("/auth/embed"))
-        .form(&[("token", "x".repeat(100_000))])
-        .send()
-        .await
-        .unwrap();
+        .post_form("/auth/embed", &[("token", "x".repeat(100_000))])
+        .await;
     assert_eq!(r.status(), 413);
     let r = app
         .client

@@ -222,15 +222,7 @@ async fn hits(
             },
         );
     }
-    Ok(page
-        .iter()
-        .filter_map(|(id, rank)| {
-            by_id.remove(id).map(|mut h| {
-                h.rank = *rank;
-                h
-            })
-        })
-        .collect())
+    Ok(crate::search::in_rank_order(page, by_id))
 }
 
 /// A match found by [`newest_matches`].

@@ -147,6 +147,24 @@ pub(crate) fn split(tier1: usize, tier2: usize, limit: u32, offset: u32) -> Spli
     }
 }
 
+/// The hits of a results window in the order of `window` (key, rank), each given its rank.
+/// Keys the hit query did not return (a page whose re-check failed) are dropped: the window
+/// never shows what the exact scope check refused.
+pub(crate) fn in_rank_order<K: Eq + Hash>(
+    window: &[(K, f64)],
+    mut hits: std::collections::HashMap<K, crate::SearchHit>,
+) -> Vec<crate::SearchHit> {
+    window
+        .iter()
+        .filter_map(|(key, rank)| {
+            hits.remove(key).map(|mut h| {
+                h.rank = *rank;
+                h
+            })
+        })
+        .collect()
+}
+
 /// The rank of position `pos` of a bounded list of `total` hits: positional, the first
 /// highest.
 pub(crate) fn positional_rank(total: usize, pos: usize) -> f64 {

@@ -281,15 +281,7 @@ impl SqliteStore {
                 },
             );
         }
-        Ok(page
-            .iter()
-            .filter_map(|(key, rank)| {
-                by_key.remove(key).map(|mut h| {
-                    h.rank = *rank;
-                    h
-                })
-            })
-            .collect())
+        Ok(crate::search::in_rank_order(page, by_key))
     }
 
     /// The words to score with bm25 (see [`crate::search`]): all of them on a mirror of at

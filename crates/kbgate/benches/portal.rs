@@ -127,6 +127,18 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// A signed-in GET: the body as text, any non-2xx an error.
+async fn get_text(http: &reqwest::Client, url: &str, cookie: &str) -> anyhow::Result<String> {
+    Ok(http
+        .get(url)
+        .header("cookie", cookie)
+        .send()
+        .await?
+        .error_for_status()?
+        .text()
+        .await?)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let pages = env_usize("PORTAL_BENCH_PAGES", 10_000);
@@ -293,14 +305,9 @@ spaces = [{spaces}]
     let mut titles = Vec::new();
     let (mut home, mut leaf) = (None, None);
     for key in &keys {
-        let tree: serde_json::Value = http
-            .get(format!("{base}/api/v1/spaces/{key}/tree"))
-            .header("cookie", &cookie)
-            .send()
-            .await?
-            .error_for_status()?
-            .json()
-            .await?;
+        let tree: serde_json::Value = serde_json::from_str(
+            &get_text(&http, &format!("{base}/api/v1/spaces/{key}/tree"), &cookie).await?,
+        )?;
         let mut stack = vec![tree];
         while let Some(v) = stack.pop() {
             match v {
@@ -333,14 +340,7 @@ spaces = [{spaces}]
         let mut bytes = 0;
         for _ in 0..50 {
             let t = Instant::now();
-            let body = http
-                .get(format!("{base}/pages/{id}"))
-                .header("cookie", &cookie)
-                .send()
-                .await?
-                .error_for_status()?
-                .text()
-                .await?;
+            let body = get_text(&http, &format!("{base}/pages/{id}"), &cookie).await?;
             lat.push(t.elapsed().as_secs_f64() * 1000.0);
             bytes = body.len();
         }
@@ -352,14 +352,7 @@ spaces = [{spaces}]
         );
     }
     let page_url = format!("{base}/pages/{page_id}");
-    let html = http
-        .get(&page_url)
-        .header("cookie", &cookie)
-        .send()
-        .await?
-        .error_for_status()?
-        .text()
-        .await?;
+    let html = get_text(&http, &page_url, &cookie).await?;
     println!(
         "page view: /pages/{page_id}, {} bytes of HTML; {} titles readable",
         html.len(),
@@ -441,14 +434,7 @@ spaces = [{spaces}]
     for i in 0..queries.min(words.len().max(1) * 4) {
         let q = &words[(i * 7919) % words.len()];
         let t = Instant::now();
-        let body = http
-            .get(format!("{base}/api/v1/search?q={q}"))
-            .header("cookie", &cookie)
-            .send()
-            .await?
-            .error_for_status()?
-            .text()
-            .await?;
+        let body = get_text(&http, &format!("{base}/api/v1/search?q={q}"), &cookie).await?;
         lat.push(t.elapsed().as_secs_f64() * 1000.0);
         hits_total += body.matches("\"id\"").count();
     }

@@ -612,6 +612,20 @@ impl TestApp {
         format!("{}{}", self.base, path)
     }
 
+    /// A form POST without a session (sign-in and request-access forms).
+    pub async fn post_form<T: serde::Serialize + ?Sized>(
+        &self,
+        path: &str,
+        form: &T,
+    ) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .form(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn get(&self, path: &str, cookie: Option<&str>) -> reqwest::Response {
         let mut rb = self.client.get(self.url(path));
         if let Some(c) = cookie {
