@@ -159,7 +159,13 @@ pub struct PortalConfig {
     pub from: Option<String>,
     /// Validity of a magic link. Default 15 minutes, at most 1 hour.
     pub magic_link_ttl: Duration,
+    /// Memory for resolved page views kept between sync commits, in MiB. Default 32; 0 turns
+    /// the cache off; at most 4096.
+    pub view_cache_mb: u64,
 }
+
+/// The default of `[portal] view_cache_mb`.
+pub const DEFAULT_VIEW_CACHE_MB: u64 = 32;
 
 /// Signing algorithm accepted for embed tokens. Exactly one; the key type follows from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -790,6 +796,18 @@ impl Builder<'_> {
             Duration::from_secs(15 * 60),
             Some(Duration::from_secs(3600)),
         );
+        let view_cache_mb = match &r.view_cache_mb {
+            Some(v) if v.value > 4096 => {
+                self.err(
+                    &v.origin,
+                    "portal.view_cache_mb",
+                    "must be between 0 (no cache) and 4096",
+                );
+                None
+            }
+            Some(v) => Some(v.value),
+            None => Some(DEFAULT_VIEW_CACHE_MB),
+        };
         if !ok {
             return None;
         }
@@ -802,6 +820,7 @@ impl Builder<'_> {
             magic_link,
             from,
             magic_link_ttl: magic_link_ttl?,
+            view_cache_mb: view_cache_mb?,
         })
     }
 

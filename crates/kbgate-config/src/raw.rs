@@ -82,6 +82,7 @@ pub(crate) struct RawPortal {
     pub outbox_dir: Str,
     pub from: Str,
     pub magic_link_ttl: Str,
+    pub view_cache_mb: Option<Val<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -239,7 +240,8 @@ pub(crate) fn apply_env(
             smtp_url,
             outbox_dir,
             from,
-            magic_link_ttl
+            magic_link_ttl,
+            view_cache_mb
         ]
     );
     if let Some(p) = raw.portal.as_mut() {

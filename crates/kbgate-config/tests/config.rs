@@ -151,6 +151,7 @@ fn minimal_config_uses_defaults() {
     assert_eq!(c.portal.listen.to_string(), "127.0.0.1:8080");
     assert_eq!(c.portal.session_idle, Duration::from_secs(7200));
     assert_eq!(c.portal.magic_link_ttl, Duration::from_secs(900));
+    assert_eq!(c.portal.view_cache_mb, 32);
     assert!(c.policy.audiences().is_empty());
 }
 
@@ -456,6 +457,12 @@ fn semantic_errors_each_have_their_line() {
             "[portal]\nmagic_link_ttl = \"15 minutes\"\n",
             "magic_link_ttl",
             "portal.magic_link_ttl",
+        ),
+        (
+            "[portal]\n",
+            "[portal]\nview_cache_mb = 5000\n",
+            "view_cache_mb",
+            "portal.view_cache_mb",
         ),
     ];
     for (from, to, needle, key) in cases {

@@ -10,7 +10,7 @@ use crate::email::Email;
 use crate::names::{AudienceName, Label, SpaceKey};
 
 /// Which pages of a granted space may be read.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "labels")]
 pub enum LabelFilter {
     /// Every page of the space (restricted pages excepted, always).
@@ -59,7 +59,7 @@ impl fmt::Display for LabelFilter {
 }
 
 /// Read access to one space.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 pub struct SpaceGrant {
     pub space_key: SpaceKey,
     pub labels: LabelFilter,
@@ -145,6 +145,13 @@ impl Viewer {
     /// space key. Never empty.
     pub fn grants(&self) -> &[SpaceGrant] {
         &self.grants
+    }
+
+    /// The grants as one shared value: equal for two viewers exactly when they may read the
+    /// same things, whoever they are — the key under which a view rendered for one viewer may
+    /// be shown to another (the email is deliberately not part of it).
+    pub fn reach(&self) -> Arc<[SpaceGrant]> {
+        self.grants.clone()
     }
 
     /// The names of the audiences that granted access (for audit logs), in policy order.

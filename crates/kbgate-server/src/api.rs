@@ -121,43 +121,43 @@ pub(crate) async fn page(
     let s = state.settings();
     Ok(Json(PageJson {
         url: s.absolute(&format!("/pages/{}", view.page.id)),
-        id: view.page.id,
-        title: view.page.title,
-        space_key: view.space.key,
-        space_name: view.space.name,
+        id: view.page.id.clone(),
+        title: view.page.title.clone(),
+        space_key: view.space.key.clone(),
+        space_name: view.space.name.clone(),
         version: view.page.version,
         updated_at: view.page.updated_at,
-        labels: view.page.labels,
+        labels: view.page.labels.clone(),
         breadcrumbs: view
             .crumbs
-            .into_iter()
+            .iter()
             .map(|c| Ref {
-                id: c.id,
-                title: c.title,
+                id: c.id.clone(),
+                title: c.title.clone(),
             })
             .collect(),
         headings: view
             .headings
-            .into_iter()
+            .iter()
             .map(|h| HeadingJson {
                 level: h.level,
-                text: h.text,
-                anchor: h.anchor,
+                text: h.text.clone(),
+                anchor: h.anchor.clone(),
             })
             .collect(),
         attachments: view
             .attachments
-            .into_iter()
+            .iter()
             .filter(|a| a.blob.is_some())
             .map(|a| AttachmentJson {
                 url: s.absolute(&attachment_href(&a.page_id, &a.title)),
-                id: a.id,
-                file_name: a.title,
-                media_type: a.media_type,
+                id: a.id.clone(),
+                file_name: a.title.clone(),
+                media_type: a.media_type.clone(),
                 size: a.file_size,
             })
             .collect(),
-        html: view.html,
+        html: view.html.clone(),
     }))
 }
 

@@ -141,16 +141,20 @@ pub(crate) fn wants_html(path: &str, headers: &HeaderMap) -> bool {
 /// Middleware: renders our errors (and axum's rejections) as HTML or JSON by `Accept`.
 pub(crate) async fn negotiate(req: Request, next: Next) -> Response {
     let html = wants_html(req.uri().path(), req.headers());
-    // Where a sign-in should lead back to (only GETs of local pages make sense).
-    let back = (req.method() == axum::http::Method::GET && !req.uri().path().starts_with("/auth/"))
-        .then(|| req.uri().path_and_query().map(|p| p.as_str().to_owned()))
-        .flatten()
-        .and_then(|p| crate::redirect::LocalPath::parse(&p));
+    // Where a sign-in should lead back to (only GETs of local pages make sense); worked out
+    // only when the answer is an error.
+    let back_uri = (req.method() == axum::http::Method::GET
+        && !req.uri().path().starts_with("/auth/"))
+    .then(|| req.uri().clone());
     let resp = next.run(req).await;
     let status = resp.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return resp;
     }
+    let back = back_uri
+        .as_ref()
+        .and_then(|u| u.path_and_query())
+        .and_then(|p| crate::redirect::LocalPath::parse(p.as_str()));
     let mark = match resp.extensions().get::<ErrorMark>() {
         Some(m) => *m,
         // A rejection from axum or tower-http (plain text that may echo input): replace it.

@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use kbgate_policy::{Email, Policy, Viewer};
 use kbgate_store::{AuditEvent, CodeRecord, SessionRecord, Store, StoreError};
 
+use crate::changes::ChangeWatch;
 use crate::error::Error;
 use crate::secret::{Opaque, ct_eq};
 use crate::settings::Settings;
@@ -67,15 +68,39 @@ pub(crate) const PURPOSE_ACCESS_REQUEST: &str = "access-request";
 /// store access the sign-in flows have (mirror content is reachable only through the library).
 pub(crate) struct Sessions {
     store: Arc<dyn Store>,
+    watch: Arc<ChangeWatch>,
+    /// Active sessions by id hash, with the session change stamp they were read under: a
+    /// signed-in request reads nothing from the store while no session was revoked anywhere
+    /// (see [`crate::changes`]).
+    cache: quick_cache::sync::Cache<String, CachedSession>,
 }
+
+#[derive(Clone)]
+struct CachedSession {
+    stamp: i64,
+    rec: SessionRecord,
+    /// `rec.email`, parsed once.
+    email: Email,
+}
+
+/// Most sessions kept in memory (about 300 bytes each); beyond, the least used are read from
+/// the store again when they come back.
+const SESSION_CACHE_ITEMS: usize = 100_000;
+
+/// Activity is written to the store at most this often per session.
+const TOUCH_EVERY: chrono::Duration = chrono::Duration::seconds(60);
 
 fn store_err(e: StoreError) -> Error {
     Error::internal(e)
 }
 
 impl Sessions {
-    pub(crate) fn new(store: Arc<dyn Store>) -> Sessions {
-        Sessions { store }
+    pub(crate) fn new(store: Arc<dyn Store>, watch: Arc<ChangeWatch>) -> Sessions {
+        Sessions {
+            store,
+            watch,
+            cache: quick_cache::sync::Cache::new(SESSION_CACHE_ITEMS),
+        }
     }
 
     /// Creates a session for a verified email; returns the id for the cookie.
@@ -101,36 +126,73 @@ impl Sessions {
     }
 
     /// The session's email if the session is active and not idle for too long. An idle
-    /// session is revoked on the spot.
+    /// session is revoked on the spot. A stored email that no longer parses (parser rules
+    /// tightened) makes the session worthless: `None` too.
     pub(crate) async fn resolve(
         &self,
         id: &Opaque,
         settings: &Settings,
         now: DateTime<Utc>,
-    ) -> Result<Option<SessionRecord>, Error> {
+    ) -> Result<Option<Email>, Error> {
         let hash = id.hash();
-        let Some(rec) = self
+        let stamp = self.watch.current().await?.sessions;
+        let idle =
+            chrono::Duration::from_std(settings.session_idle).unwrap_or(chrono::Duration::hours(8));
+        if let Some(mut c) = self.cache.get(&hash).filter(|c| c.stamp == stamp) {
+            // Expired, or idle as far as this process saw: the store decides (another process
+            // may have seen activity this one did not).
+            if now < c.rec.expires_at && now - c.rec.last_seen_at <= idle {
+                if now - c.rec.last_seen_at > TOUCH_EVERY {
+                    self.store
+                        .touch_session(&hash, now)
+                        .await
+                        .map_err(store_err)?;
+                    c.rec.last_seen_at = now;
+                    self.cache.insert(hash, c.clone());
+                }
+                return Ok(Some(c.email));
+            }
+        }
+        let Some(mut rec) = self
             .store
             .active_session(&hash, now)
             .await
             .map_err(store_err)?
         else {
+            self.cache.remove(&hash);
             return Ok(None);
         };
-        let idle =
-            chrono::Duration::from_std(settings.session_idle).unwrap_or(chrono::Duration::hours(8));
         if now - rec.last_seen_at > idle {
             self.store.revoke_session(&hash).await.map_err(store_err)?;
+            self.cache.remove(&hash);
             return Ok(None);
         }
         // Touch at most once a minute: fewer writes, same idle semantics to the minute.
-        if now - rec.last_seen_at > chrono::Duration::seconds(60) {
+        if now - rec.last_seen_at > TOUCH_EVERY {
             self.store
                 .touch_session(&hash, now)
                 .await
                 .map_err(store_err)?;
+            rec.last_seen_at = now;
         }
-        Ok(Some(rec))
+        let Ok(email) = Email::parse(&rec.email) else {
+            return Ok(None);
+        };
+        // Filed under the stamp read before the session: a revocation committed after that
+        // read moves the stamp, so this entry is never used past it.
+        self.cache.insert(
+            hash,
+            CachedSession {
+                stamp,
+                rec,
+                email: email.clone(),
+            },
+        );
+        Ok(Some(email))
+    }
+
+    pub(crate) fn clear_cache(&self) {
+        self.cache.clear();
     }
 
     /// Deletes expired sessions, codes and used token ids.
@@ -142,10 +204,11 @@ impl Sessions {
     }
 
     pub(crate) async fn revoke(&self, id: &Opaque) -> Result<bool, Error> {
-        self.store
-            .revoke_session(&id.hash())
-            .await
-            .map_err(store_err)
+        let hash = id.hash();
+        let ended = self.store.revoke_session(&hash).await.map_err(store_err)?;
+        // The store's change stamp has moved too; forgetting it here is only tidiness.
+        self.cache.remove(&hash);
+        Ok(ended)
     }
 
     pub(crate) async fn consume_jti(&self, jti: &str, exp: i64) -> Result<bool, Error> {
@@ -285,14 +348,11 @@ impl FromRequestParts<AppState> for CurrentViewer {
         let settings = state.settings();
         let id = session_cookie(&parts.headers, settings).ok_or(Error::Unauthorized)?;
         let now = Utc::now();
-        let rec = state
+        let email = state
             .sessions()
             .resolve(&id, settings, now)
             .await?
             .ok_or(Error::Unauthorized)?;
-        // The stored email was verified at sign-in; if it no longer parses (parser rules
-        // tightened), the session is worthless.
-        let email = Email::parse(&rec.email).map_err(|_| Error::Unauthorized)?;
         let viewer = state.policy().viewer(&email, now)?;
         Ok(CurrentViewer {
             viewer,

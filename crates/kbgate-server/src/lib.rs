@@ -14,6 +14,7 @@ pub mod access_requests;
 pub mod api;
 pub mod attachments;
 pub mod auth;
+mod changes;
 pub mod error;
 pub mod gate;
 pub mod html;

@@ -13,15 +13,16 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use kbgate_policy::{Label, LabelFilter, SpaceKey, Viewer};
+use kbgate_policy::{Label, LabelFilter, SpaceGrant, SpaceKey, Viewer};
 use kbgate_store::{
     AttachmentRecord, Heading, PageRecord, PageSummary, ScopeEntry, SearchHit, SpaceRecord, Store,
     StoreError,
 };
 
 use crate::access;
+use crate::changes::ChangeWatch;
 use crate::error::Error;
-use crate::html::TreeNode;
+use crate::html::{self, TreeNode};
 
 /// Read access to the mirror, for one viewer at a time.
 ///
@@ -41,24 +42,48 @@ use crate::html::TreeNode;
 /// ```
 pub struct Library {
     store: Arc<dyn Store>,
+    watch: Arc<ChangeWatch>,
     summaries: SummaryCache,
+    views: ViewCache,
 }
 
 /// Per space, the page summaries (hierarchy, labels, restriction flags — no bodies) as of the
-/// last sync commit seen, keyed by that commit's `last_sync` stamp, and the trees built from
-/// them per label filter. Every page view needs the space's tree; reading and walking
-/// thousands of summary rows per view is what made views slow. Each request still reads the
-/// space's sync state (one indexed row), so a sync that commits — from this process or
-/// another, e.g. `kbgate sync` from cron — is seen on the next request. A tree depends on the
-/// viewer only through the space's label filter (restricted pages are hidden for everyone),
-/// so viewers with the same filter share it.
+/// mirror's change stamp, and the trees built from them per label filter. Every page view
+/// needs the space's tree; reading and walking thousands of summary rows per view is what made
+/// views slow. A sync that commits — from this process or another, e.g. `kbgate sync` from
+/// cron — moves the stamp, so it is seen on the next request (see [`crate::changes`]). A tree
+/// depends on the viewer only through the space's label filter (restricted pages are hidden
+/// for everyone), so viewers with the same filter share it.
 type SummaryCache = std::sync::Mutex<HashMap<String, CachedSpace>>;
 
 struct CachedSpace {
-    at: chrono::DateTime<chrono::Utc>,
+    /// The mirror change stamp the summaries were read under.
+    at: i64,
     summaries: Arc<Vec<PageSummary>>,
     /// By the `Debug` form of the viewer's `LabelFilter` for the space.
     trees: HashMap<String, Arc<Vec<TreeNode>>>,
+}
+
+/// Resolved page views, by mirror change stamp, page and the viewer's whole reach (every
+/// grant: a view names other pages, spaces and labels only as the reach allows, and depends on
+/// nothing else of the viewer). Bounded in bytes; entries of an older stamp are never hit
+/// again and age out.
+type ViewCache = quick_cache::sync::Cache<ViewKey, Arc<PageView>, ViewWeight>;
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct ViewKey {
+    mirror: i64,
+    page_id: String,
+    reach: Arc<[SpaceGrant]>,
+}
+
+#[derive(Clone)]
+struct ViewWeight;
+
+impl quick_cache::Weighter<ViewKey, Arc<PageView>> for ViewWeight {
+    fn weight(&self, key: &ViewKey, view: &Arc<PageView>) -> u64 {
+        (key.page_id.len() + view.approx_bytes()) as u64
+    }
 }
 
 /// A page the viewer may read, with what its view needs.
@@ -73,6 +98,47 @@ pub struct PageView {
     pub html: String,
     pub headings: Vec<Heading>,
     pub attachments: Vec<AttachmentRecord>,
+    /// The sidebar: the page's neighbourhood of the viewer's tree, as HTML.
+    pub sidebar_html: String,
+    /// The sidebar left entries out (it links to the space's whole tree then).
+    pub sidebar_cut: bool,
+    /// The HTML page of this view, the same for every viewer of its reach but for the
+    /// header's person fields; rendered on first use (see `pages::page`).
+    pub(crate) rendered: std::sync::OnceLock<Option<crate::pages::Spliced>>,
+}
+
+impl PageView {
+    /// Roughly the heap bytes it holds (the cache's weight).
+    fn approx_bytes(&self) -> usize {
+        let p = &self.page;
+        let strs = |v: &[String]| v.iter().map(|s| s.len() + 24).sum::<usize>();
+        // The rendered page is filled in later; count it up front (it is about the size of
+        // the body, the sidebar and the page frame).
+        let rendered = 4096 + self.html.len() + self.sidebar_html.len();
+        512 + rendered
+            + self.html.len()
+            + self.sidebar_html.len()
+            + p.title.len()
+            + p.body_html.len()
+            + p.body_storage.len()
+            + p.body_text.len()
+            + strs(&p.labels)
+            + self
+                .crumbs
+                .iter()
+                .map(|c| c.title.len() + 128)
+                .sum::<usize>()
+            + self
+                .headings
+                .iter()
+                .map(|h| h.text.len() + h.anchor.len() + 64)
+                .sum::<usize>()
+            + self
+                .attachments
+                .iter()
+                .map(|a| a.title.len() + 256)
+                .sum::<usize>()
+    }
 }
 
 /// A search hit the viewer may see.
@@ -113,10 +179,16 @@ pub(crate) fn may_read(
 }
 
 impl Library {
-    pub(crate) fn new(store: Arc<dyn Store>) -> Library {
+    pub(crate) fn new(store: Arc<dyn Store>, watch: Arc<ChangeWatch>, view_bytes: u64) -> Library {
+        // Typical views weigh 10–30 KB; the estimate only sizes the table.
+        let items = usize::try_from(view_bytes / 16_384)
+            .unwrap_or(usize::MAX)
+            .max(16);
         Library {
             store,
+            watch,
             summaries: SummaryCache::default(),
+            views: ViewCache::with_weighter(items, view_bytes.max(1), ViewWeight),
         }
     }
 
@@ -124,26 +196,18 @@ impl Library {
         self.summaries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The space's last sync stamp; `None` (nothing cached) for a space never synced.
-    async fn stamp(
-        &self,
-        space: &SpaceRecord,
-    ) -> Result<Option<chrono::DateTime<chrono::Utc>>, Error> {
-        Ok(self
-            .store
-            .sync_state(&space.key)
-            .await
-            .map_err(store_err)?
-            .and_then(|s| s.last_sync))
+    /// The mirror's change stamp as of this request.
+    async fn stamp(&self) -> Result<i64, Error> {
+        Ok(self.watch.current().await?.mirror)
     }
 
     /// The space's page summaries, from the cache while no sync has committed since.
     async fn space_summaries(
         &self,
         space: &SpaceRecord,
-        stamp: Option<chrono::DateTime<chrono::Utc>>,
+        stamp: i64,
     ) -> Result<Arc<Vec<PageSummary>>, Error> {
-        if let Some(c) = self.cache().get(&space.id).filter(|c| Some(c.at) == stamp) {
+        if let Some(c) = self.cache().get(&space.id).filter(|c| c.at == stamp) {
             return Ok(c.summaries.clone());
         }
         // Read after the stamp: rows at least as new as the stamp they are filed under (a
@@ -154,17 +218,20 @@ impl Library {
                 .await
                 .map_err(store_err)?,
         );
-        if let Some(at) = stamp {
-            self.cache().insert(
-                space.id.clone(),
-                CachedSpace {
-                    at,
-                    summaries: all.clone(),
-                    trees: HashMap::new(),
-                },
-            );
-        }
+        self.cache().insert(
+            space.id.clone(),
+            CachedSpace {
+                at: stamp,
+                summaries: all.clone(),
+                trees: HashMap::new(),
+            },
+        );
         Ok(all)
+    }
+
+    pub(crate) fn clear_cache(&self) {
+        self.cache().clear();
+        self.views.clear();
     }
 
     /// Whether the store answers (for `/readyz`); reveals no content.
@@ -198,6 +265,16 @@ impl Library {
         viewer: &Viewer,
         space: &SpaceRecord,
     ) -> Result<Arc<Vec<TreeNode>>, Error> {
+        let stamp = self.stamp().await?;
+        self.tree_at(viewer, space, stamp).await
+    }
+
+    async fn tree_at(
+        &self,
+        viewer: &Viewer,
+        space: &SpaceRecord,
+        stamp: i64,
+    ) -> Result<Arc<Vec<TreeNode>>, Error> {
         let filter = match SpaceKey::parse(&space.key) {
             Ok(k) => viewer.grant_for(&k).map(|f| format!("{f:?}")),
             Err(_) => None,
@@ -205,11 +282,10 @@ impl Library {
         let Some(filter) = filter else {
             return Ok(Arc::new(Vec::new()));
         };
-        let stamp = self.stamp(space).await?;
         if let Some(t) = self
             .cache()
             .get(&space.id)
-            .filter(|c| Some(c.at) == stamp)
+            .filter(|c| c.at == stamp)
             .and_then(|c| c.trees.get(&filter))
         {
             return Ok(t.clone());
@@ -219,7 +295,7 @@ impl Library {
         if let Some(c) = self
             .cache()
             .get_mut(&space.id)
-            .filter(|c| Some(c.at) == stamp && Arc::ptr_eq(&c.summaries, &all))
+            .filter(|c| c.at == stamp && Arc::ptr_eq(&c.summaries, &all))
         {
             c.trees.insert(filter, tree.clone());
         }
@@ -227,10 +303,37 @@ impl Library {
     }
 
     /// A page, if the viewer may read it (otherwise `None`: existence is not revealed).
-    pub async fn page(&self, viewer: &Viewer, id: &str) -> Result<Option<PageView>, Error> {
+    ///
+    /// Resolved views are cached by mirror change stamp, page and the viewer's reach, so a
+    /// repeated view reads nothing from the store; any sync commit moves the stamp.
+    pub async fn page(&self, viewer: &Viewer, id: &str) -> Result<Option<Arc<PageView>>, Error> {
         if !is_plausible_id(id) {
             return Ok(None);
         }
+        let key = ViewKey {
+            mirror: self.stamp().await?,
+            page_id: id.to_owned(),
+            reach: viewer.reach(),
+        };
+        if let Some(view) = self.views.get(&key) {
+            return Ok(Some(view));
+        }
+        let Some(view) = self.load_page(viewer, id, key.mirror).await? else {
+            return Ok(None);
+        };
+        let view = Arc::new(view);
+        self.views.insert(key, view.clone());
+        Ok(Some(view))
+    }
+
+    /// [`Library::page`] from the store. The stamp was read before anything else, so what is
+    /// read here is at least as new as the stamp it is filed under.
+    async fn load_page(
+        &self,
+        viewer: &Viewer,
+        id: &str,
+        stamp: i64,
+    ) -> Result<Option<PageView>, Error> {
         let Some(page) = self.store.page(id).await.map_err(store_err)? else {
             return Ok(None);
         };
@@ -252,7 +355,15 @@ impl Library {
             .collect();
         let attachments = self.store.attachments(id).await.map_err(store_err)?;
         let html = self.render_for(viewer, &page, &space).await?;
-        let headings = page.headings.clone();
+        let tree = self.tree_at(viewer, &space, stamp).await?;
+        let (local, sidebar_cut) = html::local_tree(&tree, &page.id);
+        let sidebar_html = html::tree_html(&local, Some(&page.id));
+        let mut page = page;
+        let headings = std::mem::take(&mut page.headings);
+        // The bodies are in `html`, resolved for this viewer; the raw ones are not kept.
+        page.body_storage = String::new();
+        page.body_html = String::new();
+        page.body_text = String::new();
         Ok(Some(PageView {
             page,
             space,
@@ -260,6 +371,9 @@ impl Library {
             html,
             headings,
             attachments,
+            sidebar_html,
+            sidebar_cut,
+            rendered: std::sync::OnceLock::new(),
         }))
     }
 

@@ -4,11 +4,13 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use kbgate_store::PageSummary;
 use serde::Deserialize;
 
 use crate::error::Error;
 use crate::gate::CurrentViewer;
 use crate::html;
+use crate::library::PageView;
 use crate::state::AppState;
 
 /// The signed-in user as the page header shows it.
@@ -160,39 +162,36 @@ pub(crate) async fn space(
     .into_response())
 }
 
-struct Crumb {
-    id: String,
-    title: String,
-}
-
-struct TocEntry {
+struct TocEntry<'a> {
     level: u8,
-    anchor: String,
-    text: String,
+    anchor: &'a str,
+    text: &'a str,
 }
 
-struct AttachmentLink {
+struct AttachmentLink<'a> {
     href: String,
-    name: String,
+    name: &'a str,
     size: String,
 }
 
+/// The page view: everything but the chrome borrows from the cached [`PageView`], so a
+/// repeated view costs one template render.
 #[derive(Template)]
 #[template(path = "page.html")]
-struct PagePage {
+struct PagePage<'a> {
     chrome: Chrome,
-    title: String,
-    space_key: String,
-    space_name: String,
-    crumbs: Vec<Crumb>,
-    toc: Vec<TocEntry>,
+    title: &'a str,
+    space_key: &'a str,
+    space_name: &'a str,
+    crumbs: &'a [PageSummary],
+    toc: Vec<TocEntry<'a>>,
     updated_iso: String,
     updated_human: String,
-    body_html: String,
-    tree_html: String,
+    body_html: &'a str,
+    tree_html: &'a str,
     /// The sidebar left entries out: it links to the space's whole tree.
     tree_cut: bool,
-    attachments: Vec<AttachmentLink>,
+    attachments: Vec<AttachmentLink<'a>>,
 }
 
 /// The download URL of an attachment (by page and file name, as storage format names them).
@@ -217,56 +216,124 @@ pub(crate) fn percent_encode_segment(s: &str) -> String {
     out
 }
 
-/// `GET /pages/{id}`: a page, if this viewer may read it; 404 otherwise.
-pub(crate) async fn page(
-    State(state): State<AppState>,
-    cv: CurrentViewer,
-    Path(id): Path<String>,
-) -> Result<Html<String>, Error> {
-    let lib = state.library();
-    let view = lib.page(&cv.viewer, &id).await?.ok_or(Error::NotFound)?;
-    let tree = lib.tree(&cv.viewer, &view.space).await?;
-    let (local, tree_cut) = html::local_tree(&tree, &view.page.id);
-    let tree_html = html::tree_html(&local, Some(&view.page.id));
-    render(&PagePage {
-        chrome: Chrome::for_viewer(&state, &cv),
-        title: view.page.title.clone(),
-        space_key: view.space.key.clone(),
-        space_name: view.space.name.clone(),
-        crumbs: view
-            .crumbs
-            .iter()
-            .map(|c| Crumb {
-                id: c.id.clone(),
-                title: c.title.clone(),
-            })
-            .collect(),
+/// The page template over a view, for the given chrome.
+fn page_template(chrome: Chrome, view: &PageView) -> PagePage<'_> {
+    PagePage {
+        chrome,
+        title: &view.page.title,
+        space_key: &view.space.key,
+        space_name: &view.space.name,
+        crumbs: &view.crumbs,
         toc: view
             .headings
             .iter()
             .filter(|h| (2..=4).contains(&h.level) && !h.anchor.is_empty())
             .map(|h| TocEntry {
                 level: h.level,
-                anchor: h.anchor.clone(),
-                text: h.text.clone(),
+                anchor: &h.anchor,
+                text: &h.text,
             })
             .collect(),
         updated_iso: view.page.updated_at.to_rfc3339(),
         updated_human: view.page.updated_at.format("%-d %B %Y").to_string(),
-        body_html: view.html,
-        tree_html,
-        tree_cut,
+        body_html: &view.html,
+        tree_html: &view.sidebar_html,
+        tree_cut: view.sidebar_cut,
         attachments: view
             .attachments
             .iter()
             .filter(|a| a.blob.is_some())
             .map(|a| AttachmentLink {
                 href: attachment_href(&a.page_id, &a.title),
-                name: a.title.clone(),
+                name: &a.title,
                 size: html::file_size(a.file_size),
             })
             .collect(),
-    })
+    }
+}
+
+/// Stand-ins for the header's person fields while a shared page is rendered: random per
+/// process, letters and digits only (the template passes them through unescaped, and no
+/// content can guess them).
+static MARKS: std::sync::LazyLock<(String, String)> = std::sync::LazyLock::new(|| {
+    let r: u128 = rand::random();
+    (
+        format!("kbgateEmail{r:032x}"),
+        format!("kbgateCsrf{r:032x}"),
+    )
+});
+
+/// A page view's HTML for every viewer of one reach, cut where the header names the person
+/// (email, sign-out token); each request escapes its own into the gaps. This is what makes a
+/// repeated page view cost a copy instead of a template render.
+#[derive(Debug, Clone)]
+pub(crate) struct Spliced {
+    head: String,
+    mid: String,
+    tail: String,
+}
+
+impl Spliced {
+    /// Renders the page with the stand-ins and cuts it there; `None` (render per request
+    /// instead) unless each stand-in appears exactly once, email first.
+    fn render(site_name: &str, view: &PageView) -> Option<Spliced> {
+        let (email, csrf) = &*MARKS;
+        let chrome = Chrome {
+            site_name: site_name.to_owned(),
+            user: Some(User {
+                email: email.clone(),
+                csrf: csrf.clone(),
+            }),
+            query: String::new(),
+        };
+        let html = page_template(chrome, view).render().ok()?;
+        let (head, rest) = html.split_once(email.as_str())?;
+        let (mid, tail) = rest.split_once(csrf.as_str())?;
+        let once = [head, mid, tail]
+            .iter()
+            .all(|part| !part.contains(email.as_str()) && !part.contains(csrf.as_str()));
+        once.then(|| Spliced {
+            head: head.to_owned(),
+            mid: mid.to_owned(),
+            tail: tail.to_owned(),
+        })
+    }
+
+    /// The page for one person: their email and sign-out token, HTML-escaped as the template
+    /// would, in the gaps.
+    fn fill(&self, email: &str, csrf: &str) -> String {
+        use askama::filters::Escaper;
+        let mut out = String::with_capacity(
+            self.head.len() + self.mid.len() + self.tail.len() + 2 * email.len() + csrf.len(),
+        );
+        out.push_str(&self.head);
+        // Writing to a String cannot fail.
+        let _ = askama::filters::Html.write_escaped_str(&mut out, email);
+        out.push_str(&self.mid);
+        let _ = askama::filters::Html.write_escaped_str(&mut out, csrf);
+        out.push_str(&self.tail);
+        out
+    }
+}
+
+/// `GET /pages/{id}`: a page, if this viewer may read it; 404 otherwise.
+pub(crate) async fn page(
+    State(state): State<AppState>,
+    cv: CurrentViewer,
+    Path(id): Path<String>,
+) -> Result<Html<String>, Error> {
+    let view = state
+        .library()
+        .page(&cv.viewer, &id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let shared = view
+        .rendered
+        .get_or_init(|| Spliced::render(&state.settings().site_name, &view));
+    match shared {
+        Some(s) => Ok(Html(s.fill(cv.viewer.email().as_str(), &cv.csrf))),
+        None => render(&page_template(Chrome::for_viewer(&state, &cv), &view)),
+    }
 }
 
 struct HitView {
@@ -359,4 +426,106 @@ pub(crate) async fn stylesheet() -> Response {
         HeaderValue::from_static("public, max-age=3600"),
     );
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+    use kbgate_store::{AttachmentRecord, BlobRef, Heading, PageRecord, SpaceRecord};
+
+    fn view(title: &str, body: &str) -> PageView {
+        let at = Utc.with_ymd_and_hms(2026, 9, 1, 12, 0, 0).unwrap();
+        let summary = |id: &str, title: &str| PageSummary {
+            id: id.into(),
+            space_id: "100".into(),
+            parent_id: None,
+            position: 0,
+            title: title.into(),
+            version: 1,
+            updated_at: at,
+            labels: vec![],
+            effective_restricted: false,
+        };
+        PageView {
+            page: PageRecord {
+                id: "7".into(),
+                space_id: "100".into(),
+                parent_id: Some("1".into()),
+                position: 0,
+                title: title.into(),
+                version: 3,
+                created_at: at,
+                updated_at: at,
+                labels: vec![],
+                restricted: false,
+                effective_restricted: false,
+                body_storage: String::new(),
+                body_html: String::new(),
+                body_text: String::new(),
+                headings: vec![],
+            },
+            space: SpaceRecord {
+                id: "100".into(),
+                key: "KB".into(),
+                name: "Knowledge <Base>".into(),
+                homepage_id: None,
+            },
+            crumbs: vec![summary("1", "Parent & \"quotes\"")],
+            html: body.into(),
+            headings: vec![Heading {
+                level: 2,
+                text: "Setup <b>".into(),
+                anchor: "setup".into(),
+            }],
+            attachments: vec![AttachmentRecord {
+                id: "9".into(),
+                page_id: "7".into(),
+                title: "guide 'v2'.pdf".into(),
+                media_type: "application/pdf".into(),
+                file_size: 2048,
+                version: 1,
+                updated_at: at,
+                blob: Some(BlobRef::parse(&"ab".repeat(32), 2048).unwrap()),
+            }],
+            sidebar_html: "<ul><li>tree</li></ul>".into(),
+            sidebar_cut: true,
+            rendered: Default::default(),
+        }
+    }
+
+    fn direct(v: &PageView, email: &str, csrf: &str) -> String {
+        let chrome = Chrome {
+            site_name: "Docs & more".into(),
+            user: Some(User {
+                email: email.into(),
+                csrf: csrf.into(),
+            }),
+            query: String::new(),
+        };
+        page_template(chrome, v).render().unwrap()
+    }
+
+    #[test]
+    fn a_spliced_page_is_byte_for_byte_the_direct_render() {
+        let v = view("Title <script>alert(1)</script>", "<p>Body</p>");
+        let s = Spliced::render("Docs & more", &v).expect("the stand-ins are found");
+        for email in ["ann@acme.com", "o'brien&co<x>@acme.com", "\"q\"@acme.com"] {
+            let csrf = "0123456789abcdef0123456789abcdef";
+            assert_eq!(s.fill(email, csrf), direct(&v, email, csrf), "{email}");
+        }
+        let html = s.fill("o'brien&co<x>@acme.com", "c");
+        assert!(
+            html.contains("o&#39;brien&#38;co&#60;x&#62;@acme.com"),
+            "{html}"
+        );
+        assert!(!html.contains("kbgateEmail") && !html.contains("kbgateCsrf"));
+    }
+
+    #[test]
+    fn content_naming_a_stand_in_falls_back_to_rendering_per_request() {
+        let (email, _) = &*MARKS;
+        let v = view("Plain", &format!("<p>{email}</p>"));
+        assert!(Spliced::render("KB", &v).is_none());
+    }
 }

@@ -100,15 +100,16 @@ pub(crate) async fn headers(
 /// codes and emails live there), status and duration. Headers are not logged.
 pub(crate) async fn log_requests(req: Request, next: Next) -> Response {
     let method = req.method().clone();
-    let path = loggable_path(req.uri().path());
+    // Cheap to clone; the loggable path is only worked out when the line is written.
+    let uri = req.uri().clone();
     let started = Instant::now();
     let resp = next.run(req).await;
     let status = resp.status().as_u16();
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     if status >= 500 {
-        tracing::warn!(%method, path, status, ms, "request");
+        tracing::warn!(%method, path = loggable_path(uri.path()), status, ms, "request");
     } else {
-        tracing::info!(%method, path, status, ms, "request");
+        tracing::info!(%method, path = loggable_path(uri.path()), status, ms, "request");
     }
     resp
 }

@@ -17,7 +17,11 @@ pub struct Settings {
     pub(crate) handover_code_ttl: Duration,
     pub(crate) magic_link_ttl: Duration,
     pub(crate) site_name: String,
+    pub(crate) view_cache_bytes: u64,
 }
+
+/// Default memory for cached page views: a few thousand typical pages.
+pub const DEFAULT_VIEW_CACHE_BYTES: u64 = 32 * 1024 * 1024;
 
 /// Whether a public URL is a local development address, where cookies may go without `Secure`.
 fn is_local_http(url: &Url) -> bool {
@@ -42,7 +46,14 @@ impl Settings {
             handover_code_ttl: Duration::from_secs(60),
             magic_link_ttl: Duration::from_secs(15 * 60),
             site_name: "Knowledge base".to_owned(),
+            view_cache_bytes: DEFAULT_VIEW_CACHE_BYTES,
         }
+    }
+
+    /// Memory for rendered page views kept between sync commits (0 turns the cache off).
+    pub fn with_view_cache_bytes(mut self, bytes: u64) -> Settings {
+        self.view_cache_bytes = bytes;
+        self
     }
 
     /// Origins allowed to frame the portal. Non-empty switches the session cookie to

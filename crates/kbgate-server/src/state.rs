@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use kbgate_store::Store;
 
+use crate::changes::ChangeWatch;
 use crate::gate::{PolicyHandle, Sessions};
 use crate::library::Library;
 use crate::mail::Mailer;
@@ -71,12 +72,14 @@ impl AppState {
         extras: Extras,
     ) -> AppState {
         let security = Arc::new(SecurityHeaders::new(&settings));
+        let watch = Arc::new(ChangeWatch::new(store.clone()));
+        let view_cache_bytes = settings.view_cache_bytes;
         AppState {
             inner: Arc::new(Inner {
                 settings,
                 policy,
-                library: Library::new(store.clone()),
-                sessions: Sessions::new(store),
+                library: Library::new(store.clone(), watch.clone(), view_cache_bytes),
+                sessions: Sessions::new(store, watch),
                 mailer,
                 embed: extras.embed,
                 api_key: extras.api_key.filter(|k| !k.is_empty()),
@@ -86,6 +89,15 @@ impl AppState {
                 security,
             }),
         }
+    }
+
+    /// Forgets what the portal keeps in memory between store changes (sessions, page views,
+    /// page trees); the next requests read the store again. The store's change stamps already
+    /// cover every write kbgate makes; this is for writes they cannot see, such as a test that
+    /// back-dates a session's last activity to stand for time passing.
+    pub fn clear_caches(&self) {
+        self.inner.sessions.clear_cache();
+        self.inner.library.clear_cache();
     }
 
     /// The policy handle (replace the policy through it on reload).

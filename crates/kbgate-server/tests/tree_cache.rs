@@ -1,6 +1,8 @@
-//! The page tree is built from per-space summaries cached between sync commits: a commit that
-//! restricts, relabels or removes a page must show on the very next request, in the space
-//! tree and in every page's sidebar.
+//! The page tree is built from per-space summaries, and page views are kept resolved, between
+//! sync commits: a commit that restricts, relabels or removes a page must show on the very next
+//! request when this process made it (in the space tree, every page's sidebar and the page
+//! itself), and within `CHANGE_POLL` when another process did. A cached view is only ever
+//! shown to viewers who may read exactly the same things.
 
 mod common;
 
@@ -9,10 +11,13 @@ use common::*;
 use kbgate_store::{SyncMode, SyncState};
 
 async fn restrict(app: &TestApp, page_id: &str) {
-    let page = app.store.page(page_id).await.unwrap().unwrap();
-    let space = app.store.space(&page.space_id).await.unwrap().unwrap();
-    let mut tx = app
-        .store
+    restrict_in(&app.store, page_id).await
+}
+
+async fn restrict_in(store: &std::sync::Arc<dyn kbgate_store::Store>, page_id: &str) {
+    let page = store.page(page_id).await.unwrap().unwrap();
+    let space = store.space(&page.space_id).await.unwrap().unwrap();
+    let mut tx = store
         .begin_space_sync(&space, SyncMode::Incremental)
         .await
         .unwrap();
@@ -79,5 +84,103 @@ async fn viewers_with_other_label_filters_never_share_a_cached_tree() {
             !html.contains("Child page") && !html.contains("Welcome"),
             "partner's tree holds only labelled pages"
         );
+    }
+}
+
+#[tokio::test]
+async fn a_cached_page_view_is_shown_only_to_viewers_of_the_same_reach() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice@acme.com").await;
+    let bob = app.sign_in("bob@acme.com").await;
+    let partner = app.sign_in("pat@partner.com").await;
+    let faq = format!("/pages/{}", ids::PUBLIC_FAQ);
+    // alice (all of KB) warms the view: its sidebar names pages partner may not read.
+    let (status, html) = app.get_text(&faq, &alice).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("Public FAQ") && html.contains("Welcome"),
+        "{html}"
+    );
+    assert!(html.contains("alice@acme.com"));
+    for _ in 0..2 {
+        // partner reads only `public` pages of KB: same page, its own view.
+        let (status, html) = app.get_text(&faq, &partner).await;
+        assert_eq!(status, 200);
+        assert!(html.contains("Public FAQ"));
+        for hidden in ["Welcome", "Child page", "alice@acme.com"] {
+            assert!(!html.contains(hidden), "partner's view shows {hidden:?}");
+        }
+        // bob has alice's reach: he may get her resolved view, never her header.
+        let (status, html) = app.get_text(&faq, &bob).await;
+        assert_eq!(status, 200);
+        assert!(html.contains("Welcome") && html.contains("bob@acme.com"));
+        assert!(
+            !html.contains("alice@acme.com"),
+            "alice's header in bob's view"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_cached_page_view_leaves_at_once_when_this_process_restricts_it() {
+    let app = spawn_app().await;
+    let cookie = app.sign_in("alice@acme.com").await;
+    let child = format!("/pages/{}", ids::CHILD);
+    for _ in 0..2 {
+        assert_eq!(app.get(&child, Some(&cookie)).await.status(), 200);
+    }
+    restrict(&app, ids::CHILD).await;
+    assert_eq!(app.get(&child, Some(&cookie)).await.status(), 404);
+    let (status, json) = app
+        .api_get(&format!("/api/v1{child}"), "alice@acme.com")
+        .await;
+    assert_eq!(status, 404, "{json}");
+}
+
+#[tokio::test]
+async fn a_restriction_committed_by_another_process_shows_within_the_poll_window() {
+    let app = spawn_app().await;
+    let cookie = app.sign_in("alice@acme.com").await;
+    let child = format!("/pages/{}", ids::CHILD);
+    let welcome = format!("/pages/{}", ids::WELCOME);
+    for path in [&child, &welcome, &"/spaces/KB".to_owned()] {
+        let (status, html) = app.get_text(path, &cookie).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(html.contains("Child page"), "{path}");
+    }
+    // `kbgate sync` from cron: another process commits to the same database.
+    let other = app.other_process_store().await;
+    restrict_in(&other, ids::CHILD).await;
+    tokio::time::sleep(kbgate_store::CHANGE_POLL + std::time::Duration::from_millis(20)).await;
+    assert_eq!(app.get(&child, Some(&cookie)).await.status(), 404);
+    for path in [&welcome, &"/spaces/KB".to_owned()] {
+        let (status, html) = app.get_text(path, &cookie).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(
+            !html.contains("Child page"),
+            "{path} still lists the restricted page"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_session_revoked_by_another_process_ends_within_the_poll_window() {
+    let app = spawn_app().await;
+    let cookie = app.sign_in("alice@acme.com").await;
+    let welcome = format!("/pages/{}", ids::WELCOME);
+    for _ in 0..2 {
+        assert_eq!(app.get(&welcome, Some(&cookie)).await.status(), 200);
+    }
+    let other = app.other_process_store().await;
+    assert_eq!(
+        other
+            .revoke_sessions_by_email("alice@acme.com")
+            .await
+            .unwrap(),
+        1
+    );
+    tokio::time::sleep(kbgate_store::CHANGE_POLL + std::time::Duration::from_millis(20)).await;
+    for path in [welcome.as_str(), "/", "/spaces/KB", "/api/v1/spaces"] {
+        assert_eq!(app.get(path, Some(&cookie)).await.status(), 401, "{path}");
     }
 }

@@ -188,6 +188,7 @@ macro_rules! impl_common {
             mut tx: sqlx::Transaction<'static, $db>,
             space: &SpaceRecord,
             mode: SyncMode,
+            changes: $crate::changes::LocalChanges,
         ) -> Result<Box<dyn SpaceSync>, StoreError> {
             upsert_space(&mut tx, space).await?;
             let max: i64 = sqlx::query_scalar(
@@ -204,6 +205,7 @@ macro_rules! impl_common {
                 generation: max + 1,
                 mode,
                 writes: 0,
+                changes,
             }))
         }
 
@@ -215,6 +217,8 @@ macro_rules! impl_common {
             mode: SyncMode,
             /// Rows written that touch the full-text index (for its upkeep at commit).
             writes: u64,
+            /// The store's in-process change counter, bumped after the commit.
+            changes: $crate::changes::LocalChanges,
         }
 
         impl std::fmt::Debug for $sync {
@@ -525,6 +529,7 @@ macro_rules! impl_common {
                 let writes = self.writes + stats.swept_pages + stats.swept_attachments;
                 super::tidy_search_index(&mut self.tx, writes).await?;
                 self.tx.commit().await?;
+                self.changes.bump();
                 Ok(stats)
             }
 
@@ -544,13 +549,28 @@ macro_rules! impl_common {
                 &self.blobs
             }
 
+            fn local_changes(&self) -> u64 {
+                self.changes.get()
+            }
+
+            async fn change_stamp(&self) -> Result<ChangeStamp, StoreError> {
+                let mirror: i64 = sqlx::query_scalar("SELECT n FROM mirror_changes WHERE id = 1")
+                    .fetch_one(&self.mirror)
+                    .await?;
+                let sessions: i64 =
+                    sqlx::query_scalar("SELECT n FROM session_changes WHERE id = 1")
+                        .fetch_one(&self.ops)
+                        .await?;
+                Ok(ChangeStamp { mirror, sessions })
+            }
+
             async fn begin_space_sync(
                 &self,
                 space: &SpaceRecord,
                 mode: SyncMode,
             ) -> Result<Box<dyn SpaceSync>, StoreError> {
                 let tx = self.begin_tx().await?;
-                start_sync(tx, space, mode).await
+                start_sync(tx, space, mode, self.changes.clone()).await
             }
 
             async fn delete_space(&self, space_id: &str) -> Result<bool, StoreError> {
@@ -570,6 +590,7 @@ macro_rules! impl_common {
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
+                self.changes.bump();
                 Ok(key.is_some())
             }
 
@@ -900,17 +921,20 @@ macro_rules! impl_common {
                 .execute(&self.ops)
                 .await?
                 .rows_affected();
+                self.changes.bump();
                 Ok(n > 0)
             }
 
             async fn revoke_sessions_by_email(&self, email: &str) -> Result<u64, StoreError> {
-                Ok(sqlx::query(
+                let n = sqlx::query(
                     "UPDATE sessions SET revoked = true WHERE lower(email) = lower($1) AND NOT revoked",
                 )
                 .bind(email)
                 .execute(&self.ops)
                 .await?
-                .rows_affected())
+                .rows_affected();
+                self.changes.bump();
+                Ok(n)
             }
 
             async fn revoke_sessions_by_domain(&self, domain: &str) -> Result<u64, StoreError> {
@@ -919,14 +943,16 @@ macro_rules! impl_common {
                     return Err(StoreError::Invalid(format!("not a domain: {domain:?}")));
                 }
                 // Suffix comparison, not LIKE: `_` and `%` must not act as wildcards.
-                Ok(sqlx::query(
+                let n = sqlx::query(
                     "UPDATE sessions SET revoked = true WHERE NOT revoked \
                      AND lower(substr(email, length(email) - length($1))) = '@' || $1",
                 )
                 .bind(&domain)
                 .execute(&self.ops)
                 .await?
-                .rows_affected())
+                .rows_affected();
+                self.changes.bump();
+                Ok(n)
             }
 
             async fn consume_jti(&self, jti: &str, expires_at: DateTime<Utc>) -> Result<bool, StoreError> {
@@ -996,6 +1022,7 @@ macro_rules! impl_common {
                 ] {
                     n += sqlx::query(sql).bind(now).execute(&self.ops).await?.rows_affected();
                 }
+                self.changes.bump();
                 Ok(n)
             }
 

@@ -62,6 +62,7 @@
 //!   once.
 
 mod blob;
+mod changes;
 #[macro_use]
 mod common;
 mod error;
@@ -79,6 +80,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use blob::{BlobRef, BlobStore};
+pub use changes::CHANGE_POLL;
 pub use error::StoreError;
 pub use fts::{MATCH_END, MATCH_START};
 pub use model::*;

@@ -124,6 +124,16 @@ pub struct AttachmentRecord {
     pub blob: Option<BlobRef>,
 }
 
+/// The database's change counters ([`crate::Store::change_stamp`]). Each only grows; equal
+/// stamps mean nothing a portal caches has changed in between.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct ChangeStamp {
+    /// Bumped by every space sync commit and space removal.
+    pub mirror: i64,
+    /// Bumped by every session revocation or removal.
+    pub sessions: i64,
+}
+
 /// Where the sync of one space stands.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncState {

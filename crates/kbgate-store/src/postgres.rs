@@ -21,6 +21,7 @@ pub struct PostgresStore {
     ops: PgPool,
     blobs: BlobStore,
     limits: SearchLimits,
+    changes: crate::changes::LocalChanges,
 }
 
 impl std::fmt::Debug for PostgresStore {
@@ -45,6 +46,7 @@ impl PostgresStore {
             ops: pool,
             blobs: BlobStore::new(data_dir),
             limits: SearchLimits::postgres(),
+            changes: Default::default(),
         })
     }
 

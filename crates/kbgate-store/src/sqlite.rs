@@ -29,6 +29,7 @@ pub struct SqliteStore {
     ops: SqlitePool,
     blobs: BlobStore,
     limits: SearchLimits,
+    changes: crate::changes::LocalChanges,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -122,6 +123,7 @@ impl SqliteStore {
             ops,
             blobs: BlobStore::new(data_dir),
             limits: SearchLimits::default(),
+            changes: Default::default(),
         })
     }
 

@@ -16,6 +16,15 @@ pub trait Store: Send + Sync {
     /// The attachment blob directory.
     fn blobs(&self) -> &BlobStore;
 
+    /// How many change-stamp writes (sync commits, space removals, session revocations and
+    /// purges) this handle has committed: a free, in-process hint that
+    /// [`Store::change_stamp`] moved. Writes of other processes do not show here.
+    fn local_changes(&self) -> u64;
+
+    /// The change counters as committed by any process (one small read per database). See
+    /// [`crate::CHANGE_POLL`] for how the portal uses it.
+    async fn change_stamp(&self) -> Result<ChangeStamp, StoreError>;
+
     // ----- mirror writes -------------------------------------------------------------
 
     /// Starts the atomic sync of one space: upserts `space` and opens a transaction.

@@ -32,6 +32,7 @@ kbgate_store::store_tests!(
     sessions_expire_and_revoke,
     audit_people_journal_ownership,
     delete_space_removes_everything,
+    change_stamps_move_with_what_portals_cache,
 );
 
 fn ts(minutes: i64) -> DateTime<Utc> {
@@ -1362,4 +1363,101 @@ async fn search_of_stop_words_alone_finds_no_unrelated_pages(t: &TestStore) {
             assert_eq!(h.page_id, "1", "{q:?} found {}", h.page_id);
         }
     }
+}
+
+/// The portal caches sessions and the mirror between moves of the change stamps: every write
+/// that can take something away must move them, whichever process (store handle) commits it,
+/// and nothing else may (a sign-in or an activity touch would empty the caches for nothing).
+async fn change_stamps_move_with_what_portals_cache(t: &TestStore) {
+    let other = t.reopen().await.unwrap(); // another process on the same database
+    let s0 = t.change_stamp().await.unwrap();
+    assert_eq!(other.change_stamp().await.unwrap(), s0);
+    let local0 = t.local_changes();
+
+    // A sync commit, by another process: the mirror stamp moves for everyone, this handle's
+    // in-process count does not.
+    full_sync(
+        &*other,
+        &space("S1", "KB"),
+        vec![page("1", "S1", None, 0, "One")],
+    )
+    .await;
+    let s1 = t.change_stamp().await.unwrap();
+    assert!(s1.mirror > s0.mirror, "{s0:?} -> {s1:?}");
+    assert_eq!(s1.sessions, s0.sessions);
+    assert_eq!(t.local_changes(), local0);
+
+    // A sync that rolls back moves nothing.
+    let mut sync = t
+        .begin_space_sync(&space("S1", "KB"), SyncMode::Incremental)
+        .await
+        .unwrap();
+    sync.set_restrictions("1", true, true).await.unwrap();
+    sync.rollback().await.unwrap();
+    assert_eq!(t.change_stamp().await.unwrap(), s1);
+
+    // A restriction committed by this handle: both the stamp and the local count move.
+    let mut sync = t
+        .begin_space_sync(&space("S1", "KB"), SyncMode::Incremental)
+        .await
+        .unwrap();
+    sync.set_restrictions("1", true, true).await.unwrap();
+    sync.commit(state(&space("S1", "KB"), false, 30))
+        .await
+        .unwrap();
+    let s2 = t.change_stamp().await.unwrap();
+    assert!(s2.mirror > s1.mirror);
+    assert!(t.local_changes() > local0);
+
+    // Sign-ins and activity leave the session stamp alone; revocations move it.
+    let session = SessionRecord {
+        id_hash: "h1".into(),
+        email: "ann@acme.com".into(),
+        created_at: ts(0),
+        last_seen_at: ts(0),
+        expires_at: ts(600),
+        revoked: false,
+    };
+    t.create_session(&session).await.unwrap();
+    t.touch_session("h1", ts(5)).await.unwrap();
+    assert_eq!(t.change_stamp().await.unwrap(), s2);
+    assert_eq!(
+        other.revoke_sessions_by_domain("acme.com").await.unwrap(),
+        1
+    );
+    let s3 = t.change_stamp().await.unwrap();
+    assert!(
+        s3.sessions > s2.sessions && s3.mirror == s2.mirror,
+        "{s2:?} -> {s3:?}"
+    );
+    for revoke in ["one", "email", "purge"] {
+        let before = t.change_stamp().await.unwrap();
+        let id = format!("h-{revoke}");
+        t.create_session(&SessionRecord {
+            id_hash: id.clone(),
+            ..session.clone()
+        })
+        .await
+        .unwrap();
+        match revoke {
+            "one" => assert!(other.revoke_session(&id).await.unwrap()),
+            "email" => assert!(
+                other
+                    .revoke_sessions_by_email("Ann@acme.com")
+                    .await
+                    .unwrap()
+                    >= 1
+            ),
+            _ => assert!(other.purge_expired(ts(601)).await.unwrap() >= 1),
+        }
+        assert!(
+            t.change_stamp().await.unwrap().sessions > before.sessions,
+            "{revoke} moves the session stamp"
+        );
+    }
+
+    // Removing a space moves the mirror stamp.
+    let before = t.change_stamp().await.unwrap();
+    assert!(other.delete_space("S1").await.unwrap());
+    assert!(t.change_stamp().await.unwrap().mirror > before.mirror);
 }

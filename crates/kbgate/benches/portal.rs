@@ -8,7 +8,12 @@
 //! `cargo bench -p kbgate --bench portal` (needs Debian's `wrk` and `nginx`:
 //! `apt-get install wrk nginx`; without nginx the comparison is skipped).
 //! Env: `PORTAL_BENCH_PAGES` (default 10000), `PORTAL_BENCH_SECONDS` (default 10),
-//! `PORTAL_BENCH_CONNECTIONS` (default 32), `PORTAL_BENCH_QUERIES` (default 500).
+//! `PORTAL_BENCH_CONNECTIONS` (default 32), `PORTAL_BENCH_QUERIES` (default 500),
+//! `PORTAL_BENCH_ROTATE` (default 1000: distinct pages of the rotation run).
+//!
+//! Besides the one page, a rotation run views `PORTAL_BENCH_ROTATE` distinct pages in turn
+//! (kbgate and nginx on the same files), and the first view of each page — the one that
+//! reads the store and resolves the page for the viewer — is timed one at a time.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -62,8 +67,40 @@ struct Load {
     errors: String,
 }
 
+/// A wrk script that requests `paths` in turn (each thread from the start of the list).
+fn rotation_script(dir: &Path, name: &str, paths: &[String]) -> std::io::Result<String> {
+    let list = paths
+        .iter()
+        .map(|p| format!("{p:?}"))
+        .collect::<Vec<_>>()
+        .join(",\n");
+    let file = dir.join(name);
+    std::fs::write(
+        &file,
+        format!(
+            "paths = {{\n{list}\n}}\ni = 0\nrequest = function()\n  i = i + 1\n  \
+             return wrk.format(\"GET\", paths[(i % #paths) + 1])\nend\n"
+        ),
+    )?;
+    Ok(file.display().to_string())
+}
+
 fn wrk(wrk: &str, url: &str, cookie: Option<&str>, conns: usize, secs: usize) -> Load {
+    wrk_script(wrk, url, cookie, conns, secs, None)
+}
+
+fn wrk_script(
+    wrk: &str,
+    url: &str,
+    cookie: Option<&str>,
+    conns: usize,
+    secs: usize,
+    script: Option<&str>,
+) -> Load {
     let mut cmd = Command::new(wrk);
+    if let Some(s) = script {
+        cmd.args(["-s", s]);
+    }
     cmd.args([
         "-t2",
         &format!("-c{conns}"),
@@ -145,6 +182,7 @@ async fn main() -> anyhow::Result<()> {
     let secs = env_usize("PORTAL_BENCH_SECONDS", 10);
     let conns = env_usize("PORTAL_BENCH_CONNECTIONS", 32);
     let queries = env_usize("PORTAL_BENCH_QUERIES", 500);
+    let rotate = env_usize("PORTAL_BENCH_ROTATE", 1000);
     let Some(wrk_bin) = which("wrk") else {
         eprintln!("portal bench needs wrk (apt-get install wrk nginx); skipped");
         return Ok(());
@@ -303,6 +341,7 @@ spaces = [{spaces}]
 
     // 5. The page to view: a readable page of the first space's tree, and the titles for search.
     let mut titles = Vec::new();
+    let mut all_ids = Vec::new();
     let (mut home, mut leaf) = (None, None);
     for key in &keys {
         let tree: serde_json::Value = serde_json::from_str(
@@ -322,6 +361,7 @@ spaces = [{spaces}]
                         if is_leaf {
                             leaf.get_or_insert_with(|| id.clone());
                         }
+                        all_ids.push(id.clone());
                         home.get_or_insert(id);
                         titles.push(title.as_str().unwrap_or_default().to_owned());
                     }
@@ -366,6 +406,8 @@ spaces = [{spaces}]
         k.rps, k.p50_ms, k.p99_ms, k.errors
     );
     let (rss_after_views, _) = mem_kb(serve.0.id());
+    let mut nginx = None;
+    let mut nginx_url = None;
     if let Some(nginx_bin) = which("nginx") {
         let root = d.join("static");
         std::fs::create_dir_all(&root)?;
@@ -388,7 +430,7 @@ spaces = [{spaces}]
                 root = root.display(),
             ),
         )?;
-        let _nginx = Proc(
+        nginx = Some(Proc(
             Command::new(nginx_bin)
                 .args([
                     "-c",
@@ -398,7 +440,7 @@ spaces = [{spaces}]
                 ])
                 .stderr(Stdio::null())
                 .spawn()?,
-        );
+        ));
         let nurl = format!("http://127.0.0.1:{nport}/page.html");
         let deadline = Instant::now() + Duration::from_secs(10);
         while http.get(&nurl).send().await.is_err() {
@@ -414,9 +456,71 @@ spaces = [{spaces}]
             "ratio: nginx/kbgate throughput {:.2}x (budget: ≤ 2x)",
             n.rps / k.rps
         );
+        nginx_url = Some(nurl);
     } else {
         println!("nginx not installed (apt-get install nginx): comparison skipped");
     }
+
+    // 6b. Many pages in turn: first views one at a time (store reads and per-viewer
+    // resolution), then the rotation under load, kbgate and nginx on the same files.
+    let n_rot = rotate.min(all_ids.len());
+    let step = (all_ids.len() / n_rot.max(1)).max(1);
+    let rot_ids: Vec<&String> = all_ids.iter().step_by(step).take(n_rot).collect();
+    let rot_root = d.join("static");
+    std::fs::create_dir_all(&rot_root)?;
+    let mut first = Vec::new();
+    let mut rot_bytes = 0usize;
+    for (i, id) in rot_ids.iter().enumerate() {
+        let t = Instant::now();
+        let body = get_text(&http, &format!("{base}/pages/{id}"), &cookie).await?;
+        first.push(t.elapsed().as_secs_f64() * 1000.0);
+        rot_bytes += body.len();
+        std::fs::write(rot_root.join(format!("p{i}.html")), &body)?;
+    }
+    first.sort_by(f64::total_cmp);
+    println!(
+        "first views of {} distinct pages, one at a time: p50 {:.2} ms  p99 {:.2} ms  ({} KB average)",
+        rot_ids.len(),
+        pct(&first, 0.5),
+        pct(&first, 0.99),
+        rot_bytes / rot_ids.len().max(1) / 1024
+    );
+    let kb_paths: Vec<String> = rot_ids.iter().map(|id| format!("/pages/{id}")).collect();
+    let kb_script = rotation_script(d, "kbgate-rotation.lua", &kb_paths)?;
+    let k_rot = wrk_script(
+        &wrk_bin,
+        &page_url,
+        Some(&cookie),
+        conns,
+        secs,
+        Some(&kb_script),
+    );
+    println!(
+        "kbgate  {} pages in turn: {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  {}",
+        rot_ids.len(),
+        k_rot.rps,
+        k_rot.p50_ms,
+        k_rot.p99_ms,
+        k_rot.errors
+    );
+    if let Some(nurl) = &nginx_url {
+        let n_paths: Vec<String> = (0..rot_ids.len()).map(|i| format!("/p{i}.html")).collect();
+        let n_script = rotation_script(d, "nginx-rotation.lua", &n_paths)?;
+        let n_rot = wrk_script(&wrk_bin, nurl, None, conns, secs, Some(&n_script));
+        println!(
+            "nginx   {} files in turn: {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  {}",
+            rot_ids.len(),
+            n_rot.rps,
+            n_rot.p50_ms,
+            n_rot.p99_ms,
+            n_rot.errors
+        );
+        println!(
+            "ratio: nginx/kbgate throughput, pages in turn {:.2}x (budget: ≤ 2x)",
+            n_rot.rps / k_rot.rps
+        );
+    }
+    drop(nginx);
 
     // 7. Search over HTTP, one query at a time: words of the readable titles.
     let mut words: Vec<String> = titles

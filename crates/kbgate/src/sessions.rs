@@ -10,7 +10,8 @@ use crate::wiring;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum Command {
-    /// End every session of a domain or of one person, effective on their next request.
+    /// End every session of a domain or of one person. A running `kbgate serve` refuses
+    /// their next request: the command returns only once that holds.
     Revoke(RevokeArgs),
 }
 
@@ -47,6 +48,10 @@ async fn revoke(config: &Path, args: RevokeArgs) -> anyhow::Result<()> {
         }
         (None, None) => anyhow::bail!("give --domain or --email"),
     };
+    // A running portal caches sessions and re-reads the store's change stamp at least every
+    // CHANGE_POLL; past that, every request it starts sees the revocation. Report only then,
+    // so "revoked" means no request begun afterwards is served.
+    tokio::time::sleep(kbgate_store::CHANGE_POLL + std::time::Duration::from_millis(20)).await;
     println!("{n} session(s) revoked");
     Ok(())
 }

@@ -28,6 +28,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub store: Arc<dyn Store>,
     pub policy: PolicyHandle,
+    /// The served state (e.g. [`AppState::clear_caches`] after back-dating a session).
+    pub state: AppState,
     pub outbox: tempfile::TempDir,
     _store: TestStore,
     _server: tokio::task::JoinHandle<()>,
@@ -478,8 +480,9 @@ pub async fn serve_with(
         Some(mailer),
         extras,
     );
+    let served = state.clone();
     let server = tokio::spawn(async move {
-        kbgate_server::serve(listener, state, std::future::pending())
+        kbgate_server::serve(listener, served, std::future::pending())
             .await
             .unwrap();
     });
@@ -492,6 +495,7 @@ pub async fn serve_with(
         client,
         store,
         policy,
+        state,
         outbox,
         _store: test_store,
         _server: server,
@@ -608,6 +612,11 @@ pub fn fixture(name: &str) -> PathBuf {
 }
 
 impl TestApp {
+    /// A second handle on the served store: writes through it are another process's.
+    pub async fn other_process_store(&self) -> Arc<dyn Store> {
+        self._store.reopen().await.unwrap()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
