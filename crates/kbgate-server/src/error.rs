@@ -3,13 +3,12 @@
 //! Handlers return [`Error`]; it maps to a status code and a fixed, public message. Nothing from
 //! the inside (store errors, token details, secrets) reaches the client: internal causes are
 //! logged server-side and the client sees a generic text. The body is JSON by default; the
-//! [`negotiate`] middleware re-renders it as an HTML page when the client asks for HTML, and also
+//! [`Negotiation`] of the edge middleware re-renders it as an HTML page when the client asks for HTML, and also
 //! replaces axum's own plain-text rejections (bad query strings, bodies too large, unknown
 //! routes…) with the same clean format.
 
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 
 /// What went wrong, as far as the client may know.
@@ -138,50 +137,65 @@ pub(crate) fn wants_html(path: &str, headers: &HeaderMap) -> bool {
     !accept.contains("application/json")
 }
 
-/// Middleware: renders our errors (and axum's rejections) as HTML or JSON by `Accept`.
-pub(crate) async fn negotiate(req: Request, next: Next) -> Response {
-    let html = wants_html(req.uri().path(), req.headers());
-    // Where a sign-in should lead back to (only GETs of local pages make sense); worked out
-    // only when the answer is an error.
-    let back_uri = (req.method() == axum::http::Method::GET
-        && !req.uri().path().starts_with("/auth/"))
-    .then(|| req.uri().clone());
-    let resp = next.run(req).await;
-    let status = resp.status();
-    if !(status.is_client_error() || status.is_server_error()) {
-        return resp;
-    }
-    let back = back_uri
-        .as_ref()
-        .and_then(|u| u.path_and_query())
-        .and_then(|p| crate::redirect::LocalPath::parse(p.as_str()));
-    let mark = match resp.extensions().get::<ErrorMark>() {
-        Some(m) => *m,
-        // A rejection from axum or tower-http (plain text that may echo input): replace it.
-        None => ErrorMark {
-            status,
-            message: default_message(status),
-        },
-    };
-    let keep_headers = [header::WWW_AUTHENTICATE, header::RETRY_AFTER, header::ALLOW];
-    let mut kept: Vec<(header::HeaderName, HeaderValue)> = Vec::new();
-    for name in keep_headers {
-        if let Some(v) = resp.headers().get(&name) {
-            kept.push((name, v.clone()));
+/// How an error answer to a request is to be rendered: worked out from the request before it
+/// is handled, applied to the response after (see [`crate::security::edge`]).
+pub(crate) struct Negotiation {
+    html: bool,
+    /// Where a sign-in should lead back to (only GETs of local pages make sense); parsed only
+    /// when the answer is an error.
+    back_uri: Option<axum::http::Uri>,
+}
+
+impl Negotiation {
+    pub(crate) fn of(req: &Request) -> Negotiation {
+        Negotiation {
+            html: wants_html(req.uri().path(), req.headers()),
+            back_uri: (req.method() == axum::http::Method::GET
+                && !req.uri().path().starts_with("/auth/"))
+            .then(|| req.uri().clone()),
         }
     }
-    let mut out = if html {
-        let page = crate::pages::render_error_page(mark.status, mark.message, back.as_ref());
-        let mut r = (mark.status, Html(page)).into_response();
-        r.extensions_mut().insert(mark);
-        r
-    } else {
-        json_error(mark)
-    };
-    for (name, v) in kept {
-        out.headers_mut().insert(name, v);
+
+    /// Renders our errors (and axum's rejections) as HTML or JSON by `Accept`; other
+    /// responses pass unchanged.
+    pub(crate) fn apply(self, resp: Response) -> Response {
+        let status = resp.status();
+        if !(status.is_client_error() || status.is_server_error()) {
+            return resp;
+        }
+        let back = self
+            .back_uri
+            .as_ref()
+            .and_then(|u| u.path_and_query())
+            .and_then(|p| crate::redirect::LocalPath::parse(p.as_str()));
+        let mark = match resp.extensions().get::<ErrorMark>() {
+            Some(m) => *m,
+            // A rejection from axum or tower-http (plain text that may echo input): replace it.
+            None => ErrorMark {
+                status,
+                message: default_message(status),
+            },
+        };
+        let keep_headers = [header::WWW_AUTHENTICATE, header::RETRY_AFTER, header::ALLOW];
+        let mut kept: Vec<(header::HeaderName, HeaderValue)> = Vec::new();
+        for name in keep_headers {
+            if let Some(v) = resp.headers().get(&name) {
+                kept.push((name, v.clone()));
+            }
+        }
+        let mut out = if self.html {
+            let page = crate::pages::render_error_page(mark.status, mark.message, back.as_ref());
+            let mut r = (mark.status, Html(page)).into_response();
+            r.extensions_mut().insert(mark);
+            r
+        } else {
+            json_error(mark)
+        };
+        for (name, v) in kept {
+            out.headers_mut().insert(name, v);
+        }
+        out
     }
-    out
 }
 
 #[cfg(test)]

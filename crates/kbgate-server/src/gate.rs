@@ -72,7 +72,7 @@ pub(crate) struct Sessions {
     /// Active sessions by id hash, with the session change stamp they were read under: a
     /// signed-in request reads nothing from the store while no session was revoked anywhere
     /// (see [`crate::changes`]).
-    cache: quick_cache::sync::Cache<String, CachedSession>,
+    cache: quick_cache::sync::Cache<[u8; 32], CachedSession>,
 }
 
 #[derive(Clone)]
@@ -81,6 +81,15 @@ struct CachedSession {
     rec: SessionRecord,
     /// `rec.email`, parsed once.
     email: Email,
+    /// The sign-out form's token, derived once.
+    csrf: String,
+}
+
+/// An active session as a request sees it.
+pub(crate) struct ActiveSession {
+    pub(crate) email: Email,
+    /// Token for the sign-out form (derived from the session id).
+    pub(crate) csrf: String,
 }
 
 /// Most sessions kept in memory (about 300 bytes each); beyond, the least used are read from
@@ -133,38 +142,42 @@ impl Sessions {
         id: &Opaque,
         settings: &Settings,
         now: DateTime<Utc>,
-    ) -> Result<Option<Email>, Error> {
-        let hash = id.hash();
+    ) -> Result<Option<ActiveSession>, Error> {
+        let key = id.digest();
         let stamp = self.watch.current().await?.sessions;
         let idle =
             chrono::Duration::from_std(settings.session_idle).unwrap_or(chrono::Duration::hours(8));
-        if let Some(mut c) = self.cache.get(&hash).filter(|c| c.stamp == stamp) {
+        if let Some(mut c) = self.cache.get(&key).filter(|c| c.stamp == stamp) {
             // Expired, or idle as far as this process saw: the store decides (another process
             // may have seen activity this one did not).
             if now < c.rec.expires_at && now - c.rec.last_seen_at <= idle {
                 if now - c.rec.last_seen_at > TOUCH_EVERY {
                     self.store
-                        .touch_session(&hash, now)
+                        .touch_session(&id.hash(), now)
                         .await
                         .map_err(store_err)?;
                     c.rec.last_seen_at = now;
-                    self.cache.insert(hash, c.clone());
+                    self.cache.insert(key, c.clone());
                 }
-                return Ok(Some(c.email));
+                return Ok(Some(ActiveSession {
+                    email: c.email,
+                    csrf: c.csrf,
+                }));
             }
         }
+        let hash = id.hash();
         let Some(mut rec) = self
             .store
             .active_session(&hash, now)
             .await
             .map_err(store_err)?
         else {
-            self.cache.remove(&hash);
+            self.cache.remove(&key);
             return Ok(None);
         };
         if now - rec.last_seen_at > idle {
             self.store.revoke_session(&hash).await.map_err(store_err)?;
-            self.cache.remove(&hash);
+            self.cache.remove(&key);
             return Ok(None);
         }
         // Touch at most once a minute: fewer writes, same idle semantics to the minute.
@@ -178,17 +191,19 @@ impl Sessions {
         let Ok(email) = Email::parse(&rec.email) else {
             return Ok(None);
         };
+        let csrf = id.derive("csrf");
         // Filed under the stamp read before the session: a revocation committed after that
         // read moves the stamp, so this entry is never used past it.
         self.cache.insert(
-            hash,
+            key,
             CachedSession {
                 stamp,
                 rec,
                 email: email.clone(),
+                csrf: csrf.clone(),
             },
         );
-        Ok(Some(email))
+        Ok(Some(ActiveSession { email, csrf }))
     }
 
     pub(crate) fn clear_cache(&self) {
@@ -204,10 +219,13 @@ impl Sessions {
     }
 
     pub(crate) async fn revoke(&self, id: &Opaque) -> Result<bool, Error> {
-        let hash = id.hash();
-        let ended = self.store.revoke_session(&hash).await.map_err(store_err)?;
+        let ended = self
+            .store
+            .revoke_session(&id.hash())
+            .await
+            .map_err(store_err)?;
         // The store's change stamp has moved too; forgetting it here is only tidiness.
-        self.cache.remove(&hash);
+        self.cache.remove(&id.digest());
         Ok(ended)
     }
 
@@ -348,15 +366,15 @@ impl FromRequestParts<AppState> for CurrentViewer {
         let settings = state.settings();
         let id = session_cookie(&parts.headers, settings).ok_or(Error::Unauthorized)?;
         let now = Utc::now();
-        let email = state
+        let session = state
             .sessions()
             .resolve(&id, settings, now)
             .await?
             .ok_or(Error::Unauthorized)?;
-        let viewer = state.policy().viewer(&email, now)?;
+        let viewer = state.policy().viewer(&session.email, now)?;
         Ok(CurrentViewer {
             viewer,
-            csrf: id.derive("csrf"),
+            csrf: session.csrf,
         })
     }
 }

@@ -92,9 +92,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn(error::negotiate))
-        .layer(middleware::from_fn_with_state(security, security::headers))
-        .layer(middleware::from_fn(security::log_requests))
+        .layer(middleware::from_fn_with_state(security, security::edge))
         .with_state(state)
 }
 

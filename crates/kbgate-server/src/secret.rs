@@ -39,7 +39,13 @@ impl Opaque {
 
     /// SHA-256 hex: the form kept in the store (a leaked database does not yield live ids).
     pub fn hash(&self) -> String {
-        hex::encode(Sha256::digest(self.0.as_bytes()))
+        hex::encode(self.digest())
+    }
+
+    /// The SHA-256 of the secret as bytes ([`Opaque::hash`] without the hex): a map key
+    /// that does not hold the secret.
+    pub fn digest(&self) -> [u8; 32] {
+        Sha256::digest(self.0.as_bytes()).into()
     }
 
     /// A token derived from this secret for another purpose (e.g. the sign-out form's CSRF

@@ -46,64 +46,71 @@ impl SecurityHeaders {
     }
 }
 
-/// Middleware: adds the security headers unless the handler set a stricter one itself (e.g. the
-/// sandboxing CSP of attachment downloads).
-pub(crate) async fn headers(
+impl SecurityHeaders {
+    /// Adds the security headers unless the handler set a stricter one itself (e.g. the
+    /// sandboxing CSP of attachment downloads).
+    fn apply(&self, resp: &mut Response) {
+        let h = resp.headers_mut();
+        let mut set = |name: HeaderName, value: HeaderValue| {
+            if !h.contains_key(&name) {
+                h.insert(name, value);
+            }
+        };
+        set(header::CONTENT_SECURITY_POLICY, self.csp.clone());
+        set(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        // Tokens and codes travel in sign-in URLs: never send a URL of ours to another site.
+        set(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        );
+        set(
+            HeaderName::from_static("permissions-policy"),
+            HeaderValue::from_static(
+                "camera=(), microphone=(), geolocation=(), interest-cohort=()",
+            ),
+        );
+        set(
+            HeaderName::from_static("cross-origin-opener-policy"),
+            HeaderValue::from_static("same-origin"),
+        );
+        set(
+            HeaderName::from_static("cross-origin-resource-policy"),
+            HeaderValue::from_static("same-origin"),
+        );
+        // Everything but static assets is per viewer: keep it out of shared caches.
+        set(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store, private"),
+        );
+        if let Some(v) = &self.frame_options {
+            set(header::X_FRAME_OPTIONS, v.clone());
+        }
+        if let Some(v) = &self.hsts {
+            set(header::STRICT_TRANSPORT_SECURITY, v.clone());
+        }
+    }
+}
+
+/// The one middleware every request passes (one layer, not three: each layer costs a boxed
+/// service clone and future per request). From the inside out: errors rendered as HTML or
+/// JSON by `Accept` ([`crate::error::Negotiation`]), the security headers, and one log line
+/// per request with method, path (never the query string: tokens, codes and emails live
+/// there), status and duration. Headers are not logged.
+pub(crate) async fn edge(
     State(sec): State<Arc<SecurityHeaders>>,
     req: Request,
     next: Next,
 ) -> Response {
-    let mut resp = next.run(req).await;
-    let h = resp.headers_mut();
-    let mut set = |name: HeaderName, value: HeaderValue| {
-        if !h.contains_key(&name) {
-            h.insert(name, value);
-        }
-    };
-    set(header::CONTENT_SECURITY_POLICY, sec.csp.clone());
-    set(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    // Tokens and codes travel in sign-in URLs: never send a URL of ours to another site.
-    set(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    set(
-        HeaderName::from_static("permissions-policy"),
-        HeaderValue::from_static("camera=(), microphone=(), geolocation=(), interest-cohort=()"),
-    );
-    set(
-        HeaderName::from_static("cross-origin-opener-policy"),
-        HeaderValue::from_static("same-origin"),
-    );
-    set(
-        HeaderName::from_static("cross-origin-resource-policy"),
-        HeaderValue::from_static("same-origin"),
-    );
-    // Everything but static assets is per viewer: keep it out of shared caches.
-    set(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-store, private"),
-    );
-    if let Some(v) = &sec.frame_options {
-        set(header::X_FRAME_OPTIONS, v.clone());
-    }
-    if let Some(v) = &sec.hsts {
-        set(header::STRICT_TRANSPORT_SECURITY, v.clone());
-    }
-    resp
-}
-
-/// Middleware: one log line per request with method, path (never the query string: tokens,
-/// codes and emails live there), status and duration. Headers are not logged.
-pub(crate) async fn log_requests(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     // Cheap to clone; the loggable path is only worked out when the line is written.
     let uri = req.uri().clone();
     let started = Instant::now();
-    let resp = next.run(req).await;
+    let negotiation = crate::error::Negotiation::of(&req);
+    let mut resp = negotiation.apply(next.run(req).await);
+    sec.apply(&mut resp);
     let status = resp.status().as_u16();
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     if status >= 500 {
