@@ -159,6 +159,10 @@ pub struct PortalConfig {
     pub from: Option<String>,
     /// Validity of a magic link. Default 15 minutes, at most 1 hour.
     pub magic_link_ttl: Duration,
+    /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names the client,
+    /// for the per-client rate limits of sign-in and access requests. Default: none (the
+    /// peer address is the client).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Memory for resolved page views kept between sync commits, in MiB. Default 32; 0 turns
     /// the cache off; at most 4096.
     pub view_cache_mb: u64,
@@ -696,6 +700,18 @@ impl Builder<'_> {
                 }
             }
         }
+        let mut trusted_proxies = Vec::new();
+        if let Some(list) = &r.trusted_proxies {
+            for (i, v) in list.value.iter().enumerate() {
+                match parse_proxy(v.value.trim()) {
+                    Ok(net) => trusted_proxies.push(net),
+                    Err(e) => {
+                        self.err(&v.origin, &format!("portal.trusted_proxies[{i}]"), e);
+                        ok = false;
+                    }
+                }
+            }
+        }
         let session_idle = self.duration(
             &r.session_idle,
             "portal.session_idle",
@@ -821,6 +837,7 @@ impl Builder<'_> {
             from,
             magic_link_ttl: magic_link_ttl?,
             view_cache_mb: view_cache_mb?,
+            trusted_proxies,
         })
     }
 
@@ -1089,6 +1106,16 @@ pub fn default_public_url(listen: SocketAddr) -> Url {
     // A socket address always forms a valid http URL; fall back to a literal just in case.
     Url::parse(&text)
         .unwrap_or_else(|_| Url::parse("http://127.0.0.1:8080").expect("valid literal"))
+}
+
+/// A trusted proxy: an IP address (`10.0.0.7`, `::1`) or a CIDR range (`10.0.0.0/8`).
+fn parse_proxy(s: &str) -> Result<ipnet::IpNet, String> {
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok(ipnet::IpNet::from(ip));
+    }
+    s.parse::<ipnet::IpNet>().map(|n| n.trunc()).map_err(|_| {
+        "expected an IP address or a CIDR range, e.g. 10.0.0.7 or 10.0.0.0/8".to_owned()
+    })
 }
 
 /// A CSP source for `frame-ancestors`: `'self'` or `scheme://host[:port]`, nothing that could

@@ -83,6 +83,7 @@ pub(crate) struct RawPortal {
     pub from: Str,
     pub magic_link_ttl: Str,
     pub view_cache_mb: Option<Val<u64>>,
+    pub trusted_proxies: List,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -241,7 +242,8 @@ pub(crate) fn apply_env(
             outbox_dir,
             from,
             magic_link_ttl,
-            view_cache_mb
+            view_cache_mb,
+            trusted_proxies
         ]
     );
     if let Some(p) = raw.portal.as_mut() {

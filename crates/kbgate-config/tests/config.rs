@@ -152,6 +152,16 @@ fn minimal_config_uses_defaults() {
     assert_eq!(c.portal.session_idle, Duration::from_secs(7200));
     assert_eq!(c.portal.magic_link_ttl, Duration::from_secs(900));
     assert_eq!(c.portal.view_cache_mb, 32);
+    assert!(c.portal.trusted_proxies.is_empty());
+    let c =
+        load("[portal]\ntrusted_proxies = [\"10.1.2.3/8\", \"::1\", \" 192.0.2.7 \"]\n").unwrap();
+    let shown: Vec<String> = c
+        .portal
+        .trusted_proxies
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(shown, ["10.0.0.0/8", "::1/128", "192.0.2.7/32"]);
     assert!(c.policy.audiences().is_empty());
 }
 
@@ -463,6 +473,12 @@ fn semantic_errors_each_have_their_line() {
             "[portal]\nview_cache_mb = 5000\n",
             "view_cache_mb",
             "portal.view_cache_mb",
+        ),
+        (
+            "[portal]\n",
+            "[portal]\ntrusted_proxies = [\"10.0.0.1\", \"proxy.internal\"]\n",
+            "trusted_proxies",
+            "portal.trusted_proxies[1]",
         ),
     ];
     for (from, to, needle, key) in cases {

@@ -49,7 +49,8 @@ pub(crate) async fn spaces(
 pub(crate) struct TreeJson {
     key: String,
     name: String,
-    pages: Vec<TreeNode>,
+    /// The cached tree itself, serialised in place (a 25,000-page tree is megabytes).
+    pages: std::sync::Arc<Vec<TreeNode>>,
 }
 
 /// `GET /api/v1/spaces/{key}/tree`: the viewer's page tree of a space.
@@ -64,7 +65,7 @@ pub(crate) async fn tree(
     Ok(Json(TreeJson {
         key: space.key,
         name: space.name,
-        pages: pages.as_ref().clone(),
+        pages,
     }))
 }
 

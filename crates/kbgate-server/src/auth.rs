@@ -8,7 +8,7 @@
 //! (`crate::access_requests`): both answer the same for every address, mail in the
 //! background, share the per-email and per-client limits, and use single-use codes.
 
-use std::net::SocketAddr;
+use std::net::IpAddr;
 
 use askama::Template;
 use axum::Json;
@@ -322,14 +322,14 @@ pub(crate) fn form_email(raw: &str) -> Result<Email, Error> {
 /// neither the answer nor its timing tells whether the address is allowed.
 pub(crate) fn mail_link(
     state: &AppState,
-    addr: Option<SocketAddr>,
+    addr: Option<IpAddr>,
     raw_email: &str,
     link: &'static MailedLink,
     return_to: &LocalPath,
     eligible: impl FnOnce(&Email, DateTime<Utc>) -> bool,
 ) -> Result<(), Error> {
     let email = form_email(raw_email)?;
-    let client_key = addr.map(|a| a.ip().to_string()).unwrap_or_default();
+    let client_key = addr.map(|a| a.to_string()).unwrap_or_default();
     if !state.limit_client().check(&client_key) || !state.limit_email().check(email.as_str()) {
         return Err(Error::TooManyRequests);
     }

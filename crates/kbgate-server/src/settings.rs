@@ -18,6 +18,7 @@ pub struct Settings {
     pub(crate) magic_link_ttl: Duration,
     pub(crate) site_name: String,
     pub(crate) view_cache_bytes: u64,
+    pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// Default memory for cached page views: a few thousand typical pages.
@@ -47,7 +48,15 @@ impl Settings {
             magic_link_ttl: Duration::from_secs(15 * 60),
             site_name: "Knowledge base".to_owned(),
             view_cache_bytes: DEFAULT_VIEW_CACHE_BYTES,
+            trusted_proxies: Vec::new(),
         }
+    }
+
+    /// Reverse proxies whose `X-Forwarded-For` names the client (for per-client rate limits).
+    /// Without them every request's client is its peer address, and the header is ignored.
+    pub fn with_trusted_proxies(mut self, proxies: Vec<ipnet::IpNet>) -> Settings {
+        self.trusted_proxies = proxies;
+        self
     }
 
     /// Memory for rendered page views kept between sync commits (0 turns the cache off).

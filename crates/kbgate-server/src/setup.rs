@@ -54,6 +54,7 @@ pub fn settings_from_config(config: &Config) -> Settings {
         .with_session_expiry(p.session_idle, p.session_absolute)
         .with_magic_link_ttl(p.magic_link_ttl)
         .with_view_cache_bytes(p.view_cache_mb * 1024 * 1024)
+        .with_trusted_proxies(p.trusted_proxies.clone())
 }
 
 /// The magic-link mailer of a configuration.

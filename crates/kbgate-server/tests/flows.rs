@@ -247,6 +247,51 @@ async fn magic_link_is_rate_limited_per_client() {
     assert!(limited);
 }
 
+/// Sends magic-link requests from "client" `xff` (as a reverse proxy would name it) until
+/// refused; returns how many were accepted (at most 25).
+async fn accepted_from(app: &TestApp, xff: &str, tag: &str) -> usize {
+    for i in 0..25 {
+        let r = app
+            .client
+            .post(app.url("/auth/email"))
+            .header("x-forwarded-for", xff)
+            .form(&[("email", format!("{tag}{i}@nobody.org"))])
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 429 {
+            return i;
+        }
+        assert_eq!(r.status(), 200);
+    }
+    25
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
+    let app = spawn_app_with(
+        |s| s.with_trusted_proxies(vec!["127.0.0.0/8".parse().unwrap()]),
+        hs256_verifier(),
+    )
+    .await;
+    assert_eq!(accepted_from(&app, "198.51.100.1", "a").await, 20);
+    // Another customer behind the same proxy is not refused for the first one's requests...
+    assert_eq!(accepted_from(&app, "198.51.100.2", "b").await, 20);
+    // ...and the first cannot escape its limit by prepending an address of its choice.
+    assert_eq!(
+        accepted_from(&app, "203.0.113.50, 198.51.100.1", "c").await,
+        0
+    );
+}
+
+#[tokio::test]
+async fn without_trusted_proxies_a_forwarded_header_changes_nothing() {
+    let app = spawn_app().await;
+    assert_eq!(accepted_from(&app, "198.51.100.1", "a").await, 20);
+    // Every request comes from the same peer: a made-up header does not open a new bucket.
+    assert_eq!(accepted_from(&app, "198.51.100.2", "b").await, 0);
+}
+
 #[tokio::test]
 async fn logout_ends_the_session_and_needs_the_form_token() {
     let app = spawn_app().await;

@@ -649,9 +649,16 @@ macro_rules! impl_common {
                      ORDER BY p.parent_id NULLS FIRST, p.position, p.title, p.id"
                 ))
                 .bind(space_id)
-                .fetch_all(&self.mirror)
-                .await?;
-                collect(rows, summary_from_row)
+                .fetch(&self.mirror);
+                // Streamed, row by row: a 40,000-page space held as raw rows and as summaries
+                // at once doubled the portal's memory peak for nothing.
+                let mut rows = std::pin::pin!(rows);
+                let mut out = Vec::new();
+                while let Some(row) = futures::TryStreamExt::try_next(&mut rows).await? {
+                    out.push(summary_from_row(&row)?);
+                }
+                out.shrink_to_fit();
+                Ok(out)
             }
 
             async fn page_summaries_by_ids(
