@@ -2,7 +2,9 @@
 //!
 //! `cargo bench -p kbgate-store --bench search` (env `KBGATE_BENCH_PAGES`, default 100000;
 //! PostgreSQL too when `KBGATE_TEST_POSTGRES_URL` or the default test server is reachable).
-//! Prints p50/p99 per query kind; asserts nothing.
+//! Prints p50/p99 per query kind; asserts nothing. For investigating plans:
+//! `KBGATE_BENCH_BACKENDS=postgres` (or `sqlite`) runs one backend only, and
+//! `KBGATE_BENCH_KEEP=1` keeps the PostgreSQL database (its URL is printed) for psql.
 
 use std::time::{Duration, Instant};
 
@@ -156,13 +158,24 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         eprintln!("search benchmark, {pages} pages");
-        let t = testing::sqlite().await;
-        seed(&t, pages).await;
-        measure(&t).await;
-        drop(t);
+        let backends = std::env::var("KBGATE_BENCH_BACKENDS").unwrap_or_default();
+        let wanted = |b: &str| backends.is_empty() || backends.split(',').any(|x| x == b);
+        if wanted("sqlite") {
+            let t = testing::sqlite().await;
+            seed(&t, pages).await;
+            measure(&t).await;
+        }
+        if !wanted("postgres") {
+            return;
+        }
         if let Some(t) = testing::postgres().await {
             seed(&t, pages).await;
             measure(&t).await;
+            if std::env::var_os("KBGATE_BENCH_KEEP").is_some() {
+                eprintln!("  kept {}", t.url);
+                // Skips the drop that removes the database.
+                std::mem::forget(t);
+            }
         }
     });
 }

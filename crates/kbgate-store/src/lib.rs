@@ -52,6 +52,10 @@
 //!   pass over every page holding the word (≈ 9 ms for a word in all of 100,000 pages),
 //!   and a PostgreSQL match test or `ts_rank` reads the TOASTed vector (≈ 5–10 µs a page):
 //!   ranking every one of 65,000 matches took 300–700 ms.
+//! - **Excerpts** (PostgreSQL) are cut in Rust from 1,000 characters of the body around the
+//!   first literal occurrence of a query word, marking the query words and their lexemes
+//!   (`src/excerpt.rs`): `ts_headline` parsed the whole window of every hit (≈ 5 ms a
+//!   page of results). SQLite uses FTS5's `snippet`.
 //! - **"Newest"** is the order pages were added to the mirror (SQLite rowid, PostgreSQL
 //!   `seq`), not Confluence's modification date.
 //! - **Index upkeep.** A SQLite sync ends with an incremental FTS5 merge proportional to
@@ -66,6 +70,7 @@ mod changes;
 #[macro_use]
 mod common;
 mod error;
+mod excerpt;
 mod fts;
 mod model;
 mod postgres;

@@ -8,7 +8,8 @@ use sqlx::{Postgres, QueryBuilder, Row};
 
 use crate::StoreError;
 use crate::blob::BlobStore;
-use crate::fts::{MATCH_END, MATCH_START, Terms};
+use crate::excerpt::{Marker, excerpt};
+use crate::fts::Terms;
 use crate::model::{ScopeEntry, SearchHit, SearchResults};
 use crate::scope::viewer_tokens;
 use crate::search::{self, SearchLimits, TitleHit};
@@ -81,18 +82,43 @@ impl PostgresStore {
             .collect::<Vec<_>>()
             .join(" | ");
         let tsquery = terms.tsquery();
+        let words = terms.distinct();
         let lim = self.limits;
         let mut tx = self.mirror.begin().await?;
-        // Only stop words: no query (`&&` with an empty query would match the whole scope).
-        let nodes: i32 = sqlx::query_scalar("SELECT numnode(to_tsquery('english'::regconfig, $1))")
+        // One round trip: whether the query has a word that is not a stop word (`&&` with
+        // an empty query would match the whole scope), the query's lexemes (to mark
+        // excerpts), and the `seq` bounds every candidate search starts from.
+        let (nodes, stems, lowest, floor): (i32, Vec<String>, Option<i64>, Option<i64>) =
+            sqlx::query_as(
+                "SELECT numnode(to_tsquery('english'::regconfig, $1))::int4, \
+                 array(SELECT lexeme FROM unnest(to_tsvector('english'::regconfig, $2))), \
+                 (SELECT min(seq) FROM pages), \
+                 (SELECT seq FROM pages ORDER BY seq DESC OFFSET $3 - 1 LIMIT 1)",
+            )
             .bind(&tsquery)
+            .bind(words.join(" "))
+            .bind(PROBE_PAGES)
             .fetch_one(&mut *tx)
             .await?;
+        let Some(lowest) = lowest else {
+            return Ok(SearchResults::default());
+        };
         if nodes == 0 {
             return Ok(SearchResults::default());
         }
-        let mut cands =
-            newest_matches(&mut tx, CONTENT, &tsquery, &scope_query, lim.candidates + 1).await?;
+        let bounds = SeqBounds {
+            lowest,
+            floor: floor.unwrap_or(lowest),
+        };
+        let mut cands = newest_matches(
+            &mut tx,
+            CONTENT,
+            &tsquery,
+            &scope_query,
+            bounds,
+            lim.candidates + 1,
+        )
+        .await?;
         if cands.is_empty() {
             return Ok(SearchResults::default());
         }
@@ -106,16 +132,22 @@ impl PostgresStore {
             (page, ids.len() > offset as usize + limit as usize)
         } else {
             // Bounded: pages with every word in the title, then the candidates.
-            let title =
-                newest_matches(&mut tx, TITLE, &tsquery, &scope_query, lim.title_candidates)
-                    .await?
-                    .into_iter()
-                    .map(|m| TitleHit {
-                        key: m.id,
-                        recency: m.seq,
-                        title_len: m.title_len,
-                    })
-                    .collect();
+            let title = newest_matches(
+                &mut tx,
+                TITLE,
+                &tsquery,
+                &scope_query,
+                bounds,
+                lim.title_candidates,
+            )
+            .await?
+            .into_iter()
+            .map(|m| TitleHit {
+                key: m.id,
+                recency: m.seq,
+                title_len: m.title_len,
+            })
+            .collect();
             let (tier1, tier2) = search::tiers(title, &ids);
             let split = search::split(tier1.len(), tier2.len(), limit, offset);
             let mut keys: Vec<String> = tier1[split.tier1.clone()].to_vec();
@@ -138,7 +170,8 @@ impl PostgresStore {
             (page, split.has_more)
         };
 
-        let hits = hits(&mut tx, terms, &tsquery, scope, &page).await?;
+        let marker = Marker::new(&words, stems);
+        let hits = hits(&mut tx, &words, &marker, scope, &page).await?;
         tx.commit().await?;
         Ok(SearchResults { hits, has_more })
     }
@@ -166,60 +199,65 @@ async fn rank_window(
     .await?)
 }
 
-/// Titles and headlines of `page` (`(id, rank)`, in order). A row that fails the exact
+/// Characters of a page's text an excerpt is cut from.
+const EXCERPT_WINDOW: usize = 1000;
+
+/// Titles and excerpts of `page` (`(id, rank)`, in order). A row that fails the exact
 /// scope check is left out.
 async fn hits(
     tx: &mut sqlx::Transaction<'static, Postgres>,
-    terms: &Terms,
-    tsquery: &str,
+    words: &[&str],
+    marker: &Marker,
     scope: &[&ScopeEntry],
     page: &[(String, f64)],
 ) -> Result<Vec<SearchHit>, StoreError> {
     if page.is_empty() {
         return Ok(Vec::new());
     }
-    // ts_headline parses all the text it is given (≈ 1 µs a word): give it 1,000
-    // characters around the first literal occurrence of a query word (the start of the
-    // body when only a stemmed form occurs).
+    // The excerpt window starts 200 characters before the first literal occurrence of a
+    // query word (at the start of the body when only a stemmed form occurs); one character
+    // more than the window tells whether the text goes on.
     let mut qb = QueryBuilder::<Postgres>::new(
-        "SELECT p.id, p.space_id, p.title, \
-         ts_headline('english'::regconfig, substr(p.body_text, greatest(1, coalesce(( \
-           SELECT min(nullif(strpos(lower(p.body_text), w), 0)) FROM unnest(",
+        "SELECT p.id, p.space_id, p.title, s.start, substr(p.body_text, s.start::int4, ",
     );
-    qb.push_bind(
-        terms
-            .distinct()
-            .into_iter()
-            .map(str::to_owned)
-            .collect::<Vec<String>>(),
-    );
-    qb.push(
-        "::text[]) w), 1) - 200), 1000), \
-           to_tsquery('english'::regconfig, ",
-    );
-    qb.push_bind(tsquery.to_owned());
-    qb.push("), ");
-    qb.push_bind(format!(
-        "StartSel=\"{MATCH_START}\", StopSel=\"{MATCH_END}\", MaxWords=30, MinWords=12, \
-         MaxFragments=2, FragmentDelimiter=\" … \""
-    ));
+    qb.push_bind(EXCERPT_WINDOW as i32 + 1);
+    qb.push(") AS win FROM unnest(");
     // Page by page through the primary key (with `p.id = ANY(…)` the planner may prefer
     // to intersect bitmaps of whole spaces).
-    qb.push(") AS excerpt FROM unnest(");
     qb.push_bind(page.iter().map(|p| p.0.clone()).collect::<Vec<String>>());
-    qb.push("::text[]) AS w(id) JOIN pages p ON p.id = w.id WHERE true");
+    qb.push(
+        "::text[]) AS w(id) JOIN pages p ON p.id = w.id CROSS JOIN LATERAL (SELECT \
+         greatest(1, coalesce((SELECT min(nullif(strpos(lower(p.body_text), x), 0)) \
+         FROM unnest(",
+    );
+    qb.push_bind(
+        words
+            .iter()
+            .map(|w| (*w).to_owned())
+            .collect::<Vec<String>>(),
+    );
+    qb.push("::text[]) x), 1) - 200)::int8 AS start) s WHERE true");
     push_exact_scope(&mut qb, scope);
     let rows = qb.build().persistent(false).fetch_all(&mut **tx).await?;
     let mut by_id: HashMap<String, SearchHit> = HashMap::with_capacity(rows.len());
     for r in &rows {
         let id: String = r.try_get("id")?;
+        let start: i64 = r.try_get("start")?;
+        let mut win: String = r.try_get("win")?;
+        let cut_end = match win.char_indices().nth(EXCERPT_WINDOW) {
+            Some((at, _)) => {
+                win.truncate(at);
+                true
+            }
+            None => false,
+        };
         by_id.insert(
             id.clone(),
             SearchHit {
                 page_id: id,
                 space_id: r.try_get("space_id")?,
                 title: r.try_get("title")?,
-                excerpt: r.try_get("excerpt")?,
+                excerpt: excerpt(&win, start > 1, cut_end, marker),
                 rank: 0.0,
             },
         );
@@ -232,6 +270,14 @@ struct Match {
     id: String,
     seq: i64,
     title_len: i64,
+}
+
+/// The `seq` range candidate searches walk: the lowest `seq`, and the lowest of the
+/// `PROBE_PAGES` newest pages (where the probe stops).
+#[derive(Clone, Copy)]
+struct SeqBounds {
+    lowest: i64,
+    floor: i64,
 }
 
 /// Pages in the newest window probed first, to estimate how dense the matches are.
@@ -270,6 +316,7 @@ async fn newest_matches(
     target: Target,
     tsquery: &str,
     scope_query: &str,
+    bounds: SeqBounds,
     want: usize,
 ) -> Result<Vec<Match>, StoreError> {
     let m = format!(
@@ -277,17 +324,7 @@ async fn newest_matches(
         target.column
     );
     let cols = "p.id, p.seq, length(p.title)::int8";
-    let (lowest, floor): (Option<i64>, Option<i64>) = sqlx::query_as(
-        "SELECT (SELECT min(seq) FROM pages), \
-         (SELECT seq FROM pages ORDER BY seq DESC OFFSET $1 - 1 LIMIT 1)",
-    )
-    .bind(PROBE_PAGES)
-    .fetch_one(&mut **tx)
-    .await?;
-    let Some(lowest) = lowest else {
-        return Ok(Vec::new());
-    };
-    let floor = floor.unwrap_or(lowest);
+    let SeqBounds { lowest, floor } = bounds;
     let probe: Vec<(String, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {cols} FROM pages p WHERE p.seq >= $3 AND {m} ORDER BY p.seq DESC, p.id LIMIT $4"
     )))
