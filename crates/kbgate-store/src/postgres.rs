@@ -88,19 +88,17 @@ impl PostgresStore {
         // One round trip: whether the query has a word that is not a stop word (`&&` with
         // an empty query would match the whole scope), the query's lexemes (to mark
         // excerpts), and the `seq` bounds every candidate search starts from.
-        let (nodes, stems, lowest, floor): (i32, Vec<String>, Option<i64>, Option<i64>) =
+        let (nodes, stems, lowest, highest): (i32, Vec<String>, Option<i64>, Option<i64>) =
             sqlx::query_as(
                 "SELECT numnode(to_tsquery('english'::regconfig, $1))::int4, \
                  array(SELECT lexeme FROM unnest(to_tsvector('english'::regconfig, $2))), \
-                 (SELECT min(seq) FROM pages), \
-                 (SELECT seq FROM pages ORDER BY seq DESC OFFSET $3 - 1 LIMIT 1)",
+                 (SELECT min(seq) FROM pages), (SELECT max(seq) FROM pages)",
             )
             .bind(&tsquery)
             .bind(words.join(" "))
-            .bind(PROBE_PAGES)
             .fetch_one(&mut *tx)
             .await?;
-        let Some(lowest) = lowest else {
+        let (Some(lowest), Some(highest)) = (lowest, highest) else {
             return Ok(SearchResults::default());
         };
         if nodes == 0 {
@@ -108,7 +106,7 @@ impl PostgresStore {
         }
         let bounds = SeqBounds {
             lowest,
-            floor: floor.unwrap_or(lowest),
+            floor: (highest - PROBE_SPAN + 1).max(lowest),
         };
         let mut cands = newest_matches(
             &mut tx,
@@ -220,7 +218,7 @@ async fn hits(
     // occurs; `lower()` of every body cost ≈ 50 µs a page); one character more than the
     // window tells whether the text goes on.
     let mut qb = QueryBuilder::<Postgres>::new(
-        "SELECT p.id, p.space_id, p.title, s.start, substr(p.body_text, s.start::int4, ",
+        "SELECT p.id, p.space_id, p.title, s.start, substr(b.body, s.start::int4, ",
     );
     qb.push_bind(EXCERPT_WINDOW as i32 + 1);
     qb.push(") AS win FROM unnest(");
@@ -228,9 +226,11 @@ async fn hits(
     // to intersect bitmaps of whole spaces).
     qb.push_bind(page.iter().map(|p| p.0.clone()).collect::<Vec<String>>());
     qb.push(
-        "::text[]) AS w(id) JOIN pages p ON p.id = w.id CROSS JOIN LATERAL (SELECT \
-         greatest(1, coalesce((SELECT min(least(nullif(strpos(p.body_text, x), 0), \
-         nullif(strpos(p.body_text, initcap(x)), 0))) FROM unnest(",
+        "::text[]) AS w(id) JOIN pages p ON p.id = w.id \
+         CROSS JOIN LATERAL (SELECT p.body_text || '' AS body OFFSET 0) b \
+         CROSS JOIN LATERAL (SELECT greatest(1, coalesce((SELECT \
+         min(least(nullif(strpos(b.body, x), 0), nullif(strpos(b.body, initcap(x)), 0))) \
+         FROM unnest(",
     );
     qb.push_bind(
         words
@@ -238,7 +238,8 @@ async fn hits(
             .map(|w| (*w).to_owned())
             .collect::<Vec<String>>(),
     );
-    // OFFSET 0: computed once per page, not once per use of `start`.
+    // OFFSET 0: the body is read from TOAST once per page (`b`, not once per use), and
+    // `start` computed once.
     qb.push("::text[]) x), 1) - 200)::int8 AS start OFFSET 0) s WHERE true");
     push_exact_scope(&mut qb, scope);
     let rows = qb.build().persistent(false).fetch_all(&mut **tx).await?;
@@ -275,16 +276,19 @@ struct Match {
     title_len: i64,
 }
 
-/// The `seq` range candidate searches walk: the lowest `seq`, and the lowest of the
-/// `PROBE_PAGES` newest pages (where the probe stops).
+/// The `seq` range candidate searches walk: the lowest `seq`, and where the probe of the
+/// newest `PROBE_SPAN` values of `seq` stops.
 #[derive(Clone, Copy)]
 struct SeqBounds {
     lowest: i64,
     floor: i64,
 }
 
-/// Pages in the newest window probed first, to estimate how dense the matches are.
-const PROBE_PAGES: i64 = 400;
+/// Values of `seq` (pages, less those deleted since) probed first, to estimate how dense
+/// the matches are. A span of `seq` rather than a count of pages: its lower end comes
+/// from `max(seq)` (an index endpoint), where finding the 400th newest page read 400
+/// index entries and their rows.
+const PROBE_SPAN: i64 = 400;
 /// Where to look for matches: the column, and from which share of matching pages on
 /// walking `seq` downwards and testing each page beats the GIN index (which reads the
 /// words' and the scope lexemes' whole posting lists, ≈ 5–20 ms on 100,000 pages).
@@ -309,7 +313,7 @@ const TITLE: Target = Target {
 /// The newest `want` pages (by `seq`) whose vector (`target`) matches `tsquery` (text for
 /// `to_tsquery`) and the scope lexemes, newest first.
 ///
-/// A probe tests the `PROBE_PAGES` newest pages one by one. Below them, range by range:
+/// A probe tests the `PROBE_SPAN` newest pages one by one. Below them, range by range:
 /// where matches are dense, a backward walk of the `seq` index testing each page; where
 /// they are sparse, a bitmap of the GIN index and the `seq` range, sized from the density
 /// seen so far to hold what is missing (and grown fourfold while short). The planner is
@@ -341,13 +345,13 @@ async fn newest_matches(
     .await?;
     let mut out = probe;
     // Matches per seq value so far, and the range still to search: seq < upper.
-    let mut density = out.len() as f64 / PROBE_PAGES as f64;
+    let mut density = out.len() as f64 / PROBE_SPAN as f64;
     let mut upper = floor;
     let mut span_factor = 2.0;
     while out.len() < want && upper > lowest {
         let need = want - out.len();
         let dense = density >= target.dense;
-        let span = (span_factor * need as f64 / density.max(0.5 / PROBE_PAGES as f64)).ceil();
+        let span = (span_factor * need as f64 / density.max(0.5 / PROBE_SPAN as f64)).ceil();
         let lower = upper
             .saturating_sub(span.min(i64::MAX as f64) as i64)
             .max(lowest);
