@@ -2,7 +2,10 @@
 //!
 //! `cargo bench -p kbgate-store --bench search` (env `KBGATE_BENCH_PAGES`, default 100000;
 //! PostgreSQL too when `KBGATE_TEST_POSTGRES_URL` or the default test server is reachable).
-//! Prints p50/p99 per query kind; asserts nothing.
+//! Prints p50/p99 per query kind; asserts nothing. For investigating plans:
+//! `KBGATE_BENCH_BACKENDS=postgres` (or `sqlite`) runs one backend only, and
+//! `KBGATE_BENCH_KEEP=1` keeps the PostgreSQL database (its URL is printed) for psql, and
+//! `KBGATE_BENCH_REUSE=URL` measures such a kept database again without seeding.
 
 use std::time::{Duration, Instant};
 
@@ -101,7 +104,7 @@ async fn seed(t: &TestStore, pages: usize) {
     eprintln!("  seeded {pages} pages in {:.1?}", started.elapsed());
 }
 
-async fn measure(t: &TestStore) {
+async fn measure(t: &dyn Store) {
     let words = vocabulary();
     let scope = vec![
         ScopeEntry {
@@ -156,13 +159,30 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         eprintln!("search benchmark, {pages} pages");
-        let t = testing::sqlite().await;
-        seed(&t, pages).await;
-        measure(&t).await;
-        drop(t);
+        if let Ok(url) = std::env::var("KBGATE_BENCH_REUSE") {
+            let dir = tempfile::tempdir().unwrap();
+            let store = kbgate_store::open(&url, dir.path()).await.unwrap();
+            measure(&*store).await;
+            return;
+        }
+        let backends = std::env::var("KBGATE_BENCH_BACKENDS").unwrap_or_default();
+        let wanted = |b: &str| backends.is_empty() || backends.split(',').any(|x| x == b);
+        if wanted("sqlite") {
+            let t = testing::sqlite().await;
+            seed(&t, pages).await;
+            measure(&*t).await;
+        }
+        if !wanted("postgres") {
+            return;
+        }
         if let Some(t) = testing::postgres().await {
             seed(&t, pages).await;
-            measure(&t).await;
+            measure(&*t).await;
+            if std::env::var_os("KBGATE_BENCH_KEEP").is_some() {
+                eprintln!("  kept {}", t.url);
+                // Skips the drop that removes the database.
+                std::mem::forget(t);
+            }
         }
     });
 }

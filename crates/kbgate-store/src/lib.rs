@@ -50,8 +50,16 @@
 //!   (`has_more` ends with it), and ranks of a bounded list are positions (still higher
 //!   first). Why: FTS5's bm25 costs ≈ 2 µs per ranked page plus, per word and query, a
 //!   pass over every page holding the word (≈ 9 ms for a word in all of 100,000 pages),
-//!   and a PostgreSQL match test or `ts_rank` reads the TOASTed vector (≈ 5–10 µs a page):
+//!   and a PostgreSQL match test or `ts_rank` reads a vector of a few KB (≈ 1.5–3 µs a
+//!   page, kept in the heap row since migration 0004; 5–10 µs when it was TOASTed):
 //!   ranking every one of 65,000 matches took 300–700 ms.
+//! - **Excerpts** (PostgreSQL) are cut in Rust from 1,000 characters of the body around the
+//!   first occurrence of a query word (lower case or capitalised), marking the query words
+//!   and their lexemes (`src/excerpt.rs`): `ts_headline` parsed the whole window of every
+//!   hit (≈ 5 ms a page of results). SQLite uses FTS5's `snippet`.
+//! - **Row layout** (PostgreSQL): `search_vec`, `title_vec`, `id`, `space_id` and `title`
+//!   are stored `MAIN` (in the heap row), so testing or ranking a page reads no TOAST
+//!   chunks; the bodies still go to TOAST first.
 //! - **"Newest"** is the order pages were added to the mirror (SQLite rowid, PostgreSQL
 //!   `seq`), not Confluence's modification date.
 //! - **Index upkeep.** A SQLite sync ends with an incremental FTS5 merge proportional to
@@ -66,6 +74,7 @@ mod changes;
 #[macro_use]
 mod common;
 mod error;
+mod excerpt;
 mod fts;
 mod model;
 mod postgres;

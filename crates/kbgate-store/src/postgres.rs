@@ -8,7 +8,8 @@ use sqlx::{Postgres, QueryBuilder, Row};
 
 use crate::StoreError;
 use crate::blob::BlobStore;
-use crate::fts::{MATCH_END, MATCH_START, Terms};
+use crate::excerpt::{Marker, excerpt};
+use crate::fts::Terms;
 use crate::model::{ScopeEntry, SearchHit, SearchResults};
 use crate::scope::viewer_tokens;
 use crate::search::{self, SearchLimits, TitleHit};
@@ -81,18 +82,41 @@ impl PostgresStore {
             .collect::<Vec<_>>()
             .join(" | ");
         let tsquery = terms.tsquery();
+        let words = terms.distinct();
         let lim = self.limits;
         let mut tx = self.mirror.begin().await?;
-        // Only stop words: no query (`&&` with an empty query would match the whole scope).
-        let nodes: i32 = sqlx::query_scalar("SELECT numnode(to_tsquery('english'::regconfig, $1))")
+        // One round trip: whether the query has a word that is not a stop word (`&&` with
+        // an empty query would match the whole scope), the query's lexemes (to mark
+        // excerpts), and the `seq` bounds every candidate search starts from.
+        let (nodes, stems, lowest, highest): (i32, Vec<String>, Option<i64>, Option<i64>) =
+            sqlx::query_as(
+                "SELECT numnode(to_tsquery('english'::regconfig, $1))::int4, \
+                 array(SELECT lexeme FROM unnest(to_tsvector('english'::regconfig, $2))), \
+                 (SELECT min(seq) FROM pages), (SELECT max(seq) FROM pages)",
+            )
             .bind(&tsquery)
+            .bind(words.join(" "))
             .fetch_one(&mut *tx)
             .await?;
+        let (Some(lowest), Some(highest)) = (lowest, highest) else {
+            return Ok(SearchResults::default());
+        };
         if nodes == 0 {
             return Ok(SearchResults::default());
         }
-        let mut cands =
-            newest_matches(&mut tx, CONTENT, &tsquery, &scope_query, lim.candidates + 1).await?;
+        let bounds = SeqBounds {
+            lowest,
+            floor: (highest - PROBE_SPAN + 1).max(lowest),
+        };
+        let mut cands = newest_matches(
+            &mut tx,
+            CONTENT,
+            &tsquery,
+            &scope_query,
+            bounds,
+            lim.candidates + 1,
+        )
+        .await?;
         if cands.is_empty() {
             return Ok(SearchResults::default());
         }
@@ -106,16 +130,22 @@ impl PostgresStore {
             (page, ids.len() > offset as usize + limit as usize)
         } else {
             // Bounded: pages with every word in the title, then the candidates.
-            let title =
-                newest_matches(&mut tx, TITLE, &tsquery, &scope_query, lim.title_candidates)
-                    .await?
-                    .into_iter()
-                    .map(|m| TitleHit {
-                        key: m.id,
-                        recency: m.seq,
-                        title_len: m.title_len,
-                    })
-                    .collect();
+            let title = newest_matches(
+                &mut tx,
+                TITLE,
+                &tsquery,
+                &scope_query,
+                bounds,
+                lim.title_candidates,
+            )
+            .await?
+            .into_iter()
+            .map(|m| TitleHit {
+                key: m.id,
+                recency: m.seq,
+                title_len: m.title_len,
+            })
+            .collect();
             let (tier1, tier2) = search::tiers(title, &ids);
             let split = search::split(tier1.len(), tier2.len(), limit, offset);
             let mut keys: Vec<String> = tier1[split.tier1.clone()].to_vec();
@@ -138,14 +168,16 @@ impl PostgresStore {
             (page, split.has_more)
         };
 
-        let hits = hits(&mut tx, terms, &tsquery, scope, &page).await?;
+        let marker = Marker::new(&words, stems);
+        let hits = hits(&mut tx, &words, &marker, scope, &page).await?;
         tx.commit().await?;
         Ok(SearchResults { hits, has_more })
     }
 }
 
 /// The window `offset .. offset + limit` of the pages `ids` by `ts_rank` (higher first),
-/// ties newest first: `(id, rank)`.
+/// ties newest first: `(id, rank)`. Page by page through the primary key: with
+/// `p.id = ANY(…)` the planner preferred a plan 2–3 times slower.
 async fn rank_window(
     tx: &mut sqlx::Transaction<'static, Postgres>,
     tsquery: &str,
@@ -155,7 +187,7 @@ async fn rank_window(
 ) -> Result<Vec<(String, f64)>, StoreError> {
     Ok(sqlx::query_as(
         "SELECT p.id, ts_rank(p.search_vec, to_tsquery('english'::regconfig, $1))::float8 \
-         AS rank FROM pages p WHERE p.id = ANY($2) \
+         AS rank FROM unnest($2::text[]) AS w(id) JOIN pages p ON p.id = w.id \
          ORDER BY rank DESC, p.seq DESC, p.id LIMIT $3 OFFSET $4",
     )
     .bind(tsquery)
@@ -166,60 +198,70 @@ async fn rank_window(
     .await?)
 }
 
-/// Titles and headlines of `page` (`(id, rank)`, in order). A row that fails the exact
+/// Characters of a page's text an excerpt is cut from.
+const EXCERPT_WINDOW: usize = 1000;
+
+/// Titles and excerpts of `page` (`(id, rank)`, in order). A row that fails the exact
 /// scope check is left out.
 async fn hits(
     tx: &mut sqlx::Transaction<'static, Postgres>,
-    terms: &Terms,
-    tsquery: &str,
+    words: &[&str],
+    marker: &Marker,
     scope: &[&ScopeEntry],
     page: &[(String, f64)],
 ) -> Result<Vec<SearchHit>, StoreError> {
     if page.is_empty() {
         return Ok(Vec::new());
     }
-    // ts_headline parses all the text it is given (≈ 1 µs a word): give it 1,000
-    // characters around the first literal occurrence of a query word (the start of the
-    // body when only a stemmed form occurs).
+    // The excerpt window starts 200 characters before the first occurrence of a query
+    // word, in lower case or capitalised (at the start of the body when only another form
+    // occurs; `lower()` of every body cost ≈ 50 µs a page); one character more than the
+    // window tells whether the text goes on.
     let mut qb = QueryBuilder::<Postgres>::new(
-        "SELECT p.id, p.space_id, p.title, \
-         ts_headline('english'::regconfig, substr(p.body_text, greatest(1, coalesce(( \
-           SELECT min(nullif(strpos(lower(p.body_text), w), 0)) FROM unnest(",
+        "SELECT p.id, p.space_id, p.title, s.start, substr(b.body, s.start::int4, ",
     );
-    qb.push_bind(
-        terms
-            .distinct()
-            .into_iter()
-            .map(str::to_owned)
-            .collect::<Vec<String>>(),
-    );
-    qb.push(
-        "::text[]) w), 1) - 200), 1000), \
-           to_tsquery('english'::regconfig, ",
-    );
-    qb.push_bind(tsquery.to_owned());
-    qb.push("), ");
-    qb.push_bind(format!(
-        "StartSel=\"{MATCH_START}\", StopSel=\"{MATCH_END}\", MaxWords=30, MinWords=12, \
-         MaxFragments=2, FragmentDelimiter=\" … \""
-    ));
+    qb.push_bind(EXCERPT_WINDOW as i32 + 1);
+    qb.push(") AS win FROM unnest(");
     // Page by page through the primary key (with `p.id = ANY(…)` the planner may prefer
     // to intersect bitmaps of whole spaces).
-    qb.push(") AS excerpt FROM unnest(");
     qb.push_bind(page.iter().map(|p| p.0.clone()).collect::<Vec<String>>());
-    qb.push("::text[]) AS w(id) JOIN pages p ON p.id = w.id WHERE true");
+    qb.push(
+        "::text[]) AS w(id) JOIN pages p ON p.id = w.id \
+         CROSS JOIN LATERAL (SELECT p.body_text || '' AS body OFFSET 0) b \
+         CROSS JOIN LATERAL (SELECT greatest(1, coalesce((SELECT \
+         min(least(nullif(strpos(b.body, x), 0), nullif(strpos(b.body, initcap(x)), 0))) \
+         FROM unnest(",
+    );
+    qb.push_bind(
+        words
+            .iter()
+            .map(|w| (*w).to_owned())
+            .collect::<Vec<String>>(),
+    );
+    // OFFSET 0: the body is read from TOAST once per page (`b`, not once per use), and
+    // `start` computed once.
+    qb.push("::text[]) x), 1) - 200)::int8 AS start OFFSET 0) s WHERE true");
     push_exact_scope(&mut qb, scope);
     let rows = qb.build().persistent(false).fetch_all(&mut **tx).await?;
     let mut by_id: HashMap<String, SearchHit> = HashMap::with_capacity(rows.len());
     for r in &rows {
         let id: String = r.try_get("id")?;
+        let start: i64 = r.try_get("start")?;
+        let mut win: String = r.try_get("win")?;
+        let cut_end = match win.char_indices().nth(EXCERPT_WINDOW) {
+            Some((at, _)) => {
+                win.truncate(at);
+                true
+            }
+            None => false,
+        };
         by_id.insert(
             id.clone(),
             SearchHit {
                 page_id: id,
                 space_id: r.try_get("space_id")?,
                 title: r.try_get("title")?,
-                excerpt: r.try_get("excerpt")?,
+                excerpt: excerpt(&win, start > 1, cut_end, marker),
                 rank: 0.0,
             },
         );
@@ -234,8 +276,19 @@ struct Match {
     title_len: i64,
 }
 
-/// Pages in the newest window probed first, to estimate how dense the matches are.
-const PROBE_PAGES: i64 = 400;
+/// The `seq` range candidate searches walk: the lowest `seq`, and where the probe of the
+/// newest `PROBE_SPAN` values of `seq` stops.
+#[derive(Clone, Copy)]
+struct SeqBounds {
+    lowest: i64,
+    floor: i64,
+}
+
+/// Values of `seq` (pages, less those deleted since) probed first, to estimate how dense
+/// the matches are. A span of `seq` rather than a count of pages: its lower end comes
+/// from `max(seq)` (an index endpoint), where finding the 400th newest page read 400
+/// index entries and their rows.
+const PROBE_SPAN: i64 = 400;
 /// Where to look for matches: the column, and from which share of matching pages on
 /// walking `seq` downwards and testing each page beats the GIN index (which reads the
 /// words' and the scope lexemes' whole posting lists, ≈ 5–20 ms on 100,000 pages).
@@ -245,7 +298,8 @@ struct Target {
     dense: f64,
 }
 
-/// The full vector: testing a page reads its TOASTed vector (≈ 5 µs).
+/// The full vector: a few KB, kept in the heap row (migration 0004); testing a page
+/// costs ≈ 1.5–3 µs (≈ 5 µs when it was TOASTed).
 const CONTENT: Target = Target {
     column: "search_vec",
     dense: 0.08,
@@ -259,17 +313,18 @@ const TITLE: Target = Target {
 /// The newest `want` pages (by `seq`) whose vector (`target`) matches `tsquery` (text for
 /// `to_tsquery`) and the scope lexemes, newest first.
 ///
-/// A probe tests the `PROBE_PAGES` newest pages one by one. Below them, range by range:
+/// A probe tests the `PROBE_SPAN` newest pages one by one. Below them, range by range:
 /// where matches are dense, a backward walk of the `seq` index testing each page; where
 /// they are sparse, a bitmap of the GIN index and the `seq` range, sized from the density
 /// seen so far to hold what is missing (and grown fourfold while short). The planner is
 /// steered with `enable_bitmapscan` / `enable_indexscan` for the transaction, since its
-/// cost model does not know what testing a TOASTed vector costs.
+/// cost model does not know what testing a (multi-KB) vector costs.
 async fn newest_matches(
     tx: &mut sqlx::Transaction<'static, Postgres>,
     target: Target,
     tsquery: &str,
     scope_query: &str,
+    bounds: SeqBounds,
     want: usize,
 ) -> Result<Vec<Match>, StoreError> {
     let m = format!(
@@ -277,17 +332,7 @@ async fn newest_matches(
         target.column
     );
     let cols = "p.id, p.seq, length(p.title)::int8";
-    let (lowest, floor): (Option<i64>, Option<i64>) = sqlx::query_as(
-        "SELECT (SELECT min(seq) FROM pages), \
-         (SELECT seq FROM pages ORDER BY seq DESC OFFSET $1 - 1 LIMIT 1)",
-    )
-    .bind(PROBE_PAGES)
-    .fetch_one(&mut **tx)
-    .await?;
-    let Some(lowest) = lowest else {
-        return Ok(Vec::new());
-    };
-    let floor = floor.unwrap_or(lowest);
+    let SeqBounds { lowest, floor } = bounds;
     let probe: Vec<(String, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {cols} FROM pages p WHERE p.seq >= $3 AND {m} ORDER BY p.seq DESC, p.id LIMIT $4"
     )))
@@ -300,13 +345,13 @@ async fn newest_matches(
     .await?;
     let mut out = probe;
     // Matches per seq value so far, and the range still to search: seq < upper.
-    let mut density = out.len() as f64 / PROBE_PAGES as f64;
+    let mut density = out.len() as f64 / PROBE_SPAN as f64;
     let mut upper = floor;
     let mut span_factor = 2.0;
     while out.len() < want && upper > lowest {
         let need = want - out.len();
         let dense = density >= target.dense;
-        let span = (span_factor * need as f64 / density.max(0.5 / PROBE_PAGES as f64)).ceil();
+        let span = (span_factor * need as f64 / density.max(0.5 / PROBE_SPAN as f64)).ceil();
         let lower = upper
             .saturating_sub(span.min(i64::MAX as f64) as i64)
             .max(lowest);
