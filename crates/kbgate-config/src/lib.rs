@@ -687,31 +687,17 @@ impl Builder<'_> {
         let public_url = self
             .conv(&r.public_url, "portal.public_url", |s| parse_public_url(s))?
             .unwrap_or_else(|| default_public_url(listen));
-        let mut frame_ancestors = Vec::new();
-        let mut ok = true;
-        if let Some(list) = &r.frame_ancestors {
-            for (i, v) in list.value.iter().enumerate() {
-                match check_frame_ancestor(v.value.trim()) {
-                    Ok(s) => frame_ancestors.push(s),
-                    Err(e) => {
-                        self.err(&v.origin, &format!("portal.frame_ancestors[{i}]"), e);
-                        ok = false;
-                    }
-                }
-            }
-        }
-        let mut trusted_proxies = Vec::new();
-        if let Some(list) = &r.trusted_proxies {
-            for (i, v) in list.value.iter().enumerate() {
-                match parse_proxy(v.value.trim()) {
-                    Ok(net) => trusted_proxies.push(net),
-                    Err(e) => {
-                        self.err(&v.origin, &format!("portal.trusted_proxies[{i}]"), e);
-                        ok = false;
-                    }
-                }
-            }
-        }
+        let frame_ancestors = self.list(
+            list_items(&r.frame_ancestors),
+            "portal.frame_ancestors",
+            check_frame_ancestor,
+        );
+        let trusted_proxies = self.list(
+            list_items(&r.trusted_proxies),
+            "portal.trusted_proxies",
+            parse_proxy,
+        );
+        let mut ok = frame_ancestors.is_some() && trusted_proxies.is_some();
         let session_idle = self.duration(
             &r.session_idle,
             "portal.session_idle",
@@ -830,14 +816,14 @@ impl Builder<'_> {
         Some(PortalConfig {
             listen,
             public_url,
-            frame_ancestors,
+            frame_ancestors: frame_ancestors?,
             session_idle: session_idle?,
             session_absolute: session_absolute?,
             magic_link,
             from,
             magic_link_ttl: magic_link_ttl?,
             view_cache_mb: view_cache_mb?,
-            trusted_proxies,
+            trusted_proxies: trusted_proxies?,
         })
     }
 
@@ -1106,6 +1092,11 @@ pub fn default_public_url(listen: SocketAddr) -> Url {
     // A socket address always forms a valid http URL; fall back to a literal just in case.
     Url::parse(&text)
         .unwrap_or_else(|_| Url::parse("http://127.0.0.1:8080").expect("valid literal"))
+}
+
+/// The entries of an optional list (none when it is absent).
+fn list_items(list: &raw::List) -> &[Val<String>] {
+    list.as_ref().map_or(&[], |l| &l.value)
 }
 
 /// A trusted proxy: an IP address (`10.0.0.7`, `::1`) or a CIDR range (`10.0.0.0/8`).

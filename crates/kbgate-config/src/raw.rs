@@ -24,7 +24,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Val<T> {
 }
 
 type Str = Option<Val<String>>;
-type List = Option<Val<Vec<Val<String>>>>;
+pub(crate) type List = Option<Val<Vec<Val<String>>>>;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

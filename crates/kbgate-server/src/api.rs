@@ -147,9 +147,7 @@ pub(crate) async fn page(
             })
             .collect(),
         attachments: view
-            .attachments
-            .iter()
-            .filter(|a| a.blob.is_some())
+            .downloads()
             .map(|a| AttachmentJson {
                 url: s.absolute(&attachment_href(&a.page_id, &a.title)),
                 id: a.id.clone(),

@@ -3,9 +3,9 @@
 //! Handlers return [`Error`]; it maps to a status code and a fixed, public message. Nothing from
 //! the inside (store errors, token details, secrets) reaches the client: internal causes are
 //! logged server-side and the client sees a generic text. The body is JSON by default; the
-//! [`Negotiation`] of the edge middleware re-renders it as an HTML page when the client asks for HTML, and also
-//! replaces axum's own plain-text rejections (bad query strings, bodies too large, unknown
-//! routes…) with the same clean format.
+//! edge middleware's [`Negotiation`] re-renders it as an HTML page when the client asks for
+//! HTML, and also replaces axum's own plain-text rejections (bad query strings, bodies too
+//! large, unknown routes…) with the same clean format.
 
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};

@@ -78,8 +78,9 @@ pub(crate) struct Sessions {
 #[derive(Clone)]
 struct CachedSession {
     stamp: i64,
-    rec: SessionRecord,
-    /// `rec.email`, parsed once.
+    expires_at: DateTime<Utc>,
+    last_seen_at: DateTime<Utc>,
+    /// The stored email, parsed once.
     email: Email,
     /// The sign-out form's token, derived once.
     csrf: String,
@@ -150,13 +151,13 @@ impl Sessions {
         if let Some(mut c) = self.cache.get(&key).filter(|c| c.stamp == stamp) {
             // Expired, or idle as far as this process saw: the store decides (another process
             // may have seen activity this one did not).
-            if now < c.rec.expires_at && now - c.rec.last_seen_at <= idle {
-                if now - c.rec.last_seen_at > TOUCH_EVERY {
+            if now < c.expires_at && now - c.last_seen_at <= idle {
+                if now - c.last_seen_at > TOUCH_EVERY {
                     self.store
                         .touch_session(&id.hash(), now)
                         .await
                         .map_err(store_err)?;
-                    c.rec.last_seen_at = now;
+                    c.last_seen_at = now;
                     self.cache.insert(key, c.clone());
                 }
                 return Ok(Some(ActiveSession {
@@ -198,7 +199,8 @@ impl Sessions {
             key,
             CachedSession {
                 stamp,
-                rec,
+                expires_at: rec.expires_at,
+                last_seen_at: rec.last_seen_at,
                 email: email.clone(),
                 csrf: csrf.clone(),
             },

@@ -60,8 +60,8 @@ struct CachedSpace {
     /// The mirror change stamp the summaries were read under.
     at: i64,
     summaries: Arc<Vec<PageSummary>>,
-    /// By the `Debug` form of the viewer's `LabelFilter` for the space.
-    trees: HashMap<String, Arc<Vec<TreeNode>>>,
+    /// By the viewer's label filter for the space.
+    trees: HashMap<LabelFilter, Arc<Vec<TreeNode>>>,
 }
 
 /// Resolved page views, by mirror change stamp, page and the viewer's whole reach (every
@@ -108,21 +108,22 @@ pub struct PageView {
 }
 
 impl PageView {
-    /// Roughly the heap bytes it holds (the cache's weight).
+    /// The attachments a viewer can download (those whose file was mirrored).
+    pub fn downloads(&self) -> impl Iterator<Item = &AttachmentRecord> {
+        self.attachments.iter().filter(|a| a.blob.is_some())
+    }
+
+    /// Roughly the heap bytes it holds (the cache's weight). The raw bodies are dropped
+    /// before a view is cached; the rendered page is filled in later and counted up front
+    /// (about the body and the sidebar again, plus the page frame).
     fn approx_bytes(&self) -> usize {
         let p = &self.page;
-        let strs = |v: &[String]| v.iter().map(|s| s.len() + 24).sum::<usize>();
-        // The rendered page is filled in later; count it up front (it is about the size of
-        // the body, the sidebar and the page frame).
         let rendered = 4096 + self.html.len() + self.sidebar_html.len();
         512 + rendered
             + self.html.len()
             + self.sidebar_html.len()
             + p.title.len()
-            + p.body_html.len()
-            + p.body_storage.len()
-            + p.body_text.len()
-            + strs(&p.labels)
+            + p.labels.iter().map(|l| l.len() + 24).sum::<usize>()
             + self
                 .crumbs
                 .iter()
@@ -276,7 +277,7 @@ impl Library {
         stamp: i64,
     ) -> Result<Arc<Vec<TreeNode>>, Error> {
         let filter = match SpaceKey::parse(&space.key) {
-            Ok(k) => viewer.grant_for(&k).map(|f| format!("{f:?}")),
+            Ok(k) => viewer.grant_for(&k).cloned(),
             Err(_) => None,
         };
         let Some(filter) = filter else {

@@ -240,9 +240,7 @@ fn page_template(chrome: Chrome, view: &PageView) -> PagePage<'_> {
         tree_html: &view.sidebar_html,
         tree_cut: view.sidebar_cut,
         attachments: view
-            .attachments
-            .iter()
-            .filter(|a| a.blob.is_some())
+            .downloads()
             .map(|a| AttachmentLink {
                 href: attachment_href(&a.page_id, &a.title),
                 name: &a.title,

@@ -44,9 +44,7 @@ impl SecurityHeaders {
                 .then(|| HeaderValue::from_static("max-age=31536000")),
         }
     }
-}
 
-impl SecurityHeaders {
     /// Adds the security headers unless the handler set a stricter one itself (e.g. the
     /// sandboxing CSP of attachment downloads).
     fn apply(&self, resp: &mut Response) {
