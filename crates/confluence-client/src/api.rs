@@ -110,8 +110,112 @@ impl std::fmt::Debug for Download {
     }
 }
 
+/// Why one download attempt failed: worth asking Confluence for a fresh link, or not.
+enum DownloadFailure {
+    Retry(Error),
+    Fatal(Error),
+}
+
+/// A 401/403 on the download endpoint is about the download, not the credentials.
+fn download_error(e: Error) -> Error {
+    match e {
+        Error::Unauthorized { path, message } => Error::DownloadRefused {
+            status: 401,
+            path,
+            message,
+        },
+        Error::Forbidden { path, message, .. } => Error::DownloadRefused {
+            status: 403,
+            path,
+            message,
+        },
+        e => e,
+    }
+}
+
+/// Where a redirect answer points, resolved against the request URL.
+fn redirect_target(from: &url::Url, resp: &reqwest::Response) -> Result<url::Url> {
+    let bad = |message: &str| Error::InvalidResponse {
+        path: from.path().to_owned(),
+        message: message.to_owned(),
+    };
+    let loc = resp
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| bad("a redirect without a Location"))?;
+    let next = from
+        .join(loc)
+        .map_err(|_| bad("a redirect to an unreadable Location"))?;
+    if !matches!(next.scheme(), "http" | "https") {
+        return Err(bad("a redirect to a non-HTTP location"));
+    }
+    Ok(next)
+}
+
+/// The answer's body as a [`Download`] stream.
+fn into_download(resp: reqwest::Response, path: String) -> Download {
+    let content_type = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let content_length = resp.content_length();
+    let bytes = resp
+        .bytes_stream()
+        .map(move |r| {
+            r.map_err(|e| Error::Transport {
+                path: path.clone(),
+                message: e.without_url().to_string(),
+            })
+        })
+        .boxed();
+    Download {
+        content_type,
+        content_length,
+        bytes,
+    }
+}
+
 fn limit(l: u32, cap: u32) -> String {
     l.clamp(1, cap).to_string()
+}
+
+/// `GET https://SITE/_edge/tenant_info` (no credentials): the site's cloud id, from which the
+/// gateway base of scoped tokens and service accounts is built
+/// (`https://api.atlassian.com/ex/confluence/{cloudId}`). Evidence: the community guide
+/// "A Guide to Service Accounts in Atlassian Cloud – Part 3" and docs.getdx.com's Confluence
+/// connector ("Find your cloud ID … at https://<my-site>/_edge/tenant_info … {\"cloudId\": …}").
+pub async fn tenant_info(site: &url::Url, timeout: std::time::Duration) -> Result<TenantInfo> {
+    let mut url = site.clone();
+    if let Ok(mut segs) = url.path_segments_mut() {
+        segs.pop_if_empty().extend(["_edge", "tenant_info"]);
+    }
+    let path = url.path().to_owned();
+    let transport = |e: reqwest::Error| Error::Transport {
+        path: path.clone(),
+        message: e.without_url().to_string(),
+    };
+    let resp = reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(transport)?
+        .get(url)
+        .header(reqwest::header::ACCEPT, "application/json")
+        .send()
+        .await
+        .map_err(transport)?;
+    let status = resp.status();
+    let body = resp.bytes().await.map_err(transport)?;
+    if !status.is_success() {
+        return Err(Error::InvalidResponse {
+            path,
+            message: format!(
+                "{status}: the site did not tell its cloud id (is base_url the site, https://SITE.atlassian.net?)"
+            ),
+        });
+    }
+    serde_json::from_slice(&body).map_err(|source| Error::Decode { path, source })
 }
 
 impl Client {
@@ -152,6 +256,9 @@ impl Client {
         let mut url = self.url(&["wiki", "api", "v2", "spaces", space_id, "pages"]);
         {
             let mut q = url.query_pairs_mut();
+            // The v2 document (2026-04): "By default, `current` and `archived` are used":
+            // archived pages must not reach a mirror of what readers may see.
+            q.append_pair("status", "current");
             if opts.storage_body {
                 q.append_pair("body-format", "storage");
             }
@@ -386,6 +493,27 @@ impl Client {
         self.paged("GET /wiki/rest/api/search", url, READ_CONTENT, Cursor::Next)
     }
 
+    /// How many items a CQL query matches: one `GET /wiki/rest/api/search?cql=…&limit=1`, its
+    /// `totalSize`. For estimates (`kbgate doctor`): Cloud may round large totals.
+    pub async fn count(&self, cql: &str) -> Result<u64> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Total {
+            #[serde(default)]
+            total_size: Option<u64>,
+            #[serde(default)]
+            size: Option<u64>,
+        }
+        let mut url = self.url(&["wiki", "rest", "api", "search"]);
+        url.query_pairs_mut()
+            .append_pair("cql", cql)
+            .append_pair("limit", "1");
+        let t: Total = self
+            .json(Call::get("GET /wiki/rest/api/search", url, READ_CONTENT))
+            .await?;
+        Ok(t.total_size.or(t.size).unwrap_or(0))
+    }
+
     /// `GET /wiki/rest/api/content/search?cql=…&expand=…`, following `_links.next`. The bulk
     /// way to read hierarchy, labels and restrictions of a whole space, e.g. expand
     /// `version`, `ancestors`, `metadata.labels`, `restrictions.read.restrictions.user`,
@@ -408,9 +536,19 @@ impl Client {
         )
     }
 
-    /// `GET /wiki/rest/api/content/{pageId}/child/attachment/{attId}/download`: follows the
-    /// 302 to the file and streams it. Credentials are not forwarded if the redirect leaves the
-    /// site (reqwest drops `Authorization` on cross-origin redirects).
+    /// `GET /wiki/rest/api/content/{pageId}/child/attachment/{attId}/download`: the file,
+    /// streamed.
+    ///
+    /// On Cloud this answers `302` to a signed, short-lived URL on the media host (another
+    /// origin, `api.media.atlassian.com`), which authenticates by the token in its query. The
+    /// redirect is followed by hand with a client that carries **no** Confluence credentials;
+    /// a link that expired before use is asked for again (three tries). The attachment's
+    /// `_links.download` / v2 `downloadLink` (`/wiki/download/attachments/…`) is never used:
+    /// since Atlassian CHANGE-2735 it answers 401 with `WWW-Authenticate: OAuth` to API
+    /// tokens. Evidence: pchuri/confluence-cli issue #198 and PR #199 (servlet path 401, REST
+    /// path 302 → 200 on `api.media.atlassian.com` with `?token=<JWT>`), epam/dm.ai PR #252,
+    /// Sanofi-IADC/konviw PR #670, jackchuka/confluence-md PR #44, atlassian-python-api
+    /// issue #1601.
     pub async fn download_attachment(
         &self,
         page_id: &str,
@@ -427,49 +565,131 @@ impl Client {
             attachment_id,
             "download",
         ]);
-        self.stream_file(
-            "GET /wiki/rest/api/content/{id}/child/attachment/{attachmentId}/download",
+        let mut last = None;
+        for _ in 0..3 {
+            match self.download_once(url.clone()).await {
+                Ok(d) => return Ok(d),
+                Err(DownloadFailure::Retry(e)) => last = Some(e),
+                Err(DownloadFailure::Fatal(e)) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::InvalidResponse {
+            path: url.path().to_owned(),
+            message: "the download did not complete".into(),
+        }))
+    }
+
+    async fn download_once(&self, url: url::Url) -> std::result::Result<Download, DownloadFailure> {
+        const ENDPOINT: &str =
+            "GET /wiki/rest/api/content/{id}/child/attachment/{attachmentId}/download";
+        let mut target = url;
+        // Same-origin hops (a proxy or the site canonicalising a path) keep the credentials;
+        // the first hop to another origin goes to the media host without them.
+        for _ in 0..5 {
+            let path = target.path().to_owned();
+            let mut call = Call::get(ENDPOINT, target.clone(), READ_CONTENT);
+            call.streaming = true;
+            let resp = self
+                .response(call)
+                .await
+                .map_err(|e| DownloadFailure::Fatal(download_error(e)))?;
+            if !resp.status().is_redirection() {
+                return Ok(into_download(resp, path));
+            }
+            let next = redirect_target(&target, &resp).map_err(DownloadFailure::Fatal)?;
+            if next.origin() == target.origin() {
+                target = next;
+                continue;
+            }
+            return self.media_download(next).await;
+        }
+        Err(DownloadFailure::Fatal(Error::InvalidResponse {
+            path: target.path().to_owned(),
+            message: "too many redirects".into(),
+        }))
+    }
+
+    /// The signed media URL, fetched without any Confluence credential (the client used here
+    /// never has an `Authorization` header and follows no redirects).
+    async fn media_download(
+        &self,
+        url: url::Url,
+    ) -> std::result::Result<Download, DownloadFailure> {
+        // The path only: the query holds the signed token.
+        let path = format!("{}{}", url.origin().ascii_serialization(), url.path());
+        self.inner.stats.media_request();
+        let resp = self.inner.plain.get(url).send().await.map_err(|e| {
+            DownloadFailure::Retry(Error::Transport {
+                path: path.clone(),
+                message: e.without_url().to_string(),
+            })
+        })?;
+        let status = resp.status();
+        if status.is_success() {
+            return Ok(into_download(resp, path));
+        }
+        let body = resp.bytes().await.unwrap_or_default();
+        let message = crate::error::atlassian_message(&body);
+        let e = match status.as_u16() {
+            s @ (401 | 403 | 410) => Error::DownloadRefused {
+                status: s,
+                path,
+                message,
+            },
+            s => Error::Server {
+                status: s,
+                path,
+                message,
+            },
+        };
+        // An expired link or a passing media-host failure: ask Confluence for a fresh link.
+        if status.is_client_error() && !matches!(status.as_u16(), 401 | 403 | 410 | 429) {
+            Err(DownloadFailure::Fatal(e))
+        } else {
+            Err(DownloadFailure::Retry(e))
+        }
+    }
+
+    /// `GET /wiki/rest/api/user/current`: who the credentials are (account id, email, time
+    /// zone). One call; `kbgate doctor` starts with it.
+    pub async fn current_user(&self) -> Result<UserV1> {
+        let url = self.url(&["wiki", "rest", "api", "user", "current"]);
+        self.json(Call::get(
+            "GET /wiki/rest/api/user/current",
             url,
-        )
+            VIEW_USERS,
+        ))
         .await
     }
 
-    /// `GET /wiki/download/attachments/{pageId}/{file}` — an attachment's `_links.download`
-    /// (relative to the site's `/wiki` context, as v1 writes it): the file itself, one
-    /// request instead of the REST download's 302 plus the file. Links to another origin
-    /// are refused (credentials never leave the site).
-    pub async fn download_link(&self, link: &str) -> Result<Download> {
-        let base = self.url(&["wiki", "rest", "api"]);
-        let url = self.resolve_next(&base, link)?;
-        self.stream_file("GET /wiki/download/attachments/{pageId}/{filename}", url)
-            .await
-    }
-
-    async fn stream_file(&self, endpoint: &'static str, url: url::Url) -> Result<Download> {
-        let path = url.path().to_owned();
-        let mut call = Call::get(endpoint, url, READ_CONTENT);
-        call.streaming = true;
-        let resp = self.response(call).await?;
-        let content_type = resp
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let content_length = resp.content_length();
-        let bytes = resp
-            .bytes_stream()
-            .map(move |r| {
-                r.map_err(|e| Error::Transport {
-                    path: path.clone(),
-                    message: e.without_url().to_string(),
-                })
-            })
-            .boxed();
-        Ok(Download {
-            content_type,
-            content_length,
-            bytes,
-        })
+    /// `GET /wiki/rest/api/user/current?expand=operations`: whether the account holds the
+    /// global `administer` operation (Confluence administrator), which native delivery needs.
+    /// The v1 document's `User.operations` lists `{operation, targetType}` pairs.
+    pub async fn current_user_is_admin(&self) -> Result<bool> {
+        #[derive(Deserialize)]
+        struct Op {
+            operation: String,
+            #[serde(default, rename = "targetType")]
+            target_type: Option<String>,
+        }
+        #[derive(Deserialize)]
+        struct Me {
+            #[serde(default)]
+            operations: Option<Vec<Op>>,
+        }
+        let mut url = self.url(&["wiki", "rest", "api", "user", "current"]);
+        url.query_pairs_mut().append_pair("expand", "operations");
+        let me: Me = self
+            .json(Call::get(
+                "GET /wiki/rest/api/user/current",
+                url,
+                VIEW_USERS,
+            ))
+            .await?;
+        Ok(me.operations.unwrap_or_default().iter().any(|o| {
+            o.operation == "administer"
+                && o.target_type.as_deref().is_none_or(|t| t == "application")
+        }))
     }
 
     // ------------------------------------------------------------ v1 groups

@@ -52,16 +52,52 @@ impl std::fmt::Debug for Client {
 }
 
 pub(crate) struct Inner {
+    /// API calls: never follows redirects by itself (downloads follow them by hand, see
+    /// [`Client::stream_file`](crate::Client)).
     http: reqwest::Client,
+    /// Requests to another origin (the media host of a download redirect): never carries
+    /// Confluence credentials, follows no redirects.
+    pub(crate) plain: reqwest::Client,
     base: Url,
-    auth: HeaderValue,
+    site: Option<Url>,
+    auth: Auth,
     limiter: Option<DefaultDirectRateLimiter>,
     retry: RetryConfig,
     timeout: Duration,
-    stats: StatsCell,
+    pub(crate) stats: StatsCell,
     redactor: Redactor,
     /// Set by a `Retry-After`: no request of this client leaves before this instant.
     paused_until: AsyncMutex<Option<Instant>>,
+}
+
+/// How requests prove who they are.
+enum Auth {
+    /// Basic `email:api_token` (classic token on the site, or scoped token on the gateway).
+    Basic(HeaderValue),
+    /// A service account's OAuth 2.0 client credentials: a Bearer token, renewed before expiry.
+    OAuth {
+        creds: crate::config::OAuthClientCredentials,
+        token: AsyncMutex<Option<(HeaderValue, Instant)>>,
+    },
+}
+
+/// The token endpoint's answer (RFC 6749 §5.1).
+#[derive(serde::Deserialize)]
+struct TokenAnswer {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+/// Rate-limit headers Confluence Cloud sends (kept as seen, for `kbgate doctor`): `Retry-After`,
+/// `X-RateLimit-*` (incl. `X-RateLimit-NearLimit`), `RateLimit-Reason` and the IETF draft's
+/// `RateLimit`/`RateLimit-Policy` with or without a `Beta-` prefix. Evidence:
+/// developer.atlassian.com/cloud/confluence/rate-limiting/ ("Rate limit related headers …
+/// Retry-After, X-RateLimit-Reset, X-RateLimit-NearLimit").
+pub(crate) fn is_rate_limit_header(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    let n = n.strip_prefix("beta-").unwrap_or(&n);
+    n == "retry-after" || n.starts_with("x-ratelimit") || n.starts_with("ratelimit")
 }
 
 /// Whether a call may be repeated when the outcome is unknown.
@@ -207,26 +243,50 @@ impl Client {
             cfg.email,
             cfg.api_token.expose()
         ));
-        let mut auth = HeaderValue::from_str(&format!("Basic {basic}"))
-            .map_err(|_| Error::Config("email or API token contains invalid characters".into()))?;
-        auth.set_sensitive(true);
-        let http = reqwest::Client::builder()
-            .user_agent(cfg.user_agent.clone())
-            .connect_timeout(cfg.timeout.min(Duration::from_secs(30)))
-            // An idle-read bound that also covers long downloads (a total timeout would not).
-            .read_timeout(cfg.timeout)
+        let mut needles = vec![cfg.api_token.expose().to_owned(), basic.clone()];
+        let auth = match &cfg.oauth {
+            Some(creds) => {
+                needles.push(creds.client_secret.expose().to_owned());
+                Auth::OAuth {
+                    creds: creds.clone(),
+                    token: AsyncMutex::new(None),
+                }
+            }
+            None => {
+                let mut auth = HeaderValue::from_str(&format!("Basic {basic}")).map_err(|_| {
+                    Error::Config("email or API token contains invalid characters".into())
+                })?;
+                auth.set_sensitive(true);
+                Auth::Basic(auth)
+            }
+        };
+        let builder = || {
+            reqwest::Client::builder()
+                .user_agent(cfg.user_agent.clone())
+                .connect_timeout(cfg.timeout.min(Duration::from_secs(30)))
+                // An idle-read bound that also covers long downloads (a total timeout would not).
+                .read_timeout(cfg.timeout)
+                // Redirects are followed by hand: only a download's redirect is expected, and
+                // its target (another origin) must get no credentials.
+                .redirect(reqwest::redirect::Policy::none())
+        };
+        let http = builder()
+            .build()
+            .map_err(|e| Error::Config(format!("HTTP client: {}", e.without_url())))?;
+        let plain = builder()
             .build()
             .map_err(|e| Error::Config(format!("HTTP client: {}", e.without_url())))?;
         let limiter = NonZeroU32::new(cfg.requests_per_second)
             .map(|rps| RateLimiter::direct(Quota::per_second(rps)));
-        let mut needles = vec![cfg.api_token.expose().to_owned(), basic];
         if let Some(k) = &cfg.admin_api_key {
             needles.push(k.expose().to_owned());
         }
         Ok(Self {
             inner: Arc::new(Inner {
                 http,
+                plain,
                 base,
+                site: cfg.site_url.clone(),
                 auth,
                 limiter,
                 retry: cfg.retry.clone(),
@@ -238,9 +298,96 @@ impl Client {
         })
     }
 
-    /// The site root this client talks to.
+    /// The root API calls go to: the site, or the gateway base for scoped tokens and
+    /// service accounts.
     pub fn base_url(&self) -> &Url {
         &self.inner.base
+    }
+
+    /// The site people know (`https://SITE.atlassian.net`): the site URL when calls go through
+    /// the gateway, else the base URL. Links shown or logged use this, never the gateway.
+    pub fn site_url(&self) -> &Url {
+        self.inner.site.as_ref().unwrap_or(&self.inner.base)
+    }
+
+    /// Whether calls go through Atlassian's gateway (scoped token or service account).
+    pub fn via_gateway(&self) -> bool {
+        self.inner.site.is_some()
+    }
+
+    /// Whether calls carry an OAuth 2.0 Bearer token (service account client credentials).
+    pub fn uses_oauth(&self) -> bool {
+        matches!(self.inner.auth, Auth::OAuth { .. })
+    }
+
+    /// The `Authorization` value of the next request; fetches or renews the OAuth access token
+    /// when it is missing or about to expire (one fetch for all concurrent callers).
+    async fn authorization(&self) -> Result<HeaderValue> {
+        match &self.inner.auth {
+            Auth::Basic(v) => Ok(v.clone()),
+            Auth::OAuth { creds, token } => {
+                let mut slot = token.lock().await;
+                if let Some((v, until)) = slot.as_ref()
+                    && Instant::now() < *until
+                {
+                    return Ok(v.clone());
+                }
+                let (v, until) = self.fetch_token(creds).await?;
+                *slot = Some((v.clone(), until));
+                Ok(v)
+            }
+        }
+    }
+
+    /// Drops a cached OAuth token (after a 401: revoked, or expired early).
+    async fn forget_token(&self) {
+        if let Auth::OAuth { token, .. } = &self.inner.auth {
+            *token.lock().await = None;
+        }
+    }
+
+    /// Client credentials grant (RFC 6749 §4.4): `grant_type=client_credentials` with the
+    /// client id and secret, form-encoded; renewed a minute before `expires_in` runs out.
+    async fn fetch_token(
+        &self,
+        creds: &crate::config::OAuthClientCredentials,
+    ) -> Result<(HeaderValue, Instant)> {
+        let endpoint = "POST /oauth/token";
+        let path = creds.token_url.path().to_owned();
+        let failed = |message: String| Error::OAuthToken {
+            url: creds.token_url.origin().ascii_serialization() + &path,
+            message,
+        };
+        self.inner.stats.request(endpoint);
+        let resp = self
+            .inner
+            .plain
+            .post(creds.token_url.clone())
+            .header(header::ACCEPT, "application/json")
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", creds.client_id.as_str()),
+                ("client_secret", creds.client_secret.expose()),
+            ])
+            .timeout(self.inner.timeout)
+            .send()
+            .await
+            .map_err(|e| failed(e.without_url().to_string()))?;
+        let status = resp.status();
+        let body = resp.bytes().await.unwrap_or_default();
+        if !status.is_success() {
+            self.inner.stats.failure(endpoint);
+            let message = self.inner.redactor.scrub(atlassian_message(&body));
+            return Err(failed(format!("{status}: {message}")));
+        }
+        let answer: TokenAnswer = serde_json::from_slice(&body)
+            .map_err(|e| failed(format!("unreadable token answer: {e}")))?;
+        let mut v = HeaderValue::from_str(&format!("Bearer {}", answer.access_token))
+            .map_err(|_| failed("the access token has invalid characters".into()))?;
+        v.set_sensitive(true);
+        let life = Duration::from_secs(answer.expires_in.unwrap_or(3600));
+        let until = Instant::now() + life.saturating_sub(Duration::from_secs(60));
+        Ok((v, until))
     }
 
     /// A snapshot of the call counters since creation or the last [`Client::reset_stats`].
@@ -271,7 +418,22 @@ impl Client {
             message,
         };
         let base = &self.inner.base;
-        let url = if let Ok(abs) = Url::parse(next) {
+        let on_site = |abs: &Url| {
+            self.inner
+                .site
+                .as_ref()
+                .is_some_and(|s| s.origin() == abs.origin())
+        };
+        let url = if let Ok(abs) = Url::parse(next)
+            && on_site(&abs)
+        {
+            // An absolute link on the site while calls go through the gateway: the same path
+            // under the gateway base.
+            let prefix = base.path().trim_end_matches('/');
+            let rest = &next[abs[..url::Position::BeforePath].len()..];
+            base.join(&format!("{prefix}{rest}"))
+                .map_err(|e| bad(format!("bad next link: {e}")))?
+        } else if let Ok(abs) = Url::parse(next) {
             if abs.origin() != base.origin() {
                 return Err(bad(format!(
                     "next link points to another origin ({})",
@@ -425,11 +587,18 @@ impl Client {
         if let Some(l) = &inner.limiter {
             l.until_ready().await;
         }
+        let path = call.path();
+        // A refused token request is final for this call (not retried like a network error).
+        let auth = self.authorization().await.map_err(|error| Failed {
+            kind: FailKind::Status(401),
+            retry_after: None,
+            error,
+        })?;
         inner.stats.request(call.endpoint);
         let mut rb = inner
             .http
             .request(call.method.clone(), call.url.clone())
-            .header(header::AUTHORIZATION, inner.auth.clone())
+            .header(header::AUTHORIZATION, auth)
             .header(header::ACCEPT, "application/json");
         if let Some(body) = &call.body {
             rb = rb
@@ -439,7 +608,6 @@ impl Client {
         if !call.streaming {
             rb = rb.timeout(inner.timeout);
         }
-        let path = call.path();
         let resp = match rb.send().await {
             Ok(r) => r,
             Err(e) => {
@@ -448,8 +616,14 @@ impl Client {
             }
         };
         let status = resp.status();
-        if status.is_success() {
+        self.note_rate_limit_headers(call.endpoint, resp.headers())
+            .await;
+        // A download's redirect is handed back: the caller follows it without credentials.
+        if status.is_success() || (call.streaming && status.is_redirection()) {
             return Ok(resp);
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            self.forget_token().await;
         }
         let retry_after = parse_retry_after(resp.headers());
         if status == StatusCode::TOO_MANY_REQUESTS {
@@ -472,15 +646,74 @@ impl Client {
         Err(Failed {
             kind: FailKind::Status(status.as_u16()),
             retry_after,
-            error: classify(status, path, message, call.hint),
+            error: classify(status, path, message, call),
         })
     }
 }
 
+impl Client {
+    /// Remembers the rate-limit headers of an answer and slows down when Confluence says the
+    /// account is near its limit: `X-RateLimit-NearLimit: true` pauses every call of this
+    /// client for [`RetryConfig::near_limit_pause`]; `X-RateLimit-Remaining: 0` with an
+    /// `X-RateLimit-Reset` time pauses until then (bounded by `max_retry_after`).
+    async fn note_rate_limit_headers(&self, endpoint: &'static str, headers: &HeaderMap) {
+        let seen: Vec<(String, String)> = headers
+            .iter()
+            .filter(|(n, _)| is_rate_limit_header(n.as_str()))
+            .filter_map(|(n, v)| Some((n.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect();
+        if seen.is_empty() {
+            return;
+        }
+        let get = |name: &str| {
+            seen.iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.trim())
+        };
+        let near = get("x-ratelimit-nearlimit").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let exhausted_until = (get("x-ratelimit-remaining") == Some("0"))
+            .then(|| get("x-ratelimit-reset"))
+            .flatten()
+            .and_then(|v| chrono::DateTime::parse_from_rfc3339(v).ok())
+            .map(|t| {
+                (t.with_timezone(&chrono::Utc) - chrono::Utc::now())
+                    .to_std()
+                    .unwrap_or(Duration::ZERO)
+            });
+        self.inner.stats.rate_limit_headers(endpoint, seen, near);
+        let cfg = &self.inner.retry;
+        let pause = match (near, exhausted_until) {
+            (_, Some(d)) => Some(d.min(cfg.max_retry_after).max(cfg.near_limit_pause)),
+            (true, None) => Some(cfg.near_limit_pause),
+            (false, None) => None,
+        };
+        if let Some(d) = pause.filter(|d| !d.is_zero()) {
+            tracing::debug!(
+                endpoint,
+                pause_ms = d.as_millis() as u64,
+                "Confluence says the rate limit is near: slowing down"
+            );
+            let until = Instant::now() + d;
+            let mut p = self.inner.paused_until.lock().await;
+            if p.is_none_or(|cur| cur < until) {
+                *p = Some(until);
+            }
+        }
+    }
+}
+
 /// Maps an error status to the typed error.
-fn classify(status: StatusCode, path: String, message: String, hint: &'static str) -> Error {
+fn classify(status: StatusCode, path: String, message: String, call: &Call) -> Error {
     let lower = message.to_ascii_lowercase();
+    let hint = call.hint;
     match status.as_u16() {
+        // Scoped tokens and service accounts: "Unauthorized; scope does not match".
+        401 if lower.contains("scope") => Error::MissingScope {
+            path,
+            message,
+            scopes: crate::scopes::scopes_for(call.endpoint)
+                .map_or_else(|| "the scope this call needs".to_owned(), |c| c.describe()),
+        },
         401 => Error::Unauthorized { path, message },
         403 => Error::Forbidden {
             path,

@@ -19,6 +19,40 @@ pub enum Error {
         /// Atlassian's message.
         message: String,
     },
+    /// 401 whose message says the token's scopes do not cover the call (scoped API tokens and
+    /// service accounts): the credentials are right, the token needs another scope.
+    #[error("missing scope (401) on {path}: {message} (give the token the scope(s): {scopes})")]
+    MissingScope {
+        /// Request path.
+        path: String,
+        /// Atlassian's message.
+        message: String,
+        /// Scopes that let this call through (granular, with the classic alternative).
+        scopes: String,
+    },
+    /// A file download was refused (401/403) — on Cloud this is about the download path or
+    /// an expired signed link, not the credentials when other calls succeed with them.
+    #[error(
+        "download refused ({status}) on {path}: {message} (if other calls succeed, the email and token are right: Confluence Cloud refuses API tokens on the legacy /wiki/download path since CHANGE-2735, and the media link it redirects to is signed and short-lived)"
+    )]
+    DownloadRefused {
+        /// HTTP status (401 or 403).
+        status: u16,
+        /// Request path.
+        path: String,
+        /// The server's message.
+        message: String,
+    },
+    /// The OAuth 2.0 token endpoint refused the service account's client credentials.
+    #[error(
+        "could not get an OAuth access token from {url}: {message} (check the service account's OAuth client id and secret, and that the credential is not expired or revoked)"
+    )]
+    OAuthToken {
+        /// The token endpoint (no query).
+        url: String,
+        /// What went wrong.
+        message: String,
+    },
     /// 403: authenticated, but the account lacks a permission.
     #[error("forbidden (403) on {path}: {message} (the service account needs: {hint})")]
     Forbidden {
@@ -116,7 +150,8 @@ impl Error {
     /// HTTP status this error came from, if any.
     pub fn status(&self) -> Option<u16> {
         match self {
-            Error::Unauthorized { .. } => Some(401),
+            Error::Unauthorized { .. } | Error::MissingScope { .. } => Some(401),
+            Error::DownloadRefused { status, .. } => Some(*status),
             Error::Forbidden { .. } => Some(403),
             Error::NotFound { .. } => Some(404),
             Error::BadRequest { status, .. } | Error::Server { status, .. } => Some(*status),

@@ -32,14 +32,18 @@ mod config;
 mod error;
 mod models;
 mod paging;
+pub mod scopes;
 mod stats;
 
 pub use api::{
     Download, EMAILS_CAP, PageListOptions, PageSort, USERS_BULK_CAP, Undocumented,
-    V1_MEMBERS_LIMIT, V1_SEARCH_LIMIT, V1_SPACES_PER_CALL, V2_PAGE_LIMIT,
+    V1_MEMBERS_LIMIT, V1_SEARCH_LIMIT, V1_SPACES_PER_CALL, V2_PAGE_LIMIT, tenant_info,
 };
 pub use client::Client;
-pub use config::{ClientConfig, RetryConfig, Secret};
+pub use config::{
+    ATLASSIAN_GATEWAY, ATLASSIAN_TOKEN_URL, ClientConfig, OAuthClientCredentials, RetryConfig,
+    Secret, gateway_base,
+};
 pub use error::{Error, Result};
 pub use models::*;
 pub use paging::Paged;

@@ -312,6 +312,18 @@ pub struct UserV1 {
     /// Older spelling of the same flag.
     #[serde(default)]
     pub external_collaborator: Option<bool>,
+    /// The account's time zone (IANA name), as `GET /wiki/rest/api/user/current` reports it;
+    /// null when the profile hides it. CQL date literals are read in this zone.
+    #[serde(default)]
+    pub time_zone: Option<String>,
+}
+
+/// `GET https://SITE/_edge/tenant_info`: the site's cloud id, needed for gateway URLs.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantInfo {
+    /// The site's cloud id (a UUID).
+    pub cloud_id: String,
 }
 
 impl UserV1 {

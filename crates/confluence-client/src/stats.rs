@@ -21,6 +21,14 @@ pub struct CallStats {
     pub rate_limited: u64,
     /// 5xx answers and transport failures received.
     pub failures: u64,
+    /// Answers that carried `X-RateLimit-NearLimit: true` (the client slowed down after each).
+    pub near_limit: u64,
+    /// The rate-limit headers of the latest answer that had any (name → value), e.g.
+    /// `x-ratelimit-remaining`, `retry-after`, `beta-ratelimit-policy`; for `kbgate doctor`.
+    pub rate_limit_headers: BTreeMap<String, String>,
+    /// Requests to the media host a download redirected to (no Confluence credentials; not
+    /// Confluence API calls, so not in `total`).
+    pub media_requests: u64,
 }
 
 impl CallStats {
@@ -62,6 +70,29 @@ impl StatsCell {
     pub(crate) fn failure(&self, endpoint: &'static str) {
         metrics::counter!("confluence_client_failures_total", "endpoint" => endpoint).increment(1);
         self.with(|s| s.failures += 1);
+    }
+
+    pub(crate) fn rate_limit_headers(
+        &self,
+        endpoint: &'static str,
+        seen: Vec<(String, String)>,
+        near: bool,
+    ) {
+        if near {
+            metrics::counter!("confluence_client_near_limit_total", "endpoint" => endpoint)
+                .increment(1);
+        }
+        self.with(|s| {
+            if near {
+                s.near_limit += 1;
+            }
+            s.rate_limit_headers = seen.into_iter().collect();
+        });
+    }
+
+    pub(crate) fn media_request(&self) {
+        metrics::counter!("confluence_client_media_requests_total").increment(1);
+        self.with(|s| s.media_requests += 1);
     }
 
     pub(crate) fn snapshot(&self) -> CallStats {

@@ -19,6 +19,7 @@ fn config_for(h: &SimHandle, email: &str, token: &str) -> ClientConfig {
         initial_backoff: Duration::from_millis(5),
         max_backoff: Duration::from_millis(50),
         max_retry_after: Duration::from_secs(5),
+        ..RetryConfig::default()
     };
     cfg
 }
@@ -989,13 +990,7 @@ async fn client_and_sim_count_under_the_same_keys() {
         .try_next()
         .await
         .unwrap();
-    let link = atts
-        .iter()
-        .find(|a| a.id == att)
-        .and_then(|a| a.download_link.clone())
-        .expect("download link");
-    let d = c.download_link(&link).await.unwrap();
-    let _: Vec<bytes::Bytes> = d.bytes.try_collect().await.unwrap();
+    assert!(atts.iter().any(|a| a.id == att), "attachment listed");
     let g = c.create_group("kbgate-same-keys").await.unwrap();
     assert!(c.group_by_name("kbgate-same-keys").await.unwrap().is_some());
     c.add_group_member(&g.id, &user_ids[0]).await.unwrap();
@@ -1032,7 +1027,6 @@ async fn client_and_sim_count_under_the_same_keys() {
     assert_eq!(client_keys, sim_keys);
     for k in [
         "GET /wiki/rest/api/content/{id}/restriction/byOperation/{operationKey}",
-        "GET /wiki/download/attachments/{pageId}/{filename}",
         "POST /cgraphql?q=GuestDataQuery",
         "POST /cgraphql?q=ResetExCoSpacePermissionsMutation",
     ] {

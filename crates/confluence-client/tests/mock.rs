@@ -36,6 +36,7 @@ fn config(base: url::Url) -> ClientConfig {
         initial_backoff: Duration::from_millis(5),
         max_backoff: Duration::from_millis(40),
         max_retry_after: Duration::from_secs(5),
+        ..RetryConfig::default()
     };
     cfg.timeout = Duration::from_secs(10);
     cfg
@@ -860,4 +861,290 @@ async fn jira_create_site_user_without_products() {
     let u = c.create_site_user("p@cust.com").await.unwrap();
     assert_eq!(u.account_id, "5b10");
     assert_eq!(u.active, Some(true));
+}
+
+// ------------------------------------------------------------------ today's Cloud
+
+/// Cloud's REST download answers 302 to a signed URL on the media host (another origin). The
+/// media host must never see the Confluence credentials.
+#[tokio::test]
+async fn download_follows_a_cross_origin_redirect_without_credentials() {
+    let data: Vec<u8> = (0..70_000u32).map(|i| (i % 241) as u8).collect();
+    let served = data.clone();
+    let media_hits = Arc::new(AtomicUsize::new(0));
+    let hits = media_hits.clone();
+    let media = serve(Router::new().route(
+        "/file/{id}/binary",
+        get(
+            move |h: HeaderMap, Query(q): Query<HashMap<String, String>>| {
+                let served = served.clone();
+                let hits = hits.clone();
+                async move {
+                    hits.fetch_add(1, Ordering::SeqCst);
+                    if h.get(header::AUTHORIZATION).is_some() || h.get(header::COOKIE).is_some() {
+                        return (
+                            StatusCode::BAD_REQUEST,
+                            "credentials sent to the media host",
+                        )
+                            .into_response();
+                    }
+                    if q.get("token").map(String::as_str) != Some("signed") {
+                        return StatusCode::UNAUTHORIZED.into_response();
+                    }
+                    ([(header::CONTENT_TYPE, "application/pdf")], served).into_response()
+                }
+            },
+        ),
+    ))
+    .await;
+    // The API on 127.0.0.1, the media host under another name: another origin.
+    let media_origin = format!("http://localhost:{}", media.port().unwrap());
+    let app = Router::new().route(
+        "/wiki/rest/api/content/{page}/child/attachment/{att}/download",
+        get(move |h: HeaderMap| {
+            let media_origin = media_origin.clone();
+            async move {
+                assert!(h.get(header::AUTHORIZATION).is_some(), "the API gets auth");
+                (
+                    StatusCode::FOUND,
+                    [(
+                        header::LOCATION,
+                        format!("{media_origin}/file/f-1/binary?token=signed&client=c&name=a.pdf"),
+                    )],
+                )
+            }
+        }),
+    );
+    let c = client(serve(app).await);
+    let d = c.download_attachment("10", "att20").await.unwrap();
+    assert_eq!(d.content_type.as_deref(), Some("application/pdf"));
+    let body: Vec<bytes::Bytes> = d.bytes.try_collect().await.unwrap();
+    assert_eq!(body.concat(), data);
+    assert_eq!(media_hits.load(Ordering::SeqCst), 1);
+    let stats = c.stats();
+    assert_eq!(
+        stats.calls("GET /wiki/rest/api/content/{id}/child/attachment/{attachmentId}/download"),
+        1
+    );
+    assert_eq!(stats.media_requests, 1);
+    assert_eq!(stats.total, 1, "the media request is not a Confluence call");
+}
+
+/// A signed link that expired before use is asked for again; a download refused for good is
+/// reported as a refused download, not as wrong credentials.
+#[tokio::test]
+async fn expired_media_links_are_renewed_and_refusals_do_not_blame_the_token() {
+    let media_hits = Arc::new(AtomicUsize::new(0));
+    let hits = media_hits.clone();
+    let media = serve(Router::new().route(
+        "/file/{id}/binary",
+        get(move |Query(q): Query<HashMap<String, String>>| {
+            let hits = hits.clone();
+            async move {
+                hits.fetch_add(1, Ordering::SeqCst);
+                // Only the second link handed out is still valid.
+                if q.get("token").map(String::as_str) == Some("t2") {
+                    (StatusCode::OK, "ok").into_response()
+                } else {
+                    (StatusCode::UNAUTHORIZED, "token expired").into_response()
+                }
+            }
+        }),
+    ))
+    .await;
+    let media_origin = format!("http://localhost:{}", media.port().unwrap());
+    let issued = Arc::new(AtomicUsize::new(0));
+    let app = Router::new().route(
+        "/wiki/rest/api/content/{page}/child/attachment/{att}/download",
+        get(move |Path((page, _att)): Path<(String, String)>| {
+            let media_origin = media_origin.clone();
+            let issued = issued.clone();
+            async move {
+                if page == "refused" {
+                    return (
+                        StatusCode::UNAUTHORIZED,
+                        [(header::WWW_AUTHENTICATE, "OAuth realm=\"x\"")],
+                        "Unauthorized",
+                    )
+                        .into_response();
+                }
+                let n = issued.fetch_add(1, Ordering::SeqCst) + 1;
+                (
+                    StatusCode::FOUND,
+                    [(
+                        header::LOCATION,
+                        format!("{media_origin}/file/f/binary?token=t{n}"),
+                    )],
+                )
+                    .into_response()
+            }
+        }),
+    );
+    let c = client(serve(app).await);
+    let d = c.download_attachment("10", "att1").await.unwrap();
+    let body: Vec<bytes::Bytes> = d.bytes.try_collect().await.unwrap();
+    assert_eq!(body.concat(), b"ok");
+    assert_eq!(
+        media_hits.load(Ordering::SeqCst),
+        2,
+        "expired link, then a fresh one"
+    );
+
+    let e = c.download_attachment("refused", "att1").await.unwrap_err();
+    assert!(
+        matches!(e, Error::DownloadRefused { status: 401, .. }),
+        "{e:?}"
+    );
+    let text = e.to_string();
+    assert!(!text.contains("check the service account email"), "{text}");
+    assert!(text.contains("CHANGE-2735"), "{text}");
+    assert!(!text.contains(TOKEN));
+}
+
+/// Service accounts: client credentials are exchanged for a Bearer token once, reused, and a
+/// 401 "scope does not match" names the scopes the call needs.
+#[tokio::test]
+async fn oauth_client_credentials_bearer_and_missing_scope() {
+    let log = Arc::new(Log::default());
+    let token_server = serve(
+        Router::new()
+            .route(
+                "/oauth/token",
+                post(
+                    |State(log): State<Arc<Log>>, body: String| async move {
+                        let form: HashMap<String, String> =
+                            serde_urlencoded::from_str(&body).unwrap();
+                        log.hits.fetch_add(1, Ordering::SeqCst);
+                        if form.get("grant_type").map(String::as_str)
+                            != Some("client_credentials")
+                            || form.get("client_secret").map(String::as_str)
+                                != Some("client-secret-XYZ")
+                        {
+                            return (
+                                StatusCode::UNAUTHORIZED,
+                                Json(json!({"error": "access_denied", "error_description": "Unauthorized"})),
+                            )
+                                .into_response();
+                        }
+                        Json(json!({"access_token": "bearer-abc", "token_type": "Bearer", "expires_in": 3600, "scope": "read:space:confluence"}))
+                            .into_response()
+                    },
+                ),
+            )
+            .with_state(log.clone()),
+    )
+    .await;
+    let api = serve(
+        Router::new()
+            .route(
+                "/ex/confluence/cloud-1/wiki/api/v2/spaces",
+                get(|h: HeaderMap| async move {
+                    if h.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+                        != Some("Bearer bearer-abc")
+                    {
+                        return StatusCode::UNAUTHORIZED.into_response();
+                    }
+                    Json(json!({"results": [{"id": "1", "key": "KB", "name": "KB"}], "_links": {}}))
+                        .into_response()
+                }),
+            )
+            .route(
+                "/ex/confluence/cloud-1/wiki/rest/api/content/search",
+                get(|| async {
+                    (
+                        StatusCode::UNAUTHORIZED,
+                        Json(json!({"code": 401, "message": "Unauthorized; scope does not match"})),
+                    )
+                }),
+            ),
+    )
+    .await;
+    let oauth = |secret: &str| OAuthClientCredentials {
+        client_id: "client-1".into(),
+        client_secret: Secret::new(secret),
+        token_url: token_server.join("/oauth/token").unwrap(),
+    };
+    let mut cfg = config(gateway_base(&api, "cloud-1"));
+    cfg.site_url = Some("https://example.atlassian.net".parse().unwrap());
+    cfg.oauth = Some(oauth("client-secret-XYZ"));
+    let c = Client::new(cfg.clone()).unwrap();
+    assert!(c.via_gateway() && c.uses_oauth());
+    assert_eq!(c.site_url().as_str(), "https://example.atlassian.net/");
+    for _ in 0..3 {
+        let spaces: Vec<Space> = c.spaces(&["KB"]).try_collect().await.unwrap();
+        assert_eq!(spaces.len(), 1);
+    }
+    assert_eq!(
+        log.hits.load(Ordering::SeqCst),
+        1,
+        "one token for many calls"
+    );
+    let e = c
+        .content_search("type = page", &[])
+        .try_next()
+        .await
+        .unwrap_err();
+    match &e {
+        Error::MissingScope { scopes, .. } => {
+            assert!(
+                scopes.contains("read:content-details:confluence"),
+                "{scopes}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+
+    cfg.oauth = Some(oauth("wrong-secret"));
+    let c = Client::new(cfg).unwrap();
+    let e = c.spaces(&["KB"]).try_next().await.unwrap_err();
+    assert!(matches!(e, Error::OAuthToken { .. }), "{e:?}");
+    assert!(!e.to_string().contains("wrong-secret"), "{e}");
+}
+
+/// `X-RateLimit-NearLimit: true` makes every call of the client wait before the next request.
+#[tokio::test]
+async fn near_limit_header_slows_the_client_down() {
+    let log = Arc::new(Log::default());
+    let app = Router::new()
+        .route(
+            "/wiki/api/v2/spaces",
+            get(|State(log): State<Arc<Log>>| async move {
+                let n = log.hits.fetch_add(1, Ordering::SeqCst);
+                log.arrivals
+                    .lock()
+                    .unwrap()
+                    .push(("spaces".into(), Instant::now()));
+                let near = if n == 0 { "true" } else { "false" };
+                (
+                    [
+                        ("x-ratelimit-nearlimit", near),
+                        ("x-ratelimit-remaining", "12"),
+                        ("beta-ratelimit-policy", "\"burst\";q=100;w=1"),
+                    ],
+                    Json(json!({"results": [], "_links": {}})),
+                )
+            }),
+        )
+        .with_state(log.clone());
+    let mut cfg = config(serve(app).await);
+    cfg.retry.near_limit_pause = Duration::from_millis(300);
+    let c = Client::new(cfg).unwrap();
+    for _ in 0..2 {
+        let _: Vec<Space> = c.spaces(&["KB"]).try_collect().await.unwrap();
+    }
+    let arrivals = log.arrivals.lock().unwrap().clone();
+    assert_eq!(arrivals.len(), 2);
+    assert!(
+        arrivals[1].1 - arrivals[0].1 >= Duration::from_millis(300),
+        "the second call waited after the near-limit answer"
+    );
+    let stats = c.stats();
+    assert_eq!(stats.near_limit, 1);
+    assert_eq!(
+        stats
+            .rate_limit_headers
+            .get("beta-ratelimit-policy")
+            .map(String::as_str),
+        Some("\"burst\";q=100;w=1")
+    );
 }

@@ -60,10 +60,11 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub struct ConfluenceConfig {
     /// `https://SITE.atlassian.net` (plain `http` only for loopback hosts, e.g. the simulator).
+    /// Always the site, also when calls go through the gateway: links point here.
     pub base_url: Url,
-    /// The service account's email (Basic auth user).
-    pub email: Email,
-    pub api_token: SecretSource,
+    /// How kbgate proves who it is (`auth`, with `email` + `api_token_*`, or `client_id` +
+    /// `client_secret_*`).
+    pub auth: ConfluenceAuth,
     /// Org API key for the admin APIs (native mode), if configured.
     pub admin_api_key: Option<SecretSource>,
     /// Opt-in for the undocumented `cgraphql` guest operations. Default false.
@@ -83,13 +84,97 @@ pub struct ConfluenceConfig {
     pub requests_per_second: u32,
 }
 
+/// `[confluence] auth`: the three ways an integration authenticates to Confluence Cloud today.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfluenceAuth {
+    /// `auth = "api_token"` (default): a classic API token, Basic `email:token` on the site URL.
+    ApiToken { email: Email, token: SecretSource },
+    /// `auth = "scoped_token"`: a scoped API token (the only kind a service account has),
+    /// Basic `email:token` through the gateway (scoped tokens get 401 on the site URL).
+    ScopedToken {
+        email: Email,
+        token: SecretSource,
+        gateway: Gateway,
+    },
+    /// `auth = "oauth"`: a service account's OAuth 2.0 client credentials, exchanged at
+    /// `oauth_token_url` for a Bearer token used through the gateway.
+    OAuth {
+        client_id: String,
+        client_secret: SecretSource,
+        token_url: Url,
+        gateway: Gateway,
+    },
+}
+
+/// Atlassian's API gateway for one site: `{url}/ex/confluence/{cloud_id}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gateway {
+    /// `gateway_url`, default [`DEFAULT_GATEWAY_URL`] (tests point it at the simulator).
+    pub url: Url,
+    /// `cloud_id`; `None`: read from `https://SITE/_edge/tenant_info` at start.
+    pub cloud_id: Option<String>,
+}
+
+/// Default of `[confluence] gateway_url`.
+pub const DEFAULT_GATEWAY_URL: &str = "https://api.atlassian.com";
+/// Default of `[confluence] oauth_token_url`.
+pub const DEFAULT_OAUTH_TOKEN_URL: &str = "https://auth.atlassian.com/oauth/token";
+
+impl ConfluenceAuth {
+    /// The `auth` value that selects this method.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ConfluenceAuth::ApiToken { .. } => "api_token",
+            ConfluenceAuth::ScopedToken { .. } => "scoped_token",
+            ConfluenceAuth::OAuth { .. } => "oauth",
+        }
+    }
+
+    /// The gateway, for the methods that go through it.
+    pub fn gateway(&self) -> Option<&Gateway> {
+        match self {
+            ConfluenceAuth::ApiToken { .. } => None,
+            ConfluenceAuth::ScopedToken { gateway, .. } | ConfluenceAuth::OAuth { gateway, .. } => {
+                Some(gateway)
+            }
+        }
+    }
+}
+
 /// The default of `[confluence] requests_per_second`.
 pub const DEFAULT_REQUESTS_PER_SECOND: u32 = 10;
 
 impl ConfluenceConfig {
-    /// Reads the API token (from its env var or file).
+    /// The service account's email (Basic auth user) of the token methods.
+    pub fn email(&self) -> Option<&Email> {
+        match &self.auth {
+            ConfluenceAuth::ApiToken { email, .. } | ConfluenceAuth::ScopedToken { email, .. } => {
+                Some(email)
+            }
+            ConfluenceAuth::OAuth { .. } => None,
+        }
+    }
+
+    /// Where the API token comes from, for the token methods.
+    pub fn api_token(&self) -> Option<&SecretSource> {
+        match &self.auth {
+            ConfluenceAuth::ApiToken { token, .. } | ConfluenceAuth::ScopedToken { token, .. } => {
+                Some(token)
+            }
+            ConfluenceAuth::OAuth { .. } => None,
+        }
+    }
+
+    /// Reads the API token (from its env var or file); for `auth = "oauth"`, the client secret.
     pub fn resolve_api_token(&self) -> Result<Secret, SecretError> {
-        self.api_token.resolve("confluence API token")
+        match &self.auth {
+            ConfluenceAuth::ApiToken { token, .. } | ConfluenceAuth::ScopedToken { token, .. } => {
+                token.resolve("confluence API token")
+            }
+            ConfluenceAuth::OAuth { client_secret, .. } => {
+                client_secret.resolve("confluence OAuth client secret")
+            }
+        }
     }
 
     /// Reads the admin API key, or `None` when none is configured.
@@ -518,24 +603,7 @@ impl Builder<'_> {
         let r = c.value;
         let base_url = self.conv(&r.base_url, "confluence.base_url", |s| parse_base_url(s));
         let base_url = self.required(&sec, base_url, "confluence.base_url");
-        let email = self.conv(&r.email, "confluence.email", |s| Email::parse(s.trim()));
-        let email = self.required(&sec, email, "confluence.email");
-        let token = self.one_of(
-            &sec,
-            &[
-                ("confluence.api_token_env", &r.api_token_env),
-                ("confluence.api_token_file", &r.api_token_file),
-            ],
-            false,
-        );
-        let api_token = match token {
-            Some(Some((i, v))) => self.secret_source(
-                ["confluence.api_token_env", "confluence.api_token_file"][i],
-                v,
-                i == 0,
-            ),
-            _ => None,
-        };
+        let auth = self.confluence_auth(&sec, &r);
         let admin = self.one_of(
             &sec,
             &[
@@ -606,8 +674,7 @@ impl Builder<'_> {
         };
         Some(ConfluenceConfig {
             base_url: base_url?,
-            email: email?,
-            api_token: api_token?,
+            auth: auth?,
             admin_api_key: admin_api_key?,
             allow_undocumented_apis: r.allow_undocumented_apis.is_some_and(|v| v.value),
             max_attachment_bytes: max_attachment_bytes?,
@@ -615,6 +682,157 @@ impl Builder<'_> {
             licensed_users: licensed_users?,
             requests_per_second: requests_per_second?,
         })
+    }
+
+    /// `auth` and the keys of the chosen method; keys of another method are errors (a
+    /// `client_id` next to `auth = "api_token"` is a mistake worth saying).
+    fn confluence_auth(&mut self, sec: &Origin, r: &raw::RawConfluence) -> Option<ConfluenceAuth> {
+        let method = self.conv(&r.auth, "confluence.auth", |s| match s.trim() {
+            "api_token" => Ok("api_token"),
+            "scoped_token" => Ok("scoped_token"),
+            "oauth" => Ok("oauth"),
+            other => Err(format!(
+                "unknown method {other:?}; expected \"api_token\" (classic API token on the site), \"scoped_token\" (scoped API token through api.atlassian.com) or \"oauth\" (service account OAuth 2.0 client credentials)"
+            )),
+        })?;
+        let method = method.unwrap_or("api_token");
+        let unexpected = |me: &mut Self, keys: &[(&str, &Option<Val<String>>)]| {
+            for (key, v) in keys {
+                if let Some(v) = v {
+                    me.err(
+                        &v.origin,
+                        key,
+                        format!("does not apply to auth = \"{method}\""),
+                    );
+                }
+            }
+        };
+        let gateway = |me: &mut Self| -> Option<Gateway> {
+            let url = me.conv(&r.gateway_url, "confluence.gateway_url", |s| {
+                parse_base_url(s)
+            });
+            let cloud_id = me.conv(&r.cloud_id, "confluence.cloud_id", |s| {
+                let s = s.trim();
+                if !s.is_empty()
+                    && s.len() <= 64
+                    && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                {
+                    Ok(s.to_owned())
+                } else {
+                    Err("expected the site's cloud id (a UUID, from https://SITE.atlassian.net/_edge/tenant_info)".to_owned())
+                }
+            });
+            Some(Gateway {
+                url: match url? {
+                    Some(u) => u,
+                    None => Url::parse(DEFAULT_GATEWAY_URL).ok()?,
+                },
+                cloud_id: cloud_id?,
+            })
+        };
+        let token = |me: &mut Self| -> Option<(Email, SecretSource)> {
+            let email = me.conv(&r.email, "confluence.email", |s| Email::parse(s.trim()));
+            let email = me.required(sec, email, "confluence.email");
+            let token = me.one_of(
+                sec,
+                &[
+                    ("confluence.api_token_env", &r.api_token_env),
+                    ("confluence.api_token_file", &r.api_token_file),
+                ],
+                false,
+            );
+            let token = match token {
+                Some(Some((i, v))) => me.secret_source(
+                    ["confluence.api_token_env", "confluence.api_token_file"][i],
+                    v,
+                    i == 0,
+                ),
+                _ => None,
+            };
+            Some((email?, token?))
+        };
+        let oauth_keys = [
+            ("confluence.client_id", &r.client_id),
+            ("confluence.client_secret_env", &r.client_secret_env),
+            ("confluence.client_secret_file", &r.client_secret_file),
+            ("confluence.oauth_token_url", &r.oauth_token_url),
+        ];
+        match method {
+            "api_token" => {
+                unexpected(self, &oauth_keys);
+                unexpected(
+                    self,
+                    &[
+                        ("confluence.cloud_id", &r.cloud_id),
+                        ("confluence.gateway_url", &r.gateway_url),
+                    ],
+                );
+                let (email, token) = token(self)?;
+                Some(ConfluenceAuth::ApiToken { email, token })
+            }
+            "scoped_token" => {
+                unexpected(self, &oauth_keys);
+                let gateway = gateway(self);
+                let (email, token) = token(self)?;
+                Some(ConfluenceAuth::ScopedToken {
+                    email,
+                    token,
+                    gateway: gateway?,
+                })
+            }
+            _ => {
+                unexpected(
+                    self,
+                    &[
+                        ("confluence.email", &r.email),
+                        ("confluence.api_token_env", &r.api_token_env),
+                        ("confluence.api_token_file", &r.api_token_file),
+                    ],
+                );
+                let gateway = gateway(self);
+                let client_id = self.conv(&r.client_id, "confluence.client_id", |s| {
+                    let s = s.trim();
+                    if s.is_empty() {
+                        Err("must not be empty".to_owned())
+                    } else {
+                        Ok(s.to_owned())
+                    }
+                });
+                let client_id = self.required(sec, client_id, "confluence.client_id");
+                let secret = self.one_of(
+                    sec,
+                    &[
+                        ("confluence.client_secret_env", &r.client_secret_env),
+                        ("confluence.client_secret_file", &r.client_secret_file),
+                    ],
+                    false,
+                );
+                let client_secret = match secret {
+                    Some(Some((i, v))) => self.secret_source(
+                        [
+                            "confluence.client_secret_env",
+                            "confluence.client_secret_file",
+                        ][i],
+                        v,
+                        i == 0,
+                    ),
+                    _ => None,
+                };
+                let token_url = self.conv(&r.oauth_token_url, "confluence.oauth_token_url", |s| {
+                    parse_base_url(s)
+                });
+                let token_url = match token_url? {
+                    Some(u) => u,
+                    None => Url::parse(DEFAULT_OAUTH_TOKEN_URL).ok()?,
+                };
+                Some(ConfluenceAuth::OAuth {
+                    client_id: client_id?,
+                    client_secret: client_secret?,
+                    token_url,
+                    gateway: gateway?,
+                })
+            }
+        }
     }
 
     fn store(&mut self, r: raw::RawStore) -> Option<StoreConfig> {

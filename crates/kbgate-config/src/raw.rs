@@ -43,9 +43,16 @@ pub(crate) struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawConfluence {
     pub base_url: Str,
+    pub auth: Str,
     pub email: Str,
     pub api_token_env: Str,
     pub api_token_file: Str,
+    pub client_id: Str,
+    pub client_secret_env: Str,
+    pub client_secret_file: Str,
+    pub cloud_id: Str,
+    pub gateway_url: Str,
+    pub oauth_token_url: Str,
     pub admin_api_key_env: Str,
     pub admin_api_key_file: Str,
     pub allow_undocumented_apis: Option<Val<bool>>,
@@ -196,9 +203,16 @@ pub(crate) fn apply_env(
         };
         for (field, key) in [
             (&mut sec.base_url, "base_url"),
+            (&mut sec.auth, "auth"),
             (&mut sec.email, "email"),
             (&mut sec.api_token_env, "api_token_env"),
             (&mut sec.api_token_file, "api_token_file"),
+            (&mut sec.client_id, "client_id"),
+            (&mut sec.client_secret_env, "client_secret_env"),
+            (&mut sec.client_secret_file, "client_secret_file"),
+            (&mut sec.cloud_id, "cloud_id"),
+            (&mut sec.gateway_url, "gateway_url"),
+            (&mut sec.oauth_token_url, "oauth_token_url"),
             (&mut sec.admin_api_key_env, "admin_api_key_env"),
             (&mut sec.admin_api_key_file, "admin_api_key_file"),
             (&mut sec.default_access_group, "default_access_group"),
@@ -222,6 +236,7 @@ pub(crate) fn apply_env(
             "requests_per_second",
         );
         exclusive(&mut [&mut sec.api_token_env, &mut sec.api_token_file]);
+        exclusive(&mut [&mut sec.client_secret_env, &mut sec.client_secret_file]);
         exclusive(&mut [&mut sec.admin_api_key_env, &mut sec.admin_api_key_file]);
         if present {
             raw.confluence = Some(Val { value: sec, origin });

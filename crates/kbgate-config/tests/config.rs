@@ -86,10 +86,10 @@ fn good_config() {
     let c = load(GOOD).unwrap();
     let conf = c.confluence.as_ref().unwrap();
     assert_eq!(conf.base_url.as_str(), "https://example.atlassian.net/");
-    assert_eq!(conf.email.as_str(), "svc@example.com");
+    assert_eq!(conf.email().unwrap().as_str(), "svc@example.com");
     assert_eq!(
-        conf.api_token,
-        SecretSource::Env("KBGATE_CONFLUENCE_TOKEN".into())
+        conf.api_token(),
+        Some(&SecretSource::Env("KBGATE_CONFLUENCE_TOKEN".into()))
     );
     assert!(!conf.allow_undocumented_apis);
     assert_eq!(conf.max_attachment_bytes, 50 * 1024 * 1024);
@@ -203,7 +203,7 @@ fn secrets_resolve_from_env_and_file() {
 
     // A missing env var is an error only when resolved, and names the variable.
     let c = load(GOOD).unwrap();
-    let src = &c.confluence.as_ref().unwrap().api_token;
+    let src = c.confluence.as_ref().unwrap().api_token().unwrap();
     let err = src
         .resolve_with("confluence API token", &|_| None)
         .unwrap_err();
@@ -241,8 +241,8 @@ fn env_overrides_file() {
     assert!(conf.allow_undocumented_apis);
     // The env override of one member of the pair replaces the file's api_token_env.
     assert_eq!(
-        conf.api_token,
-        SecretSource::File("/run/secrets/tok".into())
+        conf.api_token(),
+        Some(&SecretSource::File("/run/secrets/tok".into()))
     );
     assert_eq!(c.policy.deny().len(), 2);
     assert_eq!(c.sync.interval, Duration::from_secs(3600));

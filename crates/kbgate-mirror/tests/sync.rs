@@ -11,7 +11,7 @@ use confluence_sim::model::PageStatus;
 use confluence_sim::{SimConfig, SimHandle, spawn};
 use futures::StreamExt;
 use kbgate_mirror::sync::source::{
-    AttachmentMeta, Change, PageBody, PageMeta, Source, SourceError, SourceSpace, SourceStream,
+    AttachmentMeta, Change, PageBody, ScanItem, Source, SourceError, SourceSpace, SourceStream,
 };
 use kbgate_mirror::sync::{
     Progress, SyncOptions, SyncReport, confluence::ConfluenceSource, sync_spaces,
@@ -370,7 +370,7 @@ impl<S: Source> Source for Failing<S> {
     async fn page(&self, id: &str) -> Result<Option<PageBody>, SourceError> {
         self.inner.page(id).await
     }
-    fn page_metas<'a>(&'a self, space_key: &'a str) -> SourceStream<'a, PageMeta> {
+    fn page_metas<'a>(&'a self, space_key: &'a str) -> SourceStream<'a, ScanItem> {
         self.inner.page_metas(space_key)
     }
     fn attachment_metas<'a>(&'a self, space_key: &'a str) -> SourceStream<'a, AttachmentMeta> {

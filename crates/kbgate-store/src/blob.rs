@@ -11,6 +11,8 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 
 use crate::StoreError;
@@ -131,8 +133,11 @@ impl BlobStore {
                     tokio::fs::create_dir_all(parent).await?;
                 }
                 if tokio::fs::try_exists(&dest).await? {
-                    // Same content already stored (blobs are immutable).
+                    // Same content already stored (blobs are immutable). Its time is renewed
+                    // so that a sweep running before this write is committed keeps it.
                     tokio::fs::remove_file(&tmp_path).await?;
+                    let f = std::fs::File::options().append(true).open(&dest)?;
+                    f.set_modified(std::time::SystemTime::now())?;
                 } else {
                     tokio::fs::rename(&tmp_path, &dest).await?;
                 }
@@ -197,11 +202,99 @@ impl BlobStore {
     pub async fn exists(&self, blob: &BlobRef) -> Result<bool, StoreError> {
         Ok(tokio::fs::try_exists(self.path(blob)).await?)
     }
+
+    /// Deletes every stored file whose hash is not in `referenced` (the attachments of the
+    /// mirror), and abandoned partial writes, when older than `grace`: the bytes of a deleted
+    /// or replaced attachment, or of a forgotten space, do not stay on disk. The grace keeps
+    /// what a sync still in progress has written but not yet committed (a write of content
+    /// that is already stored renews its time). Returns the number of files removed.
+    pub async fn remove_unreferenced(
+        &self,
+        referenced: &HashSet<String>,
+        grace: Duration,
+    ) -> Result<u64, StoreError> {
+        let root = self.root.clone();
+        let referenced = referenced.clone();
+        tokio::task::spawn_blocking(move || sweep(&root, &referenced, grace))
+            .await
+            .map_err(|e| StoreError::Invalid(format!("blob sweep stopped: {e}")))?
+    }
+}
+
+/// The blocking walk of [`BlobStore::remove_unreferenced`].
+fn sweep(root: &Path, referenced: &HashSet<String>, grace: Duration) -> Result<u64, StoreError> {
+    let cutoff = std::time::SystemTime::now()
+        .checked_sub(grace)
+        .unwrap_or(std::time::UNIX_EPOCH);
+    let old = |path: &Path| -> bool {
+        std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t <= cutoff)
+    };
+    let mut removed = 0;
+    let dirs = match std::fs::read_dir(root) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e.into()),
+    };
+    for dir in dirs {
+        let dir = dir?;
+        let name = dir.file_name().to_string_lossy().into_owned();
+        let is_tmp = name == "tmp";
+        let is_prefix = name.len() == 2 && name.bytes().all(|b| b.is_ascii_hexdigit());
+        if !(is_tmp || is_prefix) || !dir.file_type()?.is_dir() {
+            continue;
+        }
+        for file in std::fs::read_dir(dir.path())? {
+            let file = file?;
+            let path = file.path();
+            let keep = if is_tmp {
+                !old(&path)
+            } else {
+                let hash = format!("{name}{}", file.file_name().to_string_lossy());
+                referenced.contains(&hash.to_ascii_lowercase()) || !old(&path)
+            };
+            if !keep && file.file_type()?.is_file() {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    }
+    Ok(removed)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn unreferenced_blobs_are_removed_after_the_grace() {
+        let dir = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::new(dir.path());
+        let kept = blobs.write_bytes(b"kept").await.unwrap();
+        let gone = blobs.write_bytes(b"gone").await.unwrap();
+        let referenced: HashSet<String> = [kept.sha256().to_owned()].into_iter().collect();
+        // Within the grace nothing goes (a sync may not have committed it yet).
+        assert_eq!(
+            blobs
+                .remove_unreferenced(&referenced, Duration::from_secs(3600))
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(
+            blobs
+                .remove_unreferenced(&referenced, Duration::ZERO)
+                .await
+                .unwrap(),
+            1
+        );
+        assert!(blobs.exists(&kept).await.unwrap());
+        assert!(!blobs.exists(&gone).await.unwrap());
+    }
 
     #[test]
     fn blob_ref_rejects_non_hex_and_traversal() {

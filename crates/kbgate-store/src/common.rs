@@ -817,6 +817,14 @@ macro_rules! impl_common {
                 .await?)
             }
 
+            async fn blob_hashes(&self) -> Result<Vec<String>, StoreError> {
+                Ok(sqlx::query_scalar::<_, String>(
+                    "SELECT DISTINCT blob_sha256 FROM attachments WHERE blob_sha256 IS NOT NULL",
+                )
+                .fetch_all(&self.mirror)
+                .await?)
+            }
+
             async fn sync_state(&self, space_key: &str) -> Result<Option<SyncState>, StoreError> {
                 let row = sqlx::query(
                     "SELECT space_key, space_id, watermark, last_full_sync, last_sync \

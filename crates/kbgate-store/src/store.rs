@@ -90,6 +90,8 @@ pub trait Store: Send + Sync {
     async fn page_versions(&self, space_id: &str) -> Result<Vec<(String, i64)>, StoreError>;
     /// `(attachment id, version)` of every attachment of a space.
     async fn attachment_versions(&self, space_id: &str) -> Result<Vec<(String, i64)>, StoreError>;
+    /// The hash of every blob an attachment of the mirror refers to (what a blob sweep keeps).
+    async fn blob_hashes(&self) -> Result<Vec<String>, StoreError>;
     /// Sync state of a space by key.
     async fn sync_state(&self, space_key: &str) -> Result<Option<SyncState>, StoreError>;
     /// Counts over the mirror.

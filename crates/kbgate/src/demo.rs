@@ -191,7 +191,7 @@ domains = [{denied}]
 
     eprintln!("Mirroring the demo spaces…");
     let store = wiring::open_store(&config).await?;
-    let client = wiring::confluence_client(&config)?;
+    let client = wiring::confluence_client(&config).await?;
     let source = ConfluenceSource::new(client);
     let report = sync_spaces(
         &source,

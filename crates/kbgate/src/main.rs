@@ -5,6 +5,7 @@
 
 mod check;
 mod demo;
+mod doctor;
 mod native;
 mod serve;
 mod sessions;
@@ -64,6 +65,15 @@ enum Command {
     /// pass. Each space is written in one transaction: an interrupted sync leaves the
     /// previous mirror in place.
     Sync(sync::Args),
+    /// Check the Confluence site before the first sync (read-only).
+    ///
+    /// Which way kbgate authenticates and whether it works, the cloud id and time zone, for
+    /// each mirrored space: readable, size, page restrictions readable, one attachment
+    /// downloaded through the path kbgate uses; admin rights for native audiences; the
+    /// rate-limit headers seen; the Confluence calls of a full and a no-change sync. Exit
+    /// status: 0 when every check passed, 1 when one failed (each failure says what to fix),
+    /// 2 for an invalid configuration.
+    Doctor(doctor::Args),
     /// Serve the portal (and sync in the background on `[sync] interval`).
     ///
     /// The policy is re-read on SIGHUP or when the config file changes; existing sessions
@@ -106,6 +116,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Check(args) => check::run(&cli.config, args),
             Command::Sync(args) => sync::run(&cli.config, args).await,
+            Command::Doctor(args) => doctor::run(&cli.config, args).await,
             Command::Serve(args) => serve::run(&cli.config, args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Sessions(cmd) => sessions::run(&cli.config, cmd).await,

@@ -61,7 +61,7 @@ async fn reconciler(config: &Config) -> anyhow::Result<Reconciler> {
             config.path.display()
         )
     })?;
-    let client = wiring::confluence_client(config)?;
+    let client = wiring::confluence_client(config).await?;
     let store = wiring::open_store(config).await?;
     Ok(Reconciler::new(
         client,

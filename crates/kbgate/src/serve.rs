@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use kbgate_config::Config;
-use kbgate_mirror::sync::{Progress, SyncOptions, confluence::ConfluenceSource, sync_spaces};
+use kbgate_mirror::sync::{
+    BLOB_GRACE, Progress, SyncOptions, confluence::ConfluenceSource, forget, sync_spaces,
+};
 use kbgate_server::{AppState, PolicyHandle};
 use kbgate_store::Store;
 
@@ -48,7 +50,9 @@ async fn serve(config_path: &Path, args: Args) -> anyhow::Result<()> {
     let source = if args.no_sync || config.confluence.is_none() {
         None
     } else {
-        Some(ConfluenceSource::new(wiring::confluence_client(&config)?))
+        Some(ConfluenceSource::new(
+            wiring::confluence_client(&config).await?,
+        ))
     };
     let listen = args.listen.unwrap_or(config.portal.listen);
     let listener = tokio::net::TcpListener::bind(listen)
@@ -71,7 +75,7 @@ async fn serve(config_path: &Path, args: Args) -> anyhow::Result<()> {
                 .as_ref()
                 .context("--reconcile-every needs a [confluence] section")?;
             let r = kbgate_provision::Reconciler::new(
-                wiring::confluence_client(&config)?,
+                wiring::confluence_client(&config).await?,
                 store.clone(),
                 config.policy.clone(),
                 kbgate_provision::ReconcileOptions::from_config(c),
@@ -287,6 +291,11 @@ async fn sync_loop(
                 report.to_string().replace('\n', "; ")
             ),
             Err(e) => tracing::warn!("background sync failed (will retry): {e}"),
+        }
+        match forget(&*store, &keys, BLOB_GRACE).await {
+            Ok(r) if !r.is_empty() => tracing::info!("mirror cleaned up: {r}"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!("could not clean up the mirror (will retry): {e}"),
         }
     }
 }

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use kbgate_config::Config;
-use kbgate_mirror::sync::{Progress, SyncOptions, confluence::ConfluenceSource, sync_spaces};
+use kbgate_mirror::sync::{
+    BLOB_GRACE, Progress, SyncOptions, confluence::ConfluenceSource, forget, sync_spaces,
+};
 
 use crate::wiring;
 
@@ -28,9 +30,10 @@ pub async fn run(config: &Path, args: Args) -> ExitCode {
 
 async fn sync(config: &Path, args: Args) -> anyhow::Result<()> {
     let config = Config::load(config)?;
-    let client = wiring::confluence_client(&config)?;
+    let client = wiring::confluence_client(&config).await?;
     let store = wiring::open_store(&config).await?;
-    let keys = if args.spaces.is_empty() {
+    let all = args.spaces.is_empty();
+    let keys = if all {
         wiring::mirrored_spaces(&config)
     } else {
         args.spaces
@@ -50,5 +53,14 @@ async fn sync(config: &Path, args: Args) -> anyhow::Result<()> {
         .await
         .context("sync failed")?;
     println!("{report}");
+    // Only a sync of every named space knows which mirrored spaces no audience names.
+    if all {
+        let forgot = forget(&*store, &keys, BLOB_GRACE)
+            .await
+            .context("cannot remove what the policy no longer names")?;
+        if !forgot.is_empty() {
+            println!("{forgot}");
+        }
+    }
     Ok(())
 }

@@ -5,24 +5,74 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use confluence_client::{Client, ClientConfig};
-use kbgate_config::Config;
+use kbgate_config::{Config, ConfluenceAuth, ConfluenceConfig, Gateway};
 use kbgate_store::Store;
 
-/// The Confluence client of the service account named in `[confluence]`.
-pub fn confluence_client(config: &Config) -> anyhow::Result<Client> {
+/// The Confluence client of the service account named in `[confluence]`: Basic on the site
+/// for a classic token; through the gateway (cloud id from the config, or read from the site's
+/// `/_edge/tenant_info`) for a scoped token or OAuth client credentials.
+pub async fn confluence_client(config: &Config) -> anyhow::Result<Client> {
     let c = config.confluence.as_ref().with_context(|| {
         format!(
             "{}: a [confluence] section (base_url, email, api_token_env) is needed",
             config.path.display()
         )
     })?;
-    let token = c.resolve_api_token()?;
-    let mut cfg = ClientConfig::new(c.base_url.clone(), c.email.as_str(), token.expose());
+    let secret = c.resolve_api_token()?;
+    let mut cfg = match &c.auth {
+        ConfluenceAuth::ApiToken { email, .. } => {
+            ClientConfig::new(c.base_url.clone(), email.as_str(), secret.expose())
+        }
+        ConfluenceAuth::ScopedToken { email, gateway, .. } => {
+            let mut cfg = ClientConfig::new(
+                gateway_base_of(c, gateway).await?,
+                email.as_str(),
+                secret.expose(),
+            );
+            cfg.site_url = Some(c.base_url.clone());
+            cfg
+        }
+        ConfluenceAuth::OAuth {
+            client_id,
+            token_url,
+            gateway,
+            ..
+        } => {
+            let mut cfg = ClientConfig::new(gateway_base_of(c, gateway).await?, "", "");
+            cfg.site_url = Some(c.base_url.clone());
+            cfg.oauth = Some(confluence_client::OAuthClientCredentials {
+                client_id: client_id.clone(),
+                client_secret: confluence_client::Secret::new(secret.expose()),
+                token_url: token_url.clone(),
+            });
+            cfg
+        }
+    };
     cfg.requests_per_second = c.requests_per_second;
     cfg.admin_api_key = c
         .resolve_admin_api_key()?
         .map(|k| confluence_client::Secret::new(k.expose()));
     Ok(Client::new(cfg)?)
+}
+
+/// `{gateway}/ex/confluence/{cloudId}`, asking the site for its cloud id when the config does
+/// not name it.
+async fn gateway_base_of(c: &ConfluenceConfig, gateway: &Gateway) -> anyhow::Result<url::Url> {
+    let cloud_id = match &gateway.cloud_id {
+        Some(id) => id.clone(),
+        None => {
+            confluence_client::tenant_info(&c.base_url, std::time::Duration::from_secs(30))
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot read the cloud id of {} (set [confluence] cloud_id)",
+                        c.base_url
+                    )
+                })?
+                .cloud_id
+        }
+    };
+    Ok(confluence_client::gateway_base(&gateway.url, &cloud_id))
 }
 
 /// Opens (and migrates) the store named in `[store]`.

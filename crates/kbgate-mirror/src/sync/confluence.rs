@@ -7,8 +7,8 @@ use confluence_client::{Client, Content, PageListOptions};
 use futures::{StreamExt, TryStreamExt};
 
 use super::source::{
-    AttachmentMeta, Change, ChangeKind, PageBody, PageMeta, Source, SourceError, SourceSpace,
-    SourceStream,
+    AttachmentMeta, Change, ChangeKind, PageBody, PageMeta, ScanItem, Source, SourceError,
+    SourceSpace, SourceStream,
 };
 
 /// The expansions of the structure scan: no body, so Confluence serves up to 200 a call.
@@ -51,10 +51,22 @@ fn cql_str(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// CQL's date format (minute precision, interpreted in the service account's time zone;
-/// the sync's overlap margin absorbs the difference).
+/// CQL's date format (minute precision). Confluence Cloud reads such literals in the calling
+/// account's time zone, not UTC, so the change query does not use them: see [`cql_since`].
 pub fn cql_date(t: DateTime<Utc>) -> String {
     t.format("%Y/%m/%d %H:%M").to_string()
+}
+
+/// `now("-Nm")`: "modified in the last N minutes", computed by Confluence itself, so the site's
+/// or account's time zone cannot shift the window (a literal date is read in that zone: at
+/// UTC-8 a UTC literal would start the window 8 hours late and miss changes). N is rounded up
+/// to whole minutes (CQL's precision). Evidence: Atlassian's CQL function reference
+/// (developer.atlassian.com/cloud/confluence/cql-functions/ — `now()` with `"-4h"`, `"-15m"`
+/// increments) and its field reference ("dates … in the user's time zone").
+pub fn cql_since(since: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let secs = u64::try_from((now - since).num_seconds()).unwrap_or(0);
+    let minutes = secs.div_ceil(60).max(1);
+    format!("now(\"-{minutes}m\")")
 }
 
 fn to_body(p: confluence_client::Page) -> PageBody {
@@ -85,13 +97,28 @@ fn to_body(p: confluence_client::Page) -> PageBody {
     }
 }
 
-fn to_meta(c: Content) -> PageMeta {
+/// Content types the structure scan lists: pages, and folders (which can hold pages and carry
+/// read restrictions). v1 CQL `type in (page, folder)` lists both in one scan — evidence:
+/// dust-tt/dust PR #14839 ("leverages the legacy Cloud API (V1) to use CQL to list both folders
+/// and pages within one call"). Other containers a page may sit under (whiteboards, databases,
+/// smart links) are not listed: a page below one counts as restricted (fail closed).
+const SCAN_TYPES: &str = "type in (page, folder)";
+
+/// `None` for content that is not current (archived, trashed): it is not in the mirror, and a
+/// page archived since the last sync leaves it as a deleted one would.
+fn to_scan_item(c: Content) -> Option<ScanItem> {
+    if c.status.as_deref().is_some_and(|s| s != "current") {
+        return None;
+    }
+    // Cloud ignores an expansion it will not serve instead of failing: an answer without the
+    // read restrictions says nothing about them, so the item counts as restricted (fail
+    // closed) rather than open.
     let restricted = c
         .restrictions
         .as_ref()
         .and_then(|r| r.read.as_ref())
         .and_then(|r| r.restrictions.as_ref())
-        .is_some_and(|s| {
+        .is_none_or(|s| {
             s.user.as_ref().is_some_and(|u| !u.results.is_empty())
                 || s.group.as_ref().is_some_and(|g| !g.results.is_empty())
         });
@@ -101,12 +128,24 @@ fn to_meta(c: Content) -> PageMeta {
         .and_then(|m| m.labels.as_ref())
         .map(|l| l.labels().iter().map(|l| l.name.clone()).collect())
         .unwrap_or_default();
-    let parent_id = c
-        .ancestors
-        .as_ref()
-        .and_then(|a| a.iter().rev().find(|a| a.content_type == "page"))
-        .map(|a| a.id.clone());
-    PageMeta {
+    if c.content_type != "page" {
+        return Some(ScanItem::Container {
+            id: c.id,
+            restricted,
+        });
+    }
+    // Ancestors come root first: the nearest page ancestor is the parent in the mirror, and
+    // every container between it and the page is remembered (nearest first).
+    let ancestors = c.ancestors.as_deref().unwrap_or_default();
+    let nearest_page = ancestors.iter().rposition(|a| a.content_type == "page");
+    let parent_id = nearest_page.map(|i| ancestors[i].id.clone());
+    let containers = ancestors[nearest_page.map_or(0, |i| i + 1)..]
+        .iter()
+        .rev()
+        .map(|a| a.id.clone())
+        .collect();
+    Some(ScanItem::Page(PageMeta {
+        containers,
         version: c
             .version
             .as_ref()
@@ -117,11 +156,10 @@ fn to_meta(c: Content) -> PageMeta {
         restricted,
         title: c.title,
         id: c.id,
-    }
+    }))
 }
 
 fn to_attachment(c: Content) -> Option<AttachmentMeta> {
-    let download_link = c.download_link().map(str::to_owned);
     let page_id = c
         .container
         .as_ref()
@@ -156,7 +194,6 @@ fn to_attachment(c: Content) -> Option<AttachmentMeta> {
         file_size,
         version,
         updated_at,
-        download_link,
     })
 }
 
@@ -179,7 +216,13 @@ impl Source for ConfluenceSource {
     fn page_bodies<'a>(&'a self, space_id: &'a str) -> SourceStream<'a, PageBody> {
         self.client
             .space_pages(space_id, PageListOptions::default())
-            .map(|r| r.map(to_body).map_err(err))
+            .map_err(err)
+            // Asked with `status=current`; an archived page is dropped even if a server
+            // ignores the filter.
+            .try_filter(|p| {
+                futures::future::ready(p.status.as_deref().is_none_or(|s| s == "current"))
+            })
+            .map_ok(to_body)
             .boxed()
     }
 
@@ -192,11 +235,12 @@ impl Source for ConfluenceSource {
         }
     }
 
-    fn page_metas<'a>(&'a self, space_key: &'a str) -> SourceStream<'a, PageMeta> {
-        let cql = format!("space = {} AND type = page", cql_str(space_key));
+    fn page_metas<'a>(&'a self, space_key: &'a str) -> SourceStream<'a, ScanItem> {
+        let cql = format!("space = {} AND {SCAN_TYPES}", cql_str(space_key));
         self.client
             .content_search(&cql, STRUCTURE_EXPAND)
-            .map(|r| r.map(to_meta).map_err(err))
+            .map_err(err)
+            .try_filter_map(|c| futures::future::ready(Ok(to_scan_item(c))))
             .boxed()
     }
 
@@ -217,7 +261,7 @@ impl Source for ConfluenceSource {
         let cql = format!(
             "space = {} AND lastmodified >= {}",
             cql_str(space_key),
-            cql_str(&cql_date(since))
+            cql_since(since, Utc::now())
         );
         self.client
             .search(&cql)
@@ -239,11 +283,11 @@ impl Source for ConfluenceSource {
         &self,
         att: &AttachmentMeta,
     ) -> Result<SourceStream<'static, Bytes>, SourceError> {
-        let d = match &att.download_link {
-            Some(link) => self.client.download_link(link).await,
-            None => self.client.download_attachment(&att.page_id, &att.id).await,
-        }
-        .map_err(err)?;
+        let d = self
+            .client
+            .download_attachment(&att.page_id, &att.id)
+            .await
+            .map_err(err)?;
         Ok(d.bytes.map_err(err).boxed())
     }
 

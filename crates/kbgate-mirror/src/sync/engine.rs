@@ -24,7 +24,9 @@ use kbgate_store::{
 };
 
 use super::progress::Progress;
-use super::source::{AttachmentMeta, ChangeKind, PageBody, PageMeta, Source, SourceError};
+use super::source::{
+    AttachmentMeta, ChangeKind, PageBody, PageMeta, ScanItem, Source, SourceError,
+};
 
 /// How to sync.
 #[derive(Debug, Clone)]
@@ -204,13 +206,22 @@ async fn sync_space(
 
     // The structure scan: small records, held in memory (a few hundred bytes a page).
     progress.stage(&format!("{}: reading structure", space.key));
-    let metas: HashMap<String, PageMeta> = source
-        .page_metas(&space.key)
-        .map_ok(|m| (m.id.clone(), m))
-        .try_collect()
-        .await?;
+    let mut metas: HashMap<String, PageMeta> = HashMap::new();
+    let mut containers: HashMap<String, bool> = HashMap::new();
+    let mut scan = source.page_metas(&space.key);
+    while let Some(item) = scan.try_next().await? {
+        match item {
+            ScanItem::Page(m) => {
+                metas.insert(m.id.clone(), m);
+            }
+            ScanItem::Container { id, restricted } => {
+                containers.insert(id, restricted);
+            }
+        }
+    }
+    drop(scan);
 
-    let effective = effective_restrictions(&metas);
+    let effective = effective_restrictions(&metas, &containers);
 
     let mode = if full {
         SyncMode::Full
@@ -314,8 +325,13 @@ async fn sync_space(
 
 /// Whether each page is read-restricted on itself or any ancestor, from the structure scan.
 /// Fails closed: a page whose parent chain leaves the scan (a parent the service account
-/// cannot see) or loops counts as restricted. Linear in the number of pages (memoised).
-fn effective_restrictions(metas: &HashMap<String, PageMeta>) -> HashMap<String, bool> {
+/// cannot see) or loops counts as restricted, and so does a page below a container (folder,
+/// whiteboard…) the scan did not list or that is restricted. Linear in the number of pages
+/// (memoised).
+fn effective_restrictions(
+    metas: &HashMap<String, PageMeta>,
+    containers: &HashMap<String, bool>,
+) -> HashMap<String, bool> {
     let mut out: HashMap<String, bool> = HashMap::with_capacity(metas.len());
     for start in metas.keys() {
         if out.contains_key(start) {
@@ -336,7 +352,12 @@ fn effective_restrictions(metas: &HashMap<String, PageMeta>) -> HashMap<String, 
                 break true; // cycle
             }
             chain.push(cur);
-            if meta.restricted {
+            if meta.restricted
+                || meta
+                    .containers
+                    .iter()
+                    .any(|c| containers.get(c).copied().unwrap_or(true))
+            {
                 break true;
             }
             match meta.parent_id.as_deref() {
@@ -616,10 +637,47 @@ mod tests {
                 title: id.to_string(),
                 version: 1,
                 parent_id: parent.map(str::to_string),
+                containers: Vec::new(),
                 labels: Vec::new(),
                 restricted,
             },
         )
+    }
+
+    #[test]
+    fn folder_restrictions_inherit_and_unknown_containers_fail_closed() {
+        let under = |id: &str, parent: Option<&str>, containers: &[&str]| {
+            let (k, mut m) = meta(id, parent, false);
+            m.containers = containers.iter().map(|c| c.to_string()).collect();
+            (k, m)
+        };
+        let metas: HashMap<_, _> = [
+            meta("root", None, false),
+            under("in-open", Some("root"), &["f-open"]),
+            under("in-closed", Some("root"), &["f-open", "f-closed"]),
+            under("below-closed", Some("in-closed"), &[]),
+            under("top-folder", None, &["f-open"]),
+            under("in-whiteboard", Some("root"), &["whiteboard-not-scanned"]),
+        ]
+        .into_iter()
+        .collect();
+        let containers: HashMap<String, bool> = [
+            ("f-open".to_string(), false),
+            ("f-closed".to_string(), true),
+        ]
+        .into_iter()
+        .collect();
+        let eff = effective_restrictions(&metas, &containers);
+        for (id, want) in [
+            ("root", false),
+            ("in-open", false),
+            ("in-closed", true),
+            ("below-closed", true),
+            ("top-folder", false),
+            ("in-whiteboard", true),
+        ] {
+            assert_eq!(eff.get(id), Some(&want), "{id}");
+        }
     }
 
     #[test]
@@ -637,7 +695,7 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        let eff = effective_restrictions(&metas);
+        let eff = effective_restrictions(&metas, &HashMap::new());
         let expect = [
             ("root", false),
             ("a", true),

@@ -2,11 +2,13 @@
 
 pub mod confluence;
 mod engine;
+mod forget;
 mod progress;
 pub mod source;
 
 pub use engine::{
     SpaceReport, SyncError, SyncOptions, SyncReport, change_query_start, sync_spaces,
 };
+pub use forget::{BLOB_GRACE, ForgetReport, forget};
 pub use progress::{Bar, Progress};
 pub use source::Source;

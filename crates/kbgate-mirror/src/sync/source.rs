@@ -38,12 +38,26 @@ pub struct PageMeta {
     pub id: String,
     pub title: String,
     pub version: i64,
-    /// The direct parent page, from the `ancestors` expansion.
+    /// The nearest ancestor that is a page (folders and other containers in between are
+    /// not pages of the mirror), from the `ancestors` expansion.
     pub parent_id: Option<String>,
+    /// Containers between the page and `parent_id` (folders, whiteboards, databases…), nearest
+    /// first: a read restriction on any of them hides the page (they inherit like pages).
+    pub containers: Vec<String>,
     pub labels: Vec<String>,
     /// A read restriction on the page itself (users or groups). Inherited restrictions
     /// are derived from the hierarchy by the store.
     pub restricted: bool,
+}
+
+/// One item of the structure scan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScanItem {
+    /// A current page.
+    Page(PageMeta),
+    /// A container that is not a page (a folder): whether it has a read restriction of its
+    /// own. (What is above it is in each page's `containers` and `parent_id`.)
+    Container { id: String, restricted: bool },
 }
 
 /// An attachment's metadata.
@@ -56,8 +70,6 @@ pub struct AttachmentMeta {
     pub file_size: i64,
     pub version: i64,
     pub updated_at: DateTime<Utc>,
-    /// Where the file itself is served (one request, no redirect), when Confluence says.
-    pub download_link: Option<String>,
 }
 
 /// One hit of a `lastmodified` change query.
@@ -115,8 +127,8 @@ pub trait Source: Send + Sync {
     /// One page with its body: 1 call. `Ok(None)` when it no longer exists.
     async fn page(&self, id: &str) -> Result<Option<PageBody>, SourceError>;
     /// The structure scan: every page's version, parent, labels and own read restriction,
-    /// without bodies: ⌈pages/200⌉ calls.
-    fn page_metas<'a>(&'a self, space_key: &'a str) -> SourceStream<'a, PageMeta>;
+    /// without bodies, and every folder's read restriction: ⌈(pages + folders)/200⌉ calls.
+    fn page_metas<'a>(&'a self, space_key: &'a str) -> SourceStream<'a, ScanItem>;
     /// Every attachment of a space: ⌈attachments/200⌉ calls.
     fn attachment_metas<'a>(&'a self, space_key: &'a str) -> SourceStream<'a, AttachmentMeta>;
     /// Content modified at or after `since` (minute precision): ⌈changes/limit⌉ calls,
@@ -126,8 +138,8 @@ pub trait Source: Send + Sync {
         space_key: &'a str,
         since: DateTime<Utc>,
     ) -> SourceStream<'a, Change>;
-    /// An attachment's bytes, streamed: 1 call (2 when Confluence gave no direct link and
-    /// the REST download's redirect must be followed).
+    /// An attachment's bytes, streamed: 1 call to Confluence (the REST download) plus the
+    /// request to the media host it redirects to (no Confluence credentials there).
     async fn download(
         &self,
         attachment: &AttachmentMeta,

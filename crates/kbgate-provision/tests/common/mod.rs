@@ -26,6 +26,7 @@ pub fn client_as(h: &SimHandle, email: &str, token: &str) -> Client {
         initial_backoff: Duration::from_millis(5),
         max_backoff: Duration::from_millis(50),
         max_retry_after: Duration::from_secs(10),
+        ..RetryConfig::default()
     };
     Client::new(cfg).unwrap()
 }
