@@ -217,6 +217,20 @@ pub fn epoch() -> DateTime<Utc> {
         .unwrap_or_default()
 }
 
+/// The site's cloud id: a uuid derived from the seed (same seed, same cloud id).
+pub fn cloud_id(seed: &str) -> String {
+    let h = Sha256::digest(format!("cloud-id:{seed}").as_bytes());
+    let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[17..20],
+        &hex[20..32]
+    )
+}
+
 /// Hashes the seed string into a 32-byte RNG seed.
 pub fn seed_bytes(seed: &str) -> [u8; 32] {
     let digest = Sha256::digest(seed.as_bytes());
@@ -361,6 +375,8 @@ pub fn generate(cfg: &SimConfig) -> State {
         api_token: reader_token,
     });
     s.admin_api_key = format!("ATCTT3x{}", &token(&mut rng)[7..]);
+    // Derived from the seed alone (not the rng), so adding it changed no other generated value.
+    s.cloud_id = cloud_id(&cfg.seed);
 
     let total_users = cfg.users.max(4);
     let staff_n = (total_users / 8).max(2);
@@ -719,6 +735,7 @@ pub fn generate(cfg: &SimConfig) -> State {
                             created_at: created + Duration::seconds(30),
                             author_id: staff[k % staff.len()].clone(),
                             status: PageStatus::Current,
+                            file_id: uuid_like(aid, id),
                         },
                     );
                     s.page_attachments.entry(id).or_default().push(aid);

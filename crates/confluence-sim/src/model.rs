@@ -288,6 +288,9 @@ pub struct Attachment {
     pub author_id: AccountId,
     /// Status (trashed with its page).
     pub status: PageStatus,
+    /// Media-platform file id: what the signed download URL names. A new upload of the same
+    /// attachment (a new version) gets a new file id, as in Cloud.
+    pub file_id: String,
 }
 
 /// A label (all generated ones have prefix `global`).
@@ -351,6 +354,59 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// A scoped API token: works only through the gateway, and only for calls its scopes cover.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScopedToken {
+    /// The account the token belongs to.
+    pub account_id: AccountId,
+    /// Granted scopes (classic `read:confluence-content.all` or granular `read:page:confluence`).
+    pub scopes: BTreeSet<String>,
+}
+
+impl std::fmt::Debug for ScopedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScopedToken")
+            .field("account_id", &self.account_id)
+            .field("scopes", &self.scopes)
+            .finish()
+    }
+}
+
+/// An OAuth 2.0 client-credentials client (service account credential).
+#[derive(Clone, PartialEq, Eq)]
+pub struct OAuthClient {
+    /// Client id.
+    pub client_id: String,
+    /// Client secret.
+    pub client_secret: String,
+    /// The (service) account the access tokens act as.
+    pub account_id: AccountId,
+    /// Scopes granted to the credential.
+    pub scopes: BTreeSet<String>,
+}
+
+impl std::fmt::Debug for OAuthClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the secret.
+        f.debug_struct("OAuthClient")
+            .field("client_id", &self.client_id)
+            .field("account_id", &self.account_id)
+            .field("scopes", &self.scopes)
+            .finish()
+    }
+}
+
+/// A Bearer access token minted for an OAuth client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessToken {
+    /// The account it acts as.
+    pub account_id: AccountId,
+    /// Its scopes.
+    pub scopes: BTreeSet<String>,
+    /// End of validity (simulator clock).
+    pub expires_at: DateTime<Utc>,
+}
+
 /// The whole site.
 #[derive(Debug, Clone, Default)]
 pub struct State {
@@ -395,8 +451,18 @@ pub struct State {
     /// configuration does, so it may have any name: generated sites call it
     /// [`crate::access::DEFAULT_ACCESS_GROUP`], and a test may rename it.
     pub default_access_group: Option<String>,
-    /// API token → account id (Basic auth).
+    /// Classic (unscoped) API token → account id (Basic auth on the site URL).
     pub api_tokens: HashMap<String, AccountId>,
+    /// Scoped API tokens (Basic `email:token`, accepted on the gateway only).
+    pub scoped_tokens: HashMap<String, ScopedToken>,
+    /// OAuth 2.0 client-credentials clients of service accounts, by client id.
+    pub oauth_clients: HashMap<String, OAuthClient>,
+    /// Bearer access tokens issued by `POST /oauth/token` (gateway only).
+    pub access_tokens: HashMap<String, AccessToken>,
+    /// The site's cloud id (`GET /_edge/tenant_info`; the gateway path names it).
+    pub cloud_id: String,
+    /// Counter for minted scoped tokens and OAuth clients.
+    pub next_credential_seq: u64,
     /// The org admin API key (Bearer) for admin.atlassian.com calls.
     pub admin_api_key: String,
     /// The service account kbgate uses (site admin, licensed).

@@ -11,7 +11,6 @@
 use std::collections::BTreeSet;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{Path, State as AxState};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -600,7 +599,7 @@ fn attachment_content_json(s: &State, base: &str, a: &Attachment, ex: &Expands) 
     }
     v.insert(
         "extensions".into(),
-        json!({ "mediaType": a.media_type, "fileSize": a.bytes.len(), "comment": "", "mediaTypeDescription": "", "fileId": crate::model::uuid_like(a.id, a.page_id) }),
+        json!({ "mediaType": a.media_type, "fileSize": a.bytes.len(), "comment": "", "mediaTypeDescription": "", "fileId": a.file_id }),
     );
     v.insert("_expandable".into(), Value::Object(expandable));
     v.insert(
@@ -703,6 +702,18 @@ fn run_query<'a>(s: &'a State, auth: &AuthUser, q: &cql::Query) -> Vec<(SortKey,
         .collect()
 }
 
+/// The search cap for these expansions ([`crate::paging::PageCaps`]).
+fn search_cap(sim: &Sim, ex: &Expands) -> usize {
+    let caps = sim.caps();
+    if ex.has("body") {
+        caps.search_body
+    } else if ex.is_empty() {
+        caps.search
+    } else {
+        caps.search_expand
+    }
+}
+
 fn cql_error(cql: &str) -> ApiError {
     ApiError::bad_request(
         F,
@@ -731,7 +742,11 @@ fn do_search(
         .get("cql")
         .ok_or_else(|| ApiError::bad_request(F, "cql parameter is required"))?
         .to_string();
-    let q = cql::parse(&cql_text).map_err(|_| cql_error(&cql_text))?;
+    let ctx = cql::CqlContext {
+        now: sim.now(),
+        tz: sim.time_zone(),
+    };
+    let q = cql::parse_with(&cql_text, &ctx).map_err(|_| cql_error(&cql_text))?;
     let cursor = cursor_param(p, F)?;
     let desc = q.order.is_some_and(|o| o.1);
     let _ = base;
@@ -776,13 +791,7 @@ async fn search(
 ) -> Result<Response, ApiError> {
     let started = std::time::Instant::now();
     let ex = Expands::parse(&p).under("content");
-    let cap = if ex.has("body") {
-        SEARCH_BODY_MAX_LIMIT
-    } else if ex.is_empty() {
-        SEARCH_MAX_LIMIT
-    } else {
-        SEARCH_EXPAND_MAX_LIMIT
-    };
+    let cap = search_cap(&sim, &ex);
     let limit = p.limit(25, cap, F)?;
     let base = site_base(&headers, &sim);
     let (page, cql_text) = do_search(&sim, &auth, &base, &p, limit, |s, item| {
@@ -860,13 +869,7 @@ async fn content_search(
     p: Params,
 ) -> Result<Response, ApiError> {
     let ex = Expands::parse(&p);
-    let cap = if ex.has("body") {
-        SEARCH_BODY_MAX_LIMIT
-    } else if ex.is_empty() {
-        SEARCH_MAX_LIMIT
-    } else {
-        SEARCH_EXPAND_MAX_LIMIT
-    };
+    let cap = search_cap(&sim, &ex);
     let limit = p.limit(25, cap, F)?;
     let base = site_base(&headers, &sim);
     let (page, _) = do_search(&sim, &auth, &base, &p, limit, |s, item| {
@@ -914,7 +917,7 @@ async fn restriction_by_operation(
         || ApiError::not_found(F, format!("No content found with id: ContentId{{id={id}}}"));
     let pid: u64 = id.parse().map_err(|_| not_found())?;
     let start = p.start(F)?;
-    let limit = p.limit(100, RESTRICTION_MAX_LIMIT, F)?;
+    let limit = p.limit(100, sim.caps().restriction, F)?;
     let ex = Expands::parse(&p);
     let base = site_base(&headers, &sim);
     sim.read(|s| {
@@ -932,10 +935,12 @@ async fn restriction_by_operation(
     })
 }
 
+/// `GET …/content/{id}/child/attachment/{attachmentId}/download`: 302 to the media origin
+/// with a signed, expiring URL bound to the file (see [`crate::media`]).
+/// Evidence: <https://github.com/pchuri/confluence-cli/pull/199> ("`/wiki/rest/api/content/<id>/child/attachment/<id>/download` (REST) → 302 → 200").
 async fn download_redirect(
     AxState(sim): AxState<Sim>,
     auth: AuthUser,
-    headers: HeaderMap,
     Path((id, att)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let not_found = || ApiError::not_found(F, format!("No attachment found with id: {att}"));
@@ -944,19 +949,19 @@ async fn download_redirect(
         .trim_start_matches("att")
         .parse()
         .map_err(|_| not_found())?;
-    let base = site_base(&headers, &sim);
-    let location = sim.read(|s| {
+    let (file_id, title) = sim.read(|s| {
         let a = s
             .attachments
             .get(&aid)
             .filter(|a| a.page_id == pid && a.status == PageStatus::Current)
             .ok_or_else(not_found)?;
         let page = s.pages.get(&pid).ok_or_else(not_found)?;
-        if !page_visible(s, &auth.user, page) {
+        if page.status != PageStatus::Current || !page_visible(s, &auth.user, page) {
             return Err(not_found());
         }
-        Ok(format!("{base}/wiki{}", download_path(a)))
+        Ok((a.file_id.clone(), a.title.clone()))
     })?;
+    let location = crate::media::download_url(&sim, &file_id, &title);
     let mut resp = StatusCode::FOUND.into_response();
     if let Ok(v) = HeaderValue::from_str(&location) {
         resp.headers_mut().insert(header::LOCATION, v);
@@ -964,40 +969,22 @@ async fn download_redirect(
     Ok(resp)
 }
 
-async fn download_file(
-    AxState(sim): AxState<Sim>,
-    auth: AuthUser,
-    Path((page_id, filename)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    let not_found =
-        || ApiError::not_found(F, format!("No attachment {filename} on page {page_id}"));
-    let pid: u64 = page_id.parse().map_err(|_| not_found())?;
-    let (bytes, media_type) = sim.read(|s| {
-        let page = s.pages.get(&pid).ok_or_else(not_found)?;
-        if page.status != PageStatus::Current || !page_visible(s, &auth.user, page) {
-            return Err(not_found());
-        }
-        let a = s
-            .page_attachments
-            .get(&pid)
-            .into_iter()
-            .flatten()
-            .filter_map(|a| s.attachments.get(a))
-            .find(|a| a.title == filename && a.status == PageStatus::Current)
-            .ok_or_else(not_found)?;
-        Ok((a.bytes.clone(), a.media_type.clone()))
-    })?;
-    let mut resp = Response::new(Body::from(bytes.clone()));
-    let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&media_type) {
-        h.insert(header::CONTENT_TYPE, v);
+/// The legacy servlet `GET /wiki/download/attachments/{pageId}/{filename}` (what `_links.download`
+/// and v2 `downloadLink` name): since Atlassian CHANGE-2735 it answers 401 with
+/// `WWW-Authenticate: OAuth realm="https://SITE.atlassian.net/wiki"` to API-token Basic auth
+/// (and the simulator answers the same to any credentials: it has no browser sessions).
+/// Evidence: <https://github.com/epam/dm.ai/pull/252> ("returns **401** when called with API
+/// token Basic auth on Confluence Cloud: `www-authenticate: OAuth realm=…/wiki`"),
+/// <https://github.com/pchuri/confluence-cli/issues/198>.
+async fn download_file(AxState(sim): AxState<Sim>, headers: HeaderMap) -> ApiError {
+    let base = site_base(&headers, &sim);
+    let mut e = ApiError::new(
+        F,
+        StatusCode::UNAUTHORIZED,
+        "Client must be authenticated to access this resource.",
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("OAuth realm=\"{base}/wiki\"")) {
+        e = e.with_header(header::WWW_AUTHENTICATE, v);
     }
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "attachment; filename=\"{}\"",
-        filename.replace('"', "")
-    )) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
-    Ok(resp)
+    e
 }

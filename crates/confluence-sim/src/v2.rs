@@ -186,7 +186,7 @@ pub fn attachment_json(a: &Attachment) -> Value {
         "mediaType": a.media_type,
         "mediaTypeDescription": media_description(&a.media_type),
         "comment": "",
-        "fileId": crate::model::uuid_like(a.id, a.page_id),
+        "fileId": a.file_id,
         "fileSize": a.bytes.len(),
         "webuiLink": format!("/pages/viewpageattachments.action?pageId={}&preview={}", a.page_id, encode_segment(&format!("/{}/att{}/{}", a.page_id, a.id, a.title))),
         "downloadLink": dl,
@@ -214,7 +214,7 @@ async fn list_spaces(
     headers: HeaderMap,
     p: Params,
 ) -> Result<Response, ApiError> {
-    let limit = p.limit(25, 250, F)?;
+    let limit = p.limit(25, sim.caps().v2_list, F)?;
     let cursor = cursor_param(&p, F)?;
     let keys = p.get_all("keys");
     let ids = p
@@ -367,7 +367,7 @@ fn list_pages_where(
     path: &str,
     filter: impl Fn(&State, &Page) -> bool,
 ) -> Result<Response, ApiError> {
-    let limit = p.limit(25, 250, F)?;
+    let limit = p.limit(25, sim.caps().v2_list, F)?;
     let cursor = cursor_param(p, F)?;
     let with_body = body_format(p, false)?;
     let (field, desc) = page_sort(p)?;
@@ -565,7 +565,7 @@ async fn page_labels(
     p: Params,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    let limit = p.limit(25, 250, F)?;
+    let limit = p.limit(25, sim.caps().v2_list, F)?;
     let cursor = cursor_param(&p, F)?;
     let prefix = p.get("prefix").map(str::to_string);
     let (results, next) = sim.read(|s| {
@@ -604,7 +604,7 @@ async fn page_children(
     p: Params,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    let limit = p.limit(25, 250, F)?;
+    let limit = p.limit(25, sim.caps().v2_list, F)?;
     let cursor = cursor_param(&p, F)?;
     let (results, next) = sim.read(|s| {
         visible_page(s, &auth, id, &[PageStatus::Current])?;
