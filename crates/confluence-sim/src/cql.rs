@@ -3,7 +3,7 @@
 //! ```text
 //! query   := clause (AND clause)* [ORDER BY field [ASC|DESC]]
 //! clause  := space (=|!=) value | space IN (value, …)
-//!          | type (=) page|attachment | type IN (…)
+//!          | type (=) page|attachment|folder|whiteboard|database|embed|blogpost | type IN (…)
 //!          | lastmodified|created (>|>=|<|<=|=) "yyyy/MM/dd HH:mm" | "yyyy-MM-dd[ HH:mm]"
 //!          | label = value | label IN (…)
 //!          | ancestor = id | id = id | id IN (…)
@@ -28,6 +28,8 @@
 
 use std::fmt;
 use std::str::FromStr;
+
+use crate::model::ContentKind;
 
 use chrono::{
     DateTime, Datelike, Duration, FixedOffset, Months, NaiveDate, NaiveDateTime, NaiveTime,
@@ -136,6 +138,8 @@ pub enum ContentType {
     Page,
     /// Attachments.
     Attachment,
+    /// Folders, whiteboards, databases, embeds, blog posts.
+    Other(crate::model::ContentKind),
 }
 
 /// A comparison.
@@ -548,6 +552,11 @@ fn parse_inner(cql: &str, ctx: &CqlContext) -> Result<Query, String> {
                     ts.push(match v.to_ascii_lowercase().as_str() {
                         "page" => ContentType::Page,
                         "attachment" => ContentType::Attachment,
+                        "folder" => ContentType::Other(ContentKind::Folder),
+                        "whiteboard" => ContentType::Other(ContentKind::Whiteboard),
+                        "database" => ContentType::Other(ContentKind::Database),
+                        "embed" => ContentType::Other(ContentKind::Embed),
+                        "blogpost" => ContentType::Other(ContentKind::Blogpost),
                         other => return Err(format!("unsupported type {other}")),
                     });
                 }
@@ -737,7 +746,7 @@ mod tests {
             "text ~ \"foo\"",
             "space = \"KB",
             "lastmodified > \"yesterday\"",
-            "type = blogpost",
+            "type = comment",
             "space = KB order lastmodified",
             "space = KB and",
             "space > KB",

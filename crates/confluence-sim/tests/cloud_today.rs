@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use confluence_sim::model::{ContentKind, PageStatus};
 use confluence_sim::{Credentials, Knobs, RateLimit, SimConfig, SimHandle, spawn};
 use reqwest::{RequestBuilder, StatusCode};
 use serde_json::{Value, json};
@@ -412,7 +413,15 @@ async fn gateway_next_links_lead_on_when_appended_to_the_gateway_base() {
             assert!(n.starts_with("/wiki/api/v2/"), "{n}");
         }
     }
-    assert_eq!(seen, h.state().page_ids_in_space("KB").len());
+    // The default statuses are current and archived.
+    let expected = h.state().read(|s| {
+        s.pages
+            .values()
+            .filter(|p| p.space_id == kb)
+            .filter(|p| matches!(p.status, PageStatus::Current | PageStatus::Archived))
+            .count()
+    });
+    assert_eq!(seen, expected);
 }
 
 #[tokio::test]
@@ -818,4 +827,279 @@ async fn unknown_expansions_are_ignored() {
     let first = &v["results"][0];
     assert!(first["version"]["number"].is_number());
     assert!(first.get("no").is_none());
+}
+
+async fn v1_get(h: &SimHandle, who: &Credentials, path: &str, q: &[(&str, &str)]) -> Value {
+    let r = basic(client().get(format!("{}{path}", h.base_url())), who)
+        .query(q)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "{path} {q:?}");
+    json_of(r).await
+}
+
+#[tokio::test]
+async fn folders_sit_in_the_tree_and_in_v1_ancestors() {
+    let h = start().await;
+    let admin = h.service_account();
+    // A page moved into the folder inside a folder.
+    let (page, inner, outer) = h.state().read(|s| {
+        s.pages
+            .values()
+            .find_map(|p| {
+                let inner = s.contents.get(&p.parent_id?)?;
+                let outer = s.contents.get(&inner.parent_id?)?;
+                (inner.kind == ContentKind::Folder && outer.kind == ContentKind::Folder)
+                    .then_some((p.id, inner.id, outer.id))
+            })
+            .expect("a page in a nested folder")
+    });
+    let v = json_of(
+        basic(
+            client().get(format!("{}/wiki/api/v2/pages/{page}", h.base_url())),
+            &admin,
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(v["parentId"], inner.to_string());
+    assert_eq!(v["parentType"], "folder");
+    let f = json_of(
+        basic(
+            client().get(format!("{}/wiki/api/v2/folders/{inner}", h.base_url())),
+            &admin,
+        )
+        .send()
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(f["type"], "folder");
+    assert_eq!(f["parentId"], outer.to_string());
+    assert_eq!(f["parentType"], "folder");
+    // v1: the folders are ancestors, with their type.
+    let v = v1_get(
+        &h,
+        &admin,
+        "/wiki/rest/api/content/search",
+        &[("cql", &format!("id = {page}")), ("expand", "ancestors")],
+    )
+    .await;
+    let anc: Vec<(String, String)> = v["results"][0]["ancestors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            (
+                a["id"].as_str().unwrap().to_string(),
+                a["type"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let n = anc.len();
+    assert!(n >= 3, "{anc:?}");
+    assert_eq!(anc[0].1, "page", "the home page first");
+    assert_eq!(anc[n - 2], (outer.to_string(), "folder".to_string()));
+    assert_eq!(anc[n - 1], (inner.to_string(), "folder".to_string()));
+    // type = folder, and type in (page, folder), with the bulk expansions.
+    let expand = "ancestors,version,restrictions.read.restrictions.user,restrictions.read.restrictions.group";
+    let v = v1_get(
+        &h,
+        &admin,
+        "/wiki/rest/api/content/search",
+        &[
+            ("cql", "space = KB and type = folder"),
+            ("expand", expand),
+            ("limit", "200"),
+        ],
+    )
+    .await;
+    let folders = v["results"].as_array().unwrap();
+    assert!(folders.len() >= 3);
+    for f in folders {
+        assert_eq!(f["type"], "folder");
+        assert!(f["restrictions"]["read"]["restrictions"]["group"]["results"].is_array());
+        assert!(f["ancestors"].is_array());
+    }
+    let v = v1_get(
+        &h,
+        &admin,
+        "/wiki/rest/api/content/search",
+        &[
+            ("cql", "space = KB and type in (page, folder)"),
+            ("expand", expand),
+            ("limit", "200"),
+        ],
+    )
+    .await;
+    let types: std::collections::BTreeSet<String> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(types.into_iter().collect::<Vec<_>>(), ["folder", "page"]);
+}
+
+#[tokio::test]
+async fn a_restricted_folder_hides_its_pages() {
+    let h = start().await;
+    let (folder, page, group) = h.state().read(|s| {
+        let f = s
+            .contents
+            .values()
+            .find(|c| c.kind == ContentKind::Folder && !c.read_restrictions.is_empty())
+            .expect("a restricted folder");
+        let page = s
+            .pages
+            .values()
+            .find(|p| p.parent_id == Some(f.id))
+            .expect("a page in it")
+            .id;
+        (
+            f.id,
+            page,
+            f.read_restrictions.groups.iter().next().unwrap().clone(),
+        )
+    });
+    assert!(h.state().read(|s| s.is_effectively_restricted(page)));
+    // The reader is not in the folder's group: neither the folder nor its page exist for them.
+    let reader = h.non_admin_account();
+    let in_group = h.state().read(|s| {
+        let me = s.user_by_email(&reader.email).unwrap().account_id.clone();
+        s.groups[&group].members.contains(&me)
+    });
+    assert!(!in_group);
+    for path in [
+        format!("/wiki/api/v2/pages/{page}"),
+        format!("/wiki/api/v2/folders/{folder}"),
+    ] {
+        let r = basic(client().get(format!("{}{path}", h.base_url())), &reader)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{path}");
+    }
+    let v = v1_get(
+        &h,
+        &reader,
+        "/wiki/rest/api/search",
+        &[("cql", &format!("id in ({page}, {folder})"))],
+    )
+    .await;
+    assert_eq!(v["totalSize"], 0);
+    // The folder's own restriction is readable where the folder is visible.
+    let admin = h.service_account();
+    let admin_sees = h.state().read(|s| {
+        let me = s.user_by_email(&admin.email).unwrap().account_id.clone();
+        s.can_read_page(&me, folder)
+    });
+    if admin_sees {
+        let v = v1_get(
+            &h,
+            &admin,
+            &format!("/wiki/rest/api/content/{folder}/restriction/byOperation/read"),
+            &[],
+        )
+        .await;
+        assert_eq!(v["restrictions"]["group"]["results"][0]["id"], group);
+    }
+}
+
+#[tokio::test]
+async fn archived_pages_are_listed_by_v2_by_default_but_not_found_by_cql() {
+    let h = start().await;
+    let admin = h.service_account();
+    let (kb, archived) = h.state().read(|s| {
+        let kb = s.space_by_key("KB").unwrap().id;
+        let a = s
+            .pages
+            .values()
+            .find(|p| p.space_id == kb && p.status == PageStatus::Archived)
+            .expect("an archived page")
+            .id;
+        (kb, a)
+    });
+    let list = |status: Option<&'static str>| {
+        let h = &h;
+        let admin = &admin;
+        async move {
+            let mut q = vec![("limit", "250")];
+            if let Some(st) = status {
+                q.push(("status", st));
+            }
+            let v = v1_get(h, admin, &format!("/wiki/api/v2/spaces/{kb}/pages"), &q).await;
+            v["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    (
+                        p["id"].as_str().unwrap().to_string(),
+                        p["status"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let all = list(None).await;
+    assert!(all.contains(&(archived.to_string(), "archived".to_string())));
+    let current = list(Some("current")).await;
+    assert!(!current.iter().any(|(id, _)| *id == archived.to_string()));
+    let only = list(Some("archived")).await;
+    assert_eq!(only, vec![(archived.to_string(), "archived".to_string())]);
+    let v = v1_get(
+        &h,
+        &admin,
+        "/wiki/rest/api/search",
+        &[(
+            "cql",
+            &format!("space = KB and type = page and id = {archived}"),
+        )],
+    )
+    .await;
+    assert_eq!(v["totalSize"], 0);
+}
+
+#[tokio::test]
+async fn other_content_kinds_show_up_in_lastmodified_queries() {
+    let h = start().await;
+    let v = v1_get(
+        &h,
+        &h.service_account(),
+        "/wiki/rest/api/search",
+        &[
+            ("cql", "space = KB and lastmodified > \"2020/01/01 00:00\""),
+            ("limit", "1000"),
+        ],
+    )
+    .await;
+    let types: std::collections::BTreeSet<String> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["content"]["type"].as_str().unwrap().to_string())
+        .collect();
+    for t in [
+        "page",
+        "attachment",
+        "folder",
+        "whiteboard",
+        "database",
+        "embed",
+        "blogpost",
+    ] {
+        assert!(types.contains(t), "{t} in {types:?}");
+    }
+    let v = v1_get(
+        &h,
+        &h.service_account(),
+        "/wiki/rest/api/search",
+        &[("cql", "space = KB and type = blogpost")],
+    )
+    .await;
+    assert_eq!(v["totalSize"], 1);
 }

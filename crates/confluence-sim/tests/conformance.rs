@@ -417,6 +417,44 @@ async fn every_endpoint_conforms_to_its_schema() {
     )
     .await;
 
+    // ---- folders (v2) ----
+    let t = "/wiki/api/v2/folders/{id}";
+    let folder = state.read(|s| {
+        s.contents
+            .values()
+            .find(|c| {
+                c.kind == confluence_sim::model::ContentKind::Folder
+                    && c.parent_id.is_some()
+                    && c.read_restrictions.is_empty()
+            })
+            .map(|c| c.id)
+            .expect("a generated folder under a page")
+    });
+    let f = c
+        .check(
+            Admin,
+            "GET",
+            t,
+            &format!("/wiki/api/v2/folders/{folder}"),
+            None,
+            200,
+            V2,
+        )
+        .await;
+    if f.body["type"] != "folder" || f.body["parentType"] != "page" {
+        c.failures.push(format!("folder JSON: {}", f.body));
+    }
+    c.check(
+        Admin,
+        "GET",
+        t,
+        "/wiki/api/v2/folders/999999999",
+        None,
+        404,
+        V2,
+    )
+    .await;
+
     // ---- v1 content ----
     let t = "/wiki/rest/api/content/{id}/restriction/byOperation/{operationKey}";
     c.check(
@@ -1344,6 +1382,7 @@ const CHECKED: &[(&str, &str)] = &[
     ("GET", "/wiki/api/v2/pages/{id}/labels"),
     ("GET", "/wiki/api/v2/pages/{id}/children"),
     ("GET", "/wiki/api/v2/labels/{id}/pages"),
+    ("GET", "/wiki/api/v2/folders/{id}"),
     (
         "GET",
         "/wiki/rest/api/content/{id}/restriction/byOperation/{operationKey}",
