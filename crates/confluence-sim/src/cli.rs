@@ -47,6 +47,17 @@ pub struct Args {
     /// Probability (0..1) that a call's connection is dropped without a response.
     #[arg(long, default_value_t = 0.0)]
     pub reset_rate: f64,
+    /// Site time zone as a fixed UTC offset (`UTC`, `-08:00`, `+13:00`): CQL date literals
+    /// and `startOfDay()`-style functions are read in it.
+    #[arg(long, default_value = "UTC")]
+    pub time_zone: String,
+    /// Burst bucket per endpoint, `PER_SECOND` or `PER_SECOND/BURST` (429 with
+    /// `RateLimit-Reason: confluence-burst-based`).
+    #[arg(long)]
+    pub endpoint_rate_limit: Option<String>,
+    /// Validity of signed media download URLs, in seconds.
+    #[arg(long, default_value_t = 60)]
+    pub media_token_ttl_secs: u64,
 }
 
 /// Parses `--rate-limit`: `PER_SECOND` (burst = rate) or `PER_SECOND/BURST`.
@@ -91,6 +102,18 @@ impl Args {
             error_rate: self.error_rate,
             reset_rate: self.reset_rate,
             bind: SocketAddr::new(self.host, self.port),
+            media_token_ttl: Duration::from_secs(self.media_token_ttl_secs),
+            time_zone: self
+                .time_zone
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("--time-zone: {e}"))?,
+            caps: base.caps,
+            endpoint_rate_limit: self
+                .endpoint_rate_limit
+                .as_deref()
+                .map(parse_rate)
+                .transpose()
+                .context("--endpoint-rate-limit must be N or N/BURST")?,
         })
     }
 }
@@ -135,6 +158,13 @@ mod tests {
         assert_eq!((c.spaces, c.pages, c.users), (4, 9, 300));
         assert_eq!(c.bind.port(), 0);
         assert_eq!(c.rate_limit.map(|r| (r.per_second, r.burst)), Some((3, 7)));
+        let tz = Args::parse_from(["confluence-sim", "--time-zone", "+13:00"]);
+        assert_eq!(
+            tz.config().unwrap().time_zone.0.local_minus_utc(),
+            13 * 3600
+        );
+        let tz = Args::parse_from(["confluence-sim", "--time-zone", "America/Los_Angeles"]);
+        assert!(tz.config().is_err());
         let bad = Args::parse_from(["confluence-sim", "--error-rate", "2"]);
         assert!(bad.config().is_err());
     }

@@ -1,4 +1,14 @@
 //! The `/_sim/` control surface: stats, knobs, clock, inspection and content edits.
+//!
+//! Besides the inspection routes: `POST /_sim/pages/{id}/attachments`
+//! `{title, media_type?, text|base64}` uploads a file (201, the attachment's state);
+//! `PUT /_sim/attachments/{id}` `{media_type?, text|base64}` replaces its bytes (new version,
+//! new file id, `lastmodified` now); `DELETE /_sim/attachments/{id}` deletes it (204);
+//! `GET /_sim/endpoints` gives the site, media, gateway and token-endpoint URLs and the cloud
+//! id; `POST /_sim/media-token-ttl` `{seconds}`; `GET|POST /_sim/time-zone` `{time_zone:
+//! "+13:00"}`; `GET|POST /_sim/caps` ([`crate::PageCaps`]); `POST /_sim/scoped-tokens`
+//! `{email, scopes}` → `{email, api_token, scopes}`; `POST /_sim/oauth-clients`
+//! `{email, scopes}` → `{client_id, client_secret, account_id, scopes}`.
 //! Never rate limited, faulted or counted; no authentication (it is a test backdoor).
 
 use axum::extract::{Path, State};
@@ -44,6 +54,192 @@ pub fn routes() -> Router<Sim> {
             post(add_restriction).delete(remove_restriction),
         )
         .route("/pages/{id}/labels", post(add_label).delete(remove_label))
+        .route("/pages/{id}/attachments", post(upload_attachment))
+        .route(
+            "/attachments/{id}",
+            axum::routing::put(replace_attachment).delete(delete_attachment),
+        )
+        .route("/endpoints", get(endpoints))
+        .route("/media-token-ttl", post(set_media_ttl))
+        .route("/time-zone", get(get_time_zone).post(set_time_zone))
+        .route("/caps", get(get_caps).post(set_caps))
+        .route("/scoped-tokens", post(create_scoped_token))
+        .route("/oauth-clients", post(create_oauth_client))
+}
+
+/// File contents in a control body: `text` (UTF-8) or `base64`.
+#[derive(Deserialize)]
+struct FileBody {
+    title: Option<String>,
+    media_type: Option<String>,
+    text: Option<String>,
+    base64: Option<String>,
+}
+
+impl FileBody {
+    fn bytes(&self) -> Result<bytes::Bytes, ApiError> {
+        use base64::Engine;
+        match (&self.text, &self.base64) {
+            (Some(t), None) => Ok(bytes::Bytes::from(t.clone().into_bytes())),
+            (None, Some(b)) => base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .map(bytes::Bytes::from)
+                .map_err(|e| ApiError::bad_request(F, format!("bad base64: {e}"))),
+            _ => Err(ApiError::bad_request(
+                F,
+                "give exactly one of text or base64",
+            )),
+        }
+    }
+}
+
+fn attachment_state(sim: &Sim, id: u64) -> Value {
+    sim.read(|s| {
+        s.attachments
+            .get(&id)
+            .map(|a| {
+                json!({
+                    "id": format!("att{}", a.id),
+                    "page_id": a.page_id.to_string(),
+                    "title": a.title,
+                    "media_type": a.media_type,
+                    "version": a.version,
+                    "file_id": a.file_id,
+                    "status": a.status.as_str(),
+                    "size": a.bytes.len(),
+                })
+            })
+            .unwrap_or(Value::Null)
+    })
+}
+
+fn attachment_id(raw: &str) -> Result<u64, ApiError> {
+    raw.trim_start_matches("att")
+        .parse()
+        .map_err(|_| ApiError::bad_request(F, format!("bad attachment id {raw}")))
+}
+
+async fn upload_attachment(
+    State(sim): State<Sim>,
+    Path(id): Path<u64>,
+    Json(b): Json<FileBody>,
+) -> Result<Response, ApiError> {
+    let bytes = b.bytes()?;
+    let title = b
+        .title
+        .clone()
+        .ok_or_else(|| ApiError::bad_request(F, "title is required"))?;
+    let media_type = b
+        .media_type
+        .clone()
+        .unwrap_or_else(|| "application/octet-stream".into());
+    let aid = sim
+        .add_attachment(id, &title, &media_type, bytes)
+        .map_err(err)?;
+    Ok((StatusCode::CREATED, Json(attachment_state(&sim, aid))).into_response())
+}
+
+async fn replace_attachment(
+    State(sim): State<Sim>,
+    Path(id): Path<String>,
+    Json(b): Json<FileBody>,
+) -> Result<Json<Value>, ApiError> {
+    let aid = attachment_id(&id)?;
+    sim.replace_attachment(aid, b.media_type.as_deref(), b.bytes()?)
+        .map_err(err)?;
+    Ok(Json(attachment_state(&sim, aid)))
+}
+
+async fn delete_attachment(
+    State(sim): State<Sim>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    sim.delete_attachment(attachment_id(&id)?).map_err(err)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn endpoints(State(sim): State<Sim>) -> Json<Value> {
+    let base = sim.base_url();
+    let cloud = sim.cloud_id();
+    Json(json!({
+        "site": base,
+        "media": sim.media_url(),
+        "cloud_id": cloud,
+        "gateway": format!("{base}/ex/confluence/{cloud}"),
+        "token_endpoint": format!("{base}/oauth/token"),
+    }))
+}
+
+#[derive(Deserialize)]
+struct Ttl {
+    seconds: u64,
+}
+
+async fn set_media_ttl(State(sim): State<Sim>, Json(t): Json<Ttl>) -> Json<Value> {
+    sim.set_media_token_ttl(std::time::Duration::from_secs(t.seconds));
+    Json(json!({ "seconds": sim.media_token_ttl().as_secs() }))
+}
+
+async fn get_time_zone(State(sim): State<Sim>) -> Json<Value> {
+    Json(json!({ "time_zone": sim.time_zone() }))
+}
+
+#[derive(Deserialize)]
+struct Tz {
+    time_zone: crate::SiteTimeZone,
+}
+
+async fn set_time_zone(State(sim): State<Sim>, Json(t): Json<Tz>) -> Json<Value> {
+    sim.set_time_zone(t.time_zone);
+    Json(json!({ "time_zone": sim.time_zone() }))
+}
+
+async fn get_caps(State(sim): State<Sim>) -> Json<crate::PageCaps> {
+    Json(sim.caps())
+}
+
+async fn set_caps(State(sim): State<Sim>, Json(c): Json<crate::PageCaps>) -> Json<crate::PageCaps> {
+    sim.set_caps(c);
+    Json(sim.caps())
+}
+
+/// `{"email": …, "scopes": [...]}`.
+#[derive(Deserialize)]
+struct CredentialRequest {
+    email: String,
+    #[serde(default)]
+    scopes: Vec<String>,
+}
+
+async fn create_scoped_token(
+    State(sim): State<Sim>,
+    Json(r): Json<CredentialRequest>,
+) -> Result<Response, ApiError> {
+    let scopes: Vec<&str> = r.scopes.iter().map(String::as_str).collect();
+    let c = sim.create_scoped_token(&r.email, &scopes).map_err(err)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "email": c.email, "api_token": c.api_token, "scopes": r.scopes })),
+    )
+        .into_response())
+}
+
+async fn create_oauth_client(
+    State(sim): State<Sim>,
+    Json(r): Json<CredentialRequest>,
+) -> Result<Response, ApiError> {
+    let scopes: Vec<&str> = r.scopes.iter().map(String::as_str).collect();
+    let c = sim.create_oauth_client(&r.email, &scopes).map_err(err)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "client_id": c.client_id,
+            "client_secret": c.client_secret,
+            "account_id": c.account_id,
+            "scopes": c.scopes,
+        })),
+    )
+        .into_response())
 }
 
 fn err(e: crate::SimError) -> ApiError {

@@ -217,6 +217,20 @@ pub fn epoch() -> DateTime<Utc> {
         .unwrap_or_default()
 }
 
+/// The site's cloud id: a uuid derived from the seed (same seed, same cloud id).
+pub fn cloud_id(seed: &str) -> String {
+    let h = Sha256::digest(format!("cloud-id:{seed}").as_bytes());
+    let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[13..16],
+        &hex[17..20],
+        &hex[20..32]
+    )
+}
+
 /// Hashes the seed string into a 32-byte RNG seed.
 pub fn seed_bytes(seed: &str) -> [u8; 32] {
     let digest = Sha256::digest(seed.as_bytes());
@@ -361,6 +375,8 @@ pub fn generate(cfg: &SimConfig) -> State {
         api_token: reader_token,
     });
     s.admin_api_key = format!("ATCTT3x{}", &token(&mut rng)[7..]);
+    // Derived from the seed alone (not the rng), so adding it changed no other generated value.
+    s.cloud_id = cloud_id(&cfg.seed);
 
     let total_users = cfg.users.max(4);
     let staff_n = (total_users / 8).max(2);
@@ -719,6 +735,7 @@ pub fn generate(cfg: &SimConfig) -> State {
                             created_at: created + Duration::seconds(30),
                             author_id: staff[k % staff.len()].clone(),
                             status: PageStatus::Current,
+                            file_id: uuid_like(aid, id),
                         },
                     );
                     s.page_attachments.entry(id).or_default().push(aid);
@@ -765,8 +782,162 @@ pub fn generate(cfg: &SimConfig) -> State {
             }
         }
     }
+    add_cloud_extras(&mut s, t0, &internal_group, &service_id);
     s.next_account_seq = (s.users.len() as u64) + 1;
     s
+}
+
+/// Content a real 2026 Cloud space holds besides pages, added after everything else so that
+/// the pages, ids and bodies generated before stay as they were (`--pages N` still means N
+/// current pages). Per space: a root-level folder and a folder inside a folder under the home
+/// page, each with a page moved into it (moving changes no `lastmodified` in Cloud), and one
+/// archived page (an extra page). In the first space also: a read-restricted folder with a
+/// page under it, a whiteboard, a database, an embed in a folder, and a blog post.
+///
+/// Folders may carry read restrictions that inherit like a page's: no evidence found either
+/// way for Cloud, and the strict reading is the one a mirror must survive.
+fn add_cloud_extras(s: &mut State, t0: DateTime<Utc>, restricted_to: &str, author: &str) {
+    use crate::model::{Content, ContentKind};
+    let space_ids: Vec<u64> = s.spaces.keys().copied().collect();
+    for (si, space_id) in space_ids.into_iter().enumerate() {
+        let Some(home) = s.spaces.get(&space_id).and_then(|sp| sp.homepage_id) else {
+            continue;
+        };
+        let key = s.spaces[&space_id].key.clone();
+        let when = t0 + Duration::days(200 + si as i64);
+        let add = |s: &mut State, kind: ContentKind, parent: Option<u64>, title: String| {
+            let id = s.alloc_content_id();
+            let position = parent
+                .and_then(|p| s.children.get(&p))
+                .map(|c| c.len() as i32)
+                .unwrap_or(0);
+            s.contents.insert(
+                id,
+                Content {
+                    id,
+                    kind,
+                    space_id,
+                    parent_id: parent,
+                    position,
+                    title,
+                    status: PageStatus::Current,
+                    version: 1,
+                    created_at: when,
+                    last_modified: when + Duration::hours(1),
+                    author_id: author.to_string(),
+                    read_restrictions: Restrictions::default(),
+                },
+            );
+            if let Some(p) = parent {
+                s.children.entry(p).or_default().push(id);
+            }
+            id
+        };
+        // Leaf pages of this space, unrestricted, last first: the ones moved into folders.
+        let mut leaves: Vec<u64> = s
+            .pages
+            .values()
+            .filter(|p| p.space_id == space_id && p.id != home && p.parent_id.is_some())
+            .filter(|p| s.children.get(&p.id).is_none_or(|c| c.is_empty()))
+            .filter(|p| !s.is_effectively_restricted(p.id))
+            .map(|p| p.id)
+            .collect();
+        leaves.reverse();
+        let root_folder = add(s, ContentKind::Folder, None, format!("{key} guides"));
+        let outer = add(
+            s,
+            ContentKind::Folder,
+            Some(home),
+            format!("{key} handbook"),
+        );
+        let inner = add(
+            s,
+            ContentKind::Folder,
+            Some(outer),
+            format!("{key} handbook: archive"),
+        );
+        let mut targets = vec![root_folder, inner];
+        if si == 0 {
+            let secret = add(
+                s,
+                ContentKind::Folder,
+                None,
+                format!("{key} internal folder"),
+            );
+            if let Some(c) = s.contents.get_mut(&secret) {
+                c.read_restrictions.groups.insert(restricted_to.to_string());
+            }
+            targets.push(secret);
+            add(
+                s,
+                ContentKind::Whiteboard,
+                Some(home),
+                format!("{key} architecture whiteboard"),
+            );
+            add(
+                s,
+                ContentKind::Database,
+                Some(home),
+                format!("{key} release tracker"),
+            );
+            add(
+                s,
+                ContentKind::Embed,
+                Some(root_folder),
+                format!("{key} status dashboard"),
+            );
+            add(
+                s,
+                ContentKind::Blogpost,
+                None,
+                format!("{key} news: what changed this quarter"),
+            );
+        }
+        for (folder, page) in targets.into_iter().zip(leaves) {
+            let old = s.pages.get(&page).and_then(|p| p.parent_id);
+            if let Some(op) = old
+                && let Some(c) = s.children.get_mut(&op)
+            {
+                c.retain(|x| *x != page);
+            }
+            let kids = s.children.entry(folder).or_default();
+            let pos = kids.len() as i32;
+            kids.push(page);
+            if let Some(p) = s.pages.get_mut(&page) {
+                p.parent_id = Some(folder);
+                p.position = pos;
+            }
+        }
+        // One archived page (extra: archived pages are not among the N current ones).
+        let id = s.alloc_content_id();
+        let position = s.children.get(&home).map(|c| c.len() as i32).unwrap_or(0);
+        s.pages.insert(
+            id,
+            Page {
+                id,
+                space_id,
+                parent_id: Some(home),
+                position,
+                title: format!("{key} retired procedure (archived)"),
+                status: PageStatus::Archived,
+                versions: vec![Version {
+                    number: 1,
+                    created_at: when,
+                    author_id: author.to_string(),
+                    message: String::new(),
+                    minor_edit: false,
+                }],
+                created_at: when,
+                author_id: author.to_string(),
+                body: Body::Stored(std::sync::Arc::from(
+                    "<p>This procedure is retired and kept for reference.</p>",
+                )),
+                labels: BTreeSet::new(),
+                read_restrictions: Restrictions::default(),
+            },
+        );
+        s.children.entry(home).or_default().push(id);
+    }
 }
 
 /// A real 1×1 PNG.

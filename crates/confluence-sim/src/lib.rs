@@ -17,9 +17,12 @@ pub mod cli;
 pub mod control;
 pub mod cql;
 pub mod error;
+pub mod gateway;
 pub mod generator;
+pub mod media;
 pub mod model;
 pub mod paging;
+pub mod scopes;
 pub(crate) mod server;
 pub mod sim;
 pub mod v1;
@@ -28,8 +31,10 @@ pub mod v2;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+pub use cql::SiteTimeZone;
 pub use error::{ApiError, ApiFamily, SimError};
 pub use model::Credentials;
+pub use paging::PageCaps;
 pub use sim::{Arrival, Knobs, NewPage, RateLimit, Sim, Stats};
 
 /// How to build and run a simulated site.
@@ -53,8 +58,19 @@ pub struct SimConfig {
     pub error_rate: f64,
     /// Probability of a dropped connection per request.
     pub reset_rate: f64,
-    /// Address to bind (`127.0.0.1:0` = any free port).
+    /// Address to bind (`127.0.0.1:0` = any free port). The media listener binds the same IP
+    /// on a free port of its own.
     pub bind: SocketAddr,
+    /// How long a signed media download URL stays valid (simulator clock).
+    pub media_token_ttl: Duration,
+    /// The site's time zone: CQL date literals and `startOfDay()`-style functions are read in
+    /// it (see [`cql`]).
+    pub time_zone: SiteTimeZone,
+    /// Page-size caps (`limit` above a cap is clamped silently).
+    pub caps: PageCaps,
+    /// Burst bucket applied per endpoint (`METHOD /template`), on top of `rate_limit`;
+    /// `None` = none.
+    pub endpoint_rate_limit: Option<RateLimit>,
 }
 
 impl Default for SimConfig {
@@ -71,6 +87,10 @@ impl Default for SimConfig {
             error_rate: 0.0,
             reset_rate: 0.0,
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            media_token_ttl: sim::DEFAULT_MEDIA_TOKEN_TTL,
+            time_zone: SiteTimeZone::default(),
+            caps: PageCaps::default(),
+            endpoint_rate_limit: None,
         }
     }
 }
@@ -95,6 +115,8 @@ impl SimConfig {
             rate_limit: self.rate_limit,
             error_rate: self.error_rate,
             reset_rate: self.reset_rate,
+            endpoint_rate_limit: self.endpoint_rate_limit,
+            ..Knobs::default()
         }
     }
 
@@ -106,7 +128,11 @@ impl SimConfig {
                 .try_into()
                 .unwrap_or([0; 8]),
         );
-        Sim::new(state, self.knobs(), seed)
+        let sim = Sim::new(state, self.knobs(), seed);
+        sim.set_media_token_ttl(self.media_token_ttl);
+        sim.set_time_zone(self.time_zone);
+        sim.set_caps(self.caps);
+        sim
     }
 }
 
@@ -114,8 +140,11 @@ impl SimConfig {
 pub struct SimHandle {
     sim: Sim,
     addr: SocketAddr,
+    media_addr: SocketAddr,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    media_shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    media_task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for SimHandle {
@@ -135,19 +164,36 @@ pub async fn spawn(cfg: SimConfig) -> Result<SimHandle, SimError> {
     serve_sim(sim, bind).await
 }
 
-/// Serves an already built [`Sim`] on `bind`.
+/// Serves an already built [`Sim`] on `bind`, and its media service on the same IP and a free
+/// port, addressed as `localhost` (another origin than the API's `127.0.0.1`, as
+/// `api.media.atlassian.com` is for `SITE.atlassian.net`).
 pub async fn serve_sim(sim: Sim, bind: SocketAddr) -> Result<SimHandle, SimError> {
     let listener = tokio::net::TcpListener::bind(bind).await?;
     let addr = listener.local_addr()?;
+    let media_listener = tokio::net::TcpListener::bind(SocketAddr::new(bind.ip(), 0)).await?;
+    let media_addr = media_listener.local_addr()?;
     *sim.0.base_url.lock() = format!("http://{addr}");
+    let media_host = if addr.ip().is_loopback() || addr.ip().is_unspecified() {
+        "localhost".to_string()
+    } else {
+        // No second name for a non-loopback address: the port still makes another origin.
+        addr.ip().to_string()
+    };
+    *sim.0.media_url.lock() = format!("http://{media_host}:{}", media_addr.port());
     let app = server::router(sim.clone());
     let (tx, rx) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(server::serve(listener, app, rx));
+    let media_app = media::routes().with_state(sim.clone());
+    let (media_tx, media_rx) = tokio::sync::oneshot::channel();
+    let media_task = tokio::spawn(server::serve(media_listener, media_app, media_rx));
     Ok(SimHandle {
         sim,
         addr,
+        media_addr,
         shutdown: Some(tx),
         task: Some(task),
+        media_shutdown: Some(media_tx),
+        media_task: Some(media_task),
     })
 }
 
@@ -159,6 +205,23 @@ impl SimHandle {
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+    /// The media origin attachment downloads redirect to (`http://localhost:M`).
+    pub fn media_url(&self) -> String {
+        self.sim.media_url()
+    }
+    /// The media listener's bound address.
+    pub fn media_addr(&self) -> SocketAddr {
+        self.media_addr
+    }
+    /// The site's cloud id (as `GET /_edge/tenant_info` answers).
+    pub fn cloud_id(&self) -> String {
+        self.sim.cloud_id()
+    }
+    /// The gateway base for scoped tokens and service accounts:
+    /// `http://127.0.0.1:PORT/ex/confluence/{cloudId}` (append `/wiki/…` paths to it).
+    pub fn gateway_url(&self) -> String {
+        format!("{}/ex/confluence/{}", self.base_url(), self.cloud_id())
     }
     /// The service account (site admin, licensed) kbgate uses.
     pub fn service_account(&self) -> Credentials {
@@ -205,7 +268,13 @@ impl SimHandle {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
+        if let Some(tx) = self.media_shutdown.take() {
+            let _ = tx.send(());
+        }
         if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        if let Some(task) = self.media_task.take() {
             let _ = task.await;
         }
     }
@@ -218,6 +287,12 @@ impl Drop for SimHandle {
             let _ = tx.send(());
         }
         if let Some(task) = self.task.take() {
+            task.abort();
+        }
+        if let Some(tx) = self.media_shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.media_task.take() {
             task.abort();
         }
     }

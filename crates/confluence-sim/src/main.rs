@@ -33,6 +33,9 @@ async fn main() -> anyhow::Result<()> {
         writeln!(out, "admin api key: {}", handle.admin_api_key())?;
         writeln!(out, "non-admin account: {} {}", na.email, na.api_token)?;
         writeln!(out, "site: {spaces} spaces, {pages} pages, {users} users")?;
+        writeln!(out, "media: {}", handle.media_url())?;
+        writeln!(out, "cloud id: {}", handle.cloud_id())?;
+        writeln!(out, "gateway: {}", handle.gateway_url())?;
         out.flush()?;
     }
     tokio::signal::ctrl_c().await?;

@@ -157,6 +157,9 @@ pub enum PageStatus {
     Current,
     /// In the space trash.
     Trashed,
+    /// Archived: v2 page lists return it by default, CQL search does not (see `v2.rs`,
+    /// `v1.rs`).
+    Archived,
 }
 
 impl PageStatus {
@@ -165,6 +168,7 @@ impl PageStatus {
         match self {
             PageStatus::Current => "current",
             PageStatus::Trashed => "trashed",
+            PageStatus::Archived => "archived",
         }
     }
 }
@@ -266,6 +270,66 @@ impl Page {
     }
 }
 
+/// Kinds of content other than pages and attachments that a Cloud space holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContentKind {
+    /// A folder in the page tree (v2 `/folders/{id}`, content type `folder`).
+    Folder,
+    /// A whiteboard.
+    Whiteboard,
+    /// A database.
+    Database,
+    /// A smart link / embed in the page tree.
+    Embed,
+    /// A blog post (space level, outside the page tree).
+    Blogpost,
+}
+
+impl ContentKind {
+    /// The content type string Confluence uses (v1 `type`, CQL `type =`, v2 `parentType`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContentKind::Folder => "folder",
+            ContentKind::Whiteboard => "whiteboard",
+            ContentKind::Database => "database",
+            ContentKind::Embed => "embed",
+            ContentKind::Blogpost => "blogpost",
+        }
+    }
+}
+
+/// Content that is not a page: folders, whiteboards, databases, embeds and blog posts. It
+/// shares the content id sequence with pages; a page's `parent_id` may name a folder (or a
+/// whiteboard, database or embed), and read restrictions on it inherit to what is below.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Content {
+    /// Numeric id.
+    pub id: u64,
+    /// Kind.
+    pub kind: ContentKind,
+    /// Owning space.
+    pub space_id: u64,
+    /// Parent in the page tree (a page or a folder); `None` at the space root.
+    pub parent_id: Option<u64>,
+    /// Position among siblings.
+    pub position: i32,
+    /// Title.
+    pub title: String,
+    /// Status.
+    pub status: PageStatus,
+    /// Version number.
+    pub version: u32,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last modification (CQL `lastmodified`).
+    pub last_modified: DateTime<Utc>,
+    /// Creator.
+    pub author_id: AccountId,
+    /// Read restrictions set directly on it.
+    pub read_restrictions: Restrictions,
+}
+
 /// An attachment (a file on a page) with real bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Attachment {
@@ -288,6 +352,9 @@ pub struct Attachment {
     pub author_id: AccountId,
     /// Status (trashed with its page).
     pub status: PageStatus,
+    /// Media-platform file id: what the signed download URL names. A new upload of the same
+    /// attachment (a new version) gets a new file id, as in Cloud.
+    pub file_id: String,
 }
 
 /// A label (all generated ones have prefix `global`).
@@ -351,6 +418,59 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// A scoped API token: works only through the gateway, and only for calls its scopes cover.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScopedToken {
+    /// The account the token belongs to.
+    pub account_id: AccountId,
+    /// Granted scopes (classic `read:confluence-content.all` or granular `read:page:confluence`).
+    pub scopes: BTreeSet<String>,
+}
+
+impl std::fmt::Debug for ScopedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScopedToken")
+            .field("account_id", &self.account_id)
+            .field("scopes", &self.scopes)
+            .finish()
+    }
+}
+
+/// An OAuth 2.0 client-credentials client (service account credential).
+#[derive(Clone, PartialEq, Eq)]
+pub struct OAuthClient {
+    /// Client id.
+    pub client_id: String,
+    /// Client secret.
+    pub client_secret: String,
+    /// The (service) account the access tokens act as.
+    pub account_id: AccountId,
+    /// Scopes granted to the credential.
+    pub scopes: BTreeSet<String>,
+}
+
+impl std::fmt::Debug for OAuthClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the secret.
+        f.debug_struct("OAuthClient")
+            .field("client_id", &self.client_id)
+            .field("account_id", &self.account_id)
+            .field("scopes", &self.scopes)
+            .finish()
+    }
+}
+
+/// A Bearer access token minted for an OAuth client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessToken {
+    /// The account it acts as.
+    pub account_id: AccountId,
+    /// Its scopes.
+    pub scopes: BTreeSet<String>,
+    /// End of validity (simulator clock).
+    pub expires_at: DateTime<Utc>,
+}
+
 /// The whole site.
 #[derive(Debug, Clone, Default)]
 pub struct State {
@@ -370,6 +490,8 @@ pub struct State {
     pub children: HashMap<u64, Vec<u64>>,
     /// Attachments by numeric id.
     pub attachments: BTreeMap<u64, Attachment>,
+    /// Folders, whiteboards, databases, embeds and blog posts by id.
+    pub contents: BTreeMap<u64, Content>,
     /// Page id → attachment ids.
     pub page_attachments: HashMap<u64, Vec<u64>>,
     /// Labels by id.
@@ -395,8 +517,18 @@ pub struct State {
     /// configuration does, so it may have any name: generated sites call it
     /// [`crate::access::DEFAULT_ACCESS_GROUP`], and a test may rename it.
     pub default_access_group: Option<String>,
-    /// API token → account id (Basic auth).
+    /// Classic (unscoped) API token → account id (Basic auth on the site URL).
     pub api_tokens: HashMap<String, AccountId>,
+    /// Scoped API tokens (Basic `email:token`, accepted on the gateway only).
+    pub scoped_tokens: HashMap<String, ScopedToken>,
+    /// OAuth 2.0 client-credentials clients of service accounts, by client id.
+    pub oauth_clients: HashMap<String, OAuthClient>,
+    /// Bearer access tokens issued by `POST /oauth/token` (gateway only).
+    pub access_tokens: HashMap<String, AccessToken>,
+    /// The site's cloud id (`GET /_edge/tenant_info`; the gateway path names it).
+    pub cloud_id: String,
+    /// Counter for minted scoped tokens and OAuth clients.
+    pub next_credential_seq: u64,
     /// The org admin API key (Bearer) for admin.atlassian.com calls.
     pub admin_api_key: String,
     /// The service account kbgate uses (site admin, licensed).
@@ -468,16 +600,33 @@ impl State {
         id
     }
 
-    /// Ancestors of a page, root first (like v1 `expand=ancestors`).
+    /// The parent of a page or other content (a page or a folder), if any.
+    pub fn parent_of(&self, id: u64) -> Option<u64> {
+        match self.pages.get(&id) {
+            Some(p) => p.parent_id,
+            None => self.contents.get(&id).and_then(|c| c.parent_id),
+        }
+    }
+
+    /// The read restrictions set directly on a page or other content.
+    pub fn own_restrictions(&self, id: u64) -> Option<&Restrictions> {
+        self.pages
+            .get(&id)
+            .map(|p| &p.read_restrictions)
+            .or_else(|| self.contents.get(&id).map(|c| &c.read_restrictions))
+    }
+
+    /// Ancestors of a page (or other content), root first (like v1 `expand=ancestors`);
+    /// folders in the chain are included.
     pub fn ancestors(&self, page_id: u64) -> Vec<u64> {
         let mut out = Vec::new();
-        let mut cur = self.pages.get(&page_id).and_then(|p| p.parent_id);
+        let mut cur = self.parent_of(page_id);
         while let Some(id) = cur {
             if out.contains(&id) {
                 break; // defensive: never loop on a corrupt tree
             }
             out.push(id);
-            cur = self.pages.get(&id).and_then(|p| p.parent_id);
+            cur = self.parent_of(id);
         }
         out.reverse();
         out
@@ -505,30 +654,39 @@ impl State {
     /// Whether a user may read a page: Confluence requires the user to satisfy the read
     /// restriction on the page itself AND on every ancestor (restrictions inherit downwards,
     /// although the v1 restriction endpoint of a child only lists the child's own).
+    /// Restrictions on folders count the same way: a folder's read restriction hides what is
+    /// below it.
     pub fn can_read_page(&self, account_id: &str, page_id: u64) -> bool {
-        let Some(page) = self.pages.get(&page_id) else {
+        let Some(own) = self.own_restrictions(page_id) else {
             return false;
         };
-        if !self.satisfies(&page.read_restrictions, account_id) {
+        if !self.satisfies(own, account_id) {
             return false;
         }
         self.ancestors(page_id).iter().all(|a| {
-            self.pages
-                .get(a)
-                .is_some_and(|p| self.satisfies(&p.read_restrictions, account_id))
+            self.own_restrictions(*a)
+                .is_some_and(|r| self.satisfies(r, account_id))
         })
     }
 
-    /// Whether a page, or any ancestor, carries a read restriction.
+    /// Whether a page (or other content), or any ancestor (folders included), carries a read
+    /// restriction.
     pub fn is_effectively_restricted(&self, page_id: u64) -> bool {
-        self.pages
-            .get(&page_id)
-            .is_some_and(|p| !p.read_restrictions.is_empty())
-            || self.ancestors(page_id).iter().any(|a| {
-                self.pages
-                    .get(a)
-                    .is_some_and(|p| !p.read_restrictions.is_empty())
-            })
+        self.own_restrictions(page_id)
+            .is_some_and(|r| !r.is_empty())
+            || self
+                .ancestors(page_id)
+                .iter()
+                .any(|a| self.own_restrictions(*a).is_some_and(|r| !r.is_empty()))
+    }
+
+    /// The v2 `parentType` of content whose parent is `parent`: `folder`, `whiteboard`, …,
+    /// or `page`.
+    pub fn parent_type(&self, parent: u64) -> &'static str {
+        self.contents
+            .get(&parent)
+            .map(|c| c.kind.as_str())
+            .unwrap_or("page")
     }
 
     /// Number of licensed, active users (the guest allowance is 5 per licensed user).

@@ -17,6 +17,45 @@ use serde_json::{Value, json};
 use crate::Sim;
 use crate::error::{ApiError, ApiFamily};
 
+/// Page-size caps: a `limit` above its cap is clamped silently, and the answer carries the
+/// effective limit (v1 `limit`; v2 the `limit` of the `next` link).
+///
+/// * v2 lists: 250 (the v2 document's `limit` maximum, e.g. `getPagesInSpace`).
+/// * v1 search and content search: 1000 without expansions, 200 with expansions other than a
+///   body, 50 when a body is expanded — Atlassian KB "Searching for content with the REST API
+///   and CQL always limits results to 50"
+///   (<https://confluence.atlassian.com/confkb/searching-for-content-with-the-rest-api-and-cql-always-limits-results-to-50-1032258424.html>:
+///   "When the body expansion is specified, the limit is set to 50. If no expansions are
+///   specified, results are limited to 1000 … other expansions … 200"). The article is
+///   labelled Server/Data Center; no Cloud figure is published, so the same caps are kept.
+/// * v1 restrictions: 100 (conservative: undocumented).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct PageCaps {
+    /// v2 list endpoints.
+    pub v2_list: usize,
+    /// v1 search / content search, no expansion.
+    pub search: usize,
+    /// v1 search / content search with expansions other than a body.
+    pub search_expand: usize,
+    /// v1 search / content search with a body expanded.
+    pub search_body: usize,
+    /// v1 restriction endpoint.
+    pub restriction: usize,
+}
+
+impl Default for PageCaps {
+    fn default() -> Self {
+        Self {
+            v2_list: 250,
+            search: 1000,
+            search_expand: 200,
+            search_body: 50,
+            restriction: 100,
+        }
+    }
+}
+
 /// Raw query parameters in order.
 #[derive(Debug, Clone, Default)]
 pub struct Params(pub Vec<(String, String)>);

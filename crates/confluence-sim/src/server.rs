@@ -19,7 +19,7 @@ use tower::ServiceExt;
 
 use crate::Sim;
 use crate::error::{ApiError, ApiFamily};
-use crate::sim::{Arrival, Fault, Gauge};
+use crate::sim::{Arrival, Fault, Gauge, Quota};
 
 /// Marker extension: the connection loop drops the connection instead of answering.
 #[derive(Debug, Clone, Copy)]
@@ -40,10 +40,12 @@ pub(crate) fn router(sim: Sim) -> Router {
         .merge(crate::access::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(sim.clone(), faults));
-    Router::new()
+    let inner = Router::new()
         .nest("/_sim", crate::control::routes())
+        .merge(crate::gateway::routes())
         .merge(api)
-        .with_state(sim)
+        .with_state(sim.clone());
+    crate::gateway::wrap(sim, inner)
 }
 
 async fn not_found(req: Request) -> ApiError {
@@ -129,33 +131,31 @@ async fn answer(
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let (fault, quota) = sim.decide_fault();
+    let (fault, quota) = sim.decide_fault(&arrival.endpoint);
     sim.count_fault(fault);
     let mut resp = match fault {
         Fault::None => next.run(req).await,
-        Fault::RateLimited { retry_after, limit } => {
-            let reset = sim.now() + chrono::Duration::seconds(retry_after as i64);
+        Fault::RateLimited {
+            retry_after,
+            limit,
+            window_secs,
+            reason,
+        } => {
             let mut e = ApiError::new(
                 family,
                 StatusCode::TOO_MANY_REQUESTS,
                 "Rate limit exceeded. Please retry after the time given in Retry-After.",
             );
-            for (k, v) in [
-                ("retry-after", retry_after.to_string()),
-                ("x-ratelimit-limit", limit.to_string()),
-                ("x-ratelimit-remaining", "0".to_string()),
-                (
-                    "x-ratelimit-reset",
-                    reset.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                ),
-                (
-                    "ratelimit-reason",
-                    "confluence-quota-global-based".to_string(),
-                ),
-            ] {
-                if let Ok(v) = HeaderValue::from_str(&v) {
-                    e = e.with_header(header::HeaderName::from_static(k), v);
-                }
+            let q = Quota {
+                limit,
+                remaining: 0,
+                reset_secs: retry_after,
+                window_secs,
+                reason,
+            };
+            e = e.with_header(header::RETRY_AFTER, HeaderValue::from(retry_after));
+            for (k, v) in quota_headers(&sim, &q, true) {
+                e = e.with_header(k, v);
             }
             record(&mut arrival, Some(StatusCode::TOO_MANY_REQUESTS.as_u16()));
             return e.into_response();
@@ -182,17 +182,69 @@ async fn answer(
             return r;
         }
     };
-    if let Some((limit, remaining)) = quota {
+    if let Some(q) = quota {
         let h = resp.headers_mut();
-        if let Ok(v) = HeaderValue::from_str(&limit.to_string()) {
-            h.insert("x-ratelimit-limit", v);
-        }
-        if let Ok(v) = HeaderValue::from_str(&remaining.to_string()) {
-            h.insert("x-ratelimit-remaining", v);
+        for (k, v) in quota_headers(&sim, &q, false) {
+            h.insert(k, v);
         }
     }
     record(&mut arrival, Some(resp.status().as_u16()));
     resp
+}
+
+/// The rate-limit headers of one answer, as Confluence Cloud names them
+/// (<https://developer.atlassian.com/cloud/confluence/rate-limiting/>):
+/// `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (ISO 8601,
+/// `yyyy-MM-ddTHH:mmZ`, "the request timestamp plus the Retry-After period" —
+/// <https://jira.atlassian.com/browse/JRACLOUD-69262>), `X-RateLimit-NearLimit: true` when less
+/// than 20% of the bucket is left, and the structured beta pair
+/// `Beta-RateLimit-Policy: "NAME";q=LIMIT;w=WINDOW` / `Beta-RateLimit: "NAME";r=REMAINING;t=SECONDS`
+/// ("At enforcement Beta- prefix will be dropped"; documented for the points-based app quotas
+/// and informational only — the simulator sends them for its buckets so clients can be tested
+/// against their presence, never relying on them). On a 429 also `RateLimit-Reason`
+/// (`confluence-burst-based` for an endpoint bucket, `confluence-quota-global-based` for the
+/// global one) and `Retry-After` (seconds; added by the caller).
+pub(crate) fn quota_headers(
+    sim: &Sim,
+    q: &Quota,
+    limited: bool,
+) -> Vec<(header::HeaderName, HeaderValue)> {
+    let reset = sim.now() + chrono::Duration::seconds(q.reset_secs as i64);
+    let name = if q.reason == crate::sim::BURST_REASON {
+        "confluence-burst"
+    } else {
+        "confluence-global"
+    };
+    let mut out = vec![
+        ("x-ratelimit-limit", q.limit.to_string()),
+        ("x-ratelimit-remaining", q.remaining.to_string()),
+        (
+            "x-ratelimit-reset",
+            reset.format("%Y-%m-%dT%H:%MZ").to_string(),
+        ),
+        (
+            "beta-ratelimit-policy",
+            format!("\"{name}\";q={};w={}", q.limit, q.window_secs),
+        ),
+        (
+            "beta-ratelimit",
+            format!("\"{name}\";r={};t={}", q.remaining, q.reset_secs),
+        ),
+    ];
+    if (q.remaining as u64) * 5 < q.limit as u64 {
+        out.push(("x-ratelimit-nearlimit", "true".to_string()));
+    }
+    if limited {
+        out.push(("ratelimit-reason", q.reason.to_string()));
+    }
+    out.into_iter()
+        .filter_map(|(k, v)| {
+            Some((
+                header::HeaderName::from_static(k),
+                HeaderValue::from_str(&v).ok()?,
+            ))
+        })
+        .collect()
 }
 
 /// Largest `/cgraphql` body read to find its `operationName` (bigger bodies are not counted

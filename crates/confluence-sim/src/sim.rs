@@ -15,8 +15,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::SimError;
 use crate::model::{
-    Attachment, Body, Page, PageStatus, Restrictions, State, Subject, User, Version,
+    AccessToken, Attachment, Body, Credentials, OAuthClient, Page, PageStatus, Restrictions,
+    ScopedToken, State, Subject, User, Version,
 };
+
+/// Default validity of a media download token. Cloud's figure is not documented; the signed
+/// URL is meant to be followed at once, so a short life is the strict choice.
+pub const DEFAULT_MEDIA_TOKEN_TTL: Duration = Duration::from_secs(60);
+
+/// Validity of a service account's OAuth 2.0 access token: "valid for 60 minutes"
+/// (<https://support.atlassian.com/user-management/docs/create-oauth-2-0-credential-for-service-accounts>).
+pub const ACCESS_TOKEN_TTL_SECS: i64 = 3600;
 
 /// A token bucket rate limit.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -39,6 +48,13 @@ pub struct Knobs {
     pub error_rate: f64,
     /// Probability (0..1) that the connection is dropped without a response.
     pub reset_rate: f64,
+    /// A burst bucket per endpoint (`METHOD /template`, the stats key), on top of
+    /// `rate_limit`: Cloud's API-token traffic is "governed by existing burst rate limits"
+    /// (<https://developer.atlassian.com/cloud/confluence/rate-limiting/>), per endpoint
+    /// (`RateLimit-Reason: confluence-burst-based`). `None` = none.
+    pub endpoint_rate_limit: Option<RateLimit>,
+    /// Per-endpoint overrides of `endpoint_rate_limit`, keyed by stats key.
+    pub endpoint_rate_limits: BTreeMap<String, RateLimit>,
 }
 
 /// Call counters (`GET /_sim/stats`). `/_sim/*` calls are never counted.
@@ -55,6 +71,10 @@ pub struct Stats {
     /// per operation (`POST /cgraphql?q=GuestDataQuery`). The client's `CallStats` uses the
     /// same keys.
     pub by_endpoint: BTreeMap<String, u64>,
+    /// Requests to the media listener (`GET /file/{fileId}/binary` on the media origin),
+    /// refused ones included. Not part of `total`: the media host is another service.
+    #[serde(default)]
+    pub media_requests: u64,
 }
 
 /// One counted request as the simulator received it (see [`Sim::record_arrivals`]).
@@ -77,13 +97,70 @@ struct Bucket {
     last: Instant,
 }
 
+/// `RateLimit-Reason` of the global bucket (the knob that predates per-endpoint buckets).
+pub(crate) const GLOBAL_REASON: &str = "confluence-quota-global-based";
+/// `RateLimit-Reason` of a per-endpoint burst bucket.
+pub(crate) const BURST_REASON: &str = "confluence-burst-based";
+
+/// A bucket's state after a call, for the rate-limit headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Quota {
+    /// Bucket size.
+    pub limit: u32,
+    /// Whole tokens left.
+    pub remaining: u32,
+    /// Seconds until the bucket is full again.
+    pub reset_secs: u64,
+    /// Seconds the bucket takes to fill from empty (the policy's window).
+    pub window_secs: u64,
+    /// Which bucket.
+    pub reason: &'static str,
+}
+
+/// Takes one token from a bucket refilled at `rl.per_second`, or says how long to wait.
+fn take(b: &mut Bucket, rl: RateLimit, now: Instant, reason: &'static str) -> Result<Quota, Fault> {
+    let elapsed = now.duration_since(b.last).as_secs_f64();
+    b.last = now;
+    b.tokens = (b.tokens + elapsed * rl.per_second as f64).min(rl.burst as f64);
+    let secs_for = |missing: f64| -> u64 {
+        if rl.per_second == 0 {
+            60
+        } else {
+            (missing / rl.per_second as f64).ceil().max(0.0) as u64
+        }
+    };
+    let window_secs = secs_for(rl.burst as f64).max(1);
+    if b.tokens >= 1.0 {
+        b.tokens -= 1.0;
+        Ok(Quota {
+            limit: rl.burst,
+            remaining: b.tokens.floor() as u32,
+            reset_secs: secs_for(rl.burst as f64 - b.tokens),
+            window_secs,
+            reason,
+        })
+    } else {
+        Err(Fault::RateLimited {
+            retry_after: secs_for(1.0 - b.tokens).max(1),
+            limit: rl.burst,
+            window_secs,
+            reason,
+        })
+    }
+}
+
 /// What the fault injector decided for one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Fault {
     /// Serve normally.
     None,
     /// Answer 429; retry after this many seconds; remaining = 0.
-    RateLimited { retry_after: u64, limit: u32 },
+    RateLimited {
+        retry_after: u64,
+        limit: u32,
+        window_secs: u64,
+        reason: &'static str,
+    },
     /// Answer this 5xx.
     Error(u16),
     /// Drop the connection.
@@ -105,6 +182,13 @@ pub(crate) struct Inner {
     held: AtomicU64,
     in_flight: AtomicU64,
     pub(crate) base_url: Mutex<String>,
+    pub(crate) media_url: Mutex<String>,
+    time_zone: Mutex<crate::cql::SiteTimeZone>,
+    caps: Mutex<crate::paging::PageCaps>,
+    endpoint_buckets: Mutex<std::collections::HashMap<String, Bucket>>,
+    /// Key of the media tokens' HMAC (random per simulator).
+    media_secret: [u8; 32],
+    media_ttl: Mutex<Duration>,
 }
 
 /// What [`Sim::hold_after`] set: calls to `endpoint` beyond `pass` more are held.
@@ -201,6 +285,12 @@ impl Sim {
             held: AtomicU64::new(0),
             in_flight: AtomicU64::new(0),
             base_url: Mutex::new("http://127.0.0.1".into()),
+            media_url: Mutex::new("http://localhost".into()),
+            time_zone: Mutex::new(crate::cql::SiteTimeZone::default()),
+            caps: Mutex::new(crate::paging::PageCaps::default()),
+            endpoint_buckets: Mutex::new(std::collections::HashMap::new()),
+            media_secret: rand::random(),
+            media_ttl: Mutex::new(DEFAULT_MEDIA_TOKEN_TTL),
         }))
     }
 
@@ -229,18 +319,67 @@ impl Sim {
         self.0.base_url.lock().clone()
     }
 
+    /// The media origin (`http://localhost:M`) that attachment downloads redirect to.
+    pub fn media_url(&self) -> String {
+        self.0.media_url.lock().clone()
+    }
+
+    /// How long a media download token stays valid (simulator clock).
+    pub fn media_token_ttl(&self) -> Duration {
+        *self.0.media_ttl.lock()
+    }
+
+    /// Sets the media token validity (e.g. 1 s, then [`Sim::advance_clock`], to test expiry).
+    pub fn set_media_token_ttl(&self, ttl: Duration) {
+        *self.0.media_ttl.lock() = ttl;
+    }
+
+    pub(crate) fn media_secret(&self) -> [u8; 32] {
+        self.0.media_secret
+    }
+
+    pub(crate) fn count_media(&self) {
+        self.0.stats.lock().media_requests += 1;
+    }
+
+    /// The site's time zone (CQL date literals and day/week/month functions).
+    pub fn time_zone(&self) -> crate::cql::SiteTimeZone {
+        *self.0.time_zone.lock()
+    }
+
+    /// Sets the site's time zone.
+    pub fn set_time_zone(&self, tz: crate::cql::SiteTimeZone) {
+        *self.0.time_zone.lock() = tz;
+    }
+
+    /// The page-size caps.
+    pub fn caps(&self) -> crate::paging::PageCaps {
+        *self.0.caps.lock()
+    }
+
+    /// Sets the page-size caps.
+    pub fn set_caps(&self, caps: crate::paging::PageCaps) {
+        *self.0.caps.lock() = caps;
+    }
+
+    /// The site's cloud id (`GET /_edge/tenant_info`).
+    pub fn cloud_id(&self) -> String {
+        self.read(|s| s.cloud_id.clone())
+    }
+
     /// Current knobs.
     pub fn knobs(&self) -> Knobs {
         self.0.knobs.lock().clone()
     }
 
-    /// Replaces the knobs (refills the rate-limit bucket).
+    /// Replaces the knobs (refills the rate-limit buckets).
     pub fn set_knobs(&self, knobs: Knobs) {
         let burst = knobs.rate_limit.map(|r| r.burst).unwrap_or(0) as f64;
         *self.0.bucket.lock() = Bucket {
             tokens: burst,
             last: Instant::now(),
         };
+        self.0.endpoint_buckets.lock().clear();
         *self.0.knobs.lock() = knobs;
     }
 
@@ -364,33 +503,43 @@ impl Sim {
         }
     }
 
-    /// Decides whether this request is rate limited / failed / reset.
-    pub(crate) fn decide_fault(&self) -> (Fault, Option<(u32, u32)>) {
+    /// Decides whether this request is rate limited / failed / reset. Takes a token from the
+    /// global bucket (`rate_limit`) and from the endpoint's burst bucket, if configured; the
+    /// quota reported is the bucket closer to empty.
+    pub(crate) fn decide_fault(&self, endpoint: &str) -> (Fault, Option<Quota>) {
         let knobs = self.knobs();
-        let mut quota = None;
+        let now = Instant::now();
+        let mut quota: Option<Quota> = None;
+        let mut consider = |q: Quota| {
+            let tighter = quota.is_none_or(|cur| {
+                (q.remaining as u64) * (cur.limit.max(1) as u64)
+                    < (cur.remaining as u64) * (q.limit.max(1) as u64)
+            });
+            if tighter {
+                quota = Some(q);
+            }
+        };
         if let Some(rl) = knobs.rate_limit {
             let mut b = self.0.bucket.lock();
-            let now = Instant::now();
-            let elapsed = now.duration_since(b.last).as_secs_f64();
-            b.last = now;
-            b.tokens = (b.tokens + elapsed * rl.per_second as f64).min(rl.burst as f64);
-            if b.tokens >= 1.0 {
-                b.tokens -= 1.0;
-                quota = Some((rl.burst, b.tokens.floor() as u32));
-            } else {
-                let missing = 1.0 - b.tokens;
-                let secs = if rl.per_second == 0 {
-                    60
-                } else {
-                    (missing / rl.per_second as f64).ceil().max(1.0) as u64
-                };
-                return (
-                    Fault::RateLimited {
-                        retry_after: secs,
-                        limit: rl.burst,
-                    },
-                    Some((rl.burst, 0)),
-                );
+            match take(&mut b, rl, now, GLOBAL_REASON) {
+                Ok(q) => consider(q),
+                Err(f) => return (f, None),
+            }
+        }
+        let per_endpoint = knobs
+            .endpoint_rate_limits
+            .get(endpoint)
+            .copied()
+            .or(knobs.endpoint_rate_limit);
+        if let Some(rl) = per_endpoint {
+            let mut buckets = self.0.endpoint_buckets.lock();
+            let b = buckets.entry(endpoint.to_string()).or_insert(Bucket {
+                tokens: rl.burst as f64,
+                last: now,
+            });
+            match take(b, rl, now, BURST_REASON) {
+                Ok(q) => consider(q),
+                Err(f) => return (f, None),
             }
         }
         if knobs.error_rate > 0.0 || knobs.reset_rate > 0.0 {
@@ -745,12 +894,154 @@ impl Sim {
                     created_at: now,
                     author_id: author,
                     status: PageStatus::Current,
+                    file_id: crate::model::uuid_like(id, page_id),
                 },
             );
             s.page_attachments.entry(page_id).or_default().push(id);
             Ok(id)
         })
     }
+
+    /// Uploads new bytes for an attachment: a new version with a new media file id, and its
+    /// `lastmodified` moves to now (the old file id stops resolving on the media host).
+    /// Returns the new version number.
+    pub fn replace_attachment(
+        &self,
+        id: u64,
+        media_type: Option<&str>,
+        bytes: Bytes,
+    ) -> Result<u32, SimError> {
+        let now = self.now();
+        self.write(|s| {
+            let author = service_account_id(s);
+            let a = s
+                .attachments
+                .get_mut(&id)
+                .filter(|a| a.status == PageStatus::Current)
+                .ok_or_else(|| SimError::NotFound(format!("attachment att{id}")))?;
+            a.version += 1;
+            a.bytes = bytes;
+            if let Some(mt) = media_type {
+                a.media_type = mt.to_string();
+            }
+            a.created_at = now;
+            a.author_id = author;
+            a.file_id = crate::model::uuid_like(id ^ ((a.version as u64) << 40), a.page_id);
+            Ok(a.version)
+        })
+    }
+
+    /// Deletes (trashes) an attachment: it leaves listings, search and the media host.
+    pub fn delete_attachment(&self, id: u64) -> Result<(), SimError> {
+        self.write(|s| {
+            let a = s
+                .attachments
+                .get_mut(&id)
+                .filter(|a| a.status == PageStatus::Current)
+                .ok_or_else(|| SimError::NotFound(format!("attachment att{id}")))?;
+            a.status = PageStatus::Trashed;
+            Ok(())
+        })
+    }
+
+    /// Mints a scoped API token for the account with this email. Scoped tokens are accepted
+    /// only through the gateway (`/ex/confluence/{cloudId}/…`), for calls their scopes cover.
+    pub fn create_scoped_token(
+        &self,
+        email: &str,
+        scopes: &[&str],
+    ) -> Result<Credentials, SimError> {
+        self.write(|s| {
+            let user = s
+                .user_by_email(email)
+                .ok_or_else(|| SimError::NotFound(format!("user {email}")))?
+                .clone();
+            let seq = s.next_credential_seq;
+            s.next_credential_seq += 1;
+            let token = format!("ATATT3xScoped{}", mint(&s.cloud_id, "scoped", seq));
+            s.scoped_tokens.insert(
+                token.clone(),
+                ScopedToken {
+                    account_id: user.account_id.clone(),
+                    scopes: scopes.iter().map(|x| x.to_string()).collect(),
+                },
+            );
+            Ok(Credentials {
+                email: user.email,
+                api_token: token,
+            })
+        })
+    }
+
+    /// Creates an OAuth 2.0 client-credentials credential acting as the account with this
+    /// email (as an org admin does for a service account). Exchange it at `POST /oauth/token`.
+    pub fn create_oauth_client(
+        &self,
+        email: &str,
+        scopes: &[&str],
+    ) -> Result<OAuthClient, SimError> {
+        self.write(|s| {
+            let account_id = s
+                .user_by_email(email)
+                .ok_or_else(|| SimError::NotFound(format!("user {email}")))?
+                .account_id
+                .clone();
+            let seq = s.next_credential_seq;
+            s.next_credential_seq += 1;
+            let client = OAuthClient {
+                client_id: mint(&s.cloud_id, "client", seq)[..32].to_string(),
+                client_secret: format!("ATOA{}", mint(&s.cloud_id, "secret", seq)),
+                account_id,
+                scopes: scopes.iter().map(|x| x.to_string()).collect(),
+            };
+            s.oauth_clients
+                .insert(client.client_id.clone(), client.clone());
+            Ok(client)
+        })
+    }
+
+    /// The client-credentials grant: a Bearer access token for a known client id and secret,
+    /// with the client's scopes (narrowed to `scope` when given), valid for an hour.
+    pub fn issue_access_token(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+        scope: Option<&str>,
+    ) -> Option<(String, AccessToken)> {
+        let now = self.now();
+        self.write(|s| {
+            let client = s
+                .oauth_clients
+                .get(client_id)
+                .filter(|c| c.client_secret == client_secret)?
+                .clone();
+            let scopes = match scope {
+                Some(want) => want
+                    .split_whitespace()
+                    .filter(|w| client.scopes.contains(*w))
+                    .map(str::to_string)
+                    .collect(),
+                None => client.scopes.clone(),
+            };
+            let seq = s.next_credential_seq;
+            s.next_credential_seq += 1;
+            let token = format!("eyJsim.{}", mint(&s.cloud_id, "access", seq));
+            let at = AccessToken {
+                account_id: client.account_id,
+                scopes,
+                expires_at: now + chrono::Duration::seconds(ACCESS_TOKEN_TTL_SECS),
+            };
+            s.access_tokens.insert(token.clone(), at.clone());
+            Some((token, at))
+        })
+    }
+}
+
+/// A deterministic, unguessable-looking credential string.
+fn mint(cloud_id: &str, what: &str, seq: u64) -> String {
+    use sha2::Digest;
+    let h = sha2::Sha256::digest(format!("{cloud_id}:{what}:{seq}").as_bytes());
+    h.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn title_taken(s: &State, space_id: u64, title: &str, except: Option<u64>) -> bool {

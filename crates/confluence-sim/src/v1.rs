@@ -11,7 +11,6 @@
 use std::collections::BTreeSet;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{Path, State as AxState};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -23,7 +22,7 @@ use crate::auth::AuthUser;
 use crate::cql::{self, Clause, ContentType, OrderField};
 use crate::error::{ApiError, ApiFamily};
 use crate::generator::render_body;
-use crate::model::{AccountType, Attachment, Page, PageStatus, State};
+use crate::model::{AccountType, Attachment, Content, Page, PageStatus, State};
 use crate::paging::{Params, SortKey, cursor_param, encode_query, keyset, site_base};
 use crate::v2::{download_path, iso, page_visible, slug};
 
@@ -184,11 +183,35 @@ pub fn restriction_json(
     start: usize,
     limit: usize,
 ) -> Value {
+    restriction_json_for(
+        s,
+        base,
+        page.id,
+        &page.read_restrictions,
+        operation,
+        expand_user,
+        expand_group,
+        start,
+        limit,
+    )
+}
+
+/// v1 ContentRestriction for one operation of any content (a page, a folder…), from the read
+/// restrictions set directly on it.
+#[allow(clippy::too_many_arguments)]
+pub fn restriction_json_for(
+    s: &State,
+    base: &str,
+    id: u64,
+    read: &crate::model::Restrictions,
+    operation: &str,
+    expand_user: bool,
+    expand_group: bool,
+    start: usize,
+    limit: usize,
+) -> Value {
     let (users, groups): (Vec<&String>, Vec<&String>) = if operation == "read" {
-        (
-            page.read_restrictions.users.iter().collect(),
-            page.read_restrictions.groups.iter().collect(),
-        )
+        (read.users.iter().collect(), read.groups.iter().collect())
     } else {
         (Vec::new(), Vec::new())
     };
@@ -213,7 +236,7 @@ pub fn restriction_json(
             "user".into(),
             json!(format!(
                 "/rest/api/content/{}/restriction/byOperation/{operation}/user",
-                page.id
+                id
             )),
         );
     }
@@ -235,7 +258,7 @@ pub fn restriction_json(
             "group".into(),
             json!(format!(
                 "/rest/api/content/{}/restriction/byOperation/{operation}/group",
-                page.id
+                id
             )),
         );
     }
@@ -245,9 +268,9 @@ pub fn restriction_json(
     json!({
         "operation": operation,
         "restrictions": restrictions,
-        "_expandable": { "content": format!("/rest/api/content/{}", page.id) },
+        "_expandable": { "content": format!("/rest/api/content/{}", id) },
         "_links": {
-            "self": format!("{base}/wiki/rest/api/content/{}/restriction/byOperation/{operation}", page.id),
+            "self": format!("{base}/wiki/rest/api/content/{}/restriction/byOperation/{operation}", id),
         },
     })
 }
@@ -269,6 +292,8 @@ pub enum Item<'a> {
     Page(&'a Page),
     /// An attachment (of a visible, current page).
     Attachment(&'a Attachment),
+    /// A folder, whiteboard, database, embed or blog post.
+    Content(&'a Content),
 }
 
 impl Item<'_> {
@@ -276,24 +301,28 @@ impl Item<'_> {
         match self {
             Item::Page(p) => p.id,
             Item::Attachment(a) => a.id,
+            Item::Content(c) => c.id,
         }
     }
     fn last_modified(&self) -> chrono::DateTime<chrono::Utc> {
         match self {
             Item::Page(p) => p.last_modified(),
             Item::Attachment(a) => a.created_at,
+            Item::Content(c) => c.last_modified,
         }
     }
     fn created(&self) -> chrono::DateTime<chrono::Utc> {
         match self {
             Item::Page(p) => p.created_at,
             Item::Attachment(a) => a.created_at,
+            Item::Content(c) => c.created_at,
         }
     }
     fn title(&self) -> &str {
         match self {
             Item::Page(p) => &p.title,
             Item::Attachment(a) => &a.title,
+            Item::Content(c) => &c.title,
         }
     }
 }
@@ -363,8 +392,7 @@ fn page_content_json(s: &State, base: &str, p: &Page, ex: &Expands) -> Value {
             Value::Array(
                 s.ancestors(id)
                     .into_iter()
-                    .filter_map(|a| s.pages.get(&a))
-                    .map(|a| page_content_json(s, base, a, &Expands::default()))
+                    .filter_map(|a| ancestor_json(s, base, a))
                     .collect(),
             )
         },
@@ -569,8 +597,7 @@ fn attachment_content_json(s: &State, base: &str, a: &Attachment, ex: &Expands) 
             .map(|p| {
                 s.ancestors(p.id)
                     .into_iter()
-                    .filter_map(|x| s.pages.get(&x))
-                    .map(|x| page_content_json(s, base, x, &Expands::default()))
+                    .filter_map(|x| ancestor_json(s, base, x))
                     .collect()
             })
             .unwrap_or_default();
@@ -600,7 +627,7 @@ fn attachment_content_json(s: &State, base: &str, a: &Attachment, ex: &Expands) 
     }
     v.insert(
         "extensions".into(),
-        json!({ "mediaType": a.media_type, "fileSize": a.bytes.len(), "comment": "", "mediaTypeDescription": "", "fileId": crate::model::uuid_like(a.id, a.page_id) }),
+        json!({ "mediaType": a.media_type, "fileSize": a.bytes.len(), "comment": "", "mediaTypeDescription": "", "fileId": a.file_id }),
     );
     v.insert("_expandable".into(), Value::Object(expandable));
     v.insert(
@@ -619,22 +646,177 @@ fn item_json(s: &State, base: &str, item: Item<'_>, ex: &Expands) -> Value {
     match item {
         Item::Page(p) => page_content_json(s, base, p, ex),
         Item::Attachment(a) => attachment_content_json(s, base, a, ex),
+        Item::Content(c) => content_json(s, base, c, ex),
     }
 }
 
+/// An entry of v1 `ancestors`: a page, or a folder (whiteboard, …) with its own `type` —
+/// Cloud puts folders in `ancestors` as `type: "folder"`
+/// (<https://github.com/datahub-project/datahub/pull/18046>: "Folders already appear in each
+/// page's `ancestors` array (`type == "folder"`)").
+fn ancestor_json(s: &State, base: &str, id: u64) -> Option<Value> {
+    if let Some(p) = s.pages.get(&id) {
+        return Some(page_content_json(s, base, p, &Expands::default()));
+    }
+    s.contents
+        .get(&id)
+        .map(|c| content_json(s, base, c, &Expands::default()))
+}
+
+/// v1 Content JSON of a folder, whiteboard, database, embed or blog post: the page shape
+/// without a body, `type` its kind. The v1 API returns folders like pages
+/// (<https://github.com/omar16100/atlassian-cli/issues/49>: "The legacy
+/// `/wiki/rest/api/content/{id}` endpoint returns both pages and folders uniformly").
+fn content_json(s: &State, base: &str, c: &Content, ex: &Expands) -> Value {
+    let key = s
+        .spaces
+        .get(&c.space_id)
+        .map(|sp| sp.key.clone())
+        .unwrap_or_default();
+    let id = c.id;
+    let kind = c.kind.as_str();
+    let mut v = Map::new();
+    let mut expandable = Map::new();
+    v.insert("id".into(), json!(id.to_string()));
+    v.insert("type".into(), json!(kind));
+    v.insert("status".into(), json!(c.status.as_str()));
+    v.insert("title".into(), json!(c.title));
+    for (k, on, val) in [
+        ("space", ex.has("space"), format!("/rest/api/space/{key}")),
+        (
+            "container",
+            ex.has("container"),
+            format!("/rest/api/space/{key}"),
+        ),
+    ] {
+        if on {
+            v.insert(k.into(), space_v1(s, base, c.space_id));
+        } else {
+            expandable.insert(k.into(), json!(val));
+        }
+    }
+    if ex.has("version") {
+        v.insert(
+            "version".into(),
+            json!({
+                "by": user_json(s, base, &c.author_id),
+                "when": iso(c.last_modified),
+                "friendlyWhen": c.last_modified.format("%b %d, %Y").to_string(),
+                "message": "",
+                "number": c.version,
+                "minorEdit": false,
+                "contentTypeModified": false,
+                "_expandable": { "collaborators": "", "content": format!("/rest/api/content/{id}") },
+                "_links": { "self": format!("{base}/wiki/rest/api/content/{id}/version/{}", c.version) },
+            }),
+        );
+    } else {
+        expandable.insert("version".into(), json!(""));
+    }
+    if ex.has("ancestors") {
+        v.insert(
+            "ancestors".into(),
+            Value::Array(
+                s.ancestors(id)
+                    .into_iter()
+                    .filter_map(|a| ancestor_json(s, base, a))
+                    .collect(),
+            ),
+        );
+    } else {
+        expandable.insert("ancestors".into(), json!(""));
+    }
+    if ex.has("metadata") {
+        let mut m = Map::new();
+        if ex.has("metadata.labels") {
+            m.insert("labels".into(), array_json(Vec::new(), 200));
+        }
+        m.insert(
+            "_expandable".into(),
+            json!({ "currentuser": "", "properties": "", "frontend": "" }),
+        );
+        v.insert("metadata".into(), Value::Object(m));
+    } else {
+        expandable.insert("metadata".into(), json!(""));
+    }
+    if ex.has("restrictions") {
+        let mut r = Map::new();
+        let mut rexp = Map::new();
+        for op in ["read", "update"] {
+            if ex.has(&format!("restrictions.{op}")) {
+                r.insert(
+                    op.into(),
+                    restriction_json_for(
+                        s,
+                        base,
+                        id,
+                        &c.read_restrictions,
+                        op,
+                        ex.has(&format!("restrictions.{op}.restrictions.user")),
+                        ex.has(&format!("restrictions.{op}.restrictions.group")),
+                        0,
+                        200,
+                    ),
+                );
+            } else {
+                rexp.insert(
+                    op.into(),
+                    json!(format!(
+                        "/rest/api/content/{id}/restriction/byOperation/{op}"
+                    )),
+                );
+            }
+        }
+        r.insert("_expandable".into(), Value::Object(rexp));
+        r.insert(
+            "_links".into(),
+            json!({ "self": format!("{base}/wiki/rest/api/content/{id}/restriction/byOperation") }),
+        );
+        v.insert("restrictions".into(), Value::Object(r));
+    } else {
+        expandable.insert(
+            "restrictions".into(),
+            json!(format!("/rest/api/content/{id}/restriction/byOperation")),
+        );
+    }
+    for k in [
+        "childTypes",
+        "operations",
+        "history",
+        "body",
+        "children",
+        "descendants",
+    ] {
+        expandable.insert(k.into(), json!(""));
+    }
+    v.insert("extensions".into(), json!({ "position": c.position }));
+    v.insert("_expandable".into(), Value::Object(expandable));
+    v.insert(
+        "_links".into(),
+        json!({
+            "webui": format!("/spaces/{key}/{kind}/{id}"),
+            "tinyui": format!("/x/{id}"),
+            "self": format!("{base}/wiki/rest/api/content/{id}"),
+        }),
+    );
+    Value::Object(v)
+}
+
 fn matches(s: &State, q: &cql::Query, item: Item<'_>) -> bool {
-    let (page, ty) = match item {
-        Item::Page(p) => (p, ContentType::Page),
+    // (space, type, the page whose labels count, the id whose ancestors count)
+    let (space_id, ty, labelled, tree_id) = match item {
+        Item::Page(p) => (p.space_id, ContentType::Page, Some(p), Some(p.id)),
         Item::Attachment(a) => match s.pages.get(&a.page_id) {
-            Some(p) => (p, ContentType::Attachment),
+            Some(p) => (p.space_id, ContentType::Attachment, None, None),
             None => return false,
         },
+        Item::Content(c) => (c.space_id, ContentType::Other(c.kind), None, Some(c.id)),
     };
     q.clauses.iter().all(|c| match c {
         Clause::Space(keys, neg) => {
             let key = s
                 .spaces
-                .get(&page.space_id)
+                .get(&space_id)
                 .map(|sp| sp.key.as_str())
                 .unwrap_or("");
             keys.iter().any(|k| k.eq_ignore_ascii_case(key)) != *neg
@@ -642,15 +824,13 @@ fn matches(s: &State, q: &cql::Query, item: Item<'_>) -> bool {
         Clause::Type(ts) => ts.contains(&ty),
         Clause::LastModified(cmp, t) => cmp.holds(item.last_modified(), *t),
         Clause::Created(cmp, t) => cmp.holds(item.created(), *t),
-        Clause::Label(ls) => {
-            ty == ContentType::Page
-                && page
-                    .labels
-                    .iter()
-                    .filter_map(|l| s.labels.get(l))
-                    .any(|l| ls.contains(&l.name))
-        }
-        Clause::Ancestor(a) => ty == ContentType::Page && s.ancestors(page.id).contains(a),
+        Clause::Label(ls) => labelled.is_some_and(|page| {
+            page.labels
+                .iter()
+                .filter_map(|l| s.labels.get(l))
+                .any(|l| ls.contains(&l.name))
+        }),
+        Clause::Ancestor(a) => tree_id.is_some_and(|id| s.ancestors(id).contains(a)),
         Clause::Id(ids) => ids.contains(&item.id()),
     })
 }
@@ -663,7 +843,15 @@ fn run_query<'a>(s: &'a State, auth: &AuthUser, q: &cql::Query) -> Vec<(SortKey,
     });
     let want_pages = types.is_none_or(|t| t.contains(&ContentType::Page));
     let want_atts = types.is_none_or(|t| t.contains(&ContentType::Attachment));
+    let want_other =
+        |k: crate::model::ContentKind| types.is_none_or(|t| t.contains(&ContentType::Other(k)));
     let mut items: Vec<Item<'a>> = Vec::new();
+    items.extend(
+        s.contents
+            .values()
+            .filter(|c| c.status == PageStatus::Current && want_other(c.kind))
+            .map(Item::Content),
+    );
     if want_pages {
         items.extend(
             s.pages
@@ -688,6 +876,7 @@ fn run_query<'a>(s: &'a State, auth: &AuthUser, q: &cql::Query) -> Vec<(SortKey,
             let page = match i {
                 Item::Page(p) => Some(*p),
                 Item::Attachment(a) => s.pages.get(&a.page_id),
+                Item::Content(c) => return content_visible(s, &auth.user, c),
             };
             page.is_some_and(|p| p.status == PageStatus::Current && page_visible(s, &auth.user, p))
         })
@@ -701,6 +890,27 @@ fn run_query<'a>(s: &'a State, auth: &AuthUser, q: &cql::Query) -> Vec<(SortKey,
             (key, i.id(), i)
         })
         .collect()
+}
+
+/// Whether `user` may see a folder (whiteboard, …): its space readable, its own and its
+/// ancestors' read restrictions satisfied.
+fn content_visible(s: &State, user: &crate::model::User, c: &Content) -> bool {
+    s.spaces
+        .get(&c.space_id)
+        .is_some_and(|sp| crate::v2::can_read_space(s, user, &sp.key))
+        && s.can_read_page(&user.account_id, c.id)
+}
+
+/// The search cap for these expansions ([`crate::paging::PageCaps`]).
+fn search_cap(sim: &Sim, ex: &Expands) -> usize {
+    let caps = sim.caps();
+    if ex.has("body") {
+        caps.search_body
+    } else if ex.is_empty() {
+        caps.search
+    } else {
+        caps.search_expand
+    }
 }
 
 fn cql_error(cql: &str) -> ApiError {
@@ -731,7 +941,11 @@ fn do_search(
         .get("cql")
         .ok_or_else(|| ApiError::bad_request(F, "cql parameter is required"))?
         .to_string();
-    let q = cql::parse(&cql_text).map_err(|_| cql_error(&cql_text))?;
+    let ctx = cql::CqlContext {
+        now: sim.now(),
+        tz: sim.time_zone(),
+    };
+    let q = cql::parse_with(&cql_text, &ctx).map_err(|_| cql_error(&cql_text))?;
     let cursor = cursor_param(p, F)?;
     let desc = q.order.is_some_and(|o| o.1);
     let _ = base;
@@ -776,13 +990,7 @@ async fn search(
 ) -> Result<Response, ApiError> {
     let started = std::time::Instant::now();
     let ex = Expands::parse(&p).under("content");
-    let cap = if ex.has("body") {
-        SEARCH_BODY_MAX_LIMIT
-    } else if ex.is_empty() {
-        SEARCH_MAX_LIMIT
-    } else {
-        SEARCH_EXPAND_MAX_LIMIT
-    };
+    let cap = search_cap(&sim, &ex);
     let limit = p.limit(25, cap, F)?;
     let base = site_base(&headers, &sim);
     let (page, cql_text) = do_search(&sim, &auth, &base, &p, limit, |s, item| {
@@ -805,6 +1013,25 @@ async fn search(
                 s.pages.get(&a.page_id).map(|p| p.space_id).unwrap_or(0),
                 download_path(a),
                 "aui-icon content-type-attachment",
+            ),
+            Item::Content(c) => (
+                c.space_id,
+                format!(
+                    "/spaces/{}/{}/{}",
+                    s.spaces
+                        .get(&c.space_id)
+                        .map(|x| x.key.as_str())
+                        .unwrap_or(""),
+                    c.kind.as_str(),
+                    c.id
+                ),
+                match c.kind {
+                    crate::model::ContentKind::Folder => "aui-icon content-type-folder",
+                    crate::model::ContentKind::Whiteboard => "aui-icon content-type-whiteboard",
+                    crate::model::ContentKind::Database => "aui-icon content-type-database",
+                    crate::model::ContentKind::Embed => "aui-icon content-type-embed",
+                    crate::model::ContentKind::Blogpost => "aui-icon content-type-blogpost",
+                },
             ),
         };
         let sp = s.spaces.get(&space_id);
@@ -860,13 +1087,7 @@ async fn content_search(
     p: Params,
 ) -> Result<Response, ApiError> {
     let ex = Expands::parse(&p);
-    let cap = if ex.has("body") {
-        SEARCH_BODY_MAX_LIMIT
-    } else if ex.is_empty() {
-        SEARCH_MAX_LIMIT
-    } else {
-        SEARCH_EXPAND_MAX_LIMIT
-    };
+    let cap = search_cap(&sim, &ex);
     let limit = p.limit(25, cap, F)?;
     let base = site_base(&headers, &sim);
     let (page, _) = do_search(&sim, &auth, &base, &p, limit, |s, item| {
@@ -914,10 +1135,31 @@ async fn restriction_by_operation(
         || ApiError::not_found(F, format!("No content found with id: ContentId{{id={id}}}"));
     let pid: u64 = id.parse().map_err(|_| not_found())?;
     let start = p.start(F)?;
-    let limit = p.limit(100, RESTRICTION_MAX_LIMIT, F)?;
+    let limit = p.limit(100, sim.caps().restriction, F)?;
     let ex = Expands::parse(&p);
     let base = site_base(&headers, &sim);
     sim.read(|s| {
+        if let Some(c) = s
+            .contents
+            .get(&pid)
+            .filter(|c| c.status == PageStatus::Current && content_visible(s, &auth.user, c))
+        {
+            let mut v = restriction_json_for(
+                s,
+                &base,
+                c.id,
+                &c.read_restrictions,
+                &op,
+                true,
+                true,
+                start,
+                limit,
+            );
+            if ex.has("content") {
+                v["content"] = content_json(s, &base, c, &Expands::default());
+            }
+            return Ok(axum::Json(v).into_response());
+        }
         let page = s
             .pages
             .get(&pid)
@@ -932,10 +1174,12 @@ async fn restriction_by_operation(
     })
 }
 
+/// `GET …/content/{id}/child/attachment/{attachmentId}/download`: 302 to the media origin
+/// with a signed, expiring URL bound to the file (see [`crate::media`]).
+/// Evidence: <https://github.com/pchuri/confluence-cli/pull/199> ("`/wiki/rest/api/content/<id>/child/attachment/<id>/download` (REST) → 302 → 200").
 async fn download_redirect(
     AxState(sim): AxState<Sim>,
     auth: AuthUser,
-    headers: HeaderMap,
     Path((id, att)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let not_found = || ApiError::not_found(F, format!("No attachment found with id: {att}"));
@@ -944,19 +1188,19 @@ async fn download_redirect(
         .trim_start_matches("att")
         .parse()
         .map_err(|_| not_found())?;
-    let base = site_base(&headers, &sim);
-    let location = sim.read(|s| {
+    let (file_id, title) = sim.read(|s| {
         let a = s
             .attachments
             .get(&aid)
             .filter(|a| a.page_id == pid && a.status == PageStatus::Current)
             .ok_or_else(not_found)?;
         let page = s.pages.get(&pid).ok_or_else(not_found)?;
-        if !page_visible(s, &auth.user, page) {
+        if page.status != PageStatus::Current || !page_visible(s, &auth.user, page) {
             return Err(not_found());
         }
-        Ok(format!("{base}/wiki{}", download_path(a)))
+        Ok((a.file_id.clone(), a.title.clone()))
     })?;
+    let location = crate::media::download_url(&sim, &file_id, &title);
     let mut resp = StatusCode::FOUND.into_response();
     if let Ok(v) = HeaderValue::from_str(&location) {
         resp.headers_mut().insert(header::LOCATION, v);
@@ -964,40 +1208,22 @@ async fn download_redirect(
     Ok(resp)
 }
 
-async fn download_file(
-    AxState(sim): AxState<Sim>,
-    auth: AuthUser,
-    Path((page_id, filename)): Path<(String, String)>,
-) -> Result<Response, ApiError> {
-    let not_found =
-        || ApiError::not_found(F, format!("No attachment {filename} on page {page_id}"));
-    let pid: u64 = page_id.parse().map_err(|_| not_found())?;
-    let (bytes, media_type) = sim.read(|s| {
-        let page = s.pages.get(&pid).ok_or_else(not_found)?;
-        if page.status != PageStatus::Current || !page_visible(s, &auth.user, page) {
-            return Err(not_found());
-        }
-        let a = s
-            .page_attachments
-            .get(&pid)
-            .into_iter()
-            .flatten()
-            .filter_map(|a| s.attachments.get(a))
-            .find(|a| a.title == filename && a.status == PageStatus::Current)
-            .ok_or_else(not_found)?;
-        Ok((a.bytes.clone(), a.media_type.clone()))
-    })?;
-    let mut resp = Response::new(Body::from(bytes.clone()));
-    let h = resp.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&media_type) {
-        h.insert(header::CONTENT_TYPE, v);
+/// The legacy servlet `GET /wiki/download/attachments/{pageId}/{filename}` (what `_links.download`
+/// and v2 `downloadLink` name): since Atlassian CHANGE-2735 it answers 401 with
+/// `WWW-Authenticate: OAuth realm="https://SITE.atlassian.net/wiki"` to API-token Basic auth
+/// (and the simulator answers the same to any credentials: it has no browser sessions).
+/// Evidence: <https://github.com/epam/dm.ai/pull/252> ("returns **401** when called with API
+/// token Basic auth on Confluence Cloud: `www-authenticate: OAuth realm=…/wiki`"),
+/// <https://github.com/pchuri/confluence-cli/issues/198>.
+async fn download_file(AxState(sim): AxState<Sim>, headers: HeaderMap) -> ApiError {
+    let base = site_base(&headers, &sim);
+    let mut e = ApiError::new(
+        F,
+        StatusCode::UNAUTHORIZED,
+        "Client must be authenticated to access this resource.",
+    );
+    if let Ok(v) = HeaderValue::from_str(&format!("OAuth realm=\"{base}/wiki\"")) {
+        e = e.with_header(header::WWW_AUTHENTICATE, v);
     }
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(bytes.len()));
-    if let Ok(v) = HeaderValue::from_str(&format!(
-        "attachment; filename=\"{}\"",
-        filename.replace('"', "")
-    )) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
-    Ok(resp)
+    e
 }

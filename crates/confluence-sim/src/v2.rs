@@ -31,6 +31,69 @@ pub fn routes() -> Router<Sim> {
         .route("/wiki/api/v2/pages/{id}/labels", get(page_labels))
         .route("/wiki/api/v2/pages/{id}/children", get(page_children))
         .route("/wiki/api/v2/labels/{id}/pages", get(label_pages))
+        .route("/wiki/api/v2/folders/{id}", get(get_folder))
+}
+
+/// v2 folder JSON (`FolderSingle`).
+pub fn folder_json(s: &State, f: &crate::model::Content) -> Value {
+    let key = s
+        .spaces
+        .get(&f.space_id)
+        .map(|sp| sp.key.as_str())
+        .unwrap_or("");
+    let mut v = json!({
+        "id": f.id.to_string(),
+        "type": "folder",
+        "status": f.status.as_str(),
+        "title": f.title,
+        "position": f.position,
+        "authorId": f.author_id,
+        "ownerId": f.author_id,
+        "createdAt": iso(f.created_at),
+        "spaceId": f.space_id.to_string(),
+        "version": {
+            "createdAt": iso(f.last_modified),
+            "message": "",
+            "number": f.version,
+            "minorEdit": false,
+            "authorId": f.author_id,
+        },
+        "_links": { "webui": format!("/spaces/{key}/folder/{}", f.id) },
+    });
+    if let Some(parent) = f.parent_id {
+        v["parentId"] = json!(parent.to_string());
+        v["parentType"] = json!(s.parent_type(parent));
+    }
+    v
+}
+
+/// `GET /wiki/api/v2/folders/{id}`: a folder the caller may see (space readable, its own and
+/// its ancestors' read restrictions satisfied), else 404.
+async fn get_folder(
+    AxState(sim): AxState<Sim>,
+    auth: AuthUser,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let base = site_base(&headers, &sim);
+    sim.read(|s| {
+        let f = s
+            .contents
+            .get(&id)
+            .filter(|c| c.kind == crate::model::ContentKind::Folder)
+            .filter(|c| c.status == PageStatus::Current)
+            .filter(|c| {
+                s.spaces
+                    .get(&c.space_id)
+                    .is_some_and(|sp| can_read_space(s, &auth.user, &sp.key))
+                    && s.can_read_page(&auth.user.account_id, c.id)
+            })
+            .ok_or_else(|| ApiError::not_found(F, format!("Folder {id} not found")))?;
+        let mut v = folder_json(s, f);
+        v["_links"]["base"] = json!(format!("{base}/wiki"));
+        Ok(axum::Json(v).into_response())
+    })
 }
 
 /// ISO-8601 with milliseconds and `Z`, as Confluence prints dates.
@@ -138,7 +201,8 @@ pub fn page_json(s: &State, p: &Page, body: Option<&str>, with_version: bool) ->
     });
     if let Some(parent) = p.parent_id {
         v["parentId"] = json!(parent.to_string());
-        v["parentType"] = json!("page");
+        // A page's parent may be a folder (or a whiteboard, database, embed) in today's Cloud.
+        v["parentType"] = json!(s.parent_type(parent));
     }
     if with_version {
         v["version"] = version_json(p.version());
@@ -186,7 +250,7 @@ pub fn attachment_json(a: &Attachment) -> Value {
         "mediaType": a.media_type,
         "mediaTypeDescription": media_description(&a.media_type),
         "comment": "",
-        "fileId": crate::model::uuid_like(a.id, a.page_id),
+        "fileId": a.file_id,
         "fileSize": a.bytes.len(),
         "webuiLink": format!("/pages/viewpageattachments.action?pageId={}&preview={}", a.page_id, encode_segment(&format!("/{}/att{}/{}", a.page_id, a.id, a.title))),
         "downloadLink": dl,
@@ -214,7 +278,7 @@ async fn list_spaces(
     headers: HeaderMap,
     p: Params,
 ) -> Result<Response, ApiError> {
-    let limit = p.limit(25, 250, F)?;
+    let limit = p.limit(25, sim.caps().v2_list, F)?;
     let cursor = cursor_param(&p, F)?;
     let keys = p.get_all("keys");
     let ids = p
@@ -339,17 +403,20 @@ fn body_format(p: &Params, single: bool) -> Result<bool, ApiError> {
     }
 }
 
+/// The `status` filter of v2 page calls. Default `current` and `archived`: "By default,
+/// `current` and `archived` are used" (v2 spec 2026-04, `getPagesInSpace`/`getPages`).
 fn status_filter(p: &Params) -> Result<Vec<PageStatus>, ApiError> {
     let raw = p.get_all("status");
     if raw.is_empty() {
-        return Ok(vec![PageStatus::Current]);
+        return Ok(vec![PageStatus::Current, PageStatus::Archived]);
     }
     let mut out = Vec::new();
     for r in raw {
         match r.as_str() {
             "current" => out.push(PageStatus::Current),
             "trashed" => out.push(PageStatus::Trashed),
-            "archived" | "deleted" | "historical" | "draft" | "any" => {}
+            "archived" => out.push(PageStatus::Archived),
+            "deleted" | "historical" | "draft" | "any" => {}
             other => {
                 return Err(ApiError::bad_request(F, format!("Invalid status: {other}")));
             }
@@ -367,7 +434,7 @@ fn list_pages_where(
     path: &str,
     filter: impl Fn(&State, &Page) -> bool,
 ) -> Result<Response, ApiError> {
-    let limit = p.limit(25, 250, F)?;
+    let limit = p.limit(25, sim.caps().v2_list, F)?;
     let cursor = cursor_param(p, F)?;
     let with_body = body_format(p, false)?;
     let (field, desc) = page_sort(p)?;
@@ -565,7 +632,7 @@ async fn page_labels(
     p: Params,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    let limit = p.limit(25, 250, F)?;
+    let limit = p.limit(25, sim.caps().v2_list, F)?;
     let cursor = cursor_param(&p, F)?;
     let prefix = p.get("prefix").map(str::to_string);
     let (results, next) = sim.read(|s| {
@@ -604,7 +671,7 @@ async fn page_children(
     p: Params,
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
-    let limit = p.limit(25, 250, F)?;
+    let limit = p.limit(25, sim.caps().v2_list, F)?;
     let cursor = cursor_param(&p, F)?;
     let (results, next) = sim.read(|s| {
         visible_page(s, &auth, id, &[PageStatus::Current])?;

@@ -184,8 +184,8 @@ async fn help_documents_every_flag() {
         }
     }
     // port host seed spaces pages users domains latency-ms rate-limit error-rate reset-rate
-    // help version
-    assert_eq!(flags, 13, "{help}");
+    // time-zone endpoint-rate-limit media-token-ttl-secs help version
+    assert_eq!(flags, 16, "{help}");
     for flag in [
         "--port",
         "--seed",
