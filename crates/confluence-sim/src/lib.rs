@@ -158,6 +158,7 @@ impl std::fmt::Debug for SimHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SimHandle")
             .field("addr", &self.addr)
+            .field("media_addr", &self.media_addr)
             .finish()
     }
 }
