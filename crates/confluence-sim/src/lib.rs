@@ -10,6 +10,13 @@
 //!   header with `rel="next"`.
 //! * v1 (`/wiki/rest/api/…`): `_links.next` starts with `/rest/api/…` and is relative to
 //!   `_links.base` (`http://host/wiki`).
+//! * Through the gateway (`/ex/confluence/{cloudId}/…`, see [`gateway`]) the links are the
+//!   same: `_links.base` names the site; append `next` to the gateway base instead.
+//!
+//! What today's (2026) Cloud does and the simulator models — media-origin attachment
+//! downloads, the gateway with scoped tokens and OAuth service accounts, the site time zone
+//! in CQL, caps, burst limits, folders and archived pages — is listed with its evidence in the
+//! crate's README ("Today's Cloud, as modelled").
 
 pub mod access;
 pub mod auth;
@@ -151,6 +158,7 @@ impl std::fmt::Debug for SimHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SimHandle")
             .field("addr", &self.addr)
+            .field("media_addr", &self.media_addr)
             .finish()
     }
 }

@@ -60,7 +60,9 @@ pub fn routes() -> Router<Sim> {
         )
 }
 
-/// An expand list: `a.b.c` also implies `a` and `a.b`.
+/// An expand list: `a.b.c` also implies `a` and `a.b`. Values the simulator does not know
+/// are ignored (the answer comes without them, no error), the lenient behaviour clients see
+/// from Cloud; no Atlassian document states it, so tests only check that nothing fails.
 #[derive(Debug, Clone, Default)]
 pub struct Expands(BTreeSet<String>);
 

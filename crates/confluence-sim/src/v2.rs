@@ -32,6 +32,123 @@ pub fn routes() -> Router<Sim> {
         .route("/wiki/api/v2/pages/{id}/children", get(page_children))
         .route("/wiki/api/v2/labels/{id}/pages", get(label_pages))
         .route("/wiki/api/v2/folders/{id}", get(get_folder))
+        .route(
+            "/wiki/api/v2/pages/{id}/direct-children",
+            get(page_direct_children),
+        )
+        .route(
+            "/wiki/api/v2/folders/{id}/direct-children",
+            get(folder_direct_children),
+        )
+}
+
+/// The direct children of a page or folder, of every hierarchical type (page, folder,
+/// whiteboard, database, embed), current and archived, that the caller may see, in
+/// `childPosition` order (v2 spec 2026-04: `ChildrenResponse`, "Hierarchical content type
+/// (database/embed/folder/page/whiteboard)"; status `OnlyArchivedAndCurrentContentStatus`).
+fn direct_children(
+    sim: &Sim,
+    auth: &AuthUser,
+    headers: &HeaderMap,
+    p: &Params,
+    parent: u64,
+    path: String,
+) -> Result<Response, ApiError> {
+    let limit = p.limit(25, sim.caps().v2_list, F)?;
+    let cursor = cursor_param(p, F)?;
+    let live = |st: PageStatus| matches!(st, PageStatus::Current | PageStatus::Archived);
+    let (results, next) = sim.read(|s| {
+        let items: Vec<_> = s
+            .child_ids(parent)
+            .into_iter()
+            .filter_map(|c| {
+                if let Some(pg) = s.pages.get(&c) {
+                    (live(pg.status) && page_visible(s, &auth.user, pg))
+                        .then(|| {
+                            json!({
+                                "id": pg.id.to_string(),
+                                "status": pg.status.as_str(),
+                                "title": pg.title,
+                                "type": "page",
+                                "spaceId": pg.space_id.to_string(),
+                                "childPosition": pg.position,
+                            })
+                        })
+                        .map(|v| (pg.position, pg.id, v))
+                } else {
+                    let ct = s.contents.get(&c)?;
+                    let visible = live(ct.status)
+                        && ct.kind != crate::model::ContentKind::Blogpost
+                        && s.spaces
+                            .get(&ct.space_id)
+                            .is_some_and(|sp| can_read_space(s, &auth.user, &sp.key))
+                        && s.can_read_page(&auth.user.account_id, ct.id);
+                    visible.then(|| {
+                        (
+                            ct.position,
+                            ct.id,
+                            json!({
+                                "id": ct.id.to_string(),
+                                "status": ct.status.as_str(),
+                                "title": ct.title,
+                                "type": ct.kind.as_str(),
+                                "spaceId": ct.space_id.to_string(),
+                                "childPosition": ct.position,
+                            }),
+                        )
+                    })
+                }
+            })
+            .map(|(pos, id, v)| (SortKey::Int(pos as i64), id, v))
+            .collect();
+        let (page, next) = keyset(items, false, cursor.as_ref(), limit);
+        (
+            page.into_iter().map(|(_, _, v)| v).collect::<Vec<_>>(),
+            next,
+        )
+    });
+    let base = site_base(headers, sim);
+    Ok(v2_list(&base, &path, p, results, next, limit))
+}
+
+async fn page_direct_children(
+    AxState(sim): AxState<Sim>,
+    auth: AuthUser,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    sim.read(|s| {
+        visible_page(s, &auth, id, &[PageStatus::Current, PageStatus::Archived]).map(|_| ())
+    })?;
+    let path = format!("/wiki/api/v2/pages/{id}/direct-children");
+    direct_children(&sim, &auth, &headers, &p, id, path)
+}
+
+async fn folder_direct_children(
+    AxState(sim): AxState<Sim>,
+    auth: AuthUser,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let id = parse_id(&id)?;
+    let found = sim.read(|s| {
+        s.contents.get(&id).is_some_and(|c| {
+            c.kind == crate::model::ContentKind::Folder
+                && c.status == PageStatus::Current
+                && s.spaces
+                    .get(&c.space_id)
+                    .is_some_and(|sp| can_read_space(s, &auth.user, &sp.key))
+                && s.can_read_page(&auth.user.account_id, c.id)
+        })
+    });
+    if !found {
+        return Err(ApiError::not_found(F, format!("Folder {id} not found")));
+    }
+    let path = format!("/wiki/api/v2/folders/{id}/direct-children");
+    direct_children(&sim, &auth, &headers, &p, id, path)
 }
 
 /// v2 folder JSON (`FolderSingle`).

@@ -454,6 +454,45 @@ async fn every_endpoint_conforms_to_its_schema() {
         V2,
     )
     .await;
+    let t = "/wiki/api/v2/folders/{id}/direct-children";
+    c.check(
+        Admin,
+        "GET",
+        t,
+        &format!("/wiki/api/v2/folders/{folder}/direct-children"),
+        None,
+        200,
+        V2,
+    )
+    .await;
+    let t = "/wiki/api/v2/pages/{id}/direct-children";
+    let home = state.read(|s| s.spaces.values().next().and_then(|sp| sp.homepage_id));
+    let kids = c
+        .check(
+            Admin,
+            "GET",
+            t,
+            &format!(
+                "/wiki/api/v2/pages/{}/direct-children?limit=250",
+                home.expect("a home page")
+            ),
+            None,
+            200,
+            V2,
+        )
+        .await;
+    let kinds: BTreeSet<String> = kids.body["results"]
+        .as_array()
+        .map(|r| {
+            r.iter()
+                .filter_map(|x| x["type"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    if !kinds.contains("folder") || !kinds.contains("page") {
+        c.failures
+            .push(format!("home page direct children: types {kinds:?}"));
+    }
 
     // ---- v1 content ----
     let t = "/wiki/rest/api/content/{id}/restriction/byOperation/{operationKey}";
@@ -1383,6 +1422,8 @@ const CHECKED: &[(&str, &str)] = &[
     ("GET", "/wiki/api/v2/pages/{id}/children"),
     ("GET", "/wiki/api/v2/labels/{id}/pages"),
     ("GET", "/wiki/api/v2/folders/{id}"),
+    ("GET", "/wiki/api/v2/folders/{id}/direct-children"),
+    ("GET", "/wiki/api/v2/pages/{id}/direct-children"),
     (
         "GET",
         "/wiki/rest/api/content/{id}/restriction/byOperation/{operationKey}",
