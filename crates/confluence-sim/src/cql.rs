@@ -3,12 +3,19 @@
 //! ```text
 //! query   := clause (AND clause)* [ORDER BY field [ASC|DESC]]
 //! clause  := space (=|!=) value | space IN (value, …)
-//!          | type (=) page|attachment | type IN (…)
+//!          | type (=) page|blogpost|attachment | type IN (…)
 //!          | lastmodified|created (>|>=|<|<=|=) "yyyy/MM/dd HH:mm" | "yyyy-MM-dd[ HH:mm]"
+//!          | lastmodified|created (>|>=|<|<=|=) now("(+|-)N(y|M|w|d|h|m)")
 //!          | label = value | label IN (…)
-//!          | ancestor = id | id = id | id IN (…)
+//!          | ancestor = id | parent = id | parent IN (…) | id = id | id IN (…)
+//!          | title ~ value | text ~ value
 //! field   := lastmodified | created | title | id
 //! ```
+//!
+//! `title ~` and `text ~` match when every word of the value (a trailing `*` wildcard dropped)
+//! occurs, ignoring case, in the title (`text`: the title or the storage body); Confluence's
+//! stemming and ranking are not modelled. The simulator has no blog posts: `type = blogpost`
+//! is valid and matches nothing. `now()` is relative to the site clock given to [`parse_at`].
 //!
 //! Keywords and field names are case-insensitive. Dates are read as UTC with minute
 //! precision (CQL has no seconds): `lastmodified > "2026/09/28 10:00"` matches anything saved at
@@ -22,6 +29,8 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 pub enum ContentType {
     /// Pages.
     Page,
+    /// Blog posts (the simulator has none).
+    BlogPost,
     /// Attachments.
     Attachment,
 }
@@ -69,6 +78,12 @@ pub enum Clause {
     Label(Vec<String>),
     /// Descendant of a page.
     Ancestor(u64),
+    /// Direct child of one of the pages.
+    Parent(Vec<u64>),
+    /// `title ~`: lowercased words that must all occur in the title.
+    Title(Vec<String>),
+    /// `text ~`: lowercased words that must all occur in the title or the body.
+    Text(Vec<String>),
     /// Content id in the set.
     Id(Vec<u64>),
 }
@@ -279,7 +294,62 @@ fn cmp_of(op: &str) -> Result<Cmp, String> {
     })
 }
 
-fn parse_inner(cql: &str) -> Result<Query, String> {
+/// Lowercased words of a `~` value, `*` wildcards dropped.
+fn words_of(v: &str) -> Vec<String> {
+    v.split(|c: char| c.is_whitespace() || c == '*')
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// After the word `now`: `()` or `("(+|-)N(y|M|w|d|h|m)")`, relative to `now`.
+fn relative_now(p: &mut P, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    if p.next() != Some(Tok::LParen) {
+        return Err("expected ( after now".into());
+    }
+    let inc = match p.next() {
+        Some(Tok::RParen) => return Ok(now),
+        Some(Tok::Str(s)) => s,
+        t => return Err(format!("expected an increment in now(), got {t:?}")),
+    };
+    if p.next() != Some(Tok::RParen) {
+        return Err("expected ) after the increment of now()".into());
+    }
+    let inc = inc.trim();
+    let (sign, rest) = match inc.as_bytes().first() {
+        Some(b'-') => (-1, &inc[1..]),
+        Some(b'+') => (1, &inc[1..]),
+        _ => (1, inc),
+    };
+    let unit = rest
+        .chars()
+        .last()
+        .ok_or_else(|| format!("bad increment {inc:?}"))?;
+    let n: i64 = rest[..rest.len() - unit.len_utf8()]
+        .parse()
+        .map_err(|_| format!("bad increment {inc:?}"))?;
+    let n = sign * n;
+    let t = match unit {
+        'm' => now + chrono::Duration::minutes(n),
+        'h' => now + chrono::Duration::hours(n),
+        'd' => now + chrono::Duration::days(n),
+        'w' => now + chrono::Duration::weeks(n),
+        'M' | 'y' => {
+            let months = n.unsigned_abs() * if unit == 'y' { 12 } else { 1 };
+            let m = chrono::Months::new(u32::try_from(months).map_err(|_| "increment too large")?);
+            if n >= 0 {
+                now.checked_add_months(m)
+            } else {
+                now.checked_sub_months(m)
+            }
+            .ok_or_else(|| format!("bad increment {inc:?}"))?
+        }
+        _ => return Err(format!("bad increment unit in {inc:?}")),
+    };
+    Ok(t)
+}
+
+fn parse_inner(cql: &str, now: DateTime<Utc>) -> Result<Query, String> {
     let toks = lex(cql)?;
     let mut p = P { toks, i: 0 };
     let mut clauses = Vec::new();
@@ -312,6 +382,7 @@ fn parse_inner(cql: &str) -> Result<Query, String> {
                 for v in p.values(&op)? {
                     ts.push(match v.to_ascii_lowercase().as_str() {
                         "page" => ContentType::Page,
+                        "blogpost" => ContentType::BlogPost,
                         "attachment" => ContentType::Attachment,
                         other => return Err(format!("unsupported type {other}")),
                     });
@@ -320,8 +391,13 @@ fn parse_inner(cql: &str) -> Result<Query, String> {
             }
             "lastmodified" | "created" => {
                 let c = cmp_of(&op)?;
-                let v = p.value()?;
-                let t = parse_date(&v).ok_or_else(|| format!("bad date {v:?}"))?;
+                let t = if p.keyword("now") {
+                    p.next();
+                    relative_now(&mut p, now)?
+                } else {
+                    let v = p.value()?;
+                    parse_date(&v).ok_or_else(|| format!("bad date {v:?}"))?
+                };
                 if field == "created" {
                     Clause::Created(c, t)
                 } else {
@@ -345,6 +421,30 @@ fn parse_inner(cql: &str) -> Result<Query, String> {
                 }
                 let v = p.value()?;
                 Clause::Ancestor(v.parse().map_err(|_| format!("bad id {v}"))?)
+            }
+            "parent" => {
+                if !(op == "=" || op == "in") {
+                    return Err(format!("operator {op} not supported on parent"));
+                }
+                let mut ids = Vec::new();
+                for v in p.values(&op)? {
+                    ids.push(v.parse().map_err(|_| format!("bad id {v}"))?);
+                }
+                Clause::Parent(ids)
+            }
+            "title" | "text" => {
+                if op != "~" {
+                    return Err(format!("operator {op} not supported on {field}"));
+                }
+                let words = words_of(&p.value()?);
+                if words.is_empty() {
+                    return Err(format!("empty {field} query"));
+                }
+                if field == "title" {
+                    Clause::Title(words)
+                } else {
+                    Clause::Text(words)
+                }
             }
             "id" | "content" => {
                 if !(op == "=" || op == "in") {
@@ -405,9 +505,14 @@ fn parse_inner(cql: &str) -> Result<Query, String> {
     Ok(Query { clauses, order })
 }
 
-/// Parses a query of the supported subset.
+/// Parses a query of the supported subset; `now()` is the wall clock (see [`parse_at`]).
 pub fn parse(cql: &str) -> Result<Query, CqlError> {
-    parse_inner(cql).map_err(|reason| CqlError {
+    parse_at(cql, Utc::now())
+}
+
+/// Parses a query of the supported subset, `now()` being `now` (the site's clock).
+pub fn parse_at(cql: &str, now: DateTime<Utc>) -> Result<Query, CqlError> {
+    parse_inner(cql, now).map_err(|reason| CqlError {
         cql: cql.to_string(),
         reason,
     })
@@ -447,10 +552,12 @@ mod tests {
         for bad in [
             "",
             "space = KB or type = page",
-            "text ~ \"foo\"",
+            "text ~",
+            "lastmodified > now(\"-1x\")",
+            "parent > 5",
             "space = \"KB",
             "lastmodified > \"yesterday\"",
-            "type = blogpost",
+            "type = whiteboard",
             "space = KB order lastmodified",
             "space = KB and",
             "space > KB",
@@ -458,5 +565,40 @@ mod tests {
             let e = parse(bad).unwrap_err();
             assert!(e.to_string().starts_with("Could not parse cql : "), "{bad}");
         }
+    }
+
+    #[test]
+    fn parses_admin_queries() {
+        let now = parse_date("2026-10-01 12:00").unwrap();
+        let q = parse_at(
+            r#"type in (page, blogpost) and title ~ "Release Notes*" and text ~ 'api' and parent = 42 and lastmodified > now("-1d") and created >= now("-2w") and created < now()"#,
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            q.clauses,
+            vec![
+                Clause::Type(vec![ContentType::Page, ContentType::BlogPost]),
+                Clause::Title(vec!["release".into(), "notes".into()]),
+                Clause::Text(vec!["api".into()]),
+                Clause::Parent(vec![42]),
+                Clause::LastModified(Cmp::Gt, parse_date("2026-09-30 12:00").unwrap()),
+                Clause::Created(Cmp::Ge, parse_date("2026-09-17 12:00").unwrap()),
+                Clause::Created(Cmp::Lt, now),
+            ]
+        );
+        let q = parse_at(
+            r#"lastmodified > now("+1M") and created > now("-1y") and parent in (1, 2)"#,
+            now,
+        )
+        .unwrap();
+        assert_eq!(
+            q.clauses,
+            vec![
+                Clause::LastModified(Cmp::Gt, parse_date("2026-11-01 12:00").unwrap()),
+                Clause::Created(Cmp::Gt, parse_date("2025-10-01 12:00").unwrap()),
+                Clause::Parent(vec![1, 2]),
+            ]
+        );
     }
 }

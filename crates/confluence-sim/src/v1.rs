@@ -651,8 +651,22 @@ fn matches(s: &State, q: &cql::Query, item: Item<'_>) -> bool {
                     .any(|l| ls.contains(&l.name))
         }
         Clause::Ancestor(a) => ty == ContentType::Page && s.ancestors(page.id).contains(a),
+        Clause::Parent(ids) => {
+            ty == ContentType::Page && page.parent_id.is_some_and(|p| ids.contains(&p))
+        }
+        Clause::Title(words) => contains_words(item.title(), words),
+        Clause::Text(words) => {
+            contains_words(item.title(), words)
+                || (ty == ContentType::Page && contains_words(&render_body(s, page), words))
+        }
         Clause::Id(ids) => ids.contains(&item.id()),
     })
+}
+
+/// Whether every (lowercased) word occurs in `text`, ignoring case.
+fn contains_words(text: &str, words: &[String]) -> bool {
+    let text = text.to_lowercase();
+    words.iter().all(|w| text.contains(w.as_str()))
 }
 
 /// Runs a query for a caller: matching current, visible items in query order.
@@ -725,19 +739,33 @@ fn do_search(
     base: &str,
     p: &Params,
     limit: usize,
+    offset: usize,
     render: impl Fn(&State, Item<'_>) -> Value,
 ) -> Result<(SearchPage, String), ApiError> {
     let cql_text = p
         .get("cql")
         .ok_or_else(|| ApiError::bad_request(F, "cql parameter is required"))?
         .to_string();
-    let q = cql::parse(&cql_text).map_err(|_| cql_error(&cql_text))?;
+    let q = cql::parse_at(&cql_text, sim.now()).map_err(|_| cql_error(&cql_text))?;
     let cursor = cursor_param(p, F)?;
     let desc = q.order.is_some_and(|o| o.1);
     let _ = base;
     let page = sim.read(|s| {
         let all = run_query(s, auth, &q);
         let total = all.len();
+        // `start` without a cursor: the page begins after the first `offset` results.
+        let cursor = match cursor {
+            None if offset > 0 && total > 0 => {
+                let mut keys: Vec<(SortKey, u64)> =
+                    all.iter().map(|(k, id, _)| (k.clone(), *id)).collect();
+                keys.sort_by(|a, b| {
+                    let o = a.0.cmp(&b.0).then(a.1.cmp(&b.1));
+                    if desc { o.reverse() } else { o }
+                });
+                keys.get(offset.min(total) - 1).cloned()
+            }
+            c => c,
+        };
         let start = match &cursor {
             None => 0,
             Some(c) => all
@@ -785,7 +813,8 @@ async fn search(
     };
     let limit = p.limit(25, cap, F)?;
     let base = site_base(&headers, &sim);
-    let (page, cql_text) = do_search(&sim, &auth, &base, &p, limit, |s, item| {
+    let offset = p.start(F)?;
+    let (page, cql_text) = do_search(&sim, &auth, &base, &p, limit, offset, |s, item| {
         let content = item_json(s, &base, item, &ex);
         let (space_id, url, icon) = match item {
             Item::Page(pg) => (
@@ -869,7 +898,7 @@ async fn content_search(
     };
     let limit = p.limit(25, cap, F)?;
     let base = site_base(&headers, &sim);
-    let (page, _) = do_search(&sim, &auth, &base, &p, limit, |s, item| {
+    let (page, _) = do_search(&sim, &auth, &base, &p, limit, 0, |s, item| {
         item_json(s, &base, item, &ex)
     })?;
     let size = page.results.len();
