@@ -252,7 +252,7 @@ pub fn restriction_json(
     })
 }
 
-fn labels_json(s: &State, page: &Page) -> Value {
+pub(crate) fn labels_json(s: &State, page: &Page) -> Value {
     let results: Vec<Value> = page
         .labels
         .iter()
@@ -298,7 +298,7 @@ impl Item<'_> {
     }
 }
 
-fn page_content_json(s: &State, base: &str, p: &Page, ex: &Expands) -> Value {
+pub(crate) fn page_content_json(s: &State, base: &str, p: &Page, ex: &Expands) -> Value {
     let key = s
         .spaces
         .get(&p.space_id)
@@ -513,7 +513,12 @@ fn page_content_json(s: &State, base: &str, p: &Page, ex: &Expands) -> Value {
     Value::Object(v)
 }
 
-fn attachment_content_json(s: &State, base: &str, a: &Attachment, ex: &Expands) -> Value {
+pub(crate) fn attachment_content_json(
+    s: &State,
+    base: &str,
+    a: &Attachment,
+    ex: &Expands,
+) -> Value {
     let id = a.id;
     let page = s.pages.get(&a.page_id);
     let key = page

@@ -439,6 +439,38 @@ async fn every_endpoint_conforms_to_its_schema() {
         V1,
     )
     .await;
+    let t = "/wiki/rest/api/content/{id}/child/{type}";
+    c.check(
+        Admin,
+        "GET",
+        t,
+        &format!("/wiki/rest/api/content/{page_id}/child/page?limit=2&expand=version"),
+        None,
+        200,
+        V1,
+    )
+    .await;
+    c.check(
+        Admin,
+        "GET",
+        t,
+        &format!("/wiki/rest/api/content/{}/child/attachment", att.page_id),
+        None,
+        200,
+        V1,
+    )
+    .await;
+    let t = "/wiki/rest/api/content/{id}/label";
+    c.check(
+        Admin,
+        "GET",
+        t,
+        &format!("/wiki/rest/api/content/{page_id}/label"),
+        None,
+        200,
+        V1,
+    )
+    .await;
     let t = "/wiki/rest/api/user/current";
     c.check(Admin, "GET", t, t, None, 200, V1).await;
     let t = "/wiki/api/v2/pages";
@@ -1356,6 +1388,8 @@ const CHECKED: &[(&str, &str)] = &[
     ),
     ("GET", "/wiki/rest/api/content/{id}/restriction/byOperation"),
     ("GET", "/wiki/rest/api/user/current"),
+    ("GET", "/wiki/rest/api/content/{id}/child/{type}"),
+    ("GET", "/wiki/rest/api/content/{id}/label"),
     ("GET", "/wiki/api/v2/pages"),
     ("GET", "/wiki/rest/api/search"),
     ("GET", "/wiki/rest/api/content/search"),

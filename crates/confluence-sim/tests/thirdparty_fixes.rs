@@ -3,8 +3,10 @@
 //!
 //! * `GET /wiki/rest/api/user/current` and `GET …/content/{id}/restriction/byOperation` (still
 //!   in Atlassian's v1 spec) were 404 "No route".
-//! * The v1 content reads Atlassian removed (CHANGE-864 / CHANGE-2520: content by id, content
-//!   list, children, labels) were 404; Cloud answers 410 with a `GoneException`.
+//! * `GET …/content/{id}/child/{type}` and `…/content/{id}/label` (deprecated, still answered
+//!   on Cloud) were 404.
+//! * Content by id and the content list (removed from Cloud) were 404; Cloud answers 410 with a
+//!   `GoneException`.
 //! * `GET /wiki/api/v2/pages?space-id=` (the v2 page list) was 404.
 //! * CQL `title ~`, `text ~`, `parent =`, `type = blogpost` and `now("-1d")` dates were 400
 //!   "Could not parse cql".
@@ -193,10 +195,6 @@ async fn removed_v1_content_reads_answer_410_gone() {
     for path in [
         format!("/wiki/rest/api/content/{pid}?expand=body.storage,version"),
         "/wiki/rest/api/content?spaceKey=X&type=page".to_string(),
-        format!("/wiki/rest/api/content/{pid}/child"),
-        format!("/wiki/rest/api/content/{pid}/child/page?limit=5"),
-        format!("/wiki/rest/api/content/{pid}/child/attachment"),
-        format!("/wiki/rest/api/content/{pid}/label"),
         "/wiki/rest/api/content/999999999".to_string(),
     ] {
         let (status, body) = t.get(&path).await;
@@ -217,6 +215,98 @@ async fn removed_v1_content_reads_answer_410_gone() {
     // The endpoints below these paths are still served.
     let (status, _) = t.get("/wiki/rest/api/content/search?cql=type%3Dpage").await;
     assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn v1_children_attachments_and_labels_are_served() {
+    let t = T::start().await;
+    let me = t.admin_id();
+    let (parent, kids, att_page, atts, labelled, labels) = t.h.state().read(|s| {
+        let user = &s.users[&me];
+        let visible = |id: &u64| {
+            s.pages.get(id).is_some_and(|p| {
+                p.status == confluence_sim::model::PageStatus::Current
+                    && confluence_sim::v2::page_visible(s, user, p)
+            })
+        };
+        let parent = *s
+            .pages
+            .keys()
+            .filter(|id| visible(id))
+            .max_by_key(|id| s.child_ids(**id).len())
+            .unwrap();
+        let kids: Vec<String> = s
+            .child_ids(parent)
+            .into_iter()
+            .filter(|c| visible(c))
+            .map(|c| c.to_string())
+            .collect();
+        let (att_page, atts) = s
+            .page_attachments
+            .iter()
+            .find(|(p, a)| visible(p) && !a.is_empty())
+            .map(|(p, a)| {
+                (
+                    *p,
+                    a.iter().map(|x| format!("att{x}")).collect::<BTreeSet<_>>(),
+                )
+            })
+            .unwrap();
+        let labelled = s
+            .pages
+            .values()
+            .find(|p| visible(&p.id) && p.labels.len() >= 2)
+            .unwrap();
+        let labels: BTreeSet<String> = labelled
+            .labels
+            .iter()
+            .map(|l| s.labels[l].name.clone())
+            .collect();
+        (parent, kids, att_page, atts, labelled.id, labels)
+    });
+    // Children by start/limit, following _links.next (relative to _links.base).
+    let mut got = Vec::new();
+    let mut path = format!("/wiki/rest/api/content/{parent}/child/page?limit=2");
+    loop {
+        let v = t.ok(&path).await;
+        assert_eq!(v["start"], json!(got.len()));
+        got.extend(result_ids(&v, false));
+        match v["_links"]["next"].as_str() {
+            Some(n) => path = format!("/wiki{n}"),
+            None => break,
+        }
+    }
+    assert_eq!(got, kids, "children in position order, each once");
+    let v = t
+        .ok(&format!(
+            "/wiki/rest/api/content/{att_page}/child/attachment"
+        ))
+        .await;
+    assert_eq!(
+        result_ids(&v, false).into_iter().collect::<BTreeSet<_>>(),
+        atts
+    );
+    assert_eq!(v["results"][0]["type"], json!("attachment"));
+    let v = t
+        .ok(&format!("/wiki/rest/api/content/{labelled}/label"))
+        .await;
+    let names: BTreeSet<String> = v["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, labels);
+    assert_eq!(
+        t.get("/wiki/rest/api/content/999999999/child/page").await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        t.get(&format!("/wiki/rest/api/content/{parent}/child/nonsense"))
+            .await
+            .0,
+        StatusCode::BAD_REQUEST
+    );
 }
 
 #[tokio::test]
