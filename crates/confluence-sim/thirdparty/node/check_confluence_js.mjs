@@ -16,7 +16,7 @@
 
 import { createV1Client, createV2Client } from 'confluence.js';
 import { createClient } from 'confluence.js/core';
-import { SpaceSchema } from 'confluence.js/v1';
+import { ContentArraySchema, LabelArraySchema, SpaceSchema } from 'confluence.js/v1';
 
 const BASE = process.env.SIM_BASE.replace(/\/$/, '');
 const EMAIL = process.env.CONF_EMAIL;
@@ -210,8 +210,8 @@ await check('v2 page.getLabelPages({id}) following _links.next', async () => {
 });
 
 // --- v1 --------------------------------------------------------------------------------------
-// Atlassian removed the v1 content reads v2 covers (CHANGE-864 / CHANGE-2520): Cloud answers
-// them 410 Gone with a GoneException, and confluence.js 3.x dropped them with the v1 spec.
+// Atlassian removed GET content/{id} (CHANGE-864, in effect since 30 April 2026): Cloud answers
+// 410 Gone with a GoneException, and confluence.js 3.x dropped it with the v1 spec.
 async function expectGone(url, searchParams) {
   try {
     await client.sendRequest({ url, method: 'GET', searchParams });
@@ -226,14 +226,44 @@ async function expectGone(url, searchParams) {
 await check('v1 sendRequest(GET content/{id}?expand=body.storage,...) -> 410 Gone (removed)', () =>
   expectGone(`/wiki/rest/api/content/${PAGES.deep.id}`, { expand: 'body.storage,version,ancestors,metadata.labels' }));
 
-await check('v1 sendRequest(GET content/{id}/child/page) -> 410 Gone (removed)', () =>
-  expectGone(`/wiki/rest/api/content/${HOME.id}/child/page`, { limit: 5 }));
+await check('v1 sendRequest(GET content/{id}/child/page) paged by start/limit as ContentArraySchema', async () => {
+  const ids = [];
+  for (let start = 0, calls = 0; ; calls += 1) {
+    if (calls >= 500) throw new Error('more than 500 pages of results');
+    const r = await client.sendRequest({
+      url: `/wiki/rest/api/content/${HOME.id}/child/page`,
+      method: 'GET',
+      searchParams: { start, limit: 5 },
+      schema: ContentArraySchema,
+    });
+    eq(r.start, start, 'start');
+    ids.push(...r.results.map((c) => c.id));
+    if (!r._links?.next) break;
+    start += r.size;
+  }
+  eq(ids.length, new Set(ids).size, 'no child twice');
+  setEq(ids, childrenOf(HOME.id), 'children');
+  return `${ids.length} children`;
+});
 
-await check('v1 sendRequest(GET content/{id}/label) -> 410 Gone (removed)', () =>
-  expectGone(`/wiki/rest/api/content/${PAGES.labelled.id}/label`));
+await check('v1 sendRequest(GET content/{id}/label) as LabelArraySchema', async () => {
+  const r = await client.sendRequest({
+    url: `/wiki/rest/api/content/${PAGES.labelled.id}/label`,
+    method: 'GET',
+    schema: LabelArraySchema,
+  });
+  setEq(r.results.map((l) => l.name), PAGES.labelled.labels, 'labels');
+});
 
-await check('v1 sendRequest(GET content/{id}/child/attachment) -> 410 Gone (removed)', () =>
-  expectGone(`/wiki/rest/api/content/${ATT?.pageId ?? HOME.id}/child/attachment`));
+await check('v1 sendRequest(GET content/{id}/child/attachment) as ContentArraySchema', async () => {
+  ok(ATT, 'needs the v2 attachment check');
+  const r = await client.sendRequest({
+    url: `/wiki/rest/api/content/${ATT.pageId}/child/attachment`,
+    method: 'GET',
+    schema: ContentArraySchema,
+  });
+  setEq(r.results.map((a) => a.id), ATT.atts.map((a) => a.id), 'attachment ids (v1 = v2)');
+});
 
 await check('v2 children.getChildPages({id}) following _links.next', async () => {
   const { out, calls } = await allV2((p) => v2.children.getChildPages(p), { id: HOME.id, limit: 5 });
