@@ -16,7 +16,6 @@ Prints one line per check (PASS/FAIL/SKIP) and a last line "RESULT <passed> <fai
 """
 
 import datetime
-import io
 import json
 import os
 import sys
