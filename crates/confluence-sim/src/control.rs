@@ -40,6 +40,7 @@ pub fn routes() -> Router<Sim> {
         .route("/groups/{id}/members", get(group_members))
         .route("/spaces", get(spaces))
         .route("/spaces/{key}/permissions", get(space_permissions))
+        .route("/spaces/{key}/pages", get(space_pages))
         .route("/guests", get(guests))
         .route("/switches", get(switches))
         .route("/invites", get(invites))
@@ -360,6 +361,48 @@ async fn spaces(State(sim): State<Sim>) -> Json<Value> {
                 .map(|sp| json!({ "id": sp.id, "key": sp.key, "name": sp.name, "homepage_id": sp.homepage_id }))
                 .collect(),
         ))
+    })
+}
+
+#[derive(Deserialize)]
+struct SpacePagesQuery {
+    /// Only the pages this account may read (space permission and restrictions).
+    visible_to: Option<String>,
+}
+
+/// `GET /_sim/spaces/{key}/pages[?visible_to=accountId]`: the ids of the space's current pages,
+/// ascending, and each one's parent id (`{"count", "ids", "parents"}`), to compare with what a
+/// client pages through.
+async fn space_pages(
+    State(sim): State<Sim>,
+    Path(key): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<SpacePagesQuery>,
+) -> Result<Json<Value>, ApiError> {
+    sim.read(|s| {
+        let sp = s
+            .space_by_key(&key)
+            .ok_or_else(|| ApiError::not_found(F, format!("space {key}")))?;
+        let viewer = match &q.visible_to {
+            None => None,
+            Some(a) => Some(
+                s.users
+                    .get(a)
+                    .ok_or_else(|| ApiError::not_found(F, format!("user {a}")))?,
+            ),
+        };
+        let mut pages: Vec<(u64, Option<u64>)> = s
+            .pages
+            .values()
+            .filter(|p| p.space_id == sp.id && p.status == crate::model::PageStatus::Current)
+            .filter(|p| viewer.is_none_or(|u| crate::v2::page_visible(s, u, p)))
+            .map(|p| (p.id, p.parent_id))
+            .collect();
+        pages.sort_unstable();
+        Ok(Json(json!({
+            "count": pages.len(),
+            "ids": pages.iter().map(|p| p.0.to_string()).collect::<Vec<_>>(),
+            "parents": pages.iter().map(|p| p.1.map(|x| x.to_string())).collect::<Vec<_>>(),
+        })))
     })
 }
 

@@ -5,10 +5,16 @@
 //! clause  := space (=|!=) value | space IN (value, …)
 //!          | type (=) page|attachment|folder|whiteboard|database|embed|blogpost | type IN (…)
 //!          | lastmodified|created (>|>=|<|<=|=) "yyyy/MM/dd HH:mm" | "yyyy-MM-dd[ HH:mm]"
+//!          | lastmodified|created (>|>=|<|<=|=) now("(+|-)N(y|M|w|d|h|m)")
 //!          | label = value | label IN (…)
-//!          | ancestor = id | id = id | id IN (…)
+//!          | ancestor = id | parent = id | parent IN (…) | id = id | id IN (…)
+//!          | title ~ value | text ~ value
 //! field   := lastmodified | created | title | id
 //! ```
+//!
+//! `title ~` and `text ~` match when every word of the value (a trailing `*` wildcard dropped)
+//! occurs, ignoring case, in the title (`text`: the title or the storage body); Confluence's
+//! stemming and ranking are not modelled.
 //!
 //! Keywords and field names are case-insensitive. Date literals have minute precision (CQL has
 //! no seconds) and are read in the **site's time zone** ([`SiteTimeZone`]): at UTC-08:00,
@@ -185,6 +191,12 @@ pub enum Clause {
     Label(Vec<String>),
     /// Descendant of a page.
     Ancestor(u64),
+    /// Direct child of one of the pages.
+    Parent(Vec<u64>),
+    /// `title ~`: lowercased words that must all occur in the title.
+    Title(Vec<String>),
+    /// `text ~`: lowercased words that must all occur in the title or the body.
+    Text(Vec<String>),
     /// Content id in the set.
     Id(Vec<u64>),
 }
@@ -514,6 +526,14 @@ fn cmp_of(op: &str) -> Result<Cmp, String> {
     })
 }
 
+/// Lowercased words of a `~` value, `*` wildcards dropped.
+fn words_of(v: &str) -> Vec<String> {
+    v.split(|c: char| c.is_whitespace() || c == '*')
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
 fn parse_inner(cql: &str, ctx: &CqlContext) -> Result<Query, String> {
     let toks = lex(cql)?;
     let mut p = P {
@@ -588,6 +608,30 @@ fn parse_inner(cql: &str, ctx: &CqlContext) -> Result<Query, String> {
                 }
                 let v = p.value()?;
                 Clause::Ancestor(v.parse().map_err(|_| format!("bad id {v}"))?)
+            }
+            "parent" => {
+                if !(op == "=" || op == "in") {
+                    return Err(format!("operator {op} not supported on parent"));
+                }
+                let mut ids = Vec::new();
+                for v in p.values(&op)? {
+                    ids.push(v.parse().map_err(|_| format!("bad id {v}"))?);
+                }
+                Clause::Parent(ids)
+            }
+            "title" | "text" => {
+                if op != "~" {
+                    return Err(format!("operator {op} not supported on {field}"));
+                }
+                let words = words_of(&p.value()?);
+                if words.is_empty() {
+                    return Err(format!("empty {field} query"));
+                }
+                if field == "title" {
+                    Clause::Title(words)
+                } else {
+                    Clause::Text(words)
+                }
             }
             "id" | "content" => {
                 if !(op == "=" || op == "in") {
@@ -743,7 +787,9 @@ mod tests {
         for bad in [
             "",
             "space = KB or type = page",
-            "text ~ \"foo\"",
+            "text ~",
+            "lastmodified > now(\"-1x\")",
+            "parent > 5",
             "space = \"KB",
             "lastmodified > \"yesterday\"",
             "type = comment",
@@ -754,5 +800,47 @@ mod tests {
             let e = parse(bad).unwrap_err();
             assert!(e.to_string().starts_with("Could not parse cql : "), "{bad}");
         }
+    }
+
+    #[test]
+    fn parses_admin_queries() {
+        let now = parse_date("2026-10-01 12:00").unwrap();
+        let ctx = CqlContext {
+            now,
+            tz: SiteTimeZone::utc(),
+        };
+        let q = parse_with(
+            r#"type in (page, blogpost) and title ~ "Release Notes*" and text ~ 'api' and parent = 42 and lastmodified > now("-1d") and created >= now("-2w") and created < now()"#,
+            &ctx,
+        )
+        .unwrap();
+        assert_eq!(
+            q.clauses,
+            vec![
+                Clause::Type(vec![
+                    ContentType::Page,
+                    ContentType::Other(ContentKind::Blogpost)
+                ]),
+                Clause::Title(vec!["release".into(), "notes".into()]),
+                Clause::Text(vec!["api".into()]),
+                Clause::Parent(vec![42]),
+                Clause::LastModified(Cmp::Gt, parse_date("2026-09-30 12:00").unwrap()),
+                Clause::Created(Cmp::Ge, parse_date("2026-09-17 12:00").unwrap()),
+                Clause::Created(Cmp::Lt, now),
+            ]
+        );
+        let q = parse_with(
+            r#"lastmodified > now("+1M") and created > now("-1y") and parent in (1, 2)"#,
+            &ctx,
+        )
+        .unwrap();
+        assert_eq!(
+            q.clauses,
+            vec![
+                Clause::LastModified(Cmp::Gt, parse_date("2026-11-01 12:00").unwrap()),
+                Clause::Created(Cmp::Gt, parse_date("2025-10-01 12:00").unwrap()),
+                Clause::Parent(vec![1, 2]),
+            ]
+        );
     }
 }

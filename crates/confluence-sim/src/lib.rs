@@ -33,7 +33,9 @@ pub mod scopes;
 pub(crate) mod server;
 pub mod sim;
 pub mod v1;
+pub mod v1_extra;
 pub mod v2;
+pub mod v2_extra;
 
 use std::net::SocketAddr;
 use std::time::Duration;

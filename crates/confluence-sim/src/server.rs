@@ -36,7 +36,9 @@ impl std::error::Error for ResetConnection {}
 pub(crate) fn router(sim: Sim) -> Router {
     let api: Router<Sim> = Router::new()
         .merge(crate::v2::routes())
+        .merge(crate::v2_extra::routes())
         .merge(crate::v1::routes())
+        .merge(crate::v1_extra::routes())
         .merge(crate::access::routes())
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(sim.clone(), faults));

@@ -277,7 +277,7 @@ pub fn restriction_json_for(
     })
 }
 
-fn labels_json(s: &State, page: &Page) -> Value {
+pub(crate) fn labels_json(s: &State, page: &Page) -> Value {
     let results: Vec<Value> = page
         .labels
         .iter()
@@ -329,7 +329,7 @@ impl Item<'_> {
     }
 }
 
-fn page_content_json(s: &State, base: &str, p: &Page, ex: &Expands) -> Value {
+pub(crate) fn page_content_json(s: &State, base: &str, p: &Page, ex: &Expands) -> Value {
     let key = s
         .spaces
         .get(&p.space_id)
@@ -543,7 +543,12 @@ fn page_content_json(s: &State, base: &str, p: &Page, ex: &Expands) -> Value {
     Value::Object(v)
 }
 
-fn attachment_content_json(s: &State, base: &str, a: &Attachment, ex: &Expands) -> Value {
+pub(crate) fn attachment_content_json(
+    s: &State,
+    base: &str,
+    a: &Attachment,
+    ex: &Expands,
+) -> Value {
     let id = a.id;
     let page = s.pages.get(&a.page_id);
     let key = page
@@ -833,8 +838,22 @@ fn matches(s: &State, q: &cql::Query, item: Item<'_>) -> bool {
                 .any(|l| ls.contains(&l.name))
         }),
         Clause::Ancestor(a) => tree_id.is_some_and(|id| s.ancestors(id).contains(a)),
+        Clause::Parent(ids) => {
+            tree_id.is_some_and(|id| s.parent_of(id).is_some_and(|p| ids.contains(&p)))
+        }
+        Clause::Title(words) => contains_words(item.title(), words),
+        Clause::Text(words) => {
+            contains_words(item.title(), words)
+                || labelled.is_some_and(|page| contains_words(&render_body(s, page), words))
+        }
         Clause::Id(ids) => ids.contains(&item.id()),
     })
+}
+
+/// Whether every (lowercased) word occurs in `text`, ignoring case.
+fn contains_words(text: &str, words: &[String]) -> bool {
+    let text = text.to_lowercase();
+    words.iter().all(|w| text.contains(w.as_str()))
 }
 
 /// Runs a query for a caller: matching current, visible items in query order.
@@ -937,6 +956,7 @@ fn do_search(
     base: &str,
     p: &Params,
     limit: usize,
+    offset: usize,
     render: impl Fn(&State, Item<'_>) -> Value,
 ) -> Result<(SearchPage, String), ApiError> {
     let cql_text = p
@@ -954,6 +974,19 @@ fn do_search(
     let page = sim.read(|s| {
         let all = run_query(s, auth, &q);
         let total = all.len();
+        // `start` without a cursor: the page begins after the first `offset` results.
+        let cursor = match cursor {
+            None if offset > 0 && total > 0 => {
+                let mut keys: Vec<(SortKey, u64)> =
+                    all.iter().map(|(k, id, _)| (k.clone(), *id)).collect();
+                keys.sort_by(|a, b| {
+                    let o = a.0.cmp(&b.0).then(a.1.cmp(&b.1));
+                    if desc { o.reverse() } else { o }
+                });
+                keys.get(offset.min(total) - 1).cloned()
+            }
+            c => c,
+        };
         let start = match &cursor {
             None => 0,
             Some(c) => all
@@ -995,7 +1028,8 @@ async fn search(
     let cap = search_cap(&sim, &ex);
     let limit = p.limit(25, cap, F)?;
     let base = site_base(&headers, &sim);
-    let (page, cql_text) = do_search(&sim, &auth, &base, &p, limit, |s, item| {
+    let offset = p.start(F)?;
+    let (page, cql_text) = do_search(&sim, &auth, &base, &p, limit, offset, |s, item| {
         let content = item_json(s, &base, item, &ex);
         let (space_id, url, icon) = match item {
             Item::Page(pg) => (
@@ -1092,7 +1126,7 @@ async fn content_search(
     let cap = search_cap(&sim, &ex);
     let limit = p.limit(25, cap, F)?;
     let base = site_base(&headers, &sim);
-    let (page, _) = do_search(&sim, &auth, &base, &p, limit, |s, item| {
+    let (page, _) = do_search(&sim, &auth, &base, &p, limit, 0, |s, item| {
         item_json(s, &base, item, &ex)
     })?;
     let size = page.results.len();

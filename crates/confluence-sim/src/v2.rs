@@ -542,8 +542,10 @@ fn status_filter(p: &Params) -> Result<Vec<PageStatus>, ApiError> {
     Ok(out)
 }
 
+/// A v2 page list: the caller's visible pages matching `filter` and the common page-list
+/// parameters (`limit`, `cursor`, `body-format`, `sort`, `status`, `title`).
 #[allow(clippy::too_many_arguments)]
-fn list_pages_where(
+pub(crate) fn list_pages_where(
     sim: &Sim,
     auth: &AuthUser,
     headers: &HeaderMap,

@@ -506,6 +506,62 @@ async fn every_endpoint_conforms_to_its_schema() {
         V1,
     )
     .await;
+    let t = "/wiki/rest/api/content/{id}/restriction/byOperation";
+    c.check(
+        Admin,
+        "GET",
+        t,
+        &format!("/wiki/rest/api/content/{page_id}/restriction/byOperation?expand=restrictions.user,restrictions.group"),
+        None,
+        200,
+        V1,
+    )
+    .await;
+    let t = "/wiki/rest/api/content/{id}/child/{type}";
+    c.check(
+        Admin,
+        "GET",
+        t,
+        &format!("/wiki/rest/api/content/{page_id}/child/page?limit=2&expand=version"),
+        None,
+        200,
+        V1,
+    )
+    .await;
+    c.check(
+        Admin,
+        "GET",
+        t,
+        &format!("/wiki/rest/api/content/{}/child/attachment", att.page_id),
+        None,
+        200,
+        V1,
+    )
+    .await;
+    let t = "/wiki/rest/api/content/{id}/label";
+    c.check(
+        Admin,
+        "GET",
+        t,
+        &format!("/wiki/rest/api/content/{page_id}/label"),
+        None,
+        200,
+        V1,
+    )
+    .await;
+    let t = "/wiki/rest/api/user/current";
+    c.check(Admin, "GET", t, t, None, 200, V1).await;
+    let t = "/wiki/api/v2/pages";
+    c.check(
+        Admin,
+        "GET",
+        t,
+        &format!("/wiki/api/v2/pages?space-id={space_id}&body-format=storage&limit=3"),
+        None,
+        200,
+        V2,
+    )
+    .await;
     let t = "/wiki/rest/api/search";
     let cql = |q: &str| url_encode(q);
     c.check(
@@ -1428,6 +1484,11 @@ const CHECKED: &[(&str, &str)] = &[
         "GET",
         "/wiki/rest/api/content/{id}/restriction/byOperation/{operationKey}",
     ),
+    ("GET", "/wiki/rest/api/content/{id}/restriction/byOperation"),
+    ("GET", "/wiki/rest/api/user/current"),
+    ("GET", "/wiki/rest/api/content/{id}/child/{type}"),
+    ("GET", "/wiki/rest/api/content/{id}/label"),
+    ("GET", "/wiki/api/v2/pages"),
     ("GET", "/wiki/rest/api/search"),
     ("GET", "/wiki/rest/api/content/search"),
     (

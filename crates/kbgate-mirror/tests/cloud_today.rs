@@ -193,7 +193,10 @@ async fn full_sync_through_the_site_and_the_gateway_mirrors_everything(t: TestSt
         assert!(report.calls > 0, "{auth:?}");
         assert_mirror(&sim, &*t.store, &keys).await;
         let stats = sim.stats();
-        assert!(stats.media_requests > 0, "{auth:?}: downloads went to the media host");
+        assert!(
+            stats.media_requests > 0,
+            "{auth:?}: downloads went to the media host"
+        );
         assert!(
             !stats
                 .by_endpoint
@@ -249,10 +252,18 @@ async fn incremental_sync_is_right_in_any_site_time_zone(t: TestStore) {
             .edit_page(edited, None, Some("<p>edited words wombat</p>".into()))
             .expect("edit");
         let att = state
-            .add_attachment(host, "late.txt", "text/plain", Bytes::from_static(b"late bytes"))
+            .add_attachment(
+                host,
+                "late.txt",
+                "text/plain",
+                Bytes::from_static(b"late bytes"),
+            )
             .expect("attachment");
         let report = sync(&sim, &*t.store, Auth::ClassicOnSite, &keys, false).await;
-        assert!(report.spaces.iter().all(|s| !s.full), "UTC{zone:+}: incremental");
+        assert!(
+            report.spaces.iter().all(|s| !s.full),
+            "UTC{zone:+}: incremental"
+        );
         let p = t.store.page(&new_page.to_string()).await.unwrap();
         assert!(p.is_some(), "UTC{zone:+}: new page");
         let p = t.store.page(&edited.to_string()).await.unwrap().unwrap();
@@ -297,24 +308,48 @@ async fn the_mirror_forgets_spaces_pages_and_bytes(t: TestStore) {
     });
     state.delete_attachment(deleted).expect("delete attachment");
     state
-        .replace_attachment(replaced, None, Bytes::from_static(b"replacement bytes, version 2"))
+        .replace_attachment(
+            replaced,
+            None,
+            Bytes::from_static(b"replacement bytes, version 2"),
+        )
         .expect("replace");
     let gone_page = expected_pages(&sim)
         .into_iter()
         .find(|(_, r)| !r)
         .map(|(id, _)| id.parse::<u64>().unwrap())
         .unwrap();
-    let gone_title = t.store.page(&gone_page.to_string()).await.unwrap().unwrap().title;
+    let gone_title = t
+        .store
+        .page(&gone_page.to_string())
+        .await
+        .unwrap()
+        .unwrap()
+        .title;
     state.delete_page(gone_page).expect("delete page");
     // A full pass sweeps what CQL cannot show (an attachment removed from a page).
     sync(&sim, &*t.store, Auth::ClassicOnSite, &keys, true).await;
-    let report = forget(&*t.store, &keys, std::time::Duration::ZERO).await.unwrap();
+    let report = forget(&*t.store, &keys, std::time::Duration::ZERO)
+        .await
+        .unwrap();
     assert!(report.spaces_removed.is_empty());
     assert!(report.blobs_removed >= 2, "{report:?}");
     let hashes: HashSet<String> = t.store.blob_hashes().await.unwrap().into_iter().collect();
     assert_eq!(blob_files(&*t.store), hashes.len(), "no orphaned file");
-    assert!(t.store.attachment(&format!("att{deleted}")).await.unwrap().is_none());
-    assert!(t.store.page(&gone_page.to_string()).await.unwrap().is_none());
+    assert!(
+        t.store
+            .attachment(&format!("att{deleted}"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        t.store
+            .page(&gone_page.to_string())
+            .await
+            .unwrap()
+            .is_none()
+    );
     let scope: Vec<kbgate_store::ScopeEntry> = {
         let mut v = Vec::new();
         for s in t.store.list_spaces().await.unwrap() {
@@ -334,7 +369,9 @@ async fn the_mirror_forgets_spaces_pages_and_bytes(t: TestStore) {
 
     // A space no audience names any more: removed, with its pages and bytes.
     let (dropped, kept) = (keys[0].clone(), keys[1..].to_vec());
-    let report = forget(&*t.store, &kept, std::time::Duration::ZERO).await.unwrap();
+    let report = forget(&*t.store, &kept, std::time::Duration::ZERO)
+        .await
+        .unwrap();
     assert_eq!(report.spaces_removed, vec![dropped.clone()]);
     assert!(t.store.space_by_key(&dropped).await.unwrap().is_none());
     let hashes: HashSet<String> = t.store.blob_hashes().await.unwrap().into_iter().collect();

@@ -184,7 +184,11 @@ fn first_page_with_children(sim: &SimHandle, key: &str) -> (u64, Vec<u64>) {
             let kids: Vec<u64> = s
                 .child_ids(id)
                 .into_iter()
-                .filter(|k| s.pages.get(k).is_some_and(|p| p.status == PageStatus::Current))
+                .filter(|k| {
+                    s.pages
+                        .get(k)
+                        .is_some_and(|p| p.status == PageStatus::Current)
+                })
                 .collect();
             if !kids.is_empty() && kids.iter().all(|k| !s.is_effectively_restricted(*k)) {
                 return (id, kids);
