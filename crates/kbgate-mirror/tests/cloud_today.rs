@@ -281,6 +281,20 @@ both_backends!(the_mirror_forgets_spaces_pages_and_bytes);
 async fn the_mirror_forgets_spaces_pages_and_bytes(t: TestStore) {
     let sim = spawn(cloud_like(0)).await.expect("sim");
     let keys = keys(&sim);
+    let state = sim.state();
+    // Two attachments with bytes no other attachment has (the generator reuses contents, and
+    // blobs are shared by content): one to delete, one to replace.
+    let host: u64 = expected_pages(&sim)
+        .into_iter()
+        .find(|(_, r)| !r)
+        .map(|(id, _)| id.parse().unwrap())
+        .unwrap();
+    let deleted = state
+        .add_attachment(host, "gone.txt", "text/plain", Bytes::from_static(b"only here: gone"))
+        .expect("attachment");
+    let replaced = state
+        .add_attachment(host, "old.txt", "text/plain", Bytes::from_static(b"only here: v1"))
+        .expect("attachment");
     sync(&sim, &*t.store, Auth::ClassicOnSite, &keys, true).await;
     let blob_files = |store: &dyn Store| {
         let mut n = 0;
@@ -291,21 +305,9 @@ async fn the_mirror_forgets_spaces_pages_and_bytes(t: TestStore) {
         }
         n
     };
-    let before = blob_files(&*t.store);
-    assert!(before > 0);
+    assert!(blob_files(&*t.store) > 0);
 
-    // A deleted attachment, a replaced one and a deleted page with an attachment.
-    let state = sim.state();
-    let (deleted, replaced) = state.read(|s| {
-        let mut ids: Vec<u64> = s
-            .attachments
-            .values()
-            .filter(|a| a.status == PageStatus::Current)
-            .map(|a| a.id)
-            .collect();
-        ids.sort();
-        (ids[0], ids[1])
-    });
+    // A deleted attachment, a replaced one and a deleted page.
     state.delete_attachment(deleted).expect("delete attachment");
     state
         .replace_attachment(
@@ -316,8 +318,9 @@ async fn the_mirror_forgets_spaces_pages_and_bytes(t: TestStore) {
         .expect("replace");
     let gone_page = expected_pages(&sim)
         .into_iter()
-        .find(|(_, r)| !r)
+        .filter(|(_, r)| !r)
         .map(|(id, _)| id.parse::<u64>().unwrap())
+        .find(|id| *id != host && state.read(|s| s.child_ids(*id).is_empty()))
         .unwrap();
     let gone_title = t
         .store
