@@ -110,6 +110,39 @@ pub const TABLE: &[(&str, &str, &[Alternative])] = &[
     ),
     (
         "GET",
+        "/wiki/rest/api/content/{id}/restriction/byOperation",
+        &[
+            &["read:confluence-content.all"],
+            &["read:content-details:confluence"],
+        ],
+    ),
+    (
+        "GET",
+        "/wiki/rest/api/user/current",
+        &[
+            &["read:confluence-user"],
+            &["read:content-details:confluence"],
+        ],
+    ),
+    (
+        "GET",
+        "/wiki/rest/api/content/{id}/child/{type}",
+        &[
+            &["read:confluence-content.summary"],
+            &["read:content-details:confluence"],
+        ],
+    ),
+    (
+        "GET",
+        "/wiki/rest/api/content/{id}/label",
+        &[
+            &["read:confluence-content.summary"],
+            &["read:label:confluence"],
+        ],
+    ),
+    ("GET", "/wiki/api/v2/pages", &[&["read:page:confluence"]]),
+    (
+        "GET",
         "/wiki/rest/api/content/{id}/child/attachment/{attachmentId}/download",
         &[
             &["readonly:content.attachment:confluence"],

@@ -65,13 +65,39 @@ async fn gone(_auth: AuthUser) -> ApiError {
     ApiError::new(F, StatusCode::GONE, GONE_MESSAGE)
 }
 
+/// `GET /wiki/rest/api/user/current[?expand=operations]`: the caller, with `timeZone` (the
+/// site's, as an IANA name: `Etc/GMT+8` is UTC-8 — the v1 document's `User.timeZone`) and,
+/// expanded, the global operations it holds (`User.operations`: `{operation, targetType}`;
+/// Confluence administrators hold `administer` on `application`).
 async fn current_user(
     AxState(sim): AxState<Sim>,
     auth: AuthUser,
     headers: HeaderMap,
+    p: Params,
 ) -> Result<Response, ApiError> {
     let base = site_base(&headers, &sim);
-    Ok(axum::Json(sim.read(|s| user_json(s, &base, auth.account_id()))).into_response())
+    let mut v = sim.read(|s| user_json(s, &base, auth.account_id()));
+    v["timeZone"] = json!(iana_name(sim.time_zone()));
+    if Expands::parse(&p).has("operations") {
+        let mut ops = vec![json!({"operation": "use", "targetType": "application"})];
+        if auth.user.is_admin {
+            ops.push(json!({"operation": "administer", "targetType": "application"}));
+        }
+        v["operations"] = json!(ops);
+    }
+    Ok(axum::Json(v).into_response())
+}
+
+/// A fixed offset as an IANA zone name: whole hours as `Etc/GMT∓N` (POSIX sign: `Etc/GMT+8`
+/// is eight hours behind UTC), `UTC` for zero, else `+HH:MM`.
+fn iana_name(tz: crate::cql::SiteTimeZone) -> String {
+    let secs = tz.0.local_minus_utc();
+    match (secs, secs % 3600) {
+        (0, _) => "UTC".into(),
+        (s, 0) if s < 0 => format!("Etc/GMT+{}", -s / 3600),
+        (s, 0) => format!("Etc/GMT-{}", s / 3600),
+        _ => tz.0.to_string(),
+    }
 }
 
 async fn restrictions_by_operation(

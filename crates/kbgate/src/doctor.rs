@@ -193,7 +193,14 @@ async fn diagnose(config: &Config) -> Report {
         }
     }
 
-    let client = match wiring::confluence_client(config).await {
+    // A preflight reports a rate limit rather than waiting it out for minutes.
+    let client = match wiring::confluence_client_config(config)
+        .await
+        .and_then(|mut cfg| {
+            cfg.retry.max_retries = 2;
+            cfg.retry.max_retry_after = std::time::Duration::from_secs(10);
+            Ok(Client::new(cfg)?)
+        }) {
         Ok(client) => client,
         Err(e) => {
             r.fail(

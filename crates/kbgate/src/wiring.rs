@@ -12,6 +12,12 @@ use kbgate_store::Store;
 /// for a classic token; through the gateway (cloud id from the config, or read from the site's
 /// `/_edge/tenant_info`) for a scoped token or OAuth client credentials.
 pub async fn confluence_client(config: &Config) -> anyhow::Result<Client> {
+    Ok(Client::new(confluence_client_config(config).await?)?)
+}
+
+/// The configuration of [`confluence_client`], for callers that adjust it (the doctor waits
+/// less for a rate limit than a sync does).
+pub async fn confluence_client_config(config: &Config) -> anyhow::Result<ClientConfig> {
     let c = config.confluence.as_ref().with_context(|| {
         format!(
             "{}: a [confluence] section (base_url, email, api_token_env) is needed",
@@ -52,7 +58,7 @@ pub async fn confluence_client(config: &Config) -> anyhow::Result<Client> {
     cfg.admin_api_key = c
         .resolve_admin_api_key()?
         .map(|k| confluence_client::Secret::new(k.expose()));
-    Ok(Client::new(cfg)?)
+    Ok(cfg)
 }
 
 /// `{gateway}/ex/confluence/{cloudId}`, asking the site for its cloud id when the config does
