@@ -290,10 +290,20 @@ async fn the_mirror_forgets_spaces_pages_and_bytes(t: TestStore) {
         .map(|(id, _)| id.parse().unwrap())
         .unwrap();
     let deleted = state
-        .add_attachment(host, "gone.txt", "text/plain", Bytes::from_static(b"only here: gone"))
+        .add_attachment(
+            host,
+            "gone.txt",
+            "text/plain",
+            Bytes::from_static(b"only here: gone"),
+        )
         .expect("attachment");
     let replaced = state
-        .add_attachment(host, "old.txt", "text/plain", Bytes::from_static(b"only here: v1"))
+        .add_attachment(
+            host,
+            "old.txt",
+            "text/plain",
+            Bytes::from_static(b"only here: v1"),
+        )
         .expect("attachment");
     sync(&sim, &*t.store, Auth::ClassicOnSite, &keys, true).await;
     let blob_files = |store: &dyn Store| {
