@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use kbgate_config::{
-    Config, ConfigError, EmbedAlgorithm, EmbedKey, Location, MagicLinkDelivery, Problem,
-    SecretSource, StoreBackend,
+    Config, ConfigError, ConfluenceAuth, EmbedAlgorithm, EmbedKey, Location, MagicLinkDelivery,
+    Problem, SecretSource, StoreBackend,
 };
 use kbgate_policy::{Delivery, Email};
 
@@ -675,4 +675,77 @@ fn missing_file_is_a_read_error() {
     let err = Config::load(Path::new("/nonexistent/kbgate.toml")).unwrap_err();
     assert!(matches!(err, ConfigError::Read { .. }));
     assert!(err.to_string().contains("/nonexistent/kbgate.toml"));
+}
+
+#[test]
+fn confluence_auth_methods_parse_with_their_own_keys() {
+    // Default: a classic token on the site.
+    let c = load(GOOD).unwrap();
+    let conf = c.confluence.unwrap();
+    assert_eq!(conf.auth.name(), "api_token");
+    assert!(conf.auth.gateway().is_none());
+
+    // A scoped token through the gateway: cloud id discovered unless given.
+    let scoped = "[confluence]\nbase_url = \"https://x.atlassian.net\"\nauth = \"scoped_token\"\nemail = \"svc@x.com\"\napi_token_env = \"TOK\"\n";
+    let conf = load(scoped).unwrap().confluence.unwrap();
+    match &conf.auth {
+        ConfluenceAuth::ScopedToken { email, gateway, .. } => {
+            assert_eq!(email.as_str(), "svc@x.com");
+            assert_eq!(gateway.url.as_str(), "https://api.atlassian.com/");
+            assert_eq!(gateway.cloud_id, None);
+        }
+        other => panic!("{other:?}"),
+    }
+    let with_id = format!("{scoped}cloud_id = \"a436116f-02ce-4520-8fbb-7301462a1674\"\n");
+    let conf = load(&with_id).unwrap().confluence.unwrap();
+    assert_eq!(
+        conf.auth.gateway().unwrap().cloud_id.as_deref(),
+        Some("a436116f-02ce-4520-8fbb-7301462a1674")
+    );
+
+    // OAuth client credentials: no email, a client id and secret, the default token URL.
+    let oauth = "[confluence]\nbase_url = \"https://x.atlassian.net\"\nauth = \"oauth\"\nclient_id = \"abc\"\nclient_secret_file = \"/run/secrets/s\"\n";
+    let conf = load(oauth).unwrap().confluence.unwrap();
+    match &conf.auth {
+        ConfluenceAuth::OAuth {
+            client_id,
+            client_secret,
+            token_url,
+            ..
+        } => {
+            assert_eq!(client_id, "abc");
+            assert_eq!(client_secret, &SecretSource::File("/run/secrets/s".into()));
+            assert_eq!(token_url.as_str(), "https://auth.atlassian.com/oauth/token");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(conf.email().is_none());
+
+    // Mistakes are located and explained.
+    for (text, key, words) in [
+        (
+            "[confluence]\nbase_url = \"https://x.atlassian.net\"\nauth = \"basic\"\nemail = \"svc@x.com\"\napi_token_env = \"TOK\"\n",
+            "confluence.auth",
+            "scoped_token",
+        ),
+        (
+            "[confluence]\nbase_url = \"https://x.atlassian.net\"\nemail = \"svc@x.com\"\napi_token_env = \"TOK\"\nclient_id = \"abc\"\n",
+            "confluence.client_id",
+            "does not apply",
+        ),
+        (
+            "[confluence]\nbase_url = \"https://x.atlassian.net\"\nauth = \"oauth\"\nclient_id = \"abc\"\n",
+            "confluence.client_secret",
+            "required",
+        ),
+        (
+            "[confluence]\nbase_url = \"https://x.atlassian.net\"\nauth = \"scoped_token\"\nemail = \"svc@x.com\"\napi_token_env = \"TOK\"\ncloud_id = \"not a uuid!\"\n",
+            "confluence.cloud_id",
+            "cloud id",
+        ),
+    ] {
+        let err = load(text).unwrap_err().to_string();
+        assert!(err.contains(key), "{key}: {err}");
+        assert!(err.contains(words), "{words}: {err}");
+    }
 }
