@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 
 use crate::Sim;
 use crate::error::{ApiError, ApiFamily};
-use crate::model::{Subject, UserKind};
+use crate::model::{ContentKind, PageStatus, Subject, UserKind};
 use crate::sim::{Knobs, NewPage, Stats};
 
 const F: ApiFamily = ApiFamily::Sim;
@@ -368,16 +368,73 @@ async fn spaces(State(sim): State<Sim>) -> Json<Value> {
 struct SpacePagesQuery {
     /// Only the pages this account may read (space permission and restrictions).
     visible_to: Option<String>,
+    /// Comma-separated statuses (`current`, `archived`, `trashed`); default `current`.
+    status: Option<String>,
+    /// Comma-separated content types (`page`, `folder`, `whiteboard`, `database`, `embed`,
+    /// `blogpost`) or `all`; default `page`.
+    #[serde(rename = "type")]
+    kind: Option<String>,
 }
 
-/// `GET /_sim/spaces/{key}/pages[?visible_to=accountId]`: the ids of the space's current pages,
-/// ascending, and each one's parent id (`{"count", "ids", "parents"}`), to compare with what a
-/// client pages through.
+/// The statuses a `status=` list names (default `current`).
+fn statuses_param(raw: Option<&str>) -> Result<Vec<PageStatus>, ApiError> {
+    let Some(raw) = raw else {
+        return Ok(vec![PageStatus::Current]);
+    };
+    raw.split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(|x| match x {
+            "current" => Ok(PageStatus::Current),
+            "archived" => Ok(PageStatus::Archived),
+            "trashed" => Ok(PageStatus::Trashed),
+            other => Err(ApiError::bad_request(F, format!("bad status {other}"))),
+        })
+        .collect()
+}
+
+/// The content types a `type=` list names: `None` for pages, `Some(kind)` for other content
+/// (default: pages only; `all`: every type).
+fn types_param(raw: Option<&str>) -> Result<Vec<Option<ContentKind>>, ApiError> {
+    const ALL: [Option<ContentKind>; 6] = [
+        None,
+        Some(ContentKind::Folder),
+        Some(ContentKind::Whiteboard),
+        Some(ContentKind::Database),
+        Some(ContentKind::Embed),
+        Some(ContentKind::Blogpost),
+    ];
+    let Some(raw) = raw else {
+        return Ok(vec![None]);
+    };
+    let mut out = Vec::new();
+    for x in raw.split(',').map(str::trim).filter(|x| !x.is_empty()) {
+        if x == "all" {
+            return Ok(ALL.to_vec());
+        }
+        let t = ALL
+            .iter()
+            .find(|k| k.map_or("page", ContentKind::as_str) == x)
+            .ok_or_else(|| ApiError::bad_request(F, format!("bad type {x}")))?;
+        out.push(*t);
+    }
+    Ok(out)
+}
+
+/// `GET /_sim/spaces/{key}/pages[?visible_to=accountId][&status=…][&type=…]`: the space's
+/// content of those statuses (`status=current,archived`; default `current`) and types
+/// (`type=page,blogpost`, `type=all`; default `page`),
+/// ascending by id, as parallel arrays: `ids`, each one's `parents` (a page, folder, … id or
+/// `null`), `statuses` and `types` (`{"count", "ids", "parents", "statuses", "types"}`), to
+/// compare with what a client pages through. `visible_to`: only what that account may read
+/// (space permission and restrictions, folders' included).
 async fn space_pages(
     State(sim): State<Sim>,
     Path(key): Path<String>,
     axum::extract::Query(q): axum::extract::Query<SpacePagesQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    let statuses = statuses_param(q.status.as_deref())?;
+    let types = types_param(q.kind.as_deref())?;
     sim.read(|s| {
         let sp = s
             .space_by_key(&key)
@@ -390,18 +447,38 @@ async fn space_pages(
                     .ok_or_else(|| ApiError::not_found(F, format!("user {a}")))?,
             ),
         };
-        let mut pages: Vec<(u64, Option<u64>)> = s
-            .pages
-            .values()
-            .filter(|p| p.space_id == sp.id && p.status == crate::model::PageStatus::Current)
-            .filter(|p| viewer.is_none_or(|u| crate::v2::page_visible(s, u, p)))
-            .map(|p| (p.id, p.parent_id))
-            .collect();
-        pages.sort_unstable();
+        // Visible as the real API decides it: the space readable and the item's and its
+        // ancestors' read restrictions satisfied.
+        let visible = |id: u64| {
+            viewer.is_none_or(|u| {
+                crate::v2::can_read_space(s, u, &sp.key) && s.can_read_page(&u.account_id, id)
+            })
+        };
+        let mut items: Vec<(u64, Option<u64>, PageStatus, &'static str)> = Vec::new();
+        if types.contains(&None) {
+            items.extend(
+                s.pages
+                    .values()
+                    .filter(|p| p.space_id == sp.id && statuses.contains(&p.status))
+                    .filter(|p| viewer.is_none_or(|u| crate::v2::page_visible(s, u, p)))
+                    .map(|p| (p.id, p.parent_id, p.status, "page")),
+            );
+        }
+        items.extend(
+            s.contents
+                .values()
+                .filter(|c| c.space_id == sp.id && statuses.contains(&c.status))
+                .filter(|c| types.contains(&Some(c.kind)))
+                .filter(|c| visible(c.id))
+                .map(|c| (c.id, c.parent_id, c.status, c.kind.as_str())),
+        );
+        items.sort_unstable_by_key(|i| i.0);
         Ok(Json(json!({
-            "count": pages.len(),
-            "ids": pages.iter().map(|p| p.0.to_string()).collect::<Vec<_>>(),
-            "parents": pages.iter().map(|p| p.1.map(|x| x.to_string())).collect::<Vec<_>>(),
+            "count": items.len(),
+            "ids": items.iter().map(|i| i.0.to_string()).collect::<Vec<_>>(),
+            "parents": items.iter().map(|i| i.1.map(|x| x.to_string())).collect::<Vec<_>>(),
+            "statuses": items.iter().map(|i| i.2.as_str()).collect::<Vec<_>>(),
+            "types": items.iter().map(|i| i.3).collect::<Vec<_>>(),
         })))
     })
 }

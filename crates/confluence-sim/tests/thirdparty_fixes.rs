@@ -11,10 +11,12 @@
 //! * CQL `title ~`, `text ~`, `parent =`, `type = blogpost` and `now("-1d")` dates were 400
 //!   "Could not parse cql".
 //!
-//! Plus the control route the checks compare against: `GET /_sim/spaces/{key}/pages`.
+//! Plus the control route the checks compare against: `GET /_sim/spaces/{key}/pages`, with its
+//! `status=` and `type=` filters (archived pages, folders, blog posts, …).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
+use confluence_sim::model::{ContentKind, PageStatus};
 use confluence_sim::{Credentials, SimConfig, SimHandle, spawn};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -89,6 +91,45 @@ impl T {
     }
 }
 
+/// id → (parent, status, type), as `/_sim/spaces/{key}/pages` lists content.
+type Listing = BTreeMap<String, (Option<String>, String, String)>;
+
+impl T {
+    /// What the service account sees in space `space_id`, straight from the state: id →
+    /// (parent, status, type) of the pages and other content with one of `statuses`.
+    fn seen(&self, space_id: u64, statuses: &[PageStatus]) -> Listing {
+        let me = self.admin_id();
+        self.h.state().read(|s| {
+            let u = &s.users[&me];
+            let visible = |sp: u64, id: u64| {
+                s.spaces.get(&sp).is_some_and(|x| {
+                    confluence_sim::v2::can_read_space(s, u, &x.key)
+                        && s.can_read_page(&u.account_id, id)
+                })
+            };
+            let pages = s
+                .pages
+                .values()
+                .filter(|p| p.space_id == space_id && statuses.contains(&p.status))
+                .filter(|p| visible(p.space_id, p.id))
+                .map(|p| (p.id, p.parent_id, p.status.as_str(), "page"));
+            let other = s
+                .contents
+                .values()
+                .filter(|c| c.space_id == space_id && statuses.contains(&c.status))
+                .filter(|c| visible(c.space_id, c.id))
+                .map(|c| (c.id, c.parent_id, c.status.as_str(), c.kind.as_str()));
+            pages
+                .chain(other)
+                .map(|(id, parent, st, ty)| {
+                    let parent = parent.map(|x| x.to_string());
+                    (id.to_string(), (parent, st.to_string(), ty.to_string()))
+                })
+                .collect()
+        })
+    }
+}
+
 fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
@@ -121,12 +162,118 @@ async fn control_lists_the_pages_an_account_sees() {
         .collect();
     assert_eq!(got, want);
     assert_eq!(v["count"], json!(want.len()));
+    assert!(
+        v["statuses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x == "current")
+    );
+    assert!(v["types"].as_array().unwrap().iter().all(|x| x == "page"));
     let all = t.ok(&format!("/_sim/spaces/{key}/pages")).await;
     assert!(all["count"].as_u64().unwrap() >= want.len() as u64);
     assert_eq!(
         t.get("/_sim/spaces/NOPE/pages").await.0,
         StatusCode::NOT_FOUND
     );
+}
+
+/// A `/_sim/spaces/{key}/pages` answer as id → (parent, status, type).
+fn listing(v: &Value) -> Listing {
+    let col = |k: &str| {
+        v[k].as_array()
+            .unwrap_or_else(|| panic!("{k} in {v}"))
+            .clone()
+    };
+    let (ids, parents, statuses, types) =
+        (col("ids"), col("parents"), col("statuses"), col("types"));
+    assert_eq!(v["count"], json!(ids.len()));
+    assert!(
+        [&parents, &statuses, &types]
+            .iter()
+            .all(|c| c.len() == ids.len())
+    );
+    (0..ids.len())
+        .map(|i| {
+            (
+                ids[i].as_str().unwrap().to_string(),
+                (
+                    parents[i].as_str().map(str::to_string),
+                    statuses[i].as_str().unwrap().to_string(),
+                    types[i].as_str().unwrap().to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn control_lists_archived_pages_and_other_content_on_request() {
+    let t = T::start().await;
+    let me = enc(&t.admin_id());
+    let only = |m: &Listing, keep: &dyn Fn(&str, &str) -> bool| -> Listing {
+        m.iter()
+            .filter(|(_, x)| keep(&x.1, &x.2))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    let (mut archived, mut kinds) = (0, BTreeSet::new());
+    for (key, space_id) in t.h.state().read(|s| {
+        s.spaces
+            .values()
+            .map(|sp| (sp.key.clone(), sp.id))
+            .collect::<Vec<_>>()
+    }) {
+        let base = format!("/_sim/spaces/{key}/pages?visible_to={me}");
+        let live = listing(&t.ok(&format!("{base}&status=current,archived")).await);
+        let want = t.seen(space_id, &[PageStatus::Current, PageStatus::Archived]);
+        assert_eq!(
+            live,
+            only(&want, &|_, ty| ty == "page"),
+            "{key}: current and archived pages"
+        );
+        let arch = listing(&t.ok(&format!("{base}&status=archived")).await);
+        assert_eq!(
+            arch,
+            only(&want, &|st, ty| st == "archived" && ty == "page")
+        );
+        archived += arch.len();
+
+        let every = listing(&t.ok(&format!("{base}&type=all")).await);
+        let current = t.seen(space_id, &[PageStatus::Current]);
+        assert_eq!(every, current, "{key}: every current item");
+        kinds.extend(every.values().map(|x| x.2.clone()));
+        let pb = listing(&t.ok(&format!("{base}&type=page,blogpost")).await);
+        assert_eq!(
+            pb,
+            only(&current, &|_, ty| ty == "page" || ty == "blogpost"),
+            "{key}: pages and blog posts"
+        );
+    }
+    assert!(archived > 0, "the generated site has archived pages");
+    for k in [
+        "page",
+        "folder",
+        "whiteboard",
+        "database",
+        "embed",
+        "blogpost",
+    ] {
+        assert!(
+            kinds.contains(k),
+            "the generated site has a visible {k}: {kinds:?}"
+        );
+    }
+    let key =
+        t.h.state()
+            .read(|s| s.spaces.values().next().unwrap().key.clone());
+    for bad in ["status=live", "type=comment"] {
+        assert_eq!(
+            t.get(&format!("/_sim/spaces/{key}/pages?{bad}")).await.0,
+            StatusCode::BAD_REQUEST,
+            "{bad}"
+        );
+    }
 }
 
 #[tokio::test]
@@ -312,23 +459,36 @@ async fn v1_children_attachments_and_labels_are_served() {
 #[tokio::test]
 async fn v2_pages_of_a_space_page_through() {
     let t = T::start().await;
-    let (_, space_id, want) = t.big_space();
-    let mut got = Vec::new();
-    let mut path = format!("/wiki/api/v2/pages?space-id={space_id}&body-format=storage&limit=7");
-    loop {
-        let v = t.ok(&path).await;
-        for p in v["results"].as_array().unwrap() {
-            assert_eq!(p["spaceId"], json!(space_id.to_string()));
-            assert!(p["body"]["storage"]["value"].is_string());
-            got.push(p["id"].as_str().unwrap().to_string());
+    let (_, space_id, current) = t.big_space();
+    // By default current and archived pages (v2 spec: "By default, `current` and `archived`
+    // are used"); `status=current` only the current ones.
+    let live: BTreeSet<String> = t
+        .seen(space_id, &[PageStatus::Current, PageStatus::Archived])
+        .into_iter()
+        .filter(|(_, x)| x.2 == "page")
+        .map(|(k, _)| k)
+        .collect();
+    assert!(live.len() > current.len(), "the space has an archived page");
+    for (status, want) in [("", &live), ("&status=current", &current)] {
+        let mut got = Vec::new();
+        let mut path =
+            format!("/wiki/api/v2/pages?space-id={space_id}&body-format=storage&limit=7{status}");
+        loop {
+            let v = t.ok(&path).await;
+            for p in v["results"].as_array().unwrap() {
+                assert_eq!(p["spaceId"], json!(space_id.to_string()));
+                assert!(p["body"]["storage"]["value"].is_string());
+                got.push(p["id"].as_str().unwrap().to_string());
+            }
+            match v["_links"]["next"].as_str() {
+                Some(n) => path = n.to_string(),
+                None => break,
+            }
         }
-        match v["_links"]["next"].as_str() {
-            Some(n) => path = n.to_string(),
-            None => break,
-        }
+        assert_eq!(got.len(), want.len(), "no page twice ({status})");
+        assert_eq!(&got.into_iter().collect::<BTreeSet<_>>(), want, "{status}");
     }
-    assert_eq!(got.len(), want.len(), "no page twice");
-    assert_eq!(got.into_iter().collect::<BTreeSet<_>>(), want);
+    let want = current;
     let one = want.iter().next().unwrap();
     let v = t.ok(&format!("/wiki/api/v2/pages?id={one}")).await;
     assert_eq!(result_ids(&v, false), vec![one.clone()]);
@@ -372,19 +532,64 @@ async fn cql_title_text_parent_blogpost_and_relative_dates() {
         "text ~ covers title ~"
     );
 
+    // `parent =` without a type: the direct children of every kind (pages, folders,
+    // whiteboards, …); with `type = page` the child pages.
+    let space_id = state.read(|s| s.space_by_key(&key).unwrap().id);
+    let current = t.seen(space_id, &[PageStatus::Current]);
+    let children = |of: u64, page_only: bool| -> BTreeSet<String> {
+        current
+            .iter()
+            .filter(|(_, x)| x.0 == Some(of.to_string()) && (!page_only || x.2 == "page"))
+            .map(|(k, _)| k.clone())
+            .collect()
+    };
     let kids = search(format!("parent = {parent}")).await;
-    let want: BTreeSet<String> = state.read(|s| {
-        s.child_ids(parent)
-            .into_iter()
-            .filter(|c| ids.contains(&c.to_string()))
-            .map(|c| c.to_string())
+    assert_eq!(
+        kids.into_iter().collect::<BTreeSet<_>>(),
+        children(parent, false)
+    );
+    let home = state.read(|s| {
+        s.space_by_key(&key)
+            .unwrap()
+            .homepage_id
+            .expect("a home page")
+    });
+    let want = children(home, false);
+    assert_ne!(
+        want,
+        children(home, true),
+        "the home page has a child that is not a page"
+    );
+    let kids = search(format!("parent = {home}")).await;
+    assert_eq!(kids.into_iter().collect::<BTreeSet<_>>(), want);
+    let kids = search(format!("parent = {home} and type = page")).await;
+    assert_eq!(
+        kids.into_iter().collect::<BTreeSet<_>>(),
+        children(home, true)
+    );
+
+    // Blog posts are content: `type in (page, blogpost)` counts them.
+    let me = t.admin_id();
+    let blogs: BTreeSet<String> = state.read(|s| {
+        let me = &s.users[&me];
+        s.contents
+            .values()
+            .filter(|c| c.kind == ContentKind::Blogpost && c.status == PageStatus::Current)
+            .filter(|c| {
+                s.spaces.get(&c.space_id).is_some_and(|sp| {
+                    confluence_sim::v2::can_read_space(s, me, &sp.key)
+                        && s.can_read_page(&me.account_id, c.id)
+                })
+            })
+            .map(|c| c.id.to_string())
             .collect()
     });
-    assert_eq!(kids.into_iter().collect::<BTreeSet<_>>(), want);
-
+    assert!(!blogs.is_empty(), "the generated site has a blog post");
+    let in_space = blogs.iter().filter(|b| current.contains_key(*b)).count();
     let all = search(format!("space = \"{key}\" and type in (page, blogpost)")).await;
-    assert_eq!(all.len(), ids.len());
-    assert!(search("type = blogpost".into()).await.is_empty());
+    assert_eq!(all.len(), ids.len() + in_space);
+    let found = search("type = blogpost".into()).await;
+    assert_eq!(found.into_iter().collect::<BTreeSet<_>>(), blogs);
 
     // now() follows the site clock: an edit is newer than now("-1d"), the rest is not.
     state.advance_clock(chrono::Duration::days(30));

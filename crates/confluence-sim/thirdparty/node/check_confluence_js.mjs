@@ -93,12 +93,26 @@ const users = await sim('/users');
 const me = users.find((u) => u.email.toLowerCase() === EMAIL.toLowerCase());
 const SA_ID = me.account_id;
 const spaces = (await sim('/spaces')).sort((a, b) => a.id - b.id);
+/** /_sim/spaces/{key}/pages: what the service account sees in the space, as parallel
+ * ids/parents/statuses/types arrays. Defaults: status=current, type=page. */
+const simContent = (key, params = {}) =>
+  sim(`/spaces/${key}/pages?${new URLSearchParams({ visible_to: SA_ID, ...params })}`);
+/** id -> {parent, status, type} of a simContent() answer. */
+const index = (l) =>
+  new Map(l.ids.map((id, i) => [id, { parent: l.parents[i], status: l.statuses[i], type: l.types[i] }]));
 const visible = {};
-for (const s of spaces) {
-  visible[s.key] = await sim(`/spaces/${s.key}/pages?visible_to=${encodeURIComponent(SA_ID)}`);
-}
+for (const s of spaces) visible[s.key] = await simContent(s.key);
 const BIG = spaces.reduce((a, b) => (visible[b.key].count > visible[a.key].count ? b : a));
 const BIG_IDS = visible[BIG.key].ids;
+// v2 page lists return current and archived pages unless given status= (v2 spec: "By default,
+// current and archived are used").
+const LIVE = index(await simContent(BIG.key, { status: 'current,archived' }));
+const ARCHIVED_IDS = [...LIVE].filter(([, x]) => x.status === 'archived').map(([id]) => id);
+// every kind of current content the service account sees (folders, blog posts, whiteboards, ...)
+const ALL_KINDS = index(await simContent(BIG.key, { type: 'all' }));
+/** id -> type of every current item directly below `id` the service account sees. */
+const directChildren = (id) =>
+  Object.fromEntries([...ALL_KINDS].filter(([, x]) => x.parent === id).map(([k, x]) => [k, x.type]));
 const simPage = (id) => sim(`/pages/${id}`);
 const PARENT = new Map(BIG_IDS.map((id, i) => [id, visible[BIG.key].parents[i]]));
 const PAGES = {};
@@ -113,6 +127,8 @@ for (const id of BIG_IDS) {
 }
 const HOME = await simPage(BIG.homepage_id);
 const childrenOf = (id) => BIG_IDS.filter((x) => PARENT.get(x) === id);
+if (BIG_IDS.length <= 250) throw new Error(`the site needs a space with > 250 visible pages (${BIG_IDS.length})`);
+if (!ARCHIVED_IDS.length) throw new Error('the space needs an archived page the service account sees');
 let ATT; // { pageId, atts } from the v2 attachment check
 let LABEL; // { name, ids } from the v2 label check
 
@@ -131,7 +147,7 @@ await check('v2 space.getSpaceById({id}) -> GET /wiki/api/v2/spaces/{id}', async
   eq(s.homepageId, String(BIG.homepage_id), 'homepageId');
 });
 
-await check('v2 page.getPagesInSpace({bodyFormat: storage, limit: 250}) following _links.next', async () => {
+await check('v2 page.getPagesInSpace({bodyFormat: storage, limit: 250}) following _links.next: current and archived', async () => {
   const { out, calls } = await allV2((p) => v2.page.getPagesInSpace(p), {
     id: String(BIG.id),
     bodyFormat: 'storage',
@@ -139,10 +155,13 @@ await check('v2 page.getPagesInSpace({bodyFormat: storage, limit: 250}) followin
   });
   const ids = out.map((p) => p.id);
   eq(ids.length, new Set(ids).size, 'no page twice');
-  setEq(ids, BIG_IDS, 'the pages /_sim/ says the service account sees');
+  setEq(ids, [...LIVE.keys()], 'the current and archived pages /_sim/ says the service account sees');
   ok(calls >= 2, `paged (${calls} calls)`);
-  for (const p of out) ok(typeof p.body?.storage?.value === 'string', `storage body of ${p.id}`);
-  return `${ids.length} pages in ${calls} calls`;
+  for (const p of out) {
+    eq(p.status, LIVE.get(p.id).status, `status of ${p.id}`);
+    ok(typeof p.body?.storage?.value === 'string', `storage body of ${p.id}`);
+  }
+  return `${ids.length} pages (${ARCHIVED_IDS.length} archived) in ${calls} calls`;
 });
 
 await check('v2 page.getPagesInSpace({limit: 9, sort: -modified-date}) every page once', async () => {
@@ -153,8 +172,21 @@ await check('v2 page.getPagesInSpace({limit: 9, sort: -modified-date}) every pag
   });
   const ids = out.map((p) => p.id);
   eq(ids.length, new Set(ids).size, 'no page twice');
-  setEq(ids, BIG_IDS, 'all pages');
+  setEq(ids, [...LIVE.keys()], 'all current and archived pages');
   return `${calls} calls`;
+});
+
+await check("v2 page.getPagesInSpace({status: ['current'], limit: 250}): current pages only", async () => {
+  const { out, calls } = await allV2((p) => v2.page.getPagesInSpace(p), {
+    id: String(BIG.id),
+    status: ['current'],
+    limit: 250,
+  });
+  const ids = out.map((p) => p.id);
+  eq(ids.length, new Set(ids).size, 'no page twice');
+  setEq(ids, BIG_IDS, 'the current pages /_sim/ says the service account sees');
+  for (const p of out) eq(p.status, 'current', `status of ${p.id}`);
+  return `${ids.length} pages in ${calls} calls`;
 });
 
 await check('v2 page.getPages({spaceId, bodyFormat: storage}) -> GET /wiki/api/v2/pages?space-id=', async () => {
@@ -163,7 +195,20 @@ await check('v2 page.getPages({spaceId, bodyFormat: storage}) -> GET /wiki/api/v
     bodyFormat: 'storage',
     limit: 250,
   });
-  setEq(out.map((p) => p.id), BIG_IDS, 'all pages of the space');
+  const ids = out.map((p) => p.id);
+  eq(ids.length, new Set(ids).size, 'no page twice');
+  setEq(ids, [...LIVE.keys()], 'the current and archived pages of the space');
+});
+
+await check("v2 page.getPages({spaceId, status: ['archived']}) -> GET /wiki/api/v2/pages?space-id=&status=archived", async () => {
+  const { out } = await allV2((p) => v2.page.getPages(p), {
+    spaceId: [String(BIG.id)],
+    status: ['archived'],
+    limit: 250,
+  });
+  setEq(out.map((p) => p.id), ARCHIVED_IDS, 'the archived pages of the space');
+  for (const p of out) eq(p.status, 'archived', `status of ${p.id}`);
+  return `${out.length} pages`;
 });
 
 await check('v2 page.getPageById({bodyFormat: storage, includeLabels: true})', async () => {
@@ -330,6 +375,7 @@ await check('v1 sendRequest(GET space/{key}?expand=permissions) as SpaceSchema',
 
 async function searchAll(cql, limit, useStart) {
   const ids = [];
+  const types = {};
   let calls = 0;
   let params = { cql, limit };
   for (;;) {
@@ -337,6 +383,7 @@ async function searchAll(cql, limit, useStart) {
     const r = await v1.search.searchByCQL(params);
     calls += 1;
     ids.push(...r.results.map((x) => x.content.id));
+    for (const x of r.results) types[x.content.id] = x.content.type;
     const next = r._links?.next;
     if (!next) break;
     ok(next.startsWith('/rest/api/search'), `v1 next is relative to _links.base: ${next}`);
@@ -345,7 +392,7 @@ async function searchAll(cql, limit, useStart) {
       ? { cql, limit, start: Number(q.get('start')) }
       : { cql, limit, cursor: q.get('cursor'), next: true };
   }
-  return { ids, calls };
+  return { ids, types, calls };
 }
 
 await check('v1 search.searchByCQL paged past 250 with _links.next cursors', async () => {
@@ -370,11 +417,44 @@ await check('v1 search.searchByCQL(title ~ / text ~)', async () => {
   ok(x.results.some((r) => r.content.id === PAGES.labelled.id), 'text ~ finds the page');
 });
 
-await check('v1 search.searchByCQL(type in (page, blogpost) / parent = / ancestor =)', async () => {
-  const t = await v1.search.searchByCQL({ cql: `space = "${BIG.key}" and type in (page, blogpost)`, limit: 1 });
-  eq(t.totalSize, BIG_IDS.length, 'totalSize');
-  const { ids: kids } = await searchAll(`parent = ${HOME.id}`, 100, false);
-  setEq(kids, childrenOf(HOME.id), 'parent = home');
+/** Object keys sorted, for comparing id -> type maps. */
+const byKey = (o) => Object.fromEntries(Object.entries(o).sort(([a], [b]) => a.localeCompare(b)));
+
+await check('v1 search.searchByCQL(type in (page, blogpost)): current pages and blog posts', async () => {
+  // a space with a blog post the service account sees (the biggest one if it has one)
+  let sp;
+  let want;
+  for (const s of [BIG, ...spaces.filter((x) => x.key !== BIG.key)]) {
+    want = index(await simContent(s.key, { type: 'page,blogpost' }));
+    if ([...want.values()].some((x) => x.type === 'blogpost')) {
+      sp = s;
+      break;
+    }
+  }
+  ok(sp, 'a space has a blog post the service account sees');
+  const cql = `space = "${sp.key}" and type in (page, blogpost)`;
+  const t = await v1.search.searchByCQL({ cql, limit: 1 });
+  eq(t.totalSize, want.size, 'totalSize: current pages + blog posts');
+  const { ids, types } = await searchAll(cql, 100, false);
+  eq(ids.length, new Set(ids).size, 'no item twice');
+  eq(byKey(types), byKey(Object.fromEntries([...want].map(([id, x]) => [id, x.type]))), 'items and their type');
+  return `${sp.key}: ${ids.length}`;
+});
+
+await check('v1 search.searchByCQL(parent = / parent = and type = page / parent = folder / ancestor =)', async () => {
+  const want = directChildren(HOME.id);
+  ok(Object.values(want).some((t) => t !== 'page'), `the home page needs a child that is not a page: ${JSON.stringify(want)}`);
+  const { ids: kids, types } = await searchAll(`parent = ${HOME.id}`, 100, false);
+  eq(kids.length, new Set(kids).size, 'no item twice');
+  eq(byKey(types), byKey(want), 'parent = home: direct children of every type');
+  const { ids: kidPages } = await searchAll(`parent = ${HOME.id} and type = page`, 100, false);
+  setEq(kidPages, childrenOf(HOME.id), 'parent = home and type = page');
+  const folders = [...ALL_KINDS].filter(([id, x]) => x.type === 'folder' && Object.keys(directChildren(id)).length);
+  ok(folders.length, 'the space needs a folder with content the service account sees');
+  for (const [f] of folders) {
+    const { types: inFolder } = await searchAll(`parent = ${f}`, 100, false);
+    eq(byKey(inFolder), byKey(directChildren(f)), `parent = folder ${f}`);
+  }
   const top = PAGES.deep.ancestors[PAGES.deep.ancestors.length - 1];
   const { ids: desc } = await searchAll(`ancestor = ${top}`, 100, false);
   ok(desc.includes(PAGES.deep.id), 'ancestor = parent finds the page');

@@ -85,12 +85,36 @@ SA_ID = me["account_id"]
 spaces = sim("/spaces")
 spaces.sort(key=lambda s: int(s["id"]))
 by_key = {s["key"]: s for s in spaces}
-# the space the service account sees most pages of drives the paging checks
-visible = {s["key"]: sim(f"/spaces/{s['key']}/pages?visible_to={urllib.parse.quote(SA_ID)}") for s in spaces}
+
+
+def sim_content(key, **params):
+    """/_sim/spaces/{key}/pages: what the service account sees in the space, as parallel
+    ids/parents/statuses/types lists. Defaults: status=current, type=page."""
+    return sim(f"/spaces/{key}/pages?{urllib.parse.urlencode({'visible_to': SA_ID, **params})}")
+
+
+def index(listing):
+    """id -> {parent, status, type} of a sim_content() answer."""
+    return {
+        i: {"parent": p, "status": st, "type": t}
+        for i, p, st, t in zip(listing["ids"], listing["parents"], listing["statuses"], listing["types"])
+    }
+
+
+# the space the service account sees most (current) pages of drives the paging checks
+visible = {s["key"]: sim_content(s["key"]) for s in spaces}
 BIG = max(spaces, key=lambda s: visible[s["key"]]["count"])
 BIG_IDS = set(visible[BIG["key"]]["ids"])
 PARENTS = dict(zip(visible[BIG["key"]]["ids"], visible[BIG["key"]]["parents"]))
 ok(len(BIG_IDS) > 250, f"the site needs a space with > 250 visible pages (biggest has {len(BIG_IDS)})")
+# v2 page lists return current and archived pages unless given status= (v2 spec: "By default,
+# current and archived are used")
+LIVE = index(sim_content(BIG["key"], status="current,archived"))
+ARCHIVED_IDS = {i for i, x in LIVE.items() if x["status"] == "archived"}
+ok(ARCHIVED_IDS, "the space needs an archived page the service account sees")
+ok(BIG_IDS == {i for i, x in LIVE.items() if x["status"] == "current"}, "/_sim/ status=current is the default")
+# every kind of current content the service account sees (folders, blog posts, whiteboards, ...)
+ALL_KINDS = index(sim_content(BIG["key"], type="all"))
 
 
 def sim_page(pid):
@@ -98,7 +122,13 @@ def sim_page(pid):
 
 
 def visible_children(pid):
+    """The current pages directly below pid (a page or a folder) the service account sees."""
     return [q for q in BIG_IDS if PARENTS[q] == pid]
+
+
+def visible_direct_children(pid):
+    """Every current item of any type directly below pid the service account sees."""
+    return {q: x["type"] for q, x in ALL_KINDS.items() if x["parent"] == pid}
 
 
 # A page with labels, attachments, children and ancestors, visible to the service account.
@@ -170,18 +200,19 @@ def _():
     eq(s["key"], BIG["key"], "key")
 
 
-@check("v2 get(spaces/{id}/pages?body-format=storage&limit=250) following _links.next")
+@check("v2 get(spaces/{id}/pages?body-format=storage&limit=250) following _links.next: current and archived")
 def _():
     got, calls = follow_v2(f"api/v2/spaces/{BIG['id']}/pages", {"body-format": "storage", "limit": 250})
     ids = [p["id"] for p in got]
     eq(len(ids), len(set(ids)), "no page twice")
-    eq(set(ids), BIG_IDS, "the pages /_sim/ says the service account sees")
+    eq(set(ids), set(LIVE), "the current and archived pages /_sim/ says the service account sees")
     ok(calls >= 2, f"paged ({calls} calls)")
     for p in got:
+        eq(p["status"], LIVE[p["id"]]["status"], f"status of {p['id']}")
         ok(p["body"]["storage"]["representation"] == "storage", "storage body")
         ok(isinstance(p["body"]["storage"]["value"], str), "body value")
         eq(p["spaceId"], str(BIG["id"]), "spaceId")
-    return f"{len(ids)} pages in {calls} calls"
+    return f"{len(ids)} pages ({len(ARCHIVED_IDS)} archived) in {calls} calls"
 
 
 @check("v2 get(spaces/{id}/pages?limit=7) small pages: every page once")
@@ -189,17 +220,40 @@ def _():
     got, calls = follow_v2(f"api/v2/spaces/{BIG['id']}/pages", {"limit": 7, "sort": "-modified-date"})
     ids = [p["id"] for p in got]
     eq(len(ids), len(set(ids)), "no page twice")
-    eq(set(ids), BIG_IDS, "all pages")
+    eq(set(ids), set(LIVE), "all current and archived pages")
     return f"{calls} calls"
 
 
-@check("v2 get_pages(space_id, body_format=storage, limit=250) -> GET /wiki/api/v2/pages?space-id=")
+@check("v2 get(spaces/{id}/pages?status=current&limit=250): current pages only")
 def _():
+    got, calls = follow_v2(f"api/v2/spaces/{BIG['id']}/pages", {"status": "current", "limit": 250})
+    ids = [p["id"] for p in got]
+    eq(len(ids), len(set(ids)), "no page twice")
+    eq(set(ids), BIG_IDS, "the current pages /_sim/ says the service account sees")
+    for p in got:
+        eq(p["status"], "current", f"status of {p['id']}")
+    return f"{len(ids)} pages in {calls} calls"
+
+
+@check("v2 get_pages(space_id, body_format=storage, limit=250) -> GET /wiki/api/v2/pages?space-id=&status=current")
+def _():
+    # the library sends status=current unless told otherwise
     got = v2.get_pages(space_id=str(BIG["id"]), body_format="storage", limit=250)
     ids = [p["id"] for p in got]
     eq(len(ids), len(set(ids)), "no page twice")
-    eq(set(ids), BIG_IDS, "all pages of the space")
+    eq(set(ids), BIG_IDS, "all current pages of the space")
     return f"{len(ids)} pages"
+
+
+@check("v2 get_pages(space_id, status=archived) -> GET /wiki/api/v2/pages?space-id=&status=archived")
+def _():
+    # body_format given: without it the library sends body-format=none, outside the v2 spec's
+    # PrimaryBodyRepresentation (storage, atlas_doc_format), which the simulator refuses (400)
+    got = v2.get_pages(space_id=str(BIG["id"]), status="archived", body_format="storage", limit=250)
+    eq({p["id"] for p in got}, ARCHIVED_IDS, "the archived pages of the space")
+    for p in got:
+        eq(p["status"], "archived", f"status of {p['id']}")
+    return f"{len(got)} pages"
 
 
 @check("v2 get_page_by_id(id, body_format=storage) -> GET /wiki/api/v2/pages/{id}")
@@ -485,18 +539,51 @@ def _():
     ok(PAGES["labelled"]["id"] in ids, "a page whose title has the word matches text ~")
 
 
+def search_types(results):
+    return {r["content"]["id"]: r["content"]["type"] for r in results}
+
+
 @check("v1 cql(type in (page, blogpost))")
 def _():
-    got = v1.cql(f'space = "{BIG["key"]}" and type in (page, blogpost)', limit=10)
-    eq(got["totalSize"], len(BIG_IDS), "totalSize (the simulator has no blog posts)")
-    for r in got["results"]:
-        ok(r["content"]["type"] in ("page", "blogpost"), "type")
+    # a space with a blog post the service account sees (the biggest one if it has one)
+    for sp in sorted(spaces, key=lambda s: s["key"] != BIG["key"]):
+        want = index(sim_content(sp["key"], type="page,blogpost"))
+        if "blogpost" in {x["type"] for x in want.values()}:
+            break
+    else:
+        raise AssertionError("no space has a blog post the service account sees")
+    cql = f'space = "{sp["key"]}" and type in (page, blogpost)'
+    eq(v1.cql(cql, limit=10)["totalSize"], len(want), "totalSize: current pages + blog posts")
+    got = cql_all(cql, limit=100)
+    eq(len(got), len(search_types(got)), "no item twice")
+    eq(search_types(got), {i: x["type"] for i, x in want.items()}, "current pages and blog posts, with their type")
+    return f"{sp['key']}: {len(got)}"
 
 
-@check("v1 cql(parent = id)")
+@check("v1 cql(parent = id): direct children of every type")
 def _():
+    want = visible_direct_children(HOME["id"])
+    ok(set(want.values()) - {"page"}, f"the home page needs a child that is not a page: {want}")
     got = cql_all(f"parent = {HOME['id']}", limit=100)
-    eq(set(search_ids(got)), set(visible_children(HOME["id"])), "direct children")
+    eq(len(got), len(search_types(got)), "no item twice")
+    eq(search_types(got), want, "direct children of the home page, with their type")
+    return ", ".join(sorted(set(want.values())))
+
+
+@check("v1 cql(parent = id and type = page)")
+def _():
+    got = cql_all(f"parent = {HOME['id']} and type = page", limit=100)
+    eq(sorted(search_ids(got)), sorted(visible_children(HOME["id"])), "direct child pages of the home page")
+
+
+@check("v1 cql(parent = folder id)")
+def _():
+    folders = [i for i, x in ALL_KINDS.items() if x["type"] == "folder" and visible_direct_children(i)]
+    ok(folders, "the space needs a folder with content the service account sees")
+    for f in folders:
+        got = cql_all(f"parent = {f}", limit=100)
+        eq(search_types(got), visible_direct_children(f), f"direct children of folder {f}")
+    return f"{len(folders)} folders"
 
 
 @check("v1 cql(ancestor = id)")
