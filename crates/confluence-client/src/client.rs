@@ -553,11 +553,16 @@ impl Client {
             );
         })
         .await;
+        let prefix = if self.inner.site.is_some() {
+            self.inner.base.path().trim_end_matches('/')
+        } else {
+            ""
+        };
         match result {
             Ok(v) => Ok(v),
             Err(f) => {
                 let n = attempts.load(Ordering::Relaxed);
-                match f.kind {
+                let e = match f.kind {
                     FailKind::Status(429) => Err(Error::RateLimited {
                         path: call.path(),
                         attempts: n,
@@ -572,7 +577,8 @@ impl Client {
                         })
                     }
                     _ => Err(f.error),
-                }
+                };
+                e.map_err(|e| e.on_site_path(prefix))
             }
         }
     }

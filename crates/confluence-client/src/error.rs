@@ -161,6 +161,36 @@ impl Error {
         }
     }
 
+    /// The request path as people know it: through the gateway a path starts with
+    /// `/ex/confluence/{cloudId}`, which is dropped so messages name the site's own path
+    /// (`/wiki/…`), never the gateway.
+    pub(crate) fn on_site_path(mut self, gateway_prefix: &str) -> Self {
+        if gateway_prefix.is_empty() {
+            return self;
+        }
+        match &mut self {
+            Error::Unauthorized { path, .. }
+            | Error::MissingScope { path, .. }
+            | Error::DownloadRefused { path, .. }
+            | Error::Forbidden { path, .. }
+            | Error::NotFound { path, .. }
+            | Error::AlreadyExists { path, .. }
+            | Error::BadRequest { path, .. }
+            | Error::RateLimited { path, .. }
+            | Error::ServiceUnavailable { path, .. }
+            | Error::Server { path, .. }
+            | Error::Decode { path, .. }
+            | Error::Transport { path, .. }
+            | Error::InvalidResponse { path, .. } => {
+                if let Some(rest) = path.strip_prefix(gateway_prefix) {
+                    *path = rest.to_owned();
+                }
+            }
+            Error::OAuthToken { .. } | Error::Config(_) => {}
+        }
+        self
+    }
+
     /// True for [`Error::NotFound`]; handy for "delete if present" logic.
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::NotFound { .. })

@@ -201,7 +201,8 @@ pub struct Attachment {
     /// Container page id.
     #[serde(default, deserialize_with = "de_opt_id")]
     pub page_id: Option<String>,
-    /// Relative download link (use [`crate::Client::download_attachment`] instead).
+    /// Relative legacy download link: Cloud answers 401 there to API tokens (CHANGE-2735);
+    /// use [`crate::Client::download_attachment`].
     #[serde(default)]
     pub download_link: Option<String>,
     /// Media-services file id.
@@ -523,7 +524,9 @@ pub struct Content {
 }
 
 impl Content {
-    /// An attachment's `_links.download`, for [`crate::Client::download_link`].
+    /// An attachment's `_links.download` (`/wiki/download/attachments/…`). Informational only:
+    /// Cloud answers 401 there to API tokens (CHANGE-2735); download through
+    /// [`crate::Client::download_attachment`].
     pub fn download_link(&self) -> Option<&str> {
         self.links.as_ref()?.get("download")?.as_str()
     }

@@ -55,6 +55,11 @@ pub struct Knobs {
     pub endpoint_rate_limit: Option<RateLimit>,
     /// Per-endpoint overrides of `endpoint_rate_limit`, keyed by stats key.
     pub endpoint_rate_limits: BTreeMap<String, RateLimit>,
+    /// The REST download (`…/child/attachment/{id}/download`) answers 404, as on a site where
+    /// only the legacy servlet path serves files — Confluence Data Center/Server ("the REST
+    /// `/download` endpoint is Cloud-only", <https://github.com/pchuri/confluence-cli/pull/199>)
+    /// or a proxy that blocks it. For `kbgate doctor`'s "legacy download only" check.
+    pub rest_download_missing: bool,
 }
 
 /// Call counters (`GET /_sim/stats`). `/_sim/*` calls are never counted.

@@ -1219,6 +1219,12 @@ async fn download_redirect(
     Path((id, att)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let not_found = || ApiError::not_found(F, format!("No attachment found with id: {att}"));
+    if sim.knobs().rest_download_missing {
+        return Err(ApiError::not_found(
+            F,
+            format!("No route for GET /wiki/rest/api/content/{id}/child/attachment/{att}/download"),
+        ));
+    }
     let pid: u64 = id.parse().map_err(|_| not_found())?;
     let aid: u64 = att
         .trim_start_matches("att")

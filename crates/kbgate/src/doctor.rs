@@ -440,6 +440,15 @@ async fn check_space(client: &Client, key: &str, r: &mut Report, auth: &Confluen
     }
     .await;
     match result {
+        Err(ClientError::NotFound { path, message }) => r.fail(
+            dname,
+            format!("not found (404) on {path}: {message}"),
+            "the REST download is missing: this site serves files only on the legacy \
+             /wiki/download/attachments path (Confluence Data Center/Server, or a proxy that \
+             blocks /wiki/rest/api/content/{id}/child/attachment/{attId}/download); kbgate \
+             needs Confluence Cloud's REST download (the legacy path refuses API tokens on \
+             Cloud since CHANGE-2735)",
+        ),
         Ok(n) => r.push(
             dname,
             Status::Ok,

@@ -150,6 +150,10 @@ async fn fails(config: String, secret: &str, name: &str, fix: &str) -> Value {
     let (code, out) = doctor(dir.path(), config.clone(), secret, true).await;
     assert_eq!(code, Some(1), "{name}: {out}");
     assert!(!out.contains(secret), "secret in the output");
+    assert!(
+        !out.contains("/ex/confluence/"),
+        "messages name the site's paths, never the gateway: {out}"
+    );
     let r: Value = serde_json::from_str(&out).expect("json");
     assert_eq!(r["ok"], false);
     let c = check(&r, name);
@@ -272,6 +276,23 @@ async fn each_failure_says_what_to_fix() {
     )
     .await;
     sim.state().set_media_token_ttl(Duration::from_secs(60));
+
+    // Legacy download only: the REST download is missing (Data Center, or a blocking proxy).
+    let mut knobs = sim.state().knobs();
+    knobs.rest_download_missing = true;
+    sim.state().set_knobs(knobs.clone());
+    fails(
+        format!(
+            "{}{kb}",
+            confluence(&sim, "api_token", &svc.email, "secret")
+        ),
+        &svc.api_token,
+        "space KB: attachment download",
+        "legacy",
+    )
+    .await;
+    knobs.rest_download_missing = false;
+    sim.state().set_knobs(knobs);
 
     // Native audiences with an account that is not a Confluence administrator.
     let plain = sim
