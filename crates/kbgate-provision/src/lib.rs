@@ -60,5 +60,5 @@ pub use desired::{DesiredAudience, DesiredState, desired_state, group_name, gues
 pub use diff::GUESTS_PER_PAID_USER;
 pub use error::ProvisionError;
 pub use people::{BadRow, ImportReport, import_people_csv, list_people, record_access_request};
-pub use plan::{Action, Note, Op, Plan};
+pub use plan::{Action, LimitHold, Note, Op, Plan};
 pub use reconciler::{ReconcileOptions, Reconciler};
