@@ -564,7 +564,7 @@ fn guest_allowance(
     let waiting: usize = plan.limits.iter().map(|l| l.waiting.len()).sum();
     plan.warnings.push(Note::general(format!(
         "guests would exceed Confluence's allowance of {GUESTS_PER_PAID_USER} per paid user: \
-         {}{existing} existing + {new_total} new > {allowance} ({paid} paid users). kbgate \
+         {}{existing} existing + {new_total} new > {allowance} ({paid} licensed users). kbgate \
          provisions the {} that fit and leaves {waiting} waiting on the guest limit (see LIMIT). \
          Way out: more paid users, or delivery = \"portal\" (no seats, no guest limit).",
         if lower_bound { "at least " } else { "" },
