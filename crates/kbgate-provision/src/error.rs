@@ -114,6 +114,14 @@ pub(crate) fn describe_failure(what: &str, e: &confluence_client::Error) -> Stri
         confluence_client::Error::Unauthorized { .. } => {
             format!("{what}: unauthorized (401); fix: check [confluence] email and the API token")
         }
+        // Confluence reports rate limits as 429 with Retry-After (developer.atlassian.com/
+        // cloud/confluence/rate-limiting/), not as a 403; the client already waited and
+        // retried. Nothing about permissions or seats: run apply again later.
+        confluence_client::Error::RateLimited { attempts, .. } => format!(
+            "{what}: rate limited (429) by Confluence, still after {attempts} attempt(s) \
+             honouring Retry-After; not done: run apply again later (the journal resumes), or \
+             lower [confluence] requests_per_second"
+        ),
         other => format!("{what}: {other}"),
     }
 }
@@ -166,6 +174,19 @@ mod tests {
             d.contains("give the service account Confluence administrator"),
             "{d}"
         );
+    }
+
+    #[test]
+    fn a_rate_limit_is_neither_a_permission_nor_a_seat() {
+        let d = describe_failure(
+            "add a@x.com to group kbgate-acme",
+            &confluence_client::Error::RateLimited {
+                path: "/wiki/rest/api/group/userByGroupId".into(),
+                attempts: 5,
+            },
+        );
+        assert!(d.contains("429") && d.contains("again later"), "{d}");
+        assert!(!d.contains("admin") && !d.contains("paid users"), "{d}");
     }
 
     #[test]
