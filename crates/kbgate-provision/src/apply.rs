@@ -191,6 +191,9 @@ pub(crate) struct Exec<'a> {
     failed_people: Mutex<BTreeSet<String>>,
     /// (group, email) of memberships that did not succeed in this run.
     failed_memberships: Mutex<BTreeSet<(String, String)>>,
+    /// Set once Confluence answered that the guest limit is reached (its words): the
+    /// remaining guest memberships of the run wait without a call.
+    guest_limit_reached: Mutex<Option<String>>,
     /// (group, email) of memberships refused at a site limit in this run.
     waiting_memberships: Mutex<BTreeMap<(String, String), confluence_client::Limit>>,
     created: Mutex<Vec<String>>,
@@ -233,6 +236,7 @@ impl<'a> Exec<'a> {
             failed_people: Mutex::new(BTreeSet::new()),
             failed_memberships: Mutex::new(BTreeSet::new()),
             waiting_memberships: Mutex::new(BTreeMap::new()),
+            guest_limit_reached: Mutex::new(None),
             created: Mutex::new(Vec::new()),
             summary: Mutex::new(ApplySummary::default()),
             fatal: Mutex::new(None),
@@ -277,6 +281,12 @@ impl<'a> Exec<'a> {
                     .for_each_concurrent(self.concurrency, |b| self.invite_batch(b))
                     .await;
             } else {
+                // After Confluence's first "guest limit" answer, the remaining memberships that
+                // would make people guests wait without a call (see `run_one`). When the plan's
+                // count of room is exact (it is with `allow_undocumented_apis`), nothing is
+                // refused and the outcome does not depend on the order of the requests; when
+                // kbgate could not see every guest, which of the last people get the last
+                // places can depend on it (the plan still reports every one of them).
                 futures::stream::iter(actions)
                     .for_each_concurrent(self.concurrency, |a| self.run_one(a))
                     .await;
@@ -364,7 +374,31 @@ impl<'a> Exec<'a> {
         if !self.journal(a, state::PENDING, None).await {
             return;
         }
-        let outcome = match self.execute(a).await {
+        let full = makes_guest(&a.op)
+            .then(|| lock(&self.guest_limit_reached).clone())
+            .flatten();
+        let outcome = match full {
+            Some(why) => Outcome::Waiting {
+                limit: confluence_client::Limit::Guests,
+                why: format!("not tried: {why}"),
+            },
+            None => self.execute_reporting(a).await,
+        };
+        if let (Outcome::Waiting { limit, why }, true) = (&outcome, makes_guest(&a.op))
+            && *limit == confluence_client::Limit::Guests
+        {
+            lock(&self.guest_limit_reached).get_or_insert_with(|| why.clone());
+        }
+        if let (Outcome::Failed { .. } | Outcome::Skipped { .. }, Op::CreateSiteUser { email }) =
+            (&outcome, &a.op)
+        {
+            lock(&self.failed_people).insert(email.clone());
+        }
+        self.after(a, outcome).await;
+    }
+
+    async fn execute_reporting(&self, a: &Action) -> Outcome {
+        match self.execute(a).await {
             Ok(o) => o,
             Err(Fail::Client(what, e)) => self.client_failure(&what, e),
             Err(Fail::Store(e)) => {
@@ -374,12 +408,10 @@ impl<'a> Exec<'a> {
                     uncertain: true,
                 }
             }
-        };
-        if let (Outcome::Failed { .. } | Outcome::Skipped { .. }, Op::CreateSiteUser { email }) =
-            (&outcome, &a.op)
-        {
-            lock(&self.failed_people).insert(email.clone());
         }
+    }
+
+    async fn after(&self, a: &Action, outcome: Outcome) {
         if let (
             Outcome::Failed { .. } | Outcome::Skipped { .. },
             Op::AddGroupMember { group, email },
@@ -830,6 +862,14 @@ enum Fail {
     Client(String, confluence_client::Error),
     Store(kbgate_store::StoreError),
 }
+
+/// Whether the action adds someone to one of kbgate's guest groups (which makes them a guest).
+fn makes_guest(op: &Op) -> bool {
+    matches!(op, Op::AddGroupMember { group, .. } if group.starts_with(GUEST_GROUP_PREFIX))
+}
+
+/// Prefix of [`crate::desired::guest_group_name`].
+const GUEST_GROUP_PREFIX: &str = "guests-kbgate-";
 
 fn person_of(op: &Op) -> Option<&str> {
     match op {
