@@ -227,3 +227,138 @@ async fn confluences_403_at_the_limit_is_waiting_not_a_permission_failure() {
         "{next}"
     );
 }
+
+/// Makes the site have exactly `paid` paid users, all members of the default product-access
+/// group (what kbgate counts) and nobody else licensed (apps and deactivated users included),
+/// so that kbgate's count and Confluence's agree.
+fn set_paid_users(h: &SimHandle, paid: usize) {
+    h.state().write(|s| {
+        let group = s.default_access_group.clone().expect("default group");
+        let service = s
+            .service_account
+            .as_ref()
+            .and_then(|c| s.user_by_email(&c.email))
+            .map(|u| u.account_id.clone());
+        let mut licensed: Vec<String> = s
+            .users
+            .values()
+            .filter(|u| u.kind == UserKind::Licensed)
+            .map(|u| u.account_id.clone())
+            .collect();
+        // The service account stays licensed.
+        licensed.sort_by_key(|id| Some(id) != service.as_ref());
+        let mut kept = 0;
+        for id in licensed {
+            let u = s.users.get_mut(&id).unwrap();
+            let keep = kept < paid
+                && u.status == confluence_sim::model::UserStatus::Active
+                && u.account_type != confluence_sim::model::AccountType::App;
+            let g = s.groups.get_mut(&group).unwrap();
+            if keep {
+                kept += 1;
+                g.members.insert(id);
+            } else {
+                u.kind = UserKind::Unlicensed;
+                g.members.remove(&id);
+            }
+        }
+        for i in kept..paid {
+            let id = format!("staff-{i}");
+            s.insert_user(confluence_sim::model::User {
+                account_id: id.clone(),
+                email: format!("staff{i}@staff.example"),
+                display_name: format!("staff {i}"),
+                account_type: confluence_sim::model::AccountType::Atlassian,
+                status: confluence_sim::model::UserStatus::Active,
+                kind: UserKind::Licensed,
+                is_admin: false,
+            });
+            s.groups.get_mut(&group).unwrap().members.insert(id);
+        }
+        assert_eq!(s.paid_count(), paid);
+    });
+}
+
+struct IssueRun {
+    guests: BTreeSet<String>,
+    failed: usize,
+    held: usize,
+    waiting: usize,
+    after_second: BTreeSet<String>,
+}
+
+/// Issue 16's site: 3 native audiences of 300 people each (group, unlicensed, guest) on a site
+/// with 45 paid users (225 guests); one plan + apply, then — once the group's invitations
+/// have completed (300 more paid users) — another.
+async fn issue_16(throttle: bool) -> IssueRun {
+    let t = kbgate_store::testing::sqlite().await;
+    let h = sim(SimConfig::default()).await;
+    set_paid_users(&h, 45);
+    let guests_people = emails("g", "globex.co.uk", 300);
+    add_people(&*t.store, &emails("a", "acme.com", 300)).await;
+    add_people(&*t.store, &emails("u", "initech.io", 300)).await;
+    add_people(&*t.store, &guests_people).await;
+    let p = policy(
+        vec![
+            aud("acme", &["acme.com"], &["KB"], Delivery::Group),
+            aud("initech", &["initech.io"], &["KB"], Delivery::Unlicensed),
+            aud("globex", &["globex.co.uk"], &["KB"], Delivery::Guest),
+        ],
+        &[],
+    );
+    let o = kbgate_provision::ReconcileOptions {
+        allow_undocumented_apis: true,
+        ..opts()
+    };
+    let mut client = client_with(&h, throttle);
+    if throttle {
+        // Issue 16's slow run used the client's default throttle; 100/s keeps the test short
+        // while invitations (1 s of simulator time) still complete in the middle of the apply.
+        let a = h.service_account();
+        let mut cfg = ClientConfig::new(
+            h.base_url().parse().unwrap(),
+            &a.email,
+            a.api_token.as_str(),
+        );
+        cfg.requests_per_second = 100;
+        client = Client::new(cfg).unwrap();
+    }
+    let r = Reconciler::new(client, t.store.clone(), p, o);
+    let plan = r.plan().await.unwrap();
+    let s = r.apply(&plan, &NoProgress).await.unwrap();
+    let ours = |h: &SimHandle| -> BTreeSet<String> {
+        guest_emails(h, "globex.co.uk")
+            .into_iter()
+            .filter(|e| guests_people.contains(e))
+            .collect()
+    };
+    let guests = ours(&h);
+    settle_invites(&h);
+    let (_, _) = r.converge(&NoProgress, 4).await.unwrap();
+    IssueRun {
+        guests,
+        failed: s.failed,
+        held: s.held,
+        waiting: s.waiting,
+        after_second: ours(&h),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_16_same_outcome_with_and_without_the_throttle() {
+    let fast = issue_16(false).await;
+    let slow = issue_16(true).await;
+    for run in [&fast, &slow] {
+        assert_eq!(run.failed, 0, "nothing fails at the guest limit");
+        assert_eq!(
+            run.waiting, 0,
+            "the plan's count was exact: Confluence refused nothing"
+        );
+        assert!(run.held > 0, "the guests beyond 225 wait");
+        assert_eq!(run.guests.len() + run.held, 300);
+        // Once the 300 invited group members count as paid users, there is room for all.
+        assert_eq!(run.after_second.len(), 300);
+    }
+    assert_eq!(fast.guests, slow.guests, "the same people, at any speed");
+    assert_eq!(fast.held, slow.held);
+}
