@@ -721,10 +721,18 @@ fn classify(status: StatusCode, path: String, message: String, call: &Call) -> E
                 .map_or_else(|| "the scope this call needs".to_owned(), |c| c.describe()),
         },
         401 => Error::Unauthorized { path, message },
-        403 => Error::Forbidden {
-            path,
-            message,
-            hint,
+        // A 403 that names a limit of the site is about room, not permission.
+        403 => match crate::error::Limit::from_message(&message) {
+            Some(limit) => Error::LimitReached {
+                path,
+                message,
+                limit,
+            },
+            None => Error::Forbidden {
+                path,
+                message,
+                hint,
+            },
         },
         404 => Error::NotFound { path, message },
         409 => Error::AlreadyExists { path, message },

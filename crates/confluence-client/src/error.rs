@@ -63,6 +63,18 @@ pub enum Error {
         /// The permission this call needs.
         hint: &'static str,
     },
+    /// 403 whose message names one of the site's limits (the guest allowance, the plan's user
+    /// limit): the account has the permission, the site has no room. Only more room (more paid
+    /// users, a bigger plan) or fewer users fixes it; admin rights do not. See [`Limit`].
+    #[error("{limit} reached (403) on {path}: {message} ({})", limit.advice())]
+    LimitReached {
+        /// Request path.
+        path: String,
+        /// Atlassian's message.
+        message: String,
+        /// Which limit.
+        limit: Limit,
+    },
     /// 404: the object does not exist or the account may not see it.
     #[error("not found (404) on {path}: {message}")]
     NotFound {
@@ -152,7 +164,7 @@ impl Error {
         match self {
             Error::Unauthorized { .. } | Error::MissingScope { .. } => Some(401),
             Error::DownloadRefused { status, .. } => Some(*status),
-            Error::Forbidden { .. } => Some(403),
+            Error::Forbidden { .. } | Error::LimitReached { .. } => Some(403),
             Error::NotFound { .. } => Some(404),
             Error::BadRequest { status, .. } | Error::Server { status, .. } => Some(*status),
             Error::RateLimited { .. } => Some(429),
@@ -196,9 +208,84 @@ impl Error {
         matches!(self, Error::NotFound { .. })
     }
 
+    /// The site limit this error reports, if it is one ([`Error::LimitReached`]).
+    pub fn limit(&self) -> Option<Limit> {
+        match self {
+            Error::LimitReached { limit, .. } => Some(*limit),
+            _ => None,
+        }
+    }
+
     /// True for [`Error::AlreadyExists`].
     pub fn is_already_exists(&self) -> bool {
         matches!(self, Error::AlreadyExists { .. })
+    }
+}
+
+/// A limit of the site that Confluence Cloud answers with a 403 naming it (rather than a
+/// permission). Recognised from Atlassian's own message ([`Limit::from_message`]).
+///
+/// Evidence for each (how Confluence reports it):
+/// * [`Limit::Guests`]: "Guests are free of charge (up to 5 guests per paid user)"
+///   (support.atlassian.com/confluence-cloud/docs/invite-guests-for-external-collaboration/);
+///   beyond it Confluence refuses the guest with "You've reached your guest limit: your site
+///   can have up to N guests (5 per paid user)" (message as observed by kbgate's operators,
+///   issue 16; Atlassian publishes no body for it). Paid users count for billing as soon as
+///   they are added, "even if they don't accept your invite or log in" (Atlassian billing
+///   docs, "Manage users"), and so do guests.
+/// * [`Limit::Users`]: "Total number of users (paid + guests) can't exceed the current
+///   Confluence site user limit" (same page); at the limit admin answers "You've reached the
+///   maximum number of users for your plan. To add this user, upgrade your plan."
+///   (support.atlassian.com/atlassian-cloud/kb/what-happens-when-you-exceed-your-user-license-limit-in-confluence-cloud/).
+/// * Rate limits are not a 403: Confluence answers 429 with `Retry-After` (and some 503 with
+///   `Retry-After` when "a resource limit has been reached"), see
+///   developer.atlassian.com/cloud/confluence/rate-limiting/ — [`Error::RateLimited`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Limit {
+    /// The guest allowance: 5 guests per paid user.
+    Guests,
+    /// The site's user limit (the plan's user tier: paid users plus guests).
+    Users,
+}
+
+impl Limit {
+    /// Recognises a limit from Atlassian's message of a 403, if it names one.
+    pub fn from_message(message: &str) -> Option<Limit> {
+        let m = message.to_ascii_lowercase();
+        if m.contains("guest limit")
+            || (m.contains("guests") && m.contains("per paid user") && m.contains("reached"))
+        {
+            return Some(Limit::Guests);
+        }
+        if m.contains("maximum number of users") || m.contains("user limit") {
+            return Some(Limit::Users);
+        }
+        None
+    }
+
+    /// The way out, for humans.
+    pub fn advice(self) -> &'static str {
+        match self {
+            Limit::Guests => {
+                "a site may have 5 guests per paid user; add paid users, remove guests, or deliver \
+                 the audience through kbgate's portal (no guests, no seats); admin rights do not \
+                 help"
+            }
+            Limit::Users => {
+                "the plan's user tier is full; upgrade the plan or remove users' product access; \
+                 admin rights do not help"
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Limit::Guests => "guest limit",
+            Limit::Users => "user limit",
+        })
     }
 }
 
@@ -357,6 +444,30 @@ mod tests {
         let m = atlassian_message(body.as_bytes());
         assert!(m.len() < 600, "{}", m.len());
         assert_eq!(atlassian_message(b""), "(no message)");
+    }
+
+    #[test]
+    fn limits_are_recognised_from_the_message() {
+        assert_eq!(
+            Limit::from_message(
+                "You've reached your guest limit: your site can have up to 225 guests (5 per paid user)."
+            ),
+            Some(Limit::Guests)
+        );
+        assert_eq!(
+            Limit::from_message(
+                "You've reached the maximum number of users for your plan. To add this user, upgrade your plan."
+            ),
+            Some(Limit::Users)
+        );
+        assert_eq!(
+            Limit::from_message("User is not authorized to manage permissions of space KB"),
+            None
+        );
+        assert_eq!(
+            Limit::from_message("You do not have permission to create users."),
+            None
+        );
     }
 
     #[test]

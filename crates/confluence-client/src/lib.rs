@@ -44,7 +44,7 @@ pub use config::{
     ATLASSIAN_GATEWAY, ATLASSIAN_TOKEN_URL, ClientConfig, OAuthClientCredentials, RetryConfig,
     Secret, gateway_base,
 };
-pub use error::{Error, Result};
+pub use error::{Error, Limit, Result};
 pub use models::*;
 pub use paging::Paged;
 pub use stats::CallStats;

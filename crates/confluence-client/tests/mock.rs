@@ -1148,3 +1148,46 @@ async fn near_limit_header_slows_the_client_down() {
         Some("\"burst\";q=100;w=1")
     );
 }
+
+/// A 403 whose body names a site limit is `LimitReached` (room, not permission); any other 403
+/// stays `Forbidden` with the permission hint (issue 16).
+#[tokio::test]
+async fn a_403_naming_a_limit_is_a_limit_not_a_permission() {
+    let app = Router::new().route(
+        "/wiki/rest/api/group/userByGroupId",
+        post(|Query(q): Query<std::collections::HashMap<String, String>>| async move {
+            let message = match q.get("groupId").map(String::as_str) {
+                Some("guests") => {
+                    "You've reached your guest limit: your site can have up to 225 guests (5 per paid user). Add more paid users or remove guests to invite more."
+                }
+                Some("users") => {
+                    "You've reached the maximum number of users for your plan. To add this user, upgrade your plan."
+                }
+                _ => "User is not permitted to add users to groups",
+            };
+            (
+                StatusCode::FORBIDDEN,
+                Json(serde_json::json!({ "statusCode": 403, "message": message })),
+            )
+        }),
+    );
+    let c = Client::new(config(serve(app).await)).unwrap();
+    let e = c.add_group_member("guests", "a1").await.unwrap_err();
+    assert!(
+        matches!(&e, Error::LimitReached { limit: confluence_client::Limit::Guests, message, .. } if message.contains("225 guests")),
+        "{e:?}"
+    );
+    assert_eq!(e.status(), Some(403));
+    assert_eq!(e.limit(), Some(confluence_client::Limit::Guests));
+    let shown = e.to_string();
+    assert!(
+        shown.contains("guest limit reached") && shown.contains("portal"),
+        "{shown}"
+    );
+    assert!(!shown.contains("site admin"), "{shown}");
+    let e = c.add_group_member("users", "a1").await.unwrap_err();
+    assert_eq!(e.limit(), Some(confluence_client::Limit::Users), "{e:?}");
+    let e = c.add_group_member("other", "a1").await.unwrap_err();
+    assert!(matches!(e, Error::Forbidden { .. }), "{e:?}");
+    assert_eq!(e.limit(), None);
+}

@@ -513,7 +513,9 @@ async fn guests(State(sim): State<Sim>) -> Json<Value> {
             "guests": guests,
             "licensed": s.licensed_count(),
             "active_guests": s.guest_count(),
-            "guest_allowance": s.licensed_count() * 5,
+            "paid": s.paid_count(),
+            "guest_allowance": crate::access::guest_allowance(s),
+            "user_limit": s.user_limit,
         }))
     })
 }

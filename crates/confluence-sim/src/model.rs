@@ -512,6 +512,10 @@ pub struct State {
     pub pending_invites: Vec<PendingInvite>,
     /// When false, `check-access-by-email` answers 503 (feature disabled on the site).
     pub check_access_enabled: bool,
+    /// The site's user limit (the plan's user tier): paid users plus guests may not exceed it
+    /// ("Total number of users (paid + guests) can't exceed the current Confluence site user
+    /// limit", Atlassian's guest docs). `None`: unlimited (the default).
+    pub user_limit: Option<usize>,
     /// Id of the site's default Confluence product-access group, which licensed users (and
     /// completed invitations) join. It is designated by id, as a site's product-access
     /// configuration does, so it may have any name: generated sites call it
@@ -697,7 +701,28 @@ impl State {
             .count()
     }
 
-    /// Number of active guests.
+    /// Number of paid users as Confluence counts them for billing and for the guest allowance:
+    /// active licensed users plus people invited (by `invite-by-email`, which grants the
+    /// default product access) whose invitation has not completed yet. Atlassian: users are
+    /// "automatically counted towards billing even if they don't accept your invite or log in"
+    /// (billing docs, "Manage users"). Counting pending invitations here makes the allowance
+    /// the same whether a request comes before or after an invitation completes — the outcome
+    /// does not depend on how fast a client calls.
+    pub fn paid_count(&self) -> usize {
+        let pending = self
+            .pending_invites
+            .iter()
+            .filter(|i| self.user_by_email(&i.email).is_none())
+            .map(|i| i.email.as_str())
+            .collect::<BTreeSet<_>>()
+            .len();
+        self.licensed_count() + pending
+    }
+
+    /// Number of guests as Confluence counts them against the allowance: every active guest,
+    /// whether or not they have accepted their invitation or ever signed in (accounts kbgate
+    /// puts on the site and makes guests have never signed in, and count from the moment they
+    /// are guests).
     pub fn guest_count(&self) -> usize {
         self.users
             .values()

@@ -540,3 +540,136 @@ async fn v2_space_permissions_page_with_cursor() {
     assert_eq!(seen.len(), total);
     assert!(total > 2);
 }
+
+/// Fills the guest group of a fresh default site with `free + extra` unlicensed people, one
+/// request each, `concurrently` or one after the other. Returns (201s, 403s carrying the guest
+/// limit message, guests afterwards, allowance).
+async fn fill_guest_allowance(concurrently: bool, extra: usize) -> (usize, usize, usize, usize) {
+    let site = Site::default_site().await;
+    let group = create_group(&site, "guests-cap").await;
+    let (guests, paid) = site.sim.state().read(|s| (s.guest_count(), s.paid_count()));
+    let free = paid * 5 - guests;
+    let mut ids = Vec::new();
+    for i in 0..free + extra {
+        ids.push(create_unlicensed(&site, &format!("cap{i:04}@acme.example")).await);
+    }
+    let path = format!("/wiki/rest/api/group/userByGroupId?groupId={group}");
+    let add = |id: String| {
+        let site = &site;
+        let path = &path;
+        async move {
+            site.admin("POST", path, Some(json!({ "accountId": id })))
+                .await
+        }
+    };
+    let answers: Vec<_> = if concurrently {
+        futures::future::join_all(ids.into_iter().map(add)).await
+    } else {
+        let mut v = Vec::new();
+        for id in ids {
+            v.push(add(id).await);
+        }
+        v
+    };
+    let ok = answers.iter().filter(|a| a.status == 201).count();
+    let limited = answers
+        .iter()
+        .filter(|a| {
+            a.status == 403
+                && a.body["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("You've reached your guest limit"))
+        })
+        .count();
+    let (after, allowance) = site
+        .sim
+        .state()
+        .read(|s| (s.guest_count(), confluence_sim::access::guest_allowance(s)));
+    (ok, limited, after, allowance)
+}
+
+/// The cap is checked and taken under one lock: all requests at once get exactly what one
+/// request after another gets (issue 16: no check-then-act race at any request rate).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_guest_cap_is_the_same_concurrently_and_sequentially() {
+    let sequential = fill_guest_allowance(false, 15).await;
+    let concurrent = fill_guest_allowance(true, 15).await;
+    assert_eq!(sequential, concurrent);
+    let (ok, limited, after, allowance) = sequential;
+    assert_eq!(limited, 15, "exactly the excess is refused");
+    assert_eq!(after, allowance, "the allowance is used up, not exceeded");
+    assert!(ok > 0);
+}
+
+/// Paid users count from the moment they are invited, as Atlassian bills them ("even if they
+/// don't accept your invite or log in"): the allowance does not depend on whether a request
+/// comes before or after the invitation completes.
+#[tokio::test]
+async fn pending_invitations_count_as_paid_users() {
+    let site = Site::default_site().await;
+    let (paid, allowance) = site
+        .sim
+        .state()
+        .read(|s| (s.paid_count(), confluence_sim::access::guest_allowance(s)));
+    let a = site
+        .admin(
+            "POST",
+            "/wiki/api/v2/user/access/invite-by-email",
+            Some(json!({ "emails": ["new.hire@acme.example", "second@acme.example"] })),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let now = site
+        .sim
+        .state()
+        .read(|s| (s.paid_count(), confluence_sim::access::guest_allowance(s)));
+    assert_eq!(now, (paid + 2, allowance + 10), "pending invitations count");
+    site.sim.state().advance_clock(chrono::Duration::seconds(5));
+    // Any access call completes due invitations.
+    site.admin(
+        "POST",
+        "/wiki/api/v2/user/access/check-access-by-email",
+        Some(json!({ "emails": ["new.hire@acme.example"] })),
+    )
+    .await;
+    let later = site
+        .sim
+        .state()
+        .read(|s| (s.paid_count(), confluence_sim::access::guest_allowance(s)));
+    assert_eq!(later, now, "completing an invitation changes nothing");
+}
+
+/// The plan's user limit (paid + guests): Atlassian's message, as a 403.
+#[tokio::test]
+async fn the_site_user_limit_is_answered_with_atlassians_message() {
+    let site = Site::default_site().await;
+    let group = create_group(&site, "guests-limit").await;
+    let id = create_unlicensed(&site, "one.more@acme.example").await;
+    site.sim.state().write(|s| {
+        s.user_limit = Some(s.paid_count() + s.guest_count());
+    });
+    let a = site
+        .admin(
+            "POST",
+            &format!("/wiki/rest/api/group/userByGroupId?groupId={group}"),
+            Some(json!({ "accountId": id })),
+        )
+        .await;
+    assert_eq!(a.status, 403, "{}", a.body);
+    assert!(
+        a.body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("maximum number of users for your plan"),
+        "{}",
+        a.body
+    );
+    let a = site
+        .admin(
+            "POST",
+            "/wiki/api/v2/user/access/invite-by-email",
+            Some(json!({ "emails": ["another@acme.example"] })),
+        )
+        .await;
+    assert_eq!(a.status, 403, "{}", a.body);
+}

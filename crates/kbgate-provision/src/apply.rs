@@ -28,6 +28,9 @@ pub mod state {
     pub const SKIPPED: &str = "skipped";
     /// Refused by Confluence: certainly not done.
     pub const FAILED: &str = "failed";
+    /// Refused because a site limit is reached (e.g. the guest allowance): not done, not a
+    /// failure; a later run does it once there is room.
+    pub const WAITING: &str = "waiting";
     /// A 5xx or a broken connection on a write: it may or may not have happened.
     pub const UNKNOWN: &str = "unknown";
 }
@@ -41,6 +44,14 @@ pub enum Outcome {
     /// Not attempted, and why.
     Skipped {
         /// Why.
+        why: String,
+    },
+    /// Not done because a site limit is reached (Confluence said so, or a prerequisite waits
+    /// on it); not a failure: a later run does it once there is room.
+    Waiting {
+        /// The limit.
+        limit: confluence_client::Limit,
+        /// What Confluence said, and the way out.
         why: String,
     },
     /// Failed, with a message naming the fix where one is known.
@@ -84,6 +95,12 @@ pub struct ApplySummary {
     pub skipped: usize,
     /// Actions that failed.
     pub failed: usize,
+    /// Actions Confluence refused because a site limit is reached (not failures).
+    pub waiting: usize,
+    /// `(action id, message)` of each action waiting on a limit.
+    pub waiting_on: Vec<(String, String)>,
+    /// People the plan left out because a site limit is reached ([`crate::Plan::limits`]).
+    pub held: usize,
     /// `(action id, message)` of each failure.
     pub failures: Vec<(String, String)>,
     /// People created on the site whom `check-access-by-email` does not show yet.
@@ -100,9 +117,21 @@ impl ApplySummary {
         self.skipped += o.skipped;
         self.failed += o.failed;
         self.failures.extend(o.failures);
+        self.waiting += o.waiting;
+        self.waiting_on.extend(o.waiting_on);
+        // What is held is what the last round's plan held.
+        self.held = o.held;
         self.unverified = o.unverified;
         self.calls += o.calls;
         self.rounds += o.rounds;
+    }
+}
+
+impl ApplySummary {
+    /// True when some of the policy could not be applied because a site limit is reached
+    /// (people held by the plan, or refused by Confluence at the limit).
+    pub fn limits_reached(&self) -> bool {
+        self.held > 0 || self.waiting > 0
     }
 }
 
@@ -123,6 +152,17 @@ impl fmt::Display for ApplySummary {
         )?;
         for (id, e) in self.failures.iter().take(20) {
             writeln!(f, "  failed {id}: {e}")?;
+        }
+        if self.limits_reached() {
+            writeln!(
+                f,
+                "  waiting on a site limit (not failures): {} person(s) left out by the plan, {} \
+                 action(s) refused by Confluence at the limit",
+                self.held, self.waiting
+            )?;
+        }
+        for (id, e) in self.waiting_on.iter().take(20) {
+            writeln!(f, "  waiting {id}: {e}")?;
         }
         if self.failures.len() > 20 {
             writeln!(f, "  … and {} more failures", self.failures.len() - 20)?;
@@ -151,6 +191,11 @@ pub(crate) struct Exec<'a> {
     failed_people: Mutex<BTreeSet<String>>,
     /// (group, email) of memberships that did not succeed in this run.
     failed_memberships: Mutex<BTreeSet<(String, String)>>,
+    /// Set once Confluence answered that the guest limit is reached (its words): the
+    /// remaining guest memberships of the run wait without a call.
+    guest_limit_reached: Mutex<Option<String>>,
+    /// (group, email) of memberships refused at a site limit in this run.
+    waiting_memberships: Mutex<BTreeMap<(String, String), confluence_client::Limit>>,
     created: Mutex<Vec<String>>,
     summary: Mutex<ApplySummary>,
     fatal: Mutex<Option<ProvisionError>>,
@@ -190,6 +235,8 @@ impl<'a> Exec<'a> {
             group_ids: Mutex::new(plan.context.group_ids.clone()),
             failed_people: Mutex::new(BTreeSet::new()),
             failed_memberships: Mutex::new(BTreeSet::new()),
+            waiting_memberships: Mutex::new(BTreeMap::new()),
+            guest_limit_reached: Mutex::new(None),
             created: Mutex::new(Vec::new()),
             summary: Mutex::new(ApplySummary::default()),
             fatal: Mutex::new(None),
@@ -234,6 +281,12 @@ impl<'a> Exec<'a> {
                     .for_each_concurrent(self.concurrency, |b| self.invite_batch(b))
                     .await;
             } else {
+                // After Confluence's first "guest limit" answer, the remaining memberships that
+                // would make people guests wait without a call (see `run_one`). When the plan's
+                // count of room is exact (it is with `allow_undocumented_apis`), nothing is
+                // refused and the outcome does not depend on the order of the requests; when
+                // kbgate could not see every guest, which of the last people get the last
+                // places can depend on it (the plan still reports every one of them).
                 futures::stream::iter(actions)
                     .for_each_concurrent(self.concurrency, |a| self.run_one(a))
                     .await;
@@ -244,6 +297,7 @@ impl<'a> Exec<'a> {
             return Err(e);
         }
         let mut s = std::mem::take(&mut *lock(&self.summary));
+        s.held = plan.waiting_on_limits();
         s.calls = self.client.stats().total.saturating_sub(before);
         s.rounds = 1;
         Ok(s)
@@ -258,6 +312,10 @@ impl<'a> Exec<'a> {
                 Outcome::Failed { error, .. } => {
                     s.failed += 1;
                     s.failures.push((a.id.clone(), error.clone()));
+                }
+                Outcome::Waiting { why, .. } => {
+                    s.waiting += 1;
+                    s.waiting_on.push((a.id.clone(), why.clone()));
                 }
             }
         }
@@ -294,6 +352,7 @@ impl<'a> Exec<'a> {
         match o {
             Outcome::Done => (state::DONE, None),
             Outcome::Skipped { why } => (state::SKIPPED, Some(why)),
+            Outcome::Waiting { why, .. } => (state::WAITING, Some(why)),
             Outcome::Failed {
                 error,
                 uncertain: true,
@@ -315,7 +374,31 @@ impl<'a> Exec<'a> {
         if !self.journal(a, state::PENDING, None).await {
             return;
         }
-        let outcome = match self.execute(a).await {
+        let full = makes_guest(&a.op)
+            .then(|| lock(&self.guest_limit_reached).clone())
+            .flatten();
+        let outcome = match full {
+            Some(why) => Outcome::Waiting {
+                limit: confluence_client::Limit::Guests,
+                why: format!("not tried: {why}"),
+            },
+            None => self.execute_reporting(a).await,
+        };
+        if let (Outcome::Waiting { limit, why }, true) = (&outcome, makes_guest(&a.op))
+            && *limit == confluence_client::Limit::Guests
+        {
+            lock(&self.guest_limit_reached).get_or_insert_with(|| why.clone());
+        }
+        if let (Outcome::Failed { .. } | Outcome::Skipped { .. }, Op::CreateSiteUser { email }) =
+            (&outcome, &a.op)
+        {
+            lock(&self.failed_people).insert(email.clone());
+        }
+        self.after(a, outcome).await;
+    }
+
+    async fn execute_reporting(&self, a: &Action) -> Outcome {
+        match self.execute(a).await {
             Ok(o) => o,
             Err(Fail::Client(what, e)) => self.client_failure(&what, e),
             Err(Fail::Store(e)) => {
@@ -325,12 +408,10 @@ impl<'a> Exec<'a> {
                     uncertain: true,
                 }
             }
-        };
-        if let (Outcome::Failed { .. } | Outcome::Skipped { .. }, Op::CreateSiteUser { email }) =
-            (&outcome, &a.op)
-        {
-            lock(&self.failed_people).insert(email.clone());
         }
+    }
+
+    async fn after(&self, a: &Action, outcome: Outcome) {
         if let (
             Outcome::Failed { .. } | Outcome::Skipped { .. },
             Op::AddGroupMember { group, email },
@@ -338,12 +419,24 @@ impl<'a> Exec<'a> {
         {
             lock(&self.failed_memberships).insert((group.clone(), email.clone()));
         }
+        if let (Outcome::Waiting { limit, .. }, Op::AddGroupMember { group, email }) =
+            (&outcome, &a.op)
+        {
+            lock(&self.waiting_memberships).insert((group.clone(), email.clone()), *limit);
+        }
         let (st, err) = Self::state_of(&outcome);
         self.journal(a, st, err).await;
         self.finish(a, outcome);
     }
 
     fn client_failure(&self, what: &str, e: confluence_client::Error) -> Outcome {
+        // A site limit is not a failure: the action waits until there is room.
+        if let Some(limit) = e.limit() {
+            return Outcome::Waiting {
+                limit,
+                why: describe_failure(what, &e),
+            };
+        }
         let error = describe_failure(what, &e);
         let unc = uncertain(&e);
         if matches!(e, confluence_client::Error::Unauthorized { .. }) {
@@ -628,6 +721,18 @@ impl<'a> Exec<'a> {
                 // permission given to someone who is not a guest yet does not become their
                 // guest space when they turn into one, and they could not read it.
                 let group = crate::desired::guest_group_name(&a.audience);
+                if let Some(limit) = lock(&self.waiting_memberships)
+                    .get(&(group.clone(), email.clone()))
+                    .copied()
+                {
+                    return Ok(Outcome::Waiting {
+                        limit,
+                        why: format!(
+                            "{email} could not be made a guest ({limit} reached); the space is \
+                             assigned once there is room"
+                        ),
+                    });
+                }
                 if lock(&self.failed_memberships).contains(&(group.clone(), email.clone())) {
                     return Ok(Outcome::Skipped {
                         why: format!(
@@ -757,6 +862,14 @@ enum Fail {
     Client(String, confluence_client::Error),
     Store(kbgate_store::StoreError),
 }
+
+/// Whether the action adds someone to one of kbgate's guest groups (which makes them a guest).
+fn makes_guest(op: &Op) -> bool {
+    matches!(op, Op::AddGroupMember { group, .. } if group.starts_with(GUEST_GROUP_PREFIX))
+}
+
+/// Prefix of [`crate::desired::guest_group_name`].
+const GUEST_GROUP_PREFIX: &str = "guests-kbgate-";
 
 fn person_of(op: &Op) -> Option<&str> {
     match op {

@@ -69,7 +69,8 @@ pub(crate) fn diff(
         }
     }
 
-    let mut planned_guests = 0usize;
+    // New guests per guest audience, in configuration order (people by email within each).
+    let mut planned_guests: Vec<(String, Vec<String>)> = Vec::new();
     let mut global_needed = false;
     for a in &desired.audiences {
         if frozen.contains(&a.name) {
@@ -79,7 +80,8 @@ pub(crate) fn diff(
         match a.delivery {
             Delivery::Group => plan_group(a, actual, o, &mut plan, c),
             Delivery::Guest => {
-                planned_guests += plan_guest(a, owned, actual, o, &mut plan, c);
+                let new = plan_guest(a, owned, actual, o, &mut plan, c);
+                planned_guests.push((a.name.clone(), new));
             }
             Delivery::Unlicensed => {
                 global_needed = true;
@@ -141,36 +143,7 @@ pub(crate) fn diff(
 
     revoke(desired, &frozen, owned, actual, &mut plan);
 
-    // The guest allowance.
-    if planned_guests > 0 {
-        let current = actual.guests.as_ref().map(|g| g.len());
-        match actual.licensed {
-            Some(licensed) => {
-                let total = current.unwrap_or(0) + planned_guests;
-                if total > licensed * GUESTS_PER_PAID_USER {
-                    plan.warnings.push(Note::general(format!(
-                        "guests would exceed Confluence's allowance of {GUESTS_PER_PAID_USER} per \
-                         paid user: {} existing{} + {planned_guests} new > {} ({licensed} \
-                         licensed users). Confluence will refuse the guests beyond the \
-                         allowance. Way out: delivery = \"portal\" (no seats, no guest limit), \
-                         or more paid users.",
-                        current.map(|c| c.to_string()).unwrap_or_else(|| "?".into()),
-                        if current.is_none() {
-                            " (unknown without allow_undocumented_apis)"
-                        } else {
-                            ""
-                        },
-                        licensed * GUESTS_PER_PAID_USER
-                    )));
-                }
-            }
-            None => plan.warnings.push(Note::general(format!(
-                "{planned_guests} new guests planned; the number of licensed users is unknown, \
-                 so kbgate cannot check the allowance of {GUESTS_PER_PAID_USER} guests per paid \
-                 user"
-            ))),
-        }
-    }
+    guest_allowance(desired, actual, &planned_guests, &mut plan);
 
     for (aud, c) in counts {
         let sample =
@@ -416,7 +389,7 @@ fn plan_group(
     }
 }
 
-/// Returns the number of people who would become guests.
+/// Returns the emails of the people who would become guests (sorted: members are a set).
 fn plan_guest(
     a: &DesiredAudience,
     owned: &Owned,
@@ -424,12 +397,12 @@ fn plan_guest(
     o: &DiffOptions,
     plan: &mut Plan,
     c: &mut Counts,
-) -> usize {
+) -> Vec<String> {
     let (Some(group), Some(space)) = (a.group.as_deref(), a.spaces.first()) else {
-        return 0;
+        return Vec::new();
     };
     if actual.missing_spaces.contains(space) {
-        return 0;
+        return Vec::new();
     }
     if !actual.groups.contains_key(group) {
         plan.actions.push(Action::new(
@@ -444,7 +417,7 @@ fn plan_guest(
             ),
         ));
     }
-    let mut new_guests = 0;
+    let mut new_guests = Vec::new();
     for email in &a.members {
         if !plan_account(a, email, actual, o, plan, c, false) {
             continue;
@@ -480,7 +453,7 @@ fn plan_guest(
             plan_membership(a, group, email, actual, plan);
         }
         if !is_guest {
-            new_guests += 1;
+            new_guests.push(email.clone());
         }
         plan.actions.push(Action::new(
             &a.name,
@@ -492,6 +465,111 @@ fn plan_guest(
         ));
     }
     new_guests
+}
+
+/// The guest allowance (5 guests per paid user), applied in the plan: of the people who
+/// would become guests, those that fit are planned, in a stable order (audiences in
+/// configuration order, people by email); the others are taken out of the plan — their
+/// account creation, guest-group membership and space assignment — and reported in
+/// [`Plan::limits`] as waiting on the limit, with what to do.
+///
+/// The count of paid users comes from `[confluence] licensed_users` or the members of the
+/// default product-access group (documented v1 `membersByGroupId`); the count of guests from
+/// `GuestDataQuery` when undocumented APIs are allowed, otherwise from the members of kbgate's
+/// own guest groups (documented, a lower bound: Confluence documents no way to list every
+/// guest). With the paid count unknown nothing is held and the plan says so; Confluence's own
+/// 403 at the limit is then reported by apply as waiting on the limit.
+fn guest_allowance(
+    desired: &DesiredState,
+    actual: &Actual,
+    planned: &[(String, Vec<String>)],
+    plan: &mut Plan,
+) {
+    let new_total: usize = planned.iter().map(|(_, n)| n.len()).sum();
+    if new_total == 0 {
+        return;
+    }
+    let Some(paid) = actual.licensed else {
+        plan.warnings.push(Note::general(format!(
+            "{new_total} new guests planned; the number of paid users is unknown, so kbgate \
+             cannot check the allowance of {GUESTS_PER_PAID_USER} guests per paid user before \
+             applying (set [confluence] licensed_users); if Confluence refuses guests at the \
+             limit, apply reports them as waiting on it"
+        )));
+        return;
+    };
+    let (existing, lower_bound) = match &actual.guests {
+        Some(g) => (g.len(), false),
+        None => {
+            let guest_groups: BTreeSet<&str> = desired
+                .audiences
+                .iter()
+                .filter(|a| a.delivery == Delivery::Guest)
+                .filter_map(|a| a.group.as_deref())
+                .collect();
+            let members: BTreeSet<&str> = actual
+                .groups
+                .iter()
+                .filter(|(name, _)| guest_groups.contains(name.as_str()))
+                .flat_map(|(_, g)| g.members.keys().map(String::as_str))
+                .collect();
+            (members.len(), true)
+        }
+    };
+    let allowance = paid * GUESTS_PER_PAID_USER;
+    let mut free = allowance.saturating_sub(existing);
+    if new_total <= free {
+        return;
+    }
+    for (audience, new) in planned {
+        let fits = new.len().min(free);
+        free -= fits;
+        let waiting: Vec<String> = new[fits..].to_vec();
+        if waiting.is_empty() {
+            continue;
+        }
+        let held: BTreeSet<&str> = waiting.iter().map(String::as_str).collect();
+        let group = crate::desired::guest_group_name(audience);
+        plan.actions.retain(|act| {
+            if act.audience != *audience {
+                return true;
+            }
+            match &act.op {
+                Op::CreateSiteUser { email } | Op::AssignGuestSpace { email, .. } => {
+                    !held.contains(email.as_str())
+                }
+                Op::AddGroupMember { group: g, email } => {
+                    *g != group || !held.contains(email.as_str())
+                }
+                _ => true,
+            }
+        });
+        plan.limits.push(crate::plan::LimitHold {
+            audience: audience.clone(),
+            limit: confluence_client::Limit::Guests,
+            allowance,
+            paid_users: paid,
+            existing,
+            existing_is_lower_bound: lower_bound,
+            fits,
+            waiting,
+            advice: format!(
+                "To do: add paid users (each one makes room for {GUESTS_PER_PAID_USER} guests), \
+                 remove guests, or deliver audience {audience} through kbgate's portal \
+                 (delivery = \"portal\": no guests, no seats, no guest allowance). The people \
+                 waiting are provisioned by a later apply once there is room."
+            ),
+        });
+    }
+    let waiting: usize = plan.limits.iter().map(|l| l.waiting.len()).sum();
+    plan.warnings.push(Note::general(format!(
+        "guests would exceed Confluence's allowance of {GUESTS_PER_PAID_USER} per paid user: \
+         {}{existing} existing + {new_total} new > {allowance} ({paid} licensed users). kbgate \
+         provisions the {} that fit and leaves {waiting} waiting on the guest limit (see LIMIT). \
+         Way out: more paid users, or delivery = \"portal\" (no seats, no guest limit).",
+        if lower_bound { "at least " } else { "" },
+        new_total - waiting,
+    )));
 }
 
 fn plan_unlicensed(
@@ -1210,13 +1288,15 @@ mod tests {
         act.licensed = Some(2);
         act.guests = Some(BTreeMap::new());
         let p = diff(&d, &Owned::default(), &act, &opts());
-        assert_eq!(
-            p.actions
-                .iter()
-                .filter(|a| a.op.kind() == "assign-guest-space")
-                .count(),
-            12
-        );
+        // All 12 are accounted for: the 10 that fit the allowance are planned, the other 2
+        // wait on the guest limit (issue 16: only what fits is applied).
+        let assigned = p
+            .actions
+            .iter()
+            .filter(|a| a.op.kind() == "assign-guest-space")
+            .count();
+        assert_eq!(assigned + p.waiting_on_limits(), 12);
+        assert_eq!(assigned, 10);
         assert!(
             p.warnings
                 .iter()
@@ -1227,5 +1307,161 @@ mod tests {
         act.licensed = Some(3);
         let p = diff(&d, &Owned::default(), &act, &opts());
         assert!(!p.warnings.iter().any(|w| w.message.contains("exceed")));
+    }
+
+    /// A guest audience of `n` people without accounts, `paid` paid users, `existing` guests.
+    fn guest_site(n: usize, paid: usize, existing: usize) -> (DesiredState, Actual) {
+        let members: Vec<String> = (0..n).map(|i| format!("p{i:03}@x.com")).collect();
+        let refs: Vec<&str> = members.iter().map(String::as_str).collect();
+        let d = desired(vec![aud("g", Delivery::Guest, &["KB"], &refs)]);
+        let mut act = Actual::default();
+        for m in &members {
+            act.checked.insert(m.clone());
+            act.without_access.insert(m.clone());
+        }
+        act.licensed = Some(paid);
+        act.guests = Some(
+            (0..existing)
+                .map(|i| (format!("old{i}"), (Some(format!("old{i}@y.com")), None)))
+                .collect(),
+        );
+        (d, act)
+    }
+
+    fn count(p: &Plan, kind: &str) -> usize {
+        p.actions.iter().filter(|a| a.op.kind() == kind).count()
+    }
+
+    #[test]
+    fn plan_under_the_guest_cap_provisions_everyone() {
+        // 2 paid users → 10 places; 3 taken; 6 new.
+        let (d, act) = guest_site(6, 2, 3);
+        let p = diff(&d, &Owned::default(), &act, &opts());
+        assert!(p.limits.is_empty(), "{p}");
+        assert_eq!(count(&p, "assign-guest-space"), 6);
+        assert_eq!(count(&p, "create-site-user"), 6);
+        assert!(!p.warnings.iter().any(|w| w.message.contains("exceed")));
+    }
+
+    #[test]
+    fn plan_at_the_guest_cap_provisions_everyone() {
+        // 2 paid users → 10 places; 3 taken; exactly 7 new.
+        let (d, act) = guest_site(7, 2, 3);
+        let p = diff(&d, &Owned::default(), &act, &opts());
+        assert!(p.limits.is_empty(), "{p}");
+        assert_eq!(count(&p, "assign-guest-space"), 7);
+        assert_eq!(p.waiting_on_limits(), 0);
+        assert!(!p.to_string().contains("LIMIT"));
+    }
+
+    #[test]
+    fn plan_over_the_guest_cap_holds_the_rest_in_a_stable_order() {
+        // 2 paid users → 10 places; 3 taken; 9 new: 7 fit, 2 wait.
+        let (d, act) = guest_site(9, 2, 3);
+        let p = diff(&d, &Owned::default(), &act, &opts());
+        assert_eq!(count(&p, "assign-guest-space"), 7);
+        assert_eq!(count(&p, "create-site-user"), 7);
+        assert_eq!(count(&p, "add-group-member"), 7);
+        assert_eq!(p.limits.len(), 1);
+        let l = &p.limits[0];
+        assert_eq!(l.audience, "g");
+        assert_eq!(l.limit, confluence_client::Limit::Guests);
+        assert_eq!((l.allowance, l.paid_users, l.existing), (10, 2, 3));
+        assert!(!l.existing_is_lower_bound);
+        assert_eq!(l.fits, 7);
+        assert_eq!(
+            l.waiting,
+            ["p007@x.com", "p008@x.com"],
+            "the last by email wait"
+        );
+        for waiting in &l.waiting {
+            assert!(
+                !p.actions
+                    .iter()
+                    .any(|a| a.op.target().contains(waiting.as_str())),
+                "nothing is planned for {waiting}: {p}"
+            );
+        }
+        assert!(l.advice.contains("paid users") && l.advice.contains("portal"));
+        let text = p.to_string();
+        assert!(
+            text.contains("LIMIT [g] guest limit reached: 7 of 9"),
+            "{text}"
+        );
+        assert!(text.contains("2 person(s) wait on a site limit"), "{text}");
+        assert_eq!(p.to_json()["summary"]["waiting_on_limits"], 2);
+        assert_eq!(p.to_json()["limits"][0]["waiting"][1], "p008@x.com");
+        // The same inputs give the same plan (the order does not depend on anything else).
+        assert_eq!(diff(&d, &Owned::default(), &act, &opts()).limits, p.limits);
+        // Full: nothing about people fits (only the guest group is created), and the plan
+        // still says who waits.
+        let (d, act) = guest_site(2, 2, 10);
+        let p = diff(&d, &Owned::default(), &act, &opts());
+        assert_eq!(
+            kinds(&p),
+            vec![("create-group", "guests-kbgate-g".to_string())]
+        );
+        assert_eq!(p.limits[0].fits, 0);
+        assert!(p.to_string().contains("0 of 2 new guest(s) fit"), "{p}");
+        // With the group there, the plan has no changes but still says who waits.
+        let mut act = act;
+        act.groups
+            .insert("guests-kbgate-g".into(), GroupState::default());
+        let mut owned = Owned::default();
+        owned
+            .groups
+            .insert("guests-kbgate-g".into(), (String::new(), "g".into()));
+        let p = diff(&d, &owned, &act, &opts());
+        assert!(p.is_empty(), "{p}");
+        assert!(p.to_string().contains("No changes that fit"), "{p}");
+    }
+
+    #[test]
+    fn guests_of_several_audiences_fill_the_cap_in_configuration_order() {
+        let a: Vec<String> = (0..4).map(|i| format!("a{i}@a.com")).collect();
+        let b: Vec<String> = (0..4).map(|i| format!("b{i}@b.com")).collect();
+        let ar: Vec<&str> = a.iter().map(String::as_str).collect();
+        let br: Vec<&str> = b.iter().map(String::as_str).collect();
+        // "zeta" comes first in the configuration although it sorts last.
+        let d = desired(vec![
+            aud("zeta", Delivery::Guest, &["KB"], &ar),
+            aud("alpha", Delivery::Guest, &["DOCS"], &br),
+        ]);
+        let mut act = Actual::default();
+        for m in a.iter().chain(&b) {
+            act.checked.insert(m.clone());
+            act.without_access.insert(m.clone());
+        }
+        act.licensed = Some(1);
+        act.guests = Some(BTreeMap::new());
+        let p = diff(&d, &Owned::default(), &act, &opts());
+        assert_eq!(p.limits.len(), 1, "{p}");
+        assert_eq!(p.limits[0].audience, "alpha");
+        assert_eq!(p.limits[0].fits, 1);
+        assert_eq!(p.limits[0].waiting, ["b1@b.com", "b2@b.com", "b3@b.com"]);
+    }
+
+    #[test]
+    fn without_the_guest_list_kbgates_guest_groups_are_a_lower_bound() {
+        let (d, mut act) = guest_site(3, 1, 0);
+        act.guests = None;
+        act.groups.insert(
+            "guests-kbgate-g".into(),
+            GroupState {
+                id: "gg".into(),
+                members: (0..4)
+                    .map(|i| (format!("u{i}"), Some(format!("m{i}@x.com"))))
+                    .collect(),
+            },
+        );
+        let mut owned = Owned::default();
+        owned
+            .groups
+            .insert("guests-kbgate-g".into(), ("gg".into(), "g".into()));
+        let p = diff(&d, &owned, &act, &opts());
+        assert_eq!(p.limits.len(), 1, "{p}");
+        assert!(p.limits[0].existing_is_lower_bound);
+        assert_eq!((p.limits[0].existing, p.limits[0].fits), (4, 1));
+        assert!(p.to_string().contains("at least 4"), "{p}");
     }
 }

@@ -38,6 +38,15 @@
 //!   off (it cannot tell whether it was on before kbgate); the plan warns. It grants nothing
 //!   by itself: each space's unlicensed view does, and that is read and revoked.
 //!
+//! Site limits (issue 16): the plan knows the guest allowance (5 guests per paid user; paid
+//! users from `[confluence] licensed_users` or the members of the default product-access
+//! group, guests from `GuestDataQuery` when allowed, else the members of kbgate's guest groups
+//! as a lower bound). Of the new guests only those that fit are planned, in a stable order;
+//! the others are reported in [`Plan::limits`] with the way out (more paid users, or portal
+//! delivery). Apply reports a 403 naming a limit (`confluence_client::Error::LimitReached`)
+//! as [`Outcome::Waiting`] — not a failure, and never "give the service account admin
+//! rights" — and [`ApplySummary::limits_reached`] tells the binary to exit 3.
+//!
 //! Safety rules: kbgate only ever grants `read` on `space`; it changes or revokes only what
 //! it recorded as created (ownership in the store), never a group, permission or membership
 //! it did not create; it never deletes Atlassian accounts.
@@ -60,5 +69,5 @@ pub use desired::{DesiredAudience, DesiredState, desired_state, group_name, gues
 pub use diff::GUESTS_PER_PAID_USER;
 pub use error::ProvisionError;
 pub use people::{BadRow, ImportReport, import_people_csv, list_people, record_access_request};
-pub use plan::{Action, Note, Op, Plan};
+pub use plan::{Action, LimitHold, Note, Op, Plan};
 pub use reconciler::{ReconcileOptions, Reconciler};

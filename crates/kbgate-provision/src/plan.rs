@@ -249,6 +249,71 @@ pub(crate) struct PlanContext {
     pub(crate) discovered: Vec<String>,
 }
 
+/// People of one audience whom a site limit leaves out of this plan: kbgate provisions only
+/// what fits and reports the rest here, before anything is applied. They are not failures:
+/// they wait on the limit, and a later plan provisions them once there is room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LimitHold {
+    /// The audience.
+    pub audience: String,
+    /// Which limit (`guests`: 5 guests per paid user).
+    pub limit: confluence_client::Limit,
+    /// The site's allowance (paid users × 5 for guests).
+    pub allowance: usize,
+    /// Paid users counted, and where the number came from.
+    pub paid_users: usize,
+    /// Guests already on the site (or counted so far), before this plan.
+    pub existing: usize,
+    /// Whether `existing` is a lower bound (all guests of the site cannot be listed without
+    /// `allow_undocumented_apis`; only those in kbgate's guest groups are counted).
+    pub existing_is_lower_bound: bool,
+    /// New guests of this audience the plan provisions (they fit).
+    pub fits: usize,
+    /// Emails that do not fit, in a stable order (audiences in configuration order, people by
+    /// email), so that the same people wait from one plan to the next.
+    pub waiting: Vec<String>,
+    /// What to do about it.
+    pub advice: String,
+}
+
+impl fmt::Display for LimitHold {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown: Vec<&str> = self
+            .waiting
+            .iter()
+            .take(SHOWN_PER_GROUP)
+            .map(String::as_str)
+            .collect();
+        let more = self.waiting.len().saturating_sub(SHOWN_PER_GROUP);
+        write!(
+            f,
+            "[{}] {} reached: {} of {} new guest(s) fit (allowance {} = {} paid user(s) × {}, {}{} \
+             guest(s) already); {} wait: {}{}. {}",
+            self.audience,
+            self.limit,
+            self.fits,
+            self.fits + self.waiting.len(),
+            self.allowance,
+            self.paid_users,
+            crate::GUESTS_PER_PAID_USER,
+            if self.existing_is_lower_bound {
+                "at least "
+            } else {
+                ""
+            },
+            self.existing,
+            self.waiting.len(),
+            shown.join(", "),
+            if more > 0 {
+                format!(" … and {more} more")
+            } else {
+                String::new()
+            },
+            self.advice
+        )
+    }
+}
+
 /// What `kbgate plan` shows and `kbgate apply` executes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
@@ -260,6 +325,9 @@ pub struct Plan {
     pub warnings: Vec<Note>,
     /// Audiences (or parts of them) kbgate refuses to provision, with the way out.
     pub refusals: Vec<Note>,
+    /// People left out because a site limit is reached (not in `actions`): they wait on it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub limits: Vec<LimitHold>,
     #[serde(skip)]
     pub(crate) context: PlanContext,
 }
@@ -272,6 +340,7 @@ impl Plan {
             actions: Vec::new(),
             warnings: Vec::new(),
             refusals: Vec::new(),
+            limits: Vec::new(),
             context: PlanContext::default(),
         }
     }
@@ -280,6 +349,11 @@ impl Plan {
     /// Warnings and refusals do not count as changes.
     pub fn is_empty(&self) -> bool {
         self.actions.is_empty()
+    }
+
+    /// People who wait on a site limit (see [`Plan::limits`]).
+    pub fn waiting_on_limits(&self) -> usize {
+        self.limits.iter().map(|l| l.waiting.len()).sum()
     }
 
     /// Number of grants and of revocations.
@@ -304,7 +378,7 @@ impl Plan {
         if let Some(o) = v.as_object_mut() {
             o.insert(
                 "summary".into(),
-                serde_json::json!({ "changes": self.actions.len(), "grants": add, "revocations": remove }),
+                serde_json::json!({ "changes": self.actions.len(), "grants": add, "revocations": remove, "waiting_on_limits": self.waiting_on_limits() }),
             );
         }
         v
@@ -326,7 +400,13 @@ impl fmt::Display for Plan {
         for r in &self.refusals {
             writeln!(f, "REFUSED {r}")?;
         }
-        if self.is_empty() {
+        if self.is_empty() && !self.limits.is_empty() {
+            writeln!(
+                f,
+                "No changes that fit: everything else matches the policy, but some people wait \
+                 on a site limit (below)."
+            )?;
+        } else if self.is_empty() {
             writeln!(
                 f,
                 "No changes. Confluence matches the policy for every native audience."
@@ -354,15 +434,22 @@ impl fmt::Display for Plan {
                 }
             }
         }
+        for l in &self.limits {
+            writeln!(f, "LIMIT {l}")?;
+        }
         for w in &self.warnings {
             writeln!(f, "warning: {w}")?;
         }
         let (add, remove) = self.counts();
-        writeln!(
+        write!(
             f,
-            "Plan: {} change(s): {add} grant(s), {remove} revocation(s).",
+            "Plan: {} change(s): {add} grant(s), {remove} revocation(s)",
             self.actions.len()
-        )
+        )?;
+        match self.waiting_on_limits() {
+            0 => writeln!(f, "."),
+            n => writeln!(f, "; {n} person(s) wait on a site limit (not applied)."),
+        }
     }
 }
 

@@ -29,9 +29,11 @@ pub struct ReconcileOptions {
     /// and to find the account ids of invited people once their invitation completes. From
     /// `[confluence] default_access_group`; default `confluence-users`.
     pub default_access_group: String,
-    /// Paid (licensed) users on the site, for the allowance of 5 guests per paid user. When
-    /// set it wins over any count; otherwise kbgate counts the members of
-    /// `default_access_group` when new guests are planned. From `[confluence] licensed_users`.
+    /// Paid (licensed) users on the site, for the allowance of 5 guests per paid user: the plan
+    /// provisions only the guests that fit and reports the rest in `Plan::limits`. When set it
+    /// wins over any count; otherwise kbgate counts the members of `default_access_group`
+    /// (documented v1 `membersByGroupId`) when new guests are planned. From
+    /// `[confluence] licensed_users`.
     pub licensed_users: Option<usize>,
     /// Concurrent single-object writes during apply.
     pub concurrency: usize,

@@ -205,7 +205,7 @@ async fn diagnose(config: &Config) -> Report {
         Err(e) => {
             r.fail(
                 "credentials",
-                format!("{e:#}"),
+                crate::error_chain(e.as_ref()),
                 "set the secret's environment variable or file named in [confluence]",
             );
             return finish(r, None);

@@ -87,9 +87,24 @@ enum Command {
     /// Native mode: show what would change in Confluence's own permissions (no writes).
     ///
     /// For audiences delivered as guest, unlicensed or group: who should have what, compared
-    /// with what Confluence has, grouped by audience and action, each with its reason.
+    /// with what Confluence has, grouped by audience and action, each with its reason. Site
+    /// limits are checked here, before anything is applied: when a guest audience would go
+    /// beyond the allowance of 5 guests per paid user, the plan keeps only the people who fit
+    /// and lists (LIMIT …) how many fit, who waits, and what to do.
+    ///
+    /// Exit status with --detailed-exitcode: 0 nothing to do, 2 changes to apply, 3 nothing
+    /// that fits to apply but people wait on a site limit, 1 error. Without it: 0, or 1 on
+    /// error.
     Plan(native::PlanArgs),
     /// Native mode: apply the plan with a journal (idempotent and resumable).
+    ///
+    /// Applies only what fits the site's limits; people beyond a limit (the plan's LIMIT
+    /// lines, or refused by Confluence with a 403 naming the limit) are reported as waiting on
+    /// it, not as failures, and are provisioned by a later apply once there is room.
+    ///
+    /// Exit status: 0 everything applied; 3 partly applied: the rest waits on a site limit
+    /// (the guest allowance, the plan's user limit) and nothing failed; 1 an error, or an
+    /// action failed.
     Apply(native::ApplyArgs),
     /// Native mode: the people kbgate knows.
     #[command(subcommand)]
@@ -139,6 +154,90 @@ fn init_tracing(filter: &str) {
 
 /// Prints an error chain for an operator and returns the failure exit code.
 fn fail(err: &anyhow::Error) -> ExitCode {
-    eprintln!("error: {err:#}");
+    eprintln!("error: {}", error_chain(err.as_ref()));
     ExitCode::from(1)
+}
+
+/// An error and its causes on one line, each said once. Many errors already put their cause
+/// in their own message (`store: {0}`, sqlx's "error returned from database: {0}") *and*
+/// report it as their `source()`; printing the chain with `{:#}` then repeats it at every
+/// level ("database error: error returned from database: (code: 5) …" four times, issue 16).
+/// A cause whose text the line already ends with is left out; one that adds something is
+/// appended after ": ".
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = err.to_string();
+    let mut cause = err.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !text.is_empty() && !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        cause = c.source();
+    }
+    line
+}
+
+#[cfg(test)]
+mod error_chain_tests {
+    use super::error_chain;
+
+    /// One level of an error chain: its message and its source.
+    #[derive(Debug)]
+    struct Level(String, Option<Box<Level>>);
+
+    impl std::fmt::Display for Level {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(&self.0)
+        }
+    }
+
+    impl std::error::Error for Level {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|l| l as _)
+        }
+    }
+
+    /// What StoreError::Database(sqlx::Error::Database(..)) inside ProvisionError::Store
+    /// looks like: every level repeats its source in its message and reports it as source.
+    fn store_error() -> Level {
+        let db = Level("(code: 5) database is locked".into(), None);
+        let sqlx = Level(
+            format!("error returned from database: {db}"),
+            Some(Box::new(db)),
+        );
+        let store = Level(format!("database error: {sqlx}"), Some(Box::new(sqlx)));
+        Level(format!("store: {store}"), Some(Box::new(store)))
+    }
+
+    #[test]
+    fn each_cause_is_printed_once() {
+        let e = anyhow::Error::from(store_error());
+        assert_eq!(
+            format!("{e:#}").matches("(code: 5)").count(),
+            4,
+            "the old output"
+        );
+        let line = error_chain(e.as_ref());
+        assert_eq!(
+            line,
+            "store: database error: error returned from database: (code: 5) database is locked"
+        );
+        assert_eq!(line.matches("(code: 5)").count(), 1, "{line}");
+        // A cause that is not in the message is kept.
+        let e = anyhow::Error::from(Level(
+            "could not open the store".into(),
+            Some(Box::new(Level("(code: 5) database is locked".into(), None))),
+        ));
+        assert_eq!(
+            error_chain(e.as_ref()),
+            "could not open the store: (code: 5) database is locked"
+        );
+        // anyhow's context is a level of its own.
+        let e = anyhow::Error::from(store_error()).context("kbgate apply");
+        assert_eq!(
+            error_chain(e.as_ref()),
+            "kbgate apply: store: database error: error returned from database: (code: 5) database is locked"
+        );
+    }
 }

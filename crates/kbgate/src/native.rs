@@ -15,6 +15,10 @@ use kbgate_provision::{
 
 use crate::wiring;
 
+/// Exit status of `apply` (and of `plan --detailed-exitcode`) when what could be done is done
+/// but people wait on a site limit: distinct from 1 (an error or a failed action).
+pub const LIMITS_REACHED: u8 = 3;
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum Output {
     Text,
@@ -26,8 +30,8 @@ pub struct PlanArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     output: Output,
-    /// Exit 0 when there is nothing to do, 2 when there are changes, 1 on error
-    /// (terraform's convention).
+    /// Exit 0 when there is nothing to do, 2 when there are changes, 3 when nothing that fits
+    /// is left but people wait on a site limit, 1 on error (terraform's convention, plus 3).
     #[arg(long)]
     detailed_exitcode: bool,
 }
@@ -85,13 +89,14 @@ pub async fn plan(config: &Path, args: PlanArgs) -> ExitCode {
         let r = reconciler(&config).await?;
         let plan = r.plan().await?;
         print_plan(&plan, args.output)?;
-        anyhow::Ok(plan.is_empty())
+        anyhow::Ok(plan)
     }
     .await;
     match result {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) if args.detailed_exitcode => ExitCode::from(2),
-        Ok(false) => ExitCode::SUCCESS,
+        Ok(_) if !args.detailed_exitcode => ExitCode::SUCCESS,
+        Ok(plan) if !plan.is_empty() => ExitCode::from(2),
+        Ok(plan) if plan.waiting_on_limits() > 0 => ExitCode::from(LIMITS_REACHED),
+        Ok(_) => ExitCode::SUCCESS,
         Err(e) => crate::fail(&e),
     }
 }
@@ -112,6 +117,16 @@ pub async fn apply(config: &Path, args: ApplyArgs) -> ExitCode {
         let r = reconciler(&config).await?;
         let plan = r.plan().await?;
         if plan.is_empty() {
+            if plan.waiting_on_limits() > 0 {
+                eprintln!("Nothing to do that fits the site's limits:");
+                for l in &plan.limits {
+                    eprintln!("  {l}");
+                }
+                return anyhow::Ok(ApplySummary {
+                    held: plan.waiting_on_limits(),
+                    ..ApplySummary::default()
+                });
+            }
             eprintln!("Nothing to do: Confluence already matches the policy.");
             return anyhow::Ok(ApplySummary::default());
         }
@@ -129,11 +144,26 @@ pub async fn apply(config: &Path, args: ApplyArgs) -> ExitCode {
             match args.output {
                 Output::Text => {
                     println!(
-                        "apply: {} done, {} skipped, {} failed, {} Confluence calls",
-                        summary.done, summary.skipped, summary.failed, summary.calls
+                        "apply: {} done, {} skipped, {} failed, {} waiting on a site limit, {} \
+                         Confluence calls",
+                        summary.done,
+                        summary.skipped,
+                        summary.failed,
+                        summary.held + summary.waiting,
+                        summary.calls
                     );
                     for (id, msg) in &summary.failures {
                         println!("  failed {id}: {msg}");
+                    }
+                    for (id, msg) in &summary.waiting_on {
+                        println!("  waiting {id}: {msg}");
+                    }
+                    if summary.held > 0 {
+                        println!(
+                            "  {} person(s) left out by the plan: they wait on a site limit \
+                             (see the plan's LIMIT lines for who and what to do)",
+                            summary.held
+                        );
                     }
                     for email in &summary.unverified {
                         println!("  not yet visible to check-access-by-email: {email}");
@@ -146,6 +176,8 @@ pub async fn apply(config: &Path, args: ApplyArgs) -> ExitCode {
             }
             if summary.failed > 0 {
                 ExitCode::from(1)
+            } else if summary.limits_reached() {
+                ExitCode::from(LIMITS_REACHED)
             } else {
                 ExitCode::SUCCESS
             }

@@ -359,3 +359,93 @@ async fn plan_with_a_wrong_token_exits_1_and_names_the_fix() {
     }
     assert_eq!(sim_state(&h), before);
 }
+
+/// A guest audience over the guest allowance (issue 16): the plan says so before anything is
+/// applied; apply provisions what fits and exits 3 ("partly applied, limits reached"), not 1;
+/// afterwards plan --detailed-exitcode exits 3 (nothing that fits is left, people wait) and
+/// apply exits 3 again without changing anything.
+#[tokio::test(flavor = "multi_thread")]
+async fn guests_over_the_allowance_are_planned_and_applied_up_to_it() {
+    let h = spawn(SimConfig::default()).await.expect("sim");
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("token"), h.service_account().api_token).expect("token");
+    // One paid user (the operator's number): room for 5 guests.
+    std::fs::write(
+        dir.path().join("kbgate.toml"),
+        format!(
+            "[confluence]\nbase_url = \"{}\"\nemail = \"{}\"\napi_token_file = \"token\"\n\
+             licensed_users = 1\n\n{STORE}\n[[audience]]\nname = \"globex\"\n\
+             domains = [\"globex.co.uk\"]\nspaces = [\"KB\"]\ndelivery = \"guest\"\n",
+            h.base_url(),
+            h.service_account().email
+        ),
+    )
+    .expect("config");
+    let people: Vec<String> = (0..8).map(|i| format!("cap{i}@globex.co.uk")).collect();
+    let csv = write_csv(
+        dir.path(),
+        "people.csv",
+        &format!("email\n{}\n", people.join("\n")),
+    );
+    let o = run(dir.path(), &["people", "import", csv.to_str().unwrap()]).await;
+    assert!(text(&o).contains("8 added"), "{}", text(&o));
+
+    let before = sim_state(&h);
+    let o = run(dir.path(), &["plan", "--detailed-exitcode"]).await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(2), "changes that fit: {t}");
+    assert!(
+        t.contains("LIMIT [globex] guest limit reached: 5 of 8 new guest(s) fit"),
+        "{t}"
+    );
+    assert!(
+        t.contains("cap5@globex.co.uk, cap6@globex.co.uk, cap7@globex.co.uk"),
+        "{t}"
+    );
+    assert!(t.contains("paid users") && t.contains("portal"), "{t}");
+    assert!(t.contains("+ assign-guest-space ×5"), "{t}");
+    let o = run(dir.path(), &["plan", "--output", "json"]).await;
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(v["summary"]["waiting_on_limits"], 3);
+    assert_eq!(v["limits"][0]["waiting"][0], "cap5@globex.co.uk");
+    assert_eq!(sim_state(&h), before, "plan writes nothing");
+
+    let o = run(dir.path(), &["apply"]).await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(3), "partly applied: {t}");
+    assert!(t.contains("0 failed, 3 waiting on a site limit"), "{t}");
+    assert!(!t.contains("give the service account"), "{t}");
+    let guests = h.state().read(|s| {
+        s.users
+            .values()
+            .filter(|u| {
+                u.kind == confluence_sim::model::UserKind::Guest && u.email.starts_with("cap")
+            })
+            .count()
+    });
+    assert_eq!(guests, 5);
+
+    let o = run(dir.path(), &["plan", "--detailed-exitcode"]).await;
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(3), "{t}");
+    assert!(t.contains("No changes that fit"), "{t}");
+    let after = sim_state(&h);
+    let o = run(dir.path(), &["apply"]).await;
+    assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+    assert_eq!(sim_state(&h), after);
+}
+
+/// `--help` documents the exit codes of plan and apply.
+#[test]
+fn help_documents_the_exit_codes() {
+    let dir = offline_dir();
+    let o = kbgate(dir.path(), &["apply", "--help"]);
+    let t = text(&o);
+    assert!(t.contains("3 partly applied"), "{t}");
+    let o = kbgate(dir.path(), &["plan", "--help"]);
+    let t = text(&o);
+    assert!(
+        t.contains("3 nothing") || t.contains("3 when nothing"),
+        "{t}"
+    );
+}

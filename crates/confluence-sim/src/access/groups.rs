@@ -12,8 +12,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
-    MAX_GROUP_MEMBERS_LIMIT, guest_allowance_left, guest_limit_message, is_guest_group,
-    mint_group_id, parse_body, settle,
+    MAX_GROUP_MEMBERS_LIMIT, USER_LIMIT_MESSAGE, guest_allowance_left, guest_limit_message,
+    is_guest_group, mint_group_id, parse_body, settle, user_limit_left,
 };
 use crate::Sim;
 use crate::auth::AuthUser;
@@ -338,8 +338,12 @@ pub(super) async fn add_member(
             .ok_or_else(|| ApiError::not_found(V1, format!("User not found: {account_id}")))?;
         let becomes_guest =
             guest_group && user.kind == UserKind::Unlicensed && !g.members.contains(&account_id);
+        // Check and change under the same write lock: atomic at any request rate.
         if becomes_guest && !guest_allowance_left(s) {
             return Err(ApiError::forbidden(V1, guest_limit_message(s)));
+        }
+        if becomes_guest && !user_limit_left(s) {
+            return Err(ApiError::forbidden(V1, USER_LIMIT_MESSAGE));
         }
         if becomes_guest && let Some(u) = s.users.get_mut(&account_id) {
             u.kind = UserKind::Guest;

@@ -188,20 +188,42 @@ pub fn is_guest_group(name: &str) -> bool {
     n == "guests" || n.starts_with("guests-") || n.starts_with("confluence-guests")
 }
 
-/// Whether one more guest fits the site's allowance.
-pub fn guest_allowance_left(s: &State) -> bool {
-    s.guest_count() < s.licensed_count() * GUESTS_PER_LICENSED_USER
+/// The guest allowance: [`GUESTS_PER_LICENSED_USER`] per paid user, paid users counted as
+/// Confluence counts them ([`State::paid_count`]: pending invitations included).
+pub fn guest_allowance(s: &State) -> usize {
+    s.paid_count() * GUESTS_PER_LICENSED_USER
 }
 
-/// The message Confluence shows when the guest allowance is used up.
+/// Whether one more guest fits the site's allowance.
+///
+/// Callers check and act under one write lock ([`crate::Sim::write`]), so the check and the
+/// change are one atomic step: concurrent requests cannot both take the last place, and the
+/// outcome is the same at any request rate.
+pub fn guest_allowance_left(s: &State) -> bool {
+    s.guest_count() < guest_allowance(s)
+}
+
+/// The message Confluence answers (403) when the guest allowance is used up — the text
+/// operators saw from Confluence Cloud (issue 16; Atlassian publishes no error body for it).
 pub fn guest_limit_message(s: &State) -> String {
     format!(
         "You've reached your guest limit: your site can have up to {} guests ({} per paid user). \
          Add more paid users or remove guests to invite more.",
-        s.licensed_count() * GUESTS_PER_LICENSED_USER,
+        guest_allowance(s),
         GUESTS_PER_LICENSED_USER
     )
 }
+
+/// Whether one more user (paid or guest) fits the site's user limit ([`State::user_limit`]).
+pub fn user_limit_left(s: &State) -> bool {
+    s.user_limit
+        .is_none_or(|limit| s.paid_count() + s.guest_count() < limit)
+}
+
+/// The message Confluence answers at the plan's user limit (Atlassian KB "What happens when
+/// you exceed your user license limit in Confluence Cloud").
+pub const USER_LIMIT_MESSAGE: &str = "You've reached the maximum number of users for your plan. \
+     To add this user, upgrade your plan.";
 
 /// Mints a fresh Atlassian-style account id from the shared sequence.
 pub(crate) fn mint_account_id(s: &mut State) -> String {

@@ -150,15 +150,29 @@ pub(super) async fn invite(
     }
     let emails = emails_of(&body)?;
     let due_at = sim.now() + chrono::Duration::milliseconds(super::INVITE_DELAY_MS);
+    // One write lock for the check and the change: the user limit holds at any request rate.
+    // At the plan's user limit the whole batch is refused (403, Atlassian's message for that
+    // limit); which of a batch Confluence would keep is not documented, so none is.
     sim.write(|s| {
+        let mut new: Vec<String> = Vec::new();
         for e in emails.iter().filter_map(|e| parse_email(e)) {
             let pending = s.pending_invites.iter().any(|i| i.email == e);
-            if pending || s.user_by_email(&e).is_some() {
+            if pending || s.user_by_email(&e).is_some() || new.contains(&e) {
                 continue;
             }
+            new.push(e);
+        }
+        if let Some(limit) = s.user_limit
+            && !new.is_empty()
+            && s.paid_count() + s.guest_count() + new.len() > limit
+        {
+            return Err(ApiError::forbidden(V2, super::USER_LIMIT_MESSAGE));
+        }
+        for e in new {
             s.pending_invites.push(PendingInvite { email: e, due_at });
         }
-    });
+        Ok(())
+    })?;
     Ok(StatusCode::OK.into_response())
 }
 
