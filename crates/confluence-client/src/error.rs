@@ -185,6 +185,7 @@ impl Error {
             | Error::MissingScope { path, .. }
             | Error::DownloadRefused { path, .. }
             | Error::Forbidden { path, .. }
+            | Error::LimitReached { path, .. }
             | Error::NotFound { path, .. }
             | Error::AlreadyExists { path, .. }
             | Error::BadRequest { path, .. }
