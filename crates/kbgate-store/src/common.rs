@@ -188,6 +188,7 @@ macro_rules! impl_common {
             mut tx: sqlx::Transaction<'static, $db>,
             space: &SpaceRecord,
             mode: SyncMode,
+            expected: Option<i64>,
             changes: $crate::changes::LocalChanges,
         ) -> Result<Box<dyn SpaceSync>, StoreError> {
             upsert_space(&mut tx, space).await?;
@@ -202,6 +203,8 @@ macro_rules! impl_common {
             Ok(Box::new($sync {
                 tx,
                 space_id: space.id.clone(),
+                space_key: space.key.clone(),
+                expected,
                 generation: max + 1,
                 mode,
                 writes: 0,
@@ -213,6 +216,10 @@ macro_rules! impl_common {
         pub struct $sync {
             tx: sqlx::Transaction<'static, $db>,
             space_id: String,
+            space_key: String,
+            /// The space generation this sync read before it started (compare-and-set at
+            /// commit); `None`: commit whatever is there.
+            expected: Option<i64>,
             generation: i64,
             mode: SyncMode,
             /// Rows written that touch the full-text index (for its upkeep at commit).
@@ -495,6 +502,47 @@ macro_rules! impl_common {
                         state.space_id, self.space_id
                     )));
                 }
+                // Compare-and-set on the space's generation first: under SQLite's write lock,
+                // and on PostgreSQL the row lock taken here orders concurrent commits (a
+                // waiting one re-reads the row and finds it moved).
+                let moved = match self.expected {
+                    Some(expected) => sqlx::query(
+                        "INSERT INTO space_generations (space_key, generation) VALUES ($1, $2) \
+                         ON CONFLICT (space_key) DO UPDATE SET generation = excluded.generation \
+                         WHERE space_generations.generation = $3",
+                    )
+                    .bind(&self.space_key)
+                    .bind(expected + 1)
+                    .bind(expected)
+                    .execute(&mut *self.tx)
+                    .await?
+                    .rows_affected(),
+                    None => sqlx::query(
+                        "INSERT INTO space_generations (space_key, generation) VALUES ($1, 1) \
+                         ON CONFLICT (space_key) DO UPDATE \
+                         SET generation = space_generations.generation + 1",
+                    )
+                    .bind(&self.space_key)
+                    .execute(&mut *self.tx)
+                    .await?
+                    .rows_affected(),
+                };
+                if moved == 0 {
+                    let found: i64 = sqlx::query_scalar(
+                        "SELECT generation FROM space_generations WHERE space_key = $1",
+                    )
+                    .bind(&self.space_key)
+                    .fetch_optional(&mut *self.tx)
+                    .await?
+                    .unwrap_or(0);
+                    let expected = self.expected.unwrap_or_default();
+                    self.tx.rollback().await?;
+                    return Err(StoreError::Stale {
+                        space_key: self.space_key,
+                        expected,
+                        found,
+                    });
+                }
                 let mut stats = SyncCommitStats::default();
                 if self.mode == SyncMode::Full {
                     stats.swept_attachments = sqlx::query(
@@ -570,7 +618,90 @@ macro_rules! impl_common {
                 mode: SyncMode,
             ) -> Result<Box<dyn SpaceSync>, StoreError> {
                 let tx = self.begin_tx().await?;
-                start_sync(tx, space, mode, self.changes.clone()).await
+                start_sync(tx, space, mode, None, self.changes.clone()).await
+            }
+
+            async fn begin_space_sync_at(
+                &self,
+                space: &SpaceRecord,
+                mode: SyncMode,
+                expected_generation: i64,
+            ) -> Result<Box<dyn SpaceSync>, StoreError> {
+                let tx = self.begin_tx().await?;
+                start_sync(tx, space, mode, Some(expected_generation), self.changes.clone())
+                    .await
+            }
+
+            async fn sync_generation(&self, space_key: &str) -> Result<i64, StoreError> {
+                Ok(sqlx::query_scalar::<_, i64>(
+                    "SELECT generation FROM space_generations WHERE space_key = $1",
+                )
+                .bind(space_key)
+                .fetch_optional(&self.mirror)
+                .await?
+                .unwrap_or(0))
+            }
+
+            async fn acquire_sync_lease(
+                &self,
+                space_key: &str,
+                holder: &str,
+                ttl: std::time::Duration,
+            ) -> Result<SyncLease, StoreError> {
+                let now = Utc::now();
+                let ttl = chrono::Duration::from_std(ttl)
+                    .map_err(|_| StoreError::Invalid("lease duration out of range".into()))?;
+                let until = now + ttl;
+                // Twice: a lease released between the two statements is taken on the second.
+                for _ in 0..2 {
+                    let taken = sqlx::query(
+                        "INSERT INTO sync_leases (space_key, holder, expires_at) \
+                         VALUES ($1, $2, $3) ON CONFLICT (space_key) DO UPDATE \
+                         SET holder = excluded.holder, expires_at = excluded.expires_at \
+                         WHERE sync_leases.holder = excluded.holder \
+                            OR sync_leases.expires_at <= $4",
+                    )
+                    .bind(space_key)
+                    .bind(holder)
+                    .bind(until.timestamp_millis())
+                    .bind(now.timestamp_millis())
+                    .execute(&self.ops)
+                    .await?
+                    .rows_affected();
+                    if taken > 0 {
+                        return Ok(SyncLease::Acquired);
+                    }
+                    let row: Option<(String, i64)> = sqlx::query_as(
+                        "SELECT holder, expires_at FROM sync_leases WHERE space_key = $1",
+                    )
+                    .bind(space_key)
+                    .fetch_optional(&self.ops)
+                    .await?;
+                    if let Some((holder, ms)) = row {
+                        return Ok(SyncLease::HeldBy {
+                            holder,
+                            expires_at: DateTime::<Utc>::from_timestamp_millis(ms)
+                                .unwrap_or(now),
+                        });
+                    }
+                }
+                Err(StoreError::Corrupt(format!(
+                    "sync lease of {space_key}: neither taken nor held"
+                )))
+            }
+
+            async fn release_sync_lease(
+                &self,
+                space_key: &str,
+                holder: &str,
+            ) -> Result<bool, StoreError> {
+                Ok(sqlx::query("DELETE FROM sync_leases WHERE space_key = $1 AND holder = $2")
+                    .bind(space_key)
+                    .bind(holder)
+                    .execute(&self.ops)
+                    .await?
+                    .rows_affected()
+                    > 0)
             }
 
             async fn delete_space(&self, space_id: &str) -> Result<bool, StoreError> {
@@ -584,6 +715,17 @@ macro_rules! impl_common {
                     .bind(space_id)
                     .execute(&mut *tx)
                     .await?;
+                // A sync of the space that read the mirror before this removal must not
+                // commit over it.
+                if let Some(key) = &key {
+                    sqlx::query(
+                        "UPDATE space_generations SET generation = generation + 1 \
+                         WHERE space_key = $1",
+                    )
+                    .bind(key)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 // Cascades to pages, labels and attachments.
                 sqlx::query("DELETE FROM spaces WHERE id = $1")
                     .bind(space_id)

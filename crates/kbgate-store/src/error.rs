@@ -31,6 +31,20 @@ pub enum StoreError {
         /// The cap that was exceeded.
         cap: u64,
     },
+    /// A space sync's commit was refused because another sync of the space committed after
+    /// this one read the mirror (compare-and-set on the space's generation). Nothing of it
+    /// was written; the newer commit stands.
+    #[error(
+        "space {space_key}: a newer sync committed meanwhile (generation {found}, this sync read {expected}); nothing written"
+    )]
+    Stale {
+        /// The space.
+        space_key: String,
+        /// The generation the sync read before it started.
+        expected: i64,
+        /// The generation committed now.
+        found: i64,
+    },
     /// The caller asked for something the store's invariants forbid.
     #[error("invalid input: {0}")]
     Invalid(String),

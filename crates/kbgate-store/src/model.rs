@@ -149,6 +149,20 @@ pub struct SyncState {
     pub last_sync: Option<DateTime<Utc>>,
 }
 
+/// The outcome of [`crate::Store::acquire_sync_lease`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SyncLease {
+    /// The caller holds the lease (taken, or renewed) until the time asked.
+    Acquired,
+    /// Another holder's lease has not expired.
+    HeldBy {
+        /// Who holds it (as they named themselves).
+        holder: String,
+        /// When it expires unless renewed.
+        expires_at: DateTime<Utc>,
+    },
+}
+
 /// How a space sync treats what it does not write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SyncMode {

@@ -37,6 +37,36 @@ pub trait Store: Send + Sync {
         mode: SyncMode,
     ) -> Result<Box<dyn SpaceSync>, StoreError>;
 
+    /// Like [`Store::begin_space_sync`], but the commit succeeds only if the space's
+    /// committed generation ([`Store::sync_generation`]) is still `expected`: a sync reads
+    /// the generation before it reads Confluence and the mirror, and a newer commit by any
+    /// process since then makes its commit fail with [`StoreError::Stale`] (rolled back,
+    /// nothing written). Writes can never go back in time.
+    async fn begin_space_sync_at(
+        &self,
+        space: &SpaceRecord,
+        mode: SyncMode,
+        expected_generation: i64,
+    ) -> Result<Box<dyn SpaceSync>, StoreError>;
+
+    /// The committed sync generation of a space, by key: 0 before its first commit, then one
+    /// more with every sync commit or removal of the space.
+    async fn sync_generation(&self, space_key: &str) -> Result<i64, StoreError>;
+
+    /// Takes or renews the sync lease of a space for `holder` until `ttl` from now, unless
+    /// another holder's lease is still valid. One sync per space at a time across every
+    /// process sharing the store; a crashed holder's lease expires. Never waits on the
+    /// mirror's write lock (SQLite keeps leases in the operational database).
+    async fn acquire_sync_lease(
+        &self,
+        space_key: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<SyncLease, StoreError>;
+
+    /// Gives the lease up if `holder` holds it. Returns whether it did.
+    async fn release_sync_lease(&self, space_key: &str, holder: &str) -> Result<bool, StoreError>;
+
     /// Removes a space and everything mirrored from it (e.g. no audience names it any more).
     /// Returns whether it existed.
     async fn delete_space(&self, space_id: &str) -> Result<bool, StoreError>;
