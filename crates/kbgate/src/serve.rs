@@ -282,6 +282,7 @@ async fn sync_loop(
             full,
             max_attachment_bytes: wiring::max_attachment_bytes(&config),
             overlap: config.sync.overlap,
+            ..SyncOptions::default()
         };
         match sync_spaces(&source, &*store, &keys, &opts, &Progress::quiet()).await {
             Ok(report) => tracing::info!(

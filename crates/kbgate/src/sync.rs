@@ -48,6 +48,7 @@ async fn sync(config: &Path, args: Args) -> anyhow::Result<()> {
         full: args.full,
         max_attachment_bytes: wiring::max_attachment_bytes(&config),
         overlap: config.sync.overlap,
+        ..SyncOptions::default()
     };
     let report = sync_spaces(&source, &*store, &keys, &opts, &Progress::auto())
         .await

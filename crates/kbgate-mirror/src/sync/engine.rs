@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use futures::TryStreamExt;
 use kbgate_store::{
-    AttachmentRecord, PageRecord, SpaceRecord, SpaceSync, Store, StoreError, SyncMode, SyncState,
+    AttachmentRecord, PageRecord, SpaceRecord, SpaceSync, Store, StoreError, SyncLease, SyncMode,
+    SyncState,
 };
 
 use super::progress::Progress;
@@ -39,6 +40,9 @@ pub struct SyncOptions {
     /// CQL's minute precision). Results in the overlap are compared by version, so a
     /// generous margin costs little.
     pub overlap: Duration,
+    /// How long a space's sync lease lasts without renewal (a sync renews it as it goes; a
+    /// crashed holder's lease lets another process sync the space after this long).
+    pub lease_ttl: Duration,
 }
 
 impl Default for SyncOptions {
@@ -47,6 +51,7 @@ impl Default for SyncOptions {
             full: false,
             max_attachment_bytes: 50 * 1024 * 1024,
             overlap: Duration::from_secs(2 * 3600),
+            lease_ttl: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -78,6 +83,17 @@ pub struct SpaceReport {
     /// Attachments listed but not downloaded because of the size cap.
     pub attachments_skipped: u64,
     pub calls: u64,
+    /// Why nothing of this space was written this round (another sync holds its lease, or
+    /// committed while this one ran); the space is tried again next round.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+}
+
+impl SpaceReport {
+    /// Whether this round wrote nothing for the space (see [`SpaceReport::skipped`]).
+    pub fn is_skipped(&self) -> bool {
+        self.skipped.is_some()
+    }
 }
 
 /// What a sync run did.
@@ -91,6 +107,10 @@ pub struct SyncReport {
 impl std::fmt::Display for SyncReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for s in &self.spaces {
+            if let Some(why) = &s.skipped {
+                writeln!(f, "{:<12} skipped: {why}", s.key)?;
+                continue;
+            }
             writeln!(
                 f,
                 "{:<12} {}  pages +{} ~{} -{}  attachments +{} ~{} -{}{}  ({} calls)",
@@ -152,7 +172,10 @@ pub async fn sync_spaces(
         match sync_space(source, store, &record, opts, progress).await {
             Ok(mut space_report) => {
                 space_report.calls = source.calls() - before;
-                progress.info(&format!("space {key}: done"));
+                match &space_report.skipped {
+                    Some(why) => progress.warn(&format!("space {key}: skipped: {why}")),
+                    None => progress.info(&format!("space {key}: done")),
+                }
                 report.spaces.push(space_report);
             }
             Err(e) => {
@@ -175,6 +198,67 @@ pub async fn sync_spaces(
     }
 }
 
+/// Who this process is, in sync leases (other processes see it in their "skipped" message).
+fn lease_holder() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+        })
+        .unwrap_or_else(|| "localhost".into());
+    format!(
+        "kbgate pid {} on {host} (sync {}, started {})",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        Utc::now().format("%Y-%m-%dT%H:%M:%SZ")
+    )
+}
+
+/// The sync lease of one space, held while its sync runs and renewed along the way (a
+/// third of its duration after the last renewal, at the sync's natural steps).
+struct Lease<'a> {
+    store: &'a dyn Store,
+    key: String,
+    holder: String,
+    ttl: Duration,
+    renewed: Instant,
+}
+
+impl Lease<'_> {
+    /// Renews the lease if a third of it has passed. Losing it (another process took it
+    /// over after it expired) is not an error: the commit's compare-and-set keeps that
+    /// process's newer writes, so at worst this round is wasted.
+    async fn keep(&mut self, progress: &Progress) {
+        if self.renewed.elapsed() < self.ttl / 3 {
+            return;
+        }
+        self.renewed = Instant::now();
+        match self
+            .store
+            .acquire_sync_lease(&self.key, &self.holder, self.ttl)
+            .await
+        {
+            Ok(SyncLease::Acquired) => {}
+            Ok(SyncLease::HeldBy { holder, .. }) => progress.warn(&format!(
+                "space {}: the sync lease expired and {holder} took it over; this sync's \
+                 commit will only go through if that one commits nothing",
+                self.key
+            )),
+            Err(e) => progress.warn(&format!(
+                "space {}: could not renew the sync lease: {e}",
+                self.key
+            )),
+        }
+    }
+}
+
+/// Syncs one space under its lease: skipped, with a message naming the holder, while
+/// another process (or task) syncs it.
 async fn sync_space(
     source: &dyn Source,
     store: &dyn Store,
@@ -182,7 +266,139 @@ async fn sync_space(
     opts: &SyncOptions,
     progress: &Progress,
 ) -> Result<SpaceReport, SyncError> {
+    let holder = lease_holder();
+    match store
+        .acquire_sync_lease(&space.key, &holder, opts.lease_ttl)
+        .await?
+    {
+        SyncLease::Acquired => {}
+        SyncLease::HeldBy {
+            holder: other,
+            expires_at,
+        } => {
+            return Ok(SpaceReport {
+                key: space.key.clone(),
+                skipped: Some(format!(
+                    "another sync of this space is running ({other}; its lease runs until \
+                     {}); skipped, that sync's commit will be served",
+                    expires_at.format("%Y-%m-%d %H:%M:%S UTC")
+                )),
+                ..SpaceReport::default()
+            });
+        }
+    }
+    let mut lease = Lease {
+        store,
+        key: space.key.clone(),
+        holder,
+        ttl: opts.lease_ttl,
+        renewed: Instant::now(),
+    };
+    let result = sync_space_leased(source, store, space, opts, progress, &mut lease).await;
+    if let Err(e) = store.release_sync_lease(&space.key, &lease.holder).await {
+        progress.warn(&format!(
+            "space {}: could not release the sync lease (it expires by itself): {e}",
+            space.key
+        ));
+    }
+    match result {
+        Err(SyncError::Store(StoreError::Stale {
+            expected, found, ..
+        })) => Ok(SpaceReport {
+            key: space.key.clone(),
+            skipped: Some(format!(
+                "another sync committed this space while this one ran (generation {found}, \
+                 this one read {expected}); nothing of this round written, the newer commit \
+                 stands and the next round starts from it"
+            )),
+            ..SpaceReport::default()
+        }),
+        other => other,
+    }
+}
+
+/// Everything a space sync writes, gathered before its write transaction opens (so the
+/// write lock lasts only as long as the commit). Full-mode page bodies are spooled to an
+/// anonymous temporary file rather than held in memory.
+#[derive(Default)]
+struct Writes {
+    /// Incremental: deletions, restriction changes and upserts of pages, in order.
+    page_ops: Vec<PageOp>,
+    /// Full: every page, rendered, in a temporary file (one JSON record per line).
+    spool: Option<Spool>,
+    attachments: Vec<AttachmentRecord>,
+    /// Full: attachments still present, unchanged.
+    keep_attachments: Option<Vec<String>>,
+    /// Incremental: attachments gone from a complete listing.
+    delete_attachments: Vec<String>,
+}
+
+enum PageOp {
+    Delete(String),
+    Restrict(String, bool, bool),
+    Upsert(Box<PageRecord>),
+}
+
+/// Rendered page records waiting for the write transaction.
+struct Spool {
+    file: tokio::io::BufWriter<tokio::fs::File>,
+    count: u64,
+}
+
+impl Spool {
+    fn new() -> Result<Spool, SyncError> {
+        let file = tempfile::tempfile().map_err(StoreError::Io)?;
+        Ok(Spool {
+            file: tokio::io::BufWriter::new(tokio::fs::File::from_std(file)),
+            count: 0,
+        })
+    }
+
+    async fn push(&mut self, page: &PageRecord) -> Result<(), SyncError> {
+        use tokio::io::AsyncWriteExt;
+        let mut line = serde_json::to_vec(page).map_err(StoreError::Json)?;
+        line.push(b'\n');
+        self.file.write_all(&line).await.map_err(StoreError::Io)?;
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Writes the spooled pages into the transaction, in batches.
+    async fn drain(self, tx: &mut dyn SpaceSync) -> Result<(), SyncError> {
+        use tokio::io::{AsyncBufReadExt, AsyncSeekExt, AsyncWriteExt};
+        let mut file = self.file;
+        file.flush().await.map_err(StoreError::Io)?;
+        let mut file = file.into_inner();
+        file.seek(std::io::SeekFrom::Start(0))
+            .await
+            .map_err(StoreError::Io)?;
+        let mut lines = tokio::io::BufReader::new(file).lines();
+        let mut batch = Vec::with_capacity(BATCH);
+        while let Some(line) = lines.next_line().await.map_err(StoreError::Io)? {
+            batch.push(serde_json::from_str::<PageRecord>(&line).map_err(StoreError::Json)?);
+            if batch.len() >= BATCH {
+                tx.upsert_pages(std::mem::take(&mut batch)).await?;
+            }
+        }
+        if !batch.is_empty() {
+            tx.upsert_pages(batch).await?;
+        }
+        Ok(())
+    }
+}
+
+async fn sync_space_leased(
+    source: &dyn Source,
+    store: &dyn Store,
+    space: &SpaceRecord,
+    opts: &SyncOptions,
+    progress: &Progress,
+    lease: &mut Lease<'_>,
+) -> Result<SpaceReport, SyncError> {
     let now = Utc::now();
+    // The generation first: whatever this sync reads below (the mirror, Confluence) is at
+    // least as new as it, and its commit goes through only if nothing committed since.
+    let generation = store.sync_generation(&space.key).await?;
     let state = store.sync_state(&space.key).await?;
     let watermark = state
         .as_ref()
@@ -220,6 +436,7 @@ async fn sync_space(
         }
     }
     drop(scan);
+    lease.keep(progress).await;
 
     let effective = effective_restrictions(&metas, &containers);
 
@@ -228,25 +445,27 @@ async fn sync_space(
     } else {
         SyncMode::Incremental
     };
-    let mut tx = store.begin_space_sync(space, mode).await?;
+    let mut writes = Writes::default();
 
     if full {
         full_pages(
             source,
-            &mut *tx,
+            &mut writes,
             space,
             &metas,
             &effective,
             &existing_pages,
             &mut report,
             progress,
+            lease,
         )
         .await?;
         let atts: Vec<AttachmentMeta> = source.attachment_metas(&space.key).try_collect().await?;
         sync_attachments(
             source,
             store,
-            &mut *tx,
+            &mut writes,
+            mode,
             atts,
             &metas,
             &existing_atts,
@@ -254,6 +473,7 @@ async fn sync_space(
             opts,
             &mut report,
             progress,
+            lease,
         )
         .await?;
     } else {
@@ -268,13 +488,14 @@ async fn sync_space(
         incremental_pages(
             source,
             store,
-            &mut *tx,
+            &mut writes,
             space,
             &metas,
             &effective,
             &existing_pages,
             &mut report,
             progress,
+            lease,
         )
         .await?;
         if any_attachment_change || report.pages_removed > 0 {
@@ -283,7 +504,8 @@ async fn sync_space(
             sync_attachments(
                 source,
                 store,
-                &mut *tx,
+                &mut writes,
+                mode,
                 atts,
                 &metas,
                 &existing_atts,
@@ -291,12 +513,39 @@ async fn sync_space(
                 opts,
                 &mut report,
                 progress,
+                lease,
             )
             .await?;
         }
     }
+    lease.keep(progress).await;
 
+    // Everything is read and downloaded: the write transaction lasts as long as the writes.
     let t = Instant::now();
+    let mut tx = store.begin_space_sync_at(space, mode, generation).await?;
+    if let Some(spool) = writes.spool.take() {
+        spool.drain(&mut *tx).await?;
+    }
+    for op in std::mem::take(&mut writes.page_ops) {
+        match op {
+            PageOp::Delete(id) => {
+                tx.delete_page(&id).await?;
+            }
+            PageOp::Restrict(id, restricted, effective) => {
+                tx.set_restrictions(&id, restricted, effective).await?;
+            }
+            PageOp::Upsert(page) => tx.upsert_page(*page).await?,
+        }
+    }
+    for att in std::mem::take(&mut writes.attachments) {
+        tx.upsert_attachment(att).await?;
+    }
+    if let Some(keep) = &writes.keep_attachments {
+        tx.keep_attachments(keep).await?;
+    }
+    for id in &writes.delete_attachments {
+        tx.delete_attachment(id).await?;
+    }
     let stats = tx
         .commit(SyncState {
             space_key: space.key.clone(),
@@ -312,7 +561,7 @@ async fn sync_space(
         })
         .await?;
     progress.info(&format!(
-        "{}: committed in {:.1} s",
+        "{}: written and committed in {:.1} s",
         space.key,
         t.elapsed().as_secs_f64()
     ));
@@ -429,17 +678,18 @@ const BATCH: usize = 100;
 #[allow(clippy::too_many_arguments)]
 async fn full_pages(
     source: &dyn Source,
-    tx: &mut dyn SpaceSync,
+    writes: &mut Writes,
     space: &SpaceRecord,
     metas: &HashMap<String, PageMeta>,
     effective: &HashMap<String, bool>,
     existing: &HashMap<String, i64>,
     report: &mut SpaceReport,
     progress: &Progress,
+    lease: &mut Lease<'_>,
 ) -> Result<(), SyncError> {
     let bar = progress.bar(&format!("{}: pages", space.key), metas.len() as u64);
+    let mut spool = Spool::new()?;
     let mut stream = source.page_bodies(&space.id);
-    let mut batch = Vec::with_capacity(BATCH);
     while let Some(body) = stream.try_next().await? {
         match existing.get(&body.id) {
             None => report.pages_added += 1,
@@ -447,18 +697,15 @@ async fn full_pages(
             Some(_) => {}
         }
         let meta = metas.get(&body.id);
-        batch.push(page_record(space, body, meta, effective));
-        if batch.len() >= BATCH {
-            let n = batch.len() as u64;
-            tx.upsert_pages(std::mem::take(&mut batch)).await?;
-            bar.inc(n);
+        spool
+            .push(&page_record(space, body, meta, effective))
+            .await?;
+        bar.inc(1);
+        if spool.count % BATCH as u64 == 0 {
+            lease.keep(progress).await;
         }
     }
-    let n = batch.len() as u64;
-    if !batch.is_empty() {
-        tx.upsert_pages(batch).await?;
-    }
-    bar.inc(n);
+    writes.spool = Some(spool);
     bar.finish();
     Ok(())
 }
@@ -467,18 +714,19 @@ async fn full_pages(
 async fn incremental_pages(
     source: &dyn Source,
     store: &dyn Store,
-    tx: &mut dyn SpaceSync,
+    writes: &mut Writes,
     space: &SpaceRecord,
     metas: &HashMap<String, PageMeta>,
     effective: &HashMap<String, bool>,
     existing: &HashMap<String, i64>,
     report: &mut SpaceReport,
     progress: &Progress,
+    lease: &mut Lease<'_>,
 ) -> Result<(), SyncError> {
     // Deletions: in the mirror, gone from the structure scan.
     for id in existing.keys() {
         if !metas.contains_key(id) {
-            tx.delete_page(id).await?;
+            writes.page_ops.push(PageOp::Delete(id.clone()));
             report.pages_removed += 1;
         }
     }
@@ -509,7 +757,9 @@ async fn incremental_pages(
         {
             refetch.push(id.clone());
         } else if *stored_eff != eff {
-            tx.set_restrictions(id, meta.restricted, eff).await?;
+            writes
+                .page_ops
+                .push(PageOp::Restrict(id.clone(), meta.restricted, eff));
         }
     }
     let bar = progress.bar(
@@ -517,29 +767,35 @@ async fn incremental_pages(
         refetch.len() as u64,
     );
     for id in refetch {
-        match source.page(&id).await {
-            Ok(Some(body)) => {
+        let body = match source.page(&id).await {
+            Ok(body) => body,
+            Err(e) if e.not_found => None,
+            Err(e) => return Err(e.into()),
+        };
+        match body {
+            Some(body) => {
                 if existing.contains_key(&id) {
                     report.pages_changed += 1;
                 } else {
                     report.pages_added += 1;
                 }
-                tx.upsert_page(page_record(space, body, metas.get(&id), effective))
-                    .await?;
+                writes.page_ops.push(PageOp::Upsert(Box::new(page_record(
+                    space,
+                    body,
+                    metas.get(&id),
+                    effective,
+                ))));
             }
-            Ok(None) => {
-                if tx.delete_page(&id).await? {
+            None => {
+                // Gone between the scan and now.
+                if existing.contains_key(&id) {
                     report.pages_removed += 1;
                 }
+                writes.page_ops.push(PageOp::Delete(id));
             }
-            Err(e) if e.not_found => {
-                if tx.delete_page(&id).await? {
-                    report.pages_removed += 1;
-                }
-            }
-            Err(e) => return Err(e.into()),
         }
         bar.inc(1);
+        lease.keep(progress).await;
     }
     bar.finish();
     Ok(())
@@ -549,7 +805,8 @@ async fn incremental_pages(
 async fn sync_attachments(
     source: &dyn Source,
     store: &dyn Store,
-    tx: &mut dyn SpaceSync,
+    writes: &mut Writes,
+    mode: SyncMode,
     atts: Vec<AttachmentMeta>,
     metas: &HashMap<String, PageMeta>,
     existing: &HashMap<String, i64>,
@@ -557,6 +814,7 @@ async fn sync_attachments(
     opts: &SyncOptions,
     report: &mut SpaceReport,
     progress: &Progress,
+    lease: &mut Lease<'_>,
 ) -> Result<(), SyncError> {
     let bar = progress.bar("attachments", atts.len() as u64);
     let mut seen = HashSet::new();
@@ -577,6 +835,8 @@ async fn sync_attachments(
         } else {
             report.attachments_added += 1;
         }
+        // Downloaded now, outside any write transaction (blobs are content-addressed: one
+        // written here and never committed is swept as garbage later).
         let blob = if att.file_size >= 0 && (att.file_size as u64) <= opts.max_attachment_bytes {
             let stream = source.download(&att).await?;
             match store
@@ -595,7 +855,8 @@ async fn sync_attachments(
             report.attachments_skipped += 1;
             None
         };
-        tx.upsert_attachment(AttachmentRecord {
+        lease.keep(progress).await;
+        writes.attachments.push(AttachmentRecord {
             id: att.id,
             page_id: att.page_id,
             title: att.title,
@@ -604,14 +865,14 @@ async fn sync_attachments(
             version: att.version,
             updated_at: att.updated_at,
             blob,
-        })
-        .await?;
+        });
     }
-    if tx.mode() == SyncMode::Full {
-        tx.keep_attachments(&keep).await?;
+    if mode == SyncMode::Full {
+        writes.keep_attachments = Some(keep);
     } else if complete_listing {
         for id in existing.keys() {
-            if !seen.contains(id) && tx.delete_attachment(id).await? {
+            if !seen.contains(id) {
+                writes.delete_attachments.push(id.clone());
                 report.attachments_removed += 1;
             }
         }
