@@ -76,9 +76,9 @@ fn start_sync(
     let source = source_for(sim);
     let store = store.clone();
     let keys = keys.to_vec();
-    tokio::spawn(async move {
-        sync_spaces(&source, &*store, &keys, &opts, &Progress::quiet()).await
-    })
+    tokio::spawn(
+        async move { sync_spaces(&source, &*store, &keys, &opts, &Progress::quiet()).await },
+    )
 }
 
 async fn sync_now(
@@ -165,7 +165,8 @@ async fn a_slow_sync_never_undoes_a_restriction_a_newer_sync_committed(t: TestSt
         .add_read_restriction(page, Subject::User(service_account_id(&sim)))
         .expect("restrict");
     tokio::time::sleep(Duration::from_millis(400)).await; // the slow one's lease expires
-    let fast = sync_now(&sim, &*t.store, &key, &SyncOptions::default()).await;
+    let other_process = t.reopen().await.expect("second handle");
+    let fast = sync_now(&sim, &*other_process, &key, &SyncOptions::default()).await;
     assert!(fast.spaces[0].skipped.is_none(), "{fast}");
     assert!(effective_restricted(&*t.store, page).await, "fast sync");
 
@@ -176,7 +177,10 @@ async fn a_slow_sync_never_undoes_a_restriction_a_newer_sync_committed(t: TestSt
         effective_restricted(&*t.store, page).await,
         "the restriction must never be lost"
     );
-    let why = slow.spaces[0].skipped.as_deref().expect("stale round dropped");
+    let why = slow.spaces[0]
+        .skipped
+        .as_deref()
+        .expect("stale round dropped");
     assert!(why.contains("another sync committed"), "{why}");
 
     // The next round sees the restriction too.
@@ -223,20 +227,24 @@ async fn a_second_sync_of_a_space_is_skipped_and_other_spaces_commit_meanwhile(t
     let running = start_sync(&sim, &t.store, &first, full.clone());
     wait_held(&sim, 1).await;
 
-    // The same space again, from "another process" (its own client and options).
-    let second = sync_now(&sim, &*t.store, &first, &SyncOptions::default()).await;
+    // The same space again, from "another process" (its own store handle and client).
+    let other_process = t.reopen().await.expect("second handle");
+    let second = sync_now(&sim, &*other_process, &first, &SyncOptions::default()).await;
     let why = second.spaces[0]
         .skipped
         .as_deref()
         .expect("the second sync must be skipped");
-    assert!(why.contains("another sync of this space is running"), "{why}");
+    assert!(
+        why.contains("another sync of this space is running"),
+        "{why}"
+    );
     assert!(why.contains("kbgate pid"), "names the holder: {why}");
     assert!(second.to_string().contains("skipped"), "{second}");
 
     // Other spaces sync and commit, with a full pass (every page written) even.
     let other = tokio::time::timeout(
         Duration::from_secs(60),
-        sync_now(&sim, &*t.store, &others, &full),
+        sync_now(&sim, &*other_process, &others, &full),
     )
     .await
     .expect("another space's sync must not wait for the stuck one");

@@ -29,8 +29,11 @@ pub trait Store: Send + Sync {
 
     /// Starts the atomic sync of one space: upserts `space` and opens a transaction.
     /// Nothing is visible to readers until [`SpaceSync::commit`]; dropping the returned
-    /// value rolls everything back. One sync per space at a time (SQLite serialises all
-    /// mirror writers; the second waits up to the busy timeout).
+    /// value rolls everything back. The commit is unconditional (it moves the space's
+    /// generation whatever it was); a sync that read the mirror or Confluence first uses
+    /// [`Store::begin_space_sync_at`] instead, under the space's sync lease
+    /// ([`Store::acquire_sync_lease`]). Open the transaction only once everything to write
+    /// is at hand: on SQLite it holds the one write lock of the mirror until it ends.
     async fn begin_space_sync(
         &self,
         space: &SpaceRecord,

@@ -11,6 +11,15 @@
 //!   listing only when an attachment changed. A space of up to 200 pages with no changes
 //!   costs 2 calls.
 //!
+//! Several processes may sync one store (DESIGN.md §9). Each space is synced under its
+//! lease in the store (a second sync of a space that is being synced is skipped, with a
+//! message naming the holder), reads the space's generation before anything else and
+//! commits only if it has not moved (compare-and-set: a slow sync never writes its stale
+//! view over a newer commit, e.g. undoing a restriction; such a round writes nothing and
+//! the next one starts from the newer commit). Everything, attachment downloads included,
+//! is read before the write transaction opens, so a write lock lasts only as long as the
+//! writes themselves.
+//!
 //! Restrictions are never fetched page by page: the structure scan reads them in bulk, and
 //! the store derives inherited restrictions from the hierarchy (failing closed).
 
