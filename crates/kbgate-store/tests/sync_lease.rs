@@ -11,6 +11,7 @@ kbgate_store::store_tests!(
     a_commit_over_a_newer_generation_is_refused_and_writes_nothing,
     unconditional_syncs_and_space_removal_move_the_generation,
     one_lease_holder_per_space_until_release_or_expiry,
+    of_concurrent_commits_from_one_generation_exactly_one_lands,
 );
 
 fn space(id: &str, key: &str) -> SpaceRecord {
@@ -198,4 +199,33 @@ async fn one_lease_holder_per_space_until_release_or_expiry(t: &TestStore) {
         }
     }
     assert_eq!(winners, 1);
+}
+
+async fn of_concurrent_commits_from_one_generation_exactly_one_lands(t: &TestStore) {
+    let sp = space("S5", "FIVE");
+    let read = t.store.sync_generation("FIVE").await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..4 {
+        let store = t.reopen().await.expect("another handle");
+        let sp = sp.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tx = store
+                .begin_space_sync_at(&sp, SyncMode::Incremental, read)
+                .await?;
+            tx.upsert_page(page(&format!("w{i}"), "S5", false)).await?;
+            tx.commit(state(&sp)).await
+        }));
+    }
+    let (mut landed, mut stale) = (0, 0);
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => landed += 1,
+            Err(StoreError::Stale { .. }) => stale += 1,
+            Err(e) => panic!("only a stale refusal is expected: {e}"),
+        }
+    }
+    assert_eq!((landed, stale), (1, 3));
+    assert_eq!(t.store.sync_generation("FIVE").await.unwrap(), read + 1);
+    let written = t.store.page_versions("S5").await.unwrap();
+    assert_eq!(written.len(), 1, "only the winner's page: {written:?}");
 }
