@@ -9,6 +9,29 @@
 //! new state of a space, never a half-written one. Attachment bytes live in a
 //! content-addressed [`BlobStore`].
 //!
+//! # Several processes
+//!
+//! Several processes may share one store (DESIGN.md §9), and the mirror stays right whatever
+//! they do at once:
+//!
+//! - **Writes never go back in time.** Every space has a generation (`space_generations`),
+//!   moved by each sync commit and space removal. A sync reads it ([`Store::sync_generation`])
+//!   before it reads the mirror or Confluence and opens its transaction with
+//!   [`Store::begin_space_sync_at`]; the commit compares and sets it first thing, under
+//!   SQLite's write lock or PostgreSQL's row lock, and if another commit landed meanwhile it
+//!   fails with [`StoreError::Stale`] and writes nothing. A slow sync can therefore never
+//!   put back what a newer one changed (such as a restriction).
+//! - **One sync per space at a time.** [`Store::acquire_sync_lease`] takes or renews a
+//!   per-space lease row (`sync_leases`; SQLite keeps it in the operational database, so it
+//!   never waits on the mirror's write lock). It expires after its duration unless renewed,
+//!   so a crashed holder is replaced; times are milliseconds on the holders' clocks (keep
+//!   them within a fraction of the lease duration). The lease saves duplicated work; the
+//!   generation alone keeps the data right, also when a lease expired under a paused holder.
+//! - **Short write transactions.** A sync gathers everything first (attachment bytes go to
+//!   the blob store, which is content-addressed and written outside any transaction) and
+//!   opens its transaction only to write, so SQLite's single write lock is held for the
+//!   writes alone and other spaces' syncs and removals are not kept waiting.
+//!
 //! The store does no authorisation: callers (the portal's `Viewer` gate) decide which
 //! spaces and labels to pass as a search scope and which pages to show. It does guarantee
 //! that [`Store::search`] never returns a page with `effective_restricted` or outside the

@@ -182,7 +182,8 @@ pub async fn sync_spaces(
             Ok(mut space_report) => {
                 space_report.calls = source.calls() - before;
                 match &space_report.skipped {
-                    Some(why) => progress.warn(&format!("space {key}: skipped: {why}")),
+                    // Expected with several instances: not a warning.
+                    Some(why) => progress.info(&format!("space {key}: skipped: {why}")),
                     None => progress.info(&format!("space {key}: done")),
                 }
                 report.spaces.push(space_report);
