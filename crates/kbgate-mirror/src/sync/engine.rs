@@ -554,7 +554,10 @@ async fn sync_space_leased(
         tx.keep_attachments(keep).await?;
     }
     for id in &writes.delete_attachments {
-        tx.delete_attachment(id).await?;
+        // Not counted when a page removal above took the attachment with it.
+        if tx.delete_attachment(id).await? {
+            report.attachments_removed += 1;
+        }
     }
     let stats = tx
         .commit(SyncState {
@@ -883,7 +886,6 @@ async fn sync_attachments(
         for id in existing.keys() {
             if !seen.contains(id) {
                 writes.delete_attachments.push(id.clone());
-                report.attachments_removed += 1;
             }
         }
     }
