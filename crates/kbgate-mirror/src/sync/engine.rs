@@ -152,7 +152,10 @@ impl std::fmt::Display for SyncReport {
 /// Syncs the named spaces, each in its own transaction.
 ///
 /// A space that fails is rolled back and reported as an error after the others were
-/// tried, so one bad space does not starve the rest.
+/// tried, so one bad space does not starve the rest. A space that another sync holds the
+/// lease of, or that another sync committed while this one ran, is not an error: it is
+/// reported as skipped ([`SpaceReport::skipped`], with the reason) and nothing of it is
+/// written this round.
 pub async fn sync_spaces(
     source: &dyn Source,
     store: &dyn Store,
