@@ -191,7 +191,8 @@ async fn a_slow_sync_never_undoes_a_restriction_a_newer_sync_committed(t: TestSt
 // Issue 12, item 5 and "one sync at a time": while a full sync of a space is stuck in its
 // attachment downloads, a second sync of the same space is skipped with a message naming
 // the holder (never `database is locked`), and a sync of another space commits (the stuck
-// sync holds no write lock while it downloads).
+// sync holds no write lock while it downloads); a sync allowed to wait for the lease
+// waits, then syncs.
 both_backends!(a_second_sync_of_a_space_is_skipped_and_other_spaces_commit_meanwhile);
 async fn a_second_sync_of_a_space_is_skipped_and_other_spaces_commit_meanwhile(t: TestStore) {
     let sim = spawn(SimConfig::default()).await.expect("sim");
@@ -250,10 +251,25 @@ async fn a_second_sync_of_a_space_is_skipped_and_other_spaces_commit_meanwhile(t
     .expect("another space's sync must not wait for the stuck one");
     assert!(other.spaces.iter().all(|s| s.skipped.is_none()), "{other}");
 
-    // The held sync then finishes normally and the lease is free again.
+    // A sync that may wait for the lease waits for the held one to finish, then syncs.
+    let waiting = start_sync(
+        &sim,
+        &other_process,
+        &first,
+        SyncOptions {
+            lease_wait: Duration::from_secs(60),
+            ..SyncOptions::default()
+        },
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!waiting.is_finished(), "it waits while the lease is held");
+
+    // The held sync then finishes normally and the waiting one goes next.
     sim.state().release();
     let done = running.await.unwrap().expect("held sync");
     assert!(done.spaces[0].skipped.is_none(), "{done}");
+    let waited = waiting.await.unwrap().expect("waiting sync");
+    assert!(waited.spaces[0].skipped.is_none(), "{waited}");
     let again = sync_now(&sim, &*t.store, &first, &SyncOptions::default()).await;
     assert!(again.spaces[0].skipped.is_none(), "{again}");
 }

@@ -19,6 +19,11 @@ pub struct Args {
     /// Sync only this space (repeatable). Default: every space named by an audience.
     #[arg(long = "space", value_name = "KEY")]
     spaces: Vec<String>,
+    /// When another process is syncing a space (e.g. `kbgate serve`'s background sync), wait
+    /// up to this many seconds for it to finish, then sync the space; without it, or when the
+    /// wait runs out, the space is skipped with a line naming the other sync.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    wait: u64,
 }
 
 pub async fn run(config: &Path, args: Args) -> ExitCode {
@@ -48,6 +53,7 @@ async fn sync(config: &Path, args: Args) -> anyhow::Result<()> {
         full: args.full,
         max_attachment_bytes: wiring::max_attachment_bytes(&config),
         overlap: config.sync.overlap,
+        lease_wait: std::time::Duration::from_secs(args.wait),
         ..SyncOptions::default()
     };
     let report = sync_spaces(&source, &*store, &keys, &opts, &Progress::auto())

@@ -52,6 +52,9 @@ pub struct SyncOptions {
     /// How long a space's sync lease lasts without renewal (a sync renews it as it goes; a
     /// crashed holder's lease lets another process sync the space after this long).
     pub lease_ttl: Duration,
+    /// How long to wait for a space's lease while another sync holds it before skipping
+    /// the space (zero: skip at once; the holder's commit is what readers get).
+    pub lease_wait: Duration,
 }
 
 impl Default for SyncOptions {
@@ -61,6 +64,7 @@ impl Default for SyncOptions {
             max_attachment_bytes: 50 * 1024 * 1024,
             overlap: Duration::from_secs(2 * 3600),
             lease_ttl: Duration::from_secs(5 * 60),
+            lease_wait: Duration::ZERO,
         }
     }
 }
@@ -280,25 +284,39 @@ async fn sync_space(
     progress: &Progress,
 ) -> Result<SpaceReport, SyncError> {
     let holder = lease_holder();
-    match store
-        .acquire_sync_lease(&space.key, &holder, opts.lease_ttl)
-        .await?
-    {
-        SyncLease::Acquired => {}
-        SyncLease::HeldBy {
-            holder: other,
-            expires_at,
-        } => {
-            return Ok(SpaceReport {
-                key: space.key.clone(),
-                skipped: Some(format!(
-                    "another sync of this space is running ({other}; its lease runs until \
-                     {}); skipped, that sync's commit will be served",
-                    expires_at.format("%Y-%m-%d %H:%M:%S UTC")
-                )),
-                ..SpaceReport::default()
-            });
+    let wait_until = Instant::now() + opts.lease_wait;
+    let mut told = false;
+    loop {
+        let (other, expires_at) = match store
+            .acquire_sync_lease(&space.key, &holder, opts.lease_ttl)
+            .await?
+        {
+            SyncLease::Acquired => break,
+            SyncLease::HeldBy { holder, expires_at } => (holder, expires_at),
+        };
+        let now = Instant::now();
+        if now < wait_until {
+            if !told {
+                progress.info(&format!(
+                    "space {}: another sync of this space is running ({other}); waiting up \
+                     to {} s for it",
+                    space.key,
+                    opts.lease_wait.as_secs()
+                ));
+                told = true;
+            }
+            tokio::time::sleep((wait_until - now).min(Duration::from_millis(250))).await;
+            continue;
         }
+        return Ok(SpaceReport {
+            key: space.key.clone(),
+            skipped: Some(format!(
+                "another sync of this space is running ({other}; its lease runs until {}); \
+                 skipped, that sync's commit will be served",
+                expires_at.format("%Y-%m-%d %H:%M:%S UTC")
+            )),
+            ..SpaceReport::default()
+        });
     }
     let mut lease = Lease {
         store,
