@@ -502,19 +502,19 @@ mod tests {
     #[test]
     fn invisible_characters_are_refused_not_dropped() {
         for c in [
-            '\u{200B}', // zero-width space (UTS #46 maps it to nothing)
-            '\u{200C}', // zero-width non-joiner
-            '\u{200D}', // zero-width joiner
-            '\u{2060}', // word joiner
-            '\u{FEFF}', // BOM / zero-width no-break space
-            '\u{AD}',   // soft hyphen
-            '\u{34F}',  // combining grapheme joiner
-            '\u{FE0F}', // variation selector
-            '\u{200E}', // left-to-right mark
-            '\u{200F}', // right-to-left mark
-            '\u{202E}', // right-to-left override
-            '\u{2066}', // left-to-right isolate
-            '\u{61C}',  // Arabic letter mark
+            '\u{200B}',  // zero-width space (UTS #46 maps it to nothing)
+            '\u{200C}',  // zero-width non-joiner
+            '\u{200D}',  // zero-width joiner
+            '\u{2060}',  // word joiner
+            '\u{FEFF}',  // BOM / zero-width no-break space
+            '\u{AD}',    // soft hyphen
+            '\u{34F}',   // combining grapheme joiner
+            '\u{FE0F}',  // variation selector
+            '\u{200E}',  // left-to-right mark
+            '\u{200F}',  // right-to-left mark
+            '\u{202E}',  // right-to-left override
+            '\u{2066}',  // left-to-right isolate
+            '\u{61C}',   // Arabic letter mark
             '\u{E0041}', // tag latin capital A
         ] {
             for at in [0, 2, 4, 8] {

@@ -80,11 +80,7 @@ pub(crate) fn client_key(addr: Option<IpAddr>) -> String {
 pub(crate) fn mailbox_key(email: &kbgate_policy::Email) -> String {
     let local = email.local_part();
     let local = local.split_once('+').map_or(local, |(base, _)| base);
-    format!(
-        "{}@{}",
-        local.to_ascii_lowercase(),
-        email.domain().as_str()
-    )
+    format!("{}@{}", local.to_ascii_lowercase(), email.domain().as_str())
 }
 
 #[cfg(test)]
@@ -94,7 +90,10 @@ mod tests {
     #[test]
     fn ipv6_clients_share_their_64() {
         let key = |s: &str| client_key(Some(s.parse().unwrap()));
-        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff:ffff:ffff:ffff"));
+        assert_eq!(
+            key("2001:db8:1:2::1"),
+            key("2001:db8:1:2:ffff:ffff:ffff:ffff")
+        );
         assert_eq!(key("2001:db8:1:2::1"), "2001:db8:1:2::/64");
         assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
         assert_eq!(key("::ffff:198.51.100.7"), key("198.51.100.7"));

@@ -165,7 +165,9 @@ async fn matrix(app: &TestApp) {
 
         // Home and the spaces API list exactly the granted spaces.
         for path in ["/", "/api/v1/spaces"] {
-            let resp = app.get(path, cookie_once(app, who, &cookie).await.as_deref()).await;
+            let resp = app
+                .get(path, cookie_once(app, who, &cookie).await.as_deref())
+                .await;
             match who.blanket() {
                 Some(s) => assert_eq!(resp.status().as_u16(), s, "{who:?} {path}"),
                 None => {
@@ -190,15 +192,43 @@ async fn matrix(app: &TestApp) {
         // Space homes and trees.
         for key in ["KB", "HR", "OLD", "NOPE"] {
             let readable = who.spaces().contains(&key);
-            check(app, who, cookie_once(app, who, &cookie).await.as_deref(), &format!("/spaces/{key}"), readable).await;
-            check(app, who, cookie_once(app, who, &cookie).await.as_deref(), &format!("/api/v1/spaces/{key}/tree"), readable).await;
+            check(
+                app,
+                who,
+                cookie_once(app, who, &cookie).await.as_deref(),
+                &format!("/spaces/{key}"),
+                readable,
+            )
+            .await;
+            check(
+                app,
+                who,
+                cookie_once(app, who, &cookie).await.as_deref(),
+                &format!("/api/v1/spaces/{key}/tree"),
+                readable,
+            )
+            .await;
         }
 
         // Every page, HTML and JSON.
         for (id, title, _) in PAGES {
             let readable = who.readable().contains(id);
-            check(app, who, cookie_once(app, who, &cookie).await.as_deref(), &format!("/pages/{id}"), readable).await;
-            check(app, who, cookie_once(app, who, &cookie).await.as_deref(), &format!("/api/v1/pages/{id}"), readable).await;
+            check(
+                app,
+                who,
+                cookie_once(app, who, &cookie).await.as_deref(),
+                &format!("/pages/{id}"),
+                readable,
+            )
+            .await;
+            check(
+                app,
+                who,
+                cookie_once(app, who, &cookie).await.as_deref(),
+                &format!("/api/v1/pages/{id}"),
+                readable,
+            )
+            .await;
             if readable {
                 let body = app
                     .get(
@@ -212,13 +242,34 @@ async fn matrix(app: &TestApp) {
                 assert!(body.contains(title));
             }
         }
-        check(app, who, cookie_once(app, who, &cookie).await.as_deref(), "/pages/999999", false).await;
+        check(
+            app,
+            who,
+            cookie_once(app, who, &cookie).await.as_deref(),
+            "/pages/999999",
+            false,
+        )
+        .await;
 
         // Attachments: by name and by id, only for readable pages.
         for (by_name, by_id, page) in ATTACHMENTS {
             let readable = who.readable().contains(page);
-            check(app, who, cookie_once(app, who, &cookie).await.as_deref(), by_name, readable).await;
-            check(app, who, cookie_once(app, who, &cookie).await.as_deref(), by_id, readable).await;
+            check(
+                app,
+                who,
+                cookie_once(app, who, &cookie).await.as_deref(),
+                by_name,
+                readable,
+            )
+            .await;
+            check(
+                app,
+                who,
+                cookie_once(app, who, &cookie).await.as_deref(),
+                by_id,
+                readable,
+            )
+            .await;
         }
 
         // Search: a page's unique word finds it exactly when it is readable.
@@ -227,7 +278,9 @@ async fn matrix(app: &TestApp) {
                 format!("/search?q={word}"),
                 format!("/api/v1/search?q={word}"),
             ] {
-                let resp = app.get(&path, cookie_once(app, who, &cookie).await.as_deref()).await;
+                let resp = app
+                    .get(&path, cookie_once(app, who, &cookie).await.as_deref())
+                    .await;
                 match who.blanket() {
                     Some(s) => assert_eq!(resp.status().as_u16(), s, "{who:?} {path}"),
                     None => {

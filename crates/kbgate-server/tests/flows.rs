@@ -482,7 +482,10 @@ async fn the_sweep_ends_sessions_a_new_policy_refuses_without_a_request() {
         }
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    assert!(ended, "the removed domain's session is still active in the store");
+    assert!(
+        ended,
+        "the removed domain's session is still active in the store"
+    );
     app.policy.replace(policy());
     assert_eq!(app.get("/", Some(&alice)).await.status(), 401);
 }

@@ -985,7 +985,10 @@ async fn sessions_revoked_under_a_domain_and_listed(t: &TestStore) {
             "mal@acme.com.evil.net"
         ]
     );
-    assert!(t.active_sessions(ts(61)).await.unwrap().is_empty(), "expired");
+    assert!(
+        t.active_sessions(ts(61)).await.unwrap().is_empty(),
+        "expired"
+    );
     // Whole records, as stored.
     let first = t.active_sessions(ts(10)).await.unwrap().remove(0);
     assert_eq!(first, session(&first.id_hash, &first.email));

@@ -252,9 +252,11 @@ fn a_changed_file_is_picked_up_without_a_signal() {
     // sessions — alice's, nor bob's that saw no request in between; signing in again works.
     setup.replace_policy_keeping_mtime(r#""acme.com", "hooli.com""#);
     assert!(
-        eventually(Duration::from_secs(15), || server
-            .sign_in_status(API_KEY, "probe2@acme.com", "/")
-            == 303),
+        eventually(Duration::from_secs(15), || server.sign_in_status(
+            API_KEY,
+            "probe2@acme.com",
+            "/"
+        ) == 303),
         "{}",
         server.log()
     );
@@ -290,7 +292,11 @@ fn sessions_revoke_by_domain_ends_the_subdomains_an_audience_admits() {
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(text(&o).contains("2 session(s) revoked"), "{}", text(&o));
-    assert_eq!(server.status("/spaces/KB", &erin), 401, "the subdomain's session");
+    assert_eq!(
+        server.status("/spaces/KB", &erin),
+        401,
+        "the subdomain's session"
+    );
     assert_eq!(server.status("/spaces/KB", &alice), 401);
     // Other domains, including ones that merely end in the same letters, keep theirs.
     assert_eq!(server.status("/spaces/KB", &hank), 200);
