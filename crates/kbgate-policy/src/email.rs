@@ -14,6 +14,11 @@
 //!   second spelling), IP literals (`[1.2.3.4]`), a numeric top-level label (`1.2.3.4` is an IPv4
 //!   address, not a domain), single-label names (`localhost`), wildcards (`*.acme.com`), and
 //!   anything longer than 253 octets after conversion (labels at most 63).
+//! - **Invisible characters** (zero-width spaces and joiners, soft hyphen, bidi controls,
+//!   variation selectors, tags: Unicode `Default_Ignorable_Code_Point`) are refused
+//!   ([`DomainError::Invisible`]), in the input and inside an `xn--` A-label, never dropped:
+//!   UTS #46 would silently map some of them away, so the text shown would not be the name
+//!   compared.
 //! - **Homographs**: a look-alike such as Cyrillic `аcme.com` converts to an `xn--` A-label that
 //!   is a different string from `acme.com`, so it can never match. In addition a label that mixes
 //!   letters of Latin, Greek, Cyrillic, Armenian or Cherokee (the scripts with Latin look-alikes)
@@ -61,6 +66,12 @@ pub enum DomainError {
     NumericTld,
     #[error("the label {0:?} mixes letters of different scripts (a homograph risk)")]
     MixedScript(String),
+    #[error(
+        "the domain contains the invisible character U+{:04X} (zero-width, bidi control, \
+         variation selector or similar)",
+        u32::from(*.0)
+    )]
+    Invisible(char),
 }
 
 /// Why an email address was refused.
@@ -288,6 +299,11 @@ fn normalize_domain(input: &str) -> Result<String, DomainError> {
     if input.contains('*') {
         return Err(DomainError::Wildcard);
     }
+    // UTS #46 maps some of these to nothing (`ac\u{200B}me.com` would become `acme.com`) and
+    // refuses others: either way the text shown is not the name compared. Refuse them all.
+    if let Some(c) = input.chars().find(|&c| is_invisible(c)) {
+        return Err(DomainError::Invisible(c));
+    }
     if let Some(c) = input
         .chars()
         .find(|c| c.is_ascii() && !(c.is_ascii_alphanumeric() || *c == '-' || *c == '.'))
@@ -335,6 +351,32 @@ fn normalize_domain(input: &str) -> Result<String, DomainError> {
     Ok(ascii.to_ascii_lowercase())
 }
 
+/// Unicode `Default_Ignorable_Code_Point` (zero-width spaces and joiners, soft hyphen, bidi
+/// marks, embeddings, overrides and isolates, variation selectors, tags, BOM, fillers …) and
+/// the remaining bidi control ALM: characters that render as nothing.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0x00AD
+            | 0x034F
+            | 0x061C
+            | 0x115F..=0x1160
+            | 0x17B4..=0x17B5
+            | 0x180B..=0x180F
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x206F
+            | 0x3164
+            | 0xFE00..=0xFE0F
+            | 0xFEFF
+            | 0xFFA0
+            | 0xFFF0..=0xFFF8
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0000..=0xE0FFF
+    )
+}
+
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Script {
     Latin,
@@ -368,6 +410,10 @@ fn check_scripts(uts46: &Uts46, ascii: &str) -> Result<(), DomainError> {
     );
     if result.is_err() {
         return Err(DomainError::Idna);
+    }
+    // An A-label may carry what the Unicode input could not (e.g. a zero-width joiner).
+    if let Some(c) = unicode.chars().find(|&c| is_invisible(c)) {
+        return Err(DomainError::Invisible(c));
     }
     for label in unicode.split('.') {
         let mut seen: Option<Script> = None;
@@ -451,6 +497,40 @@ mod tests {
         let long = format!("{}com", "abcdefghi.".repeat(26));
         assert_eq!(dom(&long), Err(DomainError::TooLong));
         assert_eq!(dom(&"a".repeat(2000)), Err(DomainError::TooLong));
+    }
+
+    #[test]
+    fn invisible_characters_are_refused_not_dropped() {
+        for c in [
+            '\u{200B}',  // zero-width space (UTS #46 maps it to nothing)
+            '\u{200C}',  // zero-width non-joiner
+            '\u{200D}',  // zero-width joiner
+            '\u{2060}',  // word joiner
+            '\u{FEFF}',  // BOM / zero-width no-break space
+            '\u{AD}',    // soft hyphen
+            '\u{34F}',   // combining grapheme joiner
+            '\u{FE0F}',  // variation selector
+            '\u{200E}',  // left-to-right mark
+            '\u{200F}',  // right-to-left mark
+            '\u{202E}',  // right-to-left override
+            '\u{2066}',  // left-to-right isolate
+            '\u{61C}',   // Arabic letter mark
+            '\u{E0041}', // tag latin capital A
+        ] {
+            for at in [0, 2, 4, 8] {
+                let mut d: Vec<char> = "acme.com".chars().collect();
+                d.insert(at, c);
+                let d: String = d.into_iter().collect();
+                assert_eq!(dom(&d), Err(DomainError::Invisible(c)), "{d:?}");
+                assert_eq!(
+                    Email::parse(&format!("a@{d}")),
+                    Err(EmailError::Domain(DomainError::Invisible(c))),
+                    "{d:?}"
+                );
+            }
+        }
+        // Visible non-ASCII is unaffected.
+        assert_eq!(dom("bücher.de").unwrap(), "xn--bcher-kva.de");
     }
 
     #[test]

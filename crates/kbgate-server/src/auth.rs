@@ -21,11 +21,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 use crate::gate::{
-    ClientAddr, PURPOSE_HANDOVER, PURPOSE_MAGIC, check_api_key, clear_cookie, session_cookie,
-    set_cookie,
+    ClientAddr, PURPOSE_HANDOVER, PURPOSE_MAGIC, check_api_key, clear_cookie, cookie_flags,
+    cross_site, read_cookie, session_cookie, set_cookie,
 };
 use crate::mail::LinkMail;
 use crate::pages::{Chrome, render};
+use crate::ratelimit::{client_key, mailbox_key};
 use crate::redirect::LocalPath;
 use crate::secret::{Opaque, ct_eq};
 use crate::state::AppState;
@@ -40,6 +41,7 @@ async fn sign_in(
     method: &str,
 ) -> Result<Response, Error> {
     let now = Utc::now();
+    let generation = state.policy().generation();
     // Refused emails get the same answer as bad tokens: no session, 401.
     if state.policy().viewer(email, now).is_err() {
         state
@@ -57,6 +59,18 @@ async fn sign_in(
         state.sessions().revoke(&old).await?;
     }
     let id = state.sessions().create(email, settings, now).await?;
+    // A reload between the check above and the insert: its sweep may have listed sessions
+    // before this one existed. Checking again after the insert closes that gap (the reload's
+    // sweep either sees this session or this check sees its policies).
+    if state.policy().generation() != generation
+        && state
+            .policy()
+            .session_viewer(email, now, Utc::now())
+            .is_err()
+    {
+        state.sessions().revoke(&id).await?;
+        return Err(Error::Unauthorized);
+    }
     state
         .sessions()
         .audit(
@@ -263,6 +277,8 @@ struct ConfirmPage {
     field: &'static str,
     value: String,
     return_to: String,
+    /// Form token tying the post to the browser that opened the link (empty: none).
+    csrf: String,
 }
 
 /// `GET /auth/email`: the magic-link form.
@@ -329,8 +345,9 @@ pub(crate) fn mail_link(
     eligible: impl FnOnce(&Email, DateTime<Utc>) -> bool,
 ) -> Result<(), Error> {
     let email = form_email(raw_email)?;
-    let client_key = addr.map(|a| a.to_string()).unwrap_or_default();
-    if !state.limit_client().check(&client_key) || !state.limit_email().check(email.as_str()) {
+    if !state.limit_client().check(&client_key(addr))
+        || !state.limit_email().check(&mailbox_key(&email))
+    {
         return Err(Error::TooManyRequests);
     }
     let now = Utc::now();
@@ -395,32 +412,92 @@ pub(crate) async fn email_submit(
     .into_response())
 }
 
+/// Name of the cookie that ties the magic-link confirmation form to the browser it was
+/// shown in (`__Host-` when it can be Secure, like the session cookie).
+fn confirm_cookie_name(settings: &crate::settings::Settings) -> &'static str {
+    if settings.cookie_secure {
+        "__Host-kbgate_confirm"
+    } else {
+        "kbgate_confirm"
+    }
+}
+
+/// Purpose of the confirmation form's token, derived from the confirmation cookie.
+const CONFIRM_TOKEN: &str = "magic-link-confirm";
+
 /// `GET /auth/email/confirm?code=`: asks for a click before using the link, so mail scanners
-/// that prefetch links do not burn it.
+/// that prefetch links do not burn it. The form carries a token derived from a cookie set
+/// here, so only this browser can post it (see [`email_confirm`]).
 pub(crate) async fn email_confirm_form(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Query(p): Query<CodeParams>,
-) -> Result<Html<String>, Error> {
+) -> Result<Response, Error> {
     let code = p
         .code
         .as_deref()
         .and_then(Opaque::parse)
         .ok_or(Error::Unauthorized)?;
-    render(&ConfirmPage {
+    let settings = state.settings();
+    let name = confirm_cookie_name(settings);
+    // Reuse the browser's cookie: two links open in two tabs both stay usable.
+    let (binding, fresh) = match read_cookie(&headers, name) {
+        Some(b) => (b, false),
+        None => (Opaque::generate(), true),
+    };
+    let mut resp = render(&ConfirmPage {
         chrome: Chrome::anonymous(&state),
         action: "/auth/email/confirm",
         field: "code",
         value: code.expose().to_owned(),
         return_to: String::new(),
-    })
+        csrf: binding.derive(CONFIRM_TOKEN),
+    })?
+    .into_response();
+    if fresh {
+        let cookie = format!(
+            "{name}={}; Path=/; HttpOnly; {}Max-Age={}",
+            binding.expose(),
+            cookie_flags(settings),
+            settings.magic_link_ttl.as_secs().max(60)
+        );
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
+            resp.headers_mut().insert(header::SET_COOKIE, v);
+        }
+    }
+    Ok(resp)
 }
 
-/// `POST /auth/email/confirm` (form `code`): uses the magic link.
+#[derive(Deserialize)]
+pub(crate) struct ConfirmForm {
+    code: Option<String>,
+    csrf: Option<String>,
+}
+
+/// `POST /auth/email/confirm` (form `code`, `csrf`): uses the magic link. Refused (403, the
+/// code left unused) when the post comes from another site — login CSRF: another site must
+/// not sign a visitor in to an account of its choosing (the attacker's own link). The
+/// browser's `Origin` / `Sec-Fetch-Site` refuse it early; the form token, derived from a
+/// cookie that only the confirmation page of this site sets, refuses it where those headers
+/// say nothing (`Origin: null`, older browsers).
 pub(crate) async fn email_confirm(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Form(p): Form<CodeParams>,
+    Form(p): Form<ConfirmForm>,
 ) -> Result<Response, Error> {
+    let settings = state.settings();
+    if cross_site(&headers, settings) {
+        return Err(Error::Forbidden);
+    }
+    let bound = read_cookie(&headers, confirm_cookie_name(settings)).is_some_and(|b| {
+        ct_eq(
+            p.csrf.as_deref().unwrap_or_default(),
+            &b.derive(CONFIRM_TOKEN),
+        )
+    });
+    if !bound {
+        return Err(Error::Forbidden);
+    }
     redeem(&state, &headers, p.code.as_deref(), PURPOSE_MAGIC).await
 }
 
@@ -439,13 +516,7 @@ pub(crate) async fn logout(
     Form(f): Form<LogoutForm>,
 ) -> Result<Response, Error> {
     let settings = state.settings();
-    let foreign_origin = headers.get(header::ORIGIN).is_some_and(|origin| {
-        origin.as_bytes() != b"null" && origin.as_bytes() != settings.origin().as_bytes()
-    });
-    let cross_site = headers
-        .get("sec-fetch-site")
-        .is_some_and(|v| v.as_bytes() == b"cross-site" || v.as_bytes() == b"same-site");
-    if foreign_origin || cross_site {
+    if cross_site(&headers, settings) {
         return Err(Error::Forbidden);
     }
     let mut resp = redirect("/auth/email");

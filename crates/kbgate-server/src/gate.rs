@@ -23,25 +23,94 @@ use crate::state::AppState;
 
 /// The policy in force, replaceable at run time (SIGHUP, file change). Cheap to clone; all
 /// clones see a replacement.
+///
+/// Removing a domain *ends* its sessions; putting it back does not revive them. A session the
+/// policy refuses is ended by the request that finds it refused; sessions nobody uses are
+/// ended by a sweep: [`PolicyHandle::replace`] queues the outgoing policy and the new one
+/// (the outgoing one as of now: it also ends the sessions of audiences that expired while it
+/// was in force), and the portal's sweeper ([`crate::serve`]) ends, in the store, every session
+/// a queued policy refuses. Until a queued policy is swept, every request is checked against
+/// it as well as the current one, so a quick remove-and-restore cannot slip an old cookie
+/// through before the sweep. Putting a domain back always takes a replacement, whose sweep
+/// of the outgoing policy ends what that policy refused.
 #[derive(Clone)]
-pub struct PolicyHandle(Arc<RwLock<Arc<Policy>>>);
+pub struct PolicyHandle(Arc<PolicyShared>);
+
+struct PolicyShared {
+    current: RwLock<Arc<Policy>>,
+    /// Installed policies whose sweep has not finished, oldest first.
+    /// Each with the time it was queued: it speaks only for sessions opened before then.
+    unswept: std::sync::Mutex<Vec<Queued>>,
+    /// `unswept.len()`, read without the lock on every request.
+    unswept_len: std::sync::atomic::AtomicUsize,
+    installed: tokio::sync::Notify,
+    /// Bumped by every replacement.
+    generation: std::sync::atomic::AtomicU64,
+}
+
+/// A policy waiting for its sweep.
+#[derive(Clone)]
+pub(crate) struct Queued {
+    pub(crate) policy: Arc<Policy>,
+    /// Sessions opened before this time are the ones it decides about.
+    pub(crate) at: DateTime<Utc>,
+}
 
 impl PolicyHandle {
     /// Starts with `policy`.
     pub fn new(policy: Policy) -> PolicyHandle {
-        PolicyHandle(Arc::new(RwLock::new(Arc::new(policy))))
+        PolicyHandle(Arc::new(PolicyShared {
+            current: RwLock::new(Arc::new(policy)),
+            unswept: std::sync::Mutex::new(Vec::new()),
+            unswept_len: std::sync::atomic::AtomicUsize::new(0),
+            installed: tokio::sync::Notify::new(),
+            generation: std::sync::atomic::AtomicU64::new(0),
+        }))
     }
 
-    /// Replaces the policy; the next request is decided by the new one.
+    /// Replaces the policy; the next request is decided by the new one, and sessions it
+    /// refuses are ended (see the type's docs).
     pub fn replace(&self, policy: Policy) {
-        // A poisoned lock only means a writer panicked; the stored Arc is still a whole value.
-        let mut guard = self.0.write().unwrap_or_else(|p| p.into_inner());
-        *guard = Arc::new(policy);
+        let policy = Arc::new(policy);
+        {
+            // Queued before the swap, under one lock with it: a request never sees the new
+            // policy without the queue that holds the outgoing one.
+            let mut unswept = self.lock_unswept();
+            // A poisoned lock only means a writer panicked; the stored Arc is still whole.
+            let mut guard = self.0.current.write().unwrap_or_else(|p| p.into_inner());
+            let outgoing = std::mem::replace(&mut *guard, policy.clone());
+            let at = Utc::now();
+            unswept.push(Queued {
+                policy: outgoing,
+                at,
+            });
+            unswept.push(Queued { policy, at });
+            self.0
+                .generation
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.0
+                .unswept_len
+                .store(unswept.len(), std::sync::atomic::Ordering::SeqCst);
+        }
+        self.0.installed.notify_one();
     }
 
     /// The policy in force now.
     pub fn current(&self) -> Arc<Policy> {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.0
+            .current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Changes with every replacement.
+    pub(crate) fn generation(&self) -> u64 {
+        self.0.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn lock_unswept(&self) -> std::sync::MutexGuard<'_, Vec<Queued>> {
+        self.0.unswept.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Issues a viewer for `email` under the current policy.
@@ -49,6 +118,48 @@ impl PolicyHandle {
         self.current()
             .viewer(email, now)
             .map_err(|_| Error::Forbidden)
+    }
+
+    /// Whether a *session* of `email`, opened at `opened`, may go on: the current policy
+    /// admits it, and so does every queued policy not yet swept that was replaced after the
+    /// session was opened (such a policy that refuses the email has ended, or is about to
+    /// end, the session).
+    pub(crate) fn session_viewer(
+        &self,
+        email: &Email,
+        opened: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Viewer, Error> {
+        if self.0.unswept_len.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            let unswept = self.lock_unswept().clone();
+            if unswept
+                .iter()
+                .any(|q| opened < q.at && q.policy.viewer(email, now).is_err())
+            {
+                return Err(Error::Forbidden);
+            }
+        }
+        self.viewer(email, now)
+    }
+
+    /// Queued policies not yet swept, oldest first.
+    pub(crate) fn unswept(&self) -> Vec<Queued> {
+        self.lock_unswept().clone()
+    }
+
+    /// Marks the first `n` queued policies as swept.
+    pub(crate) fn mark_swept(&self, n: usize) {
+        let mut unswept = self.lock_unswept();
+        let n = n.min(unswept.len());
+        unswept.drain(..n);
+        self.0
+            .unswept_len
+            .store(unswept.len(), std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Waits until a policy is installed (returns at once if one was since the last wait).
+    pub(crate) async fn installed(&self) {
+        self.0.installed.notified().await;
     }
 }
 
@@ -78,6 +189,7 @@ pub(crate) struct Sessions {
 #[derive(Clone)]
 struct CachedSession {
     stamp: i64,
+    created_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
     last_seen_at: DateTime<Utc>,
     /// The stored email, parsed once.
@@ -89,6 +201,8 @@ struct CachedSession {
 /// An active session as a request sees it.
 pub(crate) struct ActiveSession {
     pub(crate) email: Email,
+    /// When the session was opened.
+    pub(crate) created_at: DateTime<Utc>,
     /// Token for the sign-out form (derived from the session id).
     pub(crate) csrf: String,
 }
@@ -162,6 +276,7 @@ impl Sessions {
                 }
                 return Ok(Some(ActiveSession {
                     email: c.email,
+                    created_at: c.created_at,
                     csrf: c.csrf,
                 }));
             }
@@ -199,13 +314,18 @@ impl Sessions {
             key,
             CachedSession {
                 stamp,
+                created_at: rec.created_at,
                 expires_at: rec.expires_at,
                 last_seen_at: rec.last_seen_at,
                 email: email.clone(),
                 csrf: csrf.clone(),
             },
         );
-        Ok(Some(ActiveSession { email, csrf }))
+        Ok(Some(ActiveSession {
+            email,
+            created_at: rec.created_at,
+            csrf,
+        }))
     }
 
     pub(crate) fn clear_cache(&self) {
@@ -228,6 +348,62 @@ impl Sessions {
             .map_err(store_err)?;
         // The store's change stamp has moved too; forgetting it here is only tidiness.
         self.cache.remove(&id.digest());
+        Ok(ended)
+    }
+
+    /// Ends a session the policy refused, with an audit record.
+    pub(crate) async fn end_refused(&self, id: &Opaque) -> Result<(), Error> {
+        if self.revoke(id).await? {
+            self.audit(
+                "policy",
+                "session.end",
+                serde_json::json!({ "reason": "refused by the policy" }),
+            )
+            .await;
+        }
+        Ok(())
+    }
+
+    /// Ends, in the store, every active session opened before `before` whose email `policy`
+    /// refuses. Returns how many sessions ended.
+    pub(crate) async fn end_sessions_refused_by(
+        &self,
+        policy: &Policy,
+        before: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<u64, Error> {
+        let sessions = self.store.active_sessions(now).await.map_err(store_err)?;
+        let mut verdicts: std::collections::HashMap<String, bool> =
+            std::collections::HashMap::new();
+        let mut ended = 0;
+        for rec in sessions {
+            if rec.created_at >= before {
+                continue;
+            }
+            let refused = *verdicts
+                .entry(rec.email.clone())
+                .or_insert_with(|| match Email::parse(&rec.email) {
+                    Ok(e) => policy.viewer(&e, now).is_err(),
+                    Err(_) => true,
+                });
+            if refused
+                && self
+                    .store
+                    .revoke_session(&rec.id_hash)
+                    .await
+                    .map_err(store_err)?
+            {
+                ended += 1;
+            }
+        }
+        if ended > 0 {
+            self.audit(
+                "policy",
+                "session.end",
+                serde_json::json!({ "reason": "refused by the policy", "sessions": ended }),
+            )
+            .await;
+        }
         Ok(ended)
     }
 
@@ -315,7 +491,11 @@ pub(crate) fn cookie_name(settings: &Settings) -> &'static str {
 
 /// The session id presented in the request's cookies, if well formed.
 pub(crate) fn session_cookie(headers: &HeaderMap, settings: &Settings) -> Option<Opaque> {
-    let name = cookie_name(settings);
+    read_cookie(headers, cookie_name(settings))
+}
+
+/// The opaque value of cookie `name`, if present and well formed.
+pub(crate) fn read_cookie(headers: &HeaderMap, name: &str) -> Option<Opaque> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -346,7 +526,21 @@ pub(crate) fn clear_cookie(settings: &Settings) -> String {
     )
 }
 
-fn cookie_flags(settings: &Settings) -> &'static str {
+/// Whether the browser says the request comes from another site: an `Origin` other than
+/// ours, or `Sec-Fetch-Site: cross-site` / `same-site`. `Origin: null` is not foreign by
+/// itself: browsers send it for a same-origin form post under the portal's own
+/// `Referrer-Policy: no-referrer` (form tokens cover what headers cannot tell).
+pub(crate) fn cross_site(headers: &HeaderMap, settings: &Settings) -> bool {
+    let foreign_origin = headers.get(header::ORIGIN).is_some_and(|origin| {
+        origin.as_bytes() != b"null" && origin.as_bytes() != settings.origin().as_bytes()
+    });
+    let cross_site = headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() == b"cross-site" || v.as_bytes() == b"same-site");
+    foreign_origin || cross_site
+}
+
+pub(crate) fn cookie_flags(settings: &Settings) -> &'static str {
     match (settings.same_site_none(), settings.cookie_secure) {
         (true, _) => "SameSite=None; Secure; ",
         (false, true) => "SameSite=Lax; Secure; ",
@@ -373,7 +567,18 @@ impl FromRequestParts<AppState> for CurrentViewer {
             .resolve(&id, settings, now)
             .await?
             .ok_or(Error::Unauthorized)?;
-        let viewer = state.policy().viewer(&session.email, now)?;
+        let viewer = match state
+            .policy()
+            .session_viewer(&session.email, session.created_at, now)
+        {
+            Ok(v) => v,
+            Err(e) => {
+                // The policy no longer admits this person: the session ends here, so that
+                // putting the domain back later does not revive this cookie.
+                state.sessions().end_refused(&id).await?;
+                return Err(e);
+            }
+        };
         Ok(CurrentViewer {
             viewer,
             csrf: session.csrf,

@@ -117,6 +117,44 @@ async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, Erro
     }
 }
 
+/// Ends the sessions of people a replaced policy refuses: each policy queued by
+/// [`PolicyHandle::replace`] (the outgoing and the incoming one), in order, so that a domain
+/// removed and put back ends its sessions even if no request came in between. A policy stays
+/// queued, and is checked on every request, until its sweep has succeeded.
+async fn sweep_refused_sessions(state: AppState) {
+    let policy = state.policy().clone();
+    loop {
+        let queued = policy.unswept();
+        let mut swept = 0;
+        for q in &queued {
+            match state
+                .sessions()
+                .end_sessions_refused_by(&q.policy, q.at, chrono::Utc::now())
+                .await
+            {
+                Ok(n) => {
+                    if n > 0 {
+                        tracing::info!(sessions = n, "ended sessions the policy refuses");
+                    }
+                    swept += 1;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "ending sessions the policy refuses failed; retrying");
+                    break;
+                }
+            }
+        }
+        policy.mark_swept(swept);
+        if swept < queued.len() {
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            continue;
+        }
+        if policy.unswept().is_empty() {
+            policy.installed().await;
+        }
+    }
+}
+
 /// Serves the portal on `listener` until `shutdown` completes, then drains open requests.
 /// Client addresses are recorded (for per-client rate limits). Expired sessions, codes and
 /// used token ids are purged every 10 minutes while serving.
@@ -141,10 +179,12 @@ pub async fn serve(
             }
         })
     };
+    let sweeper = tokio::spawn(sweep_refused_sessions(state.clone()));
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     purger.abort();
+    sweeper.abort();
     result
 }

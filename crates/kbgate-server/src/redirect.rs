@@ -9,8 +9,9 @@ const MAX_LEN: usize = 2048;
 ///
 /// Parsing refuses anything a browser could resolve to another origin: scheme-relative
 /// (`//evil.com`), absolute (`https://evil.com`), backslash tricks (`/\evil.com`, which browsers
-/// treat as `//`), percent-encoded variants of those (`/%2F%2Fevil.com`, `/%5Cevil.com`, also
-/// double-encoded), and any control character, space or non-ASCII byte.
+/// treat as `//`), percent-encoded variants of those (`/%2F%2Fevil.com`, `/%5Cevil.com`), any
+/// path that a further percent-decoding would change again (double or deeper encoding, e.g.
+/// `/%252F%252Fevil.com`), and any control character, space or non-ASCII byte.
 #[derive(Clone, PartialEq, Eq)]
 pub struct LocalPath(String);
 
@@ -28,18 +29,13 @@ impl LocalPath {
         if !is_safe_shape(input) {
             return None;
         }
-        let mut current = input.to_owned();
-        // Check up to three decoded forms too: a later decoder (browser, proxy) must not be
-        // able to turn an accepted path into a cross-origin one.
-        for _ in 0..3 {
-            if !is_safe_decoded(&current) {
-                return None;
-            }
-            match percent_decode(&current) {
-                Some(decoded) if decoded == current => break,
-                Some(decoded) => current = decoded,
-                None => return None,
-            }
+        // One level of percent-encoding is normal (`?q=a%2Fb`); a second is not. The decoded
+        // form must be safe and must decode to itself: were it to change again, some later
+        // decoder (browser, proxy, app) could see a path never checked here, however many
+        // levels deep (`/%25252F%25252Fevil.com`).
+        let decoded = percent_decode(input)?;
+        if !is_safe_decoded(&decoded) || percent_decode(&decoded)? != decoded {
+            return None;
         }
         Some(LocalPath(input.to_owned()))
     }
@@ -151,6 +147,14 @@ mod tests {
             "/%2fevil.com",
             "/%252F%252Fevil.com",
             "/%255Cevil.com",
+            // Deeper than any fixed number of decoding rounds.
+            "/%25252F%25252Fevil.com",
+            "/%2525252F%2525252Fevil.com",
+            "/%252525252F%252525252Fevil.com",
+            "/%25252525255Cevil.com",
+            // Any second level of encoding, even of harmless text.
+            "/a%2541",
+            "/search?q=%2520",
             "/\tevil",
             "/\r\nSet-Cookie: x=y",
             "/%0d%0aSet-Cookie:x",

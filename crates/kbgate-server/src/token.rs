@@ -2,7 +2,8 @@
 //!
 //! One algorithm is configured and pinned: a token whose header names any other algorithm
 //! (`none`, HS256 against an RSA public key, …) is refused before any key is touched. Claims
-//! required: `email`, `iat`, `exp` (at most 5 minutes after `iat`), `iss`, `aud`, `jti`; `nbf`
+//! required: `email`, `iat`, `exp` (at most 5 minutes after `iat`), `iss` (one string, never an
+//! array), `aud`, `jti`; `nbf`
 //! is checked when present. The `jti` is returned so the caller can consume it once in the store.
 
 use std::fmt;
@@ -116,6 +117,9 @@ struct RawClaims {
     exp: Option<i64>,
     nbf: Option<i64>,
     jti: Option<serde_json::Value>,
+    /// Checked again here: the JWT library also accepts an array of issuers, RFC 7519 allows
+    /// only one (a `StringOrURI`).
+    iss: Option<serde_json::Value>,
 }
 
 /// Verifies embed tokens against the configured key, issuer and audience.
@@ -124,6 +128,7 @@ pub struct EmbedVerifier {
     /// Keys with their `kid` (JWKS) or none (single PEM key / secret).
     keys: Vec<(Option<String>, DecodingKey)>,
     validation: Validation,
+    issuer: String,
     leeway: i64,
     max_lifetime: i64,
 }
@@ -223,6 +228,7 @@ impl EmbedVerifier {
             alg,
             keys,
             validation,
+            issuer: issuer.to_owned(),
             leeway: LEEWAY_SECS,
             max_lifetime: MAX_LIFETIME_SECS,
         })
@@ -270,6 +276,9 @@ impl EmbedVerifier {
         let key = self.key_for(header.kid.as_deref())?;
         let data = jsonwebtoken::decode::<RawClaims>(token, key, &self.validation)
             .map_err(map_jwt_error)?;
+        if !matches!(&data.claims.iss, Some(serde_json::Value::String(s)) if *s == self.issuer) {
+            return Err(TokenError::IssuerOrAudience);
+        }
         check_claims(data.claims, now, self.leeway, self.max_lifetime)
     }
 
@@ -406,6 +415,16 @@ mod tests {
             (
                 "iss",
                 json!({"iss": "https://evil.com"}),
+                TokenError::IssuerOrAudience,
+            ),
+            (
+                "iss array",
+                json!({"iss": ["https://app.example.com"]}),
+                TokenError::IssuerOrAudience,
+            ),
+            (
+                "iss array with another",
+                json!({"iss": ["https://evil.com", "https://app.example.com"]}),
                 TokenError::IssuerOrAudience,
             ),
             ("no jti", json!({"jti": null}), TokenError::Claims),

@@ -121,6 +121,16 @@ async fn cookie_for(app: &TestApp, who: Who) -> Option<String> {
     }
 }
 
+/// The cookie for one request. A refused person's session is ended by the request that
+/// refuses it (a removed domain or an expired audience ends sessions, never suspends them), so
+/// each of their requests gets a session of its own, never used before.
+async fn cookie_once(app: &TestApp, who: Who, cookie: &Option<String>) -> Option<String> {
+    match who {
+        Who::ExpiredAudience | Who::DeniedDomain => Some(planted_session(app, who.email()).await),
+        _ => cookie.clone(),
+    }
+}
+
 /// Titles of pages the viewer may not read must not appear anywhere in a response.
 fn assert_no_foreign_titles(who: Who, body: &str, route: &str) {
     for (id, title, _) in PAGES {
@@ -152,11 +162,12 @@ async fn matrix(app: &TestApp) {
         Who::SignedOut,
     ] {
         let cookie = cookie_for(app, who).await;
-        let c = cookie.as_deref();
 
         // Home and the spaces API list exactly the granted spaces.
         for path in ["/", "/api/v1/spaces"] {
-            let resp = app.get(path, c).await;
+            let resp = app
+                .get(path, cookie_once(app, who, &cookie).await.as_deref())
+                .await;
             match who.blanket() {
                 Some(s) => assert_eq!(resp.status().as_u16(), s, "{who:?} {path}"),
                 None => {
@@ -181,18 +192,49 @@ async fn matrix(app: &TestApp) {
         // Space homes and trees.
         for key in ["KB", "HR", "OLD", "NOPE"] {
             let readable = who.spaces().contains(&key);
-            check(app, who, c, &format!("/spaces/{key}"), readable).await;
-            check(app, who, c, &format!("/api/v1/spaces/{key}/tree"), readable).await;
+            check(
+                app,
+                who,
+                cookie_once(app, who, &cookie).await.as_deref(),
+                &format!("/spaces/{key}"),
+                readable,
+            )
+            .await;
+            check(
+                app,
+                who,
+                cookie_once(app, who, &cookie).await.as_deref(),
+                &format!("/api/v1/spaces/{key}/tree"),
+                readable,
+            )
+            .await;
         }
 
         // Every page, HTML and JSON.
         for (id, title, _) in PAGES {
             let readable = who.readable().contains(id);
-            check(app, who, c, &format!("/pages/{id}"), readable).await;
-            check(app, who, c, &format!("/api/v1/pages/{id}"), readable).await;
+            check(
+                app,
+                who,
+                cookie_once(app, who, &cookie).await.as_deref(),
+                &format!("/pages/{id}"),
+                readable,
+            )
+            .await;
+            check(
+                app,
+                who,
+                cookie_once(app, who, &cookie).await.as_deref(),
+                &format!("/api/v1/pages/{id}"),
+                readable,
+            )
+            .await;
             if readable {
                 let body = app
-                    .get(&format!("/pages/{id}"), c)
+                    .get(
+                        &format!("/pages/{id}"),
+                        cookie_once(app, who, &cookie).await.as_deref(),
+                    )
                     .await
                     .text()
                     .await
@@ -200,13 +242,34 @@ async fn matrix(app: &TestApp) {
                 assert!(body.contains(title));
             }
         }
-        check(app, who, c, "/pages/999999", false).await;
+        check(
+            app,
+            who,
+            cookie_once(app, who, &cookie).await.as_deref(),
+            "/pages/999999",
+            false,
+        )
+        .await;
 
         // Attachments: by name and by id, only for readable pages.
         for (by_name, by_id, page) in ATTACHMENTS {
             let readable = who.readable().contains(page);
-            check(app, who, c, by_name, readable).await;
-            check(app, who, c, by_id, readable).await;
+            check(
+                app,
+                who,
+                cookie_once(app, who, &cookie).await.as_deref(),
+                by_name,
+                readable,
+            )
+            .await;
+            check(
+                app,
+                who,
+                cookie_once(app, who, &cookie).await.as_deref(),
+                by_id,
+                readable,
+            )
+            .await;
         }
 
         // Search: a page's unique word finds it exactly when it is readable.
@@ -215,7 +278,9 @@ async fn matrix(app: &TestApp) {
                 format!("/search?q={word}"),
                 format!("/api/v1/search?q={word}"),
             ] {
-                let resp = app.get(&path, c).await;
+                let resp = app
+                    .get(&path, cookie_once(app, who, &cookie).await.as_deref())
+                    .await;
                 match who.blanket() {
                     Some(s) => assert_eq!(resp.status().as_u16(), s, "{who:?} {path}"),
                     None => {
@@ -227,6 +292,13 @@ async fn matrix(app: &TestApp) {
                     }
                 }
             }
+        }
+
+        // The refusal ended the planted session: the same cookie is now signed out.
+        if matches!(who, Who::ExpiredAudience | Who::DeniedDomain) {
+            let c = planted_session(app, who.email()).await;
+            assert_eq!(app.get("/", Some(&c)).await.status(), 403, "{who:?}");
+            assert_eq!(app.get("/", Some(&c)).await.status(), 401, "{who:?} ended");
         }
     }
 }

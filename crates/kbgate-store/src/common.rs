@@ -1112,6 +1112,43 @@ macro_rules! impl_common {
                 Ok(n)
             }
 
+            async fn revoke_sessions_under_domain(&self, domain: &str) -> Result<u64, StoreError> {
+                let domain = domain.trim().to_ascii_lowercase();
+                if domain.is_empty() || domain.contains('@') {
+                    return Err(StoreError::Invalid(format!("not a domain: {domain:?}")));
+                }
+                // Suffix comparison, not LIKE: `_` and `%` must not act as wildcards. A suffix
+                // `.domain` lies inside the email's domain (it holds no `@`), so it names a
+                // subdomain, never a look-alike (`evilacme.com`).
+                let n = sqlx::query(
+                    "UPDATE sessions SET revoked = true WHERE NOT revoked \
+                     AND (lower(substr(email, length(email) - length($1))) = '@' || $1 \
+                     OR lower(substr(email, length(email) - length($1))) = '.' || $1)",
+                )
+                .bind(&domain)
+                .execute(&self.ops)
+                .await?
+                .rows_affected();
+                self.changes.bump();
+                Ok(n)
+            }
+
+            async fn active_sessions(
+                &self,
+                now: DateTime<Utc>,
+            ) -> Result<Vec<SessionRecord>, StoreError> {
+                sqlx::query(
+                    "SELECT id_hash, email, created_at, last_seen_at, expires_at, revoked \
+                     FROM sessions WHERE NOT revoked AND expires_at > $1",
+                )
+                .bind(now)
+                .fetch_all(&self.ops)
+                .await?
+                .iter()
+                .map(session_from_row)
+                .collect()
+            }
+
             async fn consume_jti(&self, jti: &str, expires_at: DateTime<Utc>) -> Result<bool, StoreError> {
                 let n = sqlx::query(
                     "INSERT INTO used_jti (jti, expires_at) VALUES ($1, $2) \

@@ -166,6 +166,12 @@ pub trait Store: Send + Sync {
     async fn revoke_sessions_by_email(&self, email: &str) -> Result<u64, StoreError>;
     /// Ends every session whose email is `@domain` exactly (normalised). Returns how many.
     async fn revoke_sessions_by_domain(&self, domain: &str) -> Result<u64, StoreError>;
+    /// Ends every session whose email is at `domain` or at any subdomain of it (`@acme.com`,
+    /// `@eu.acme.com`; never `@evilacme.com`). Returns how many.
+    async fn revoke_sessions_under_domain(&self, domain: &str) -> Result<u64, StoreError>;
+    /// Every session that is not revoked and not expired at `now` (to end those a changed
+    /// policy refuses).
+    async fn active_sessions(&self, now: DateTime<Utc>) -> Result<Vec<SessionRecord>, StoreError>;
 
     // ----- single-use tokens and codes -----------------------------------------------
 

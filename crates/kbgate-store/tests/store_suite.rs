@@ -30,6 +30,7 @@ kbgate_store::store_tests!(
     jti_is_single_use_under_concurrency,
     codes_are_single_use_and_expire,
     sessions_expire_and_revoke,
+    sessions_revoked_under_a_domain_and_listed,
     audit_people_journal_ownership,
     delete_space_removes_everything,
     change_stamps_move_with_what_portals_cache,
@@ -942,6 +943,94 @@ async fn sessions_expire_and_revoke(t: &TestStore) {
     );
     assert!(t.revoke_sessions_by_domain("").await.is_err());
     assert!(t.revoke_sessions_by_domain("a@b.c").await.is_err());
+}
+
+async fn sessions_revoked_under_a_domain_and_listed(t: &TestStore) {
+    let session = |id: &str, email: &str| SessionRecord {
+        id_hash: id.into(),
+        email: email.into(),
+        created_at: ts(0),
+        last_seen_at: ts(0),
+        expires_at: ts(60),
+        revoked: false,
+    };
+    for (id, email) in [
+        ("u1", "ann@acme.com"),
+        ("u2", "erin@eu.acme.com"),
+        ("u3", "deep@x.eu.acme.com"),
+        ("u4", "eve@evilacme.com"),
+        ("u5", "mal@acme.com.evil.net"),
+        ("u6", "acme.com@other.org"),
+        ("u7", "Ann@acme.com"),
+    ] {
+        t.create_session(&session(id, email)).await.unwrap();
+    }
+    let mut emails: Vec<String> = t
+        .active_sessions(ts(10))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.email)
+        .collect();
+    emails.sort();
+    assert_eq!(
+        emails,
+        [
+            "Ann@acme.com",
+            "acme.com@other.org",
+            "ann@acme.com",
+            "deep@x.eu.acme.com",
+            "erin@eu.acme.com",
+            "eve@evilacme.com",
+            "mal@acme.com.evil.net"
+        ]
+    );
+    assert!(
+        t.active_sessions(ts(61)).await.unwrap().is_empty(),
+        "expired"
+    );
+    // Whole records, as stored.
+    let first = t.active_sessions(ts(10)).await.unwrap().remove(0);
+    assert_eq!(first, session(&first.id_hash, &first.email));
+
+    assert_eq!(
+        t.revoke_sessions_under_domain("ACME.com").await.unwrap(),
+        4,
+        "the domain and its subdomains"
+    );
+    for (id, active) in [
+        ("u1", false),
+        ("u2", false),
+        ("u3", false),
+        ("u4", true),
+        ("u5", true),
+        ("u6", true),
+        ("u7", false),
+    ] {
+        assert_eq!(
+            t.active_session(id, ts(10)).await.unwrap().is_some(),
+            active,
+            "{id}"
+        );
+    }
+    let mut emails: Vec<String> = t
+        .active_sessions(ts(10))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.email)
+        .collect();
+    emails.sort();
+    assert_eq!(
+        emails,
+        [
+            "acme.com@other.org",
+            "eve@evilacme.com",
+            "mal@acme.com.evil.net"
+        ]
+    );
+    assert!(t.revoke_sessions_under_domain("").await.is_err());
+    assert!(t.revoke_sessions_under_domain("a@b.c").await.is_err());
 }
 
 async fn audit_people_journal_ownership(t: &TestStore) {

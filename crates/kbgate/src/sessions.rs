@@ -18,7 +18,8 @@ pub enum Command {
 #[derive(Debug, clap::Args)]
 #[group(required = true, multiple = false)]
 pub struct RevokeArgs {
-    /// Every session of people at this domain (e.g. acme.com).
+    /// Every session of people at this domain (e.g. acme.com) and at any of its subdomains
+    /// (eu.acme.com): an audience with `include_subdomains` admits them through this domain.
     #[arg(long)]
     domain: Option<String>,
     /// Every session of this person.
@@ -40,7 +41,10 @@ async fn revoke(config: &Path, args: RevokeArgs) -> anyhow::Result<()> {
     let n = match (args.domain, args.email) {
         (Some(d), _) => {
             let d = Domain::parse(d.trim())?;
-            store.revoke_sessions_by_domain(d.as_str()).await?
+            // Subdomains too: whether an audience admits eu.acme.com through acme.com depends
+            // on the policy of the moment the session was opened, which may differ from the
+            // file now. Ending too many costs a sign-in; ending too few leaves access behind.
+            store.revoke_sessions_under_domain(d.as_str()).await?
         }
         (None, Some(e)) => {
             let e = Email::parse(e.trim())?;

@@ -182,16 +182,20 @@ fn sighup_reload_applies_to_open_sessions() {
         "reloaded without SIGHUP (the test cannot tell SIGHUP apart):\n{}",
         server.log()
     );
-    // ... SIGHUP makes the server re-read it, and alice's open session is refused.
+    // ... SIGHUP makes the server re-read it, and alice's open session is refused (403), or
+    // already ended by the reload's sweep (401) ...
     sighup(server.pid());
     assert!(
-        eventually(Duration::from_secs(10), || server.status("/", &alice)
-            == 403),
+        eventually(Duration::from_secs(10), || matches!(
+            server.status("/", &alice),
+            401 | 403
+        )),
         "SIGHUP did not reload the policy:\n{}",
         server.log()
     );
+    // ... and from then on it is over: the removal ended it.
     for path in ["/", "/spaces/KB", "/api/v1/spaces", "/search?q=a"] {
-        assert_eq!(server.status(path, &alice), 403, "{path}");
+        assert_eq!(server.status(path, &alice), 401, "{path}");
     }
     // hooli.com is still in the audience; the server is still up.
     assert_eq!(server.status("/spaces/KB", &hank), 200);
@@ -209,7 +213,7 @@ fn sighup_reload_applies_to_open_sessions() {
         server.log()
     );
     assert_eq!(server.status("/spaces/KB", &hank), 200);
-    assert_eq!(server.status("/spaces/KB", &alice), 403);
+    assert_eq!(server.status("/spaces/KB", &alice), 401);
     assert!(server.alive());
 }
 
@@ -221,28 +225,82 @@ fn a_changed_file_is_picked_up_without_a_signal() {
     let hank = server.sign_in(API_KEY, "hank@hooli.com", "/");
     assert_eq!(server.status("/spaces/KB", &alice), 200);
 
+    // bob made no request while acme.com was out: his session ends all the same.
+    let bob = server.sign_in(API_KEY, "bob@acme.com", "/spaces/KB");
+    assert_eq!(server.status("/spaces/KB", &bob), 200);
+
     setup.replace_policy(r#""hooli.com""#);
     assert!(
-        eventually(Duration::from_secs(15), || server
-            .status("/spaces/KB", &alice)
-            == 403),
+        eventually(Duration::from_secs(15), || matches!(
+            server.status("/spaces/KB", &alice),
+            401 | 403
+        )),
         "the changed file was not picked up:\n{}",
         server.log()
     );
-    assert_eq!(server.status("/", &alice), 403);
+    // Removing the domain ended the session.
+    assert_eq!(server.status("/", &alice), 401);
     assert_eq!(server.status("/spaces/KB", &hank), 200);
+    // A new sign-in from the removed domain is refused.
+    assert_eq!(
+        server.sign_in_status(API_KEY, "alice@acme.com", "/spaces/KB"),
+        403
+    );
 
-    // Putting the domain back lets the same session in again (policy, not session, decided),
-    // even when the new file keeps the old modification time (`cp -p`, `rsync -t`): the
-    // watch compares content.
+    // Putting the domain back is picked up even when the new file keeps the old modification
+    // time (`cp -p`, `rsync -t`): the watch compares content. It does not revive the ended
+    // sessions — alice's, nor bob's that saw no request in between; signing in again works.
     setup.replace_policy_keeping_mtime(r#""acme.com", "hooli.com""#);
     assert!(
-        eventually(Duration::from_secs(15), || server
-            .status("/spaces/KB", &alice)
-            == 200),
+        eventually(Duration::from_secs(15), || server.sign_in_status(
+            API_KEY,
+            "probe2@acme.com",
+            "/"
+        ) == 303),
         "{}",
         server.log()
     );
+    assert_eq!(server.status("/spaces/KB", &alice), 401);
+    assert_eq!(server.status("/spaces/KB", &bob), 401);
+    let alice_again = server.sign_in(API_KEY, "alice@acme.com", "/spaces/KB");
+    assert_eq!(server.status("/spaces/KB", &alice_again), 200);
+}
+
+#[test]
+fn sessions_revoke_by_domain_ends_the_subdomains_an_audience_admits() {
+    let setup = Setup::new();
+    // The acme audience admits subdomains of its domains.
+    let config = setup.config(r#""acme.com", "hooli.com""#).replacen(
+        "spaces = [\"KB\"]",
+        "include_subdomains = true\nspaces = [\"KB\"]",
+        1,
+    );
+    assert!(config.contains("include_subdomains = true"));
+    std::fs::write(setup.path().join("kbgate.toml"), config).expect("config");
+    let server = setup.serve();
+    let erin = server.sign_in(API_KEY, "erin@eu.acme.com", "/spaces/KB");
+    let alice = server.sign_in(API_KEY, "alice@acme.com", "/spaces/KB");
+    let hank = server.sign_in(API_KEY, "hank@hooli.com", "/spaces/KB");
+    let ian = server.sign_in(API_KEY, "ian@initech.io", "/spaces/API");
+    for c in [&erin, &alice, &hank] {
+        assert_eq!(server.status("/spaces/KB", c), 200);
+    }
+
+    let o = kbgate(
+        setup.path(),
+        &["sessions", "revoke", "--domain", "acme.com"],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("2 session(s) revoked"), "{}", text(&o));
+    assert_eq!(
+        server.status("/spaces/KB", &erin),
+        401,
+        "the subdomain's session"
+    );
+    assert_eq!(server.status("/spaces/KB", &alice), 401);
+    // Other domains, including ones that merely end in the same letters, keep theirs.
+    assert_eq!(server.status("/spaces/KB", &hank), 200);
+    assert_eq!(server.status("/spaces/API", &ian), 200);
 }
 
 #[test]

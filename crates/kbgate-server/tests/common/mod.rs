@@ -658,6 +658,56 @@ impl TestApp {
     }
 }
 
+/// What the magic-link confirmation page gives the browser that opens it: the `Cookie`
+/// header value binding the form to this browser, and the form token.
+pub struct ConfirmForm {
+    pub cookie: String,
+    pub csrf: String,
+}
+
+impl TestApp {
+    /// Opens the magic-link confirmation page for `code` as a browser would.
+    pub async fn confirm_form(&self, code: &str) -> ConfirmForm {
+        let r = self
+            .client
+            .get(self.url("/auth/email/confirm"))
+            .query(&[("code", code)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let cookie = r
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.contains("kbgate_confirm="))
+            .and_then(|v| v.split(';').next())
+            .expect("a confirmation cookie")
+            .to_owned();
+        let body = r.text().await.unwrap();
+        let csrf = body
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("a form token")
+            .to_owned();
+        ConfirmForm { cookie, csrf }
+    }
+
+    /// Confirms a magic link the way its page does: opens the page, posts its form.
+    pub async fn confirm_magic_link(&self, code: &str) -> reqwest::Response {
+        let form = self.confirm_form(code).await;
+        self.client
+            .post(self.url("/auth/email/confirm"))
+            .header("cookie", &form.cookie)
+            .form(&[("code", code), ("csrf", form.csrf.as_str())])
+            .send()
+            .await
+            .unwrap()
+    }
+}
+
 /// The `name=value` of the session cookie set by a response, if any (ignores removals).
 pub fn session_cookie(resp: &reqwest::Response) -> Option<String> {
     resp.headers()

@@ -137,6 +137,33 @@ impl Server {
         assert_eq!(r.header("location"), Some(return_to));
         r.session_cookie().expect("a session cookie")
     }
+
+    /// Tries the back-channel hand-over for `email`: the hand-over's status when it is
+    /// refused (403 for an email the policy refuses), else the status of opening the URL
+    /// (303 with a session).
+    pub fn sign_in_status(&self, api_key: &str, email: &str, return_to: &str) -> u16 {
+        let auth = format!("Bearer {api_key}");
+        let body = serde_json::json!({ "email": email, "return_to": return_to }).to_string();
+        let r = request(
+            self.addr,
+            "POST",
+            "/api/v1/handover",
+            &[
+                ("authorization", &auth),
+                ("content-type", "application/json"),
+            ],
+            &body,
+        )
+        .expect("handover");
+        if r.status != 200 {
+            return r.status;
+        }
+        let v: serde_json::Value = serde_json::from_str(&r.body).expect("handover JSON");
+        let url = v["url"].as_str().expect("a url");
+        let base = format!("http://{}", self.addr);
+        let path = url.strip_prefix(&base).expect("a local hand-over URL");
+        self.get(path, None).expect("open the hand-over URL").status
+    }
 }
 
 impl Drop for Server {
