@@ -193,8 +193,16 @@ async fn diagnose(config: &Config) -> Report {
         }
     }
 
+    // The cloud id found above is handed on, so the site is not asked for it a second time.
+    let mut with_id = config.clone();
+    if let (Some(id), Some(conf)) = (&r.cloud_id, with_id.confluence.as_mut())
+        && let ConfluenceAuth::ScopedToken { gateway, .. } | ConfluenceAuth::OAuth { gateway, .. } =
+            &mut conf.auth
+    {
+        gateway.cloud_id = Some(id.clone());
+    }
     // A preflight reports a rate limit rather than waiting it out for minutes.
-    let client = match wiring::confluence_client_config(config)
+    let client = match wiring::confluence_client_config(&with_id)
         .await
         .and_then(|mut cfg| {
             cfg.retry.max_retries = 2;

@@ -51,12 +51,6 @@ fn cql_str(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// CQL's date format (minute precision). Confluence Cloud reads such literals in the calling
-/// account's time zone, not UTC, so the change query does not use them: see [`cql_since`].
-pub fn cql_date(t: DateTime<Utc>) -> String {
-    t.format("%Y/%m/%d %H:%M").to_string()
-}
-
 /// `now("-Nm")`: "modified in the last N minutes", computed by Confluence itself, so the site's
 /// or account's time zone cannot shift the window (a literal date is read in that zone: at
 /// UTC-8 a UTC literal would start the window 8 hours late and miss changes). N is rounded up
