@@ -1019,21 +1019,21 @@ impl Builder<'_> {
             MIN_SESSION,
             None,
         );
-        if let (Some(idle), Some(abs)) = (session_idle, session_absolute) {
-            if idle > abs {
-                let origin = r
-                    .session_idle
-                    .as_ref()
-                    .or(r.session_absolute.as_ref())
-                    .map(|v| v.origin.clone())
-                    .unwrap_or(Origin::Span(0..0));
-                self.err(
-                    &origin,
-                    "portal.session_idle",
-                    "the idle expiry must not exceed portal.session_absolute",
-                );
-                ok = false;
-            }
+        if let (Some(idle), Some(abs)) = (session_idle, session_absolute)
+            && idle > abs
+        {
+            let origin = r
+                .session_idle
+                .as_ref()
+                .or(r.session_absolute.as_ref())
+                .map(|v| v.origin.clone())
+                .unwrap_or(Origin::Span(0..0));
+            self.err(
+                &origin,
+                "portal.session_idle",
+                "the idle expiry must not exceed portal.session_absolute",
+            );
+            ok = false;
         }
         let delivery = self.one_of(
             &Origin::Span(0..0),
