@@ -27,6 +27,7 @@ use bytes::Bytes;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{self, HeaderMap, HeaderValue};
 use reqwest::{Method, Response, StatusCode};
+use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
 use tokio::sync::Mutex as AsyncMutex;
 use tokio::time::Instant;
@@ -241,12 +242,12 @@ impl Client {
         let basic = base64::engine::general_purpose::STANDARD.encode(format!(
             "{}:{}",
             cfg.email,
-            cfg.api_token.expose()
+            cfg.api_token.expose_secret()
         ));
-        let mut needles = vec![cfg.api_token.expose().to_owned(), basic.clone()];
+        let mut needles = vec![cfg.api_token.expose_secret().to_owned(), basic.clone()];
         let auth = match &cfg.oauth {
             Some(creds) => {
-                needles.push(creds.client_secret.expose().to_owned());
+                needles.push(creds.client_secret.expose_secret().to_owned());
                 Auth::OAuth {
                     creds: creds.clone(),
                     token: AsyncMutex::new(None),
@@ -279,7 +280,7 @@ impl Client {
         let limiter = NonZeroU32::new(cfg.requests_per_second)
             .map(|rps| RateLimiter::direct(Quota::per_second(rps)));
         if let Some(k) = &cfg.admin_api_key {
-            needles.push(k.expose().to_owned());
+            needles.push(k.expose_secret().to_owned());
         }
         Ok(Self {
             inner: Arc::new(Inner {
@@ -367,7 +368,7 @@ impl Client {
             .form(&[
                 ("grant_type", "client_credentials"),
                 ("client_id", creds.client_id.as_str()),
-                ("client_secret", creds.client_secret.expose()),
+                ("client_secret", creds.client_secret.expose_secret()),
             ])
             .timeout(self.inner.timeout)
             .send()
@@ -800,13 +801,13 @@ pub(crate) fn link_next(headers: &HeaderMap) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
+    use secrecy::SecretString;
 
     fn client(base: &str) -> Client {
         Client::new(ClientConfig::new(
             Url::parse(base).unwrap(),
             "svc@example.com",
-            Secret::new("tok"),
+            SecretString::from("tok"),
         ))
         .unwrap()
     }
@@ -899,7 +900,7 @@ mod tests {
             "https://u:p@x.atlassian.net",
             "https://x/?q=1",
         ] {
-            let cfg = ClientConfig::new(Url::parse(bad).unwrap(), "e", Secret::new("t"));
+            let cfg = ClientConfig::new(Url::parse(bad).unwrap(), "e", SecretString::from("t"));
             assert!(matches!(Client::new(cfg), Err(Error::Config(_))), "{bad}");
         }
     }

@@ -1,50 +1,9 @@
 //! Client configuration: where to connect, as whom, and how politely.
 
-use std::fmt;
 use std::time::Duration;
 
+use secrecy::SecretString;
 use url::Url;
-
-/// A secret string (API token, admin API key). Its `Debug` and `Display` never show the value,
-/// so a config or client can be logged without leaking credentials.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The raw value; call only where the secret is put on the wire.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret([REDACTED])")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[REDACTED]")
-    }
-}
-
-impl From<String> for Secret {
-    fn from(value: String) -> Self {
-        Self(value)
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(value: &str) -> Self {
-        Self(value.to_owned())
-    }
-}
 
 /// How failed calls are retried. Production defaults follow Atlassian's guidance (start ~1 s,
 /// cap 30 s); tests shrink the delays to milliseconds.
@@ -96,7 +55,7 @@ pub struct OAuthClientCredentials {
     /// The credential's client id.
     pub client_id: String,
     /// The credential's client secret.
-    pub client_secret: Secret,
+    pub client_secret: SecretString,
     /// The token endpoint ([`ATLASSIAN_TOKEN_URL`] on Cloud; the simulator's in tests).
     pub token_url: Url,
 }
@@ -125,13 +84,13 @@ pub struct ClientConfig {
     /// Atlassian account email of the service account (Basic auth user).
     pub email: String,
     /// API token of the service account (Basic auth password): classic, or scoped.
-    pub api_token: Secret,
+    pub api_token: SecretString,
     /// OAuth 2.0 client credentials of a service account: when set, calls carry a Bearer
     /// access token fetched (and renewed before it expires) from the token endpoint instead
     /// of Basic `email:api_token`.
     pub oauth: Option<OAuthClientCredentials>,
     /// Organisation admin API key (Bearer, `api.atlassian.com/admin`); kept for admin calls.
-    pub admin_api_key: Option<Secret>,
+    pub admin_api_key: Option<SecretString>,
     /// Client-side throttle shared by every call of one client; `0` disables it.
     pub requests_per_second: u32,
     /// Retry policy for 429/503/5xx and connection errors.
@@ -144,7 +103,11 @@ pub struct ClientConfig {
 
 impl ClientConfig {
     /// A config with kbgate's defaults: 10 requests/s, 5 retries, 60 s timeout.
-    pub fn new(base_url: Url, email: impl Into<String>, api_token: impl Into<Secret>) -> Self {
+    pub fn new(
+        base_url: Url,
+        email: impl Into<String>,
+        api_token: impl Into<SecretString>,
+    ) -> Self {
         Self {
             base_url,
             site_url: None,

@@ -42,9 +42,12 @@ pub use api::{
 pub use client::Client;
 pub use config::{
     ATLASSIAN_GATEWAY, ATLASSIAN_TOKEN_URL, ClientConfig, OAuthClientCredentials, RetryConfig,
-    Secret, gateway_base,
+    gateway_base,
 };
 pub use error::{Error, Limit, Result};
 pub use models::*;
 pub use paging::Paged;
+/// The workspace's one secret type (credentials in [`ClientConfig`]): redacted in Debug,
+/// wiped on drop, read only through [`ExposeSecret::expose_secret`].
+pub use secrecy::{ExposeSecret, SecretString};
 pub use stats::CallStats;

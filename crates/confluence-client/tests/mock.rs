@@ -1061,7 +1061,7 @@ async fn oauth_client_credentials_bearer_and_missing_scope() {
     .await;
     let oauth = |secret: &str| OAuthClientCredentials {
         client_id: "client-1".into(),
-        client_secret: Secret::new(secret),
+        client_secret: SecretString::from(secret),
         token_url: token_server.join("/oauth/token").unwrap(),
     };
     let mut cfg = config(gateway_base(&api, "cloud-1"));

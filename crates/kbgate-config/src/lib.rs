@@ -13,8 +13,15 @@
 //!   `[[audience]]` entries are not settable from the environment (they are structured data; keep
 //!   them in the file).
 //! - **Secrets** are never in the file itself: keys name an environment variable (`…_env`) or a
-//!   file (`…_file`), read only when needed by the `resolve_*` methods; [`Secret`] prints
-//!   `[redacted]`. URLs that may carry passwords ([`SensitiveUrl`]) print with `***`.
+//!   file (`…_file`), read only when needed by the `resolve_*` methods, which return a
+//!   [`SecretString`] (the workspace's one secret type: redacted Debug, no Display). URLs
+//!   that may carry passwords ([`SensitiveUrl`]) print with `***`.
+//! - **Defaults and limits** are stated once, here (the `DEFAULT_*` / `MIN_*` / `MAX_*`
+//!   constants and the builder below), and documented once, in `kbgate.example.toml`. A value
+//!   out of range is an error naming the key and the allowed range, never a silent clamp:
+//!   whoever uses these types (server, binary) takes the values as they are.
+//! - **Durations** are parsed by `humantime`: `30s`, `15m`, `1h30m`, `1h 30m`, `7d`, `500ms`,
+//!   `2weeks`; `0` is zero.
 //! - **Errors** name the file, line, column and key (or the environment variable), e.g.
 //!   `kbgate.toml:14:13: audience[1].domains[0]: invalid domain "acme.com.": …`. Unknown keys
 //!   are errors. All semantic problems are reported together.
@@ -35,7 +42,8 @@ use kbgate_policy::{
 use url::Url;
 
 pub use error::{ConfigError, Location, Problem};
-pub use secret::{Secret, SecretError, SecretSource, SensitiveUrl};
+pub use secrecy::{ExposeSecret, SecretString};
+pub use secret::{SecretError, SecretSource, SensitiveUrl};
 
 use error::{Locator, Origin};
 use raw::{RawAudience, RawConfig, Val};
@@ -166,7 +174,7 @@ impl ConfluenceConfig {
     }
 
     /// Reads the API token (from its env var or file); for `auth = "oauth"`, the client secret.
-    pub fn resolve_api_token(&self) -> Result<Secret, SecretError> {
+    pub fn resolve_api_token(&self) -> Result<SecretString, SecretError> {
         match &self.auth {
             ConfluenceAuth::ApiToken { token, .. } | ConfluenceAuth::ScopedToken { token, .. } => {
                 token.resolve("confluence API token")
@@ -178,7 +186,7 @@ impl ConfluenceConfig {
     }
 
     /// Reads the admin API key, or `None` when none is configured.
-    pub fn resolve_admin_api_key(&self) -> Result<Option<Secret>, SecretError> {
+    pub fn resolve_admin_api_key(&self) -> Result<Option<SecretString>, SecretError> {
         self.admin_api_key
             .as_ref()
             .map(|s| s.resolve("confluence admin API key"))
@@ -208,7 +216,8 @@ pub struct StoreConfig {
 pub struct SyncConfig {
     /// Background sync interval while serving; zero disables it. Default 15 minutes.
     pub interval: Duration,
-    /// How far before the last watermark an incremental sync looks again (clock skew). Default 5 minutes.
+    /// How far before the last watermark an incremental sync looks again (clock skew). Default
+    /// 5 minutes, at most 24 hours.
     pub overlap: Duration,
     /// While serving, a background round is a full pass when a space's last full sync is older
     /// than this: deletions that leave no trace in CQL (an attachment removed from a page) are
@@ -225,8 +234,8 @@ pub enum MagicLinkDelivery {
     Outbox(PathBuf),
 }
 
-/// `[portal]`.
-#[derive(Debug, Clone)]
+/// `[portal]`. The server takes it as it is (values already validated).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortalConfig {
     /// Default `127.0.0.1:8080`.
     pub listen: SocketAddr,
@@ -235,14 +244,15 @@ pub struct PortalConfig {
     /// CSP `frame-ancestors` sources (`'self'` or `https://host[:port]`, host may start with `*.`).
     /// Non-empty switches the session cookie to `SameSite=None; Secure`.
     pub frame_ancestors: Vec<String>,
-    /// Idle session expiry. Default 2 hours.
+    /// Idle session expiry. Default 2 hours, at least 1 minute, at most `session_absolute`.
     pub session_idle: Duration,
-    /// Absolute session expiry. Default 12 hours.
+    /// Absolute session expiry. Default 12 hours, at least 1 minute.
     pub session_absolute: Duration,
     pub magic_link: MagicLinkDelivery,
     /// Sender of magic-link mails (`kb@example.com` or `Name <kb@example.com>`). Required with SMTP.
     pub from: Option<String>,
-    /// Validity of a magic link. Default 15 minutes, at most 1 hour.
+    /// Validity of a magic link (and of an access request's confirmation link). Default 15
+    /// minutes, between 1 and 15 minutes.
     pub magic_link_ttl: Duration,
     /// Reverse proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names the client,
     /// for the per-client rate limits of sign-in and access requests. Default: none (the
@@ -255,6 +265,68 @@ pub struct PortalConfig {
 
 /// The default of `[portal] view_cache_mb`.
 pub const DEFAULT_VIEW_CACHE_MB: u64 = 32;
+/// The largest `[portal] view_cache_mb`.
+pub const MAX_VIEW_CACHE_MB: u64 = 4096;
+
+/// Default of `[portal] listen`.
+pub const DEFAULT_LISTEN: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080);
+/// Default of `[sync] interval`.
+pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(15 * 60);
+/// Default of `[sync] overlap`.
+pub const DEFAULT_SYNC_OVERLAP: Duration = Duration::from_secs(5 * 60);
+/// The largest `[sync] overlap`.
+pub const MAX_SYNC_OVERLAP: Duration = Duration::from_secs(24 * 3600);
+/// Default of `[sync] full_every`.
+pub const DEFAULT_FULL_EVERY: Duration = Duration::from_secs(24 * 3600);
+/// Default of `[portal] session_idle`.
+pub const DEFAULT_SESSION_IDLE: Duration = Duration::from_secs(2 * 3600);
+/// Default of `[portal] session_absolute`.
+pub const DEFAULT_SESSION_ABSOLUTE: Duration = Duration::from_secs(12 * 3600);
+/// The shortest session lifetime (idle or absolute): anything shorter signs people out
+/// between two clicks.
+pub const MIN_SESSION: Duration = Duration::from_secs(60);
+/// Default of `[portal] magic_link_ttl`.
+pub const DEFAULT_MAGIC_LINK_TTL: Duration = Duration::from_secs(15 * 60);
+/// The shortest `[portal] magic_link_ttl` (a mail takes a while to arrive).
+pub const MIN_MAGIC_LINK_TTL: Duration = Duration::from_secs(60);
+/// The longest `[portal] magic_link_ttl`: a link in a mailbox is a credential.
+pub const MAX_MAGIC_LINK_TTL: Duration = Duration::from_secs(15 * 60);
+/// Default of `[embed] max_token_lifetime`.
+pub const DEFAULT_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(5 * 60);
+/// The largest `[embed] max_token_lifetime`: hand-over tokens are meant to be used at once.
+pub const MAX_MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(5 * 60);
+/// Default of `[embed] leeway`.
+pub const DEFAULT_EMBED_LEEWAY: Duration = Duration::from_secs(30);
+/// The largest `[embed] leeway`.
+pub const MAX_EMBED_LEEWAY: Duration = Duration::from_secs(5 * 60);
+
+impl PortalConfig {
+    /// The portal with every key at its default (as if the file left them all out), serving
+    /// at `public_url`: for programs and tests that build a portal without a file. Adjust
+    /// the public fields afterwards; the loader's limits are not checked again.
+    pub fn new(public_url: Url) -> PortalConfig {
+        PortalConfig {
+            listen: DEFAULT_LISTEN,
+            public_url,
+            frame_ancestors: Vec::new(),
+            session_idle: DEFAULT_SESSION_IDLE,
+            session_absolute: DEFAULT_SESSION_ABSOLUTE,
+            magic_link: MagicLinkDelivery::Outbox(default_outbox_dir(None)),
+            from: None,
+            magic_link_ttl: DEFAULT_MAGIC_LINK_TTL,
+            trusted_proxies: Vec::new(),
+            view_cache_mb: DEFAULT_VIEW_CACHE_MB,
+        }
+    }
+}
+
+/// `<data_dir>/outbox`, with the default data directory when there is no `[store]`.
+fn default_outbox_dir(store: Option<&StoreConfig>) -> PathBuf {
+    store
+        .map(|s| s.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
+        .join("outbox")
+}
 
 /// Signing algorithm accepted for embed tokens. Exactly one; the key type follows from it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -300,7 +372,7 @@ pub struct EmbedConfig {
     pub key: EmbedKey,
     /// The host app's API key for `/api/v1/handover` and the JSON API; `None` disables both.
     pub api_key: Option<SecretSource>,
-    /// Largest accepted `exp - iat`. Default 5 minutes, at most 15.
+    /// Largest accepted `exp - iat`. Default 5 minutes, between 1 second and 5 minutes.
     pub max_token_lifetime: Duration,
     /// Clock-skew leeway for `iat`/`nbf`/`exp`. Default 30 seconds, at most 5 minutes.
     pub leeway: Duration,
@@ -308,7 +380,7 @@ pub struct EmbedConfig {
 
 impl EmbedConfig {
     /// Reads the HS256 shared secret; an error if the algorithm uses a public key instead.
-    pub fn resolve_secret(&self) -> Result<Secret, SecretError> {
+    pub fn resolve_secret(&self) -> Result<SecretString, SecretError> {
         match &self.key {
             EmbedKey::Secret(s) => s.resolve("embed secret"),
             _ => Err(SecretError::NotConfigured {
@@ -319,7 +391,7 @@ impl EmbedConfig {
     }
 
     /// Reads the host app's API key, or `None` when none is configured.
-    pub fn resolve_api_key(&self) -> Result<Option<Secret>, SecretError> {
+    pub fn resolve_api_key(&self) -> Result<Option<SecretString>, SecretError> {
         self.api_key
             .as_ref()
             .map(|s| s.resolve("embed API key"))
@@ -329,7 +401,8 @@ impl EmbedConfig {
 
 const DEFAULT_STORE_URL: &str = "sqlite://kbgate.db";
 const DEFAULT_DATA_DIR: &str = "./kbgate-data";
-const DEFAULT_MAX_ATTACHMENT_BYTES: u64 = 50 * 1024 * 1024;
+/// Default of `[confluence] max_attachment_bytes`.
+pub const DEFAULT_MAX_ATTACHMENT_BYTES: u64 = 50 * 1024 * 1024;
 /// Default of `[confluence] default_access_group`: Confluence Cloud's default product-access
 /// group.
 pub const DEFAULT_ACCESS_GROUP: &str = "confluence-users";
@@ -517,21 +590,34 @@ impl Builder<'_> {
         }
     }
 
+    /// A duration key: its default when absent; an error naming the allowed range when the
+    /// value is outside `min..=max` (`max` `None`: no upper bound).
     fn duration(
         &mut self,
         v: &Option<Val<String>>,
         key: &str,
         default: Duration,
+        min: Duration,
         max: Option<Duration>,
     ) -> Option<Duration> {
         let d = self.conv(v, key, |s| parse_duration(s))?.unwrap_or(default);
-        if let (Some(max), Some(val)) = (max, v)
-            && d > max
-        {
+        let Some(val) = v else {
+            return Some(d);
+        };
+        if d < min || max.is_some_and(|max| d > max) {
+            let range = match max {
+                Some(max) if min.is_zero() => format!("at most {}", format_duration(max)),
+                Some(max) => format!(
+                    "between {} and {}",
+                    format_duration(min),
+                    format_duration(max)
+                ),
+                None => format!("at least {}", format_duration(min)),
+            };
             self.err(
                 &val.origin,
                 key,
-                format!("at most {} allowed", format_duration(max)),
+                format!("{:?} is out of range: must be {range}", val.value.trim()),
             );
             return None;
         }
@@ -872,19 +958,22 @@ impl Builder<'_> {
         let interval = self.duration(
             &r.interval,
             "sync.interval",
-            Duration::from_secs(15 * 60),
+            DEFAULT_SYNC_INTERVAL,
+            Duration::ZERO,
             None,
         );
         let overlap = self.duration(
             &r.overlap,
             "sync.overlap",
-            Duration::from_secs(5 * 60),
-            Some(Duration::from_secs(24 * 3600)),
+            DEFAULT_SYNC_OVERLAP,
+            Duration::ZERO,
+            Some(MAX_SYNC_OVERLAP),
         );
         let full_every = self.duration(
             &r.full_every,
             "sync.full_every",
-            Duration::from_secs(24 * 3600),
+            DEFAULT_FULL_EVERY,
+            Duration::ZERO,
             None,
         );
         Some(SyncConfig {
@@ -901,7 +990,7 @@ impl Builder<'_> {
                     .parse::<SocketAddr>()
                     .map_err(|_| "expected IP:PORT, e.g. 127.0.0.1:8080 or [::1]:8080")
             })?
-            .unwrap_or(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 8080));
+            .unwrap_or(DEFAULT_LISTEN);
         let public_url = self
             .conv(&r.public_url, "portal.public_url", |s| parse_public_url(s))?
             .unwrap_or_else(|| default_public_url(listen));
@@ -919,43 +1008,32 @@ impl Builder<'_> {
         let session_idle = self.duration(
             &r.session_idle,
             "portal.session_idle",
-            Duration::from_secs(2 * 3600),
+            DEFAULT_SESSION_IDLE,
+            MIN_SESSION,
             None,
         );
         let session_absolute = self.duration(
             &r.session_absolute,
             "portal.session_absolute",
-            Duration::from_secs(12 * 3600),
+            DEFAULT_SESSION_ABSOLUTE,
+            MIN_SESSION,
             None,
         );
-        if let (Some(idle), Some(abs)) = (session_idle, session_absolute) {
-            for (d, v, key) in [
-                (idle, &r.session_idle, "portal.session_idle"),
-                (abs, &r.session_absolute, "portal.session_absolute"),
-            ] {
-                if d.is_zero() {
-                    let origin = v
-                        .as_ref()
-                        .map(|v| v.origin.clone())
-                        .unwrap_or(Origin::Span(0..0));
-                    self.err(&origin, key, "must be greater than 0");
-                    ok = false;
-                }
-            }
-            if idle > abs {
-                let origin = r
-                    .session_idle
-                    .as_ref()
-                    .or(r.session_absolute.as_ref())
-                    .map(|v| v.origin.clone())
-                    .unwrap_or(Origin::Span(0..0));
-                self.err(
-                    &origin,
-                    "portal.session_idle",
-                    "the idle expiry must not exceed portal.session_absolute",
-                );
-                ok = false;
-            }
+        if let (Some(idle), Some(abs)) = (session_idle, session_absolute)
+            && idle > abs
+        {
+            let origin = r
+                .session_idle
+                .as_ref()
+                .or(r.session_absolute.as_ref())
+                .map(|v| v.origin.clone())
+                .unwrap_or(Origin::Span(0..0));
+            self.err(
+                &origin,
+                "portal.session_idle",
+                "the idle expiry must not exceed portal.session_absolute",
+            );
+            ok = false;
         }
         let delivery = self.one_of(
             &Origin::Span(0..0),
@@ -988,13 +1066,7 @@ impl Builder<'_> {
                 "portal.outbox_dir",
                 |s| non_empty_path(s),
             )??),
-            None => MagicLinkDelivery::Outbox(
-                store
-                    .as_ref()
-                    .map(|s| s.data_dir.clone())
-                    .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR))
-                    .join("outbox"),
-            ),
+            None => MagicLinkDelivery::Outbox(default_outbox_dir(store.as_ref())),
         };
         let from = self.conv(&r.from, "portal.from", |s| check_from(s))?;
         if from.is_none() && matches!(magic_link, MagicLinkDelivery::Smtp(_)) {
@@ -1013,15 +1085,16 @@ impl Builder<'_> {
         let magic_link_ttl = self.duration(
             &r.magic_link_ttl,
             "portal.magic_link_ttl",
-            Duration::from_secs(15 * 60),
-            Some(Duration::from_secs(3600)),
+            DEFAULT_MAGIC_LINK_TTL,
+            MIN_MAGIC_LINK_TTL,
+            Some(MAX_MAGIC_LINK_TTL),
         );
         let view_cache_mb = match &r.view_cache_mb {
-            Some(v) if v.value > 4096 => {
+            Some(v) if v.value > MAX_VIEW_CACHE_MB => {
                 self.err(
                     &v.origin,
                     "portal.view_cache_mb",
-                    "must be between 0 (no cache) and 4096",
+                    format!("must be between 0 (no cache) and {MAX_VIEW_CACHE_MB}"),
                 );
                 None
             }
@@ -1127,14 +1200,16 @@ impl Builder<'_> {
         let max_token_lifetime = self.duration(
             &r.max_token_lifetime,
             "embed.max_token_lifetime",
-            Duration::from_secs(5 * 60),
-            Some(Duration::from_secs(15 * 60)),
+            DEFAULT_MAX_TOKEN_LIFETIME,
+            Duration::from_secs(1),
+            Some(MAX_MAX_TOKEN_LIFETIME),
         );
         let leeway = self.duration(
             &r.leeway,
             "embed.leeway",
-            Duration::from_secs(30),
-            Some(Duration::from_secs(5 * 60)),
+            DEFAULT_EMBED_LEEWAY,
+            Duration::ZERO,
+            Some(MAX_EMBED_LEEWAY),
         );
         Some(EmbedConfig {
             issuer: issuer?,
@@ -1328,8 +1403,9 @@ fn parse_proxy(s: &str) -> Result<ipnet::IpNet, String> {
 }
 
 /// A CSP source for `frame-ancestors`: `'self'` or `scheme://host[:port]`, nothing that could
-/// inject another directive.
-fn check_frame_ancestor(s: &str) -> Result<String, String> {
+/// inject another directive. Public so that the server can refuse a source that did not come
+/// through the loader (a programmatic [`PortalConfig`]) by the same rule.
+pub fn check_frame_ancestor(s: &str) -> Result<String, String> {
     if s == "'self'" {
         return Ok(s.to_owned());
     }
@@ -1391,50 +1467,21 @@ fn parse_date(v: &toml::Value) -> Result<NaiveDate, String> {
         .map_err(|_| format!("{text:?} is not a date YYYY-MM-DD"))
 }
 
-/// Parses `90s`, `15m`, `1h30m`, `2d`, `500ms`; `0` is zero.
+/// Parses a duration the way `kbgate.toml` and the command line write them, with
+/// `humantime`: `90s`, `15m`, `1h30m`, `1h 30m`, `2d`, `500ms`, `2weeks`; `0` is zero. The
+/// message names the value and the accepted forms (the caller adds the key and location).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
-    if t == "0" {
-        return Ok(Duration::ZERO);
-    }
-    let bad = || format!("{t:?} is not a duration; expected e.g. 30s, 15m, 1h30m, 2d");
-    if t.is_empty() {
-        return Err(bad());
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = t;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-        if digits == 0 {
-            return Err(bad());
-        }
-        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "ms" => Duration::from_millis(1),
-            "s" => Duration::from_secs(1),
-            "m" => Duration::from_secs(60),
-            "h" => Duration::from_secs(3600),
-            "d" => Duration::from_secs(86_400),
-            _ => return Err(bad()),
-        };
-        rest = &rest[unit_len..];
-        let part = unit
-            .checked_mul(u32::try_from(n).map_err(|_| bad())?)
-            .ok_or_else(bad)?;
-        total = total.checked_add(part).ok_or_else(bad)?;
-    }
-    Ok(total)
+    humantime::parse_duration(t)
+        .map_err(|e| format!("{t:?} is not a duration ({e}); expected e.g. 30s, 15m, 1h30m, 2d"))
 }
 
+/// A duration as the example file writes it (`15m`, `24h`, `90s`), for messages.
 fn format_duration(d: Duration) -> String {
     let s = d.as_secs();
-    if s.is_multiple_of(3600) {
+    if s != 0 && s.is_multiple_of(3600) {
         format!("{}h", s / 3600)
-    } else if s.is_multiple_of(60) {
+    } else if s != 0 && s.is_multiple_of(60) {
         format!("{}m", s / 60)
     } else {
         format!("{s}s")
@@ -1453,9 +1500,15 @@ mod tests {
         assert_eq!(parse_duration("0").unwrap(), Duration::ZERO);
         assert!(parse_duration("15").is_err());
         assert!(parse_duration("m").is_err());
-        assert!(parse_duration("1w").is_err());
+        assert_eq!(
+            parse_duration("7d").unwrap(),
+            Duration::from_secs(7 * 86_400)
+        );
+        assert_eq!(parse_duration("1h 30m").unwrap(), Duration::from_secs(5400));
+        assert!(parse_duration("1x").is_err());
+        assert!(parse_duration("15 parsecs").is_err());
         assert!(parse_duration("").is_err());
-        assert!(parse_duration("99999999999999h").is_err());
+        assert!(parse_duration("99999999999999999999h").is_err());
     }
 
     #[test]

@@ -1,41 +1,17 @@
 //! Secrets: values that never appear in Debug, Display, logs or errors.
+//!
+//! A secret value is a [`SecretString`] (the `secrecy` crate: Debug prints `[REDACTED]`, there
+//! is no Display, the memory is wiped on drop, and reading it takes an explicit
+//! [`ExposeSecret::expose_secret`]). The whole workspace uses that one type.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 /// Largest secret file read (a PEM key or token is far smaller).
 const MAX_SECRET_FILE_BYTES: u64 = 64 * 1024;
-
-/// A secret value (API token, embed secret, API key). Debug and Display print `[redacted]`;
-/// call [`Secret::expose`] only at the point of use.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a value (for tests and programmatic configs).
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The secret itself. Never log or format the result.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
 
 /// Where a secret is read from, resolved only when needed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,7 +50,7 @@ pub enum SecretError {
 impl SecretSource {
     /// Reads the secret from the process environment or the file system. `what` names the
     /// secret in errors (e.g. `"confluence API token"`).
-    pub fn resolve(&self, what: &'static str) -> Result<Secret, SecretError> {
+    pub fn resolve(&self, what: &'static str) -> Result<SecretString, SecretError> {
         self.resolve_with(what, &|k| std::env::var(k).ok())
     }
 
@@ -83,7 +59,7 @@ impl SecretSource {
         &self,
         what: &'static str,
         env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<Secret, SecretError> {
+    ) -> Result<SecretString, SecretError> {
         match self {
             SecretSource::Env(var) => match env(var) {
                 None => Err(SecretError::EnvMissing {
@@ -94,14 +70,14 @@ impl SecretSource {
                     what,
                     var: var.clone(),
                 }),
-                Some(v) => Ok(Secret(v)),
+                Some(v) => Ok(SecretString::from(v)),
             },
             SecretSource::File(path) => read_secret_file(what, path),
         }
     }
 }
 
-fn read_secret_file(what: &'static str, path: &Path) -> Result<Secret, SecretError> {
+fn read_secret_file(what: &'static str, path: &Path) -> Result<SecretString, SecretError> {
     let unreadable = |e: std::io::Error| SecretError::FileUnreadable {
         what,
         path: path.to_owned(),
@@ -129,61 +105,72 @@ fn read_secret_file(what: &'static str, path: &Path) -> Result<Secret, SecretErr
             path: path.to_owned(),
         });
     }
-    Ok(Secret(text))
+    Ok(SecretString::from(text))
 }
 
-/// A URL that may carry a password (`postgres://user:pw@host/db`, `smtps://user:pw@host`).
-/// Debug and Display show it with the password replaced by `***`.
-#[derive(Clone, PartialEq, Eq)]
+/// A URL that may carry a password (`postgres://user:pw@host/db`, `smtps://user:pw@host`):
+/// the URL as configured is a [`SecretString`]; Debug and Display show the form with the
+/// password replaced by `***`, computed once when the URL is parsed.
+#[derive(Clone)]
 pub struct SensitiveUrl {
-    raw: String,
-    parsed: Url,
+    raw: SecretString,
+    redacted: String,
+    scheme: String,
 }
 
 impl SensitiveUrl {
     pub(crate) fn parse(raw: &str) -> Result<SensitiveUrl, url::ParseError> {
+        let parsed = Url::parse(raw)?;
+        let redacted = if parsed.password().is_none() {
+            raw.to_owned()
+        } else {
+            let mut u = parsed.clone();
+            // `set_password` fails only for URLs that cannot have credentials, and this one
+            // has one.
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        };
         Ok(SensitiveUrl {
-            parsed: Url::parse(raw)?,
-            raw: raw.to_owned(),
+            raw: SecretString::from(raw),
+            redacted,
+            scheme: parsed.scheme().to_owned(),
         })
     }
 
     /// The URL exactly as configured, password included. Pass it to the driver; never log it.
     pub fn expose(&self) -> &str {
-        &self.raw
-    }
-
-    /// The parsed URL (password included; same care as [`SensitiveUrl::expose`]).
-    pub fn url(&self) -> &Url {
-        &self.parsed
+        self.raw.expose_secret()
     }
 
     /// The URL's scheme.
     pub fn scheme(&self) -> &str {
-        self.parsed.scheme()
+        &self.scheme
     }
 
     /// A form safe to log: the password (if any) replaced by `***`.
-    pub fn redacted(&self) -> String {
-        if self.parsed.password().is_none() {
-            return self.raw.clone();
-        }
-        let mut u = self.parsed.clone();
-        // `set_password` fails only for URLs that cannot have credentials, and this one has one.
-        let _ = u.set_password(Some("***"));
-        u.to_string()
+    pub fn redacted(&self) -> &str {
+        &self.redacted
     }
 }
 
+/// Equal when the configured URLs are (tests compare loaded configurations).
+impl PartialEq for SensitiveUrl {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+impl Eq for SensitiveUrl {}
+
 impl fmt::Debug for SensitiveUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SensitiveUrl({:?})", self.redacted())
+        write!(f, "SensitiveUrl({:?})", self.redacted)
     }
 }
 
 impl fmt::Display for SensitiveUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.redacted())
+        f.write_str(&self.redacted)
     }
 }
 
@@ -193,17 +180,17 @@ mod tests {
 
     #[test]
     fn secret_is_redacted() {
-        let s = Secret::new("hunter2");
-        assert_eq!(format!("{s:?}"), "[redacted]");
-        assert_eq!(format!("{s}"), "[redacted]");
-        assert_eq!(s.expose(), "hunter2");
+        let s = SecretString::from("hunter2");
+        assert!(!format!("{s:?}").contains("hunter2"));
+        assert!(format!("{s:?}").contains("REDACTED"));
+        assert_eq!(s.expose_secret(), "hunter2");
     }
 
     #[test]
     fn env_source() {
         let src = SecretSource::Env("TOKEN".into());
         let env = |k: &str| (k == "TOKEN").then(|| "abc".to_owned());
-        assert_eq!(src.resolve_with("t", &env).unwrap().expose(), "abc");
+        assert_eq!(src.resolve_with("t", &env).unwrap().expose_secret(), "abc");
         let err = SecretSource::Env("NOPE".into())
             .resolve_with("t", &env)
             .unwrap_err();
@@ -216,7 +203,7 @@ mod tests {
         let p = dir.path().join("tok");
         std::fs::write(&p, "s3cret-value\r\n").unwrap();
         let s = SecretSource::File(p.clone()).resolve("t").unwrap();
-        assert_eq!(s.expose(), "s3cret-value");
+        assert_eq!(s.expose_secret(), "s3cret-value");
         std::fs::write(&p, "\n").unwrap();
         let err = SecretSource::File(p.clone()).resolve("t").unwrap_err();
         assert!(matches!(err, SecretError::FileEmpty { .. }));

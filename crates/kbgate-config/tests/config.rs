@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use kbgate_config::{
-    Config, ConfigError, ConfluenceAuth, EmbedAlgorithm, EmbedKey, Location, MagicLinkDelivery,
-    Problem, SecretSource, StoreBackend,
+    Config, ConfigError, ConfluenceAuth, EmbedAlgorithm, EmbedKey, ExposeSecret, Location,
+    MagicLinkDelivery, PortalConfig, Problem, SecretSource, SecretString, StoreBackend,
 };
 use kbgate_policy::{Delivery, Email};
 
@@ -171,8 +171,10 @@ fn debug_output_has_no_secrets() {
     let dbg = format!("{c:?}");
     assert!(!dbg.contains("pa55word"), "{dbg}");
     assert!(dbg.contains("***"));
-    let s = kbgate_config::Secret::new("top-secret-token");
-    assert_eq!(format!("{s:?} {s}"), "[redacted] [redacted]");
+    // The one secret type: Debug is redacted, and there is no Display to print it by mistake.
+    let s = SecretString::from("top-secret-token");
+    assert!(!format!("{s:?}").contains("top-secret-token"), "{s:?}");
+    assert!(format!("{s:?}").contains("REDACTED"), "{s:?}");
 }
 
 #[test]
@@ -198,8 +200,11 @@ fn secrets_resolve_from_env_and_file() {
     );
     let c = load(&text).unwrap();
     let conf = c.confluence.unwrap();
-    assert_eq!(conf.resolve_api_token().unwrap().expose(), "file-token");
-    assert_eq!(conf.resolve_admin_api_key().unwrap(), None);
+    assert_eq!(
+        conf.resolve_api_token().unwrap().expose_secret(),
+        "file-token"
+    );
+    assert!(conf.resolve_admin_api_key().unwrap().is_none());
 
     // A missing env var is an error only when resolved, and names the variable.
     let c = load(GOOD).unwrap();
@@ -213,7 +218,7 @@ fn secrets_resolve_from_env_and_file() {
             (k == "KBGATE_CONFLUENCE_TOKEN").then(|| "tok-value".to_string())
         })
         .unwrap();
-    assert_eq!(ok.expose(), "tok-value");
+    assert_eq!(ok.expose_secret(), "tok-value");
     assert!(!format!("{ok:?}").contains("tok-value"));
 }
 
@@ -464,7 +469,7 @@ fn semantic_errors_each_have_their_line() {
         ),
         (
             "[portal]\n",
-            "[portal]\nmagic_link_ttl = \"15 minutes\"\n",
+            "[portal]\nmagic_link_ttl = \"fifteen minutes\"\n",
             "magic_link_ttl",
             "portal.magic_link_ttl",
         ),
@@ -492,6 +497,101 @@ fn semantic_errors_each_have_their_line() {
             .unwrap_or_else(|| panic!("no problem for {key}: {err}"));
         assert_eq!(p.line(), Some(line_of(&text, needle)), "{key}: {p}");
     }
+}
+
+#[test]
+fn out_of_range_values_are_errors_naming_the_key_and_range() {
+    for (key, value, range) in [
+        // Before: validated, then silently cut to 15 minutes by the server.
+        ("magic_link_ttl", "\"30m\"", "between 1m and 15m"),
+        ("magic_link_ttl", "\"0\"", "between 1m and 15m"),
+        // Before: validated, then silently raised to a minute by the server.
+        ("session_idle", "\"30s\"", "at least 1m"),
+        ("session_absolute", "\"0\"", "at least 1m"),
+        ("view_cache_mb", "5000", "between 0 (no cache) and 4096"),
+    ] {
+        let text = format!("[portal]\n{key} = {value}\n");
+        let p = problem(&text);
+        assert_eq!(p.key, format!("portal.{key}"), "{p}");
+        assert_eq!(p.line(), Some(2), "{p}");
+        assert!(p.message.contains(range), "{key}: {p}");
+    }
+    for (key, value, range) in [
+        // Before: validated up to 15m, then silently cut to 5 minutes by the verifier.
+        ("max_token_lifetime", "\"10m\"", "between 1s and 5m"),
+        ("leeway", "\"6m\"", "at most 5m"),
+    ] {
+        let text = GOOD.replace(
+            "api_key_file = \"/run/secrets/api\"\n",
+            &format!("api_key_file = \"/run/secrets/api\"\n{key} = {value}\n"),
+        );
+        let p = problem(&text);
+        assert_eq!(p.key, format!("embed.{key}"), "{p}");
+        assert_eq!(p.line(), Some(line_of(&text, &format!("{key} ="))), "{p}");
+        assert!(p.message.contains(range), "{key}: {p}");
+    }
+    let p = problem("[sync]\noverlap = \"2d\"\n");
+    assert_eq!(p.key, "sync.overlap");
+    assert!(p.message.contains("at most 24h"), "{p}");
+    // The limits themselves are accepted.
+    let c = load(
+        "[portal]\nmagic_link_ttl = \"15m\"\nsession_idle = \"1m\"\nsession_absolute = \"1m\"\n",
+    )
+    .unwrap();
+    assert_eq!(c.portal.magic_link_ttl, Duration::from_secs(900));
+    assert_eq!(c.portal.session_idle, Duration::from_secs(60));
+}
+
+#[test]
+fn durations_take_humantime_forms() {
+    let c = load("[portal]\nsession_idle = \"1h 30m\"\nsession_absolute = \"7d\"\n").unwrap();
+    assert_eq!(c.portal.session_idle, Duration::from_secs(5400));
+    assert_eq!(c.portal.session_absolute, Duration::from_secs(7 * 86_400));
+    let p = problem("[sync]\ninterval = \"15\"\n");
+    assert_eq!(p.key, "sync.interval");
+    assert_eq!(p.line(), Some(2));
+    assert!(p.message.contains("\"15\" is not a duration"), "{p}");
+}
+
+#[test]
+fn a_programmatic_portal_has_the_file_defaults() {
+    let url = url::Url::parse("http://127.0.0.1:8080").unwrap();
+    let from_file = load("").unwrap().portal;
+    assert_eq!(PortalConfig::new(url), from_file);
+    assert_eq!(from_file.session_idle, Duration::from_secs(2 * 3600));
+    assert_eq!(from_file.session_absolute, Duration::from_secs(12 * 3600));
+}
+
+/// Every value the example file writes out is the code's default, so the file documents the
+/// defaults and copying it changes nothing it does not say.
+#[test]
+fn example_file_states_the_defaults() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../kbgate.example.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let ex = Config::from_str_with_env(&text, &path, &no_env).unwrap();
+    let minimal = "[confluence]\nbase_url = \"https://example.atlassian.net\"\nemail = \"svc-kbgate@example.com\"\napi_token_env = \"KBGATE_CONFLUENCE_TOKEN\"\n\n[embed]\nissuer = \"https://app.example.com\"\naudience = \"kbgate\"\nalgorithm = \"HS256\"\nsecret_env = \"KBGATE_EMBED_SECRET\"\n";
+    let def = load(minimal).unwrap();
+    let (e, d) = (ex.confluence.unwrap(), def.confluence.unwrap());
+    assert_eq!(e.auth, d.auth);
+    assert_eq!(e.allow_undocumented_apis, d.allow_undocumented_apis);
+    assert_eq!(e.max_attachment_bytes, d.max_attachment_bytes);
+    assert_eq!(e.default_access_group, d.default_access_group);
+    assert_eq!(e.licensed_users, d.licensed_users);
+    assert_eq!(e.requests_per_second, d.requests_per_second);
+    assert_eq!(ex.store.url, def.store.url);
+    assert_eq!(ex.store.data_dir, def.store.data_dir);
+    assert_eq!(ex.sync, def.sync);
+    let (e, d) = (&ex.portal, &def.portal);
+    assert_eq!(e.listen, d.listen);
+    assert_eq!(e.session_idle, d.session_idle);
+    assert_eq!(e.session_absolute, d.session_absolute);
+    assert_eq!(e.magic_link, d.magic_link);
+    assert_eq!(e.magic_link_ttl, d.magic_link_ttl);
+    assert_eq!(e.view_cache_mb, d.view_cache_mb);
+    assert_eq!(e.trusted_proxies, d.trusted_proxies);
+    let (e, d) = (ex.embed.unwrap(), def.embed.unwrap());
+    assert_eq!(e.max_token_lifetime, d.max_token_lifetime);
+    assert_eq!(e.leeway, d.leeway);
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use bytes::Bytes;
 use chrono::FixedOffset;
-use confluence_client::{Client, ClientConfig, OAuthClientCredentials, Secret, gateway_base};
+use confluence_client::{Client, ClientConfig, OAuthClientCredentials, SecretString, gateway_base};
 use confluence_sim::cql::SiteTimeZone;
 use confluence_sim::model::PageStatus;
 use confluence_sim::{NewPage, RateLimit, SimConfig, SimHandle, spawn};
@@ -52,7 +52,7 @@ fn source(sim: &SimHandle, auth: Auth) -> ConfluenceSource {
             cfg.site_url = Some(site.clone());
             cfg.oauth = Some(OAuthClientCredentials {
                 client_id: client.client_id,
-                client_secret: Secret::new(client.client_secret),
+                client_secret: SecretString::from(client.client_secret),
                 token_url: site.join("/oauth/token").expect("token url"),
             });
             cfg

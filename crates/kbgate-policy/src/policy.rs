@@ -331,6 +331,17 @@ impl Policy {
         v
     }
 
+    /// The access-request rule: whether `email` may ask to be let into Confluence itself at
+    /// `now` — an active native-delivery audience (guest, unlicensed, group) grants its
+    /// domain, and no deny rule covers it. Portal audiences do not qualify: their people sign
+    /// in, there is nothing to provision. One rule for the portal's form, the host app's API
+    /// and `kbgate people import`; the caller records (or counts) the outcome.
+    pub fn may_request_access(&self, email: &Email, now: DateTime<Utc>) -> bool {
+        self.granting_audiences(email.domain(), now)
+            .iter()
+            .any(|a| a.delivery.is_native())
+    }
+
     /// Decides, with reasons, what `email` may read at `now` across every delivery.
     pub fn decide(&self, email: &Email, now: DateTime<Utc>) -> Decision<'_> {
         let domain = email.domain().as_str();

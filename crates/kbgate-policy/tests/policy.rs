@@ -243,6 +243,60 @@ fn native_audiences_do_not_make_viewers() {
     assert_eq!(p.audiences_matching(&d("evil.com")).len(), 0);
 }
 
+/// Moved here from kbgate-provision with the rule itself (issue 11): only active native
+/// audiences qualify for an access request.
+#[test]
+fn access_requests_qualify_only_for_active_native_domains() {
+    let native = |name: &str, domains: &[&str], delivery: Delivery| Audience {
+        delivery,
+        ..audience(name, domains, &["KB"])
+    };
+    let p = Policy::new(
+        vec![
+            native("acme", &["acme.com"], Delivery::Group),
+            native("guests", &["guest.com"], Delivery::Guest),
+            native("free", &["free.com"], Delivery::Unlicensed),
+            audience("web", &["portal.com"], &["KB"]),
+            Audience {
+                expires: Some(NaiveDate::from_ymd_opt(2026, 1, 31).unwrap()),
+                ..native("gone", &["gone.com"], Delivery::Group)
+            },
+            native("denied", &["gmail.com"], Delivery::Group),
+        ],
+        vec![d("gmail.com")],
+    )
+    .unwrap();
+    for (email, want) in [
+        ("ann@acme.com", true),
+        ("Ann@ACME.com", true),
+        ("gus@guest.com", true),
+        ("una@free.com", true),
+        ("bob@portal.com", false),
+        ("eve@evil.net", false),
+        ("gil@gone.com", false),
+        ("dan@gmail.com", false),
+        ("ann@eu.acme.com", false),
+    ] {
+        assert_eq!(p.may_request_access(&e(email), now()), want, "{email}");
+    }
+    // The same answer as the decision's list of native audiences.
+    for email in [
+        "ann@acme.com",
+        "bob@portal.com",
+        "dan@gmail.com",
+        "gil@gone.com",
+    ] {
+        assert_eq!(
+            p.may_request_access(&e(email), now()),
+            p.decide(&e(email), now())
+                .native_audiences()
+                .next()
+                .is_some(),
+            "{email}"
+        );
+    }
+}
+
 #[test]
 fn no_audience() {
     let p = acme_policy();

@@ -68,6 +68,6 @@ pub use apply::{ApplyProgress, ApplySummary, NoProgress, Outcome, state as journ
 pub use desired::{DesiredAudience, DesiredState, desired_state, group_name, guest_group_name};
 pub use diff::GUESTS_PER_PAID_USER;
 pub use error::ProvisionError;
-pub use people::{BadRow, ImportReport, import_people_csv, list_people, record_access_request};
+pub use people::{BadRow, ImportReport, import_people_csv, list_people};
 pub use plan::{Action, LimitHold, Note, Op, Plan};
-pub use reconciler::{ReconcileOptions, Reconciler};
+pub use reconciler::{DEFAULT_ACCESS_GROUP, ReconcileOptions, Reconciler};

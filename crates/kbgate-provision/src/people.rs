@@ -5,9 +5,8 @@ use std::io::BufRead;
 
 use chrono::{DateTime, Utc};
 use kbgate_policy::{Email, Policy};
-use kbgate_store::{AuditEvent, PersonRecord, Store};
+use kbgate_store::{PersonRecord, Store};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::error::ProvisionError;
 
@@ -168,67 +167,16 @@ pub async fn import_people_csv(
             continue;
         }
         report.added += 1;
-        if !in_native_audience(policy, &email, now) {
+        if !policy.may_request_access(&email, now) {
             report.outside_policy += 1;
         }
     }
     Ok(report)
 }
 
-fn in_native_audience(policy: &Policy, email: &Email, now: DateTime<Utc>) -> bool {
-    policy
-        .granting_audiences(email.domain(), now)
-        .iter()
-        .any(|a| a.delivery.is_native())
-}
-
 /// All known people, by email (`kbgate people list`).
 pub async fn list_people(store: &dyn Store) -> Result<Vec<PersonRecord>, ProvisionError> {
     Ok(store.people().await?)
-}
-
-/// Records an access request (after the portal verified the address, or from the host app's
-/// `POST /api/v1/access-requests`). Only emails whose domain an active native audience grants
-/// are recorded; the answer is `Ok(())` either way, so the caller gives the same response
-/// whatever the address (no enumeration of domains or people). What happened goes to the
-/// audit log.
-pub async fn record_access_request(
-    store: &dyn Store,
-    policy: &Policy,
-    email: &str,
-    source: &str,
-    now: DateTime<Utc>,
-) -> Result<(), ProvisionError> {
-    let (outcome, domain) = match Email::parse(email) {
-        Err(_) => ("invalid-email", None),
-        Ok(e) if !in_native_audience(policy, &e, now) => {
-            ("domain-not-granted", Some(e.domain().as_str().to_owned()))
-        }
-        Ok(e) => {
-            let added = store
-                .add_person(&PersonRecord {
-                    email: e.as_str().to_owned(),
-                    domain: e.domain().as_str().to_owned(),
-                    source: "access-request".into(),
-                    created_at: now,
-                })
-                .await?;
-            (
-                if added { "recorded" } else { "already-known" },
-                Some(e.domain().as_str().to_owned()),
-            )
-        }
-    };
-    store
-        .append_audit(&AuditEvent {
-            ts: now,
-            actor: "system".into(),
-            action: "provision.access-request".into(),
-            // Only the domain: the address itself is personal data the log does not need.
-            detail: json!({ "outcome": outcome, "domain": domain, "source": source }),
-        })
-        .await?;
-    Ok(())
 }
 
 #[cfg(test)]

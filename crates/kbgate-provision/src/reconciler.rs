@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use confluence_client::Client;
-use kbgate_config::ConfluenceConfig;
 use kbgate_policy::{Delivery, Email, Policy};
 use kbgate_store::Store;
 
@@ -17,23 +16,26 @@ use crate::error::ProvisionError;
 use crate::owned::Owned;
 use crate::plan::{Op, Plan};
 
-/// Knobs of a reconcile.
+/// Confluence Cloud's own name for the default product-access group, the one every licensed
+/// user is in (the default of [`ReconcileOptions::default_access_group`]).
+pub const DEFAULT_ACCESS_GROUP: &str = "confluence-users";
+
+/// Knobs of a reconcile: plain values, so that native mode does not depend on how they are
+/// configured (the binary maps `[confluence]` onto them).
 #[derive(Debug, Clone)]
 pub struct ReconcileOptions {
     /// Use the undocumented `cgraphql` operations (`GuestDataQuery` to list guests,
-    /// `ResetExCoSpacePermissionsMutation` to assign a guest's space). From
-    /// `[confluence] allow_undocumented_apis`; default false.
+    /// `ResetExCoSpacePermissionsMutation` to assign a guest's space). Default false.
     pub allow_undocumented_apis: bool,
     /// The group every licensed user is in (the site's default Confluence product-access
     /// group, the one invitees land in). Used to count licensed users for the guest allowance
-    /// and to find the account ids of invited people once their invitation completes. From
-    /// `[confluence] default_access_group`; default `confluence-users`.
+    /// and to find the account ids of invited people once their invitation completes. Default
+    /// [`DEFAULT_ACCESS_GROUP`].
     pub default_access_group: String,
     /// Paid (licensed) users on the site, for the allowance of 5 guests per paid user: the plan
     /// provisions only the guests that fit and reports the rest in `Plan::limits`. When set it
     /// wins over any count; otherwise kbgate counts the members of `default_access_group`
-    /// (documented v1 `membersByGroupId`) when new guests are planned. From
-    /// `[confluence] licensed_users`.
+    /// (documented v1 `membersByGroupId`) when new guests are planned.
     pub licensed_users: Option<usize>,
     /// Concurrent single-object writes during apply.
     pub concurrency: usize,
@@ -49,26 +51,11 @@ impl Default for ReconcileOptions {
     fn default() -> Self {
         ReconcileOptions {
             allow_undocumented_apis: false,
-            default_access_group: kbgate_config::DEFAULT_ACCESS_GROUP.into(),
+            default_access_group: DEFAULT_ACCESS_GROUP.into(),
             licensed_users: None,
             concurrency: 8,
             invite_retry_after: Duration::hours(24),
             now: None,
-        }
-    }
-}
-
-impl ReconcileOptions {
-    /// Defaults, with what `[confluence]` says: the opt-in for undocumented APIs, the default
-    /// product-access group and the number of paid users.
-    pub fn from_config(c: &ConfluenceConfig) -> Self {
-        ReconcileOptions {
-            allow_undocumented_apis: c.allow_undocumented_apis,
-            default_access_group: c.default_access_group.clone(),
-            licensed_users: c
-                .licensed_users
-                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
-            ..Default::default()
         }
     }
 }

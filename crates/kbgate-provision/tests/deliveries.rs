@@ -717,31 +717,6 @@ kbgate_store::store_tests!(
     a_domain_removed_from_an_audience_that_stays,
 );
 
-#[test]
-fn options_come_from_the_config() {
-    let text = |extra: &str| {
-        format!(
-            "[confluence]\nbase_url = \"https://example.atlassian.net\"\nemail = \"svc@example.com\"\n\
-             api_token_env = \"T\"\nallow_undocumented_apis = true\n{extra}"
-        )
-    };
-    let load = |t: &str| {
-        kbgate_config::Config::from_str_with_env(t, std::path::Path::new("kbgate.toml"), &|_| None)
-            .unwrap()
-    };
-    let c = load(&text(
-        "default_access_group = \"staff-and-customers\"\nlicensed_users = 42\n",
-    ));
-    let o = ReconcileOptions::from_config(c.confluence.as_ref().unwrap());
-    assert!(o.allow_undocumented_apis);
-    assert_eq!(o.default_access_group, "staff-and-customers");
-    assert_eq!(o.licensed_users, Some(42));
-    let c = load(&text(""));
-    let o = ReconcileOptions::from_config(c.confluence.as_ref().unwrap());
-    assert_eq!(o.default_access_group, "confluence-users");
-    assert_eq!(o.licensed_users, None);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn guest_delivery_with_undocumented_apis() {
     let t = kbgate_store::testing::sqlite().await;

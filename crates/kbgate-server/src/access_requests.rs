@@ -2,10 +2,11 @@
 //!
 //! Two ways in, one rule. A person fills in `/request-access` and proves the address by a
 //! mailed single-use link; the host app's backend, which already knows its users, posts
-//! `POST /api/v1/access-requests` with its API key. Either way the person is recorded by
-//! `kbgate_provision::record_access_request` only when an active native audience (guest,
-//! unlicensed, group) grants the domain, and either way the answer is the same for every
-//! address, so neither route tells which domains or people kbgate knows.
+//! `POST /api/v1/access-requests` with its API key. Either way the person is recorded only
+//! when the policy's access-request rule ([`kbgate_policy::Policy::may_request_access`]: an
+//! active native audience — guest, unlicensed, group — grants the domain) says so, and either
+//! way the answer is the same for every address, so neither route tells which domains or
+//! people kbgate knows.
 //!
 //! The form reuses the magic-link machinery of [`crate::auth`]: the same per-email and
 //! per-client limits, the same background mailing, the same single-use codes and lifetime.
@@ -15,8 +16,7 @@ use axum::Json;
 use axum::extract::{Form, Query, State};
 use axum::http::StatusCode;
 use axum::response::Html;
-use chrono::{DateTime, Utc};
-use kbgate_policy::{Email, Policy};
+use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{MailedLink, form_email, mail_link, use_code};
@@ -39,17 +39,6 @@ const VERIFY_LINK: MailedLink = MailedLink {
 const SOURCE_PORTAL: &str = "portal";
 /// Audit source of requests posted by the host app.
 const SOURCE_API: &str = "api";
-
-/// Whether `email` may ask: an active native audience grants its domain and no deny rule
-/// applies. Checked before mailing (so no link goes to an address that could never be
-/// provisioned); the recording checks again under the policy in force when the link is used.
-fn may_request(policy: &Policy, email: &Email, now: DateTime<Utc>) -> bool {
-    policy
-        .decide(email, now)
-        .native_audiences()
-        .next()
-        .is_some()
-}
 
 /// The steps of the form, one template.
 enum Stage {
@@ -103,7 +92,10 @@ pub(crate) async fn submit(
         &f.email,
         &VERIFY_LINK,
         &LocalPath::root(),
-        |email, now| may_request(&state.policy().current(), email, now),
+        // Checked before mailing (so no link goes to an address that could never be
+        // provisioned); the recording checks again under the policy in force when the link
+        // is used.
+        |email, now| state.policy().current().may_request_access(email, now),
     )?;
     page(&state, Stage::Sent)
 }

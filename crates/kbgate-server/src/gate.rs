@@ -13,7 +13,7 @@ use axum::extract::{ConnectInfo, FromRequestParts, Query};
 use axum::http::{HeaderMap, header, request::Parts};
 use chrono::{DateTime, Utc};
 use kbgate_policy::{Email, Policy, Viewer};
-use kbgate_store::{AuditEvent, CodeRecord, SessionRecord, Store, StoreError};
+use kbgate_store::{AuditEvent, CodeRecord, PersonRecord, SessionRecord, Store, StoreError};
 
 use crate::changes::ChangeWatch;
 use crate::error::Error;
@@ -260,8 +260,9 @@ impl Sessions {
     ) -> Result<Option<ActiveSession>, Error> {
         let key = id.digest();
         let stamp = self.watch.current().await?.sessions;
+        // Beyond chrono's range (thousands of years) is as good as no idle limit.
         let idle =
-            chrono::Duration::from_std(settings.session_idle).unwrap_or(chrono::Duration::hours(8));
+            chrono::Duration::from_std(settings.session_idle).unwrap_or(chrono::Duration::MAX);
         if let Some(mut c) = self.cache.get(&key).filter(|c| c.stamp == stamp) {
             // Expired, or idle as far as this process saw: the store decides (another process
             // may have seen activity this one did not).
@@ -450,10 +451,11 @@ impl Sessions {
             .map_err(store_err)
     }
 
-    /// Records a verified access request through native mode's own
-    /// [`kbgate_provision::record_access_request`], so the portal and the host-app API apply
-    /// exactly the rule `kbgate people` and `kbgate plan` use (only active native audiences;
-    /// the outcome goes to the audit log, never the address).
+    /// Records a verified access request: the person is added to the people native mode
+    /// provisions when the policy's access-request rule
+    /// ([`Policy::may_request_access`], the one `kbgate people` and `kbgate plan` use)
+    /// qualifies the address. The outcome goes to the audit log with the domain, never the
+    /// address; the caller answers the same either way.
     pub(crate) async fn record_access_request(
         &self,
         policy: &Policy,
@@ -461,9 +463,33 @@ impl Sessions {
         source: &str,
         now: DateTime<Utc>,
     ) -> Result<(), Error> {
-        kbgate_provision::record_access_request(&*self.store, policy, email.as_str(), source, now)
+        let domain = email.domain().as_str();
+        let outcome = if !policy.may_request_access(email, now) {
+            "domain-not-granted"
+        } else {
+            let added = self
+                .store
+                .add_person(&PersonRecord {
+                    email: email.as_str().to_owned(),
+                    domain: domain.to_owned(),
+                    source: "access-request".into(),
+                    created_at: now,
+                })
+                .await
+                .map_err(store_err)?;
+            if added { "recorded" } else { "already-known" }
+        };
+        self.store
+            .append_audit(&AuditEvent {
+                ts: now,
+                actor: "system".into(),
+                action: "provision.access-request".into(),
+                // Only the domain: the address itself is personal data the log does not need.
+                detail: serde_json::json!({ "outcome": outcome, "domain": domain, "source": source }),
+            })
             .await
-            .map_err(Error::internal)
+            .map_err(store_err)?;
+        Ok(())
     }
 
     /// Appends an audit event; failures are logged, not fatal (the sign-in already happened).
@@ -727,25 +753,27 @@ pub(crate) fn client_ip<'a>(
 mod tests {
     use super::*;
 
+    use crate::settings::tests::{at, framed};
+
     #[test]
     fn cookie_flags_follow_settings() {
-        let local = Settings::new(url::Url::parse("http://127.0.0.1:8080").unwrap());
+        let local = at("http://127.0.0.1:8080");
         let id = Opaque::generate();
         let c = set_cookie(&local, &id);
         assert!(c.starts_with("kbgate_session="));
         assert!(c.contains("HttpOnly") && c.contains("SameSite=Lax") && !c.contains("Secure"));
-        let prod = Settings::new(url::Url::parse("https://kb.example.com").unwrap());
+        let prod = at("https://kb.example.com");
         let c = set_cookie(&prod, &id);
         assert!(c.starts_with("__Host-kbgate_session="));
         assert!(c.contains("SameSite=Lax; Secure"));
-        let framed = prod.with_frame_ancestors(vec!["https://app.example.com".into()]);
+        let framed = framed("https://kb.example.com", &["https://app.example.com"]);
         assert!(set_cookie(&framed, &id).contains("SameSite=None; Secure"));
         assert!(clear_cookie(&framed).contains("Max-Age=0"));
     }
 
     #[test]
     fn reads_the_session_cookie() {
-        let s = Settings::new(url::Url::parse("http://localhost:8080").unwrap());
+        let s = at("http://localhost:8080");
         let id = Opaque::generate();
         let mut h = HeaderMap::new();
         h.insert(

@@ -1,16 +1,21 @@
 //! Opaque random secrets handed to browsers (session ids, one-time codes), stored only hashed.
+//!
+//! The value is held as the workspace's one secret type, [`SecretString`] (wiped on drop,
+//! redacted in Debug); [`Opaque`] adds what these tokens need beyond it: generation, the shape
+//! check of a presented value, and the hash the store keeps.
 
 use std::fmt;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use kbgate_config::{ExposeSecret, SecretString};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 /// A fresh 256-bit random value, URL-safe base64 (43 characters). It is what the browser holds
 /// (cookie, link); the store only ever sees its [`Opaque::hash`].
-#[derive(Clone, PartialEq, Eq)]
-pub struct Opaque(String);
+#[derive(Clone)]
+pub struct Opaque(SecretString);
 
 /// Length of the encoded form.
 const ENCODED_LEN: usize = 43;
@@ -20,7 +25,7 @@ impl Opaque {
     pub fn generate() -> Opaque {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
-        Opaque(URL_SAFE_NO_PAD.encode(bytes))
+        Opaque(SecretString::from(URL_SAFE_NO_PAD.encode(bytes)))
     }
 
     /// Accepts a value presented by a client when it has the right shape; it is not known to
@@ -29,12 +34,12 @@ impl Opaque {
         (s.len() == ENCODED_LEN
             && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
-        .then(|| Opaque(s.to_owned()))
+        .then(|| Opaque(SecretString::from(s)))
     }
 
     /// The value to hand to the client.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
     }
 
     /// SHA-256 hex: the form kept in the store (a leaked database does not yield live ids).
@@ -45,7 +50,7 @@ impl Opaque {
     /// The SHA-256 of the secret as bytes ([`Opaque::hash`] without the hex): a map key
     /// that does not hold the secret.
     pub fn digest(&self) -> [u8; 32] {
-        Sha256::digest(self.0.as_bytes()).into()
+        Sha256::digest(self.expose().as_bytes()).into()
     }
 
     /// A token derived from this secret for another purpose (e.g. the sign-out form's CSRF
@@ -55,10 +60,19 @@ impl Opaque {
         h.update(b"kbgate:");
         h.update(purpose.as_bytes());
         h.update(b":");
-        h.update(self.0.as_bytes());
+        h.update(self.expose().as_bytes());
         hex::encode(&h.finalize()[..16])
     }
 }
+
+/// Constant-time, like every comparison of secrets here.
+impl PartialEq for Opaque {
+    fn eq(&self, other: &Self) -> bool {
+        ct_eq(self.expose(), other.expose())
+    }
+}
+
+impl Eq for Opaque {}
 
 impl fmt::Debug for Opaque {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -31,8 +31,8 @@ impl SecurityHeaders {
              frame-ancestors {ancestors}"
         );
         SecurityHeaders {
-            // The sources were filtered to a safe alphabet in `Settings`; fall back to the
-            // strictest policy should that ever not hold.
+            // The sources were validated by kbgate-config's rule (`Settings::from_config`); fall
+            // back to the strictest policy should that ever not hold.
             csp: HeaderValue::from_str(&csp).unwrap_or_else(|_| {
                 HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'")
             }),
@@ -134,14 +134,15 @@ mod tests {
 
     #[test]
     fn csp_has_no_unsafe_inline_and_uses_ancestors() {
-        let s = Settings::new(url::Url::parse("https://kb.example.com").unwrap());
+        let s = crate::settings::tests::at("https://kb.example.com");
         let h = SecurityHeaders::new(&s);
         let csp = h.csp.to_str().unwrap();
         assert!(!csp.contains("unsafe-inline"));
         assert!(csp.contains("script-src 'self'"));
         assert!(csp.contains("frame-ancestors 'none'"));
         assert!(h.frame_options.is_some());
-        let s = s.with_frame_ancestors(vec!["https://app.example.com".into()]);
+        let s =
+            crate::settings::tests::framed("https://kb.example.com", &["https://app.example.com"]);
         let h = SecurityHeaders::new(&s);
         assert!(
             h.csp

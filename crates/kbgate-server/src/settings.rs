@@ -1,14 +1,24 @@
-//! The portal's runtime settings, resolved once from the configuration.
+//! The portal's view of `[portal]`: what the HTTP layer derives from
+//! [`kbgate_config::PortalConfig`], computed in one place ([`Settings::from_config`]).
+//!
+//! No defaults or limits are stated here: they are `kbgate-config`'s, validated when the file
+//! is loaded. This only adds what follows from the values (cookie flags, byte counts) and the
+//! two fixed values no configuration sets.
 
 use std::time::Duration;
 
+use kbgate_config::PortalConfig;
 use url::Url;
 
-/// Settings the HTTP layer needs, resolved from `[portal]` (cookie flags decided, lifetimes
-/// bounded). Built by [`Settings::new`] and adjusted with the `with_*` methods, or from the
-/// loaded configuration by [`crate::AppState::from_config`].
+/// The name shown in page titles, the header and mails.
+pub(crate) const SITE_NAME: &str = "Knowledge base";
+
+/// Lifetime of back-channel hand-over codes: the host app redeems them at once.
+pub(crate) const HANDOVER_CODE_TTL: Duration = Duration::from_secs(60);
+
+/// Settings the HTTP layer needs, derived from [`PortalConfig`].
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub(crate) struct Settings {
     pub(crate) public_url: Url,
     pub(crate) frame_ancestors: Vec<String>,
     pub(crate) cookie_secure: bool,
@@ -21,9 +31,6 @@ pub struct Settings {
     pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
 }
 
-/// Default memory for cached page views: a few thousand typical pages.
-pub const DEFAULT_VIEW_CACHE_BYTES: u64 = 32 * 1024 * 1024;
-
 /// Whether a public URL is a local development address, where cookies may go without `Secure`.
 fn is_local_http(url: &Url) -> bool {
     url.scheme() == "http"
@@ -34,75 +41,38 @@ fn is_local_http(url: &Url) -> bool {
 }
 
 impl Settings {
-    /// Defaults: idle expiry 8 h, absolute 7 days, hand-over codes 60 s, magic links 15 min.
-    /// Cookies are `Secure` unless `public_url` is `http://localhost` or `http://127.0.0.1`.
-    pub fn new(public_url: Url) -> Settings {
-        let cookie_secure = !is_local_http(&public_url);
+    /// Cookies are `Secure` unless `public_url` is `http://localhost` or `http://127.0.0.1`, or
+    /// always when the portal may be framed (`SameSite=None` needs `Secure`).
+    ///
+    /// The loader refuses a `frame_ancestors` entry that is not a source expression; one that
+    /// reached a programmatic config anyway is dropped by the same rule
+    /// ([`kbgate_config::check_frame_ancestor`]) rather than written into the CSP header.
+    pub(crate) fn from_config(p: &PortalConfig) -> Settings {
+        let frame_ancestors: Vec<String> = p
+            .frame_ancestors
+            .iter()
+            .filter(|o| {
+                let ok = kbgate_config::check_frame_ancestor(o).is_ok();
+                if !ok {
+                    tracing::warn!(source = %o, "frame_ancestors: not a source expression, dropped");
+                }
+                ok
+            })
+            .cloned()
+            .collect();
+        let cookie_secure = !frame_ancestors.is_empty() || !is_local_http(&p.public_url);
         Settings {
-            public_url,
-            frame_ancestors: Vec::new(),
+            public_url: p.public_url.clone(),
+            frame_ancestors,
             cookie_secure,
-            session_idle: Duration::from_secs(8 * 3600),
-            session_absolute: Duration::from_secs(7 * 24 * 3600),
-            handover_code_ttl: Duration::from_secs(60),
-            magic_link_ttl: Duration::from_secs(15 * 60),
-            site_name: "Knowledge base".to_owned(),
-            view_cache_bytes: DEFAULT_VIEW_CACHE_BYTES,
-            trusted_proxies: Vec::new(),
+            session_idle: p.session_idle,
+            session_absolute: p.session_absolute,
+            handover_code_ttl: HANDOVER_CODE_TTL,
+            magic_link_ttl: p.magic_link_ttl,
+            site_name: SITE_NAME.to_owned(),
+            view_cache_bytes: p.view_cache_mb.saturating_mul(1024 * 1024),
+            trusted_proxies: p.trusted_proxies.clone(),
         }
-    }
-
-    /// Reverse proxies whose `X-Forwarded-For` names the client (for per-client rate limits).
-    /// Without them every request's client is its peer address, and the header is ignored.
-    pub fn with_trusted_proxies(mut self, proxies: Vec<ipnet::IpNet>) -> Settings {
-        self.trusted_proxies = proxies;
-        self
-    }
-
-    /// Memory for rendered page views kept between sync commits (0 turns the cache off).
-    pub fn with_view_cache_bytes(mut self, bytes: u64) -> Settings {
-        self.view_cache_bytes = bytes;
-        self
-    }
-
-    /// Origins allowed to frame the portal. Non-empty switches the session cookie to
-    /// `SameSite=None; Secure` (a framed site is a third party to the browser).
-    pub fn with_frame_ancestors(mut self, origins: Vec<String>) -> Settings {
-        self.frame_ancestors = origins.into_iter().filter(|o| is_valid_source(o)).collect();
-        if !self.frame_ancestors.is_empty() {
-            self.cookie_secure = true;
-        }
-        self
-    }
-
-    /// Session lifetimes: idle (since the last request) and absolute (since sign-in).
-    pub fn with_session_expiry(mut self, idle: Duration, absolute: Duration) -> Settings {
-        self.session_absolute = absolute.max(Duration::from_secs(60));
-        self.session_idle = idle.max(Duration::from_secs(60)).min(self.session_absolute);
-        self
-    }
-
-    /// Lifetime of back-channel hand-over codes; capped at 60 s.
-    pub fn with_handover_code_ttl(mut self, ttl: Duration) -> Settings {
-        self.handover_code_ttl = ttl.min(Duration::from_secs(60));
-        self
-    }
-
-    /// Lifetime of magic links; capped at 15 minutes.
-    pub fn with_magic_link_ttl(mut self, ttl: Duration) -> Settings {
-        self.magic_link_ttl = ttl.min(Duration::from_secs(15 * 60));
-        self
-    }
-
-    /// The name shown in page titles and the header.
-    pub fn with_site_name(mut self, name: impl Into<String>) -> Settings {
-        self.site_name = name.into();
-        self
-    }
-
-    /// The public base URL (links in mails and hand-over answers).
-    pub fn public_url(&self) -> &Url {
-        &self.public_url
     }
 
     /// An absolute URL for a local path.
@@ -122,55 +92,45 @@ impl Settings {
     }
 }
 
-/// A CSP source expression we accept for `frame-ancestors`: an `http(s)://host[:port]` origin,
-/// optionally with a leading `*.` host wildcard. Anything else (quotes, semicolons, spaces) could
-/// inject directives, so it is dropped.
-fn is_valid_source(s: &str) -> bool {
-    if s == "'self'" {
-        return true;
-    }
-    let Some(rest) = s
-        .strip_prefix("https://")
-        .or_else(|| s.strip_prefix("http://"))
-    else {
-        return false;
-    };
-    let rest = rest.strip_prefix("*.").unwrap_or(rest);
-    !rest.is_empty()
-        && rest
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':'))
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn url(s: &str) -> Url {
-        Url::parse(s).unwrap()
+    /// The settings of a portal at `url` with every key at its default.
+    pub(crate) fn at(url: &str) -> Settings {
+        Settings::from_config(&PortalConfig::new(Url::parse(url).unwrap()))
+    }
+
+    /// [`at`], framed by `origins`.
+    pub(crate) fn framed(url: &str, origins: &[&str]) -> Settings {
+        let mut p = PortalConfig::new(Url::parse(url).unwrap());
+        p.frame_ancestors = origins.iter().map(|o| o.to_string()).collect();
+        Settings::from_config(&p)
     }
 
     #[test]
     fn secure_cookie_unless_local() {
-        assert!(!Settings::new(url("http://localhost:8080")).cookie_secure);
-        assert!(!Settings::new(url("http://127.0.0.1:8080")).cookie_secure);
-        assert!(Settings::new(url("https://kb.example.com")).cookie_secure);
-        assert!(Settings::new(url("http://kb.example.com")).cookie_secure);
-        let framed = Settings::new(url("http://localhost:8080"))
-            .with_frame_ancestors(vec!["https://app.example.com".into()]);
+        assert!(!at("http://localhost:8080").cookie_secure);
+        assert!(!at("http://127.0.0.1:8080").cookie_secure);
+        assert!(at("https://kb.example.com").cookie_secure);
+        assert!(at("http://kb.example.com").cookie_secure);
+        let framed = framed("http://localhost:8080", &["https://app.example.com"]);
         assert!(framed.cookie_secure);
         assert!(framed.same_site_none());
     }
 
     #[test]
     fn frame_ancestors_cannot_inject() {
-        let s = Settings::new(url("https://kb.example.com")).with_frame_ancestors(vec![
-            "https://app.example.com".into(),
-            "https://*.example.org:8443".into(),
-            "https://x.com; script-src *".into(),
-            "'unsafe-inline'".into(),
-            "*".into(),
-        ]);
+        let s = framed(
+            "https://kb.example.com",
+            &[
+                "https://app.example.com",
+                "https://*.example.org:8443",
+                "https://x.com; script-src *",
+                "'unsafe-inline'",
+                "*",
+            ],
+        );
         assert_eq!(
             s.frame_ancestors,
             vec!["https://app.example.com", "https://*.example.org:8443"]
@@ -178,12 +138,16 @@ mod tests {
     }
 
     #[test]
-    fn ttl_caps() {
-        let s = Settings::new(url("https://kb.example.com"))
-            .with_handover_code_ttl(Duration::from_secs(600))
-            .with_magic_link_ttl(Duration::from_secs(86400));
+    fn values_are_taken_as_configured() {
+        let mut p = PortalConfig::new(Url::parse("https://kb.example.com").unwrap());
+        p.magic_link_ttl = Duration::from_secs(600);
+        p.session_idle = Duration::from_secs(120);
+        p.view_cache_mb = 2;
+        let s = Settings::from_config(&p);
+        assert_eq!(s.magic_link_ttl, Duration::from_secs(600));
+        assert_eq!(s.session_idle, Duration::from_secs(120));
+        assert_eq!(s.view_cache_bytes, 2 * 1024 * 1024);
         assert_eq!(s.handover_code_ttl, Duration::from_secs(60));
-        assert_eq!(s.magic_link_ttl, Duration::from_secs(900));
         assert_eq!(
             s.absolute("/auth/code?code=x"),
             "https://kb.example.com/auth/code?code=x"

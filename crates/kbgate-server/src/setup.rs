@@ -2,12 +2,11 @@
 
 use std::sync::Arc;
 
-use kbgate_config::{Config, EmbedKey, MagicLinkDelivery};
+use kbgate_config::{Config, EmbedKey, ExposeSecret, MagicLinkDelivery};
 use kbgate_store::Store;
 
 use crate::gate::PolicyHandle;
 use crate::mail::{MailError, Mailer};
-use crate::settings::Settings;
 use crate::state::{AppState, Extras};
 use crate::token::{EmbedAlgorithm, EmbedKeyError, EmbedVerifier};
 
@@ -46,17 +45,6 @@ fn read(path: &std::path::Path) -> Result<Vec<u8>, SetupError> {
     })
 }
 
-/// The resolved portal settings of a configuration.
-pub fn settings_from_config(config: &Config) -> Settings {
-    let p = &config.portal;
-    Settings::new(p.public_url.clone())
-        .with_frame_ancestors(p.frame_ancestors.clone())
-        .with_session_expiry(p.session_idle, p.session_absolute)
-        .with_magic_link_ttl(p.magic_link_ttl)
-        .with_view_cache_bytes(p.view_cache_mb * 1024 * 1024)
-        .with_trusted_proxies(p.trusted_proxies.clone())
-}
-
 /// The magic-link mailer of a configuration.
 pub fn mailer_from_config(config: &Config) -> Result<Mailer, SetupError> {
     let from = config.portal.from.clone();
@@ -81,7 +69,7 @@ pub fn embed_from_config(config: &Config) -> Result<Extras, SetupError> {
     let verifier = match &e.key {
         EmbedKey::Secret(_) => {
             let secret = e.resolve_secret()?;
-            EmbedVerifier::hs256(secret.expose().as_bytes(), &e.issuer, &e.audience)?
+            EmbedVerifier::hs256(secret.expose_secret().as_bytes(), &e.issuer, &e.audience)?
         }
         EmbedKey::PublicKeyFile(path) => {
             EmbedVerifier::public_pem(alg, &read(path)?, &e.issuer, &e.audience)?
@@ -92,24 +80,28 @@ pub fn embed_from_config(config: &Config) -> Result<Extras, SetupError> {
         }
     }
     .with_limits(e.leeway, e.max_token_lifetime);
-    let api_key = e.resolve_api_key()?.map(|s| s.expose().to_owned());
     Ok(Extras {
         embed: Some(verifier),
-        api_key,
+        api_key: e.resolve_api_key()?,
     })
 }
 
 impl AppState {
-    /// Everything from the configuration: settings, mailer, embed verifier and API key.
+    /// Everything from the configuration: `[portal]`, mailer, embed verifier and API key.
     /// The policy handle is passed in so the caller can replace it on reload.
     pub fn from_config(
         config: &Config,
         store: Arc<dyn Store>,
         policy: PolicyHandle,
     ) -> Result<AppState, SetupError> {
-        let settings = settings_from_config(config);
         let mailer = mailer_from_config(config)?;
         let extras = embed_from_config(config)?;
-        Ok(AppState::new(settings, store, policy, Some(mailer), extras))
+        Ok(AppState::new(
+            &config.portal,
+            store,
+            policy,
+            Some(mailer),
+            extras,
+        ))
     }
 }

@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use kbgate_config::{ExposeSecret, PortalConfig, SecretString};
 use kbgate_store::Store;
 
 use crate::changes::ChangeWatch;
@@ -31,7 +32,7 @@ struct Inner {
     sessions: Sessions,
     mailer: Option<Mailer>,
     embed: Option<EmbedVerifier>,
-    api_key: Option<String>,
+    api_key: Option<SecretString>,
     limit_email: RateLimiter,
     limit_client: RateLimiter,
     limit_handover: RateLimiter,
@@ -44,10 +45,7 @@ impl fmt::Debug for AppState {
             .field("settings", &self.inner.settings)
             .field("mailer", &self.inner.mailer)
             .field("embed", &self.inner.embed)
-            .field(
-                "api_key",
-                &self.inner.api_key.as_ref().map(|_| "<redacted>"),
-            )
+            .field("api_key", &self.inner.api_key)
             .finish_non_exhaustive()
     }
 }
@@ -58,19 +56,21 @@ pub struct Extras {
     /// Verifies embed hand-over tokens; without it `/auth/embed` answers 404.
     pub embed: Option<EmbedVerifier>,
     /// The host app's API key (hand-over and JSON API on behalf of a person).
-    pub api_key: Option<String>,
+    pub api_key: Option<SecretString>,
 }
 
 impl AppState {
-    /// Builds the state. `mailer` `None` disables magic links (the form still answers the
-    /// same, without sending).
+    /// Builds the state from `[portal]` as loaded (or [`PortalConfig::new`] with fields
+    /// adjusted). `mailer` `None` disables magic links (the form still answers the same,
+    /// without sending).
     pub fn new(
-        settings: Settings,
+        portal: &PortalConfig,
         store: Arc<dyn Store>,
         policy: PolicyHandle,
         mailer: Option<Mailer>,
         extras: Extras,
     ) -> AppState {
+        let settings = Settings::from_config(portal);
         let security = Arc::new(SecurityHeaders::new(&settings));
         let watch = Arc::new(ChangeWatch::new(store.clone()));
         let view_cache_bytes = settings.view_cache_bytes;
@@ -82,7 +82,7 @@ impl AppState {
                 sessions: Sessions::new(store, watch),
                 mailer,
                 embed: extras.embed,
-                api_key: extras.api_key.filter(|k| !k.is_empty()),
+                api_key: extras.api_key.filter(|k| !k.expose_secret().is_empty()),
                 limit_email: RateLimiter::new(3, Duration::from_secs(15 * 60)),
                 limit_client: RateLimiter::new(20, Duration::from_secs(15 * 60)),
                 limit_handover: RateLimiter::new(600, Duration::from_secs(60)),
@@ -105,8 +105,8 @@ impl AppState {
         &self.inner.policy
     }
 
-    /// The resolved settings.
-    pub fn settings(&self) -> &Settings {
+    /// The settings derived from `[portal]`.
+    pub(crate) fn settings(&self) -> &Settings {
         &self.inner.settings
     }
 
@@ -128,7 +128,7 @@ impl AppState {
     }
 
     pub(crate) fn api_key(&self) -> Option<&str> {
-        self.inner.api_key.as_deref()
+        self.inner.api_key.as_ref().map(|k| k.expose_secret())
     }
 
     pub(crate) fn limit_email(&self) -> &RateLimiter {

@@ -2,9 +2,9 @@
 //!
 //! One algorithm is configured and pinned: a token whose header names any other algorithm
 //! (`none`, HS256 against an RSA public key, …) is refused before any key is touched. Claims
-//! required: `email`, `iat`, `exp` (at most 5 minutes after `iat`), `iss` (one string, never an
-//! array), `aud`, `jti`; `nbf`
-//! is checked when present. The `jti` is returned so the caller can consume it once in the store.
+//! required: `email`, `iat`, `exp` (at most `[embed] max_token_lifetime`, default 5 minutes,
+//! after `iat`), `iss` (one string, never an array), `aud`, `jti`; `nbf` is checked when
+//! present. The `jti` is returned so the caller can consume it once in the store.
 
 use std::fmt;
 
@@ -15,10 +15,6 @@ use serde::Deserialize;
 
 /// Longest token accepted; anything larger is refused before parsing.
 pub const MAX_TOKEN_BYTES: usize = 4096;
-/// Longest lifetime (`exp - iat`) accepted.
-pub const MAX_LIFETIME_SECS: i64 = 300;
-/// Clock-skew leeway for `iat`, `nbf` and `exp`.
-pub const LEEWAY_SECS: i64 = 30;
 /// Shortest HS256 secret accepted.
 pub const MIN_HS256_SECRET_BYTES: usize = 32;
 
@@ -217,8 +213,11 @@ impl EmbedVerifier {
         if issuer.is_empty() || audience.is_empty() {
             return Err(EmbedKeyError::EmptyIssuerOrAudience);
         }
+        // The configuration's defaults until `with_limits` says otherwise.
+        let leeway = secs(kbgate_config::DEFAULT_EMBED_LEEWAY);
+        let max_lifetime = secs(kbgate_config::DEFAULT_MAX_TOKEN_LIFETIME);
         let mut validation = Validation::new(alg.jwt());
-        validation.leeway = LEEWAY_SECS as u64;
+        validation.leeway = leeway as u64;
         validation.validate_nbf = true;
         validation.validate_exp = true;
         validation.set_issuer(&[issuer]);
@@ -229,20 +228,20 @@ impl EmbedVerifier {
             keys,
             validation,
             issuer: issuer.to_owned(),
-            leeway: LEEWAY_SECS,
-            max_lifetime: MAX_LIFETIME_SECS,
+            leeway,
+            max_lifetime,
         })
     }
 
-    /// Sets the clock-skew leeway (capped at 5 minutes) and the longest accepted `exp - iat`
-    /// (capped at [`MAX_LIFETIME_SECS`]).
+    /// Sets the clock-skew leeway and the longest accepted `exp - iat`: `[embed] leeway` and
+    /// `max_token_lifetime`, whose ranges kbgate-config enforces when it loads them.
     pub fn with_limits(
         mut self,
         leeway: std::time::Duration,
         max_lifetime: std::time::Duration,
     ) -> Self {
-        self.leeway = leeway.as_secs().min(300) as i64;
-        self.max_lifetime = (max_lifetime.as_secs() as i64).clamp(1, MAX_LIFETIME_SECS);
+        self.leeway = secs(leeway);
+        self.max_lifetime = secs(max_lifetime);
         self.validation.leeway = self.leeway as u64;
         self
     }
@@ -295,6 +294,11 @@ impl EmbedVerifier {
             .map(|(_, key)| key)
             .ok_or(TokenError::Signature)
     }
+}
+
+/// Whole seconds, as the claims count them.
+fn secs(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
 fn map_jwt_error(e: jsonwebtoken::errors::Error) -> TokenError {

@@ -354,6 +354,27 @@ async fn api_flow(app: &TestApp) {
     assert_eq!(emails(&p), want);
     assert!(p.iter().all(|p| p.source == "access-request"));
     assert!(rec.iter().all(|d| d["source"] == "api"));
+    // The audit log names the domain and the outcome, never the address (moved here from
+    // kbgate-provision with the recording).
+    for d in &rec {
+        assert!(
+            !d.to_string().contains('@'),
+            "no addresses in the audit log: {d}"
+        );
+        assert!(d["domain"].is_string(), "{d}");
+    }
+    let outcomes: BTreeMap<String, usize> = rec.iter().fold(BTreeMap::new(), |mut m, d| {
+        *m.entry(d["outcome"].as_str().unwrap().to_owned())
+            .or_default() += 1;
+        m
+    });
+    assert_eq!(outcomes["recorded"], NATIVE.len(), "{outcomes:?}");
+    assert_eq!(outcomes["already-known"], 1, "{outcomes:?}");
+    assert_eq!(
+        outcomes["domain-not-granted"],
+        REFUSED.len(),
+        "{outcomes:?}"
+    );
     // No mail: the host app verified the address already.
     assert!(outbox(app).is_empty());
 

@@ -272,7 +272,7 @@ async fn accepted_from(app: &TestApp, xff: &str, tag: &str) -> usize {
 #[tokio::test]
 async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
     let app = spawn_app_with(
-        |s| s.with_trusted_proxies(vec!["127.0.0.0/8".parse().unwrap()]),
+        |p| p.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()],
         hs256_verifier(),
     )
     .await;
@@ -668,7 +668,7 @@ async fn the_per_email_limit_counts_every_spelling_of_one_mailbox() {
 #[tokio::test]
 async fn ipv6_clients_are_limited_per_64() {
     let app = spawn_app_with(
-        |s| s.with_trusted_proxies(vec!["127.0.0.0/8".parse().unwrap()]),
+        |p| p.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()],
         hs256_verifier(),
     )
     .await;

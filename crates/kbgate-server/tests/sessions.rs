@@ -21,10 +21,17 @@ async fn statuses(app: &TestApp, cookie: &str) -> Vec<u16> {
     out
 }
 
+/// Idle 8 hours and absolute 7 days, set explicitly: the lifetimes these tests were written
+/// for (the server's own defaults before the configuration's 2 h / 12 h became the only ones).
+fn long_sessions(p: &mut kbgate_config::PortalConfig) {
+    p.session_idle = StdDuration::from_secs(8 * 3600);
+    p.session_absolute = StdDuration::from_secs(7 * 24 * 3600);
+}
+
 #[tokio::test]
 async fn an_idle_session_is_refused_and_ended() {
-    // Defaults: idle 8 hours.
-    let app = spawn_app().await;
+    // Idle 8 hours.
+    let app = spawn_app_with(long_sessions, hs256_verifier()).await;
     let cookie = app.sign_in("alice@acme.com").await;
     let hash = session_hash(&cookie);
     assert_eq!(statuses(&app, &cookie).await, [200; 4]);
@@ -77,7 +84,10 @@ async fn an_idle_session_is_refused_and_ended() {
 #[tokio::test]
 async fn the_configured_idle_limit_applies() {
     let app = spawn_app_with(
-        |s| s.with_session_expiry(StdDuration::from_secs(600), StdDuration::from_secs(3600)),
+        |p| {
+            p.session_idle = StdDuration::from_secs(600);
+            p.session_absolute = StdDuration::from_secs(3600);
+        },
         hs256_verifier(),
     )
     .await;
@@ -124,7 +134,8 @@ async fn the_configured_idle_limit_applies() {
 
 #[tokio::test]
 async fn a_session_past_its_absolute_expiry_is_refused() {
-    let app = spawn_app().await;
+    // Absolute 7 days.
+    let app = spawn_app_with(long_sessions, hs256_verifier()).await;
     let now = Utc::now();
     // Active a moment ago (not idle), but past its absolute expiry.
     let expired = plant_session(
@@ -174,12 +185,13 @@ fn set_cookies(resp: &reqwest::Response) -> Vec<String> {
 #[tokio::test]
 async fn frame_ancestors_allow_the_host_app_and_switch_the_cookie() {
     let app = spawn_app_with(
-        |s| {
-            s.with_frame_ancestors(vec![
+        |p| {
+            p.frame_ancestors = vec![
                 "https://app.example.com".into(),
-                // Not a source expression: dropped, never reaches the header.
+                // Not a source expression (the loader refuses it; one set in code anyway is
+                // dropped): never reaches the header.
                 "https://x.example; script-src *".into(),
-            ])
+            ]
         },
         hs256_verifier(),
     )

@@ -260,7 +260,7 @@ async fn an_rs256_portal_refuses_hs256_signed_with_its_public_key() {
     let pem = std::fs::read(fixture("rsa.pub.pem")).unwrap();
     let verifier =
         EmbedVerifier::public_pem(EmbedAlgorithm::Rs256, &pem, ISSUER, AUDIENCE).unwrap();
-    let app = spawn_app_with(|s| s, verifier).await;
+    let app = spawn_app_with(|_| {}, verifier).await;
 
     // Key confusion: HMAC keyed with the very bytes the portal holds as its RSA key (as a
     // naive verifier would use them), and with the usual variants of those bytes.
@@ -307,7 +307,7 @@ async fn jwks_keys_are_chosen_by_kid() {
     use kbgate_server::{EmbedAlgorithm, EmbedVerifier};
     let jwks = std::fs::read_to_string(fixture("jwks.json")).unwrap();
     let verifier = EmbedVerifier::jwks(EmbedAlgorithm::Rs256, &jwks, ISSUER, AUDIENCE).unwrap();
-    let app = spawn_app_with(|s| s, verifier).await;
+    let app = spawn_app_with(|_| {}, verifier).await;
     let c = || claims("alice@acme.com");
 
     // Both RSA keys of the set verify their own tokens (key rotation).

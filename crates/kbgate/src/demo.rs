@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
 use confluence_sim::SimConfig;
 use kbgate_config::Config;
-use kbgate_mirror::sync::{Progress, SyncOptions, confluence::ConfluenceSource, sync_spaces};
+use kbgate_mirror::sync::{Progress, confluence::ConfluenceSource, sync_spaces};
 use rand::RngCore;
 
 use crate::{serve, wiring};
@@ -197,10 +197,7 @@ domains = [{denied}]
         &source,
         &*store,
         &wiring::mirrored_spaces(&config),
-        &SyncOptions {
-            full: true,
-            ..SyncOptions::default()
-        },
+        &wiring::sync_options(&config, true),
         &Progress::auto(),
     )
     .await

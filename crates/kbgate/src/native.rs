@@ -9,8 +9,7 @@ use chrono::Utc;
 use indicatif::{ProgressBar, ProgressStyle};
 use kbgate_config::Config;
 use kbgate_provision::{
-    Action, ApplyProgress, ApplySummary, Outcome, Plan, ReconcileOptions, Reconciler,
-    import_people_csv, list_people,
+    Action, ApplyProgress, ApplySummary, Outcome, Plan, Reconciler, import_people_csv, list_people,
 };
 
 use crate::wiring;
@@ -71,7 +70,7 @@ async fn reconciler(config: &Config) -> anyhow::Result<Reconciler> {
         client,
         store,
         config.policy.clone(),
-        ReconcileOptions::from_config(c),
+        wiring::reconcile_options(c),
     ))
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use kbgate_config::Config;
 use kbgate_mirror::sync::{
-    BLOB_GRACE, Progress, SyncOptions, confluence::ConfluenceSource, forget, sync_spaces,
+    BLOB_GRACE, Progress, confluence::ConfluenceSource, forget, sync_spaces,
 };
 use kbgate_server::{AppState, PolicyHandle};
 use kbgate_store::Store;
@@ -78,7 +78,7 @@ async fn serve(config_path: &Path, args: Args) -> anyhow::Result<()> {
                 wiring::confluence_client(&config).await?,
                 store.clone(),
                 config.policy.clone(),
-                kbgate_provision::ReconcileOptions::from_config(c),
+                wiring::reconcile_options(c),
             );
             Some(tokio::spawn(reconcile_loop(r, every, config.path.clone())))
         }
@@ -278,12 +278,7 @@ async fn sync_loop(
             keys
         };
         let full = full_due(&*store, &keys, config.sync.full_every).await;
-        let opts = SyncOptions {
-            full,
-            max_attachment_bytes: wiring::max_attachment_bytes(&config),
-            overlap: config.sync.overlap,
-            ..SyncOptions::default()
-        };
+        let opts = wiring::sync_options(&config, full);
         match sync_spaces(&source, &*store, &keys, &opts, &Progress::quiet()).await {
             Ok(report) => tracing::info!(
                 calls = report.calls,

@@ -50,11 +50,8 @@ async fn sync(config: &Path, args: Args) -> anyhow::Result<()> {
     );
     let source = ConfluenceSource::new(client);
     let opts = SyncOptions {
-        full: args.full,
-        max_attachment_bytes: wiring::max_attachment_bytes(&config),
-        overlap: config.sync.overlap,
         lease_wait: std::time::Duration::from_secs(args.wait),
-        ..SyncOptions::default()
+        ..wiring::sync_options(&config, args.full)
     };
     let report = sync_spaces(&source, &*store, &keys, &opts, &Progress::auto())
         .await

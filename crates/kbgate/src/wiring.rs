@@ -1,4 +1,5 @@
-//! Building the parts from the configuration: client, store, space list.
+//! Building the parts from the configuration: client, store, space list, and the plain
+//! options of the libraries that do not read `kbgate-config` themselves (mirror, provision).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -6,6 +7,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use confluence_client::{Client, ClientConfig};
 use kbgate_config::{Config, ConfluenceAuth, ConfluenceConfig, Gateway};
+use kbgate_mirror::sync::SyncOptions;
+use kbgate_provision::ReconcileOptions;
 use kbgate_store::Store;
 
 /// The Confluence client of the service account named in `[confluence]`: Basic on the site
@@ -27,14 +30,11 @@ pub async fn confluence_client_config(config: &Config) -> anyhow::Result<ClientC
     let secret = c.resolve_api_token()?;
     let mut cfg = match &c.auth {
         ConfluenceAuth::ApiToken { email, .. } => {
-            ClientConfig::new(c.base_url.clone(), email.as_str(), secret.expose())
+            ClientConfig::new(c.base_url.clone(), email.as_str(), secret)
         }
         ConfluenceAuth::ScopedToken { email, gateway, .. } => {
-            let mut cfg = ClientConfig::new(
-                gateway_base_of(c, gateway).await?,
-                email.as_str(),
-                secret.expose(),
-            );
+            let mut cfg =
+                ClientConfig::new(gateway_base_of(c, gateway).await?, email.as_str(), secret);
             cfg.site_url = Some(c.base_url.clone());
             cfg
         }
@@ -48,16 +48,14 @@ pub async fn confluence_client_config(config: &Config) -> anyhow::Result<ClientC
             cfg.site_url = Some(c.base_url.clone());
             cfg.oauth = Some(confluence_client::OAuthClientCredentials {
                 client_id: client_id.clone(),
-                client_secret: confluence_client::Secret::new(secret.expose()),
+                client_secret: secret,
                 token_url: token_url.clone(),
             });
             cfg
         }
     };
     cfg.requests_per_second = c.requests_per_second;
-    cfg.admin_api_key = c
-        .resolve_admin_api_key()?
-        .map(|k| confluence_client::Secret::new(k.expose()));
+    cfg.admin_api_key = c.resolve_admin_api_key()?;
     Ok(cfg)
 }
 
@@ -106,10 +104,78 @@ pub fn mirrored_spaces(config: &Config) -> Vec<String> {
         .collect()
 }
 
-/// The attachment size cap.
-pub fn max_attachment_bytes(config: &Config) -> u64 {
-    config
-        .confluence
-        .as_ref()
-        .map_or(50 * 1024 * 1024, |c| c.max_attachment_bytes)
+/// The mirror's options from `[confluence]` and `[sync]` (a full pass or not).
+pub fn sync_options(config: &Config, full: bool) -> SyncOptions {
+    SyncOptions {
+        full,
+        max_attachment_bytes: config
+            .confluence
+            .as_ref()
+            .map_or(kbgate_config::DEFAULT_MAX_ATTACHMENT_BYTES, |c| {
+                c.max_attachment_bytes
+            }),
+        overlap: config.sync.overlap,
+        ..SyncOptions::default()
+    }
+}
+
+/// Native mode's options from `[confluence]`: the opt-in for undocumented APIs, the default
+/// product-access group and the number of paid users; the rest at provision's defaults.
+pub fn reconcile_options(c: &ConfluenceConfig) -> ReconcileOptions {
+    ReconcileOptions {
+        allow_undocumented_apis: c.allow_undocumented_apis,
+        default_access_group: c.default_access_group.clone(),
+        licensed_users: c
+            .licensed_users
+            .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+        ..ReconcileOptions::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(extra: &str) -> Config {
+        let text = format!(
+            "[confluence]\nbase_url = \"https://example.atlassian.net\"\nemail = \"svc@example.com\"\n\
+             api_token_env = \"T\"\nallow_undocumented_apis = true\n{extra}"
+        );
+        Config::from_str_with_env(&text, std::path::Path::new("kbgate.toml"), &|_| None).unwrap()
+    }
+
+    /// Moved here from kbgate-provision when provision stopped reading the config.
+    #[test]
+    fn reconcile_options_come_from_the_config() {
+        let c = load("default_access_group = \"staff-and-customers\"\nlicensed_users = 42\n");
+        let o = reconcile_options(c.confluence.as_ref().unwrap());
+        assert!(o.allow_undocumented_apis);
+        assert_eq!(o.default_access_group, "staff-and-customers");
+        assert_eq!(o.licensed_users, Some(42));
+        let c = load("");
+        let o = reconcile_options(c.confluence.as_ref().unwrap());
+        assert_eq!(o.default_access_group, "confluence-users");
+        assert_eq!(o.licensed_users, None);
+        // The configuration's default and provision's programmatic one name the same group.
+        assert_eq!(
+            kbgate_config::DEFAULT_ACCESS_GROUP,
+            kbgate_provision::DEFAULT_ACCESS_GROUP
+        );
+    }
+
+    #[test]
+    fn sync_options_come_from_the_config() {
+        let c = load("max_attachment_bytes = 1024\n\n[sync]\noverlap = \"10m\"\n");
+        let o = sync_options(&c, true);
+        assert!(o.full);
+        assert_eq!(o.max_attachment_bytes, 1024);
+        assert_eq!(o.overlap, std::time::Duration::from_secs(600));
+        let o = sync_options(&load(""), false);
+        assert!(!o.full);
+        assert_eq!(
+            o.max_attachment_bytes,
+            kbgate_config::DEFAULT_MAX_ATTACHMENT_BYTES
+        );
+        assert_eq!(o.overlap, kbgate_config::DEFAULT_SYNC_OVERLAP);
+    }
 }

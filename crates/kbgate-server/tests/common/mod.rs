@@ -9,9 +9,10 @@ use chrono::{NaiveDate, TimeZone, Utc};
 use confluence_client::ClientConfig;
 use confluence_sim::{SimConfig, SimHandle};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use kbgate_config::PortalConfig;
 use kbgate_mirror::sync::{Progress, SyncOptions, confluence::ConfluenceSource, sync_spaces};
 use kbgate_policy::{Audience, AudienceName, Delivery, Domain, Label, Policy, SpaceKey};
-use kbgate_server::{AppState, EmbedVerifier, Extras, Mailer, PolicyHandle, Settings};
+use kbgate_server::{AppState, EmbedVerifier, Extras, Mailer, PolicyHandle};
 use kbgate_store::testing::TestStore;
 use kbgate_store::{
     AttachmentRecord, Heading, PageRecord, SpaceRecord, Store, SyncMode, SyncState,
@@ -433,7 +434,7 @@ pub async fn open_store(backend: Backend) -> Option<TestStore> {
 
 /// Serves the portal over `test_store` (as it is) under `policy`, on 127.0.0.1:0.
 pub async fn serve(test_store: TestStore, policy: Policy) -> TestApp {
-    serve_with(test_store, policy, |s| s, hs256_verifier()).await
+    serve_with(test_store, policy, |_| {}, hs256_verifier()).await
 }
 
 /// The embed verifier of [`serve`]: HS256 with [`SECRET`], [`ISSUER`] and [`AUDIENCE`].
@@ -441,31 +442,33 @@ pub fn hs256_verifier() -> EmbedVerifier {
     EmbedVerifier::hs256(SECRET.as_bytes(), ISSUER, AUDIENCE).unwrap()
 }
 
-/// The portal over the fixture mirror on SQLite, with adjusted settings and its own embed
+/// The portal over the fixture mirror on SQLite, with `[portal]` adjusted and its own embed
 /// verifier (see [`serve_with`]).
 pub async fn spawn_app_with(
-    settings: impl FnOnce(Settings) -> Settings,
+    portal: impl FnOnce(&mut PortalConfig),
     embed: EmbedVerifier,
 ) -> TestApp {
     let test_store = open_store(Backend::Sqlite).await.unwrap();
     write_mirror(&test_store.store).await;
-    serve_with(test_store, policy(), settings, embed).await
+    serve_with(test_store, policy(), portal, embed).await
 }
 
-/// Like [`serve`], but `settings` adjusts the defaults (built for the bound address, site
-/// name "Test KB") and `embed` verifies hand-over tokens instead of [`hs256_verifier`].
+/// Like [`serve`], but `portal` adjusts `[portal]` (every key at the configuration's default,
+/// the public URL the bound address) and `embed` verifies hand-over tokens instead of
+/// [`hs256_verifier`].
 pub async fn serve_with(
     test_store: TestStore,
     policy: Policy,
-    settings: impl FnOnce(Settings) -> Settings,
+    portal: impl FnOnce(&mut PortalConfig),
     embed: EmbedVerifier,
 ) -> TestApp {
     let store = test_store.store.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let base = format!("http://{addr}");
-    let settings =
-        settings(Settings::new(url::Url::parse(&base).unwrap()).with_site_name("Test KB"));
+    let mut config = PortalConfig::new(url::Url::parse(&base).unwrap());
+    config.listen = addr;
+    portal(&mut config);
     let policy = PolicyHandle::new(policy);
     let outbox = tempfile::tempdir().unwrap();
     let mailer = Mailer::outbox(outbox.path(), "kb@example.com").unwrap();
@@ -473,13 +476,7 @@ pub async fn serve_with(
         embed: Some(embed),
         api_key: Some(API_KEY.into()),
     };
-    let state = AppState::new(
-        settings,
-        store.clone(),
-        policy.clone(),
-        Some(mailer),
-        extras,
-    );
+    let state = AppState::new(&config, store.clone(), policy.clone(), Some(mailer), extras);
     let served = state.clone();
     let server = tokio::spawn(async move {
         kbgate_server::serve(listener, served, std::future::pending())
