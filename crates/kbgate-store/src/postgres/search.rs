@@ -114,12 +114,7 @@ impl SqlStore<Postgres> {
                 .await?;
                 keys.extend(rows.into_iter().map(|(k, _)| k));
             }
-            let page = keys
-                .into_iter()
-                .enumerate()
-                .map(|(i, k)| (k, search::positional_rank(split.total, split.first + i)))
-                .collect();
-            (page, split.has_more)
+            (search::ranked_by_position(keys, &split), split.has_more)
         };
 
         let marker = Marker::new(&words, stems);

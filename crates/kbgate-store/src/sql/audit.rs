@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use sqlx::{ColumnIndex, Encode, Executor, Type};
+use sqlx::{ColumnIndex, Executor};
 
 use super::rows::{AuditRow, records};
 use super::{Db, Scalar, SqlStore};
@@ -15,15 +15,10 @@ impl<DB> Audit for SqlStore<DB>
 where
     DB: Db,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
-    for<'r> &'r str: ColumnIndex<DB::Row> + Encode<'r, DB> + Type<DB>,
-    usize: ColumnIndex<DB::Row>,
+    for<'r> &'r str: ColumnIndex<DB::Row>,
     String: Scalar<DB>,
-    Option<String>: Scalar<DB>,
     i64: Scalar<DB>,
-    Option<i64>: Scalar<DB>,
-    bool: Scalar<DB>,
     DateTime<Utc>: Scalar<DB>,
-    Option<DateTime<Utc>>: Scalar<DB>,
 {
     async fn append_audit(&self, e: &AuditEvent) -> Result<(), StoreError> {
         sqlx::query("INSERT INTO audit_log (ts, actor, action, detail) VALUES ($1, $2, $3, $4)")

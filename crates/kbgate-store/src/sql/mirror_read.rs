@@ -23,12 +23,9 @@ where
     for<'r> &'r str: ColumnIndex<DB::Row> + Encode<'r, DB> + Type<DB>,
     usize: ColumnIndex<DB::Row>,
     String: Scalar<DB>,
-    Option<String>: Scalar<DB>,
     i64: Scalar<DB>,
-    Option<i64>: Scalar<DB>,
     bool: Scalar<DB>,
     DateTime<Utc>: Scalar<DB>,
-    Option<DateTime<Utc>>: Scalar<DB>,
 {
     fn blobs(&self) -> &dyn BlobStore {
         &self.blobs

@@ -298,6 +298,19 @@ where
         Ok(n)
     }
 
+    /// Deletes the row `id` of `table` if it is in this space. Returns whether it was.
+    async fn delete_id(&mut self, table: &str, id: &str) -> Result<bool, StoreError> {
+        let sql = format!("DELETE FROM {table} WHERE id = $1 AND space_id = $2");
+        let n = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .bind(&self.space_id)
+            .execute(&mut *self.tx)
+            .await?
+            .rows_affected();
+        self.writes += n;
+        Ok(n > 0)
+    }
+
     /// Writes one batch of pages (distinct ids, at most [`BATCH_ROWS`]) with their labels.
     async fn write_pages(&mut self, chunk: &[PageRecord]) -> Result<(), StoreError> {
         let mut qb = QueryBuilder::<DB>::new(
@@ -476,14 +489,7 @@ where
     }
 
     async fn delete_page(&mut self, id: &str) -> Result<bool, StoreError> {
-        let n = sqlx::query("DELETE FROM pages WHERE id = $1 AND space_id = $2")
-            .bind(id)
-            .bind(&self.space_id)
-            .execute(&mut *self.tx)
-            .await?
-            .rows_affected();
-        self.writes += n;
-        Ok(n > 0)
+        self.delete_id("pages", id).await
     }
 
     async fn set_restrictions(
@@ -585,14 +591,7 @@ where
     }
 
     async fn delete_attachment(&mut self, id: &str) -> Result<bool, StoreError> {
-        let n = sqlx::query("DELETE FROM attachments WHERE id = $1 AND space_id = $2")
-            .bind(id)
-            .bind(&self.space_id)
-            .execute(&mut *self.tx)
-            .await?
-            .rows_affected();
-        self.writes += n;
-        Ok(n > 0)
+        self.delete_id("attachments", id).await
     }
 
     async fn commit(mut self: Box<Self>, state: SyncState) -> Result<SyncCommitStats, StoreError> {

@@ -19,14 +19,9 @@ where
     DB: Db,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     for<'r> &'r str: ColumnIndex<DB::Row> + Encode<'r, DB> + Type<DB>,
-    usize: ColumnIndex<DB::Row>,
     String: Scalar<DB>,
     Option<String>: Scalar<DB>,
-    i64: Scalar<DB>,
-    Option<i64>: Scalar<DB>,
-    bool: Scalar<DB>,
     DateTime<Utc>: Scalar<DB>,
-    Option<DateTime<Utc>>: Scalar<DB>,
 {
     async fn add_person(&self, p: &PersonRecord) -> Result<bool, StoreError> {
         let n = sqlx::query(

@@ -12,6 +12,28 @@ use crate::store::Sessions;
 /// The columns of a session.
 const SESSION_COLS: &str = "id_hash, email, created_at, last_seen_at, expires_at, revoked";
 
+/// Ends the sessions not yet revoked that match `condition` (on `$1` = `arg`) and counts
+/// the change. Returns how many.
+async fn revoke_where<DB>(
+    store: &SqlStore<DB>,
+    condition: &str,
+    arg: &str,
+) -> Result<u64, StoreError>
+where
+    DB: Db,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'r> &'r str: Encode<'r, DB> + Type<DB>,
+{
+    let sql = format!("UPDATE sessions SET revoked = true WHERE NOT revoked AND {condition}");
+    let n = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(arg)
+        .execute(&store.ops)
+        .await?
+        .rows_affected();
+    store.changes.bump();
+    Ok(n)
+}
+
 /// Refuses what is not a bare domain (revocations by domain compare email suffixes).
 fn domain_of(domain: &str) -> Result<String, StoreError> {
     let domain = domain.trim().to_ascii_lowercase();
@@ -27,14 +49,10 @@ where
     DB: Db,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     for<'r> &'r str: ColumnIndex<DB::Row> + Encode<'r, DB> + Type<DB>,
-    usize: ColumnIndex<DB::Row>,
     String: Scalar<DB>,
     Option<String>: Scalar<DB>,
-    i64: Scalar<DB>,
-    Option<i64>: Scalar<DB>,
     bool: Scalar<DB>,
     DateTime<Utc>: Scalar<DB>,
-    Option<DateTime<Utc>>: Scalar<DB>,
 {
     async fn create_session(&self, s: &SessionRecord) -> Result<(), StoreError> {
         sqlx::query(
@@ -78,41 +96,22 @@ where
     }
 
     async fn revoke_session(&self, id_hash: &str) -> Result<bool, StoreError> {
-        let n =
-            sqlx::query("UPDATE sessions SET revoked = true WHERE id_hash = $1 AND NOT revoked")
-                .bind(id_hash)
-                .execute(&self.ops)
-                .await?
-                .rows_affected();
-        self.changes.bump();
-        Ok(n > 0)
+        Ok(revoke_where(self, "id_hash = $1", id_hash).await? > 0)
     }
 
     async fn revoke_sessions_by_email(&self, email: &str) -> Result<u64, StoreError> {
-        let n = sqlx::query(
-            "UPDATE sessions SET revoked = true WHERE lower(email) = lower($1) AND NOT revoked",
-        )
-        .bind(email)
-        .execute(&self.ops)
-        .await?
-        .rows_affected();
-        self.changes.bump();
-        Ok(n)
+        revoke_where(self, "lower(email) = lower($1)", email).await
     }
 
     async fn revoke_sessions_by_domain(&self, domain: &str) -> Result<u64, StoreError> {
         let domain = domain_of(domain)?;
         // Suffix comparison, not LIKE: `_` and `%` must not act as wildcards.
-        let n = sqlx::query(
-            "UPDATE sessions SET revoked = true WHERE NOT revoked \
-             AND lower(substr(email, length(email) - length($1))) = '@' || $1",
+        revoke_where(
+            self,
+            "lower(substr(email, length(email) - length($1))) = '@' || $1",
+            &domain,
         )
-        .bind(&domain)
-        .execute(&self.ops)
-        .await?
-        .rows_affected();
-        self.changes.bump();
-        Ok(n)
+        .await
     }
 
     async fn revoke_sessions_under_domain(&self, domain: &str) -> Result<u64, StoreError> {
@@ -120,17 +119,13 @@ where
         // Suffix comparison, not LIKE: `_` and `%` must not act as wildcards. A suffix
         // `.domain` lies inside the email's domain (it holds no `@`), so it names a
         // subdomain, never a look-alike (`evilacme.com`).
-        let n = sqlx::query(
-            "UPDATE sessions SET revoked = true WHERE NOT revoked \
-             AND (lower(substr(email, length(email) - length($1))) = '@' || $1 \
+        revoke_where(
+            self,
+            "(lower(substr(email, length(email) - length($1))) = '@' || $1 \
              OR lower(substr(email, length(email) - length($1))) = '.' || $1)",
+            &domain,
         )
-        .bind(&domain)
-        .execute(&self.ops)
-        .await?
-        .rows_affected();
-        self.changes.bump();
-        Ok(n)
+        .await
     }
 
     async fn active_sessions(&self, now: DateTime<Utc>) -> Result<Vec<SessionRecord>, StoreError> {

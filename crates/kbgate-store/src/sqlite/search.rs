@@ -111,12 +111,7 @@ impl SqlStore<Sqlite> {
                     keys.extend(rows.into_iter().map(|(k, _)| k));
                 }
             }
-            let page = keys
-                .into_iter()
-                .enumerate()
-                .map(|(i, k)| (k, search::positional_rank(split.total, split.first + i)))
-                .collect();
-            (page, split.has_more)
+            (search::ranked_by_position(keys, &split), split.has_more)
         };
 
         // 4. The hits, with excerpts (and the scope checked once more, on the page rows).
