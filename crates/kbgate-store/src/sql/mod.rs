@@ -7,9 +7,11 @@
 //! transaction's `BEGIN`, full-text upkeep and search — is the [`Db`] implementation in
 //! `crate::sqlite` and `crate::postgres`.
 //!
-//! Each role's impl block repeats the same `where` clause (Rust does not carry a trait's
-//! `where` clauses over to its users): the executor, the column lookups and the four
-//! column types the shared statements use.
+//! Each role's impl block states in its `where` clause what its statements need of the
+//! backend — an executor, column lookup by name (and by position for tuples), and the
+//! column types it binds and reads ([`Scalar`]). Rust does not carry a trait's `where`
+//! clauses over to its users, so they cannot live in [`Db`] once; both backends meet them
+//! all, and the compiler names any one a new statement adds.
 
 mod audit;
 mod mirror_read;
