@@ -308,7 +308,10 @@ async fn the_mirror_forgets_spaces_pages_and_bytes(t: TestStore) {
     sync(&sim, &*t.store, Auth::ClassicOnSite, &keys, true).await;
     let blob_files = |store: &dyn Store| {
         let mut n = 0;
-        for dir in std::fs::read_dir(store.blobs().root()).unwrap().flatten() {
+        for dir in std::fs::read_dir(store.blobs().local_dir().expect("local blobs"))
+            .unwrap()
+            .flatten()
+        {
             if dir.file_name() != "tmp" {
                 n += std::fs::read_dir(dir.path()).unwrap().count();
             }

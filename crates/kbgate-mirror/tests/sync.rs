@@ -319,7 +319,8 @@ async fn attachments_are_mirrored_with_their_bytes_and_the_size_cap(t: TestStore
     if let Some(rec) = t.store.attachment(&att_id).await.unwrap() {
         assert_eq!(rec.page_id, page_id.to_string());
         let blob = rec.blob.expect("bytes mirrored");
-        let on_disk = std::fs::read(t.store.blobs().path(&blob)).expect("blob file");
+        let on_disk = std::fs::read(t.store.blobs().local_path(&blob).expect("local blobs"))
+            .expect("blob file");
         assert_eq!(on_disk, bytes);
     }
 

@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use kbgate_policy::{Label, LabelFilter, SpaceGrant, SpaceKey, Viewer};
 use kbgate_store::{
-    AttachmentRecord, Heading, PageRecord, PageSummary, ScopeEntry, SearchHit, SpaceRecord, Store,
-    StoreError,
+    AttachmentRecord, BlobReader, Heading, PageRecord, PageSummary, ScopeEntry, SearchHit,
+    SpaceRecord, Store, StoreError,
 };
 
 use crate::access;
@@ -149,10 +149,10 @@ pub struct Hit {
     pub space_key: String,
 }
 
-/// An attachment the viewer may download, with its open file.
+/// An attachment the viewer may download, with its bytes opened.
 pub struct Download {
     pub attachment: AttachmentRecord,
-    pub file: tokio::fs::File,
+    pub file: BlobReader,
 }
 
 fn store_err(e: StoreError) -> Error {

@@ -1,21 +1,105 @@
-//! Content-addressed storage of attachment bytes under `data_dir/blobs/`.
+//! Content-addressed storage of attachment bytes: the [`BlobStore`] trait (the seam where
+//! object storage would go) and [`LocalBlobs`], the directory `data_dir/blobs/` used today.
 //!
-//! A blob lives at `blobs/ab/cdef…` where `abcdef…` is the lowercase hex SHA-256 of its
-//! bytes. Writes stream into a temporary file in `blobs/tmp/` and are renamed into place, so
-//! a reader never sees a partial blob. Blobs are immutable; unreferenced ones can be removed
-//! by a later garbage collection.
+//! A blob is named by the lowercase hex SHA-256 of its bytes ([`BlobRef`]). Blobs are
+//! immutable and written outside any database transaction; the ones no attachment refers to
+//! any more are removed by [`BlobStore::remove_unreferenced`] once older than a grace period,
+//! so nothing stays orphaned and nothing a running sync wrote is lost.
 
 use std::path::{Path, PathBuf};
 
+use async_trait::async_trait;
 use bytes::Bytes;
+use futures::stream::BoxStream;
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWriteExt};
 
 use crate::StoreError;
+
+/// The bytes given to [`BlobStore::put`]; an `Err` item (the source's message) aborts the
+/// write with [`StoreError::BlobSource`].
+pub type BlobSource<'a> = BoxStream<'a, Result<Bytes, String>>;
+
+/// The bytes of a stored blob, for reading.
+pub type BlobReader = Box<dyn AsyncRead + Send + Unpin>;
+
+/// Where attachment bytes live. Content-addressed and immutable: writing the same bytes
+/// twice gives the same [`BlobRef`]. Object-safe; a store hands it out as `&dyn BlobStore`
+/// ([`crate::MirrorRead::blobs`]). The generic helpers (`write_stream`, `write_bytes`, …)
+/// are on `dyn BlobStore`.
+#[async_trait]
+pub trait BlobStore: Send + Sync + std::fmt::Debug {
+    /// Stores the bytes of `source` and returns their reference. Fails with
+    /// [`StoreError::BlobTooLarge`] as soon as more than `cap` bytes arrive, and with
+    /// [`StoreError::BlobSource`] when the source fails; either way nothing is kept. A reader
+    /// never sees a partial blob. Writing bytes that are already stored renews their age,
+    /// so a sweep running before the write is committed keeps them.
+    async fn put(&self, source: BlobSource<'_>, cap: Option<u64>) -> Result<BlobRef, StoreError>;
+
+    /// Opens the bytes of `blob` for reading.
+    async fn open(&self, blob: &BlobRef) -> Result<BlobReader, StoreError>;
+
+    /// Whether the bytes of `blob` are present.
+    async fn exists(&self, blob: &BlobRef) -> Result<bool, StoreError>;
+
+    /// Deletes every stored blob whose hash is not in `referenced` (the attachments of the
+    /// mirror), and abandoned partial writes, when older than `grace`: the bytes of a deleted
+    /// or replaced attachment, or of a forgotten space, do not stay. The grace keeps what a
+    /// sync still in progress has written but not yet committed. Returns how many were
+    /// removed.
+    async fn remove_unreferenced(
+        &self,
+        referenced: &HashSet<String>,
+        grace: Duration,
+    ) -> Result<u64, StoreError>;
+
+    /// The directory the blobs are files in, if they are local files (tests, diagnostics).
+    fn local_dir(&self) -> Option<&Path> {
+        None
+    }
+
+    /// The file holding the bytes of `blob` (present or not), if blobs are local files.
+    fn local_path(&self, _blob: &BlobRef) -> Option<PathBuf> {
+        None
+    }
+}
+
+impl dyn BlobStore + '_ {
+    /// Streams bytes into the store and returns their reference.
+    pub async fn write_stream<S, E>(&self, stream: S) -> Result<BlobRef, StoreError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: std::fmt::Display,
+    {
+        self.write_stream_capped(stream, None).await
+    }
+
+    /// Like [`write_stream`](#method.write_stream), but fails with
+    /// [`StoreError::BlobTooLarge`] (keeping nothing) as soon as more than `cap` bytes arrive.
+    pub async fn write_stream_capped<S, E>(
+        &self,
+        stream: S,
+        cap: Option<u64>,
+    ) -> Result<BlobRef, StoreError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: std::fmt::Display,
+    {
+        let source = stream.map(|chunk| chunk.map_err(|e| e.to_string())).boxed();
+        self.put(source, cap).await
+    }
+
+    /// Stores a byte slice (small blobs, tests).
+    pub async fn write_bytes(&self, bytes: &[u8]) -> Result<BlobRef, StoreError> {
+        let chunk = Bytes::copy_from_slice(bytes);
+        self.put(futures::stream::iter([Ok(chunk)]).boxed(), None)
+            .await
+    }
+}
 
 /// A reference to stored bytes: their SHA-256 and size. Parsed, so a `BlobRef` can always be
 /// turned into a path inside the blob directory (no traversal from stored values).
@@ -76,16 +160,18 @@ impl BlobRef {
     }
 }
 
-/// The blob directory. Cheap to clone.
+/// Blobs as files in a local directory: a blob lives at `blobs/ab/cdef…` where `abcdef…` is
+/// its hash. Writes stream into a temporary file in `blobs/tmp/` and are renamed into place.
+/// Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct BlobStore {
+pub struct LocalBlobs {
     root: PathBuf,
 }
 
-impl BlobStore {
+impl LocalBlobs {
     /// Uses (and creates on first write) `data_dir/blobs`.
     pub fn new(data_dir: &Path) -> Self {
-        BlobStore {
+        LocalBlobs {
             root: data_dir.join("blobs"),
         }
     }
@@ -102,30 +188,42 @@ impl BlobStore {
         self.root.join(dir).join(file)
     }
 
-    /// Streams bytes into the store and returns their reference.
-    pub async fn write_stream<S, E>(&self, stream: S) -> Result<BlobRef, StoreError>
-    where
-        S: Stream<Item = Result<Bytes, E>> + Send,
-        E: std::fmt::Display,
-    {
-        self.write_stream_capped(stream, None).await
-    }
-
-    /// Like [`BlobStore::write_stream`], but fails with [`StoreError::BlobTooLarge`] (keeping
-    /// nothing) as soon as more than `cap` bytes arrive.
-    pub async fn write_stream_capped<S, E>(
+    async fn write_to_tmp(
         &self,
-        stream: S,
+        mut stream: BlobSource<'_>,
         cap: Option<u64>,
-    ) -> Result<BlobRef, StoreError>
-    where
-        S: Stream<Item = Result<Bytes, E>> + Send,
-        E: std::fmt::Display,
-    {
+        tmp_path: &Path,
+    ) -> Result<BlobRef, StoreError> {
+        let mut file = tokio::fs::File::create(tmp_path).await?;
+        let mut hasher = Sha256::new();
+        let mut size: u64 = 0;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(StoreError::BlobSource)?;
+            size += chunk.len() as u64;
+            if let Some(cap) = cap
+                && size > cap
+            {
+                return Err(StoreError::BlobTooLarge { cap });
+            }
+            hasher.update(&chunk);
+            file.write_all(&chunk).await?;
+        }
+        file.flush().await?;
+        file.sync_all().await?;
+        drop(file);
+        let size = i64::try_from(size)
+            .map_err(|_| StoreError::Invalid("blob larger than i64::MAX bytes".into()))?;
+        BlobRef::parse(&hex::encode(hasher.finalize()), size)
+    }
+}
+
+#[async_trait]
+impl BlobStore for LocalBlobs {
+    async fn put(&self, source: BlobSource<'_>, cap: Option<u64>) -> Result<BlobRef, StoreError> {
         let tmp_dir = self.root.join("tmp");
         tokio::fs::create_dir_all(&tmp_dir).await?;
         let tmp_path = tmp_dir.join(format!("{}.part", uuid::Uuid::new_v4()));
-        let result = self.write_to_tmp(stream, cap, &tmp_path).await;
+        let result = self.write_to_tmp(source, cap, &tmp_path).await;
         match result {
             Ok(blob) => {
                 let dest = self.path(&blob);
@@ -151,64 +249,15 @@ impl BlobStore {
         }
     }
 
-    async fn write_to_tmp<S, E>(
-        &self,
-        stream: S,
-        cap: Option<u64>,
-        tmp_path: &Path,
-    ) -> Result<BlobRef, StoreError>
-    where
-        S: Stream<Item = Result<Bytes, E>> + Send,
-        E: std::fmt::Display,
-    {
-        let mut file = tokio::fs::File::create(tmp_path).await?;
-        let mut hasher = Sha256::new();
-        let mut size: u64 = 0;
-        let mut stream = std::pin::pin!(stream);
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| StoreError::BlobSource(e.to_string()))?;
-            size += chunk.len() as u64;
-            if let Some(cap) = cap
-                && size > cap
-            {
-                return Err(StoreError::BlobTooLarge { cap });
-            }
-            hasher.update(&chunk);
-            file.write_all(&chunk).await?;
-        }
-        file.flush().await?;
-        file.sync_all().await?;
-        drop(file);
-        let size = i64::try_from(size)
-            .map_err(|_| StoreError::Invalid("blob larger than i64::MAX bytes".into()))?;
-        BlobRef::parse(&hex::encode(hasher.finalize()), size)
+    async fn open(&self, blob: &BlobRef) -> Result<BlobReader, StoreError> {
+        Ok(Box::new(tokio::fs::File::open(self.path(blob)).await?))
     }
 
-    /// Stores a byte slice (small blobs, tests).
-    pub async fn write_bytes(&self, bytes: &[u8]) -> Result<BlobRef, StoreError> {
-        let chunk = Bytes::copy_from_slice(bytes);
-        self.write_stream(futures::stream::iter([Ok::<_, std::convert::Infallible>(
-            chunk,
-        )]))
-        .await
-    }
-
-    /// Opens the bytes of `blob` for reading.
-    pub async fn open(&self, blob: &BlobRef) -> Result<tokio::fs::File, StoreError> {
-        Ok(tokio::fs::File::open(self.path(blob)).await?)
-    }
-
-    /// Whether the bytes of `blob` are present.
-    pub async fn exists(&self, blob: &BlobRef) -> Result<bool, StoreError> {
+    async fn exists(&self, blob: &BlobRef) -> Result<bool, StoreError> {
         Ok(tokio::fs::try_exists(self.path(blob)).await?)
     }
 
-    /// Deletes every stored file whose hash is not in `referenced` (the attachments of the
-    /// mirror), and abandoned partial writes, when older than `grace`: the bytes of a deleted
-    /// or replaced attachment, or of a forgotten space, do not stay on disk. The grace keeps
-    /// what a sync still in progress has written but not yet committed (a write of content
-    /// that is already stored renews its time). Returns the number of files removed.
-    pub async fn remove_unreferenced(
+    async fn remove_unreferenced(
         &self,
         referenced: &HashSet<String>,
         grace: Duration,
@@ -219,9 +268,17 @@ impl BlobStore {
             .await
             .map_err(|e| StoreError::Invalid(format!("blob sweep stopped: {e}")))?
     }
+
+    fn local_dir(&self) -> Option<&Path> {
+        Some(&self.root)
+    }
+
+    fn local_path(&self, blob: &BlobRef) -> Option<PathBuf> {
+        Some(self.path(blob))
+    }
 }
 
-/// The blocking walk of [`BlobStore::remove_unreferenced`].
+/// The blocking walk of [`LocalBlobs`]' [`BlobStore::remove_unreferenced`].
 fn sweep(root: &Path, referenced: &HashSet<String>, grace: Duration) -> Result<u64, StoreError> {
     let cutoff = std::time::SystemTime::now()
         .checked_sub(grace)
@@ -273,7 +330,8 @@ mod tests {
     #[tokio::test]
     async fn unreferenced_blobs_are_removed_after_the_grace() {
         let dir = tempfile::tempdir().unwrap();
-        let blobs = BlobStore::new(dir.path());
+        let local = LocalBlobs::new(dir.path());
+        let blobs: &dyn BlobStore = &local;
         let kept = blobs.write_bytes(b"kept").await.unwrap();
         let gone = blobs.write_bytes(b"gone").await.unwrap();
         let referenced: HashSet<String> = [kept.sha256().to_owned()].into_iter().collect();

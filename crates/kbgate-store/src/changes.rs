@@ -4,8 +4,8 @@
 //! Two counters live in the database and are bumped by triggers in the writing transaction
 //! (`mirror_changes` on every space sync commit or space removal; `session_changes` on every
 //! revocation or removal of a session), so writers in *any* process move them, atomically with
-//! what they wrote. Reading them is [`crate::Store::change_stamp`]. A process additionally
-//! counts its own writes in memory ([`crate::Store::local_changes`]): a reader in the same
+//! what they wrote. Reading them is [`crate::Backend::change_stamp`]. A process additionally
+//! counts its own writes in memory ([`crate::Backend::local_changes`]): a reader in the same
 //! process can notice those without any database read.
 
 use std::sync::Arc;
@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// How stale a portal's view of the change counters may be at most: a reader re-reads
-/// [`crate::Store::change_stamp`] before answering once its last read started longer ago than
+/// [`crate::Backend::change_stamp`] before answering once its last read started longer ago than
 /// this. A writer in another process that must be able to say "done" (`kbgate sessions
 /// revoke`) waits this long after its commit.
 pub const CHANGE_POLL: Duration = Duration::from_millis(100);

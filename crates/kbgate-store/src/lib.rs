@@ -1,13 +1,14 @@
-//! Persistence behind one trait, [`Store`], with two backends: SQLite (embedded default)
-//! and PostgreSQL. Holds the mirror of the allowed Confluence spaces (pages, hierarchy,
+//! Persistence behind small role traits — [`MirrorRead`], [`MirrorWrite`], [`Sessions`],
+//! [`People`], [`Audit`] and [`Backend`], together [`Store`] — with two backends: SQLite
+//! (embedded default) and PostgreSQL, sharing their SQL in one generic implementation. Holds the mirror of the allowed Confluence spaces (pages, hierarchy,
 //! labels, restrictions, attachments, full-text index), the sync state, and the operational
 //! records of the portal and of native-mode provisioning (sessions, used token ids,
 //! one-time codes, audit log, people, provisioning journal and ownership).
 //!
 //! Open a store with [`open`]. Mirror writes go through a per-space transaction
-//! ([`Store::begin_space_sync`] → [`SpaceSync`]) so readers see either the previous or the
+//! ([`MirrorWrite::begin_space_sync`] → [`SpaceSync`]) so readers see either the previous or the
 //! new state of a space, never a half-written one. Attachment bytes live in a
-//! content-addressed [`BlobStore`].
+//! content-addressed [`BlobStore`] ([`LocalBlobs`], a directory, today).
 //!
 //! # Several processes
 //!
@@ -15,13 +16,13 @@
 //! they do at once:
 //!
 //! - **Writes never go back in time.** Every space has a generation (`space_generations`),
-//!   moved by each sync commit and space removal. A sync reads it ([`Store::sync_generation`])
+//!   moved by each sync commit and space removal. A sync reads it ([`MirrorWrite::sync_generation`])
 //!   before it reads the mirror or Confluence and opens its transaction with
-//!   [`Store::begin_space_sync_at`]; the commit compares and sets it first thing, under
+//!   [`MirrorWrite::begin_space_sync_at`]; the commit compares and sets it first thing, under
 //!   SQLite's write lock or PostgreSQL's row lock, and if another commit landed meanwhile it
 //!   fails with [`StoreError::Stale`] and writes nothing. A slow sync can therefore never
 //!   put back what a newer one changed (such as a restriction).
-//! - **One sync per space at a time.** [`Store::acquire_sync_lease`] takes or renews a
+//! - **One sync per space at a time.** [`MirrorWrite::acquire_sync_lease`] takes or renews a
 //!   per-space lease row (`sync_leases`; SQLite keeps it in the operational database, so it
 //!   never waits on the mirror's write lock). It expires after its duration unless renewed,
 //!   so a crashed holder is replaced; times are milliseconds on the holders' clocks (keep
@@ -34,12 +35,12 @@
 //!
 //! The store does no authorisation: callers (the portal's `Viewer` gate) decide which
 //! spaces and labels to pass as a search scope and which pages to show. It does guarantee
-//! that [`Store::search`] never returns a page with `effective_restricted` or outside the
+//! that [`MirrorRead::search`] never returns a page with `effective_restricted` or outside the
 //! given scope.
 //!
 //! # Search
 //!
-//! [`Store::search`] has to stay fast on big mirrors (DESIGN.md §8: p99 under 20 ms on
+//! [`MirrorRead::search`] has to stay fast on big mirrors (DESIGN.md §8: p99 under 20 ms on
 //! 100,000 pages) without ever widening a scope:
 //!
 //! - **The scope is part of the full-text match.** Every page carries scope tokens, one for
@@ -94,8 +95,6 @@
 
 mod blob;
 mod changes;
-#[macro_use]
-mod common;
 mod error;
 mod excerpt;
 mod fts;
@@ -103,6 +102,7 @@ mod model;
 mod postgres;
 mod scope;
 mod search;
+mod sql;
 mod sqlite;
 mod store;
 #[cfg(feature = "testing")]
@@ -111,14 +111,23 @@ pub mod testing;
 use std::path::Path;
 use std::sync::Arc;
 
-pub use blob::{BlobRef, BlobStore};
+pub use blob::{BlobReader, BlobRef, BlobSource, BlobStore, LocalBlobs};
 pub use changes::CHANGE_POLL;
 pub use error::StoreError;
 pub use fts::{MATCH_END, MATCH_START};
 pub use model::*;
 pub use postgres::PostgresStore;
+pub use sql::SqlStore;
 pub use sqlite::SqliteStore;
-pub use store::{SpaceSync, Store};
+pub use store::{Audit, Backend, MirrorRead, MirrorWrite, People, Sessions, SpaceSync, Store};
+
+/// The store's traits, for `use kbgate_store::prelude::*;`: calling a method of a role on
+/// an `Arc<dyn Store>` needs that role's trait in scope.
+pub mod prelude {
+    pub use crate::store::{
+        Audit, Backend, MirrorRead, MirrorWrite, People, Sessions, SpaceSync, Store,
+    };
+}
 
 /// Opens (creating and migrating as needed) the store named by `url`:
 ///

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::blob::BlobRef;
 
 /// A mirrored Confluence space.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct SpaceRecord {
     /// Confluence space id.
     pub id: String,
@@ -124,7 +124,7 @@ pub struct AttachmentRecord {
     pub blob: Option<BlobRef>,
 }
 
-/// The database's change counters ([`crate::Store::change_stamp`]). Each only grows; equal
+/// The database's change counters ([`crate::Backend::change_stamp`]). Each only grows; equal
 /// stamps mean nothing a portal caches has changed in between.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct ChangeStamp {
@@ -135,7 +135,7 @@ pub struct ChangeStamp {
 }
 
 /// Where the sync of one space stands.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct SyncState {
     /// Space key.
     pub space_key: String,
@@ -149,7 +149,7 @@ pub struct SyncState {
     pub last_sync: Option<DateTime<Utc>>,
 }
 
-/// The outcome of [`crate::Store::acquire_sync_lease`].
+/// The outcome of [`crate::MirrorWrite::acquire_sync_lease`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SyncLease {
     /// The caller holds the lease (taken, or renewed) until the time asked.
@@ -238,7 +238,7 @@ pub struct SearchResults {
 }
 
 /// A signed-in session. `id_hash` is a hash of the cookie value, never the value itself.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct SessionRecord {
     /// Hash of the session id (the id itself is never stored).
     pub id_hash: String,
@@ -256,7 +256,7 @@ pub struct SessionRecord {
 
 /// A single-use code (back-channel hand-over, magic link, access-request verification).
 /// `code_hash` is a hash of the code, never the code itself.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct CodeRecord {
     /// Hash of the code.
     pub code_hash: String,
@@ -286,7 +286,7 @@ pub struct AuditEvent {
 }
 
 /// A known person (for native-mode provisioning).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct PersonRecord {
     /// Normalised email (primary key).
     pub email: String,

@@ -171,6 +171,14 @@ pub(crate) fn positional_rank(total: usize, pos: usize) -> f64 {
     total.saturating_sub(pos) as f64
 }
 
+/// `keys`, the window `split` asks for of a bounded list, with their positional ranks.
+pub(crate) fn ranked_by_position<K>(keys: Vec<K>, split: &Split) -> Vec<(K, f64)> {
+    keys.into_iter()
+        .enumerate()
+        .map(|(i, k)| (k, positional_rank(split.total, split.first + i)))
+        .collect()
+}
+
 /// Estimated document frequency of a word from sampled windows of the key range:
 /// `hits` of the word among `sampled` pages, of `total` pages. Nothing sampled counts as
 /// "in every page" (never scored: the cheap, safe side).

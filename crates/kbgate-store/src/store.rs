@@ -1,4 +1,10 @@
-//! The store traits.
+//! The store's role traits, and [`Store`], the sum of them.
+//!
+//! Each caller names the role it uses (the portal reads the mirror and keeps sessions; the
+//! sync engine writes the mirror; provisioning keeps people and its journal), so a trait
+//! stays small enough to read and a new backend can be written role by role. `Store` is
+//! every role at once, implemented for anything that has them all: `Arc<dyn Store>` is what
+//! is passed around. Bring the roles into scope with `use kbgate_store::prelude::*`.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -7,74 +13,35 @@ use crate::StoreError;
 use crate::blob::BlobStore;
 use crate::model::*;
 
-/// Everything kbgate persists. Object-safe; use it as `Arc<dyn Store>`.
+/// Everything kbgate persists: every role at once. Object-safe; use it as
+/// `Arc<dyn Store>`. Implemented for every type that has all the roles.
+pub trait Store: Backend + MirrorRead + MirrorWrite + Sessions + People + Audit {}
+
+impl<T> Store for T where T: Backend + MirrorRead + MirrorWrite + Sessions + People + Audit {}
+
+/// The store as a whole: which backend it is, and the change counters a long-running
+/// reader polls to know when its caches are stale.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Backend: Send + Sync {
     /// Which backend this is (`"sqlite"` or `"postgres"`), for logs and status.
     fn backend(&self) -> &'static str;
 
-    /// The attachment blob directory.
-    fn blobs(&self) -> &BlobStore;
-
     /// How many change-stamp writes (sync commits, space removals, session revocations and
     /// purges) this handle has committed: a free, in-process hint that
-    /// [`Store::change_stamp`] moved. Writes of other processes do not show here.
+    /// [`Backend::change_stamp`] moved. Writes of other processes do not show here.
     fn local_changes(&self) -> u64;
 
     /// The change counters as committed by any process (one small read per database). See
     /// [`crate::CHANGE_POLL`] for how the portal uses it.
     async fn change_stamp(&self) -> Result<ChangeStamp, StoreError>;
+}
 
-    // ----- mirror writes -------------------------------------------------------------
-
-    /// Starts the atomic sync of one space: upserts `space` and opens a transaction.
-    /// Nothing is visible to readers until [`SpaceSync::commit`]; dropping the returned
-    /// value rolls everything back. The commit is unconditional (it moves the space's
-    /// generation whatever it was); a sync that read the mirror or Confluence first uses
-    /// [`Store::begin_space_sync_at`] instead, under the space's sync lease
-    /// ([`Store::acquire_sync_lease`]). Open the transaction only once everything to write
-    /// is at hand: on SQLite it holds the one write lock of the mirror until it ends.
-    async fn begin_space_sync(
-        &self,
-        space: &SpaceRecord,
-        mode: SyncMode,
-    ) -> Result<Box<dyn SpaceSync>, StoreError>;
-
-    /// Like [`Store::begin_space_sync`], but the commit succeeds only if the space's
-    /// committed generation ([`Store::sync_generation`]) is still `expected`: a sync reads
-    /// the generation before it reads Confluence and the mirror, and a newer commit by any
-    /// process since then makes its commit fail with [`StoreError::Stale`] (rolled back,
-    /// nothing written). Writes can never go back in time.
-    async fn begin_space_sync_at(
-        &self,
-        space: &SpaceRecord,
-        mode: SyncMode,
-        expected_generation: i64,
-    ) -> Result<Box<dyn SpaceSync>, StoreError>;
-
-    /// The committed sync generation of a space, by key: 0 before its first commit, then one
-    /// more with every sync commit or removal of the space.
-    async fn sync_generation(&self, space_key: &str) -> Result<i64, StoreError>;
-
-    /// Takes or renews the sync lease of a space for `holder` until `ttl` from now, unless
-    /// another holder's lease is still valid. One sync per space at a time across every
-    /// process sharing the store; a crashed holder's lease expires. Never waits on the
-    /// mirror's write lock (SQLite keeps leases in the operational database).
-    async fn acquire_sync_lease(
-        &self,
-        space_key: &str,
-        holder: &str,
-        ttl: std::time::Duration,
-    ) -> Result<SyncLease, StoreError>;
-
-    /// Gives the lease up if `holder` holds it. Returns whether it did.
-    async fn release_sync_lease(&self, space_key: &str, holder: &str) -> Result<bool, StoreError>;
-
-    /// Removes a space and everything mirrored from it (e.g. no audience names it any more).
-    /// Returns whether it existed.
-    async fn delete_space(&self, space_id: &str) -> Result<bool, StoreError>;
-
-    // ----- mirror reads --------------------------------------------------------------
+/// Reading the mirror, as the portal does: spaces, pages, the tree, attachments (and their
+/// bytes), search, counts.
+#[async_trait]
+pub trait MirrorRead: Send + Sync {
+    /// Where attachment bytes live (the blobs an [`AttachmentRecord`] refers to).
+    fn blobs(&self) -> &dyn BlobStore;
 
     /// All mirrored spaces, by key.
     async fn list_spaces(&self) -> Result<Vec<SpaceRecord>, StoreError>;
@@ -118,15 +85,6 @@ pub trait Store: Send + Sync {
         page_id: &str,
         file_name: &str,
     ) -> Result<Option<AttachmentRecord>, StoreError>;
-    /// `(page id, version)` of every page of a space: the cheap listing incremental sync
-    /// compares against.
-    async fn page_versions(&self, space_id: &str) -> Result<Vec<(String, i64)>, StoreError>;
-    /// `(attachment id, version)` of every attachment of a space.
-    async fn attachment_versions(&self, space_id: &str) -> Result<Vec<(String, i64)>, StoreError>;
-    /// The hash of every blob an attachment of the mirror refers to (what a blob sweep keeps).
-    async fn blob_hashes(&self) -> Result<Vec<String>, StoreError>;
-    /// Sync state of a space by key.
-    async fn sync_state(&self, space_key: &str) -> Result<Option<SyncState>, StoreError>;
     /// Counts over the mirror.
     async fn mirror_stats(&self) -> Result<MirrorStats, StoreError>;
 
@@ -146,9 +104,73 @@ pub trait Store: Send + Sync {
         limit: u32,
         offset: u32,
     ) -> Result<SearchResults, StoreError>;
+}
 
-    // ----- sessions ------------------------------------------------------------------
+/// Writing the mirror, as the sync engine does: per-space sync transactions under a lease
+/// and a generation, space removal, and what a sync reads to decide what to write.
+#[async_trait]
+pub trait MirrorWrite: Send + Sync {
+    /// Starts the atomic sync of one space: upserts `space` and opens a transaction.
+    /// Nothing is visible to readers until [`SpaceSync::commit`]; dropping the returned
+    /// value rolls everything back. The commit is unconditional (it moves the space's
+    /// generation whatever it was); a sync that read the mirror or Confluence first uses
+    /// [`MirrorWrite::begin_space_sync_at`] instead, under the space's sync lease
+    /// ([`MirrorWrite::acquire_sync_lease`]). Open the transaction only once everything to write
+    /// is at hand: on SQLite it holds the one write lock of the mirror until it ends.
+    async fn begin_space_sync(
+        &self,
+        space: &SpaceRecord,
+        mode: SyncMode,
+    ) -> Result<Box<dyn SpaceSync>, StoreError>;
 
+    /// Like [`MirrorWrite::begin_space_sync`], but the commit succeeds only if the space's
+    /// committed generation ([`MirrorWrite::sync_generation`]) is still `expected`: a sync reads
+    /// the generation before it reads Confluence and the mirror, and a newer commit by any
+    /// process since then makes its commit fail with [`StoreError::Stale`] (rolled back,
+    /// nothing written). Writes can never go back in time.
+    async fn begin_space_sync_at(
+        &self,
+        space: &SpaceRecord,
+        mode: SyncMode,
+        expected_generation: i64,
+    ) -> Result<Box<dyn SpaceSync>, StoreError>;
+
+    /// The committed sync generation of a space, by key: 0 before its first commit, then one
+    /// more with every sync commit or removal of the space.
+    async fn sync_generation(&self, space_key: &str) -> Result<i64, StoreError>;
+
+    /// Takes or renews the sync lease of a space for `holder` until `ttl` from now, unless
+    /// another holder's lease is still valid. One sync per space at a time across every
+    /// process sharing the store; a crashed holder's lease expires. Never waits on the
+    /// mirror's write lock (SQLite keeps leases in the operational database).
+    async fn acquire_sync_lease(
+        &self,
+        space_key: &str,
+        holder: &str,
+        ttl: std::time::Duration,
+    ) -> Result<SyncLease, StoreError>;
+
+    /// Gives the lease up if `holder` holds it. Returns whether it did.
+    async fn release_sync_lease(&self, space_key: &str, holder: &str) -> Result<bool, StoreError>;
+
+    /// Removes a space and everything mirrored from it (e.g. no audience names it any more).
+    /// Returns whether it existed.
+    async fn delete_space(&self, space_id: &str) -> Result<bool, StoreError>;
+
+    /// `(page id, version)` of every page of a space: the cheap listing incremental sync
+    /// compares against.
+    async fn page_versions(&self, space_id: &str) -> Result<Vec<(String, i64)>, StoreError>;
+    /// `(attachment id, version)` of every attachment of a space.
+    async fn attachment_versions(&self, space_id: &str) -> Result<Vec<(String, i64)>, StoreError>;
+    /// Sync state of a space by key.
+    async fn sync_state(&self, space_key: &str) -> Result<Option<SyncState>, StoreError>;
+    /// The hash of every blob an attachment of the mirror refers to (what a blob sweep keeps).
+    async fn blob_hashes(&self) -> Result<Vec<String>, StoreError>;
+}
+
+/// Portal sessions, single-use token ids and one-time codes.
+#[async_trait]
+pub trait Sessions: Send + Sync {
     /// Stores a new session.
     async fn create_session(&self, session: &SessionRecord) -> Result<(), StoreError>;
     /// A session by id hash if it exists, is not revoked and `now < expires_at`. Idle
@@ -173,8 +195,6 @@ pub trait Store: Send + Sync {
     /// policy refuses).
     async fn active_sessions(&self, now: DateTime<Utc>) -> Result<Vec<SessionRecord>, StoreError>;
 
-    // ----- single-use tokens and codes -----------------------------------------------
-
     /// Records a token id as used. `true` only the first time for a given `jti` (atomic, also
     /// across processes sharing the database). Keep `expires_at` ≥ the token's expiry.
     async fn consume_jti(&self, jti: &str, expires_at: DateTime<Utc>) -> Result<bool, StoreError>;
@@ -190,16 +210,11 @@ pub trait Store: Send + Sync {
     ) -> Result<Option<CodeRecord>, StoreError>;
     /// Deletes expired sessions, used token ids and codes. Returns rows removed.
     async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
+}
 
-    // ----- audit ---------------------------------------------------------------------
-
-    /// Appends to the audit log.
-    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError>;
-    /// The latest `limit` audit events, newest first.
-    async fn recent_audit(&self, limit: u32) -> Result<Vec<AuditEvent>, StoreError>;
-
-    // ----- people and provisioning ---------------------------------------------------
-
+/// People known to native-mode provisioning, its journal, and the resources it owns.
+#[async_trait]
+pub trait People: Send + Sync {
     /// Adds a person; `false` if the email was already known (the record is kept as is).
     async fn add_person(&self, person: &PersonRecord) -> Result<bool, StoreError>;
     /// Removes a person. Returns whether they were known.
@@ -219,6 +234,15 @@ pub trait Store: Send + Sync {
     async fn owned(&self, kind: Option<&str>) -> Result<Vec<OwnedResource>, StoreError>;
     /// Forgets an owned resource (after removing it). Returns whether it was recorded.
     async fn forget_owned(&self, kind: &str, target: &str) -> Result<bool, StoreError>;
+}
+
+/// The audit log.
+#[async_trait]
+pub trait Audit: Send + Sync {
+    /// Appends to the audit log.
+    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError>;
+    /// The latest `limit` audit events, newest first.
+    async fn recent_audit(&self, limit: u32) -> Result<Vec<AuditEvent>, StoreError>;
 }
 
 /// The open transaction of one space's sync. Dropping it without [`SpaceSync::commit`]

@@ -800,7 +800,7 @@ async fn attachments_metadata_names_and_blobs(t: &TestStore) {
         t.blobs().write_stream(broken).await,
         Err(StoreError::BlobSource(_))
     ));
-    let tmp = t.blobs().root().join("tmp");
+    let tmp = t.blobs().local_dir().expect("local blobs").join("tmp");
     assert_eq!(
         std::fs::read_dir(tmp).unwrap().count(),
         0,

@@ -1,141 +1,22 @@
-//! SQLite backend: the embedded default. WAL, foreign keys, busy timeout; FTS5 search.
-
-use std::path::{Path, PathBuf};
-use std::str::FromStr;
-use std::time::Duration;
+//! SQLite search: FTS5 candidates, bm25 over the words it can afford, snippets (see
+//! [`crate::search`] for the plan and the crate docs for the trade-offs).
 
 use std::collections::HashMap;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteSynchronous,
-};
+use sqlx::sqlite::SqliteConnection;
 use sqlx::{QueryBuilder, Row, Sqlite};
 
 use crate::StoreError;
-use crate::blob::BlobStore;
 use crate::fts::{Terms, fts5_words};
 use crate::model::{ScopeEntry, SearchHit, SearchResults};
 use crate::scope::viewer_tokens;
-use crate::search::{self, SearchLimits, TitleHit};
+use crate::search::{self, TitleHit};
+use crate::sql::{SqlStore, push_exact_scope};
 
-/// How long a writer waits for SQLite's write lock before failing.
-const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// The SQLite store: the mirror in one database file, operational records (sessions, codes,
-/// audit, provisioning) in a second one, so a long sync transaction never blocks sign-ins.
-pub struct SqliteStore {
-    mirror: SqlitePool,
-    ops: SqlitePool,
-    blobs: BlobStore,
-    limits: SearchLimits,
-    changes: crate::changes::LocalChanges,
-}
-
-impl std::fmt::Debug for SqliteStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteStore")
-            .field("blobs", &self.blobs)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Where the two databases of a SQLite URL live.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Location {
-    Memory,
-    Files { mirror: PathBuf, ops: PathBuf },
-}
-
-fn parse_url(url: &str, data_dir: &Path) -> Result<Location, StoreError> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))
-        .ok_or_else(|| StoreError::BadUrl("expected sqlite:".into()))?;
-    let path = rest.split('?').next().unwrap_or_default();
-    if path == ":memory:" {
-        return Ok(Location::Memory);
-    }
-    if path.is_empty() {
-        return Err(StoreError::BadUrl("sqlite URL without a path".into()));
-    }
-    let mirror = data_dir.join(path);
-    let stem = mirror
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "kbgate".into());
-    let ops_name = match mirror.extension() {
-        Some(ext) => format!("{stem}.ops.{}", ext.to_string_lossy()),
-        None => format!("{stem}.ops"),
-    };
-    let ops = mirror.with_file_name(ops_name);
-    Ok(Location::Files { mirror, ops })
-}
-
-async fn pool_for(opts: SqliteConnectOptions, memory: bool) -> Result<SqlitePool, StoreError> {
-    let opts = opts
-        .foreign_keys(true)
-        .busy_timeout(BUSY_TIMEOUT)
-        .synchronous(SqliteSynchronous::Normal);
-    let pool_opts = if memory {
-        // An in-memory database lives as long as one connection does.
-        SqlitePoolOptions::new()
-            .min_connections(1)
-            .max_connections(4)
-            .idle_timeout(None)
-            .max_lifetime(None)
-    } else {
-        SqlitePoolOptions::new().max_connections(8)
-    };
-    Ok(pool_opts.connect_with(opts).await?)
-}
-
-impl SqliteStore {
-    /// Opens (creates, migrates) the store named by a `sqlite:` URL; see [`crate::open`].
-    pub async fn open(url: &str, data_dir: &Path) -> Result<Self, StoreError> {
-        let (mirror, ops) = match parse_url(url, data_dir)? {
-            Location::Memory => (
-                pool_for(SqliteConnectOptions::from_str("sqlite::memory:")?, true).await?,
-                pool_for(SqliteConnectOptions::from_str("sqlite::memory:")?, true).await?,
-            ),
-            Location::Files { mirror, ops } => {
-                if let Some(dir) = mirror.parent() {
-                    tokio::fs::create_dir_all(dir).await?;
-                }
-                let file = |p: &Path| {
-                    SqliteConnectOptions::new()
-                        .filename(p)
-                        .create_if_missing(true)
-                        .journal_mode(SqliteJournalMode::Wal)
-                };
-                (
-                    pool_for(file(&mirror), false).await?,
-                    pool_for(file(&ops), false).await?,
-                )
-            }
-        };
-        sqlx::migrate!("migrations/sqlite/mirror")
-            .run(&mirror)
-            .await?;
-        sqlx::migrate!("migrations/sqlite/ops").run(&ops).await?;
-        Ok(SqliteStore {
-            mirror,
-            ops,
-            blobs: BlobStore::new(data_dir),
-            limits: SearchLimits::default(),
-            changes: Default::default(),
-        })
-    }
-
-    /// Sync transactions take the write lock up front, so they never fail half-way on a
-    /// lock upgrade.
-    async fn begin_tx(&self) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
-        Ok(self.mirror.begin_with("BEGIN IMMEDIATE").await?)
-    }
-
+impl SqlStore<Sqlite> {
     /// Search (see [`crate::search`] for the plan and the crate docs for the trade-offs).
     /// All steps read one snapshot (a read transaction).
-    async fn search_impl(
+    pub(super) async fn search_impl(
         &self,
         terms: &Terms,
         scope: &[&ScopeEntry],
@@ -230,12 +111,7 @@ impl SqliteStore {
                     keys.extend(rows.into_iter().map(|(k, _)| k));
                 }
             }
-            let page = keys
-                .into_iter()
-                .enumerate()
-                .map(|(i, k)| (k, search::positional_rank(split.total, split.first + i)))
-                .collect();
-            (page, split.has_more)
+            (search::ranked_by_position(keys, &split), split.has_more)
         };
 
         // 4. The hits, with excerpts (and the scope checked once more, on the page rows).
@@ -357,43 +233,9 @@ impl SqliteStore {
     }
 }
 
-/// Full-text index upkeep at the end of a sync that wrote `writes` index-relevant rows.
-///
-/// FTS5 adds a segment per flushed batch and merges them only lazily; a freshly synced
-/// 100,000-page mirror has several segments per term, and every term lookup (each search
-/// step, each excerpt) pays for each. An incremental merge of work proportional to what
-/// the sync wrote (4 leaf pages per row written; FTS5 resumes unfinished merges in later
-/// calls) keeps the index close to one segment: a full sync ends optimised (≈ 2 s for
-/// 100,000 pages), a small incremental sync pays a few milliseconds.
-pub(crate) async fn tidy_search_index(
-    tx: &mut sqlx::Transaction<'static, Sqlite>,
-    writes: u64,
-) -> Result<(), StoreError> {
-    if writes == 0 {
-        return Ok(());
-    }
-    let pages = -(writes.saturating_mul(4).min(1 << 24) as i64);
-    for table in ["pages_fts", "pages_title_fts"] {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO {table}({table}, rank) VALUES ('merge', $1)"
-        )))
-        .bind(pages)
-        .execute(&mut **tx)
-        .await?;
-    }
-    Ok(())
-}
-
 /// Sampling for document frequencies: this many windows of this many rowids.
 const SAMPLE_WINDOWS: i64 = 4;
 const SAMPLE_SPAN: i64 = 250;
-
-/// ` AND NOT p.effective_restricted AND (scope)`: the exact check on the joined page.
-fn push_exact_scope(qb: &mut QueryBuilder<Sqlite>, scope: &[&ScopeEntry]) {
-    qb.push(" AND NOT p.effective_restricted AND (");
-    push_scope(qb, scope);
-    qb.push(")");
-}
 
 /// The window `offset .. offset + limit` of `keys` ordered by bm25 over `scored` (title 10,
 /// body 1, attachment names 3, scope 0; lower is better), ties newest first: `(rowid,
@@ -427,71 +269,12 @@ async fn bm25_window(
         .collect()
 }
 
-/// `(p.space_id = ?) OR (p.space_id = ? AND EXISTS (… label IN (…)))` — shared by both
-/// backends' search (QueryBuilder picks each backend's placeholder syntax).
-pub(crate) fn push_scope<DB>(qb: &mut QueryBuilder<DB>, scope: &[&ScopeEntry])
-where
-    DB: sqlx::Database,
-    for<'a> String: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-{
-    for (i, entry) in scope.iter().enumerate() {
-        if i > 0 {
-            qb.push(" OR ");
-        }
-        qb.push("(p.space_id = ");
-        qb.push_bind(entry.space_id.clone());
-        if let Some(labels) = &entry.labels {
-            qb.push(
-                " AND EXISTS (SELECT 1 FROM page_labels l WHERE l.page_id = p.id AND l.label IN (",
-            );
-            let mut sep = qb.separated(", ");
-            for label in labels {
-                sep.push_bind(label.clone());
-            }
-            qb.push("))");
-        }
-        qb.push(")");
-    }
-}
-
-mod shared {
-    use super::SqliteStore;
-    crate::common::impl_common!(
-        SqliteStore,
-        SqliteSpaceSync,
-        sqlx::Sqlite,
-        sqlx::sqlite::SqliteRow,
-        "sqlite"
-    );
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::model::*;
-    use crate::store::Store;
-
-    #[test]
-    fn urls_resolve_against_the_data_dir() {
-        let dir = Path::new("/data");
-        assert_eq!(parse_url("sqlite::memory:", dir).unwrap(), Location::Memory);
-        assert_eq!(
-            parse_url("sqlite://kbgate.db", dir).unwrap(),
-            Location::Files {
-                mirror: "/data/kbgate.db".into(),
-                ops: "/data/kbgate.ops.db".into()
-            }
-        );
-        assert_eq!(
-            parse_url("sqlite:///abs/x?mode=rwc", dir).unwrap(),
-            Location::Files {
-                mirror: "/abs/x".into(),
-                ops: "/abs/x.ops".into()
-            }
-        );
-        assert!(parse_url("sqlite://", dir).is_err());
-        assert!(parse_url("mysql://x", dir).is_err());
-    }
+    use crate::search::SearchLimits;
+    use crate::sqlite::SqliteStore;
+    use crate::store::{MirrorRead, MirrorWrite};
 
     fn page(id: &str, space: &str, title: &str, body: &str) -> PageRecord {
         PageRecord {

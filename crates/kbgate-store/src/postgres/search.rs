@@ -1,70 +1,24 @@
-//! PostgreSQL backend: one database for everything; tsvector + GIN search.
+//! PostgreSQL search: the newest matches by `seq`, range by range; `ts_rank`; excerpts cut
+//! in Rust (see [`crate::search`] for the plan and the crate docs for the trade-offs).
 
 use std::collections::HashMap;
-use std::path::Path;
 
-use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use crate::StoreError;
-use crate::blob::BlobStore;
 use crate::excerpt::{Marker, excerpt};
 use crate::fts::Terms;
 use crate::model::{ScopeEntry, SearchHit, SearchResults};
 use crate::scope::viewer_tokens;
-use crate::search::{self, SearchLimits, TitleHit};
-use crate::sqlite::push_scope;
+use crate::search::{self, TitleHit};
+use crate::sql::{SqlStore, push_exact_scope};
 
-/// The PostgreSQL store.
-pub struct PostgresStore {
-    mirror: PgPool,
-    /// Same pool as `mirror` (PostgreSQL has no single-writer lock to avoid).
-    ops: PgPool,
-    blobs: BlobStore,
-    limits: SearchLimits,
-    changes: crate::changes::LocalChanges,
-}
-
-impl std::fmt::Debug for PostgresStore {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The URL (and its password) is deliberately not kept.
-        f.debug_struct("PostgresStore")
-            .field("blobs", &self.blobs)
-            .finish_non_exhaustive()
-    }
-}
-
-impl PostgresStore {
-    /// Connects to a `postgres://` URL and migrates; see [`crate::open`].
-    pub async fn open(url: &str, data_dir: &Path) -> Result<Self, StoreError> {
-        let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .connect(url)
-            .await?;
-        sqlx::migrate!("migrations/postgres").run(&pool).await?;
-        Ok(PostgresStore {
-            mirror: pool.clone(),
-            ops: pool,
-            blobs: BlobStore::new(data_dir),
-            limits: SearchLimits::postgres(),
-            changes: Default::default(),
-        })
-    }
-
-    /// Closes the pool (tests drop their database afterwards).
-    pub async fn close(&self) {
-        self.mirror.close().await;
-    }
-
-    async fn begin_tx(&self) -> Result<sqlx::Transaction<'static, Postgres>, StoreError> {
-        Ok(self.mirror.begin().await?)
-    }
-
+impl SqlStore<Postgres> {
     /// Search (see [`crate::search`] for the plan and the crate docs for the trade-offs):
     /// the newest `candidates + 1` matches in scope (see [`newest_matches`]); all of them
     /// ranked by `ts_rank` when there are at most `candidates`, else the title tier and the
     /// candidates. All steps read one snapshot.
-    async fn search_impl(
+    pub(super) async fn search_impl(
         &self,
         terms: &Terms,
         scope: &[&ScopeEntry],
@@ -160,12 +114,7 @@ impl PostgresStore {
                 .await?;
                 keys.extend(rows.into_iter().map(|(k, _)| k));
             }
-            let page = keys
-                .into_iter()
-                .enumerate()
-                .map(|(i, k)| (k, search::positional_rank(split.total, split.first + i)))
-                .collect();
-            (page, split.has_more)
+            (search::ranked_by_position(keys, &split), split.has_more)
         };
 
         let marker = Marker::new(&words, stems);
@@ -384,52 +333,4 @@ async fn newest_matches(
         .into_iter()
         .map(|(id, seq, title_len)| Match { id, seq, title_len })
         .collect())
-}
-
-/// ` AND NOT p.effective_restricted AND (scope)`: the exact check on the page row.
-fn push_exact_scope(qb: &mut QueryBuilder<Postgres>, scope: &[&ScopeEntry]) {
-    qb.push(" AND NOT p.effective_restricted AND (");
-    push_scope(qb, scope);
-    qb.push(")");
-}
-
-/// Upkeep at the end of a sync that wrote `writes` index-relevant rows: the GIN pending
-/// lists merged, and after a large sync fresh statistics (`ANALYZE pages, page_labels`,
-/// run in the sync's transaction, which counts its own rows), so search plans see the new
-/// word frequencies right away rather than after autovacuum gets round to it.
-pub(crate) async fn tidy_search_index(
-    tx: &mut sqlx::Transaction<'static, Postgres>,
-    writes: u64,
-) -> Result<(), StoreError> {
-    if writes == 0 {
-        return Ok(());
-    }
-    // New GIN entries wait in a pending list that every search reads in full (and sorts)
-    // until autovacuum merges it; merge it now.
-    sqlx::query(
-        "SELECT gin_clean_pending_list('pages_search'::regclass), \
-         gin_clean_pending_list('pages_title_search'::regclass)",
-    )
-    .execute(&mut **tx)
-    .await?;
-    if writes >= ANALYZE_AFTER_WRITES {
-        sqlx::raw_sql("ANALYZE pages; ANALYZE page_labels")
-            .execute(&mut **tx)
-            .await?;
-    }
-    Ok(())
-}
-
-/// A sync writing at least this many rows refreshes the planner statistics.
-const ANALYZE_AFTER_WRITES: u64 = 1000;
-
-mod shared {
-    use super::PostgresStore;
-    crate::common::impl_common!(
-        PostgresStore,
-        PostgresSpaceSync,
-        sqlx::Postgres,
-        sqlx::postgres::PgRow,
-        "postgres"
-    );
 }
