@@ -1,4 +1,4 @@
-//! Mirror sync from Confluence and storage-format rendering.
+//! Mirror sync from Confluence: the engine, its sources, progress and forgetting. Page bodies
+//! are prepared for per-viewer resolution by `kbgate-render`.
 
-pub mod render;
 pub mod sync;

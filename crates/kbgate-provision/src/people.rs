@@ -33,103 +33,132 @@ pub struct ImportReport {
     pub bad_rows: Vec<BadRow>,
 }
 
-/// Splits one CSV line (RFC 4180: commas, double quotes, `""` inside quotes). Quoted fields
-/// spanning lines are not supported and reported as bad rows by the caller.
-fn split_csv(line: &str) -> Result<Vec<String>, &'static str> {
-    let mut out = Vec::new();
-    let mut cur = String::new();
-    let mut chars = line.chars().peekable();
+/// One record of a people CSV: the line it starts on, and its fields or why they cannot be read.
+#[derive(Debug)]
+struct Row {
+    line: usize,
+    fields: Result<csv::StringRecord, String>,
+}
+
+impl Row {
+    /// An empty or whitespace-only line, skipped like the old line-based reader did.
+    fn is_blank(&self) -> bool {
+        matches!(&self.fields, Ok(r) if r.len() == 1 && r[0].trim().is_empty())
+    }
+}
+
+/// Reads every record (RFC 4180 through the `csv` crate: commas, double quotes, `""` inside
+/// quotes, quoted fields spanning lines; rows may have any number of fields). A quoted field
+/// that is never closed would silently swallow every later row into one field, so that last
+/// record is reported instead of being read.
+fn read_rows(data: &[u8]) -> Vec<Row> {
+    let data = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data);
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .from_reader(data);
+    let mut rows: Vec<Row> = reader
+        .records()
+        .map(|r| match r {
+            Ok(record) => Row {
+                line: record.position().map_or(0, line_of),
+                fields: Ok(record),
+            },
+            Err(e) => Row {
+                line: e.position().map_or(0, line_of),
+                fields: Err(match e.kind() {
+                    csv::ErrorKind::Utf8 { .. } => "unreadable: not UTF-8 text".to_owned(),
+                    _ => format!("unreadable: {e}"),
+                }),
+            },
+        })
+        .collect();
+    if ends_inside_quotes(data)
+        && let Some(last) = rows.last_mut()
+    {
+        last.fields =
+            Err("a quoted field is never closed (it would run to the end of the file)".into());
+    }
+    rows
+}
+
+fn line_of(p: &csv::Position) -> usize {
+    usize::try_from(p.line()).unwrap_or(usize::MAX)
+}
+
+/// Whether the input ends inside a quoted field, read as the `csv` crate reads it: a quote
+/// opens a quoted field only at the start of a field, `""` inside one is a literal quote, and
+/// elsewhere a quote is an ordinary character.
+fn ends_inside_quotes(data: &[u8]) -> bool {
     let mut quoted = false;
-    let mut at_start = true;
-    while let Some(c) = chars.next() {
+    let mut at_field_start = true;
+    let mut bytes = data.iter().peekable();
+    while let Some(&b) = bytes.next() {
         if quoted {
-            match c {
-                '"' if chars.peek() == Some(&'"') => {
-                    chars.next();
-                    cur.push('"');
+            if b == b'"' {
+                if bytes.peek() == Some(&&b'"') {
+                    bytes.next();
+                } else {
+                    quoted = false;
                 }
-                '"' => quoted = false,
-                _ => cur.push(c),
             }
         } else {
-            match c {
-                '"' if at_start => quoted = true,
-                ',' => {
-                    out.push(std::mem::take(&mut cur));
-                    at_start = true;
-                    continue;
+            match b {
+                b'"' if at_field_start => {
+                    quoted = true;
+                    at_field_start = false;
                 }
-                _ => cur.push(c),
+                b',' | b'\n' | b'\r' => at_field_start = true,
+                _ => at_field_start = false,
             }
         }
-        at_start = false;
     }
-    if quoted {
-        return Err("unterminated quoted field");
-    }
-    out.push(cur);
-    Ok(out)
+    quoted
 }
 
 /// Imports people from CSV: a header row with an `email` column (any position, any case;
-/// other columns ignored), then one person per row. Bad rows are reported with their line
-/// numbers and the good rows are kept. Empty lines are skipped.
+/// other columns ignored), then one person per record (a quoted field may span lines). Bad
+/// rows are reported with the line they start on and the good rows are kept. Empty lines are
+/// skipped.
 pub async fn import_people_csv(
     store: &dyn Store,
     policy: &Policy,
-    reader: impl BufRead,
+    mut reader: impl BufRead,
     now: DateTime<Utc>,
 ) -> Result<ImportReport, ProvisionError> {
-    let mut lines = reader.lines().enumerate();
-    let header = loop {
-        match lines.next() {
-            None => {
-                return Err(ProvisionError::Csv(
-                    "the file is empty (expected a header row with an `email` column)".into(),
-                ));
-            }
-            Some((_, Err(e))) => {
-                return Err(ProvisionError::Csv(format!("cannot read the file: {e}")));
-            }
-            Some((_, Ok(l))) if l.trim().is_empty() => continue,
-            Some((_, Ok(l))) => break l,
+    let mut data = Vec::new();
+    reader
+        .read_to_end(&mut data)
+        .map_err(|e| ProvisionError::Csv(format!("cannot read the file: {e}")))?;
+    let mut rows = read_rows(&data).into_iter().filter(|r| !r.is_blank());
+    let header = match rows.next() {
+        None => {
+            return Err(ProvisionError::Csv(
+                "the file is empty (expected a header row with an `email` column)".into(),
+            ));
         }
+        Some(Row { fields: Err(e), .. }) => {
+            return Err(ProvisionError::Csv(format!("header row: {e}")));
+        }
+        Some(Row { fields: Ok(h), .. }) => h,
     };
-    let header = split_csv(header.trim_start_matches('\u{feff}'))
-        .map_err(|e| ProvisionError::Csv(format!("header row: {e}")))?;
     let col = header
         .iter()
         .position(|h| h.trim().eq_ignore_ascii_case("email"))
         .ok_or_else(|| {
             ProvisionError::Csv(format!(
                 "the header row has no `email` column (columns: {})",
-                header.join(", ")
+                header.iter().collect::<Vec<_>>().join(", ")
             ))
         })?;
     let mut report = ImportReport::default();
     let mut seen = std::collections::BTreeSet::new();
-    for (i, line) in lines {
-        let n = i + 1;
-        let line = match line {
-            Ok(l) => l,
-            Err(e) => {
-                report.bad_rows.push(BadRow {
-                    line: n,
-                    reason: format!("unreadable: {e}"),
-                });
-                continue;
-            }
-        };
-        if line.trim().is_empty() {
-            continue;
-        }
-        let fields = match split_csv(&line) {
+    for row in rows {
+        let n = row.line;
+        let fields = match row.fields {
             Ok(f) => f,
-            Err(e) => {
-                report.bad_rows.push(BadRow {
-                    line: n,
-                    reason: e.into(),
-                });
+            Err(reason) => {
+                report.bad_rows.push(BadRow { line: n, reason });
                 continue;
             }
         };
@@ -183,15 +212,69 @@ pub async fn list_people(store: &dyn Store) -> Result<Vec<PersonRecord>, Provisi
 mod tests {
     use super::*;
 
+    fn fields(data: &str) -> Vec<(usize, Result<Vec<String>, String>)> {
+        read_rows(data.as_bytes())
+            .into_iter()
+            .filter(|r| !r.is_blank())
+            .map(|r| {
+                (
+                    r.line,
+                    r.fields.map(|f| f.iter().map(str::to_owned).collect()),
+                )
+            })
+            .collect()
+    }
+
+    fn one_row(data: &str) -> Vec<String> {
+        match fields(data).as_slice() {
+            [(_, Ok(f))] => f.clone(),
+            other => panic!("{data:?}: {other:?}"),
+        }
+    }
+
     #[test]
     fn csv_fields() {
-        assert_eq!(split_csv("a,b,c").unwrap(), ["a", "b", "c"]);
-        assert_eq!(split_csv(r#""x, y",z"#).unwrap(), ["x, y", "z"]);
+        assert_eq!(one_row("a,b,c"), ["a", "b", "c"]);
+        assert_eq!(one_row(r#""x, y",z"#), ["x, y", "z"]);
+        assert_eq!(one_row(r#""say ""hi""",1"#), [r#"say "hi""#, "1"]);
+        assert_eq!(one_row("a,,"), ["a", "", ""]);
+        assert!(matches!(fields(r#""open"#).as_slice(), [(1, Err(_))]));
+    }
+
+    #[test]
+    fn a_quoted_field_may_span_lines() {
+        let rows = fields("name,email\n\"Smith,\nBob\",bob@acme.com\nAnn,ann@acme.com\r\n");
+        let lines: Vec<usize> = rows.iter().map(|(l, _)| *l).collect();
+        assert_eq!(lines, [1, 2, 4]);
         assert_eq!(
-            split_csv(r#""say ""hi""",1"#).unwrap(),
-            [r#"say "hi""#, "1"]
+            rows[1].1.as_deref().unwrap(),
+            ["Smith,\nBob", "bob@acme.com"]
         );
-        assert_eq!(split_csv("a,,").unwrap(), ["a", "", ""]);
-        assert!(split_csv(r#""open"#).is_err());
+        assert_eq!(rows[2].1.as_deref().unwrap(), ["Ann", "ann@acme.com"]);
+    }
+
+    #[test]
+    fn an_unclosed_quote_is_reported_not_swallowed() {
+        let rows = fields("email,company\nann@acme.com,\"Acme\nbob@acme.com,X\n");
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert_eq!(rows[1].0, 2);
+        assert!(
+            rows[1]
+                .1
+                .as_ref()
+                .is_err_and(|e| e.contains("never closed")),
+            "{rows:?}"
+        );
+        // Quotes inside an unquoted field, and doubled quotes, are not openings.
+        assert!(!ends_inside_quotes(b"a,5\" screen\nb,\"x\"\"y\"\n"));
+        assert!(ends_inside_quotes(b"a,\"x\"\"\n"));
+    }
+
+    #[test]
+    fn bom_and_blank_lines() {
+        let rows = fields("\u{feff}email\n\n  \nann@acme.com\n");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].1.as_deref().unwrap(), ["email"]);
+        assert_eq!(rows[1].0, 4);
     }
 }

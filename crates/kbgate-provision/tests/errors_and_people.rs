@@ -139,3 +139,35 @@ async fn csv_import_keeps_good_rows_and_reports_bad_ones() {
         .unwrap_err();
     assert!(e.to_string().contains("no `email` column"), "{e}");
 }
+
+#[tokio::test]
+async fn csv_import_reads_quoted_fields_spanning_lines() {
+    let t = kbgate_store::testing::sqlite().await;
+    let p = policy(
+        vec![aud("acme", &["acme.com"], &["KB"], Delivery::Group)],
+        &[],
+    );
+    // The old line-based reader dropped Bob (his row was split in two at the line break).
+    let csv = "name,email,notes\n\
+               \"Bob\nJunior\",bob@acme.com,\"line one\r\nline two\"\n\
+               Ann,ann@acme.com,x\n\
+               Cy,\"cy@acme.com\",\"a \"\"quoted\"\"\nnote\"\n";
+    let r = import_people_csv(&*t.store, &p, csv.as_bytes(), Utc::now())
+        .await
+        .unwrap();
+    assert_eq!((r.added, r.bad_rows.len()), (3, 0), "{r:?}");
+    let people: Vec<String> = list_people(&*t.store)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.email)
+        .collect();
+    assert_eq!(people, ["ann@acme.com", "bob@acme.com", "cy@acme.com"]);
+    // Line numbers still name where a bad record starts, after multi-line ones.
+    let csv = "email,notes\nann@acme.com,\"a\nb\nc\"\nnot-an-email,x\n";
+    let r = import_people_csv(&*t.store, &p, csv.as_bytes(), Utc::now())
+        .await
+        .unwrap();
+    let lines: Vec<usize> = r.bad_rows.iter().map(|b| b.line).collect();
+    assert_eq!(lines, [5], "{r:?}");
+}

@@ -20,14 +20,15 @@
 
 use std::collections::{HashMap, HashSet};
 
-use kbgate_mirror::render::{
-    MAX_INCLUDE_DEPTH, PageAccess, PageTarget, Ref, decode, resolve as resolve_template,
-};
 use kbgate_policy::{SpaceKey, Viewer};
+use kbgate_render::{
+    MAX_INCLUDE_DEPTH, PageAccess, PageTarget, Ref, decode, percent_encode_segment,
+    resolve as resolve_template,
+};
 use kbgate_store::{PageRecord, PageSummary, SpaceRecord, Store, StoreError};
 
 use crate::library::may_read;
-use crate::pages::{attachment_href, percent_encode_segment};
+use crate::pages::attachment_href;
 
 /// Most store reads one page view may spend on references. Past it, further targets
 /// resolve as unreadable (their link text only): a page with thousands of links degrades

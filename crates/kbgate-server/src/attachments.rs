@@ -4,12 +4,12 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use kbgate_render::percent_encode_segment;
 use tokio_util::io::ReaderStream;
 
 use crate::error::Error;
 use crate::gate::CurrentViewer;
 use crate::library::Download;
-use crate::pages::percent_encode_segment;
 use crate::state::AppState;
 
 /// Types shown inline in the browser; everything else (HTML, SVG, XML, scripts, unknown) is

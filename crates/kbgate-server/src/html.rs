@@ -3,29 +3,14 @@
 
 use std::fmt::Write;
 
+use kbgate_render::escape_html;
 use kbgate_store::{MATCH_END, MATCH_START};
-
-/// Escapes text for HTML element content and quoted attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + s.len() / 8);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
 
 /// Turns a store excerpt (plain text with match markers) into safe HTML: escape everything
 /// first, then replace the markers (which escaping leaves untouched) by `<mark>` elements.
 /// Unbalanced markers are closed or dropped so the output is always well formed.
 pub fn excerpt_html(excerpt: &str) -> String {
-    let escaped = escape(excerpt);
+    let escaped = escape_html(excerpt);
     let mut out = String::with_capacity(escaped.len() + 16);
     let mut open = false;
     for c in escaped.chars() {
@@ -151,8 +136,8 @@ fn write_list(out: &mut String, nodes: &[TreeNode], current: Option<&str>, open_
         // `write!` to a String cannot fail.
         let link = format!(
             "<a href=\"/pages/{}\"{aria}>{}</a>",
-            escape(&n.id),
-            escape(&n.title)
+            escape_html(&n.id),
+            escape_html(&n.title)
         );
         if n.children.is_empty() {
             let _ = write!(out, "<li>{link}</li>");

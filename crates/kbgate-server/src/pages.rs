@@ -4,6 +4,7 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use kbgate_render::percent_encode_segment;
 use kbgate_store::PageSummary;
 use serde::Deserialize;
 
@@ -201,19 +202,6 @@ pub(crate) fn attachment_href(page_id: &str, file_name: &str) -> String {
         percent_encode_segment(page_id),
         percent_encode_segment(file_name)
     )
-}
-
-/// Percent-encodes one path segment (everything but unreserved characters).
-pub(crate) fn percent_encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// The page template over a view, for the given chrome.

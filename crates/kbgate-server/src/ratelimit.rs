@@ -1,57 +1,98 @@
-//! A small in-memory sliding-window rate limiter (per email, per client address), and the
-//! keys it is used with.
+//! In-memory rate limits per key (per email, per client address, per hand-over endpoint), and
+//! the keys they are used with.
+//!
+//! Built on `governor`'s keyed GCRA limiter: a check touches only its own key (a sharded map,
+//! no lock over every key), and keys whose allowance is back to full are dropped every
+//! [`RETAIN_EVERY`] checks, so memory stays bounded by the keys seen within one window.
 
-use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-/// Allows at most `max` events per `window` for each key.
+use governor::Quota;
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::DefaultKeyedStateStore;
+
+/// Keys back at a full allowance are forgotten once every this many checks: amortised, the
+/// sweep costs a fraction of a map visit per check.
+const RETAIN_EVERY: u64 = 4096;
+
+type Keyed<C> = governor::RateLimiter<
+    String,
+    DefaultKeyedStateStore<String>,
+    C,
+    NoOpMiddleware<<C as Clock>::Instant>,
+>;
+
+/// What a limiter does for every key.
 #[derive(Debug)]
-pub struct RateLimiter {
-    max: usize,
-    window: Duration,
-    events: Mutex<HashMap<String, VecDeque<Instant>>>,
+enum Limit<C: Clock> {
+    /// `max` is 0: nothing is allowed.
+    Never,
+    /// The window is empty: nothing is limited.
+    Unlimited,
+    Gcra(Keyed<C>),
 }
 
-/// Above this many keys, stale ones are swept on the next check.
-const SWEEP_AT: usize = 10_000;
+/// Allows `max` events per `window` for each key: a burst of `max` at once, then one more every
+/// `window / max` (GCRA). Unlike a strict sliding window, an event becomes possible again a
+/// `window / max` after the burst rather than a whole window after it; the long-run rate,
+/// `max` per `window`, is the same.
+#[derive(Debug)]
+pub struct RateLimiter<C: Clock = DefaultClock> {
+    limit: Limit<C>,
+    checks: AtomicU64,
+}
 
 impl RateLimiter {
-    /// A limiter allowing `max` events per `window` and key.
-    pub fn new(max: usize, window: Duration) -> RateLimiter {
+    /// A limiter allowing `max` events per `window` and key, on the real clock.
+    pub fn new(max: u32, window: Duration) -> RateLimiter {
+        RateLimiter::with_clock(max, window, DefaultClock::default())
+    }
+}
+
+impl<C: Clock> RateLimiter<C> {
+    /// A limiter on the given clock (tests use governor's `FakeRelativeClock`).
+    pub fn with_clock(max: u32, window: Duration, clock: C) -> RateLimiter<C> {
+        let limit = match NonZeroU32::new(max) {
+            None => Limit::Never,
+            Some(burst) => match Quota::with_period(window / burst.get()) {
+                None => Limit::Unlimited,
+                Some(q) => Limit::Gcra(governor::RateLimiter::new(
+                    q.allow_burst(burst),
+                    DefaultKeyedStateStore::default(),
+                    clock,
+                )),
+            },
+        };
         RateLimiter {
-            max,
-            window,
-            events: Mutex::new(HashMap::new()),
+            limit,
+            checks: AtomicU64::new(0),
         }
     }
 
-    /// Records an event for `key` at `now`; false when it exceeds the limit (not recorded then).
-    pub fn check_at(&self, key: &str, now: Instant) -> bool {
-        // A poisoned lock only means another thread panicked mid-update; the map is still usable.
-        let mut map = self.events.lock().unwrap_or_else(|p| p.into_inner());
-        if map.len() >= SWEEP_AT {
-            let window = self.window;
-            map.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < window));
-        }
-        let q = map.entry(key.to_owned()).or_default();
-        while q
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= self.window)
-        {
-            q.pop_front();
-        }
-        if q.len() >= self.max {
-            return false;
-        }
-        q.push_back(now);
-        true
-    }
-
-    /// [`RateLimiter::check_at`] now.
+    /// Records an event for `key`; false when it exceeds the limit (not recorded then).
     pub fn check(&self, key: &str) -> bool {
-        self.check_at(key, Instant::now())
+        let gcra = match &self.limit {
+            Limit::Never => return false,
+            Limit::Unlimited => return true,
+            Limit::Gcra(g) => g,
+        };
+        if self.checks.fetch_add(1, Ordering::Relaxed) % RETAIN_EVERY == RETAIN_EVERY - 1 {
+            gcra.retain_recent();
+        }
+        gcra.check_key(&key.to_owned()).is_ok()
+    }
+
+    /// How many keys are remembered (for the tests of the sweep).
+    #[cfg(test)]
+    fn keys(&self) -> usize {
+        match &self.limit {
+            Limit::Gcra(g) => g.len(),
+            _ => 0,
+        }
     }
 }
 
@@ -85,6 +126,8 @@ pub(crate) fn mailbox_key(email: &kbgate_policy::Email) -> String {
 
 #[cfg(test)]
 mod tests {
+    use governor::clock::FakeRelativeClock;
+
     use super::*;
 
     #[test]
@@ -113,12 +156,66 @@ mod tests {
 
     #[test]
     fn limits_per_key_and_window() {
-        let rl = RateLimiter::new(2, Duration::from_secs(60));
-        let t0 = Instant::now();
-        assert!(rl.check_at("a", t0));
-        assert!(rl.check_at("a", t0));
-        assert!(!rl.check_at("a", t0));
-        assert!(rl.check_at("b", t0));
-        assert!(rl.check_at("a", t0 + Duration::from_secs(61)));
+        let clock = FakeRelativeClock::default();
+        let rl = RateLimiter::with_clock(2, Duration::from_secs(60), clock.clone());
+        assert!(rl.check("a"));
+        assert!(rl.check("a"));
+        assert!(!rl.check("a"));
+        assert!(rl.check("b"));
+        clock.advance(Duration::from_secs(61));
+        assert!(rl.check("a"));
+        assert!(rl.check("a"));
+        assert!(
+            !rl.check("a"),
+            "a whole window later, the same burst and no more"
+        );
+    }
+
+    #[test]
+    fn one_event_comes_back_per_window_over_max() {
+        let clock = FakeRelativeClock::default();
+        let rl = RateLimiter::with_clock(3, Duration::from_secs(15 * 60), clock.clone());
+        for _ in 0..3 {
+            assert!(rl.check("x"));
+        }
+        assert!(!rl.check("x"));
+        clock.advance(Duration::from_secs(4 * 60 + 59));
+        assert!(!rl.check("x"), "not before window / max");
+        clock.advance(Duration::from_secs(1));
+        assert!(rl.check("x"));
+        assert!(!rl.check("x"));
+    }
+
+    #[test]
+    fn zero_allows_nothing_and_an_empty_window_limits_nothing() {
+        let never = RateLimiter::new(0, Duration::from_secs(60));
+        assert!(!never.check("a"));
+        let always = RateLimiter::new(1, Duration::ZERO);
+        for _ in 0..10 {
+            assert!(always.check("a"));
+        }
+    }
+
+    #[test]
+    fn keys_back_at_full_allowance_are_forgotten() {
+        let clock = FakeRelativeClock::default();
+        let rl = RateLimiter::with_clock(3, Duration::from_secs(60), clock.clone());
+        for i in 0..RETAIN_EVERY - 1 {
+            assert!(rl.check(&format!("k{i}")));
+        }
+        assert_eq!(rl.keys(), (RETAIN_EVERY - 1) as usize);
+        clock.advance(Duration::from_secs(61));
+        // The next check sweeps: only its own key is left.
+        assert!(rl.check("fresh"));
+        assert_eq!(rl.keys(), 1);
+        // A key still inside its window survives the sweep, and keeps its count.
+        for _ in 0..2 {
+            assert!(rl.check("busy"));
+        }
+        for i in 0..RETAIN_EVERY - 3 {
+            assert!(rl.check(&format!("m{i}")));
+        }
+        assert!(rl.check("busy"));
+        assert!(!rl.check("busy"));
     }
 }

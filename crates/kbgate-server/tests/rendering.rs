@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use chrono::{TimeZone, Utc};
 use common::*;
-use kbgate_mirror::render::{PrepareContext, prepare};
+use kbgate_render::{PrepareContext, escape_html, prepare};
 use kbgate_store::{
     AttachmentRecord, Heading, PageRecord, SpaceRecord, Store, SyncMode, SyncState,
 };
@@ -449,7 +449,7 @@ async fn full_viewer_sees_its_space_but_nothing_restricted_or_foreign(backend: B
         BTreeSet::from([GUIDE.to_owned(), INTERNAL.to_owned(), TRICKY.to_owned()])
     );
     // The hostile title is shown as text, never as markup.
-    assert!(body.contains(&html_escape(TRICKY_TITLE)));
+    assert!(body.contains(&escape_html(TRICKY_TITLE)));
 }
 
 both_backends!(every_resolved_link_works);

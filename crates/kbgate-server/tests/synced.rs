@@ -189,7 +189,7 @@ async fn every_readable_page_opens_and_nothing_else_is_reachable(backend: Backen
                     p.id
                 );
                 assert!(
-                    !html.contains(&html_escape(&p.title)),
+                    !html.contains(&kbgate_render::escape_html(&p.title)),
                     "{email}: /spaces/{key} names hidden page {:?}",
                     p.title
                 );

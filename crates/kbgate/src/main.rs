@@ -4,6 +4,7 @@
 //! crates together; the work is done in the library crates.
 
 mod check;
+#[cfg(feature = "demo")]
 mod demo;
 mod doctor;
 mod native;
@@ -83,7 +84,16 @@ enum Command {
     ///
     /// Starts the simulator with seeded demo content, mirrors it into a throw-away SQLite
     /// store, serves the portal and prints ready-to-click sign-in links.
+    #[cfg(feature = "demo")]
     Demo(demo::Args),
+    /// Not in this build (built without the `demo` cargo feature); says so.
+    #[cfg(not(feature = "demo"))]
+    #[command(hide = true, disable_help_flag = true)]
+    Demo {
+        /// Whatever was given; ignored.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Native mode: show what would change in Confluence's own permissions (no writes).
     ///
     /// For audiences delivered as guest, unlicensed or group: who should have what, compared
@@ -133,7 +143,16 @@ fn main() -> ExitCode {
             Command::Sync(args) => sync::run(&cli.config, args).await,
             Command::Doctor(args) => doctor::run(&cli.config, args).await,
             Command::Serve(args) => serve::run(&cli.config, args).await,
+            #[cfg(feature = "demo")]
             Command::Demo(args) => demo::run(args).await,
+            #[cfg(not(feature = "demo"))]
+            Command::Demo { .. } => {
+                eprintln!(
+                    "error: this kbgate was built without the demo (cargo feature `demo`); \
+                     build with default features to run `kbgate demo`"
+                );
+                ExitCode::from(2)
+            }
             Command::Sessions(cmd) => sessions::run(&cli.config, cmd).await,
             Command::Plan(args) => native::plan(&cli.config, args).await,
             Command::Apply(args) => native::apply(&cli.config, args).await,

@@ -49,6 +49,9 @@ pub struct ApplyArgs {
 pub enum PeopleCommand {
     /// Import people from a CSV file with a header row naming an `email` column. Bad rows
     /// are reported with their line numbers; good rows are kept.
+    ///
+    /// Exit status: 0 when every row was imported (or already known), 1 when any row was
+    /// rejected (the good rows are imported all the same) or the file cannot be used.
     Import {
         /// The CSV file.
         file: PathBuf,
@@ -210,6 +213,18 @@ pub async fn people(config: &Path, cmd: PeopleCommand) -> ExitCode {
                 for bad in &report.bad_rows {
                     println!("  line {}: {}", bad.line, bad.reason);
                 }
+                if !report.bad_rows.is_empty() {
+                    let lines: Vec<String> =
+                        report.bad_rows.iter().map(|b| b.line.to_string()).collect();
+                    eprintln!(
+                        "error: {} row(s) of {} were not imported (lines: {}); fix them and import \
+                         the file again (the rows already imported are kept)",
+                        lines.len(),
+                        file.display(),
+                        lines.join(", ")
+                    );
+                    return Ok(ExitCode::from(1));
+                }
             }
             PeopleCommand::List => {
                 for p in list_people(&*store).await? {
@@ -217,11 +232,11 @@ pub async fn people(config: &Path, cmd: PeopleCommand) -> ExitCode {
                 }
             }
         }
-        anyhow::Ok(())
+        anyhow::Ok(ExitCode::SUCCESS)
     }
     .await;
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => crate::fail(&e),
     }
 }

@@ -136,7 +136,14 @@ fn people_import_reports_bad_rows_with_line_numbers_and_keeps_the_good_ones() {
     );
     let o = kbgate(dir.path(), &["people", "import", csv.to_str().unwrap()]);
     let t = text(&o);
-    assert_eq!(o.status.code(), Some(0), "good rows are kept: {t}");
+    // Rejected rows make the command fail (scripts notice), naming them; the good rows are
+    // kept all the same (checked with `people list` below).
+    assert_eq!(o.status.code(), Some(1), "rows were rejected: {t}");
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("4 row(s)")
+            && String::from_utf8_lossy(&o.stderr).contains("lines: 3, 5, 7, 10"),
+        "{t}"
+    );
     assert!(
         t.contains("3 added, 1 already known, 1 outside every native audience today, 4 bad row(s)"),
         "{t}"
@@ -176,6 +183,43 @@ fn people_import_reports_bad_rows_with_line_numbers_and_keeps_the_good_ones() {
         "{}",
         text(&o)
     );
+
+    // A quoted field spanning lines is one field: nobody is dropped, and a clean file exits 0.
+    let multi = write_csv(
+        dir.path(),
+        "multi.csv",
+        "name,email,notes\n\
+         \"Quinn\nthe second\",quinn@acme.com,\"two\nlines\"\n\
+         Rey,rey@acme.com,x\n",
+    );
+    let o = kbgate(dir.path(), &["people", "import", multi.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(
+        text(&o).contains(
+            "2 added, 0 already known, 0 outside every native audience today, 0 bad row(s)"
+        ),
+        "{}",
+        text(&o)
+    );
+    let o = kbgate(dir.path(), &["people", "list"]);
+    assert!(stdout(&o).contains("quinn@acme.com\t"), "{}", stdout(&o));
+    assert!(stdout(&o).contains("rey@acme.com\t"), "{}", stdout(&o));
+
+    // A quote never closed would swallow every later row: that row is rejected (exit 1)
+    // instead, and the rows before it are kept.
+    let open = write_csv(
+        dir.path(),
+        "open.csv",
+        "email,company\nsam@acme.com,Acme\ntom@acme.com,\"Acme\numa@acme.com,X\n",
+    );
+    let o = kbgate(dir.path(), &["people", "import", open.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        text(&o).contains("line 3: a quoted field is never closed"),
+        "{}",
+        text(&o)
+    );
+    assert!(text(&o).contains("1 added"), "{}", text(&o));
 
     // A file kbgate cannot use at all is an error (exit 1) that says why.
     let no_column = write_csv(dir.path(), "nocol.csv", "name,mail\nAnn,ann@acme.com\n");

@@ -672,9 +672,9 @@ fn page_record(
     // A page the structure scan did not see (created between the two listings) is
     // treated as restricted until the next sync sees it: fail closed.
     let effective_restricted = effective.get(&body.id).copied().unwrap_or(true);
-    let prepared = crate::render::prepare(
+    let prepared = kbgate_render::prepare(
         &body.body_storage,
-        &crate::render::PrepareContext {
+        &kbgate_render::PrepareContext {
             space_key: &space.key,
             page_id: &body.id,
         },

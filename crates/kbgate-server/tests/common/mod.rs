@@ -741,15 +741,6 @@ impl TestApp {
     }
 }
 
-/// Escapes text the way the templates do, to look for a title in HTML.
-pub fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
-}
-
 /// A start tag: lower-cased name and `(lower-cased name, raw value)` attributes.
 pub type Tag = (String, Vec<(String, String)>);
 

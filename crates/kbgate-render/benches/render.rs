@@ -1,14 +1,14 @@
 //! Rendering throughput: `prepare` (sync time) and `resolve` (view time) over the pages of the
 //! simulator's demo site. Prints pages/s; not a timed test.
 //!
-//! Run: `cargo bench -p kbgate-mirror --bench render`
+//! Run: `cargo bench -p kbgate-render --bench render`
 
 use std::collections::HashMap;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use confluence_sim::SimConfig;
-use kbgate_mirror::render::{PageAccess, PageTarget, PrepareContext, prepare, resolve};
+use kbgate_render::{PageAccess, PageTarget, PrepareContext, prepare, resolve};
 
 /// A viewer who may read every other page of the site.
 struct Access {

@@ -4,7 +4,7 @@
 mod render_common;
 
 use confluence_sim::SimConfig;
-use kbgate_mirror::render::{PrepareContext, prepare};
+use kbgate_render::{PrepareContext, prepare};
 use render_common::{Mirror, assert_inert_markup, render, render_with};
 
 /// Prepared template (tokens shown as `{{ref N}}`), refs, headings, text and resolved HTML.
@@ -156,7 +156,7 @@ fn every_demo_page_renders_inert() {
                 page_id: &id.to_string(),
             },
         );
-        let out = kbgate_mirror::render::resolve(&p.encode(), &m);
+        let out = kbgate_render::resolve(&p.encode(), &m);
         assert_inert_markup(&out);
     }
 }

@@ -2,13 +2,13 @@
 
 use std::fmt::Write as _;
 
-use super::parse::is_private_use;
-use super::{PageAccess, Ref, TOKEN_END, TOKEN_START, decode, escape_into};
+use crate::parse::is_private_use;
+use crate::{PageAccess, Ref, TOKEN_END, TOKEN_START, decode, escape_html_into};
 
 /// How many levels of `include`/`excerpt-include` are followed.
 pub const MAX_INCLUDE_DEPTH: usize = 3;
 
-/// Renders a stored page (see [`super::Prepared::encode`]) for the viewer `access` answers
+/// Renders a stored page (see [`crate::Prepared::encode`]) for the viewer `access` answers
 /// for. A single linear scan: tokens are replaced, any other private-use character dropped.
 /// Targets the viewer may not read contribute only this page's own link text (links,
 /// attachments of other pages) or nothing (include, excerpt-include, children).
@@ -73,9 +73,9 @@ fn resolve_into(
 
 fn link(out: &mut String, href: &str, text: &str) {
     out.push_str("<a href=\"");
-    escape_into(out, href);
+    escape_html_into(out, href);
     out.push_str("\">");
-    escape_into(out, text);
+    escape_html_into(out, text);
     out.push_str("</a>");
 }
 
@@ -100,7 +100,7 @@ fn render_ref(
                 };
                 link(out, &href, text);
             }
-            None => escape_into(out, text),
+            None => escape_html_into(out, text),
         },
         Ref::Include { space_key, title } | Ref::ExcerptInclude { space_key, title } => {
             let key = (space_key.clone(), title.clone());
@@ -139,18 +139,18 @@ fn render_ref(
         } => match access.attachment_url(space_key, title, file_name) {
             Some(url) if *image => {
                 out.push_str("<img src=\"");
-                escape_into(out, &url);
+                escape_html_into(out, &url);
                 out.push_str("\" alt=\"");
-                escape_into(out, text);
+                escape_html_into(out, text);
                 out.push_str("\">");
             }
             Some(url) => link(out, &url, text),
-            None => escape_into(out, file_name),
+            None => escape_html_into(out, file_name),
         },
     }
 }
 
-fn children(list: &[super::PageTarget], out: &mut String) {
+fn children(list: &[crate::PageTarget], out: &mut String) {
     if list.is_empty() {
         return;
     }

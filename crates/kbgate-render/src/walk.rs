@@ -7,10 +7,10 @@
 use std::collections::HashSet;
 use std::fmt::Write as _;
 
-use super::parse::{Element, Node};
-use super::sanitize::{LANGUAGES, STATUS_COLOURS};
-use super::{Heading, PrepareContext, Ref, TOKEN_END, TOKEN_START, escape_into};
-use super::{percent_encode_segment, slug};
+use crate::parse::{Element, Node};
+use crate::sanitize::{LANGUAGES, STATUS_COLOURS};
+use crate::{Heading, PrepareContext, Ref, TOKEN_END, TOKEN_START, escape_html_into};
+use crate::{percent_encode_segment, slug};
 
 /// Marks where a toc goes until the headings are known (content cannot contain it: all
 /// private-use characters are stripped from content).
@@ -313,7 +313,7 @@ impl Walker<'_> {
     }
 
     fn text_node(&mut self, t: &str, out: &mut String) {
-        escape_into(out, t);
+        escape_html_into(out, t);
         self.text.push_str(t);
     }
 
@@ -463,7 +463,7 @@ impl Walker<'_> {
         } else {
             let id = self.unique_id(&slug(&text));
             let _ = write!(out, "<{} id=\"", e.name);
-            escape_into(out, &id);
+            escape_html_into(out, &id);
             out.push_str("\">");
             self.nodes(&e.children, out);
             let _ = write!(out, "</{}>", e.name);
@@ -480,7 +480,7 @@ impl Walker<'_> {
         match e.attr("href").and_then(safe_href) {
             Some(href) => {
                 out.push_str("<a href=\"");
-                escape_into(out, &href);
+                escape_html_into(out, &href);
                 out.push_str("\">");
                 self.nodes(&e.children, out);
                 out.push_str("</a>");
@@ -491,9 +491,9 @@ impl Walker<'_> {
 
     fn img(&mut self, src: &str, alt: &str, width: Option<&str>, out: &mut String) {
         out.push_str("<img src=\"");
-        escape_into(out, src);
+        escape_html_into(out, src);
         out.push_str("\" alt=\"");
-        escape_into(out, alt);
+        escape_html_into(out, alt);
         out.push('"');
         if let Some(w) = small_number(width, 10_000) {
             let _ = write!(out, " width=\"{w}\"");
@@ -621,7 +621,7 @@ impl Walker<'_> {
                     None => {
                         let url = self.own_attachment_url(&file);
                         out.push_str("<a href=\"");
-                        escape_into(out, &url);
+                        escape_html_into(out, &url);
                         out.push_str("\">");
                         self.text_node(&text, out);
                         out.push_str("</a>");
@@ -634,7 +634,7 @@ impl Walker<'_> {
                     Some(href) => {
                         let text = or(&href);
                         out.push_str("<a href=\"");
-                        escape_into(out, &href);
+                        escape_html_into(out, &href);
                         out.push_str("\">");
                         self.text_node(&text, out);
                         out.push_str("</a>");
@@ -667,7 +667,7 @@ impl Walker<'_> {
         match anchor {
             Some(a) => {
                 out.push_str("<a href=\"#");
-                escape_into(out, a);
+                escape_html_into(out, a);
                 out.push_str("\">");
                 let text = if body.trim().is_empty() { a } else { body };
                 self.text_node(text, out);
@@ -717,7 +717,7 @@ impl Walker<'_> {
             name
         };
         out.push_str("<div class=\"macro-unsupported\">This content (");
-        escape_into(out, &name);
+        escape_html_into(out, &name);
         out.push_str(") is not available here.</div>");
     }
 
@@ -790,7 +790,7 @@ impl Walker<'_> {
                 if let Some(name) = params.text("") {
                     let id = self.unique_id(&slug(&name));
                     out.push_str("<span class=\"anchor\" id=\"");
-                    escape_into(out, &id);
+                    escape_html_into(out, &id);
                     out.push_str("\"></span>");
                 }
             }
@@ -983,9 +983,9 @@ fn toc_html(headings: &[Heading], min: u8, max: u8) -> String {
             *open = true;
         }
         out.push_str("<li><a href=\"#");
-        escape_into(&mut out, &h.anchor);
+        escape_html_into(&mut out, &h.anchor);
         out.push_str("\">");
-        escape_into(&mut out, &h.text);
+        escape_html_into(&mut out, &h.text);
         out.push_str("</a>");
     }
     while let Some(open) = li_open.pop() {

@@ -2,7 +2,7 @@
 
 mod render_common;
 
-use kbgate_mirror::render::{Heading, PrepareContext, Ref, prepare};
+use kbgate_render::{Heading, PrepareContext, Ref, prepare};
 use render_common::{assert_inert, render};
 
 fn ctx() -> PrepareContext<'static> {

@@ -2,7 +2,7 @@
 
 mod render_common;
 
-use kbgate_mirror::render::{PrepareContext, prepare, resolve};
+use kbgate_render::{PrepareContext, prepare, resolve};
 use render_common::{Mirror, render_with};
 
 const SECRET_TITLE: &str = "Secret Roadmap";
@@ -226,7 +226,7 @@ fn include_depth_is_bounded() {
     let out = resolve(p0, &m);
     assert_eq!(
         out.matches("level").count(),
-        1 + kbgate_mirror::render::MAX_INCLUDE_DEPTH,
+        1 + kbgate_render::MAX_INCLUDE_DEPTH,
         "{out}"
     );
 }

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use kbgate_mirror::render::{PageAccess, PageTarget, PrepareContext, prepare};
+use kbgate_render::{PageAccess, PageTarget, PrepareContext, prepare};
 
 /// A mirror of a few pages plus the set of pages this viewer may read.
 #[derive(Default)]
@@ -90,7 +90,7 @@ pub fn render_with(storage: &str, access: &dyn PageAccess) -> String {
             page_id: "100",
         },
     );
-    kbgate_mirror::render::resolve(&p.encode(), access)
+    kbgate_render::resolve(&p.encode(), access)
 }
 
 /// Renders a body with an empty mirror (nothing else readable).

@@ -2,7 +2,7 @@
 
 mod render_common;
 
-use kbgate_mirror::render::{PrepareContext, prepare};
+use kbgate_render::{PrepareContext, prepare};
 use render_common::{Mirror, assert_inert, render, render_with};
 
 const HOSTILE: &[&str] = &[

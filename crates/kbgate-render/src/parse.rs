@@ -10,7 +10,7 @@
 use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 
-use super::entities;
+use crate::entities;
 
 /// Deepest element nesting kept; deeper start tags are flattened into their parent.
 const MAX_DEPTH: usize = 96;

@@ -3,7 +3,7 @@
 
 mod render_common;
 
-use kbgate_mirror::render::{PrepareContext, prepare, resolve};
+use kbgate_render::{PrepareContext, prepare, resolve};
 use proptest::prelude::*;
 use render_common::{Mirror, assert_inert_markup};
 

@@ -15,6 +15,7 @@
 //! in U+E000..=U+F8FF is removed from content text and attribute values while parsing.
 
 mod entities;
+mod escape;
 mod parse;
 mod resolve;
 mod sanitize;
@@ -22,6 +23,7 @@ mod walk;
 
 use serde::{Deserialize, Serialize};
 
+pub use escape::{escape_html, escape_html_into, percent_encode_segment};
 pub use resolve::{MAX_INCLUDE_DEPTH, resolve};
 
 /// Starts a view-time reference token.
@@ -43,7 +45,9 @@ pub struct PrepareContext<'a> {
 /// A heading of the page, in document order (for the toc and for navigation).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Heading {
+    /// 1 to 6, as in `<h1>`…`<h6>` (the toc nests by it).
     pub level: u8,
+    /// The heading's plain text (the toc and navigation show it).
     pub text: String,
     /// The `id` given to the heading element (unique within the page).
     pub anchor: String,
@@ -90,6 +94,7 @@ pub struct Prepared {
     pub html: String,
     /// Plain text of what the page shows by itself, for the search index.
     pub text: String,
+    /// The page's headings, for the toc and navigation.
     pub headings: Vec<Heading>,
     /// Template of the first `excerpt` macro body (shares `refs`), for `excerpt-include`.
     pub excerpt: Option<String>,
@@ -132,8 +137,11 @@ impl Prepared {
 /// A stored string split back into its parts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decoded<'a> {
+    /// The HTML with reference tokens, as [`Prepared::html`].
     pub template: &'a str,
+    /// What the tokens point to, as [`Prepared::refs`].
     pub refs: Vec<Ref>,
+    /// The excerpt template, as [`Prepared::excerpt`] (for `excerpt-include` of this page).
     pub excerpt: Option<String>,
 }
 
@@ -183,7 +191,9 @@ pub fn prepare(storage: &str, ctx: &PrepareContext<'_>) -> Prepared {
 pub struct PageTarget {
     /// Where the portal serves it (inserted HTML-escaped).
     pub url: String,
+    /// The target's title (the `children` macro lists pages by it).
     pub title: String,
+    /// The target's page id (`children` of another page are looked up by it).
     pub id: String,
 }
 
@@ -199,33 +209,6 @@ pub trait PageAccess {
     fn children(&self, page_id: &str) -> Vec<PageTarget>;
     /// The portal URL of an attachment of a readable page.
     fn attachment_url(&self, space_key: &str, page_title: &str, file_name: &str) -> Option<String>;
-}
-
-/// Escapes text for HTML text and attribute (double- or single-quoted) contexts.
-pub(crate) fn escape_into(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-}
-
-/// Percent-encodes a path segment (everything but RFC 3986 unreserved characters).
-pub(crate) fn percent_encode_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Turns heading text or an anchor name into an element id. Links with `ac:anchor` and the
@@ -264,12 +247,6 @@ mod tests {
         assert_eq!(slug("Über uns"), "über-uns");
         assert_eq!(slug("<script>"), "script");
         assert_eq!(slug("!!!"), "section");
-    }
-
-    #[test]
-    fn percent_encoding_of_file_names() {
-        assert_eq!(percent_encode_segment("a b/ü.png"), "a%20b%2F%C3%BC.png");
-        assert_eq!(percent_encode_segment("../x"), "..%2Fx");
     }
 
     #[test]
