@@ -1,4 +1,4 @@
-//! The endpoints of DESIGN.md §4, one method each. Paths, parameters and bodies follow the
+//! The endpoints kbgate uses, one method each. Paths, parameters and bodies follow the
 //! OpenAPI documents in `shared/specs/` (v2 2026-04, v1/Jira 2023-08).
 
 use bytes::Bytes;

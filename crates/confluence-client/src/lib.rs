@@ -1,4 +1,4 @@
-//! Typed async client for the Confluence Cloud endpoints kbgate uses (DESIGN.md §4): v2
+//! Typed async client for the Confluence Cloud endpoints kbgate uses: v2
 //! content and access calls, v1 restrictions/search/groups/space permissions/downloads, the
 //! knowledge-base permission switches (set, and per space read back through v1
 //! `expand=permissions`), Jira user creation and two undocumented `/cgraphql`

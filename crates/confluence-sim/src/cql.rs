@@ -27,8 +27,8 @@
 //! (<https://developer.atlassian.com/cloud/confluence/cql-functions/>: "`endOfDay("inc")` where
 //! inc is an optional increment of (+/-)nn(y|M|w|d|h|m) … If the plus/minus sign is omitted,
 //! plus is assumed"). That CQL reads literals and day boundaries in the searching user's /
-//! site's time zone rather than UTC is what DESIGN §4 records; Atlassian's pages found do not
-//! spell it out, so the simulator models one site-wide zone (no per-user zones). Weeks start
+//! site's time zone rather than UTC is our working assumption (Atlassian's pages found do not
+//! spell it out; kbgate's change query uses `now("-Nm")`, which needs no zone), so the simulator models one site-wide zone (no per-user zones). Weeks start
 //! on Monday (undocumented for Cloud; ISO choice). Anything else is rejected like Confluence
 //! does (400, `Could not parse cql : …`).
 

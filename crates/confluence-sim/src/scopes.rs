@@ -2,8 +2,9 @@
 //! service-account Bearer tokens on the gateway.
 //!
 //! Source: the operations' `x-atlassian-oauth2-scopes` in Atlassian's OpenAPI documents
-//! (`/work/shared/specs/`: v2 from 2026-04; v1 from 2023-08, whose entries list a classic and a
-//! granular alternative). A token passes when it holds every scope of one alternative.
+//! (v2: `https://dac-static.atlassian.com/cloud/confluence/openapi-v2.v3.json` as of 2026-04;
+//! v1: `https://developer.atlassian.com/cloud/confluence/swagger.v3.json` as of 2023-08, whose
+//! entries list a classic and a granular alternative). A token passes when it holds every scope of one alternative.
 //! Endpoints no published document covers (knowledge-base permissions, `/cgraphql`, Jira) are
 //! refused to scoped callers: strict, for want of evidence.
 //!

@@ -1,4 +1,4 @@
-//! Several syncs of one store at once (issue 12, items 1 and 5; DESIGN.md §9): the
+//! Several syncs of one store at once (issue 12, items 1 and 5): the
 //! simulator holds one sync mid-way, deterministically, while another runs. Both backends.
 
 use std::sync::Arc;

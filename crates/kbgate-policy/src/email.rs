@@ -1,6 +1,6 @@
 //! Email addresses and domain names, parsed and normalised so that comparing them is safe.
 //!
-//! Decisions (DESIGN.md §6), all fail-closed:
+//! Decisions, all fail-closed:
 //! - **Local part**: RFC 5321 dot-atom only, ASCII `atext` and dots, at most 64 octets, no leading,
 //!   trailing or double dot. Quoted local parts (`"a@b"@c`), comments and non-ASCII local parts
 //!   are rejected: they are rare in practice and they are where parsers disagree about which `@`

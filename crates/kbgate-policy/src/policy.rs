@@ -1,6 +1,6 @@
 //! Audiences, the policy, and decisions.
 //!
-//! Semantics (DESIGN.md §6):
+//! Semantics:
 //! - A domain matches an audience domain exactly; with `include_subdomains` a proper subdomain
 //!   (`sub.acme.com`) matches too. `acme.com.evil.net` and `evilacme.com` never match.
 //! - A **denied domain also denies all its subdomains** (denying `gmail.com` denies

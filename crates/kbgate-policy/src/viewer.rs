@@ -115,7 +115,7 @@ pub(crate) fn union_grants<'a>(
 /// ```
 ///
 /// A `Viewer` reflects the policy at the moment it was made; build a fresh one per request so
-/// policy changes take effect at once (DESIGN.md §6). Cloning is cheap.
+/// policy changes take effect at once. Cloning is cheap.
 #[derive(Debug, Clone)]
 pub struct Viewer {
     email: Email,
@@ -178,7 +178,7 @@ impl Viewer {
     }
 
     /// Whether a page may be read. `effectively_restricted` is true when the page or any ancestor
-    /// has a Confluence read restriction; such pages are never readable (DESIGN.md §7.2).
+    /// has a Confluence read restriction; such pages are never readable (ARCHITECTURE.md, S2).
     pub fn may_read_page(
         &self,
         space_key: &SpaceKey,

@@ -1,4 +1,4 @@
-//! Black-box tests of the policy: the cases of issue 3 and DESIGN.md §6.
+//! Black-box tests of the policy: email parsing, audiences, grants and expiry.
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use kbgate_policy::{

@@ -1,5 +1,5 @@
 //! Native mode: keep Confluence's own access in line with the domain policy, like a
-//! terraform for customer access (issue 5, DESIGN.md §2).
+//! terraform for customer access.
 //!
 //! For audiences whose delivery is `guest`, `unlicensed` or `group`, the [`Reconciler`]
 //! computes the desired state from the policy and the known people ([`desired_state`]),

@@ -1,4 +1,4 @@
-//! Call budget (DESIGN.md §8, issue 5), counted by the simulator's `/_sim/stats`: for 10,000
+//! Call budget (ARCHITECTURE.md, "Performance budget"), counted by the simulator's `/_sim/stats`: for 10,000
 //! people in 25 domains a first apply stays within 10% of the batch lower bound, and a no-op
 //! plan costs at most ⌈n/100⌉ + ⌈n/250⌉ + a small constant — for the unlicensed delivery and
 //! for the group delivery. The constant (5) covers the per-plan reads that do not grow with n:

@@ -1,5 +1,5 @@
 //! The final ammonia pass. The walker already emits only allow-listed markup; this is the
-//! second, independent line of defence (DESIGN §7.4), so it is deliberately strict: fixed
+//! second, independent line of defence (ARCHITECTURE.md, S4), so it is deliberately strict: fixed
 //! tags, fixed attributes per tag, fixed class names, http/https/mailto URLs only (plus
 //! relative ones, which the walker restricts to `#anchor` and `/attachments/…`), no `style`,
 //! no `data:` anywhere, `rel="noopener noreferrer nofollow"` on every link.

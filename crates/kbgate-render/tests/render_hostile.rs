@@ -1,4 +1,4 @@
-//! Hostile content renders inert (DESIGN §7.4).
+//! Hostile content renders inert (ARCHITECTURE.md, S4).
 
 mod render_common;
 

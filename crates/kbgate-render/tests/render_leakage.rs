@@ -1,4 +1,4 @@
-//! No leakage (DESIGN §7.1): what resolves depends only on what the viewer may read.
+//! No leakage (ARCHITECTURE.md, S1): what resolves depends only on what the viewer may read.
 
 mod render_common;
 

@@ -1,4 +1,4 @@
-//! Per-viewer rendering (DESIGN.md §7.1): a page written in Confluence storage format,
+//! Per-viewer rendering (ARCHITECTURE.md, S1): a page written in Confluence storage format,
 //! prepared by the mirror's renderer exactly as the sync stores it, links to, includes,
 //! excerpt-includes and lists children of pages the viewer may not read. Over HTTP, on
 //! SQLite and PostgreSQL, HTML and JSON.

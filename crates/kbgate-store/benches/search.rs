@@ -1,4 +1,4 @@
-//! Search latency on a large mirror (DESIGN.md §8: p99 < 20 ms on 100,000 pages).
+//! Search latency on a large mirror (ARCHITECTURE.md, "Performance budget": p99 < 20 ms on 100,000 pages).
 //!
 //! `cargo bench -p kbgate-store --bench search` (env `KBGATE_BENCH_PAGES`, default 100000;
 //! PostgreSQL too when `KBGATE_TEST_POSTGRES_URL` or the default test server is reachable).

@@ -12,7 +12,7 @@
 //!
 //! # Several processes
 //!
-//! Several processes may share one store (DESIGN.md §9), and the mirror stays right whatever
+//! Several processes may share one store (ARCHITECTURE.md, "Several instances"), and the mirror stays right whatever
 //! they do at once:
 //!
 //! - **Writes never go back in time.** Every space has a generation (`space_generations`),
@@ -40,7 +40,7 @@
 //!
 //! # Search
 //!
-//! [`MirrorRead::search`] has to stay fast on big mirrors (DESIGN.md §8: p99 under 20 ms on
+//! [`MirrorRead::search`] has to stay fast on big mirrors (ARCHITECTURE.md, "Performance budget": p99 under 20 ms on
 //! 100,000 pages) without ever widening a scope:
 //!
 //! - **The scope is part of the full-text match.** Every page carries scope tokens, one for

@@ -1,4 +1,4 @@
-//! Several instances on one store (DESIGN.md §9): the per-space sync generation
+//! Several instances on one store (ARCHITECTURE.md, "Several instances"): the per-space sync generation
 //! (compare-and-set at commit) and the per-space sync lease, on both backends.
 
 use std::time::Duration;

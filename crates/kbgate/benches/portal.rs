@@ -1,4 +1,4 @@
-//! Portal benchmark (DESIGN.md §8; a benchmark, not a test): the real `kbgate` binary syncs a
+//! Portal benchmark (ARCHITECTURE.md, "Performance budget"; a benchmark, not a test): the real `kbgate` binary syncs a
 //! simulated site into SQLite and serves it; then
 //! - signed-in page views: requests/s and p50/p99 latency (wrk, N connections) of one page,
 //!   and of the same page's HTML served as a static file by nginx in the same run;

@@ -1,5 +1,5 @@
 //! Hand-written schemas for the endpoints Atlassian does not document (knowledge-base switches,
-//! `/cgraphql`), matching the shapes quoted in DESIGN.md §4 and served by `src/access`.
+//! `/cgraphql`), matching the shapes `confluence-client`'s models read and `src/access` serves.
 
 #![allow(dead_code)]
 

@@ -11,7 +11,7 @@
 //!   listing only when an attachment changed. A space of up to 200 pages with no changes
 //!   costs 2 calls.
 //!
-//! Several processes may sync one store (DESIGN.md §9). Each space is synced under its
+//! Several processes may sync one store (ARCHITECTURE.md, "Several instances"). Each space is synced under its
 //! lease in the store (a second sync of a space that is being synced is skipped, with a
 //! message naming the holder), reads the space's generation before anything else and
 //! commits only if it has not moved (compare-and-set: a slow sync never writes its stale
