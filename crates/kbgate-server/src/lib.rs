@@ -156,15 +156,17 @@ async fn sweep_refused_sessions(state: AppState) {
 
 /// Serves the portal on `listener` until `shutdown` completes, then drains open requests.
 /// Client addresses are recorded (for per-client rate limits). Expired sessions, codes and
-/// used token ids are purged every 10 minutes while serving.
+/// used token ids are purged every 10 minutes while serving. When it returns, its background
+/// chores have ended too (stopped at their next await, never left running on the state).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let chores = tokio_util::sync::CancellationToken::new();
     let purger = {
         let state = state.clone();
-        tokio::spawn(async move {
+        tokio::spawn(chores.clone().run_until_cancelled_owned(async move {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(600));
             loop {
                 tick.tick().await;
@@ -176,14 +178,19 @@ pub async fn serve(
                     Err(e) => tracing::warn!(error = %e, "purging expired sign-in records failed"),
                 }
             }
-        })
+        }))
     };
-    let sweeper = tokio::spawn(sweep_refused_sessions(state.clone()));
+    let sweeper = tokio::spawn(
+        chores
+            .clone()
+            .run_until_cancelled_owned(sweep_refused_sessions(state.clone())),
+    );
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
-    purger.abort();
-    sweeper.abort();
+    chores.cancel();
+    // Both end at their next await; a purge or sweep cut short is redone by the next start.
+    let _ = tokio::join!(purger, sweeper);
     result
 }

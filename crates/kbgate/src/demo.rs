@@ -196,8 +196,8 @@ domains = [{denied}]
     let report = sync_spaces(
         &source,
         &*store,
-        &wiring::mirrored_spaces(&config),
-        &wiring::sync_options(&config, true),
+        &kbgate_service::mirrored_spaces(&config),
+        &kbgate_service::sync_options(&config, true),
         &Progress::auto(),
     )
     .await
@@ -216,9 +216,12 @@ domains = [{denied}]
     let host_router = axum::Router::new()
         .route("/login-as/{email}", axum::routing::get(login_as))
         .with_state(host);
-    let host_task = tokio::spawn(async move {
-        let _ = axum::serve(host_listener, host_router).await;
-    });
+    let host_stop = kbgate_service::CancellationToken::new();
+    let host_task = tokio::spawn(
+        axum::serve(host_listener, host_router)
+            .with_graceful_shutdown(host_stop.clone().cancelled_owned())
+            .into_future(),
+    );
 
     let portal_listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -259,17 +262,12 @@ domains = [{denied}]
     println!("Files of this run: {}", dir.display());
     println!("Stop with Ctrl-C.");
 
-    serve::serve_with(
-        config,
-        store,
-        Some(source),
-        portal_listener,
-        std::time::Duration::from_secs(2),
-    )
-    .await?;
-    host_task.abort();
+    let service = kbgate_service::Service::new(config, store, portal_listener)?.with_sync(source);
+    let served = serve::run_until_signal(service).await;
+    host_stop.cancel();
+    let _ = host_task.await;
     sim.shutdown().await;
-    Ok(())
+    served
 }
 
 struct HostApp {

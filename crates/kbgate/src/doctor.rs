@@ -254,7 +254,7 @@ async fn diagnose(config: &Config) -> Report {
         }
     }
 
-    let keys = wiring::mirrored_spaces(config);
+    let keys = kbgate_service::mirrored_spaces(config);
     if keys.is_empty() {
         r.checks.push(Check {
             name: "spaces".into(),

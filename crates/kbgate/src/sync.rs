@@ -39,7 +39,7 @@ async fn sync(config: &Path, args: Args) -> anyhow::Result<()> {
     let store = wiring::open_store(&config).await?;
     let all = args.spaces.is_empty();
     let keys = if all {
-        wiring::mirrored_spaces(&config)
+        kbgate_service::mirrored_spaces(&config)
     } else {
         args.spaces
     };
@@ -51,7 +51,7 @@ async fn sync(config: &Path, args: Args) -> anyhow::Result<()> {
     let source = ConfluenceSource::new(client);
     let opts = SyncOptions {
         lease_wait: std::time::Duration::from_secs(args.wait),
-        ..wiring::sync_options(&config, args.full)
+        ..kbgate_service::sync_options(&config, args.full)
     };
     let report = sync_spaces(&source, &*store, &keys, &opts, &Progress::auto())
         .await

@@ -1,13 +1,12 @@
-//! Building the parts from the configuration: client, store, space list, and the plain
-//! options of the libraries that do not read `kbgate-config` themselves (mirror, provision).
+//! Building the parts from the configuration: client, store, and the plain options of
+//! provision, which does not read `kbgate-config` itself (the mirror's options and the space
+//! list are `kbgate_service::sync_options` and `mirrored_spaces`).
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use anyhow::Context;
 use confluence_client::{Client, ClientConfig};
 use kbgate_config::{Config, ConfluenceAuth, ConfluenceConfig, Gateway};
-use kbgate_mirror::sync::SyncOptions;
 use kbgate_provision::ReconcileOptions;
 use kbgate_store::Store;
 
@@ -92,33 +91,6 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
         .with_context(|| format!("cannot open the store {}", config.store.url.redacted()))
 }
 
-/// Every space named by an audience, once, in a stable order.
-pub fn mirrored_spaces(config: &Config) -> Vec<String> {
-    config
-        .policy
-        .audiences()
-        .iter()
-        .flat_map(|a| a.spaces.iter().map(|s| s.as_str().to_string()))
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect()
-}
-
-/// The mirror's options from `[confluence]` and `[sync]` (a full pass or not).
-pub fn sync_options(config: &Config, full: bool) -> SyncOptions {
-    SyncOptions {
-        full,
-        max_attachment_bytes: config
-            .confluence
-            .as_ref()
-            .map_or(kbgate_config::DEFAULT_MAX_ATTACHMENT_BYTES, |c| {
-                c.max_attachment_bytes
-            }),
-        overlap: config.sync.overlap,
-        ..SyncOptions::default()
-    }
-}
-
 /// Native mode's options from `[confluence]`: the opt-in for undocumented APIs, the default
 /// product-access group and the number of paid users; the rest at provision's defaults.
 pub fn reconcile_options(c: &ConfluenceConfig) -> ReconcileOptions {
@@ -161,21 +133,5 @@ mod tests {
             kbgate_config::DEFAULT_ACCESS_GROUP,
             kbgate_provision::DEFAULT_ACCESS_GROUP
         );
-    }
-
-    #[test]
-    fn sync_options_come_from_the_config() {
-        let c = load("max_attachment_bytes = 1024\n\n[sync]\noverlap = \"10m\"\n");
-        let o = sync_options(&c, true);
-        assert!(o.full);
-        assert_eq!(o.max_attachment_bytes, 1024);
-        assert_eq!(o.overlap, std::time::Duration::from_secs(600));
-        let o = sync_options(&load(""), false);
-        assert!(!o.full);
-        assert_eq!(
-            o.max_attachment_bytes,
-            kbgate_config::DEFAULT_MAX_ATTACHMENT_BYTES
-        );
-        assert_eq!(o.overlap, kbgate_config::DEFAULT_SYNC_OVERLAP);
     }
 }

@@ -33,6 +33,8 @@ use kbgate_store::{
     SyncState,
 };
 
+use tokio_util::sync::CancellationToken;
+
 use super::progress::Progress;
 use super::source::{
     AttachmentMeta, ChangeKind, PageBody, PageMeta, ScanItem, Source, SourceError,
@@ -55,6 +57,11 @@ pub struct SyncOptions {
     /// How long to wait for a space's lease while another sync holds it before skipping
     /// the space (zero: skip at once; the holder's commit is what readers get).
     pub lease_wait: Duration,
+    /// Stops the sync when cancelled (a service shutting down): a space being synced is
+    /// dropped before its commit (its transaction rolls back, the previous mirror stays) and
+    /// its lease is released, so the next process can sync it at once. Never cancelled by
+    /// default.
+    pub cancel: CancellationToken,
 }
 
 impl Default for SyncOptions {
@@ -65,6 +72,7 @@ impl Default for SyncOptions {
             overlap: Duration::from_secs(2 * 3600),
             lease_ttl: Duration::from_secs(5 * 60),
             lease_wait: Duration::ZERO,
+            cancel: CancellationToken::new(),
         }
     }
 }
@@ -76,6 +84,8 @@ pub enum SyncError {
     Source(#[from] SourceError),
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    #[error("sync cancelled: nothing of the unfinished space was written")]
+    Cancelled,
     #[error(
         "space {0} is not visible to the service account (check the key and that the account can view the space)"
     )]
@@ -169,10 +179,16 @@ pub async fn sync_spaces(
 ) -> Result<SyncReport, SyncError> {
     let started = Instant::now();
     let calls_before = source.calls();
-    let spaces = source.spaces(keys).await?;
+    let spaces = tokio::select! {
+        spaces = source.spaces(keys) => spaces?,
+        () = opts.cancel.cancelled() => return Err(SyncError::Cancelled),
+    };
     let mut report = SyncReport::default();
     let mut first_error = None;
     for key in keys {
+        if opts.cancel.is_cancelled() {
+            return Err(SyncError::Cancelled);
+        }
         let Some(space) = spaces.iter().find(|s| &s.key == key) else {
             progress.warn(&format!("space {key}: not visible to the service account"));
             first_error.get_or_insert(SyncError::SpaceNotFound(key.clone()));
@@ -194,6 +210,12 @@ pub async fn sync_spaces(
                     None => progress.info(&format!("space {key}: done")),
                 }
                 report.spaces.push(space_report);
+            }
+            Err(SyncError::Cancelled) => {
+                progress.info(&format!(
+                    "space {key}: sync cancelled, previous mirror kept"
+                ));
+                return Err(SyncError::Cancelled);
             }
             Err(e) => {
                 progress.warn(&format!(
@@ -305,7 +327,10 @@ async fn sync_space(
                 ));
                 told = true;
             }
-            tokio::time::sleep((wait_until - now).min(Duration::from_millis(250))).await;
+            tokio::select! {
+                () = tokio::time::sleep((wait_until - now).min(Duration::from_millis(250))) => {}
+                () = opts.cancel.cancelled() => return Err(SyncError::Cancelled),
+            }
             continue;
         }
         return Ok(SpaceReport {
@@ -325,7 +350,12 @@ async fn sync_space(
         ttl: opts.lease_ttl,
         renewed: Instant::now(),
     };
-    let result = sync_space_leased(source, store, space, opts, progress, &mut lease).await;
+    // Cancellation drops the unfinished sync at its current await: its transaction (if open)
+    // rolls back on drop, and the lease is released below like after any other end.
+    let result = tokio::select! {
+        r = sync_space_leased(source, store, space, opts, progress, &mut lease) => r,
+        () = opts.cancel.cancelled() => Err(SyncError::Cancelled),
+    };
     if let Err(e) = store.release_sync_lease(&space.key, &lease.holder).await {
         progress.warn(&format!(
             "space {}: could not release the sync lease (it expires by itself): {e}",

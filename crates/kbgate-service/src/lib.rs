@@ -1,0 +1,285 @@
+//! Running kbgate as a service: the portal plus its background loops (sync on
+//! `[sync] interval`, policy reload, native reconcile), stopped gracefully by a
+//! [`CancellationToken`].
+//!
+//! A library, not code in `main`, so tests start the whole service in-process and stop it
+//! the way an operator does. `kbgate serve` and `kbgate demo` build the parts (config,
+//! store, Confluence source, listener) and hand them to [`Service`]; the binary maps
+//! SIGINT/SIGTERM to the token and SIGHUP to a [`ReloadTrigger`].
+//!
+//! On cancellation: the portal stops accepting connections and finishes the requests in
+//! flight (axum's graceful shutdown); a sync in progress is dropped before its commit (one
+//! transaction per space: the previous mirror stays) and releases its lease; the other
+//! loops end at their next await. [`Service::run`] returns once all of that has happened,
+//! with every handle on the store dropped.
+
+mod loops;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kbgate_config::Config;
+use kbgate_mirror::sync::{SyncOptions, confluence::ConfluenceSource};
+use kbgate_provision::Reconciler;
+use kbgate_server::{AppState, PolicyHandle};
+use kbgate_store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+pub use tokio_util::sync::CancellationToken;
+
+/// How often the config file is looked at for changes unless told otherwise.
+pub const DEFAULT_CONFIG_POLL: Duration = Duration::from_secs(2);
+
+/// Why the service could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The portal could not be built from the configuration (keys, mailer).
+    #[error("cannot set up the portal: {0}")]
+    Setup(#[from] kbgate_server::SetupError),
+    /// The listener (its address, or serving on it) failed.
+    #[error("portal listener: {0}")]
+    Listener(#[from] std::io::Error),
+    /// A background loop panicked; the service was stopped.
+    #[error("a background loop panicked")]
+    Panicked,
+}
+
+/// Asks a running service to re-read its configuration file now, whether or not it changed
+/// (what SIGHUP does for `kbgate serve`). Cheap to clone; a request made while a reload is
+/// running is kept for the next one.
+#[derive(Debug, Clone, Default)]
+pub struct ReloadTrigger(Arc<Notify>);
+
+impl ReloadTrigger {
+    /// Requests a reload.
+    pub fn reload(&self) {
+        self.0.notify_one();
+    }
+
+    async fn requested(&self) {
+        self.0.notified().await;
+    }
+}
+
+/// The service, built from its parts; [`Service::run`] runs it until cancelled.
+pub struct Service {
+    config: Config,
+    store: Arc<dyn Store>,
+    listener: TcpListener,
+    addr: SocketAddr,
+    source: Option<ConfluenceSource>,
+    reconcile: Option<(Reconciler, Duration)>,
+    config_poll: Duration,
+    reload: ReloadTrigger,
+    policy: PolicyHandle,
+}
+
+impl Service {
+    /// The portal of `config` over `store`, on `listener` (already bound, so the caller picks
+    /// the address and sees bind errors first). With port 0, or a listen address other than
+    /// `[portal] listen`, the default public URL follows the address really bound, so the links
+    /// the portal hands out (sign-in codes, magic links) point at it.
+    pub fn new(
+        mut config: Config,
+        store: Arc<dyn Store>,
+        listener: TcpListener,
+    ) -> Result<Service, ServiceError> {
+        let addr = listener.local_addr()?;
+        if config.portal.public_url == kbgate_config::default_public_url(config.portal.listen) {
+            config.portal.public_url = kbgate_config::default_public_url(addr);
+        }
+        config.portal.listen = addr;
+        let policy = PolicyHandle::new(config.policy.clone());
+        Ok(Service {
+            config,
+            store,
+            listener,
+            addr,
+            source: None,
+            reconcile: None,
+            config_poll: DEFAULT_CONFIG_POLL,
+            reload: ReloadTrigger::default(),
+            policy,
+        })
+    }
+
+    /// Syncs from `source` in the background on `[sync] interval` (the first round at once).
+    pub fn with_sync(mut self, source: ConfluenceSource) -> Service {
+        self.source = Some(source);
+        self
+    }
+
+    /// Native mode in the background: plan and apply every `every`, with the policy re-read
+    /// from the config file each round. A zero period turns it off.
+    pub fn with_reconcile(mut self, reconciler: Reconciler, every: Duration) -> Service {
+        self.reconcile = (!every.is_zero()).then_some((reconciler, every));
+        self
+    }
+
+    /// How often to look for a changed config file (by content, not time); zero turns the
+    /// watch off, leaving [`ReloadTrigger`] as the only way to reload.
+    pub fn with_config_poll(mut self, poll: Duration) -> Service {
+        self.config_poll = poll;
+        self
+    }
+
+    /// The address the portal listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The configuration as served (listen address and default public URL as bound).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Requests reloads of the configuration file while the service runs.
+    pub fn reload_trigger(&self) -> ReloadTrigger {
+        self.reload.clone()
+    }
+
+    /// The policy the portal serves, replaced on each reload (for observers such as tests).
+    pub fn policy(&self) -> PolicyHandle {
+        self.policy.clone()
+    }
+
+    /// Serves until `shutdown` is cancelled, then stops gracefully (see the crate docs) and
+    /// returns. A background loop that panics, or a failing listener, stops the service with
+    /// an error.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), ServiceError> {
+        let Service {
+            config,
+            store,
+            listener,
+            addr,
+            source,
+            reconcile,
+            config_poll,
+            reload,
+            policy,
+        } = self;
+        let state = AppState::from_config(&config, store.clone(), policy.clone())?;
+        // Everything stops with the service, and also when the portal fails or a loop panics
+        // (a child token: the caller's token is left alone).
+        let stop = shutdown.child_token();
+        let mut tasks = JoinSet::new();
+        {
+            let (path, policy, stop) = (config.path.clone(), policy.clone(), stop.clone());
+            tasks.spawn(loops::reload(path, policy, config_poll, reload, stop));
+        }
+        if let Some(source) = source {
+            let (store, config, stop) = (store.clone(), config.clone(), stop.clone());
+            tasks.spawn(loops::sync(source, store, config, policy, stop));
+        }
+        if let Some((reconciler, every)) = reconcile {
+            let (path, stop) = (config.path.clone(), stop.clone());
+            tasks.spawn(loops::reconcile(reconciler, every, path, stop));
+        }
+        drop(store);
+        tracing::info!("portal listening on http://{addr}");
+
+        let served = async {
+            let portal_stop = stop.clone();
+            let served = kbgate_server::serve(listener, state, async move {
+                portal_stop.cancelled().await;
+                tracing::info!("shutting down");
+            })
+            .await;
+            stop.cancel();
+            served
+        };
+        let loops_done = async {
+            let mut panicked = false;
+            while let Some(ended) = tasks.join_next().await {
+                // Before shutdown only a panic ends a loop: stop the rest with it.
+                stop.cancel();
+                if let Err(e) = ended {
+                    tracing::error!("a background loop failed: {e}");
+                    panicked |= e.is_panic();
+                }
+            }
+            panicked
+        };
+        let (served, panicked) = tokio::join!(served, loops_done);
+        tracing::info!("stopped");
+        served?;
+        if panicked {
+            return Err(ServiceError::Panicked);
+        }
+        Ok(())
+    }
+}
+
+/// Every space named by an audience, once, in a stable order.
+pub fn mirrored_spaces(config: &Config) -> Vec<String> {
+    spaces_of(&config.policy)
+}
+
+/// Every space named by an audience of `policy`, once, in a stable order.
+fn spaces_of(policy: &kbgate_policy::Policy) -> Vec<String> {
+    policy
+        .audiences()
+        .iter()
+        .flat_map(|a| a.spaces.iter().map(|s| s.as_str().to_string()))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// The mirror's options from `[confluence]` and `[sync]` (a full pass or not).
+pub fn sync_options(config: &Config, full: bool) -> SyncOptions {
+    SyncOptions {
+        full,
+        max_attachment_bytes: config
+            .confluence
+            .as_ref()
+            .map_or(kbgate_config::DEFAULT_MAX_ATTACHMENT_BYTES, |c| {
+                c.max_attachment_bytes
+            }),
+        overlap: config.sync.overlap,
+        ..SyncOptions::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(extra: &str) -> Config {
+        let text = format!(
+            "[confluence]\nbase_url = \"https://example.atlassian.net\"\nemail = \"svc@example.com\"\n\
+             api_token_env = \"T\"\n{extra}"
+        );
+        Config::from_str_with_env(&text, std::path::Path::new("kbgate.toml"), &|_| None).unwrap()
+    }
+
+    /// Moved here from the binary's wiring with the sync loop, its main user.
+    #[test]
+    fn sync_options_come_from_the_config() {
+        let c = load("max_attachment_bytes = 1024\n\n[sync]\noverlap = \"10m\"\n");
+        let o = sync_options(&c, true);
+        assert!(o.full);
+        assert_eq!(o.max_attachment_bytes, 1024);
+        assert_eq!(o.overlap, std::time::Duration::from_secs(600));
+        let o = sync_options(&load(""), false);
+        assert!(!o.full);
+        assert_eq!(
+            o.max_attachment_bytes,
+            kbgate_config::DEFAULT_MAX_ATTACHMENT_BYTES
+        );
+        assert_eq!(o.overlap, kbgate_config::DEFAULT_SYNC_OVERLAP);
+    }
+
+    #[test]
+    fn mirrored_spaces_are_each_named_once_in_order() {
+        let c = load(
+            "[[audience]]\nname = \"a\"\ndomains = [\"a.com\"]\nspaces = [\"KB\", \"API\"]\n\n\
+             [[audience]]\nname = \"b\"\ndomains = [\"b.com\"]\nspaces = [\"KB\"]\n",
+        );
+        assert_eq!(mirrored_spaces(&c), ["API", "KB"]);
+    }
+}

@@ -1,0 +1,180 @@
+//! The background loops of the service. Each ends at its next await once `stop` is
+//! cancelled; none holds anything that must be cleaned up by hand (the sync releases its
+//! lease itself, see [`kbgate_mirror::sync::SyncOptions::cancel`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kbgate_config::Config;
+use kbgate_mirror::sync::{
+    BLOB_GRACE, Progress, SyncError, SyncOptions, confluence::ConfluenceSource, forget, sync_spaces,
+};
+use kbgate_server::PolicyHandle;
+use kbgate_store::Store;
+use tokio_util::sync::CancellationToken;
+
+use crate::ReloadTrigger;
+
+/// Native mode in the background: plan and apply on an interval, with the policy re-read
+/// from the file each round. A round cut short by `stop` is like a killed `kbgate apply`:
+/// the journal resumes it next time without acting twice.
+pub(crate) async fn reconcile(
+    mut r: kbgate_provision::Reconciler,
+    every: Duration,
+    path: PathBuf,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        if stop.run_until_cancelled(tick.tick()).await.is_none() {
+            return;
+        }
+        match Config::load(&path) {
+            Ok(c) => r.set_policy(c.policy),
+            Err(e) => tracing::warn!("reconcile: config refused, keeping the last policy: {e}"),
+        }
+        let round = r.converge(&kbgate_provision::NoProgress, 3);
+        match stop.run_until_cancelled(round).await {
+            None => return,
+            Some(Ok((left, summary))) => tracing::info!(
+                done = summary.done,
+                failed = summary.failed,
+                calls = summary.calls,
+                left = left.actions.len(),
+                "native reconcile round finished"
+            ),
+            Some(Err(e)) => tracing::warn!("native reconcile failed (will retry): {e}"),
+        }
+    }
+}
+
+/// A fingerprint of the config file's bytes: a change of content is seen even when the
+/// modification time is not (`cp -p`, two writes in one timestamp tick), and a file caught
+/// half-written is re-read once the writer finishes, because its content changes again.
+fn fingerprint(path: &Path) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let bytes = std::fs::read(path).ok()?;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    Some(h.finish())
+}
+
+/// Re-reads the policy when asked (SIGHUP in `kbgate serve`) or when the file's content
+/// changes (polled every `poll`; zero: never). A bad file is refused with its errors logged
+/// once, and the running policy stays.
+pub(crate) async fn reload(
+    path: PathBuf,
+    policy: PolicyHandle,
+    poll: Duration,
+    trigger: ReloadTrigger,
+    stop: CancellationToken,
+) {
+    let mut seen = fingerprint(&path);
+    // A zero period means no polling: the tick never fires.
+    let mut tick = tokio::time::interval(if poll.is_zero() {
+        Duration::from_secs(u64::from(u32::MAX))
+    } else {
+        poll
+    });
+    tick.tick().await; // the first tick is immediate
+    loop {
+        let forced = tokio::select! {
+            () = stop.cancelled() => return,
+            () = trigger.requested() => true,
+            _ = tick.tick() => false,
+        };
+        let now = fingerprint(&path);
+        if !forced && now == seen {
+            continue;
+        }
+        seen = now;
+        match Config::load(&path) {
+            Ok(c) => {
+                policy.replace(c.policy);
+                tracing::info!("policy reloaded from {}", path.display());
+            }
+            Err(e) => tracing::error!("config reload refused, keeping the running policy: {e}"),
+        }
+    }
+}
+
+/// Whether this background round should be a full pass: some space was never fully synced,
+/// or its last full sync is older than `every` (zero: never).
+async fn full_due(store: &dyn Store, keys: &[String], every: Duration) -> bool {
+    if every.is_zero() {
+        return false;
+    }
+    let Ok(every) = chrono::Duration::from_std(every) else {
+        return false;
+    };
+    let now = chrono::Utc::now();
+    for key in keys {
+        match store.sync_state(key).await {
+            Ok(Some(s)) if s.last_full_sync.is_some_and(|t| now - t < every) => {}
+            Ok(_) => return true,
+            Err(e) => {
+                tracing::warn!("cannot read the sync state of {key}: {e}");
+                return false;
+            }
+        }
+    }
+    false
+}
+
+/// Syncs the spaces of the current policy (it may have been reloaded) on `[sync] interval`,
+/// the first round at once, then removes what the policy no longer names. Cancelled, a round
+/// drops the space it is writing before its commit and releases that space's lease.
+pub(crate) async fn sync(
+    source: ConfluenceSource,
+    store: Arc<dyn Store>,
+    config: Config,
+    policy: PolicyHandle,
+    stop: CancellationToken,
+) {
+    let interval = config.sync.interval;
+    if interval.is_zero() {
+        return;
+    }
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        if stop.run_until_cancelled(tick.tick()).await.is_none() {
+            return;
+        }
+        let keys = crate::spaces_of(&policy.current());
+        let Some(full) = stop
+            .run_until_cancelled(full_due(&*store, &keys, config.sync.full_every))
+            .await
+        else {
+            return;
+        };
+        let opts = SyncOptions {
+            cancel: stop.clone(),
+            ..crate::sync_options(&config, full)
+        };
+        match sync_spaces(&source, &*store, &keys, &opts, &Progress::quiet()).await {
+            Ok(report) => tracing::info!(
+                calls = report.calls,
+                full,
+                "background sync done: {}",
+                report.to_string().replace('\n', "; ")
+            ),
+            Err(SyncError::Cancelled) => {
+                tracing::info!("background sync stopped by shutdown; the previous mirror stays");
+                return;
+            }
+            Err(e) => tracing::warn!("background sync failed (will retry): {e}"),
+        }
+        match stop
+            .run_until_cancelled(forget(&*store, &keys, BLOB_GRACE))
+            .await
+        {
+            None => return,
+            Some(Ok(r)) if !r.is_empty() => tracing::info!("mirror cleaned up: {r}"),
+            Some(Ok(_)) => {}
+            Some(Err(e)) => tracing::warn!("could not clean up the mirror (will retry): {e}"),
+        }
+    }
+}

@@ -1,0 +1,304 @@
+//! The whole service in-process, against the simulator and SQLite in a temporary directory:
+//! first sync, a page read over HTTP, a config change picked up, then a graceful stop; and a
+//! stop in the middle of a sync, after which the next start takes the sync lease at once.
+
+use std::path::Path;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use confluence_client::{Client, ClientConfig};
+use confluence_sim::model::PageStatus;
+use confluence_sim::{SimConfig, SimHandle};
+use kbgate_config::Config;
+use kbgate_mirror::sync::confluence::ConfluenceSource;
+use kbgate_service::{CancellationToken, Service, ServiceError};
+use kbgate_store::{Store, SyncLease};
+
+const API_KEY: &str = "service-test-api-key-0123456789abcdefghij";
+/// The CQL search behind the incremental change query (after the structure scan, under the
+/// space's lease).
+const CHANGE_QUERY: &str = "GET /wiki/rest/api/search";
+/// How long a stop may take: in-flight requests drain, loops end at their next await.
+const PROMPTLY: Duration = Duration::from_secs(10);
+
+/// `kbgate.toml` over the simulator: acme reads KB (`acme_domains` lists its domains),
+/// initech reads API.
+fn write_config(dir: &Path, sim: &SimHandle, acme_domains: &str) {
+    let creds = sim.service_account();
+    std::fs::write(dir.join("token"), &creds.api_token).expect("token");
+    std::fs::write(dir.join("api-key"), API_KEY).expect("api key");
+    std::fs::write(
+        dir.join("embed-secret"),
+        "service-test-embed-secret-0123456789abcdef",
+    )
+    .expect("embed secret");
+    let text = format!(
+        r#"
+[confluence]
+base_url = "{base}"
+email = "{email}"
+api_token_file = "{dir}/token"
+requests_per_second = 0
+
+[store]
+url = "sqlite://{dir}/kb.db"
+data_dir = "{dir}/data"
+
+[portal]
+listen = "127.0.0.1:0"
+outbox_dir = "{dir}/outbox"
+
+[embed]
+issuer = "https://app.example.com"
+audience = "kbgate"
+algorithm = "HS256"
+secret_file = "{dir}/embed-secret"
+api_key_file = "{dir}/api-key"
+
+[[audience]]
+name = "acme"
+domains = [{acme_domains}]
+spaces = ["KB"]
+
+[[audience]]
+name = "initech"
+domains = ["initech.io"]
+spaces = ["API"]
+"#,
+        base = sim.base_url(),
+        email = creds.email,
+        dir = dir.display(),
+    );
+    // Written aside and renamed: the service never reads half a file.
+    let tmp = dir.join("kbgate.toml.new");
+    std::fs::write(&tmp, text).expect("config");
+    std::fs::rename(&tmp, dir.join("kbgate.toml")).expect("rename");
+}
+
+/// A running service and what the test observes it by.
+struct Running {
+    addr: std::net::SocketAddr,
+    store: Weak<dyn Store>,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), ServiceError>>,
+}
+
+impl Running {
+    /// The store while the service holds it.
+    fn store(&self) -> Arc<dyn Store> {
+        self.store.upgrade().expect("the service holds the store")
+    }
+
+    /// Cancels and asserts the service completes promptly and cleanly, every handle on
+    /// the store dropped (the pool closed).
+    async fn stop(self) {
+        self.stop.cancel();
+        let ended = tokio::time::timeout(PROMPTLY, self.task)
+            .await
+            .expect("the service stops promptly");
+        ended.expect("no panic").expect("a clean stop");
+        assert!(
+            self.store.upgrade().is_none(),
+            "the service left a handle on the store"
+        );
+    }
+}
+
+async fn start(dir: &Path, sim: &SimHandle, config_poll: Duration) -> Running {
+    let config = Config::load(&dir.join("kbgate.toml")).expect("config");
+    let store = kbgate_store::open(config.store.url.expose(), &config.store.data_dir)
+        .await
+        .expect("store");
+    let creds = sim.service_account();
+    let mut cc = ClientConfig::new(
+        sim.base_url().parse().expect("sim url"),
+        creds.email,
+        creds.api_token,
+    );
+    cc.requests_per_second = 0;
+    let source = ConfluenceSource::new(Client::new(cc).expect("client"));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let weak = Arc::downgrade(&store);
+    let service = Service::new(config, store, listener)
+        .expect("service")
+        .with_sync(source)
+        .with_config_poll(config_poll);
+    let addr = service.local_addr();
+    assert_eq!(
+        service.config().portal.public_url.as_str(),
+        format!("http://{addr}/"),
+        "the default public URL follows the port bound"
+    );
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(service.run(stop.clone()));
+    Running {
+        addr,
+        store: weak,
+        stop,
+        task,
+    }
+}
+
+/// An unrestricted current page of `key` (the smallest id).
+fn open_page(sim: &SimHandle, key: &str) -> u64 {
+    sim.state().read(|s| {
+        let space_id = s
+            .spaces
+            .values()
+            .find(|sp| sp.key == key)
+            .map(|sp| sp.id)
+            .expect("space");
+        s.pages
+            .values()
+            .filter(|p| p.space_id == space_id && p.status == PageStatus::Current)
+            .filter(|p| !s.is_effectively_restricted(p.id))
+            .map(|p| p.id)
+            .min()
+            .expect("an unrestricted page")
+    })
+}
+
+/// `GET /api/v1/pages/{id}` on behalf of `email` (the host app's API key).
+async fn read_page(
+    http: &reqwest::Client,
+    addr: std::net::SocketAddr,
+    id: u64,
+    email: &str,
+) -> (u16, serde_json::Value) {
+    let r = http
+        .get(format!("http://{addr}/api/v1/pages/{id}"))
+        .bearer_auth(API_KEY)
+        .header("X-Kbgate-Email", email)
+        .send()
+        .await
+        .expect("request");
+    let status = r.status().as_u16();
+    let body = r.json().await.unwrap_or(serde_json::Value::Null);
+    (status, body)
+}
+
+async fn eventually<F: Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn synced(store: &dyn Store, key: &str) -> bool {
+    matches!(store.sync_state(key).await, Ok(Some(s)) if s.last_sync.is_some())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_service_syncs_serves_reloads_and_stops_cleanly() {
+    let sim = confluence_sim::spawn(SimConfig::default())
+        .await
+        .expect("sim");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    write_config(dir, &sim, r#""acme.com""#);
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("http client");
+
+    // First start: the first sync runs at once.
+    let service = start(dir, &sim, Duration::from_millis(100)).await;
+    eventually("the first sync", || {
+        let store = service.store();
+        async move { synced(&*store, "KB").await && synced(&*store, "API").await }
+    })
+    .await;
+
+    // A page, read through the portal over HTTP.
+    let page = open_page(&sim, "KB");
+    let (status, body) = read_page(&http, service.addr, page, "jane@acme.com").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["id"], page.to_string());
+    assert_eq!(body["space_key"], "KB");
+    assert!(body["html"].as_str().is_some_and(|h| !h.is_empty()));
+
+    // The config changes: acme's domain goes; the running service picks it up.
+    write_config(dir, &sim, r#""acme.example""#);
+    eventually("the reload refusing acme.com", || {
+        let http = http.clone();
+        async move {
+            read_page(&http, service.addr, page, "jane@acme.com")
+                .await
+                .0
+                != 200
+        }
+    })
+    .await;
+    let (status, _) = read_page(&http, service.addr, page, "jane@acme.example").await;
+    assert_eq!(status, 200, "the new domain reads KB");
+
+    service.stop().await;
+
+    // Second start on the same store: stopped while its sync is in flight (held by the
+    // simulator under the lease of API, the first space), nothing of that round is
+    // committed and the lease is free at once.
+    let before = {
+        let store = kbgate_store::open(
+            &format!("sqlite://{}/kb.db", dir.display()),
+            &dir.join("data"),
+        )
+        .await
+        .expect("store");
+        store
+            .sync_state("API")
+            .await
+            .expect("state")
+            .expect("synced")
+    };
+    sim.state().hold_after(CHANGE_QUERY, 0);
+    let service = start(dir, &sim, Duration::ZERO).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while sim.state().held() < 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the sync never reached the hold"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let held = service
+        .store()
+        .acquire_sync_lease("API", "the test", Duration::from_secs(60))
+        .await
+        .expect("lease");
+    assert!(
+        matches!(held, SyncLease::HeldBy { .. }),
+        "the running sync holds API's lease: {held:?}"
+    );
+    // Requests still answer while a sync is stuck.
+    let (status, _) = read_page(&http, service.addr, page, "jane@acme.example").await;
+    assert_eq!(status, 200);
+    service.stop().await;
+    sim.state().release();
+
+    let store = kbgate_store::open(
+        &format!("sqlite://{}/kb.db", dir.display()),
+        &dir.join("data"),
+    )
+    .await
+    .expect("store");
+    let lease = store
+        .acquire_sync_lease("API", "the next start", Duration::from_secs(60))
+        .await
+        .expect("lease");
+    assert!(
+        matches!(lease, SyncLease::Acquired),
+        "the stopped sync released its lease: {lease:?}"
+    );
+    let after = store
+        .sync_state("API")
+        .await
+        .expect("state")
+        .expect("synced");
+    assert_eq!(
+        after.last_sync, before.last_sync,
+        "the cancelled round committed nothing"
+    );
+}
