@@ -20,8 +20,10 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{MailedLink, form_email, mail_link, use_code};
+use crate::client_addr::ClientAddr;
+use crate::codes::PURPOSE_ACCESS_REQUEST;
 use crate::error::Error;
-use crate::gate::{ClientAddr, HostApp, PURPOSE_ACCESS_REQUEST};
+use crate::extractors::HostApp;
 use crate::mail::LinkMail;
 use crate::pages::{Chrome, render};
 use crate::redirect::LocalPath;
@@ -135,7 +137,7 @@ pub(crate) async fn confirm(
         .await?
         .ok_or(LINK_UNUSABLE)?;
     state
-        .sessions()
+        .people()
         .record_access_request(&state.policy().current(), &email, SOURCE_PORTAL, Utc::now())
         .await?;
     page(&state, Stage::Recorded)
@@ -173,7 +175,7 @@ pub(crate) async fn api(
     tokio::spawn(async move {
         let policy = state.policy().current();
         if let Err(e) = state
-            .sessions()
+            .people()
             .record_access_request(&policy, &email, SOURCE_API, now)
             .await
         {

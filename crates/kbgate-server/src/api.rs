@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::gate::ApiViewer;
+use crate::extractors::ApiViewer;
 use crate::html::{self, TreeNode};
 use crate::pages::{SearchQuery, attachment_href, check_query};
 use crate::state::AppState;

@@ -19,11 +19,13 @@ use chrono::{DateTime, Utc};
 use kbgate_policy::Email;
 use serde::{Deserialize, Serialize};
 
-use crate::error::Error;
-use crate::gate::{
-    ClientAddr, PURPOSE_HANDOVER, PURPOSE_MAGIC, check_api_key, clear_cookie, cookie_flags,
-    cross_site, read_cookie, session_cookie, set_cookie,
+use crate::api_key::check_api_key;
+use crate::client_addr::ClientAddr;
+use crate::codes::{PURPOSE_HANDOVER, PURPOSE_MAGIC};
+use crate::cookies::{
+    clear_cookie, cookie_flags, cross_site, read_cookie, session_cookie, set_cookie,
 };
+use crate::error::Error;
 use crate::mail::LinkMail;
 use crate::pages::{Chrome, render};
 use crate::ratelimit::{client_key, mailbox_key};
@@ -45,8 +47,8 @@ async fn sign_in(
     // Refused emails get the same answer as bad tokens: no session, 401.
     if state.policy().viewer(email, now).is_err() {
         state
-            .sessions()
-            .audit(
+            .audit()
+            .record(
                 email.as_str(),
                 "signin.refused",
                 serde_json::json!({ "method": method }),
@@ -72,8 +74,8 @@ async fn sign_in(
         return Err(Error::Unauthorized);
     }
     state
-        .sessions()
-        .audit(
+        .audit()
+        .record(
             email.as_str(),
             "session.create",
             serde_json::json!({ "method": method }),
@@ -116,11 +118,7 @@ async fn embed(state: &AppState, headers: &HeaderMap, p: EmbedParams) -> Result<
             return Err(Error::Unauthorized);
         }
     };
-    if !state
-        .sessions()
-        .consume_jti(&claims.jti, claims.exp)
-        .await?
-    {
+    if !state.codes().consume_jti(&claims.jti, claims.exp).await? {
         tracing::info!("embed token replayed");
         return Err(Error::Unauthorized);
     }
@@ -179,7 +177,7 @@ pub(crate) async fn handover(
     let return_to = LocalPath::parse_or_root(req.return_to.as_deref());
     let ttl = state.settings().handover_code_ttl;
     let code = state
-        .sessions()
+        .codes()
         .create_code(PURPOSE_HANDOVER, &email, return_to.as_str(), ttl, now)
         .await?;
     let url = state
@@ -209,7 +207,7 @@ pub(crate) async fn use_code(
         return Ok(None);
     };
     let Some(rec) = state
-        .sessions()
+        .codes()
         .consume_code(&code, purpose, Utc::now())
         .await?
     else {
@@ -362,7 +360,7 @@ pub(crate) fn mail_link(
     tokio::spawn(async move {
         let ttl = state.settings().magic_link_ttl;
         let code = match state
-            .sessions()
+            .codes()
             .create_code(link.purpose, &email, return_to.as_str(), ttl, now)
             .await
         {
@@ -527,8 +525,8 @@ pub(crate) async fn logout(
         }
         state.sessions().revoke(&id).await?;
         state
-            .sessions()
-            .audit("session", "session.end", serde_json::json!({}))
+            .audit()
+            .record("session", "session.end", serde_json::json!({}))
             .await;
     }
     if let Ok(v) = HeaderValue::from_str(&clear_cookie(settings)) {

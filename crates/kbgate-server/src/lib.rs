@@ -2,7 +2,7 @@
 //!
 //! - [`router`] builds the axum router over an [`AppState`]; [`serve`] runs it until a
 //!   shutdown signal.
-//! - The one gate: content handlers take [`gate::CurrentViewer`] / [`gate::ApiViewer`], which
+//! - The one gate: content handlers take [`CurrentViewer`] / [`ApiViewer`], which
 //!   re-evaluate the current policy ([`PolicyHandle`]) on every request and yield a
 //!   `kbgate_policy::Viewer`; mirror data is only reachable through [`Library`], whose every
 //!   read method takes `&Viewer`.
@@ -12,19 +12,27 @@
 pub mod access;
 pub mod access_requests;
 pub mod api;
+mod api_key;
 pub mod attachments;
+mod audit;
 pub mod auth;
 mod changes;
+mod client_addr;
+mod codes;
+mod cookies;
 pub mod error;
-pub mod gate;
+pub mod extractors;
 pub mod html;
 pub mod library;
 pub mod mail;
 pub mod pages;
+mod people;
+pub mod policy_handle;
 pub mod ratelimit;
 pub mod redirect;
 pub mod secret;
 pub mod security;
+mod sessions;
 mod settings;
 pub mod setup;
 pub mod state;
@@ -40,9 +48,10 @@ use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
 
 pub use error::Error;
-pub use gate::{ApiViewer, CurrentViewer, PolicyHandle};
+pub use extractors::{ApiViewer, CurrentViewer};
 pub use library::Library;
 pub use mail::{LinkMail, MailError, Mailer};
+pub use policy_handle::PolicyHandle;
 pub use redirect::LocalPath;
 pub use setup::SetupError;
 pub use state::{AppState, Extras};

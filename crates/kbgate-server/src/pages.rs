@@ -9,7 +9,7 @@ use kbgate_store::PageSummary;
 use serde::Deserialize;
 
 use crate::error::Error;
-use crate::gate::CurrentViewer;
+use crate::extractors::CurrentViewer;
 use crate::html;
 use crate::library::PageView;
 use crate::state::AppState;

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use kbgate_config::{Config, EmbedKey, ExposeSecret, MagicLinkDelivery};
 use kbgate_store::Store;
 
-use crate::gate::PolicyHandle;
 use crate::mail::{MailError, Mailer};
+use crate::policy_handle::PolicyHandle;
 use crate::state::{AppState, Extras};
 use crate::token::{EmbedAlgorithm, EmbedKeyError, EmbedVerifier};
 
