@@ -20,6 +20,7 @@ use kbgate_policy::Email;
 use serde::{Deserialize, Serialize};
 
 use crate::api_key::check_api_key;
+use crate::chrome::Chrome;
 use crate::client_addr::ClientAddr;
 use crate::codes::{PURPOSE_HANDOVER, PURPOSE_MAGIC};
 use crate::cookies::{
@@ -27,12 +28,13 @@ use crate::cookies::{
 };
 use crate::error::Error;
 use crate::mail::LinkMail;
-use crate::pages::{Chrome, render};
+use crate::pages::render;
 use crate::ratelimit::{client_key, mailbox_key};
 use crate::redirect::LocalPath;
 use crate::secret::{Opaque, ct_eq};
 use crate::state::AppState;
 use crate::token::MAX_TOKEN_BYTES;
+use crate::urls::{self, routes};
 
 /// Opens a session for `email` and redirects to `return_to`.
 async fn sign_in(
@@ -182,7 +184,7 @@ pub(crate) async fn handover(
         .await?;
     let url = state
         .settings()
-        .absolute(&format!("/auth/code?code={}", code.expose()));
+        .absolute(&urls::with_code(routes::AUTH_CODE, &code));
     Ok(Json(HandoverResponse {
         url,
         expires_in: ttl.as_secs(),
@@ -285,7 +287,7 @@ pub(crate) async fn email_form(
     Query(p): Query<CodeParams>,
 ) -> Result<Html<String>, Error> {
     render(&SignInPage {
-        chrome: Chrome::anonymous(&state),
+        chrome: Chrome::anonymous(state.settings()),
         sent: false,
         minutes: state.settings().magic_link_ttl.as_secs() / 60,
         return_to: LocalPath::parse_or_root(p.return_to.as_deref()).to_string(),
@@ -312,7 +314,7 @@ pub(crate) struct MailedLink {
 
 const MAGIC_LINK: MailedLink = MailedLink {
     purpose: PURPOSE_MAGIC,
-    path: "/auth/email/confirm",
+    path: routes::AUTH_EMAIL_CONFIRM,
     mail: LinkMail::SignIn,
 };
 
@@ -372,7 +374,7 @@ pub(crate) fn mail_link(
         };
         let url = state
             .settings()
-            .absolute(&format!("{}?code={}", link.path, code.expose()));
+            .absolute(&urls::with_code(link.path, &code));
         let site = state.settings().site_name.clone();
         if let Err(e) = mailer
             .send_link(link.mail, &email, &url, &site, ttl.as_secs() / 60)
@@ -401,7 +403,7 @@ pub(crate) async fn email_submit(
         |email, now| state.policy().viewer(email, now).is_ok(),
     )?;
     Ok(render(&SignInPage {
-        chrome: Chrome::anonymous(&state),
+        chrome: Chrome::anonymous(state.settings()),
         sent: true,
         minutes: state.settings().magic_link_ttl.as_secs() / 60,
         return_to: return_to.to_string(),
@@ -444,8 +446,8 @@ pub(crate) async fn email_confirm_form(
         None => (Opaque::generate(), true),
     };
     let mut resp = render(&ConfirmPage {
-        chrome: Chrome::anonymous(&state),
-        action: "/auth/email/confirm",
+        chrome: Chrome::anonymous(state.settings()),
+        action: routes::AUTH_EMAIL_CONFIRM,
         field: "code",
         value: code.expose().to_owned(),
         return_to: String::new(),
@@ -517,7 +519,7 @@ pub(crate) async fn logout(
     if cross_site(&headers, settings) {
         return Err(Error::Forbidden);
     }
-    let mut resp = redirect("/auth/email");
+    let mut resp = redirect(routes::AUTH_EMAIL);
     if let Some(id) = session_cookie(&headers, settings) {
         let token = f.csrf.unwrap_or_default();
         if !ct_eq(&token, &id.derive("csrf")) {

@@ -17,6 +17,7 @@ pub mod attachments;
 mod audit;
 pub mod auth;
 mod changes;
+mod chrome;
 mod client_addr;
 mod codes;
 mod cookies;
@@ -35,8 +36,10 @@ pub mod security;
 mod sessions;
 mod settings;
 pub mod setup;
+mod spliced;
 pub mod state;
 pub mod token;
+mod urls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -46,6 +49,8 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
+
+use crate::urls::routes;
 
 pub use error::Error;
 pub use extractors::{ApiViewer, CurrentViewer};
@@ -64,40 +69,43 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 pub fn router(state: AppState) -> Router {
     let security = state.security();
     Router::new()
-        .route("/", get(pages::home))
-        .route("/spaces/{key}", get(pages::space))
-        .route("/pages/{id}", get(pages::page))
-        .route("/search", get(pages::search))
-        .route("/attachments/id/{id}", get(attachments::by_id))
-        .route("/attachments/{page_id}/{file}", get(attachments::by_name))
-        .route("/static/style.css", get(pages::stylesheet))
-        .route("/auth/embed", get(auth::embed_get).post(auth::embed_post))
-        .route("/auth/code", get(auth::code))
+        .route(routes::HOME, get(pages::home))
+        .route(routes::SPACE, get(pages::space))
+        .route(routes::PAGE, get(pages::page))
+        .route(routes::SEARCH, get(pages::search))
+        .route(routes::ATTACHMENT_BY_ID, get(attachments::by_id))
+        .route(routes::ATTACHMENT, get(attachments::by_name))
+        .route(routes::STYLESHEET, get(pages::stylesheet))
         .route(
-            "/auth/email",
+            routes::AUTH_EMBED,
+            get(auth::embed_get).post(auth::embed_post),
+        )
+        .route(routes::AUTH_CODE, get(auth::code))
+        .route(
+            routes::AUTH_EMAIL,
             get(auth::email_form).post(auth::email_submit),
         )
         .route(
-            "/auth/email/confirm",
+            routes::AUTH_EMAIL_CONFIRM,
             get(auth::email_confirm_form).post(auth::email_confirm),
         )
-        .route("/auth/logout", post(auth::logout))
+        .route(routes::AUTH_LOGOUT, post(auth::logout))
         .route(
-            "/request-access",
+            routes::REQUEST_ACCESS,
             get(access_requests::form).post(access_requests::submit),
         )
         .route(
-            "/request-access/confirm",
+            routes::REQUEST_ACCESS_CONFIRM,
             get(access_requests::confirm_form).post(access_requests::confirm),
         )
-        .route("/api/v1/handover", post(auth::handover))
-        .route("/api/v1/access-requests", post(access_requests::api))
-        .route("/api/v1/spaces", get(api::spaces))
-        .route("/api/v1/spaces/{key}/tree", get(api::tree))
-        .route("/api/v1/pages/{id}", get(api::page))
-        .route("/api/v1/search", get(api::search))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+        .route(routes::API_HANDOVER, post(auth::handover))
+        .route(routes::API_ACCESS_REQUESTS, post(access_requests::api))
+        .route(routes::API_SPACES, get(api::spaces))
+        .route(routes::API_TREE, get(api::tree))
+        .route(routes::API_PAGE, get(api::page))
+        .route(routes::API_SEARCH, get(api::search))
+        .route(routes::HEALTHZ, get(healthz))
+        .route(routes::READYZ, get(readyz))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(security, security::edge))

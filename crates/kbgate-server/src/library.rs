@@ -13,16 +13,17 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use kbgate_policy::{Label, LabelFilter, SpaceGrant, SpaceKey, Viewer};
+use kbgate_policy::{LabelFilter, SpaceGrant, SpaceKey, Viewer};
 use kbgate_store::{
     AttachmentRecord, BlobReader, Heading, PageRecord, PageSummary, ScopeEntry, SearchHit,
     SpaceRecord, Store, StoreError,
 };
 
-use crate::access;
+use crate::access::{self, may_read};
 use crate::changes::ChangeWatch;
 use crate::error::Error;
 use crate::html::{self, TreeNode};
+use crate::spliced::Spliced;
 
 /// Read access to the mirror, for one viewer at a time.
 ///
@@ -104,7 +105,7 @@ pub struct PageView {
     pub sidebar_cut: bool,
     /// The HTML page of this view, the same for every viewer of its reach but for the
     /// header's person fields; rendered on first use (see `pages::page`).
-    pub(crate) rendered: std::sync::OnceLock<Option<crate::pages::Spliced>>,
+    pub(crate) rendered: std::sync::OnceLock<Option<Spliced>>,
 }
 
 impl PageView {
@@ -159,24 +160,8 @@ fn store_err(e: StoreError) -> Error {
     Error::internal(e)
 }
 
-/// Labels as the policy sees them; a stored label that does not parse simply does not count
-/// (it can only narrow access, never widen it).
-fn labels(raw: &[String]) -> Vec<Label> {
-    raw.iter().filter_map(|l| Label::parse(l).ok()).collect()
-}
-
 fn may_read_space(viewer: &Viewer, space: &SpaceRecord) -> bool {
     SpaceKey::parse(&space.key).is_ok_and(|k| viewer.may_read_space(&k))
-}
-
-pub(crate) fn may_read(
-    viewer: &Viewer,
-    space_key: &str,
-    page_labels: &[String],
-    restricted: bool,
-) -> bool {
-    SpaceKey::parse(space_key)
-        .is_ok_and(|k| viewer.may_read_page(&k, &labels(page_labels), restricted))
 }
 
 impl Library {
