@@ -31,7 +31,7 @@ use crate::urls;
 /// Most store reads one page view may spend on references. Past it, further targets
 /// resolve as unreadable (their link text only): a page with thousands of links degrades
 /// instead of turning one view into thousands of queries.
-pub const MAX_LOOKUPS: usize = 400;
+pub(crate) const MAX_LOOKUPS: usize = 400;
 
 /// A readable page known to the snapshot.
 #[derive(Debug, Clone)]

@@ -17,7 +17,7 @@ use crate::urls;
 
 /// What went wrong, as far as the client may know.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// Unknown route or id, and also anything the viewer may not read (existence is not revealed).
     #[error("not found")]
     NotFound,
@@ -43,12 +43,12 @@ pub enum Error {
 
 impl Error {
     /// Wraps an internal failure; the cause will be logged but not shown.
-    pub fn internal(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    pub(crate) fn internal(e: impl std::error::Error + Send + Sync + 'static) -> Error {
         Error::Internal(Box::new(e))
     }
 
     /// The HTTP status for this error.
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             Error::NotFound => StatusCode::NOT_FOUND,
             Error::Unauthorized => StatusCode::UNAUTHORIZED,

@@ -18,7 +18,7 @@ use crate::error::Error;
 use crate::state::AppState;
 
 /// A signed-in browser: the viewer under the current policy, and the session it came from.
-pub struct CurrentViewer {
+pub(crate) struct CurrentViewer {
     pub viewer: Viewer,
     /// Token for the sign-out form (derived from the session id).
     pub(crate) csrf: String,
@@ -57,12 +57,12 @@ impl FromRequestParts<AppState> for CurrentViewer {
 
 /// The caller of the JSON API: a browser session, or the host app with its API key naming
 /// the person (`X-Kbgate-Email` header or `?email=`). The policy decides either way.
-pub struct ApiViewer {
+pub(crate) struct ApiViewer {
     pub viewer: Viewer,
 }
 
 /// Header the host app uses to name the person it acts for.
-pub const EMAIL_HEADER: &str = "x-kbgate-email";
+pub(crate) const EMAIL_HEADER: &str = "x-kbgate-email";
 
 #[derive(serde::Deserialize)]
 struct EmailQuery {

@@ -1,3 +1,4 @@
+#![warn(unreachable_pub)]
 //! HTTP portal: pages, sign-in flows and JSON API.
 //!
 //! - [`router`] builds the axum router over an [`AppState`]; [`serve`] runs it until a
@@ -9,36 +10,36 @@
 //! - One error type, [`Error`], mapped to status codes and rendered as HTML or JSON by
 //!   `Accept`; internals never reach the client.
 
-pub mod access;
-pub mod access_requests;
-pub mod api;
+mod access;
+mod access_requests;
+mod api;
 mod api_key;
-pub mod attachments;
+mod attachments;
 mod audit;
-pub mod auth;
+mod auth;
 mod changes;
 mod chrome;
 mod client_addr;
 mod codes;
 mod cookies;
-pub mod error;
-pub mod extractors;
-pub mod html;
-pub mod library;
-pub mod mail;
-pub mod pages;
+mod error;
+mod extractors;
+mod html;
+mod library;
+mod mail;
+mod pages;
 mod people;
-pub mod policy_handle;
-pub mod ratelimit;
-pub mod redirect;
-pub mod secret;
-pub mod security;
+mod policy_handle;
+mod ratelimit;
+mod redirect;
+mod secret;
+mod security;
 mod sessions;
 mod settings;
-pub mod setup;
+mod setup;
 mod spliced;
-pub mod state;
-pub mod token;
+mod state;
+mod token;
 mod urls;
 
 use std::future::Future;
@@ -50,23 +51,20 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
 
+use crate::error::Error;
 use crate::urls::routes;
 
-pub use error::Error;
-pub use extractors::{ApiViewer, CurrentViewer};
-pub use library::Library;
-pub use mail::{LinkMail, MailError, Mailer};
+pub use mail::{MailError, Mailer};
 pub use policy_handle::PolicyHandle;
-pub use redirect::LocalPath;
 pub use setup::SetupError;
 pub use state::{AppState, Extras};
-pub use token::{EmbedAlgorithm, EmbedKeyError, EmbedVerifier};
+pub use token::{EmbedAlgorithm, EmbedClaims, EmbedKeyError, EmbedVerifier, TokenError};
 
 /// Largest request body accepted (forms, JSON). Tokens are far smaller.
-pub const MAX_BODY_BYTES: usize = 16 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// The portal's routes, with security headers, error rendering and request logging.
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     let security = state.security();
     Router::new()
         .route(routes::HOME, get(pages::home))

@@ -122,7 +122,7 @@ impl AppState {
     }
 
     /// The library (mirror reads for a viewer).
-    pub fn library(&self) -> &Library {
+    pub(crate) fn library(&self) -> &Library {
         &self.inner.library
     }
 
