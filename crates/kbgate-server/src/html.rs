@@ -6,6 +6,8 @@ use std::fmt::Write;
 use kbgate_render::escape_html;
 use kbgate_store::{MATCH_END, MATCH_START};
 
+use crate::urls;
+
 /// Turns a store excerpt (plain text with match markers) into safe HTML: escape everything
 /// first, then replace the markers (which escaping leaves untouched) by `<mark>` elements.
 /// Unbalanced markers are closed or dropped so the output is always well formed.
@@ -135,8 +137,8 @@ fn write_list(out: &mut String, nodes: &[TreeNode], current: Option<&str>, open_
         };
         // `write!` to a String cannot fail.
         let link = format!(
-            "<a href=\"/pages/{}\"{aria}>{}</a>",
-            escape_html(&n.id),
+            "<a href=\"{}\"{aria}>{}</a>",
+            escape_html(&urls::page(&n.id)),
             escape_html(&n.title)
         );
         if n.children.is_empty() {

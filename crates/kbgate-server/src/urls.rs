@@ -1,8 +1,9 @@
 //! The portal's URL scheme in one place: the route templates the router mounts and the paths
-//! handlers, templates' data and the renderer's link resolution point at. A path prefix for
-//! the public URL would be added here, once, for both.
+//! handlers, templates' data and the renderer's link resolution point at. Pages and
+//! attachments follow the renderer's [`PortalUrls`] (it writes a page's own attachment links
+//! at sync time); a path prefix for the public URL would be set on it here, once.
 
-use kbgate_render::percent_encode_segment;
+use kbgate_render::PortalUrls;
 
 use crate::secret::Opaque;
 
@@ -36,9 +37,12 @@ pub(crate) mod routes {
     pub(crate) const AUTH_PREFIX: &str = "/auth/";
 }
 
+/// Pages and attachments, as the renderer writes them too.
+const PORTAL: PortalUrls = PortalUrls::ROOT;
+
 /// A page.
 pub(crate) fn page(id: &str) -> String {
-    format!("/pages/{}", percent_encode_segment(id))
+    PORTAL.page(id)
 }
 
 /// A space's home with its page tree.
@@ -48,11 +52,7 @@ pub(crate) fn space(key: &str) -> String {
 
 /// The download URL of an attachment (by page and file name, as storage format names them).
 pub(crate) fn attachment(page_id: &str, file_name: &str) -> String {
-    format!(
-        "/attachments/{}/{}",
-        percent_encode_segment(page_id),
-        percent_encode_segment(file_name)
-    )
+    PORTAL.attachment(page_id, file_name)
 }
 
 /// A mailed or handed-over link: `path` with a single-use `code` (the code is URL-safe
