@@ -19,12 +19,14 @@ mod escape;
 mod parse;
 mod resolve;
 mod sanitize;
+mod urls;
 mod walk;
 
 use serde::{Deserialize, Serialize};
 
 pub use escape::{escape_html, escape_html_into, percent_encode_segment};
 pub use resolve::{MAX_INCLUDE_DEPTH, resolve};
+pub use urls::PortalUrls;
 
 /// Starts a view-time reference token.
 pub(crate) const TOKEN_START: char = '\u{E000}';
@@ -38,7 +40,7 @@ pub(crate) const TRAILER: char = '\u{E002}';
 pub struct PrepareContext<'a> {
     /// Space of the page; links without `ri:space-key` point into it.
     pub space_key: &'a str,
-    /// Id of the page; its own attachments are served at `/attachments/{page_id}/{file}`.
+    /// Id of the page; its own attachments are served where [`PortalUrls::attachment`] says.
     pub page_id: &'a str,
 }
 
@@ -189,7 +191,7 @@ pub fn prepare(storage: &str, ctx: &PrepareContext<'_>) -> Prepared {
 /// A target page the viewer may read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageTarget {
-    /// Where the portal serves it (inserted HTML-escaped).
+    /// Where the portal serves it ([`PortalUrls::page`]; inserted HTML-escaped).
     pub url: String,
     /// The target's title (the `children` macro lists pages by it).
     pub title: String,

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use crate::parse::{Element, Node};
 use crate::sanitize::{LANGUAGES, STATUS_COLOURS};
 use crate::{Heading, PrepareContext, Ref, TOKEN_END, TOKEN_START, escape_html_into};
-use crate::{percent_encode_segment, slug};
+use crate::{PortalUrls, slug};
 
 /// Marks where a toc goes until the headings are known (content cannot contain it: all
 /// private-use characters are stripped from content).
@@ -502,11 +502,7 @@ impl Walker<'_> {
     }
 
     fn own_attachment_url(&self, file_name: &str) -> String {
-        format!(
-            "/attachments/{}/{}",
-            percent_encode_segment(self.ctx.page_id),
-            percent_encode_segment(file_name)
-        )
+        PortalUrls::ROOT.attachment(self.ctx.page_id, file_name)
     }
 
     fn ac_image(&mut self, e: &Element, out: &mut String) {

@@ -20,20 +20,18 @@
 
 use std::collections::{HashMap, HashSet};
 
-use kbgate_policy::{SpaceKey, Viewer};
+use kbgate_policy::{Label, SpaceKey, Viewer};
 use kbgate_render::{
-    MAX_INCLUDE_DEPTH, PageAccess, PageTarget, Ref, decode, percent_encode_segment,
-    resolve as resolve_template,
+    MAX_INCLUDE_DEPTH, PageAccess, PageTarget, Ref, decode, resolve as resolve_template,
 };
 use kbgate_store::{PageRecord, PageSummary, SpaceRecord, Store, StoreError};
 
-use crate::library::may_read;
-use crate::pages::attachment_href;
+use crate::urls;
 
 /// Most store reads one page view may spend on references. Past it, further targets
 /// resolve as unreadable (their link text only): a page with thousands of links degrades
 /// instead of turning one view into thousands of queries.
-pub const MAX_LOOKUPS: usize = 400;
+pub(crate) const MAX_LOOKUPS: usize = 400;
 
 /// A readable page known to the snapshot.
 #[derive(Debug, Clone)]
@@ -90,14 +88,27 @@ impl PageAccess for Snapshot {
     }
 }
 
-/// The portal URL of a page.
-pub(crate) fn page_href(id: &str) -> String {
-    format!("/pages/{}", percent_encode_segment(id))
+/// Whether `viewer` may read a page of `space_key` with these labels and restrictions: the
+/// one permission check every read of the library makes.
+pub(crate) fn may_read(
+    viewer: &Viewer,
+    space_key: &str,
+    page_labels: &[String],
+    restricted: bool,
+) -> bool {
+    SpaceKey::parse(space_key)
+        .is_ok_and(|k| viewer.may_read_page(&k, &labels(page_labels), restricted))
+}
+
+/// Labels as the policy sees them; a stored label that does not parse simply does not count
+/// (it can only narrow access, never widen it).
+fn labels(raw: &[String]) -> Vec<Label> {
+    raw.iter().filter_map(|l| Label::parse(l).ok()).collect()
 }
 
 fn target_of(s: &PageSummary) -> PageTarget {
     PageTarget {
-        url: page_href(&s.id),
+        url: urls::page(&s.id),
         title: s.title.clone(),
         id: s.id.clone(),
     }
@@ -282,7 +293,7 @@ impl Gatherer<'_> {
         {
             self.snap
                 .attachments
-                .insert(k, attachment_href(&a.page_id, &a.title));
+                .insert(k, urls::attachment(&a.page_id, &a.title));
         }
         Ok(())
     }
@@ -353,7 +364,7 @@ pub(crate) async fn gather(
     // own children macro can list its readable children; a link to itself resolves too.
     let own = Known {
         target: PageTarget {
-            url: page_href(&page.id),
+            url: urls::page(&page.id),
             title: page.title.clone(),
             id: page.id.clone(),
         },

@@ -20,18 +20,22 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{MailedLink, form_email, mail_link, use_code};
+use crate::chrome::Chrome;
+use crate::client_addr::ClientAddr;
+use crate::codes::PURPOSE_ACCESS_REQUEST;
 use crate::error::Error;
-use crate::gate::{ClientAddr, HostApp, PURPOSE_ACCESS_REQUEST};
+use crate::extractors::HostApp;
 use crate::mail::LinkMail;
-use crate::pages::{Chrome, render};
+use crate::pages::render;
 use crate::redirect::LocalPath;
 use crate::secret::Opaque;
 use crate::state::AppState;
+use crate::urls::routes;
 
 /// Where the verification link of an access request leads.
 const VERIFY_LINK: MailedLink = MailedLink {
     purpose: PURPOSE_ACCESS_REQUEST,
-    path: "/request-access/confirm",
+    path: routes::REQUEST_ACCESS_CONFIRM,
     mail: LinkMail::AccessRequest,
 };
 
@@ -62,7 +66,7 @@ struct RequestAccessPage {
 
 fn page(state: &AppState, stage: Stage) -> Result<Html<String>, Error> {
     render(&RequestAccessPage {
-        chrome: Chrome::anonymous(state),
+        chrome: Chrome::anonymous(state.settings()),
         stage,
         minutes: state.settings().magic_link_ttl.as_secs() / 60,
     })
@@ -135,7 +139,7 @@ pub(crate) async fn confirm(
         .await?
         .ok_or(LINK_UNUSABLE)?;
     state
-        .sessions()
+        .people()
         .record_access_request(&state.policy().current(), &email, SOURCE_PORTAL, Utc::now())
         .await?;
     page(&state, Stage::Recorded)
@@ -173,7 +177,7 @@ pub(crate) async fn api(
     tokio::spawn(async move {
         let policy = state.policy().current();
         if let Err(e) = state
-            .sessions()
+            .people()
             .record_access_request(&policy, &email, SOURCE_API, now)
             .await
         {

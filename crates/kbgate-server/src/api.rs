@@ -6,10 +6,11 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::error::Error;
-use crate::gate::ApiViewer;
+use crate::extractors::ApiViewer;
 use crate::html::{self, TreeNode};
-use crate::pages::{SearchQuery, attachment_href, check_query};
+use crate::pages::{SearchQuery, check_query};
 use crate::state::AppState;
+use crate::urls;
 
 #[derive(Serialize)]
 pub(crate) struct SpaceJson {
@@ -36,7 +37,7 @@ pub(crate) async fn spaces(
         spaces: spaces
             .into_iter()
             .map(|s| SpaceJson {
-                url: state.settings().absolute(&format!("/spaces/{}", s.key)),
+                url: state.settings().absolute(&urls::space(&s.key)),
                 key: s.key,
                 name: s.name,
                 homepage_id: s.homepage_id,
@@ -121,7 +122,7 @@ pub(crate) async fn page(
         .ok_or(Error::NotFound)?;
     let s = state.settings();
     Ok(Json(PageJson {
-        url: s.absolute(&format!("/pages/{}", view.page.id)),
+        url: s.absolute(&urls::page(&view.page.id)),
         id: view.page.id.clone(),
         title: view.page.title.clone(),
         space_key: view.space.key.clone(),
@@ -149,7 +150,7 @@ pub(crate) async fn page(
         attachments: view
             .downloads()
             .map(|a| AttachmentJson {
-                url: s.absolute(&attachment_href(&a.page_id, &a.title)),
+                url: s.absolute(&urls::attachment(&a.page_id, &a.title)),
                 id: a.id.clone(),
                 file_name: a.title.clone(),
                 media_type: a.media_type.clone(),
@@ -205,7 +206,7 @@ pub(crate) async fn search(
         hits: hits
             .into_iter()
             .map(|h| HitJson {
-                url: s.absolute(&format!("/pages/{}", h.hit.page_id)),
+                url: s.absolute(&urls::page(&h.hit.page_id)),
                 excerpt: html::excerpt_plain(&h.hit.excerpt),
                 excerpt_html: html::excerpt_html(&h.hit.excerpt),
                 id: h.hit.page_id,

@@ -8,7 +8,7 @@ use kbgate_render::percent_encode_segment;
 use tokio_util::io::ReaderStream;
 
 use crate::error::Error;
-use crate::gate::CurrentViewer;
+use crate::extractors::CurrentViewer;
 use crate::library::Download;
 use crate::state::AppState;
 

@@ -19,18 +19,22 @@ use chrono::{DateTime, Utc};
 use kbgate_policy::Email;
 use serde::{Deserialize, Serialize};
 
-use crate::error::Error;
-use crate::gate::{
-    ClientAddr, PURPOSE_HANDOVER, PURPOSE_MAGIC, check_api_key, clear_cookie, cookie_flags,
-    cross_site, read_cookie, session_cookie, set_cookie,
+use crate::api_key::check_api_key;
+use crate::chrome::Chrome;
+use crate::client_addr::ClientAddr;
+use crate::codes::{PURPOSE_HANDOVER, PURPOSE_MAGIC};
+use crate::cookies::{
+    clear_cookie, cookie_flags, cross_site, read_cookie, session_cookie, set_cookie,
 };
+use crate::error::Error;
 use crate::mail::LinkMail;
-use crate::pages::{Chrome, render};
+use crate::pages::render;
 use crate::ratelimit::{client_key, mailbox_key};
 use crate::redirect::LocalPath;
 use crate::secret::{Opaque, ct_eq};
 use crate::state::AppState;
 use crate::token::MAX_TOKEN_BYTES;
+use crate::urls::{self, routes};
 
 /// Opens a session for `email` and redirects to `return_to`.
 async fn sign_in(
@@ -45,8 +49,8 @@ async fn sign_in(
     // Refused emails get the same answer as bad tokens: no session, 401.
     if state.policy().viewer(email, now).is_err() {
         state
-            .sessions()
-            .audit(
+            .audit()
+            .record(
                 email.as_str(),
                 "signin.refused",
                 serde_json::json!({ "method": method }),
@@ -72,8 +76,8 @@ async fn sign_in(
         return Err(Error::Unauthorized);
     }
     state
-        .sessions()
-        .audit(
+        .audit()
+        .record(
             email.as_str(),
             "session.create",
             serde_json::json!({ "method": method }),
@@ -116,11 +120,7 @@ async fn embed(state: &AppState, headers: &HeaderMap, p: EmbedParams) -> Result<
             return Err(Error::Unauthorized);
         }
     };
-    if !state
-        .sessions()
-        .consume_jti(&claims.jti, claims.exp)
-        .await?
-    {
+    if !state.codes().consume_jti(&claims.jti, claims.exp).await? {
         tracing::info!("embed token replayed");
         return Err(Error::Unauthorized);
     }
@@ -179,12 +179,12 @@ pub(crate) async fn handover(
     let return_to = LocalPath::parse_or_root(req.return_to.as_deref());
     let ttl = state.settings().handover_code_ttl;
     let code = state
-        .sessions()
+        .codes()
         .create_code(PURPOSE_HANDOVER, &email, return_to.as_str(), ttl, now)
         .await?;
     let url = state
         .settings()
-        .absolute(&format!("/auth/code?code={}", code.expose()));
+        .absolute(&urls::with_code(routes::AUTH_CODE, &code));
     Ok(Json(HandoverResponse {
         url,
         expires_in: ttl.as_secs(),
@@ -209,7 +209,7 @@ pub(crate) async fn use_code(
         return Ok(None);
     };
     let Some(rec) = state
-        .sessions()
+        .codes()
         .consume_code(&code, purpose, Utc::now())
         .await?
     else {
@@ -287,7 +287,7 @@ pub(crate) async fn email_form(
     Query(p): Query<CodeParams>,
 ) -> Result<Html<String>, Error> {
     render(&SignInPage {
-        chrome: Chrome::anonymous(&state),
+        chrome: Chrome::anonymous(state.settings()),
         sent: false,
         minutes: state.settings().magic_link_ttl.as_secs() / 60,
         return_to: LocalPath::parse_or_root(p.return_to.as_deref()).to_string(),
@@ -314,7 +314,7 @@ pub(crate) struct MailedLink {
 
 const MAGIC_LINK: MailedLink = MailedLink {
     purpose: PURPOSE_MAGIC,
-    path: "/auth/email/confirm",
+    path: routes::AUTH_EMAIL_CONFIRM,
     mail: LinkMail::SignIn,
 };
 
@@ -362,7 +362,7 @@ pub(crate) fn mail_link(
     tokio::spawn(async move {
         let ttl = state.settings().magic_link_ttl;
         let code = match state
-            .sessions()
+            .codes()
             .create_code(link.purpose, &email, return_to.as_str(), ttl, now)
             .await
         {
@@ -374,7 +374,7 @@ pub(crate) fn mail_link(
         };
         let url = state
             .settings()
-            .absolute(&format!("{}?code={}", link.path, code.expose()));
+            .absolute(&urls::with_code(link.path, &code));
         let site = state.settings().site_name.clone();
         if let Err(e) = mailer
             .send_link(link.mail, &email, &url, &site, ttl.as_secs() / 60)
@@ -403,7 +403,7 @@ pub(crate) async fn email_submit(
         |email, now| state.policy().viewer(email, now).is_ok(),
     )?;
     Ok(render(&SignInPage {
-        chrome: Chrome::anonymous(&state),
+        chrome: Chrome::anonymous(state.settings()),
         sent: true,
         minutes: state.settings().magic_link_ttl.as_secs() / 60,
         return_to: return_to.to_string(),
@@ -446,8 +446,8 @@ pub(crate) async fn email_confirm_form(
         None => (Opaque::generate(), true),
     };
     let mut resp = render(&ConfirmPage {
-        chrome: Chrome::anonymous(&state),
-        action: "/auth/email/confirm",
+        chrome: Chrome::anonymous(state.settings()),
+        action: routes::AUTH_EMAIL_CONFIRM,
         field: "code",
         value: code.expose().to_owned(),
         return_to: String::new(),
@@ -519,7 +519,7 @@ pub(crate) async fn logout(
     if cross_site(&headers, settings) {
         return Err(Error::Forbidden);
     }
-    let mut resp = redirect("/auth/email");
+    let mut resp = redirect(routes::AUTH_EMAIL);
     if let Some(id) = session_cookie(&headers, settings) {
         let token = f.csrf.unwrap_or_default();
         if !ct_eq(&token, &id.derive("csrf")) {
@@ -527,8 +527,8 @@ pub(crate) async fn logout(
         }
         state.sessions().revoke(&id).await?;
         state
-            .sessions()
-            .audit("session", "session.end", serde_json::json!({}))
+            .audit()
+            .record("session", "session.end", serde_json::json!({}))
             .await;
     }
     if let Ok(v) = HeaderValue::from_str(&clear_cookie(settings)) {

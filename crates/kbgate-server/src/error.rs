@@ -7,13 +7,17 @@
 //! HTML, and also replaces axum's own plain-text rejections (bad query strings, bodies too
 //! large, unknown routes…) with the same clean format.
 
+use askama::Template;
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
+use crate::chrome::Chrome;
+use crate::urls;
+
 /// What went wrong, as far as the client may know.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     /// Unknown route or id, and also anything the viewer may not read (existence is not revealed).
     #[error("not found")]
     NotFound,
@@ -39,12 +43,12 @@ pub enum Error {
 
 impl Error {
     /// Wraps an internal failure; the cause will be logged but not shown.
-    pub fn internal(e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    pub(crate) fn internal(e: impl std::error::Error + Send + Sync + 'static) -> Error {
         Error::Internal(Box::new(e))
     }
 
     /// The HTTP status for this error.
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             Error::NotFound => StatusCode::NOT_FOUND,
             Error::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -121,7 +125,7 @@ fn json_error(mark: ErrorMark) -> Response {
 /// only `application/json` gets JSON; no `Accept` gets HTML (a browser-ish default for the
 /// portal's pages).
 pub(crate) fn wants_html(path: &str, headers: &HeaderMap) -> bool {
-    if path.starts_with("/api/") {
+    if path.starts_with(urls::routes::API_PREFIX) {
         return false;
     }
     let accept = headers
@@ -151,7 +155,7 @@ impl Negotiation {
         Negotiation {
             html: wants_html(req.uri().path(), req.headers()),
             back_uri: (req.method() == axum::http::Method::GET
-                && !req.uri().path().starts_with("/auth/"))
+                && !req.uri().path().starts_with(urls::routes::AUTH_PREFIX))
             .then(|| req.uri().clone()),
         }
     }
@@ -184,7 +188,7 @@ impl Negotiation {
             }
         }
         let mut out = if self.html {
-            let page = crate::pages::render_error_page(mark.status, mark.message, back.as_ref());
+            let page = render_error_page(mark.status, mark.message, back.as_ref());
             let mut r = (mark.status, Html(page)).into_response();
             r.extensions_mut().insert(mark);
             r
@@ -196,6 +200,46 @@ impl Negotiation {
         }
         out
     }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    chrome: Chrome,
+    status: u16,
+    signin_href: String,
+    heading: &'a str,
+    message: &'a str,
+}
+
+/// The HTML body of an error page (no user data in it, so it needs no state).
+pub(crate) fn render_error_page(
+    status: StatusCode,
+    message: &str,
+    back: Option<&crate::redirect::LocalPath>,
+) -> String {
+    let signin_href = urls::sign_in(back.map(crate::redirect::LocalPath::as_str));
+    let heading = match status.as_u16() {
+        401 => "Sign in required",
+        403 => "No access",
+        404 => "Page not found",
+        429 => "Slow down",
+        s if s >= 500 => "Something went wrong",
+        _ => "Request not understood",
+    };
+    let page = ErrorPage {
+        chrome: Chrome {
+            site_name: "Knowledge base".to_owned(),
+            user: None,
+            query: String::new(),
+        },
+        status: status.as_u16(),
+        signin_href,
+        heading,
+        message,
+    };
+    page.render()
+        .unwrap_or_else(|_| format!("<!doctype html><title>{heading}</title><h1>{heading}</h1>"))
 }
 
 #[cfg(test)]

@@ -6,10 +6,12 @@ use std::fmt::Write;
 use kbgate_render::escape_html;
 use kbgate_store::{MATCH_END, MATCH_START};
 
+use crate::urls;
+
 /// Turns a store excerpt (plain text with match markers) into safe HTML: escape everything
 /// first, then replace the markers (which escaping leaves untouched) by `<mark>` elements.
 /// Unbalanced markers are closed or dropped so the output is always well formed.
-pub fn excerpt_html(excerpt: &str) -> String {
+pub(crate) fn excerpt_html(excerpt: &str) -> String {
     let escaped = escape_html(excerpt);
     let mut out = String::with_capacity(escaped.len() + 16);
     let mut open = false;
@@ -35,7 +37,7 @@ pub fn excerpt_html(excerpt: &str) -> String {
 }
 
 /// Removes the match markers (plain-text excerpt for JSON clients that do not want HTML).
-pub fn excerpt_plain(excerpt: &str) -> String {
+pub(crate) fn excerpt_plain(excerpt: &str) -> String {
     excerpt
         .chars()
         .filter(|&c| c != MATCH_START && c != MATCH_END)
@@ -44,7 +46,7 @@ pub fn excerpt_plain(excerpt: &str) -> String {
 
 /// One node of a viewer's page tree.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct TreeNode {
+pub(crate) struct TreeNode {
     pub id: String,
     pub title: String,
     pub children: Vec<TreeNode>,
@@ -52,7 +54,7 @@ pub struct TreeNode {
 
 /// Renders a tree as nested lists; branches are collapsible `<details>`, open along the path
 /// to `current` (and all open when `current` is `None` and the tree is small).
-pub fn tree_html(nodes: &[TreeNode], current: Option<&str>) -> String {
+pub(crate) fn tree_html(nodes: &[TreeNode], current: Option<&str>) -> String {
     let mut out = String::new();
     let open_all = current.is_none() && count(nodes) <= 30;
     write_list(&mut out, nodes, current, open_all);
@@ -60,7 +62,7 @@ pub fn tree_html(nodes: &[TreeNode], current: Option<&str>) -> String {
 }
 
 /// Most entries a sidebar shows at one level; a window around the path is kept.
-pub const SIDEBAR_LEVEL_MAX: usize = 30;
+pub(crate) const SIDEBAR_LEVEL_MAX: usize = 30;
 
 /// The part of a space's tree a page's sidebar shows: every level on the path from the top
 /// to `current` with its siblings, and `current`'s own children — not the whole space; at
@@ -68,7 +70,7 @@ pub const SIDEBAR_LEVEL_MAX: usize = 30;
 /// space would otherwise send its every title with every page view (hundreds of kilobytes,
 /// and the time to write them); the space home still shows the whole tree. The flag says
 /// whether anything was left out (the page then links to the whole tree).
-pub fn local_tree(nodes: &[TreeNode], current: &str) -> (Vec<TreeNode>, bool) {
+pub(crate) fn local_tree(nodes: &[TreeNode], current: &str) -> (Vec<TreeNode>, bool) {
     let mut cut = false;
     let tree = local_level(nodes, current, &mut cut);
     (tree, cut)
@@ -135,8 +137,8 @@ fn write_list(out: &mut String, nodes: &[TreeNode], current: Option<&str>, open_
         };
         // `write!` to a String cannot fail.
         let link = format!(
-            "<a href=\"/pages/{}\"{aria}>{}</a>",
-            escape_html(&n.id),
+            "<a href=\"{}\"{aria}>{}</a>",
+            escape_html(&urls::page(&n.id)),
             escape_html(&n.title)
         );
         if n.children.is_empty() {
@@ -156,7 +158,7 @@ fn write_list(out: &mut String, nodes: &[TreeNode], current: Option<&str>, open_
 }
 
 /// Human file size.
-pub fn file_size(bytes: i64) -> String {
+pub(crate) fn file_size(bytes: i64) -> String {
     let b = bytes.max(0) as f64;
     if b < 1024.0 {
         format!("{} B", bytes.max(0))

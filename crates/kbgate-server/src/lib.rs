@@ -1,34 +1,46 @@
+#![warn(unreachable_pub)]
 //! HTTP portal: pages, sign-in flows and JSON API.
 //!
 //! - [`router`] builds the axum router over an [`AppState`]; [`serve`] runs it until a
 //!   shutdown signal.
-//! - The one gate: content handlers take [`gate::CurrentViewer`] / [`gate::ApiViewer`], which
+//! - The one gate: content handlers take [`CurrentViewer`] / [`ApiViewer`], which
 //!   re-evaluate the current policy ([`PolicyHandle`]) on every request and yield a
 //!   `kbgate_policy::Viewer`; mirror data is only reachable through [`Library`], whose every
 //!   read method takes `&Viewer`.
 //! - One error type, [`Error`], mapped to status codes and rendered as HTML or JSON by
 //!   `Accept`; internals never reach the client.
 
-pub mod access;
-pub mod access_requests;
-pub mod api;
-pub mod attachments;
-pub mod auth;
+mod access;
+mod access_requests;
+mod api;
+mod api_key;
+mod attachments;
+mod audit;
+mod auth;
 mod changes;
-pub mod error;
-pub mod gate;
-pub mod html;
-pub mod library;
-pub mod mail;
-pub mod pages;
-pub mod ratelimit;
-pub mod redirect;
-pub mod secret;
-pub mod security;
+mod chrome;
+mod client_addr;
+mod codes;
+mod cookies;
+mod error;
+mod extractors;
+mod html;
+mod library;
+mod mail;
+mod pages;
+mod people;
+mod policy_handle;
+mod ratelimit;
+mod redirect;
+mod secret;
+mod security;
+mod sessions;
 mod settings;
-pub mod setup;
-pub mod state;
-pub mod token;
+mod setup;
+mod spliced;
+mod state;
+mod token;
+mod urls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -39,56 +51,59 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router, middleware};
 
-pub use error::Error;
-pub use gate::{ApiViewer, CurrentViewer, PolicyHandle};
-pub use library::Library;
-pub use mail::{LinkMail, MailError, Mailer};
-pub use redirect::LocalPath;
+use crate::error::Error;
+use crate::urls::routes;
+
+pub use mail::{MailError, Mailer};
+pub use policy_handle::PolicyHandle;
 pub use setup::SetupError;
 pub use state::{AppState, Extras};
-pub use token::{EmbedAlgorithm, EmbedKeyError, EmbedVerifier};
+pub use token::{EmbedAlgorithm, EmbedClaims, EmbedKeyError, EmbedVerifier, TokenError};
 
 /// Largest request body accepted (forms, JSON). Tokens are far smaller.
-pub const MAX_BODY_BYTES: usize = 16 * 1024;
+pub(crate) const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// The portal's routes, with security headers, error rendering and request logging.
-pub fn router(state: AppState) -> Router {
+pub(crate) fn router(state: AppState) -> Router {
     let security = state.security();
     Router::new()
-        .route("/", get(pages::home))
-        .route("/spaces/{key}", get(pages::space))
-        .route("/pages/{id}", get(pages::page))
-        .route("/search", get(pages::search))
-        .route("/attachments/id/{id}", get(attachments::by_id))
-        .route("/attachments/{page_id}/{file}", get(attachments::by_name))
-        .route("/static/style.css", get(pages::stylesheet))
-        .route("/auth/embed", get(auth::embed_get).post(auth::embed_post))
-        .route("/auth/code", get(auth::code))
+        .route(routes::HOME, get(pages::home))
+        .route(routes::SPACE, get(pages::space))
+        .route(routes::PAGE, get(pages::page))
+        .route(routes::SEARCH, get(pages::search))
+        .route(routes::ATTACHMENT_BY_ID, get(attachments::by_id))
+        .route(routes::ATTACHMENT, get(attachments::by_name))
+        .route(routes::STYLESHEET, get(pages::stylesheet))
         .route(
-            "/auth/email",
+            routes::AUTH_EMBED,
+            get(auth::embed_get).post(auth::embed_post),
+        )
+        .route(routes::AUTH_CODE, get(auth::code))
+        .route(
+            routes::AUTH_EMAIL,
             get(auth::email_form).post(auth::email_submit),
         )
         .route(
-            "/auth/email/confirm",
+            routes::AUTH_EMAIL_CONFIRM,
             get(auth::email_confirm_form).post(auth::email_confirm),
         )
-        .route("/auth/logout", post(auth::logout))
+        .route(routes::AUTH_LOGOUT, post(auth::logout))
         .route(
-            "/request-access",
+            routes::REQUEST_ACCESS,
             get(access_requests::form).post(access_requests::submit),
         )
         .route(
-            "/request-access/confirm",
+            routes::REQUEST_ACCESS_CONFIRM,
             get(access_requests::confirm_form).post(access_requests::confirm),
         )
-        .route("/api/v1/handover", post(auth::handover))
-        .route("/api/v1/access-requests", post(access_requests::api))
-        .route("/api/v1/spaces", get(api::spaces))
-        .route("/api/v1/spaces/{key}/tree", get(api::tree))
-        .route("/api/v1/pages/{id}", get(api::page))
-        .route("/api/v1/search", get(api::search))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
+        .route(routes::API_HANDOVER, post(auth::handover))
+        .route(routes::API_ACCESS_REQUESTS, post(access_requests::api))
+        .route(routes::API_SPACES, get(api::spaces))
+        .route(routes::API_TREE, get(api::tree))
+        .route(routes::API_PAGE, get(api::page))
+        .route(routes::API_SEARCH, get(api::search))
+        .route(routes::HEALTHZ, get(healthz))
+        .route(routes::READYZ, get(readyz))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(security, security::edge))

@@ -13,16 +13,17 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use kbgate_policy::{Label, LabelFilter, SpaceGrant, SpaceKey, Viewer};
+use kbgate_policy::{LabelFilter, SpaceGrant, SpaceKey, Viewer};
 use kbgate_store::{
     AttachmentRecord, BlobReader, Heading, PageRecord, PageSummary, ScopeEntry, SearchHit,
     SpaceRecord, Store, StoreError,
 };
 
-use crate::access;
+use crate::access::{self, may_read};
 use crate::changes::ChangeWatch;
 use crate::error::Error;
 use crate::html::{self, TreeNode};
+use crate::spliced::Spliced;
 
 /// Read access to the mirror, for one viewer at a time.
 ///
@@ -40,7 +41,7 @@ use crate::html::{self, TreeNode};
 ///     let _ = &state.library().store; // private: handlers cannot reach the store
 /// }
 /// ```
-pub struct Library {
+pub(crate) struct Library {
     store: Arc<dyn Store>,
     watch: Arc<ChangeWatch>,
     summaries: SummaryCache,
@@ -88,7 +89,7 @@ impl quick_cache::Weighter<ViewKey, Arc<PageView>> for ViewWeight {
 
 /// A page the viewer may read, with what its view needs.
 #[derive(Debug, Clone)]
-pub struct PageView {
+pub(crate) struct PageView {
     pub page: PageRecord,
     pub space: SpaceRecord,
     /// Readable ancestors, root first.
@@ -104,12 +105,12 @@ pub struct PageView {
     pub sidebar_cut: bool,
     /// The HTML page of this view, the same for every viewer of its reach but for the
     /// header's person fields; rendered on first use (see `pages::page`).
-    pub(crate) rendered: std::sync::OnceLock<Option<crate::pages::Spliced>>,
+    pub(crate) rendered: std::sync::OnceLock<Option<Spliced>>,
 }
 
 impl PageView {
     /// The attachments a viewer can download (those whose file was mirrored).
-    pub fn downloads(&self) -> impl Iterator<Item = &AttachmentRecord> {
+    pub(crate) fn downloads(&self) -> impl Iterator<Item = &AttachmentRecord> {
         self.attachments.iter().filter(|a| a.blob.is_some())
     }
 
@@ -144,13 +145,13 @@ impl PageView {
 
 /// A search hit the viewer may see.
 #[derive(Debug, Clone)]
-pub struct Hit {
+pub(crate) struct Hit {
     pub hit: SearchHit,
     pub space_key: String,
 }
 
 /// An attachment the viewer may download, with its bytes opened.
-pub struct Download {
+pub(crate) struct Download {
     pub attachment: AttachmentRecord,
     pub file: BlobReader,
 }
@@ -159,24 +160,8 @@ fn store_err(e: StoreError) -> Error {
     Error::internal(e)
 }
 
-/// Labels as the policy sees them; a stored label that does not parse simply does not count
-/// (it can only narrow access, never widen it).
-fn labels(raw: &[String]) -> Vec<Label> {
-    raw.iter().filter_map(|l| Label::parse(l).ok()).collect()
-}
-
 fn may_read_space(viewer: &Viewer, space: &SpaceRecord) -> bool {
     SpaceKey::parse(&space.key).is_ok_and(|k| viewer.may_read_space(&k))
-}
-
-pub(crate) fn may_read(
-    viewer: &Viewer,
-    space_key: &str,
-    page_labels: &[String],
-    restricted: bool,
-) -> bool {
-    SpaceKey::parse(space_key)
-        .is_ok_and(|k| viewer.may_read_page(&k, &labels(page_labels), restricted))
 }
 
 impl Library {
@@ -236,12 +221,12 @@ impl Library {
     }
 
     /// Whether the store answers (for `/readyz`); reveals no content.
-    pub async fn ready(&self) -> bool {
+    pub(crate) async fn ready(&self) -> bool {
         self.store.list_spaces().await.is_ok()
     }
 
     /// The mirrored spaces the viewer may read, by key.
-    pub async fn spaces(&self, viewer: &Viewer) -> Result<Vec<SpaceRecord>, Error> {
+    pub(crate) async fn spaces(&self, viewer: &Viewer) -> Result<Vec<SpaceRecord>, Error> {
         let all = self.store.list_spaces().await.map_err(store_err)?;
         Ok(all
             .into_iter()
@@ -250,7 +235,11 @@ impl Library {
     }
 
     /// A space by key, if the viewer may read it.
-    pub async fn space(&self, viewer: &Viewer, key: &str) -> Result<Option<SpaceRecord>, Error> {
+    pub(crate) async fn space(
+        &self,
+        viewer: &Viewer,
+        key: &str,
+    ) -> Result<Option<SpaceRecord>, Error> {
         let Ok(k) = SpaceKey::parse(key) else {
             return Ok(None);
         };
@@ -261,7 +250,7 @@ impl Library {
     }
 
     /// The viewer's page tree of a space.
-    pub async fn tree(
+    pub(crate) async fn tree(
         &self,
         viewer: &Viewer,
         space: &SpaceRecord,
@@ -307,7 +296,11 @@ impl Library {
     ///
     /// Resolved views are cached by mirror change stamp, page and the viewer's reach, so a
     /// repeated view reads nothing from the store; any sync commit moves the stamp.
-    pub async fn page(&self, viewer: &Viewer, id: &str) -> Result<Option<Arc<PageView>>, Error> {
+    pub(crate) async fn page(
+        &self,
+        viewer: &Viewer,
+        id: &str,
+    ) -> Result<Option<Arc<PageView>>, Error> {
         if !is_plausible_id(id) {
             return Ok(None);
         }
@@ -412,7 +405,7 @@ impl Library {
     }
 
     /// An attachment of a readable page, by file name, with its bytes opened.
-    pub async fn attachment_by_name(
+    pub(crate) async fn attachment_by_name(
         &self,
         viewer: &Viewer,
         page_id: &str,
@@ -433,7 +426,7 @@ impl Library {
     }
 
     /// An attachment by id, if its page is readable, with its bytes opened.
-    pub async fn attachment_by_id(
+    pub(crate) async fn attachment_by_id(
         &self,
         viewer: &Viewer,
         id: &str,
@@ -462,7 +455,7 @@ impl Library {
     }
 
     /// Full-text search over what the viewer may read.
-    pub async fn search(
+    pub(crate) async fn search(
         &self,
         viewer: &Viewer,
         query: &str,

@@ -64,21 +64,9 @@ impl Mailer {
         Ok(Mailer::Outbox { dir, from })
     }
 
-    /// Sends a sign-in link.
-    pub async fn send_magic_link(
-        &self,
-        to: &Email,
-        link: &str,
-        site_name: &str,
-        valid_minutes: u64,
-    ) -> Result<(), MailError> {
-        self.send_link(LinkMail::SignIn, to, link, site_name, valid_minutes)
-            .await
-    }
-
     /// Sends a single-use link of `kind`. Every mailed link goes through here, so transport,
     /// headers and the rule that the link never reaches the logs live in one place.
-    pub async fn send_link(
+    pub(crate) async fn send_link(
         &self,
         kind: LinkMail,
         to: &Email,
@@ -128,7 +116,7 @@ impl Mailer {
 /// What a mailed single-use link does. It decides the wording only: a link's power comes
 /// from the purpose of the code behind it, never from the mail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LinkMail {
+pub(crate) enum LinkMail {
     /// Signs the person in to the portal (magic link).
     SignIn,
     /// Confirms an access request: proves the person reads this mailbox before kbgate
@@ -138,7 +126,7 @@ pub enum LinkMail {
 
 impl LinkMail {
     /// A short name for logs.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             LinkMail::SignIn => "sign-in",
             LinkMail::AccessRequest => "access-request",
@@ -176,9 +164,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let m = Mailer::outbox(dir.path(), "kbgate <kb@example.com>").unwrap();
         let to = Email::parse("a@acme.com").unwrap();
-        m.send_magic_link(&to, "https://kb/auth/email/x?t=abc", "KB", 15)
-            .await
-            .unwrap();
+        m.send_link(
+            LinkMail::SignIn,
+            &to,
+            "https://kb/auth/email/x?t=abc",
+            "KB",
+            15,
+        )
+        .await
+        .unwrap();
         let files: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(files.len(), 1);
         let text = std::fs::read_to_string(files[0].as_ref().unwrap().path()).unwrap();

@@ -2,101 +2,31 @@
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
-use kbgate_render::percent_encode_segment;
 use kbgate_store::PageSummary;
 use serde::Deserialize;
 
+use crate::chrome::{Chrome, User};
 use crate::error::Error;
-use crate::gate::CurrentViewer;
+use crate::extractors::CurrentViewer;
 use crate::html;
 use crate::library::PageView;
+use crate::spliced::Spliced;
 use crate::state::AppState;
+use crate::urls;
 
-/// The signed-in user as the page header shows it.
-pub(crate) struct User {
-    pub email: String,
-    pub csrf: String,
-}
-
-/// What every page's frame needs.
-pub(crate) struct Chrome {
-    pub site_name: String,
-    pub user: Option<User>,
-    pub query: String,
-}
-
-impl Chrome {
-    pub(crate) fn anonymous(state: &AppState) -> Chrome {
-        Chrome {
-            site_name: state.settings().site_name.clone(),
-            user: None,
-            query: String::new(),
-        }
-    }
-
-    fn for_viewer(state: &AppState, cv: &CurrentViewer) -> Chrome {
-        Chrome {
-            site_name: state.settings().site_name.clone(),
-            user: Some(User {
-                email: cv.viewer.email().as_str().to_owned(),
-                csrf: cv.csrf.clone(),
-            }),
-            query: String::new(),
-        }
-    }
+fn chrome_for(state: &AppState, cv: &CurrentViewer) -> Chrome {
+    Chrome::signed_in(
+        state.settings(),
+        cv.viewer.email().as_str().to_owned(),
+        cv.csrf.clone(),
+    )
 }
 
 /// Renders a template, mapping a (bug-only) render failure to a 500.
 pub(crate) fn render<T: Template>(t: &T) -> Result<Html<String>, Error> {
     t.render().map(Html).map_err(Error::internal)
-}
-
-#[derive(Template)]
-#[template(path = "error.html")]
-struct ErrorPage<'a> {
-    chrome: Chrome,
-    status: u16,
-    signin_href: String,
-    heading: &'a str,
-    message: &'a str,
-}
-
-/// The HTML body of an error page (no user data in it, so it needs no state).
-pub(crate) fn render_error_page(
-    status: StatusCode,
-    message: &str,
-    back: Option<&crate::redirect::LocalPath>,
-) -> String {
-    let signin_href = match back {
-        Some(p) => format!(
-            "/auth/email?{}",
-            serde_urlencoded::to_string([("return_to", p.as_str())]).unwrap_or_default()
-        ),
-        None => "/auth/email".to_owned(),
-    };
-    let heading = match status.as_u16() {
-        401 => "Sign in required",
-        403 => "No access",
-        404 => "Page not found",
-        429 => "Slow down",
-        s if s >= 500 => "Something went wrong",
-        _ => "Request not understood",
-    };
-    let page = ErrorPage {
-        chrome: Chrome {
-            site_name: "Knowledge base".to_owned(),
-            user: None,
-            query: String::new(),
-        },
-        status: status.as_u16(),
-        signin_href,
-        heading,
-        message,
-    };
-    page.render()
-        .unwrap_or_else(|_| format!("<!doctype html><title>{heading}</title><h1>{heading}</h1>"))
 }
 
 struct SpaceCard {
@@ -119,7 +49,7 @@ pub(crate) async fn home(
 ) -> Result<Html<String>, Error> {
     let spaces = state.library().spaces(&cv.viewer).await?;
     render(&HomePage {
-        chrome: Chrome::for_viewer(&state, &cv),
+        chrome: chrome_for(&state, &cv),
         spaces: spaces
             .into_iter()
             .map(|s| SpaceCard {
@@ -155,7 +85,7 @@ pub(crate) async fn space(
         html::tree_html(&tree, None)
     };
     Ok(render(&SpacePage {
-        chrome: Chrome::for_viewer(&state, &cv),
+        chrome: chrome_for(&state, &cv),
         name: space.name,
         description: String::new(),
         tree_html,
@@ -195,15 +125,6 @@ struct PagePage<'a> {
     attachments: Vec<AttachmentLink<'a>>,
 }
 
-/// The download URL of an attachment (by page and file name, as storage format names them).
-pub(crate) fn attachment_href(page_id: &str, file_name: &str) -> String {
-    format!(
-        "/attachments/{}/{}",
-        percent_encode_segment(page_id),
-        percent_encode_segment(file_name)
-    )
-}
-
 /// The page template over a view, for the given chrome.
 fn page_template(chrome: Chrome, view: &PageView) -> PagePage<'_> {
     PagePage {
@@ -230,7 +151,7 @@ fn page_template(chrome: Chrome, view: &PageView) -> PagePage<'_> {
         attachments: view
             .downloads()
             .map(|a| AttachmentLink {
-                href: attachment_href(&a.page_id, &a.title),
+                href: urls::attachment(&a.page_id, &a.title),
                 name: &a.title,
                 size: html::file_size(a.file_size),
             })
@@ -249,57 +170,21 @@ static MARKS: std::sync::LazyLock<(String, String)> = std::sync::LazyLock::new(|
     )
 });
 
-/// A page view's HTML for every viewer of one reach, cut where the header names the person
-/// (email, sign-out token); each request escapes its own into the gaps. This is what makes a
-/// repeated page view cost a copy instead of a template render.
-#[derive(Debug, Clone)]
-pub(crate) struct Spliced {
-    head: String,
-    mid: String,
-    tail: String,
-}
-
-impl Spliced {
-    /// Renders the page with the stand-ins and cuts it there; `None` (render per request
-    /// instead) unless each stand-in appears exactly once, email first.
-    fn render(site_name: &str, view: &PageView) -> Option<Spliced> {
-        let (email, csrf) = &*MARKS;
-        let chrome = Chrome {
-            site_name: site_name.to_owned(),
-            user: Some(User {
-                email: email.clone(),
-                csrf: csrf.clone(),
-            }),
-            query: String::new(),
-        };
-        let html = page_template(chrome, view).render().ok()?;
-        let (head, rest) = html.split_once(email.as_str())?;
-        let (mid, tail) = rest.split_once(csrf.as_str())?;
-        let once = [head, mid, tail]
-            .iter()
-            .all(|part| !part.contains(email.as_str()) && !part.contains(csrf.as_str()));
-        once.then(|| Spliced {
-            head: head.to_owned(),
-            mid: mid.to_owned(),
-            tail: tail.to_owned(),
-        })
-    }
-
-    /// The page for one person: their email and sign-out token, HTML-escaped as the template
-    /// would, in the gaps.
-    fn fill(&self, email: &str, csrf: &str) -> String {
-        use askama::filters::Escaper;
-        let mut out = String::with_capacity(
-            self.head.len() + self.mid.len() + self.tail.len() + 2 * email.len() + csrf.len(),
-        );
-        out.push_str(&self.head);
-        // Writing to a String cannot fail.
-        let _ = askama::filters::Html.write_escaped_str(&mut out, email);
-        out.push_str(&self.mid);
-        let _ = askama::filters::Html.write_escaped_str(&mut out, csrf);
-        out.push_str(&self.tail);
-        out
-    }
+/// Renders the page with the stand-ins ([`MARKS`]) for the header's person fields and cuts
+/// it there; `None` (render per request instead) unless each stand-in appears exactly once,
+/// email first.
+fn splice(site_name: &str, view: &PageView) -> Option<Spliced> {
+    let (email, csrf) = &*MARKS;
+    let chrome = Chrome {
+        site_name: site_name.to_owned(),
+        user: Some(User {
+            email: email.clone(),
+            csrf: csrf.clone(),
+        }),
+        query: String::new(),
+    };
+    let html = page_template(chrome, view).render().ok()?;
+    Spliced::cut(&html, email, csrf)
 }
 
 /// `GET /pages/{id}`: a page, if this viewer may read it; 404 otherwise.
@@ -315,10 +200,10 @@ pub(crate) async fn page(
         .ok_or(Error::NotFound)?;
     let shared = view
         .rendered
-        .get_or_init(|| Spliced::render(&state.settings().site_name, &view));
+        .get_or_init(|| splice(&state.settings().site_name, &view));
     match shared {
         Some(s) => Ok(Html(s.fill(cv.viewer.email().as_str(), &cv.csrf))),
-        None => render(&page_template(Chrome::for_viewer(&state, &cv), &view)),
+        None => render(&page_template(chrome_for(&state, &cv), &view)),
     }
 }
 
@@ -380,7 +265,7 @@ pub(crate) async fn search(
             .search(&cv.viewer, &text, PAGE_SIZE, q.offset)
             .await?
     };
-    let mut chrome = Chrome::for_viewer(&state, &cv);
+    let mut chrome = chrome_for(&state, &cv);
     chrome.query = text.clone();
     render(&SearchPage {
         chrome,
@@ -495,7 +380,7 @@ mod tests {
     #[test]
     fn a_spliced_page_is_byte_for_byte_the_direct_render() {
         let v = view("Title <script>alert(1)</script>", "<p>Body</p>");
-        let s = Spliced::render("Docs & more", &v).expect("the stand-ins are found");
+        let s = splice("Docs & more", &v).expect("the stand-ins are found");
         for email in ["ann@acme.com", "o'brien&co<x>@acme.com", "\"q\"@acme.com"] {
             let csrf = "0123456789abcdef0123456789abcdef";
             assert_eq!(s.fill(email, csrf), direct(&v, email, csrf), "{email}");
@@ -512,6 +397,6 @@ mod tests {
     fn content_naming_a_stand_in_falls_back_to_rendering_per_request() {
         let (email, _) = &*MARKS;
         let v = view("Plain", &format!("<p>{email}</p>"));
-        assert!(Spliced::render("KB", &v).is_none());
+        assert!(splice("KB", &v).is_none());
     }
 }

@@ -41,21 +41,21 @@ enum Limit<C: Clock> {
 /// `window / max` after the burst rather than a whole window after it; the long-run rate,
 /// `max` per `window`, is the same.
 #[derive(Debug)]
-pub struct RateLimiter<C: Clock = DefaultClock> {
+pub(crate) struct RateLimiter<C: Clock = DefaultClock> {
     limit: Limit<C>,
     checks: AtomicU64,
 }
 
 impl RateLimiter {
     /// A limiter allowing `max` events per `window` and key, on the real clock.
-    pub fn new(max: u32, window: Duration) -> RateLimiter {
+    pub(crate) fn new(max: u32, window: Duration) -> RateLimiter {
         RateLimiter::with_clock(max, window, DefaultClock::default())
     }
 }
 
 impl<C: Clock> RateLimiter<C> {
     /// A limiter on the given clock (tests use governor's `FakeRelativeClock`).
-    pub fn with_clock(max: u32, window: Duration, clock: C) -> RateLimiter<C> {
+    pub(crate) fn with_clock(max: u32, window: Duration, clock: C) -> RateLimiter<C> {
         let limit = match NonZeroU32::new(max) {
             None => Limit::Never,
             Some(burst) => match Quota::with_period(window / burst.get()) {
@@ -74,7 +74,7 @@ impl<C: Clock> RateLimiter<C> {
     }
 
     /// Records an event for `key`; false when it exceeds the limit (not recorded then).
-    pub fn check(&self, key: &str) -> bool {
+    pub(crate) fn check(&self, key: &str) -> bool {
         let gcra = match &self.limit {
             Limit::Never => return false,
             Limit::Unlimited => return true,

@@ -13,16 +13,16 @@ const MAX_LEN: usize = 2048;
 /// path that a further percent-decoding would change again (double or deeper encoding, e.g.
 /// `/%252F%252Fevil.com`), and any control character, space or non-ASCII byte.
 #[derive(Clone, PartialEq, Eq)]
-pub struct LocalPath(String);
+pub(crate) struct LocalPath(String);
 
 impl LocalPath {
     /// The site root.
-    pub fn root() -> LocalPath {
+    pub(crate) fn root() -> LocalPath {
         LocalPath("/".to_owned())
     }
 
     /// Parses a candidate `return_to`; `None` when it is not a safe local path.
-    pub fn parse(input: &str) -> Option<LocalPath> {
+    pub(crate) fn parse(input: &str) -> Option<LocalPath> {
         if input.is_empty() || input.len() > MAX_LEN {
             return None;
         }
@@ -41,14 +41,14 @@ impl LocalPath {
     }
 
     /// Parses, falling back to the site root.
-    pub fn parse_or_root(input: Option<&str>) -> LocalPath {
+    pub(crate) fn parse_or_root(input: Option<&str>) -> LocalPath {
         input
             .and_then(LocalPath::parse)
             .unwrap_or_else(LocalPath::root)
     }
 
     /// The path as given.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }

@@ -15,14 +15,14 @@ use sha2::{Digest, Sha256};
 /// A fresh 256-bit random value, URL-safe base64 (43 characters). It is what the browser holds
 /// (cookie, link); the store only ever sees its [`Opaque::hash`].
 #[derive(Clone)]
-pub struct Opaque(SecretString);
+pub(crate) struct Opaque(SecretString);
 
 /// Length of the encoded form.
 const ENCODED_LEN: usize = 43;
 
 impl Opaque {
     /// 32 bytes from a CSPRNG (rand's thread-local ChaCha, seeded and reseeded from the OS).
-    pub fn generate() -> Opaque {
+    pub(crate) fn generate() -> Opaque {
         let mut bytes = [0u8; 32];
         rand::rng().fill_bytes(&mut bytes);
         Opaque(SecretString::from(URL_SAFE_NO_PAD.encode(bytes)))
@@ -30,7 +30,7 @@ impl Opaque {
 
     /// Accepts a value presented by a client when it has the right shape; it is not known to
     /// exist until its hash is found in the store.
-    pub fn parse(s: &str) -> Option<Opaque> {
+    pub(crate) fn parse(s: &str) -> Option<Opaque> {
         (s.len() == ENCODED_LEN
             && s.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
@@ -38,24 +38,24 @@ impl Opaque {
     }
 
     /// The value to hand to the client.
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         self.0.expose_secret()
     }
 
     /// SHA-256 hex: the form kept in the store (a leaked database does not yield live ids).
-    pub fn hash(&self) -> String {
+    pub(crate) fn hash(&self) -> String {
         hex::encode(self.digest())
     }
 
     /// The SHA-256 of the secret as bytes ([`Opaque::hash`] without the hex): a map key
     /// that does not hold the secret.
-    pub fn digest(&self) -> [u8; 32] {
+    pub(crate) fn digest(&self) -> [u8; 32] {
         Sha256::digest(self.expose().as_bytes()).into()
     }
 
     /// A token derived from this secret for another purpose (e.g. the sign-out form's CSRF
     /// token): unguessable without the secret, and it does not reveal the secret.
-    pub fn derive(&self, purpose: &str) -> String {
+    pub(crate) fn derive(&self, purpose: &str) -> String {
         let mut h = Sha256::new();
         h.update(b"kbgate:");
         h.update(purpose.as_bytes());
@@ -81,7 +81,7 @@ impl fmt::Debug for Opaque {
 }
 
 /// Constant-time equality of two strings (API keys, CSRF tokens).
-pub fn ct_eq(a: &str, b: &str) -> bool {
+pub(crate) fn ct_eq(a: &str, b: &str) -> bool {
     use subtle::ConstantTimeEq;
     // Compare digests so that the length of the secret is not revealed by timing either.
     let da = Sha256::digest(a.as_bytes());

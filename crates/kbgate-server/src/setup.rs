@@ -5,8 +5,8 @@ use std::sync::Arc;
 use kbgate_config::{Config, EmbedKey, ExposeSecret, MagicLinkDelivery};
 use kbgate_store::Store;
 
-use crate::gate::PolicyHandle;
 use crate::mail::{MailError, Mailer};
+use crate::policy_handle::PolicyHandle;
 use crate::state::{AppState, Extras};
 use crate::token::{EmbedAlgorithm, EmbedKeyError, EmbedVerifier};
 
@@ -46,7 +46,7 @@ fn read(path: &std::path::Path) -> Result<Vec<u8>, SetupError> {
 }
 
 /// The magic-link mailer of a configuration.
-pub fn mailer_from_config(config: &Config) -> Result<Mailer, SetupError> {
+pub(crate) fn mailer_from_config(config: &Config) -> Result<Mailer, SetupError> {
     let from = config.portal.from.clone();
     match &config.portal.magic_link {
         MagicLinkDelivery::Smtp(url) => {
@@ -61,7 +61,7 @@ pub fn mailer_from_config(config: &Config) -> Result<Mailer, SetupError> {
 }
 
 /// The embed verifier and API key of a configuration (`None`s without `[embed]`).
-pub fn embed_from_config(config: &Config) -> Result<Extras, SetupError> {
+pub(crate) fn embed_from_config(config: &Config) -> Result<Extras, SetupError> {
     let Some(e) = &config.embed else {
         return Ok(Extras::default());
     };

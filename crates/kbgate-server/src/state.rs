@@ -7,19 +7,23 @@ use std::time::Duration;
 use kbgate_config::{ExposeSecret, PortalConfig, SecretString};
 use kbgate_store::Store;
 
+use crate::audit::Audit;
 use crate::changes::ChangeWatch;
-use crate::gate::{PolicyHandle, Sessions};
+use crate::codes::Codes;
 use crate::library::Library;
 use crate::mail::Mailer;
+use crate::people::People;
+use crate::policy_handle::PolicyHandle;
 use crate::ratelimit::RateLimiter;
 use crate::security::SecurityHeaders;
+use crate::sessions::Sessions;
 use crate::settings::Settings;
 use crate::token::EmbedVerifier;
 
 /// Everything the handlers share. Cheap to clone.
 ///
 /// The store is split on purpose: mirror content only through [`Library`] (whose methods all
-/// take a `Viewer`), sign-in records only through the crate-private session facade.
+/// take a `Viewer`), sign-in records only through the crate-private facades (sessions, codes, audit, people).
 #[derive(Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
@@ -30,6 +34,9 @@ struct Inner {
     policy: PolicyHandle,
     library: Library,
     sessions: Sessions,
+    codes: Codes,
+    audit: Audit,
+    people: People,
     mailer: Option<Mailer>,
     embed: Option<EmbedVerifier>,
     api_key: Option<SecretString>,
@@ -74,12 +81,16 @@ impl AppState {
         let security = Arc::new(SecurityHeaders::new(&settings));
         let watch = Arc::new(ChangeWatch::new(store.clone()));
         let view_cache_bytes = settings.view_cache_bytes;
+        let audit = Audit::new(store.clone());
         AppState {
             inner: Arc::new(Inner {
                 settings,
                 policy,
                 library: Library::new(store.clone(), watch.clone(), view_cache_bytes),
-                sessions: Sessions::new(store, watch),
+                sessions: Sessions::new(store.clone(), watch, audit.clone()),
+                codes: Codes::new(store.clone()),
+                audit,
+                people: People::new(store),
                 mailer,
                 embed: extras.embed,
                 api_key: extras.api_key.filter(|k| !k.expose_secret().is_empty()),
@@ -111,12 +122,24 @@ impl AppState {
     }
 
     /// The library (mirror reads for a viewer).
-    pub fn library(&self) -> &Library {
+    pub(crate) fn library(&self) -> &Library {
         &self.inner.library
     }
 
     pub(crate) fn sessions(&self) -> &Sessions {
         &self.inner.sessions
+    }
+
+    pub(crate) fn codes(&self) -> &Codes {
+        &self.inner.codes
+    }
+
+    pub(crate) fn audit(&self) -> &Audit {
+        &self.inner.audit
+    }
+
+    pub(crate) fn people(&self) -> &People {
+        &self.inner.people
     }
 
     pub(crate) fn mailer(&self) -> Option<&Mailer> {

@@ -14,9 +14,9 @@ use kbgate_policy::Email;
 use serde::Deserialize;
 
 /// Longest token accepted; anything larger is refused before parsing.
-pub const MAX_TOKEN_BYTES: usize = 4096;
+pub(crate) const MAX_TOKEN_BYTES: usize = 4096;
 /// Shortest HS256 secret accepted.
-pub const MIN_HS256_SECRET_BYTES: usize = 32;
+pub(crate) const MIN_HS256_SECRET_BYTES: usize = 32;
 
 /// The algorithms an embed key may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,17 +32,6 @@ pub enum EmbedAlgorithm {
 }
 
 impl EmbedAlgorithm {
-    /// Parses the configuration spelling (`HS256`, `EdDSA`, `ES256`, `RS256`).
-    pub fn parse(s: &str) -> Option<EmbedAlgorithm> {
-        match s {
-            "HS256" => Some(EmbedAlgorithm::Hs256),
-            "EdDSA" => Some(EmbedAlgorithm::EdDsa),
-            "ES256" => Some(EmbedAlgorithm::Es256),
-            "RS256" => Some(EmbedAlgorithm::Rs256),
-            _ => None,
-        }
-    }
-
     fn jwt(self) -> Algorithm {
         match self {
             EmbedAlgorithm::Hs256 => Algorithm::HS256,
@@ -244,16 +233,6 @@ impl EmbedVerifier {
         self.max_lifetime = secs(max_lifetime);
         self.validation.leeway = self.leeway as u64;
         self
-    }
-
-    /// The leeway in seconds (the `jti` record is kept this much past `exp`).
-    pub fn leeway_secs(&self) -> i64 {
-        self.leeway
-    }
-
-    /// The pinned algorithm.
-    pub fn algorithm(&self) -> EmbedAlgorithm {
-        self.alg
     }
 
     /// Verifies a token at time `now` (Unix seconds).

@@ -1,0 +1,91 @@
+//! The portal's URL scheme in one place: the route templates the router mounts and the paths
+//! handlers, templates' data and the renderer's link resolution point at. Pages and
+//! attachments follow the renderer's [`PortalUrls`] (it writes a page's own attachment links
+//! at sync time); a path prefix for the public URL would be set on it here, once.
+
+use kbgate_render::PortalUrls;
+
+use crate::secret::Opaque;
+
+/// Route templates (axum path syntax), as the router mounts them.
+pub(crate) mod routes {
+    pub(crate) const HOME: &str = "/";
+    pub(crate) const SPACE: &str = "/spaces/{key}";
+    pub(crate) const PAGE: &str = "/pages/{id}";
+    pub(crate) const SEARCH: &str = "/search";
+    pub(crate) const ATTACHMENT_BY_ID: &str = "/attachments/id/{id}";
+    pub(crate) const ATTACHMENT: &str = "/attachments/{page_id}/{file}";
+    pub(crate) const STYLESHEET: &str = "/static/style.css";
+    pub(crate) const AUTH_EMBED: &str = "/auth/embed";
+    pub(crate) const AUTH_CODE: &str = "/auth/code";
+    pub(crate) const AUTH_EMAIL: &str = "/auth/email";
+    pub(crate) const AUTH_EMAIL_CONFIRM: &str = "/auth/email/confirm";
+    pub(crate) const AUTH_LOGOUT: &str = "/auth/logout";
+    pub(crate) const REQUEST_ACCESS: &str = "/request-access";
+    pub(crate) const REQUEST_ACCESS_CONFIRM: &str = "/request-access/confirm";
+    pub(crate) const API_HANDOVER: &str = "/api/v1/handover";
+    pub(crate) const API_ACCESS_REQUESTS: &str = "/api/v1/access-requests";
+    pub(crate) const API_SPACES: &str = "/api/v1/spaces";
+    pub(crate) const API_TREE: &str = "/api/v1/spaces/{key}/tree";
+    pub(crate) const API_PAGE: &str = "/api/v1/pages/{id}";
+    pub(crate) const API_SEARCH: &str = "/api/v1/search";
+    pub(crate) const HEALTHZ: &str = "/healthz";
+    pub(crate) const READYZ: &str = "/readyz";
+    /// Every JSON API route starts with it.
+    pub(crate) const API_PREFIX: &str = "/api/";
+    /// Every sign-in route starts with it.
+    pub(crate) const AUTH_PREFIX: &str = "/auth/";
+}
+
+/// Pages and attachments, as the renderer writes them too.
+const PORTAL: PortalUrls = PortalUrls::ROOT;
+
+/// A page.
+pub(crate) fn page(id: &str) -> String {
+    PORTAL.page(id)
+}
+
+/// A space's home with its page tree.
+pub(crate) fn space(key: &str) -> String {
+    format!("/spaces/{key}")
+}
+
+/// The download URL of an attachment (by page and file name, as storage format names them).
+pub(crate) fn attachment(page_id: &str, file_name: &str) -> String {
+    PORTAL.attachment(page_id, file_name)
+}
+
+/// A mailed or handed-over link: `path` with a single-use `code` (the code is URL-safe
+/// base64, so it goes in as it is).
+pub(crate) fn with_code(path: &str, code: &Opaque) -> String {
+    format!("{path}?code={}", code.expose())
+}
+
+/// The sign-in form, leading back to `return_to` (a local path) when given.
+pub(crate) fn sign_in(return_to: Option<&str>) -> String {
+    match return_to {
+        Some(p) => format!(
+            "{}?{}",
+            routes::AUTH_EMAIL,
+            serde_urlencoded::to_string([("return_to", p)]).unwrap_or_default()
+        ),
+        None => routes::AUTH_EMAIL.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builders_match_the_routes() {
+        assert_eq!(page("12 3"), "/pages/12%203");
+        assert_eq!(space("KB"), "/spaces/KB");
+        assert_eq!(attachment("7", "a b/c.pdf"), "/attachments/7/a%20b%2Fc.pdf");
+        assert_eq!(sign_in(None), "/auth/email");
+        assert_eq!(
+            sign_in(Some("/pages/1?x=y")),
+            "/auth/email?return_to=%2Fpages%2F1%3Fx%3Dy"
+        );
+    }
+}
