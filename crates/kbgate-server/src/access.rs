@@ -1,4 +1,4 @@
-//! Per-viewer resolution of a stored page (DESIGN.md §7.1).
+//! Per-viewer resolution of a stored page (ARCHITECTURE.md, S1).
 //!
 //! Pages are stored as templates with view-time reference tokens (links to other pages,
 //! include, excerpt-include, children, attachments of other pages). The renderer's

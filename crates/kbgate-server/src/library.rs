@@ -2,7 +2,7 @@
 //! only `kbgate_policy::Policy` can make, and filters by it; the store handle is private to
 //! this module, so a handler that skips the gate has nothing to read with.
 //!
-//! Rules applied here (DESIGN.md §7):
+//! Rules applied here (ARCHITECTURE.md, S1 and S2):
 //! - a space is visible when the viewer has a grant for its key;
 //! - a page when its space is granted, its labels pass the grant's filter, and it has no read
 //!   restriction on itself or an ancestor (`effective_restricted`);
