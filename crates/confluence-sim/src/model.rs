@@ -684,6 +684,18 @@ impl State {
                 .any(|a| self.own_restrictions(*a).is_some_and(|r| !r.is_empty()))
     }
 
+    /// The smallest id of a current page of space `key` that no read restriction covers, if
+    /// any (tests pick a page every reader may see with it).
+    pub fn first_open_page(&self, key: &str) -> Option<u64> {
+        let space_id = self.spaces.values().find(|sp| sp.key == key)?.id;
+        self.pages
+            .values()
+            .filter(|p| p.space_id == space_id && p.status == PageStatus::Current)
+            .filter(|p| !self.is_effectively_restricted(p.id))
+            .map(|p| p.id)
+            .min()
+    }
+
     /// The v2 `parentType` of content whose parent is `parent`: `folder`, `whiteboard`, …,
     /// or `page`.
     pub fn parent_type(&self, parent: u64) -> &'static str {

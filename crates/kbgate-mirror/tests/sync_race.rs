@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use confluence_client::{Client, ClientConfig};
-use confluence_sim::model::{PageStatus, Subject};
+use confluence_sim::model::Subject;
 use confluence_sim::{SimConfig, SimHandle, spawn};
 use kbgate_mirror::sync::{
     Progress, SyncError, SyncOptions, SyncReport, confluence::ConfluenceSource, sync_spaces,
@@ -49,21 +49,9 @@ fn service_account_id(sim: &SimHandle) -> String {
 
 /// An unrestricted current page of `key` (the smallest id).
 fn open_page(sim: &SimHandle, key: &str) -> u64 {
-    sim.state().read(|s| {
-        let space_id = s
-            .spaces
-            .values()
-            .find(|sp| sp.key == key)
-            .map(|sp| sp.id)
-            .expect("space");
-        s.pages
-            .values()
-            .filter(|p| p.space_id == space_id && p.status == PageStatus::Current)
-            .filter(|p| !s.is_effectively_restricted(p.id))
-            .map(|p| p.id)
-            .min()
-            .expect("an unrestricted page")
-    })
+    sim.state()
+        .read(|s| s.first_open_page(key))
+        .expect("an unrestricted page")
 }
 
 /// Starts a sync in a task (its own client), for the test to hold and release.

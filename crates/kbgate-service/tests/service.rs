@@ -7,7 +7,6 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use confluence_client::{Client, ClientConfig};
-use confluence_sim::model::PageStatus;
 use confluence_sim::{SimConfig, SimHandle};
 use kbgate_config::Config;
 use kbgate_mirror::sync::confluence::ConfluenceSource;
@@ -143,21 +142,9 @@ async fn start(dir: &Path, sim: &SimHandle, config_poll: Duration) -> Running {
 
 /// An unrestricted current page of `key` (the smallest id).
 fn open_page(sim: &SimHandle, key: &str) -> u64 {
-    sim.state().read(|s| {
-        let space_id = s
-            .spaces
-            .values()
-            .find(|sp| sp.key == key)
-            .map(|sp| sp.id)
-            .expect("space");
-        s.pages
-            .values()
-            .filter(|p| p.space_id == space_id && p.status == PageStatus::Current)
-            .filter(|p| !s.is_effectively_restricted(p.id))
-            .map(|p| p.id)
-            .min()
-            .expect("an unrestricted page")
-    })
+    sim.state()
+        .read(|s| s.first_open_page(key))
+        .expect("an unrestricted page")
 }
 
 /// `GET /api/v1/pages/{id}` on behalf of `email` (the host app's API key).
