@@ -512,6 +512,11 @@ pub struct State {
     pub pending_invites: Vec<PendingInvite>,
     /// When false, `check-access-by-email` answers 503 (feature disabled on the site).
     pub check_access_enabled: bool,
+    /// How long an `invite-by-email` invitation takes to complete (simulator clock); `None`:
+    /// [`crate::access::INVITE_DELAY_MS`]. Atlassian documents the call as asynchronous ("may
+    /// take some time to complete") without a bound; tests set a long delay to model a slow
+    /// site.
+    pub invite_delay: Option<chrono::Duration>,
     /// The site's user limit (the plan's user tier): paid users plus guests may not exceed it
     /// ("Total number of users (paid + guests) can't exceed the current Confluence site user
     /// limit", Atlassian's guest docs). `None`: unlimited (the default).

@@ -90,7 +90,25 @@ pub struct ConfluenceConfig {
     /// never provokes a storm of 429s. Default 10; 0 turns the throttle off (the client still
     /// honours `Retry-After`).
     pub requests_per_second: u32,
+    /// Native mode: how long `apply` waits for the invitations it sent to complete before it
+    /// adds the invitees to their group in the same run (zero: do not wait). Default
+    /// [`DEFAULT_INVITE_WAIT`], at most [`MAX_INVITE_WAIT`].
+    pub invite_wait: Duration,
+    /// Native mode: an invitation whose outcome is unknown (a run stopped mid-call) is sent
+    /// again after this long if the site still shows no access. Default
+    /// [`DEFAULT_INVITE_RETRY_AFTER`], between [`MIN_INVITE_RETRY_AFTER`] and 7 days.
+    pub invite_retry_after: Duration,
 }
+
+/// Default of `[confluence] invite_wait`.
+pub const DEFAULT_INVITE_WAIT: Duration = Duration::from_secs(120);
+/// Upper bound of `[confluence] invite_wait` (a run should not hang for hours).
+pub const MAX_INVITE_WAIT: Duration = Duration::from_secs(3600);
+/// Default of `[confluence] invite_retry_after`.
+pub const DEFAULT_INVITE_RETRY_AFTER: Duration = Duration::from_secs(10 * 60);
+/// Lower bound of `[confluence] invite_retry_after`: an invitation Confluence did receive
+/// needs time to complete before its absence means it was lost.
+pub const MIN_INVITE_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// `[confluence] auth`: the three ways an integration authenticates to Confluence Cloud today.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -758,7 +776,23 @@ impl Builder<'_> {
             },
             None => Some(DEFAULT_REQUESTS_PER_SECOND),
         };
+        let invite_wait = self.duration(
+            &r.invite_wait,
+            "confluence.invite_wait",
+            DEFAULT_INVITE_WAIT,
+            Duration::ZERO,
+            Some(MAX_INVITE_WAIT),
+        );
+        let invite_retry_after = self.duration(
+            &r.invite_retry_after,
+            "confluence.invite_retry_after",
+            DEFAULT_INVITE_RETRY_AFTER,
+            MIN_INVITE_RETRY_AFTER,
+            Some(Duration::from_secs(7 * 24 * 3600)),
+        );
         Some(ConfluenceConfig {
+            invite_wait: invite_wait?,
+            invite_retry_after: invite_retry_after?,
             base_url: base_url?,
             auth: auth?,
             admin_api_key: admin_api_key?,

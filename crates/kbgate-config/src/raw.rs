@@ -60,6 +60,8 @@ pub(crate) struct RawConfluence {
     pub default_access_group: Str,
     pub licensed_users: Option<Val<u64>>,
     pub requests_per_second: Option<Val<u64>>,
+    pub invite_wait: Str,
+    pub invite_retry_after: Str,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -216,6 +218,8 @@ pub(crate) fn apply_env(
             (&mut sec.admin_api_key_env, "admin_api_key_env"),
             (&mut sec.admin_api_key_file, "admin_api_key_file"),
             (&mut sec.default_access_group, "default_access_group"),
+            (&mut sec.invite_wait, "invite_wait"),
+            (&mut sec.invite_retry_after, "invite_retry_after"),
         ] {
             present |= o.set(field, "confluence", key);
         }

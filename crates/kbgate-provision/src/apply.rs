@@ -1,7 +1,10 @@
 //! Journaled execution of a plan. Every action is written to the store's journal as
 //! `pending` before its call and as `done`, `skipped`, `failed` or `unknown` after it, so a
 //! run that is killed can be resumed: the next plan re-reads Confluence, and an invitation
-//! whose outcome is not known is not sent again (see `ReconcileOptions::invite_retry_after`).
+//! whose outcome is not known is re-checked against the site and sent again only to people
+//! still without access once it had time to complete (`ReconcileOptions::invite_retry_after`).
+//! Invitations sent by a run are waited for (`ReconcileOptions::invite_wait`) and their
+//! people added to their group in the same run.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -105,6 +108,13 @@ pub struct ApplySummary {
     pub failures: Vec<(String, String)>,
     /// People created on the site whom `check-access-by-email` does not show yet.
     pub unverified: Vec<String>,
+    /// `(email, why)` of people waiting on an invitation: sent by this run and not complete
+    /// within [`crate::ReconcileOptions::invite_wait`], or waiting since an earlier run
+    /// ([`crate::Plan::awaiting`]). Not granted; a later apply finishes them.
+    pub awaiting: Vec<(String, String)>,
+    /// Invitations of this run that completed within the wait (their invitees were then
+    /// added to their group in the same run).
+    pub invitations_completed: usize,
     /// HTTP requests sent to Confluence (retries included).
     pub calls: u64,
     /// Plan/apply rounds (1 for a single apply).
@@ -122,6 +132,9 @@ impl ApplySummary {
         // What is held is what the last round's plan held.
         self.held = o.held;
         self.unverified = o.unverified;
+        // What waits is what waits after the last round.
+        self.awaiting = o.awaiting;
+        self.invitations_completed += o.invitations_completed;
         self.calls += o.calls;
         self.rounds += o.rounds;
     }
@@ -167,6 +180,19 @@ impl fmt::Display for ApplySummary {
         if self.failures.len() > 20 {
             writeln!(f, "  … and {} more failures", self.failures.len() - 20)?;
         }
+        if !self.awaiting.is_empty() {
+            writeln!(
+                f,
+                "  {} person(s) wait on an invitation (not granted yet):",
+                self.awaiting.len()
+            )?;
+            for (email, why) in self.awaiting.iter().take(20) {
+                writeln!(f, "  waiting {email}: {why}")?;
+            }
+            if self.awaiting.len() > 20 {
+                writeln!(f, "  … and {} more waiting", self.awaiting.len() - 20)?;
+            }
+        }
         if !self.unverified.is_empty() {
             writeln!(
                 f,
@@ -186,6 +212,12 @@ pub(crate) struct Exec<'a> {
     pub allow_undocumented: bool,
     pub concurrency: usize,
     pub now: DateTime<Utc>,
+    /// How long to wait for this run's invitations ([`crate::ReconcileOptions::invite_wait`]).
+    invite_wait: std::time::Duration,
+    /// The group invitees join, where their account ids are found.
+    default_access_group: String,
+    /// (audience, email) of the invitations Confluence accepted in this run.
+    invited: Mutex<Vec<(String, String)>>,
     accounts: Mutex<BTreeMap<String, String>>,
     group_ids: Mutex<BTreeMap<String, String>>,
     failed_people: Mutex<BTreeSet<String>>,
@@ -220,17 +252,19 @@ impl<'a> Exec<'a> {
         client: &'a Client,
         store: &'a dyn Store,
         progress: &'a dyn ApplyProgress,
-        allow_undocumented: bool,
-        concurrency: usize,
+        options: &crate::ReconcileOptions,
         plan: &Plan,
     ) -> Self {
         Exec {
             client,
             store,
             progress,
-            allow_undocumented,
-            concurrency: concurrency.max(1),
+            allow_undocumented: options.allow_undocumented_apis,
+            concurrency: options.concurrency.max(1),
             now: Utc::now(),
+            invite_wait: options.invite_wait,
+            default_access_group: options.default_access_group.clone(),
+            invited: Mutex::new(Vec::new()),
             accounts: Mutex::new(plan.context.accounts.clone()),
             group_ids: Mutex::new(plan.context.group_ids.clone()),
             failed_people: Mutex::new(BTreeSet::new()),
@@ -292,12 +326,29 @@ impl<'a> Exec<'a> {
                     .await;
             }
         }
+        self.await_invitations().await;
         self.verify().await;
         if let Some(e) = lock(&self.fatal).take() {
             return Err(e);
         }
         let mut s = std::mem::take(&mut *lock(&self.summary));
         s.held = plan.waiting_on_limits();
+        for w in &plan.awaiting {
+            let why = match w.retry_at {
+                Some(t) => format!(
+                    "invitation of unknown outcome (journaled {}), no site access yet; sent \
+                     again from {} if still without access",
+                    w.since.format("%Y-%m-%d %H:%M UTC"),
+                    t.format("%Y-%m-%d %H:%M UTC")
+                ),
+                None => format!(
+                    "invited {}, the invitation has not completed yet; given access by the \
+                     first apply after it does",
+                    w.since.format("%Y-%m-%d %H:%M UTC")
+                ),
+            };
+            s.awaiting.push((w.email.clone(), why));
+        }
         s.calls = self.client.stats().total.saturating_sub(before);
         s.rounds = 1;
         Ok(s)
@@ -473,8 +524,141 @@ impl<'a> Exec<'a> {
         let (st, err) = Self::state_of(&outcome);
         for a in batch {
             self.journal(a, st, err).await;
+            if outcome == Outcome::Done
+                && let Some(email) = person_of(&a.op)
+            {
+                lock(&self.invited).push((a.audience.clone(), email.to_owned()));
+            }
             self.finish(a, outcome.clone());
         }
+    }
+
+    /// Waits up to `invite_wait` for the invitations Confluence accepted in this run to
+    /// complete, then adds the invitees to their audience's group in the same run, so a group
+    /// audience converges in one apply. Confluence processes an invitation asynchronously ("may
+    /// take some time to complete", v2 `inviteByEmail`) and lists no invitations in flight, so
+    /// completion is seen the way the plan sees it: the invitee has site access by
+    /// `check-access-by-email` (100 emails a call, only those not seen yet, polled with a
+    /// growing pause), and their account id is read from the site's default product-access
+    /// group they join (the plan's way too). Whoever is not there in time is reported as
+    /// waiting, never as a grant.
+    async fn await_invitations(&self) {
+        let invited = std::mem::take(&mut *lock(&self.invited));
+        if invited.is_empty() || lock(&self.fatal).is_some() {
+            return;
+        }
+        let mut pending: BTreeSet<String> = invited.iter().map(|(_, e)| e.clone()).collect();
+        let mut arrived: BTreeSet<String> = BTreeSet::new();
+        let mut trouble: Option<String> = None;
+        let wait = self.invite_wait;
+        if !wait.is_zero() {
+            self.progress.note(&format!(
+                "waiting up to {} for {} invitation(s) to complete",
+                human(wait),
+                pending.len()
+            ));
+            let deadline = std::time::Instant::now() + wait;
+            let mut pause = std::time::Duration::from_millis(500);
+            loop {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                tokio::time::sleep(pause.min(left)).await;
+                pause = (pause * 2).min(std::time::Duration::from_secs(15));
+                let list: Vec<&str> = pending.iter().map(String::as_str).collect();
+                match self.client.check_access_by_email(&list).await {
+                    Ok(a) => {
+                        let without: BTreeSet<String> = a
+                            .emails_without_access
+                            .iter()
+                            .chain(&a.invalid_emails)
+                            .map(|e| crate::actual::normalise(e))
+                            .collect();
+                        arrived.extend(pending.iter().filter(|e| !without.contains(*e)).cloned());
+                        pending.retain(|e| without.contains(e));
+                    }
+                    Err(e) => {
+                        trouble = Some(format!("their site access could not be checked: {e}"));
+                        break;
+                    }
+                }
+                if pending.is_empty() {
+                    break;
+                }
+            }
+        }
+        let mut ids: BTreeMap<String, String> = BTreeMap::new();
+        if !arrived.is_empty() {
+            let mut found = crate::actual::Actual::default();
+            match crate::actual::resolve_from_group(
+                self.client,
+                &self.default_access_group,
+                &arrived,
+                &mut found,
+            )
+            .await
+            {
+                Ok(()) => ids = found.accounts,
+                Err(e) => trouble = Some(format!("their account ids could not be read: {e}")),
+            }
+        }
+        lock(&self.summary).invitations_completed += arrived.len();
+        let mut members = Vec::new();
+        for (audience, email) in &invited {
+            let group = crate::desired::group_name(audience);
+            match ids.get(email) {
+                Some(id) => {
+                    lock(&self.accounts).insert(email.clone(), id.clone());
+                    members.push(Action::new(
+                        audience,
+                        Op::AddGroupMember {
+                            group,
+                            email: email.clone(),
+                        },
+                        format!(
+                            "{} is in audience {audience} (group); invited in this run, the \
+                             invitation completed",
+                            email.rsplit('@').next().unwrap_or("")
+                        ),
+                    ));
+                }
+                None => {
+                    let why = if arrived.contains(email) {
+                        format!(
+                            "invited in this run and on the site, but {}; added to {group} by \
+                             the next apply",
+                            trouble.as_deref().unwrap_or(
+                                "their account id is not among the members of the default \
+                                 product-access group yet"
+                            )
+                        )
+                    } else {
+                        format!(
+                            "invited in this run; the invitation did not complete within {} \
+                             (Confluence processes invitations asynchronously){}; not granted \
+                             yet: added to {group} by the first apply after it completes",
+                            human(wait),
+                            trouble
+                                .as_deref()
+                                .map(|t| format!(", and {t}"))
+                                .unwrap_or_default()
+                        )
+                    };
+                    lock(&self.summary).awaiting.push((email.clone(), why));
+                }
+            }
+        }
+        if members.is_empty() {
+            return;
+        }
+        self.progress.note(&format!(
+            "{} invitation(s) completed: adding them to their groups",
+            members.len()
+        ));
+        futures::stream::iter(&members)
+            .for_each_concurrent(self.concurrency, |a| self.run_one(a))
+            .await;
     }
 
     fn account(&self, email: &str) -> Result<String, Outcome> {
@@ -855,6 +1039,18 @@ impl<'a> Exec<'a> {
                 .progress
                 .note(&format!("could not verify new site users: {e}")),
         }
+    }
+}
+
+/// A wait for humans: `2m`, `90s`, `1.5s`.
+fn human(d: std::time::Duration) -> String {
+    let secs = d.as_secs();
+    if secs >= 60 && secs % 60 == 0 {
+        format!("{}m", secs / 60)
+    } else if d.subsec_millis() == 0 {
+        format!("{secs}s")
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
     }
 }
 

@@ -8,7 +8,7 @@ use kbgate_policy::Delivery;
 use crate::actual::Actual;
 use crate::desired::{DesiredAudience, DesiredState};
 use crate::owned::{Owned, Subject};
-use crate::plan::{Action, Note, Op, Plan};
+use crate::plan::{Action, AwaitState, Awaiting, Note, Op, Plan};
 
 /// Confluence's guest allowance: 5 free guests per paid user.
 pub const GUESTS_PER_PAID_USER: usize = 5;
@@ -18,7 +18,7 @@ pub const GUESTS_PER_PAID_USER: usize = 5;
 pub(crate) struct DiffOptions {
     pub now: DateTime<Utc>,
     /// An invitation whose outcome is unknown (run stopped mid-call, or a 5xx) is sent again
-    /// only after this long, and only if the person still has no access.
+    /// once this long has passed since it was journaled, if the person still has no access.
     pub invite_retry_after: Duration,
 }
 
@@ -26,7 +26,6 @@ pub(crate) struct DiffOptions {
 struct Counts {
     inactive: BTreeSet<String>,
     unknown_id: BTreeSet<String>,
-    waiting_invite: BTreeSet<String>,
     other_guest_space: BTreeSet<String>,
     exists_elsewhere: BTreeSet<String>,
 }
@@ -172,17 +171,6 @@ pub(crate) fn diff(
                 ),
             ));
         }
-        if !c.waiting_invite.is_empty() {
-            plan.warnings.push(Note::for_audience(
-                &aud,
-                format!(
-                    "{} people were invited and are not on the site yet; they are added once \
-                     their invitation completes, and are not invited twice (e.g. {})",
-                    c.waiting_invite.len(),
-                    sample(&c.waiting_invite)
-                ),
-            ));
-        }
         if !c.exists_elsewhere.is_empty() {
             plan.warnings.push(Note::for_audience(
                 &aud,
@@ -275,27 +263,64 @@ fn plan_account(
                 c.exists_elsewhere.insert(email.to_owned());
                 return false;
             }
+            // An earlier invitation that has not arrived. The site is the judge: this person
+            // was just checked with `check-access-by-email` (the plan checks everyone without a
+            // known account, 100 a call) and has no access. Confluence exposes no list of
+            // invitations in flight, so an invitation of unknown outcome (journaled `pending`:
+            // the run stopped between the intent and the answer; or `unknown`: a 5xx) is given
+            // `invite_retry_after` to complete — an invitation Confluence did receive gives
+            // site access once its asynchronous processing ends ("If the user with that email
+            // address has an Atlassian account, they'll now be able to log in to your site",
+            // https://support.atlassian.com/user-management/docs/invite-a-user/) — and is sent
+            // again after that if the site still shows no access. Sending it again is safe for
+            // anyone who got access meanwhile: invite-by-email "Ignores all invalid emails and
+            // no action is taken for the emails that already have access to the site" (v2
+            // OpenAPI, `inviteByEmail`). An invitation Confluence accepted (200) is not sent
+            // again; `failed` (refused, certainly not sent) is sent again at once.
+            let mut resend = None;
             if let Some(inv) = actual.invites.get(email) {
-                let retry = match inv.state.as_str() {
-                    "failed" => true,
-                    "done" => false,
-                    _ => o.now - inv.at >= o.invite_retry_after,
+                let state = match inv.state.as_str() {
+                    "failed" => None,
+                    "done" => Some(AwaitState::Sent),
+                    _ => Some(AwaitState::Unknown),
                 };
-                if !retry {
-                    c.waiting_invite.insert(email.to_owned());
-                    return false;
+                if let Some(state) = state {
+                    let retry_at =
+                        (state == AwaitState::Unknown).then(|| inv.at + o.invite_retry_after);
+                    match retry_at {
+                        Some(t) if o.now >= t => resend = Some(inv.at),
+                        _ => {
+                            plan.awaiting.push(Awaiting {
+                                audience: a.name.clone(),
+                                email: email.to_owned(),
+                                state,
+                                since: inv.at,
+                                retry_at,
+                            });
+                            return false;
+                        }
+                    }
                 }
             }
             if prefer_invite && !actual.access_check_disabled {
+                let why = match resend {
+                    Some(at) => format!(
+                        "{}; an invitation of unknown outcome (journaled {}) has not given them \
+                         site access, so it is sent again",
+                        domain_reason(a, email),
+                        at.format("%Y-%m-%d %H:%M UTC")
+                    ),
+                    None => format!(
+                        "{}; not on the site (invitation grants the licence group members need)",
+                        domain_reason(a, email)
+                    ),
+                };
                 plan.actions.push(Action::new(
                     &a.name,
                     Op::Invite {
                         email: email.to_owned(),
                     },
-                    format!(
-                        "{}; not on the site (invitation grants the licence group members need)",
-                        domain_reason(a, email)
-                    ),
+                    why,
                 ));
                 false
             } else {
@@ -904,28 +929,27 @@ mod tests {
             "acme",
             Delivery::Group,
             &["KB"],
-            &["ann@acme.com", "bob@acme.com"],
+            &["ann@acme.com", "bob@acme.com", "cat@acme.com"],
         )]);
         let mut act = Actual::default();
-        for e in ["ann@acme.com", "bob@acme.com"] {
+        for e in ["ann@acme.com", "bob@acme.com", "cat@acme.com"] {
             act.checked.insert(e.into());
             act.without_access.insert(e.into());
         }
         let at = opts().now - Duration::minutes(5);
-        act.invites.insert(
-            "ann@acme.com".into(),
-            InviteRecord {
-                state: "pending".into(),
-                at,
-            },
-        );
-        act.invites.insert(
-            "bob@acme.com".into(),
-            InviteRecord {
-                state: "failed".into(),
-                at,
-            },
-        );
+        for (e, state) in [
+            ("ann@acme.com", "pending"),
+            ("bob@acme.com", "failed"),
+            ("cat@acme.com", "done"),
+        ] {
+            act.invites.insert(
+                e.into(),
+                InviteRecord {
+                    state: state.into(),
+                    at,
+                },
+            );
+        }
         let p = diff(&d, &Owned::default(), &act, &opts());
         let invites: Vec<_> = p
             .actions
@@ -934,19 +958,60 @@ mod tests {
             .collect();
         assert_eq!(invites.len(), 1);
         assert_eq!(invites[0].op.target(), "bob@acme.com");
-        assert!(
-            p.warnings
-                .iter()
-                .any(|w| w.message.contains("not invited twice"))
+        // The other two wait, and say until when; the plan is not converged.
+        let waiting: Vec<_> = p
+            .awaiting
+            .iter()
+            .map(|w| (w.email.as_str(), w.state, w.retry_at))
+            .collect();
+        assert_eq!(
+            waiting,
+            vec![
+                (
+                    "ann@acme.com",
+                    AwaitState::Unknown,
+                    Some(at + Duration::hours(24))
+                ),
+                ("cat@acme.com", AwaitState::Sent, None),
+            ]
         );
-        // Long after, an unconfirmed invitation is sent again.
+        assert_eq!(p.next_retry(), Some(at + Duration::hours(24)));
+        let text = p.to_string();
+        assert!(text.contains("may never have been sent"), "{text}");
+        assert!(text.contains("not invited twice"), "{text}");
+        // Without the failed one, nothing is to be done now, and still it is not converged.
+        let mut quiet = act.clone();
+        quiet.invites.remove("bob@acme.com");
+        quiet.checked.remove("bob@acme.com");
+        let p = diff(&d, &Owned::default(), &quiet, &opts());
+        assert!(!p.actions.iter().any(|a| a.op.kind() == "invite"), "{p}");
+        assert!(!p.converged(), "{p}");
+        // Once the retry time has come, the unconfirmed invitation is sent again (the person
+        // still has no access); the accepted one is not.
         let mut later = opts();
         later.now += Duration::hours(25);
         let p = diff(&d, &Owned::default(), &act, &later);
+        let mut invited: Vec<_> = p
+            .actions
+            .iter()
+            .filter(|a| a.op.kind() == "invite")
+            .map(|a| (a.op.target(), a.reason.contains("sent again")))
+            .collect();
+        invited.sort();
         assert_eq!(
-            p.actions.iter().filter(|a| a.op.kind() == "invite").count(),
-            2
+            invited,
+            vec![
+                ("ann@acme.com".to_string(), true),
+                ("bob@acme.com".to_string(), false)
+            ]
         );
+        assert_eq!(p.awaiting.len(), 1, "cat still waits");
+        // Someone whose unknown invitation did arrive is neither waiting nor invited.
+        let mut arrived = act.clone();
+        arrived.without_access.remove("ann@acme.com");
+        let p = diff(&d, &Owned::default(), &arrived, &later);
+        assert!(!p.awaiting.iter().any(|w| w.email == "ann@acme.com"));
+        assert!(!p.actions.iter().any(|a| a.op.target() == "ann@acme.com"));
     }
 
     #[test]

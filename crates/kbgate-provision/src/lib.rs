@@ -6,13 +6,17 @@
 //! reads the actual state from Confluence in bulk, and produces a [`Plan`] of actions, each
 //! with a reason. [`Reconciler::apply`] runs it with a journal in the store: each action is
 //! recorded as `pending` before its call and `done`/`failed`/`unknown` after it, so a killed
-//! run is resumed by the next one without doing anything twice (an invitation is never sent
-//! twice).
+//! run is resumed by the next one without doing anything twice. An invitation whose outcome
+//! is unknown (killed mid-call) is re-checked against the site by every plan and sent again
+//! only to people who still have no access once it had time to complete
+//! ([`ReconcileOptions::invite_retry_after`]); until then the plan lists them as
+//! [`Plan::awaiting`] and is not [`Plan::converged`].
 //!
 //! Deliveries:
 //! - **group**: a `kbgate-<audience>` group with `read` on each space; people invited by
 //!   email in batches of 100 (an invitation grants the licence a member needs) and added by
-//!   account id once their invitation completes.
+//!   account id once their invitation completes — in the same `apply`, which waits a bounded
+//!   time for its own invitations ([`ReconcileOptions::invite_wait`]).
 //! - **guest**: people put on the site without product access (Jira `POST /rest/api/3/user`,
 //!   `products: []`), added to the `guests-kbgate-<audience>` guest group and given `read` on
 //!   the audience's one space (documented permission API, or the undocumented
@@ -69,5 +73,8 @@ pub use desired::{DesiredAudience, DesiredState, desired_state, group_name, gues
 pub use diff::GUESTS_PER_PAID_USER;
 pub use error::ProvisionError;
 pub use people::{BadRow, ImportReport, import_people_csv, list_people};
-pub use plan::{Action, LimitHold, Note, Op, Plan};
-pub use reconciler::{DEFAULT_ACCESS_GROUP, ReconcileOptions, Reconciler};
+pub use plan::{Action, AwaitState, Awaiting, LimitHold, Note, Op, Plan};
+pub use reconciler::{
+    DEFAULT_ACCESS_GROUP, DEFAULT_INVITE_RETRY_AFTER, DEFAULT_INVITE_WAIT, ReconcileOptions,
+    Reconciler,
+};

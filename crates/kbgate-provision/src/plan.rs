@@ -314,6 +314,36 @@ impl fmt::Display for LimitHold {
     }
 }
 
+/// Why a person is not provisioned yet although nothing is planned for them now: they wait on
+/// an invitation. Not a grant, and the plan is not converged while anyone waits
+/// ([`Plan::converged`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Awaiting {
+    /// The audience.
+    pub audience: String,
+    /// The person.
+    pub email: String,
+    /// What is known of their invitation.
+    pub state: AwaitState,
+    /// When the invitation was sent, or was about to be sent (the journal's time).
+    pub since: DateTime<Utc>,
+    /// When kbgate sends the invitation again if the site still shows no access by then;
+    /// `None` when it is not sent again (Confluence accepted it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_at: Option<DateTime<Utc>>,
+}
+
+/// What is known of an invitation that has not arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AwaitState {
+    /// Confluence accepted it (200); the invitation completes asynchronously.
+    Sent,
+    /// Its outcome is unknown: a run stopped between journaling it and seeing the answer, or
+    /// Confluence answered 5xx. Re-checked against the site by every plan.
+    Unknown,
+}
+
 /// What `kbgate plan` shows and `kbgate apply` executes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
@@ -328,6 +358,10 @@ pub struct Plan {
     /// People left out because a site limit is reached (not in `actions`): they wait on it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub limits: Vec<LimitHold>,
+    /// People waiting on an invitation (sent, or of unknown outcome): nothing to do for them
+    /// now, but not provisioned either.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub awaiting: Vec<Awaiting>,
     #[serde(skip)]
     pub(crate) context: PlanContext,
 }
@@ -341,6 +375,7 @@ impl Plan {
             warnings: Vec::new(),
             refusals: Vec::new(),
             limits: Vec::new(),
+            awaiting: Vec::new(),
             context: PlanContext::default(),
         }
     }
@@ -349,6 +384,19 @@ impl Plan {
     /// Warnings and refusals do not count as changes.
     pub fn is_empty(&self) -> bool {
         self.actions.is_empty()
+    }
+
+    /// True when Confluence matches the policy for everyone the plan can provision: nothing
+    /// to change and nobody waiting on an invitation (people held by a site limit are
+    /// counted apart, [`Plan::waiting_on_limits`]).
+    pub fn converged(&self) -> bool {
+        self.actions.is_empty() && self.awaiting.is_empty()
+    }
+
+    /// The earliest time an invitation of unknown outcome is sent again (if the site still
+    /// shows no access then): when the next `apply` has something to do.
+    pub fn next_retry(&self) -> Option<DateTime<Utc>> {
+        self.awaiting.iter().filter_map(|w| w.retry_at).min()
     }
 
     /// People who wait on a site limit (see [`Plan::limits`]).
@@ -378,7 +426,7 @@ impl Plan {
         if let Some(o) = v.as_object_mut() {
             o.insert(
                 "summary".into(),
-                serde_json::json!({ "changes": self.actions.len(), "grants": add, "revocations": remove, "waiting_on_limits": self.waiting_on_limits() }),
+                serde_json::json!({ "changes": self.actions.len(), "grants": add, "revocations": remove, "waiting_on_limits": self.waiting_on_limits(), "awaiting_invitations": self.awaiting.len(), "converged": self.converged(), "next_retry": self.next_retry() }),
             );
         }
         v
@@ -405,6 +453,12 @@ impl fmt::Display for Plan {
                 f,
                 "No changes that fit: everything else matches the policy, but some people wait \
                  on a site limit (below)."
+            )?;
+        } else if self.is_empty() && !self.awaiting.is_empty() {
+            writeln!(
+                f,
+                "No changes to make now, but not converged: some people wait on an invitation \
+                 (below)."
             )?;
         } else if self.is_empty() {
             writeln!(
@@ -437,6 +491,7 @@ impl fmt::Display for Plan {
         for l in &self.limits {
             writeln!(f, "LIMIT {l}")?;
         }
+        self.fmt_awaiting(f)?;
         for w in &self.warnings {
             writeln!(f, "warning: {w}")?;
         }
@@ -446,10 +501,73 @@ impl fmt::Display for Plan {
             "Plan: {} change(s): {add} grant(s), {remove} revocation(s)",
             self.actions.len()
         )?;
-        match self.waiting_on_limits() {
-            0 => writeln!(f, "."),
-            n => writeln!(f, "; {n} person(s) wait on a site limit (not applied)."),
+        if self.waiting_on_limits() > 0 {
+            write!(
+                f,
+                "; {} person(s) wait on a site limit (not applied)",
+                self.waiting_on_limits()
+            )?;
         }
+        if !self.awaiting.is_empty() {
+            write!(
+                f,
+                "; {} person(s) wait on an invitation (not granted yet)",
+                self.awaiting.len()
+            )?;
+        }
+        writeln!(f, ".")
+    }
+}
+
+impl Plan {
+    /// `WAITING` lines: per audience and state, how many, when they are retried, examples.
+    fn fmt_awaiting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut by: BTreeMap<(&str, AwaitState), Vec<&Awaiting>> = BTreeMap::new();
+        for w in &self.awaiting {
+            by.entry((w.audience.as_str(), w.state)).or_default().push(w);
+        }
+        for ((aud, st), list) in by {
+            let shown: Vec<&str> = list
+                .iter()
+                .take(SHOWN_PER_GROUP)
+                .map(|w| w.email.as_str())
+                .collect();
+            let more = list.len().saturating_sub(SHOWN_PER_GROUP);
+            let more = if more > 0 {
+                format!(" … and {more} more")
+            } else {
+                String::new()
+            };
+            match st {
+                AwaitState::Sent => writeln!(
+                    f,
+                    "WAITING [{aud}] {} person(s) invited, invitation not complete yet (not on \
+                     the site): they are given access by the first apply after it completes, \
+                     and are not invited twice: {}{more}",
+                    list.len(),
+                    shown.join(", ")
+                )?,
+                AwaitState::Unknown => {
+                    let next = list.iter().filter_map(|w| w.retry_at).min();
+                    let when = match next {
+                        Some(t) if t <= self.generated_at => "now".to_owned(),
+                        Some(t) => format!("from {}", t.format("%Y-%m-%d %H:%M UTC")),
+                        None => "later".to_owned(),
+                    };
+                    writeln!(
+                        f,
+                        "WAITING [{aud}] {} person(s) whose invitation may never have been sent \
+                         (a run stopped before Confluence answered, or it answered 5xx) and who \
+                         have no site access yet: every plan re-checks them with \
+                         check-access-by-email, and apply re-sends the invitation to those \
+                         still without access {when}: {}{more}",
+                        list.len(),
+                        shown.join(", ")
+                    )?
+                }
+            }
+        }
+        Ok(())
     }
 }
 

@@ -20,6 +20,15 @@ use crate::plan::{Op, Plan};
 /// user is in (the default of [`ReconcileOptions::default_access_group`]).
 pub const DEFAULT_ACCESS_GROUP: &str = "confluence-users";
 
+/// Default of [`ReconcileOptions::invite_retry_after`]: Confluence processes an invitation
+/// asynchronously ("may take some time to complete", v2 `inviteByEmail`), in seconds on the
+/// simulator and in practice; ten minutes leaves a wide margin before an invitation of unknown
+/// outcome is sent again.
+pub const DEFAULT_INVITE_RETRY_AFTER: Duration = Duration::minutes(10);
+
+/// Default of [`ReconcileOptions::invite_wait`].
+pub const DEFAULT_INVITE_WAIT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Knobs of a reconcile: plain values, so that native mode does not depend on how they are
 /// configured (the binary maps `[confluence]` onto them).
 #[derive(Debug, Clone)]
@@ -39,10 +48,18 @@ pub struct ReconcileOptions {
     pub licensed_users: Option<usize>,
     /// Concurrent single-object writes during apply.
     pub concurrency: usize,
-    /// An invitation whose outcome is unknown (the run was killed mid-call, or Confluence
-    /// answered 5xx) is sent again only after this long, and only if the person still has no
-    /// access. Invitations known to be done are never sent again.
+    /// An invitation whose outcome is unknown (the run was killed between journaling it and
+    /// seeing Confluence's answer, or Confluence answered 5xx) is re-checked against the site
+    /// by every plan (`check-access-by-email`) and sent again once this long has passed since
+    /// it was journaled, if the person still has no access. It is the time an invitation that
+    /// did reach Confluence is given to complete (Confluence lists no invitations in flight).
+    /// Invitations Confluence accepted are never sent again. Default 10 minutes.
     pub invite_retry_after: Duration,
+    /// How long `apply` waits for the invitations it sent to complete (the invitees show up
+    /// in `check-access-by-email`) before it adds them to their audience's group in the same
+    /// run. Those that do not complete in time are reported as waiting, and the next apply
+    /// adds them. Zero: do not wait. Default 2 minutes.
+    pub invite_wait: std::time::Duration,
     /// The time policy expiry is evaluated at; `None` = now. (Tests and `--at`.)
     pub now: Option<DateTime<Utc>>,
 }
@@ -54,7 +71,8 @@ impl Default for ReconcileOptions {
             default_access_group: DEFAULT_ACCESS_GROUP.into(),
             licensed_users: None,
             concurrency: 8,
-            invite_retry_after: Duration::hours(24),
+            invite_retry_after: DEFAULT_INVITE_RETRY_AFTER,
+            invite_wait: DEFAULT_INVITE_WAIT,
             now: None,
         }
     }
@@ -294,8 +312,7 @@ impl Reconciler {
             &self.client,
             &*self.store,
             progress,
-            self.options.allow_undocumented_apis,
-            self.options.concurrency,
+            &self.options,
             plan,
         )
         .run(plan)

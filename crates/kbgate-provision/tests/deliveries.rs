@@ -26,7 +26,13 @@ async fn group_delivery(t: &TestStore) {
         vec![aud("acme", &["acme.com"], &["KB", "API"], Delivery::Group)],
         &[],
     );
-    let r = reconciler(&h, t.store.clone(), p, opts());
+    // Without a wait, apply leaves the invitees to the next run (the path of a site whose
+    // invitations take longer than the wait; `tests/invitations.rs` has the one-run path).
+    let o = ReconcileOptions {
+        invite_wait: std::time::Duration::ZERO,
+        ..opts()
+    };
+    let r = reconciler(&h, t.store.clone(), p, o);
 
     let plan = r.plan().await.unwrap();
     assert_eq!(count(&plan, "create-group"), 1, "{plan}");
@@ -36,6 +42,11 @@ async fn group_delivery(t: &TestStore) {
     assert!(plan.warnings.iter().any(|w| w.message.contains("licence")));
     let s = r.apply(&plan, &NoProgress).await.unwrap();
     assert_eq!((s.done, s.failed), (8, 0), "{s}");
+    // The invitees are listed as waiting, not as grants.
+    let mut waiting: Vec<String> = s.awaiting.iter().map(|(e, _)| e.clone()).collect();
+    waiting.sort();
+    assert_eq!(waiting, people, "{s}");
+    assert!(s.to_string().contains("not granted yet"), "{s}");
 
     // The group reads exactly KB and API, nothing else.
     let gid = group_id(&h, "kbgate-acme").expect("group created");
@@ -48,14 +59,13 @@ async fn group_delivery(t: &TestStore) {
             ("KB".into(), "read".into(), "space".into())
         ]
     );
-    // Invitations are pending; the next plan neither re-invites nor adds yet.
+    // Invitations are pending; the next plan neither re-invites nor adds yet, and it is not
+    // converged: the invitees wait.
     let plan = r.plan().await.unwrap();
     assert!(plan.is_empty(), "{plan}");
-    assert!(
-        plan.warnings
-            .iter()
-            .any(|w| w.message.contains("not invited twice"))
-    );
+    assert!(!plan.converged(), "{plan}");
+    assert_eq!(plan.awaiting.len(), 5, "{plan}");
+    assert!(plan.to_string().contains("not invited twice"), "{plan}");
 
     settle_invites(&h);
     let plan = r.plan().await.unwrap();
@@ -66,7 +76,7 @@ async fn group_delivery(t: &TestStore) {
         group_member_emails(&h, "kbgate-acme"),
         people.iter().cloned().collect()
     );
-    assert!(r.plan().await.unwrap().is_empty());
+    assert!(r.plan().await.unwrap().converged());
 
     // Someone else's member of kbgate's group and someone else's permission: never touched.
     let foreign = h

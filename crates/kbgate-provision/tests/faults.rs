@@ -11,7 +11,8 @@ use confluence_sim::model::UserKind;
 use confluence_sim::{Knobs, RateLimit, SimConfig};
 use kbgate_policy::Delivery;
 use kbgate_provision::{
-    Action, ApplyProgress, NoProgress, Op, Outcome, Plan, ReconcileOptions, journal_state,
+    Action, ApplyProgress, AwaitState, NoProgress, Op, Outcome, Plan, ReconcileOptions,
+    journal_state,
 };
 
 fn invites(p: &Plan) -> Vec<String> {
@@ -327,17 +328,30 @@ async fn a_killed_apply_is_resumed_from_the_journal() {
     })
     .await;
 
-    // Resume: nothing is invited again while the outcome of an invitation is unknown.
+    // Resume: nothing is invited again while the outcome of an invitation is unknown and it
+    // may still complete; the plan says so, with the time of the re-check, and is not
+    // converged.
     settle_invites(&h);
     let received = invited_or_present(&h);
     let plan = r.plan().await.unwrap();
     assert!(invites(&plan).is_empty(), "{plan}");
+    let waiting: BTreeSet<String> = plan
+        .awaiting
+        .iter()
+        .filter(|w| w.state == AwaitState::Unknown)
+        .map(|w| w.email.clone())
+        .collect();
+    assert_eq!(waiting, unsure, "{plan}");
+    assert!(!plan.converged());
+    assert!(plan.next_retry().is_some_and(|t| t > chrono::Utc::now()));
+    assert!(plan.to_string().contains("may never have been sent"), "{plan}");
     let s = r.apply(&plan, &NoProgress).await.unwrap();
     assert_eq!(s.failed, 0, "{s}");
 
-    // A day later, invitations that never reached the site are sent; no one gets a second.
+    // Once the retry time has come, invitations that never reached the site are sent; no one
+    // gets a second.
     let later = ReconcileOptions {
-        now: Some(chrono::Utc::now() + chrono::Duration::hours(25)),
+        now: Some(chrono::Utc::now() + opts().invite_retry_after + chrono::Duration::minutes(1)),
         ..opts()
     };
     let r = reconciler(&h, t.store.clone(), setup_policy(), later);
@@ -372,4 +386,125 @@ async fn a_killed_apply_is_resumed_from_the_journal() {
     assert!(journal.iter().all(|j| j.kind != "invite"
         || !group_people.contains(&j.target)
         || unsure.contains(&j.target)));
+}
+
+/// A crash between "intent" (the invitation journaled `pending`) and "sent" for a subset:
+/// of two killed runs, the invitations of the first never reached the site (lost on the way)
+/// and those of the second did (Confluence acted; kbgate never saw the answer). The next plan
+/// re-checks every one of them against the site in bulk, the apply re-sends exactly those
+/// with neither access nor an invitation in flight, no one twice, and the group converges.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_invitations_are_rechecked_and_only_the_lost_ones_resent() {
+    let t = kbgate_store::testing::sqlite().await;
+    let h = sim(SimConfig::default()).await;
+    let p = policy(
+        vec![aud("acme", &["acme.com"], &["KB"], Delivery::Group)],
+        &[],
+    );
+    let first = emails("first", "acme.com", 200);
+    add_people(&*t.store, &first).await;
+    let r = reconciler(&h, t.store.clone(), p.clone(), opts());
+    let invite = "POST /wiki/api/v2/user/access/invite-by-email";
+
+    // Run 1: one batch answered, the other held at the kill and then lost.
+    let plan = r.plan().await.unwrap();
+    assert_eq!(invites(&plan).len(), 200);
+    h.state().hold_after(invite, 1);
+    let finished = FinishedInvites::default();
+    apply_killed(&r, &plan, &finished, || {
+        h.state().held() == 1 && finished.0.lock().unwrap().len() == 100
+    })
+    .await;
+    h.state().drop_held();
+    until("the held call to be dropped", || h.state().in_flight() == 0).await;
+    let lost = journaled(&t, "invite", journal_state::PENDING).await;
+    assert_eq!(lost.len(), 100);
+    assert!(lost.iter().all(|e| !invited_or_present(&h).contains(e)));
+
+    // Run 2, for people added since: every invitation is held at the kill, then served to
+    // the end (the site acts on it; kbgate never sees the answer).
+    let second = emails("second", "acme.com", 60);
+    add_people(&*t.store, &second).await;
+    let plan = r.plan().await.unwrap();
+    assert_eq!(
+        invites(&plan).into_iter().collect::<BTreeSet<_>>(),
+        second.iter().cloned().collect(),
+        "the unknown invitations of run 1 wait for their retry time: {plan}"
+    );
+    h.state().hold_after(invite, 0);
+    apply_killed(&r, &plan, &NoProgress, || h.state().held() == 1).await;
+    // The site is slow to complete them: they stay in flight until the clock is moved.
+    h.state()
+        .write(|s| s.invite_delay = Some(chrono::Duration::hours(1)));
+    h.state().release();
+    until("the held call to be served", || h.state().in_flight() == 0).await;
+    let unknown = journaled(&t, "invite", journal_state::PENDING).await;
+    assert_eq!(unknown.len(), 160, "100 lost + 60 reached the site");
+
+    // Right away, run 2's invitations are still in flight at the site: no access yet, and
+    // not re-sent (Confluence lists no invitations in flight; the retry time covers them).
+    let plan = r.plan().await.unwrap();
+    assert!(invites(&plan).is_empty(), "{plan}");
+    let waiting: BTreeSet<String> = plan
+        .awaiting
+        .iter()
+        .filter(|w| w.state == AwaitState::Unknown)
+        .map(|w| w.email.clone())
+        .collect();
+    assert_eq!(waiting, unknown, "{plan}");
+
+    // At the retry time the site has completed what it received.
+    h.state().advance_clock(chrono::Duration::hours(2));
+    h.state().write(|s| s.invite_delay = None);
+    let received = invited_or_present(&h);
+    assert!(second.iter().all(|e| received.contains(e)));
+    let later = ReconcileOptions {
+        now: Some(chrono::Utc::now() + opts().invite_retry_after + chrono::Duration::minutes(1)),
+        ..opts()
+    };
+    let r = reconciler(&h, t.store.clone(), p, later);
+    h.reset_stats();
+    let plan = r.plan().await.unwrap();
+    let checks = sim_calls(&h)
+        .get("POST /wiki/api/v2/user/access/check-access-by-email")
+        .copied();
+    // The re-check is one bulk check per 100 people: everyone without a known account id
+    // (the 260 people here), not one call per person.
+    eprintln!(
+        "re-check of 160 unknown invitations (260 people without a known id): {checks:?} \
+         access-check calls; plan total {} calls, by endpoint {:?}",
+        h.stats().total,
+        sim_calls(&h)
+    );
+    assert_eq!(checks, Some(3));
+    let resent: BTreeSet<String> = invites(&plan).into_iter().collect();
+    assert_eq!(resent, lost, "exactly the lost invitations are sent again");
+    assert!(resent.is_disjoint(&received), "no one is invited twice");
+    assert!(
+        plan.actions
+            .iter()
+            .filter(|a| matches!(a.op, Op::Invite { .. }))
+            .all(|a| a.reason.contains("sent again")),
+        "{plan}"
+    );
+    // Those whose unknown invitation did reach the site are found and added, not re-invited.
+    let adds: BTreeSet<String> = plan
+        .actions
+        .iter()
+        .filter_map(|a| match &a.op {
+            Op::AddGroupMember { email, .. } => Some(email.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(second.iter().all(|e| adds.contains(e)), "{plan}");
+    assert!(plan.awaiting.is_empty(), "{plan}");
+    h.reset_stats();
+    let s = r.apply(&plan, &NoProgress).await.unwrap();
+    assert_eq!(s.failed, 0, "{s}");
+    assert!(s.awaiting.is_empty(), "the re-sent invitations complete in the wait: {s}");
+    assert_eq!(sim_calls(&h).get(invite), Some(&1), "one batch of 100 re-sent");
+    let plan = r.plan().await.unwrap();
+    assert!(plan.converged(), "{plan}");
+    let all: BTreeSet<String> = first.iter().chain(&second).cloned().collect();
+    assert_eq!(group_member_emails(&h, "kbgate-acme"), all);
 }

@@ -102,8 +102,14 @@ enum Command {
     /// beyond the allowance of 5 guests per paid user, the plan keeps only the people who fit
     /// and lists (LIMIT …) how many fit, who waits, and what to do.
     ///
-    /// Exit status with --detailed-exitcode: 0 nothing to do, 2 changes to apply, 3 nothing
-    /// that fits to apply but people wait on a site limit, 1 error. Without it: 0, or 1 on
+    /// People whose invitation has not arrived are listed as WAITING: invited and not complete
+    /// yet, or of unknown outcome (an apply stopped before Confluence answered). The latter are
+    /// re-checked against the site by every plan and re-sent by apply, at the time the plan
+    /// names, if they still have no access.
+    ///
+    /// Exit status with --detailed-exitcode: 0 converged (nothing to do, nobody waiting), 2
+    /// changes to apply, 3 nothing that fits to apply but people wait on a site limit, 4
+    /// nothing to apply now but people wait on an invitation, 1 error. Without it: 0, or 1 on
     /// error.
     Plan(native::PlanArgs),
     /// Native mode: apply the plan with a journal (idempotent and resumable).
@@ -112,9 +118,14 @@ enum Command {
     /// lines, or refused by Confluence with a 403 naming the limit) are reported as waiting on
     /// it, not as failures, and are provisioned by a later apply once there is room.
     ///
+    /// Group delivery: apply waits (--wait, `[confluence] invite_wait`, default 2m) for the
+    /// invitations it sent to complete, then adds the invitees to the group in the same run;
+    /// whoever is not there in time is listed as waiting (not granted), and the next apply
+    /// adds them.
+    ///
     /// Exit status: 0 everything applied; 3 partly applied: the rest waits on a site limit
-    /// (the guest allowance, the plan's user limit) and nothing failed; 1 an error, or an
-    /// action failed.
+    /// (the guest allowance, the plan's user limit) and nothing failed; 4 applied, but people
+    /// wait on an invitation and nothing failed; 1 an error, or an action failed.
     Apply(native::ApplyArgs),
     /// Native mode: the people kbgate knows.
     #[command(subcommand)]

@@ -18,6 +18,10 @@ use crate::wiring;
 /// but people wait on a site limit: distinct from 1 (an error or a failed action).
 pub const LIMITS_REACHED: u8 = 3;
 
+/// Exit status of `apply` (and of `plan --detailed-exitcode`) when nothing failed and nothing
+/// is left to apply now, but people wait on an invitation (not converged yet).
+pub const AWAITING_INVITATIONS: u8 = 4;
+
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum Output {
     Text,
@@ -43,6 +47,11 @@ pub struct ApplyArgs {
     /// Output format of the plan and the summary.
     #[arg(long, value_enum, default_value = "text")]
     output: Output,
+    /// How long to wait for the invitations this run sends to complete before adding the
+    /// invitees to their group (e.g. 90s, 5m; 0 = do not wait). Default: `[confluence]
+    /// invite_wait` (2m).
+    #[arg(long, value_name = "DURATION", value_parser = kbgate_config::parse_duration)]
+    wait: Option<std::time::Duration>,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -98,6 +107,7 @@ pub async fn plan(config: &Path, args: PlanArgs) -> ExitCode {
         Ok(_) if !args.detailed_exitcode => ExitCode::SUCCESS,
         Ok(plan) if !plan.is_empty() => ExitCode::from(2),
         Ok(plan) if plan.waiting_on_limits() > 0 => ExitCode::from(LIMITS_REACHED),
+        Ok(plan) if !plan.converged() => ExitCode::from(AWAITING_INVITATIONS),
         Ok(_) => ExitCode::SUCCESS,
         Err(e) => crate::fail(&e),
     }
@@ -116,8 +126,34 @@ pub async fn apply(config: &Path, args: ApplyArgs) -> ExitCode {
     }
     let result = async {
         let config = Config::load(config)?;
-        let r = reconciler(&config).await?;
+        let mut r = reconciler(&config).await?;
+        if let Some(wait) = args.wait {
+            r.options_mut().invite_wait = wait;
+        }
         let plan = r.plan().await?;
+        if plan.is_empty() && !plan.awaiting.is_empty() {
+            eprintln!("Nothing to do now, but not converged:");
+            eprint!("{plan}");
+            return anyhow::Ok(ApplySummary {
+                held: plan.waiting_on_limits(),
+                awaiting: plan
+                    .awaiting
+                    .iter()
+                    .map(|w| {
+                        let why = match w.retry_at {
+                            Some(t) => format!(
+                                "invitation of unknown outcome, no site access yet; sent again \
+                                 from {} if still without access",
+                                t.format("%Y-%m-%d %H:%M UTC")
+                            ),
+                            None => "invited; the invitation has not completed yet".to_owned(),
+                        };
+                        (w.email.clone(), why)
+                    })
+                    .collect(),
+                ..ApplySummary::default()
+            });
+        }
         if plan.is_empty() {
             if plan.waiting_on_limits() > 0 {
                 eprintln!("Nothing to do that fits the site's limits:");
@@ -170,6 +206,16 @@ pub async fn apply(config: &Path, args: ApplyArgs) -> ExitCode {
                     for email in &summary.unverified {
                         println!("  not yet visible to check-access-by-email: {email}");
                     }
+                    if summary.invitations_completed > 0 {
+                        println!(
+                            "  {} invitation(s) completed during the run; their people were \
+                             added to their groups",
+                            summary.invitations_completed
+                        );
+                    }
+                    for (email, why) in &summary.awaiting {
+                        println!("  waiting {email}: {why}");
+                    }
                 }
                 Output::Json => match serde_json::to_string_pretty(&summary) {
                     Ok(s) => println!("{s}"),
@@ -180,6 +226,8 @@ pub async fn apply(config: &Path, args: ApplyArgs) -> ExitCode {
                 ExitCode::from(1)
             } else if summary.limits_reached() {
                 ExitCode::from(LIMITS_REACHED)
+            } else if !summary.awaiting.is_empty() {
+                ExitCode::from(AWAITING_INVITATIONS)
             } else {
                 ExitCode::SUCCESS
             }

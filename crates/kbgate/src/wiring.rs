@@ -92,7 +92,8 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
 }
 
 /// Native mode's options from `[confluence]`: the opt-in for undocumented APIs, the default
-/// product-access group and the number of paid users; the rest at provision's defaults.
+/// product-access group, the number of paid users and the invitation wait and retry; the rest
+/// at provision's defaults.
 pub fn reconcile_options(c: &ConfluenceConfig) -> ReconcileOptions {
     ReconcileOptions {
         allow_undocumented_apis: c.allow_undocumented_apis,
@@ -100,6 +101,11 @@ pub fn reconcile_options(c: &ConfluenceConfig) -> ReconcileOptions {
         licensed_users: c
             .licensed_users
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+        invite_wait: c.invite_wait,
+        // Bounded by the config (at most 7 days), so the conversion cannot fail; the
+        // default is the fallback all the same.
+        invite_retry_after: chrono::Duration::from_std(c.invite_retry_after)
+            .unwrap_or(kbgate_provision::DEFAULT_INVITE_RETRY_AFTER),
         ..ReconcileOptions::default()
     }
 }

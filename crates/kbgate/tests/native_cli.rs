@@ -316,14 +316,22 @@ async fn plan_dry_run_and_apply_against_the_simulator() {
     let o = run(dir.path(), &["plan", "--detailed-exitcode"]).await;
     assert_eq!(o.status.code(), Some(2), "still to do: {}", text(&o));
 
-    // apply: invitations, the group and its permission, the site user, the switches.
-    let o = run(dir.path(), &["apply"]).await;
+    // apply: invitations, the group and its permission, the site user, the switches. With
+    // `--wait 0` it does not wait for the invitations: the invitees are listed as waiting (not
+    // granted) and apply exits 4.
+    let o = run(dir.path(), &["apply", "--wait", "0"]).await;
     let t = text(&o);
-    assert_eq!(o.status.code(), Some(0), "{t}");
+    assert_eq!(o.status.code(), Some(4), "{t}");
     assert!(t.contains("apply: 7 done, 0 skipped, 0 failed"), "{t}");
-    // Invitations are on their way: nothing to do (and nobody invited twice) until they land.
+    assert!(t.contains("waiting cli.ann@acme.com: invited in this run"), "{t}");
+    // Invitations are on their way: nothing to do now (and nobody invited twice) until they
+    // land, but not converged either: exit 4, and the plan names who waits.
     let o = run(dir.path(), &["plan", "--detailed-exitcode"]).await;
-    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let t = text(&o);
+    assert_eq!(o.status.code(), Some(4), "{t}");
+    assert!(t.contains("WAITING [acme] 2 person(s) invited"), "{t}");
+    let o = run(dir.path(), &["apply", "--wait", "nonsense"]).await;
+    assert_eq!(o.status.code(), Some(2), "clap refuses a bad duration: {}", text(&o));
     h.state().advance_clock(chrono::Duration::seconds(5));
     let o = run(dir.path(), &["plan", "--detailed-exitcode"]).await;
     let t = text(&o);

@@ -149,7 +149,10 @@ pub(super) async fn invite(
         return Err(disabled());
     }
     let emails = emails_of(&body)?;
-    let due_at = sim.now() + chrono::Duration::milliseconds(super::INVITE_DELAY_MS);
+    let delay = sim.read(|s| s.invite_delay).unwrap_or_else(|| {
+        chrono::Duration::milliseconds(super::INVITE_DELAY_MS)
+    });
+    let due_at = sim.now() + delay;
     // One write lock for the check and the change: the user limit holds at any request rate.
     // At the plan's user limit the whole batch is refused (403, Atlassian's message for that
     // limit); which of a batch Confluence would keep is not documented, so none is.
