@@ -524,7 +524,9 @@ impl Plan {
     fn fmt_awaiting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut by: BTreeMap<(&str, AwaitState), Vec<&Awaiting>> = BTreeMap::new();
         for w in &self.awaiting {
-            by.entry((w.audience.as_str(), w.state)).or_default().push(w);
+            by.entry((w.audience.as_str(), w.state))
+                .or_default()
+                .push(w);
         }
         for ((aud, st), list) in by {
             let shown: Vec<&str> = list

@@ -308,15 +308,9 @@ impl Reconciler {
         plan: &Plan,
         progress: &dyn ApplyProgress,
     ) -> Result<ApplySummary, ProvisionError> {
-        Exec::new(
-            &self.client,
-            &*self.store,
-            progress,
-            &self.options,
-            plan,
-        )
-        .run(plan)
-        .await
+        Exec::new(&self.client, &*self.store, progress, &self.options, plan)
+            .run(plan)
+            .await
     }
 
     /// Plans and applies until the plan is empty, a round makes no progress, or `max_rounds`

@@ -344,7 +344,10 @@ async fn a_killed_apply_is_resumed_from_the_journal() {
     assert_eq!(waiting, unsure, "{plan}");
     assert!(!plan.converged());
     assert!(plan.next_retry().is_some_and(|t| t > chrono::Utc::now()));
-    assert!(plan.to_string().contains("may never have been sent"), "{plan}");
+    assert!(
+        plan.to_string().contains("may never have been sent"),
+        "{plan}"
+    );
     let s = r.apply(&plan, &NoProgress).await.unwrap();
     assert_eq!(s.failed, 0, "{s}");
 
@@ -501,8 +504,15 @@ async fn unknown_invitations_are_rechecked_and_only_the_lost_ones_resent() {
     h.reset_stats();
     let s = r.apply(&plan, &NoProgress).await.unwrap();
     assert_eq!(s.failed, 0, "{s}");
-    assert!(s.awaiting.is_empty(), "the re-sent invitations complete in the wait: {s}");
-    assert_eq!(sim_calls(&h).get(invite), Some(&1), "one batch of 100 re-sent");
+    assert!(
+        s.awaiting.is_empty(),
+        "the re-sent invitations complete in the wait: {s}"
+    );
+    assert_eq!(
+        sim_calls(&h).get(invite),
+        Some(&1),
+        "one batch of 100 re-sent"
+    );
     let plan = r.plan().await.unwrap();
     assert!(plan.converged(), "{plan}");
     let all: BTreeSet<String> = first.iter().chain(&second).cloned().collect();

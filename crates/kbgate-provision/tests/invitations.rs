@@ -93,7 +93,10 @@ async fn invitations_slower_than_the_wait_are_listed_as_waiting() {
     );
     assert!(group_member_emails(&h, "kbgate-acme").is_empty());
     let text = s.to_string();
-    assert!(text.contains("120 person(s) wait on an invitation"), "{text}");
+    assert!(
+        text.contains("120 person(s) wait on an invitation"),
+        "{text}"
+    );
 
     // The plan: nothing to do now, not converged, nobody invited twice.
     let plan = r.plan().await.unwrap();
@@ -101,7 +104,10 @@ async fn invitations_slower_than_the_wait_are_listed_as_waiting() {
     assert!(!plan.converged(), "{plan}");
     assert_eq!(plan.awaiting.len(), people.len());
     assert!(plan.awaiting.iter().all(|w| w.state == AwaitState::Sent));
-    assert!(plan.next_retry().is_none(), "accepted invitations are not re-sent");
+    assert!(
+        plan.next_retry().is_none(),
+        "accepted invitations are not re-sent"
+    );
 
     // Once the invitations complete, the next apply adds everyone.
     h.state().advance_clock(chrono::Duration::hours(2));

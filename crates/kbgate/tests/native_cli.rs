@@ -323,7 +323,10 @@ async fn plan_dry_run_and_apply_against_the_simulator() {
     let t = text(&o);
     assert_eq!(o.status.code(), Some(4), "{t}");
     assert!(t.contains("apply: 7 done, 0 skipped, 0 failed"), "{t}");
-    assert!(t.contains("waiting cli.ann@acme.com: invited in this run"), "{t}");
+    assert!(
+        t.contains("waiting cli.ann@acme.com: invited in this run"),
+        "{t}"
+    );
     // Invitations are on their way: nothing to do now (and nobody invited twice) until they
     // land, but not converged either: exit 4, and the plan names who waits.
     let o = run(dir.path(), &["plan", "--detailed-exitcode"]).await;
@@ -331,7 +334,12 @@ async fn plan_dry_run_and_apply_against_the_simulator() {
     assert_eq!(o.status.code(), Some(4), "{t}");
     assert!(t.contains("WAITING [acme] 2 person(s) invited"), "{t}");
     let o = run(dir.path(), &["apply", "--wait", "nonsense"]).await;
-    assert_eq!(o.status.code(), Some(2), "clap refuses a bad duration: {}", text(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "clap refuses a bad duration: {}",
+        text(&o)
+    );
     h.state().advance_clock(chrono::Duration::seconds(5));
     let o = run(dir.path(), &["plan", "--detailed-exitcode"]).await;
     let t = text(&o);

@@ -149,9 +149,9 @@ pub(super) async fn invite(
         return Err(disabled());
     }
     let emails = emails_of(&body)?;
-    let delay = sim.read(|s| s.invite_delay).unwrap_or_else(|| {
-        chrono::Duration::milliseconds(super::INVITE_DELAY_MS)
-    });
+    let delay = sim
+        .read(|s| s.invite_delay)
+        .unwrap_or_else(|| chrono::Duration::milliseconds(super::INVITE_DELAY_MS));
     let due_at = sim.now() + delay;
     // One write lock for the check and the change: the user limit holds at any request rate.
     // At the plan's user limit the whole batch is refused (403, Atlassian's message for that
