@@ -1045,7 +1045,7 @@ impl<'a> Exec<'a> {
 /// A wait for humans: `2m`, `90s`, `1.5s`.
 fn human(d: std::time::Duration) -> String {
     let secs = d.as_secs();
-    if secs >= 60 && secs % 60 == 0 {
+    if secs >= 60 && secs.is_multiple_of(60) {
         format!("{}m", secs / 60)
     } else if d.subsec_millis() == 0 {
         format!("{secs}s")

@@ -502,10 +502,16 @@ fn help_documents_the_exit_codes() {
     let o = kbgate(dir.path(), &["apply", "--help"]);
     let t = text(&o);
     assert!(t.contains("3 partly applied"), "{t}");
+    assert!(
+        t.contains("4 applied, but people wait on an invitation"),
+        "{t}"
+    );
+    assert!(t.contains("--wait <DURATION>"), "{t}");
     let o = kbgate(dir.path(), &["plan", "--help"]);
     let t = text(&o);
     assert!(
         t.contains("3 nothing") || t.contains("3 when nothing"),
         "{t}"
     );
+    assert!(t.contains("4 nothing to apply now but people wait"), "{t}");
 }
