@@ -849,3 +849,40 @@ fn confluence_auth_methods_parse_with_their_own_keys() {
         assert!(err.contains(words), "{words}: {err}");
     }
 }
+
+#[test]
+fn native_mode_invitation_wait_and_retry() {
+    // Defaults: apply waits 2 minutes for its invitations; an invitation of unknown outcome
+    // is sent again after 10 minutes.
+    let c = load(GOOD).unwrap();
+    let conf = c.confluence.as_ref().unwrap();
+    assert_eq!(conf.invite_wait, Duration::from_secs(120));
+    assert_eq!(conf.invite_retry_after, Duration::from_secs(600));
+    let text = GOOD.replace(
+        "api_token_env = \"KBGATE_CONFLUENCE_TOKEN\"\n",
+        "api_token_env = \"KBGATE_CONFLUENCE_TOKEN\"\ninvite_wait = \"0\"\ninvite_retry_after = \"1h\"\n",
+    );
+    let c = load(&text).unwrap();
+    let conf = c.confluence.as_ref().unwrap();
+    assert_eq!(conf.invite_wait, Duration::ZERO, "0 = do not wait");
+    assert_eq!(conf.invite_retry_after, Duration::from_secs(3600));
+    // Out of range: a wait of hours, or a retry sooner than an invitation can complete.
+    for (line, key) in [
+        ("invite_wait = \"2h\"", "confluence.invite_wait"),
+        (
+            "invite_retry_after = \"5s\"",
+            "confluence.invite_retry_after",
+        ),
+        (
+            "invite_retry_after = \"soon\"",
+            "confluence.invite_retry_after",
+        ),
+    ] {
+        let bad = GOOD.replace(
+            "api_token_env = \"KBGATE_CONFLUENCE_TOKEN\"\n",
+            &format!("api_token_env = \"KBGATE_CONFLUENCE_TOKEN\"\n{line}\n"),
+        );
+        let e = load(&bad).unwrap_err();
+        assert_eq!(e.problems()[0].key, key, "{e}");
+    }
+}
