@@ -33,8 +33,9 @@ pub struct PlanArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     output: Output,
-    /// Exit 0 when there is nothing to do, 2 when there are changes, 3 when nothing that fits
-    /// is left but people wait on a site limit, 1 on error (terraform's convention, plus 3).
+    /// Exit 0 when converged, 2 when there are changes, 3 when nothing that fits is left but
+    /// people wait on a site limit, 4 when nothing is to be applied now but people wait on an
+    /// invitation, 1 on error (terraform's convention, plus 3 and 4).
     #[arg(long)]
     detailed_exitcode: bool,
 }

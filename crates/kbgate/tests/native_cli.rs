@@ -513,5 +513,6 @@ fn help_documents_the_exit_codes() {
         t.contains("3 nothing") || t.contains("3 when nothing"),
         "{t}"
     );
-    assert!(t.contains("4 nothing to apply now but people wait"), "{t}");
+    assert!(t.contains("4 nothing to apply now"), "{t}");
+    assert!(t.contains("4 when nothing is to be applied now"), "{t}");
 }
