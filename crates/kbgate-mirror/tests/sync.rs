@@ -10,7 +10,6 @@ use confluence_client::{Client, ClientConfig};
 use confluence_sim::model::PageStatus;
 use confluence_sim::{SimConfig, SimHandle, spawn};
 use futures::StreamExt;
-use tokio::io::AsyncReadExt;
 use kbgate_mirror::sync::source::{
     AttachmentMeta, Change, PageBody, ScanItem, Source, SourceError, SourceSpace, SourceStream,
 };
@@ -19,6 +18,7 @@ use kbgate_mirror::sync::{
 };
 use kbgate_store::Store;
 use kbgate_store::testing::{TestStore, postgres, sqlite};
+use tokio::io::AsyncReadExt;
 
 fn source_for(sim: &SimHandle) -> ConfluenceSource {
     let creds = sim.service_account();
@@ -399,7 +399,12 @@ async fn attachment_bytes_gone_from_the_blob_store_are_downloaded_again(t: TestS
         );
         assert!(t.store.blobs().missing(&refs).await.unwrap().is_empty());
         for (id, blob) in &mirrored {
-            let rec = t.store.attachment(id).await.unwrap().expect("still mirrored");
+            let rec = t
+                .store
+                .attachment(id)
+                .await
+                .unwrap()
+                .expect("still mirrored");
             assert_eq!(rec.blob.as_ref(), Some(blob), "{id}: same bytes");
         }
         if !full {

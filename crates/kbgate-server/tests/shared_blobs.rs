@@ -39,7 +39,10 @@ async fn readable_files(s: &SyncedApp, store: &dyn Store) -> Vec<(String, Vec<u8
 }
 
 async fn download(s: &SyncedApp, cookie: &str, id: &str) -> (u16, Vec<u8>) {
-    let resp = s.app.get(&format!("/attachments/id/{id}"), Some(cookie)).await;
+    let resp = s
+        .app
+        .get(&format!("/attachments/id/{id}"), Some(cookie))
+        .await;
     let status = resp.status().as_u16();
     (status, resp.bytes().await.unwrap().to_vec())
 }
@@ -124,8 +127,20 @@ async fn a_deleted_file_answers_503_until_the_next_sync_downloads_it_again(backe
         let stranger = s.app.sign_in("ian@initech.io").await;
         let page_space = {
             let rec = s.app.store.attachment(id).await.unwrap().unwrap();
-            let page = s.app.store.page_summary(&rec.page_id).await.unwrap().unwrap();
-            s.app.store.space(&page.space_id).await.unwrap().unwrap().key
+            let page = s
+                .app
+                .store
+                .page_summary(&rec.page_id)
+                .await
+                .unwrap()
+                .unwrap();
+            s.app
+                .store
+                .space(&page.space_id)
+                .await
+                .unwrap()
+                .unwrap()
+                .key
         };
         if page_space != "API" {
             assert_eq!(download(&s, &stranger, id).await.0, 404);

@@ -102,7 +102,13 @@ async fn main() {
     let size = env_usize("KBGATE_BENCH_BLOB_MB", 20) * 1_000_000;
     let runs = env_usize("KBGATE_BENCH_RUNS", 5).max(1);
     let local = testing::sqlite().await;
-    measure("LocalBlobs (SQLite store, data_dir/blobs)", &local, size, runs).await;
+    measure(
+        "LocalBlobs (SQLite store, data_dir/blobs)",
+        &local,
+        size,
+        runs,
+    )
+    .await;
     if let Some(pg) = testing::postgres().await {
         measure("PgBlobs (PostgreSQL store)", &pg, size, runs).await;
     }

@@ -165,8 +165,7 @@ pub trait MirrorWrite: Send + Sync {
     /// `(attachment id, blob)` of every attachment of a space whose bytes were mirrored: what
     /// a sync checks against the blob store ([`crate::BlobStore::missing`]) so that bytes
     /// gone from it are downloaded again.
-    async fn attachment_blobs(&self, space_id: &str)
-    -> Result<Vec<(String, BlobRef)>, StoreError>;
+    async fn attachment_blobs(&self, space_id: &str) -> Result<Vec<(String, BlobRef)>, StoreError>;
     /// Sync state of a space by key.
     async fn sync_state(&self, space_key: &str) -> Result<Option<SyncState>, StoreError>;
     /// The hash of every blob an attachment of the mirror refers to (what a blob sweep keeps).

@@ -179,7 +179,13 @@ async fn a_blob_being_written_is_invisible_until_complete(t: &TestStore) {
         t.blobs().open(&blob).await.err(),
         Some(StoreError::BlobMissing(_))
     ));
-    assert!(t.blobs().missing(std::slice::from_ref(&blob)).await.unwrap().contains(blob.sha256()));
+    assert!(
+        t.blobs()
+            .missing(std::slice::from_ref(&blob))
+            .await
+            .unwrap()
+            .contains(blob.sha256())
+    );
     // A sweep with a grace keeps the write in progress.
     assert_eq!(
         t.blobs()
@@ -275,5 +281,9 @@ async fn concurrent_writes_of_the_same_bytes_agree(t: &TestStore) {
     assert_eq!(refs.len(), 1);
     let blob = refs.into_iter().next().unwrap();
     assert_eq!(read_all(t.blobs(), &blob).await, bytes);
-    assert_eq!(leftovers(t.blobs(), &[&blob]).await, 0, "one copy, no stray writes");
+    assert_eq!(
+        leftovers(t.blobs(), &[&blob]).await,
+        0,
+        "one copy, no stray writes"
+    );
 }

@@ -155,7 +155,10 @@ impl std::fmt::Display for SyncReport {
                     String::new()
                 },
                 if s.attachments_repaired > 0 {
-                    format!(" ({} missing file(s) downloaded again)", s.attachments_repaired)
+                    format!(
+                        " ({} missing file(s) downloaded again)",
+                        s.attachments_repaired
+                    )
                 } else {
                     String::new()
                 },

@@ -137,15 +137,16 @@ impl PgBlobs {
 impl BlobStore for PgBlobs {
     async fn put(&self, source: BlobSource<'_>, cap: Option<u64>) -> Result<BlobRef, StoreError> {
         // Registered before any byte, so a crash mid-write leaves a row the sweep finds.
-        let upload: i64 = sqlx::query_scalar(
-            "INSERT INTO blob_uploads (touched_at) VALUES (now()) RETURNING id",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        let written = match self.write_chunks(upload, source, cap).await {
-            Ok((blob, chunks)) => self.complete(upload, &blob, chunks).await.map(|()| blob),
-            Err(e) => Err(e),
-        };
+        let upload: i64 =
+            sqlx::query_scalar("INSERT INTO blob_uploads (touched_at) VALUES (now()) RETURNING id")
+                .fetch_one(&self.pool)
+                .await?;
+        let written = async {
+            let (blob, chunks) = self.write_chunks(upload, source, cap).await?;
+            self.complete(upload, &blob, chunks).await?;
+            Ok::<_, StoreError>(blob)
+        }
+        .await;
         if written.is_err() {
             // Best effort: if this fails too, the sweep removes the upload after the grace.
             let _ = sqlx::query("DELETE FROM blob_uploads WHERE id = $1")
@@ -187,22 +188,21 @@ impl BlobStore for PgBlobs {
                 }
             })
             .buffered(READ_AHEAD);
-        let checked = fetched
-            .scan(0i64, move |total, item| {
-                let out = item.and_then(|(seq, bytes)| {
-                    *total += bytes.len() as i64;
-                    let last = seq + 1 == chunks;
-                    if *total > size || (last && *total != size) {
-                        Err(std::io::Error::other(format!(
-                            "blob {sha} has {} bytes in its chunks, {size} recorded",
-                            *total
-                        )))
-                    } else {
-                        Ok(bytes)
-                    }
-                });
-                futures::future::ready(Some(out))
+        let checked = fetched.scan(0i64, move |total, item| {
+            let out = item.and_then(|(seq, bytes)| {
+                *total += bytes.len() as i64;
+                let last = seq + 1 == chunks;
+                if *total > size || (last && *total != size) {
+                    Err(std::io::Error::other(format!(
+                        "blob {sha} has {} bytes in its chunks, {size} recorded",
+                        *total
+                    )))
+                } else {
+                    Ok(bytes)
+                }
             });
+            futures::future::ready(Some(out))
+        });
         Ok(Box::new(tokio_util::io::StreamReader::new(checked.boxed())))
     }
 

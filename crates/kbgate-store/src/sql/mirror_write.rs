@@ -164,10 +164,7 @@ where
         )
     }
 
-    async fn attachment_blobs(
-        &self,
-        space_id: &str,
-    ) -> Result<Vec<(String, BlobRef)>, StoreError> {
+    async fn attachment_blobs(&self, space_id: &str) -> Result<Vec<(String, BlobRef)>, StoreError> {
         let rows: Vec<(String, String, i64)> = sqlx::query_as(
             "SELECT id, blob_sha256, blob_size FROM attachments \
              WHERE space_id = $1 AND blob_sha256 IS NOT NULL AND blob_size IS NOT NULL \
