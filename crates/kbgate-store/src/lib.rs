@@ -28,6 +28,10 @@
 //!   so a crashed holder is replaced; times are milliseconds on the holders' clocks (keep
 //!   them within a fraction of the lease duration). The lease saves duplicated work; the
 //!   generation alone keeps the data right, also when a lease expired under a paused holder.
+//! - **One sync per interval.** A sync that committed records its round's start and holder
+//!   ([`MirrorWrite::record_synced`], in `sync_rounds` next to the leases); a background round
+//!   of any process skips a space synced within its interval ([`MirrorWrite::last_synced`]), so
+//!   N instances spend one instance's Confluence calls and serve the syncing one's commits.
 //! - **Short write transactions.** A sync gathers everything first (attachment bytes go to
 //!   the blob store, which is content-addressed and written outside any transaction) and
 //!   opens its transaction only to write, so SQLite's single write lock is held for the
