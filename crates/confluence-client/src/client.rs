@@ -1027,6 +1027,23 @@ mod tests {
     }
 
     #[test]
+    fn refusals_together_make_one_wave_and_its_line_is_written_once() {
+        let mut w = Waves::default();
+        let lead = w.join("429", Duration::from_secs(1)).expect("opens a wave");
+        assert_eq!(w.join("503", Duration::from_secs(1)), None, "joins it");
+        assert_eq!(w.join("429", Duration::from_secs(2)), None, "joins it");
+        assert_eq!(w.announce(lead), Some((3, "429/503".to_string())));
+        assert_eq!(w.announce(lead), None, "once");
+        // A wait of zero closes the wave at once: the next refusal opens another, and an older
+        // wave's line is still written after a newer one opened.
+        let a = w.join("timeout or reset", Duration::ZERO).expect("a new wave");
+        let b = w.join("500", Duration::ZERO).expect("another");
+        assert_ne!(a, b);
+        assert_eq!(w.announce(b), Some((1, "500".to_string())));
+        assert_eq!(w.announce(a), Some((1, "timeout or reset".to_string())));
+    }
+
+    #[test]
     fn write_retry_rules() {
         let f = |kind, ra: Option<u64>| Failed {
             kind,
