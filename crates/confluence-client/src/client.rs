@@ -1036,7 +1036,9 @@ mod tests {
         assert_eq!(w.announce(lead), None, "once");
         // A wait of zero closes the wave at once: the next refusal opens another, and an older
         // wave's line is still written after a newer one opened.
-        let a = w.join("timeout or reset", Duration::ZERO).expect("a new wave");
+        let a = w
+            .join("timeout or reset", Duration::ZERO)
+            .expect("a new wave");
         let b = w.join("500", Duration::ZERO).expect("another");
         assert_ne!(a, b);
         assert_eq!(w.announce(b), Some((1, "500".to_string())));

@@ -112,11 +112,14 @@ async fn one_info_line_per_wave_of_retries() {
     // The waves as the site saw them: refusals less than half a second after a wave's first
     // belong to it (its calls were sent together; their retries come a second later).
     let mut waves: Vec<(Instant, u64)> = Vec::new();
-    for a in h.state().arrivals().iter().filter(|a| a.status == Some(429)) {
+    for a in h
+        .state()
+        .arrivals()
+        .iter()
+        .filter(|a| a.status == Some(429))
+    {
         match waves.last_mut() {
-            Some((first, n)) if a.at.duration_since(*first) < Duration::from_millis(500) => {
-                *n += 1
-            }
+            Some((first, n)) if a.at.duration_since(*first) < Duration::from_millis(500) => *n += 1,
             _ => waves.push((a.at, 1)),
         }
     }
@@ -135,7 +138,10 @@ async fn one_info_line_per_wave_of_retries() {
     );
     for (line, (_, n)) in info.iter().zip(&waves) {
         assert!(line.contains("Confluence answered 429"), "{line}");
-        assert!(line.contains(&format!("retrying {n} call(s) in")), "{line}\n{waves:?}");
+        assert!(
+            line.contains(&format!("retrying {n} call(s) in")),
+            "{line}\n{waves:?}"
+        );
     }
     // Each call's retry at debug, with its endpoint.
     let debug = lines

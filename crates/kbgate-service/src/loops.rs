@@ -169,7 +169,9 @@ pub(crate) async fn sync(
             ..crate::sync_options(&config, full)
         };
         match sync_spaces(&source, &*store, &keys, &opts, &Progress::quiet()).await {
-            Ok(report) if !report.spaces.is_empty() && report.spaces.iter().all(|s| s.is_skipped()) => {
+            Ok(report)
+                if !report.spaces.is_empty() && report.spaces.iter().all(|s| s.is_skipped()) =>
+            {
                 let summary = report.to_string().replace('\n', "; ");
                 if report.spaces.iter().all(|s| s.synced_elsewhere) && !told_elsewhere {
                     told_elsewhere = true;

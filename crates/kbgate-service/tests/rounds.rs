@@ -75,9 +75,16 @@ impl Captured {
 fn write_config(dir: &Path, sim: &SimHandle) -> Config {
     let creds = sim.service_account();
     std::fs::write(dir.join("token"), &creds.api_token).expect("token");
-    std::fs::write(dir.join("api-key"), "rounds-test-api-key-0123456789abcdefghij").expect("key");
-    std::fs::write(dir.join("embed-secret"), "rounds-test-embed-secret-0123456789abcdef")
-        .expect("secret");
+    std::fs::write(
+        dir.join("api-key"),
+        "rounds-test-api-key-0123456789abcdefghij",
+    )
+    .expect("key");
+    std::fs::write(
+        dir.join("embed-secret"),
+        "rounds-test-embed-secret-0123456789abcdef",
+    )
+    .expect("secret");
     let text = format!(
         r#"
 [confluence]

@@ -237,7 +237,10 @@ async fn the_last_sync_of_a_space_is_shared_and_never_goes_back(t: &TestStore) {
     let store = &t.store;
     assert_eq!(store.last_synced("ONE").await.unwrap(), None);
     let at = |ms: i64| chrono::DateTime::<Utc>::from_timestamp_millis(ms).unwrap();
-    store.record_synced("ONE", "a", at(1_000_000)).await.unwrap();
+    store
+        .record_synced("ONE", "a", at(1_000_000))
+        .await
+        .unwrap();
     let other = t.reopen().await.unwrap();
     assert_eq!(
         other.last_synced("ONE").await.unwrap(),
@@ -248,8 +251,14 @@ async fn the_last_sync_of_a_space_is_shared_and_never_goes_back(t: &TestStore) {
         "another handle (another process) sees it"
     );
     // A newer round replaces it; an older one (a slow sync that started earlier) does not.
-    other.record_synced("ONE", "b", at(1_005_000)).await.unwrap();
-    store.record_synced("ONE", "a", at(1_002_000)).await.unwrap();
+    other
+        .record_synced("ONE", "b", at(1_005_000))
+        .await
+        .unwrap();
+    store
+        .record_synced("ONE", "a", at(1_002_000))
+        .await
+        .unwrap();
     let last = store.last_synced("ONE").await.unwrap().unwrap();
     assert_eq!((last.holder.as_str(), last.synced_at), ("b", at(1_005_000)));
     // Per space.

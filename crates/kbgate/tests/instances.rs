@@ -184,7 +184,11 @@ fn rounds(log: &str) -> Vec<(DateTime<Utc>, Duration, u64)> {
             let at = DateTime::parse_from_rfc3339(at)
                 .unwrap_or_else(|e| panic!("no timestamp in {l:?}: {e}"))
                 .with_timezone(&Utc);
-            (at, Duration::from_millis(field(l, "elapsed_ms")), field(l, "calls"))
+            (
+                at,
+                Duration::from_millis(field(l, "elapsed_ms")),
+                field(l, "calls"),
+            )
         })
         .collect()
 }
@@ -202,7 +206,12 @@ fn field(line: &str, name: &str) -> u64 {
 /// bytes: what every instance must serve.
 fn open_content(sim: &SimHandle, key: &str) -> (Vec<u64>, Vec<(u64, bytes::Bytes)>) {
     sim.state().read(|s| {
-        let space = s.spaces.values().find(|sp| sp.key == key).expect("space").id;
+        let space = s
+            .spaces
+            .values()
+            .find(|sp| sp.key == key)
+            .expect("space")
+            .id;
         let pages: Vec<u64> = s
             .pages
             .values()
@@ -242,7 +251,11 @@ fn holder_pid(holder: &str) -> u32 {
 }
 
 fn wait_until(what: &str, cluster: &Cluster, timeout: Duration, mut f: impl FnMut() -> bool) {
-    assert!(eventually(timeout, &mut f), "never: {what}\n{}", cluster.logs());
+    assert!(
+        eventually(timeout, &mut f),
+        "never: {what}\n{}",
+        cluster.logs()
+    );
 }
 
 #[test]
@@ -304,10 +317,14 @@ fn three_instances_on_one_postgresql() {
         v
     };
     let seen = all_rounds(&c).len();
-    wait_until("a round after the start", &c, ROUNDS, || all_rounds(&c).len() > seen);
+    wait_until("a round after the start", &c, ROUNDS, || {
+        all_rounds(&c).len() > seen
+    });
     c.sim.reset_stats();
     let from = all_rounds(&c).len();
-    wait_until("three more rounds", &c, ROUNDS, || all_rounds(&c).len() >= from + 3);
+    wait_until("three more rounds", &c, ROUNDS, || {
+        all_rounds(&c).len() >= from + 3
+    });
     let stats = c.sim.stats();
     let window: Vec<_> = all_rounds(&c)[from..from + 3].to_vec();
     assert_eq!(
@@ -333,7 +350,11 @@ fn three_instances_on_one_postgresql() {
     // The instances that did not sync said once why.
     let idle = c
         .running()
-        .filter(|(_, x)| x.server.log().contains("another process synced every space"))
+        .filter(|(_, x)| {
+            x.server
+                .log()
+                .contains("another process synced every space")
+        })
         .count();
     assert!(idle >= 1, "{}", c.logs());
 
@@ -360,7 +381,11 @@ fn three_instances_on_one_postgresql() {
     });
     std::thread::sleep(kbgate_store::CHANGE_POLL + Duration::from_millis(100));
     for i in 0..3 {
-        assert!(shows(&c, i), "instance {i} does not serve the edit\n{}", c.logs());
+        assert!(
+            shows(&c, i),
+            "instance {i} does not serve the edit\n{}",
+            c.logs()
+        );
     }
 
     let restricted = kb_pages[2];
@@ -374,14 +399,20 @@ fn three_instances_on_one_postgresql() {
     );
     let refuses = |c: &Cluster, i: usize| {
         let x = c.instances[i].as_ref().unwrap();
-        x.server.status(&format!("/pages/{restricted}"), &cookies[i].0) != 200
+        x.server
+            .status(&format!("/pages/{restricted}"), &cookies[i].0)
+            != 200
     };
     wait_until("the restriction enforced somewhere", &c, ROUNDS, || {
         (0..3).any(|i| refuses(&c, i))
     });
     std::thread::sleep(kbgate_store::CHANGE_POLL + Duration::from_millis(100));
     for i in 0..3 {
-        assert!(refuses(&c, i), "instance {i} serves the restricted page\n{}", c.logs());
+        assert!(
+            refuses(&c, i),
+            "instance {i} serves the restricted page\n{}",
+            c.logs()
+        );
         let status = c.instances[i]
             .as_ref()
             .unwrap()
@@ -403,7 +434,11 @@ fn three_instances_on_one_postgresql() {
         if let Some(h) = c.rt.block_on(store.sync_lease_holder("KB")).expect("lease") {
             break h;
         }
-        assert!(Instant::now() < deadline, "never caught a sync\n{}", c.logs());
+        assert!(
+            Instant::now() < deadline,
+            "never caught a sync\n{}",
+            c.logs()
+        );
         std::thread::sleep(Duration::from_millis(10));
     };
     let pid = holder_pid(&holder.holder);
@@ -438,7 +473,8 @@ fn three_instances_on_one_postgresql() {
     // The survivors still serve.
     for (i, x) in c.running() {
         assert_eq!(
-            x.server.status(&format!("/pages/{}", kb_pages[0]), &cookies[i].0),
+            x.server
+                .status(&format!("/pages/{}", kb_pages[0]), &cookies[i].0),
             200
         );
     }
@@ -459,8 +495,17 @@ fn three_instances_on_one_postgresql() {
                     .server
                     .get(&format!("/attachments/id/att{id}"), Some(cookie))
                     .expect("attachment");
-                assert_eq!(r.status, 200, "instance {i}, attachment att{id}\n{}", c.logs());
-                assert_eq!(r.body, String::from_utf8_lossy(bytes), "instance {i}, att{id}");
+                assert_eq!(
+                    r.status,
+                    200,
+                    "instance {i}, attachment att{id}\n{}",
+                    c.logs()
+                );
+                assert_eq!(
+                    r.body,
+                    String::from_utf8_lossy(bytes),
+                    "instance {i}, att{id}"
+                );
             }
         }
     }

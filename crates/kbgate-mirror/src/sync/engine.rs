@@ -305,7 +305,12 @@ fn held_message(other: &str, expires_at: DateTime<Utc>) -> String {
 /// The first pass: takes the lease of every space it can at once (and gives it back when
 /// some process synced the space lately), so the spaces listing below is only asked for
 /// when something is to be synced.
-async fn claim(claims: &mut Claims<'_>, key: &str, opts: &SyncOptions, progress: &Progress) -> Plan {
+async fn claim(
+    claims: &mut Claims<'_>,
+    key: &str,
+    opts: &SyncOptions,
+    progress: &Progress,
+) -> Plan {
     let store = claims.store;
     match store
         .acquire_sync_lease(key, claims.holder, opts.lease_ttl)
