@@ -407,7 +407,7 @@ fn three_instances_on_one_postgresql() {
         (0..3).any(|i| refuses(&c, i))
     });
     std::thread::sleep(kbgate_store::CHANGE_POLL + Duration::from_millis(100));
-    for i in 0..3 {
+    for (i, (kb, _)) in cookies.iter().enumerate() {
         assert!(
             refuses(&c, i),
             "instance {i} serves the restricted page\n{}",
@@ -417,7 +417,7 @@ fn three_instances_on_one_postgresql() {
             .as_ref()
             .unwrap()
             .server
-            .status(&format!("/pages/{restricted}"), &cookies[i].0);
+            .status(&format!("/pages/{restricted}"), kb);
         assert!(matches!(status, 403 | 404), "instance {i}: {status}");
     }
 
