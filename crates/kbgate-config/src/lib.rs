@@ -207,7 +207,8 @@ pub struct StoreConfig {
     /// `sqlite://kbgate.db` (default) or `postgres://user@host/db`.
     pub url: SensitiveUrl,
     pub backend: StoreBackend,
-    /// Where attachment files are kept. Default `./kbgate-data`.
+    /// Local files: attachment files with SQLite (PostgreSQL keeps them in the database, so
+    /// every instance reads them), the default mail outbox. Default `./kbgate-data`.
     pub data_dir: PathBuf,
 }
 

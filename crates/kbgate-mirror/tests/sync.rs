@@ -1,7 +1,7 @@
 //! Black-box sync tests: the simulator in-process, a fresh store per test (SQLite and
 //! PostgreSQL), call budgets read from the simulator's own counters.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -18,6 +18,7 @@ use kbgate_mirror::sync::{
 };
 use kbgate_store::Store;
 use kbgate_store::testing::{TestStore, postgres, sqlite};
+use tokio::io::AsyncReadExt;
 
 fn source_for(sim: &SimHandle) -> ConfluenceSource {
     let creds = sim.service_account();
@@ -319,9 +320,16 @@ async fn attachments_are_mirrored_with_their_bytes_and_the_size_cap(t: TestStore
     if let Some(rec) = t.store.attachment(&att_id).await.unwrap() {
         assert_eq!(rec.page_id, page_id.to_string());
         let blob = rec.blob.expect("bytes mirrored");
-        let on_disk = std::fs::read(t.store.blobs().local_path(&blob).expect("local blobs"))
-            .expect("blob file");
-        assert_eq!(on_disk, bytes);
+        let mut stored = Vec::new();
+        t.store
+            .blobs()
+            .open(&blob)
+            .await
+            .expect("blob stored")
+            .read_to_end(&mut stored)
+            .await
+            .unwrap();
+        assert_eq!(stored, bytes);
     }
 
     // With a 1-byte cap nothing is downloaded but the metadata stays.
@@ -350,6 +358,69 @@ async fn attachments_are_mirrored_with_their_bytes_and_the_size_cap(t: TestStore
             .any(|k| k.contains("/download")),
         "nothing over the cap is downloaded"
     );
+}
+
+both_backends!(attachment_bytes_gone_from_the_blob_store_are_downloaded_again);
+async fn attachment_bytes_gone_from_the_blob_store_are_downloaded_again(t: TestStore) {
+    let sim = spawn(SimConfig::default()).await.expect("sim");
+    let keys = space_keys(&sim);
+    run(&sim, &*t.store, &keys, false).await;
+    // What the mirror holds bytes for, and a steady incremental round's cost.
+    let mut mirrored = Vec::new();
+    for space in t.store.list_spaces().await.unwrap() {
+        mirrored.extend(t.store.attachment_blobs(&space.id).await.unwrap());
+    }
+    assert!(mirrored.len() >= 2, "{mirrored:?}");
+    let (_, steady_calls) = run(&sim, &*t.store, &keys, false).await;
+    assert_eq!(sim.stats().media_requests, 0);
+    let refs: Vec<_> = mirrored.iter().map(|(_, b)| b.clone()).collect();
+
+    // Someone deletes every blob (here: a sweep told nothing is referenced); the mirror
+    // still lists the attachments, unchanged in Confluence.
+    t.store
+        .blobs()
+        .remove_unreferenced(&HashSet::new(), std::time::Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(t.store.blobs().missing(&refs).await.unwrap().len(), {
+        let distinct: HashSet<&str> = refs.iter().map(|b| b.sha256()).collect();
+        distinct.len()
+    });
+
+    // Both kinds of round repair: incremental first, then (after deleting again) full.
+    for full in [false, true] {
+        let (report, _) = run(&sim, &*t.store, &keys, full).await;
+        let repaired: u64 = report.spaces.iter().map(|s| s.attachments_repaired).sum();
+        assert_eq!(repaired, mirrored.len() as u64, "full: {full}: {report}");
+        assert_eq!(
+            sim.stats().media_requests,
+            mirrored.len() as u64,
+            "one download per attachment whose bytes were gone"
+        );
+        assert!(t.store.blobs().missing(&refs).await.unwrap().is_empty());
+        for (id, blob) in &mirrored {
+            let rec = t
+                .store
+                .attachment(id)
+                .await
+                .unwrap()
+                .expect("still mirrored");
+            assert_eq!(rec.blob.as_ref(), Some(blob), "{id}: same bytes");
+        }
+        if !full {
+            t.store
+                .blobs()
+                .remove_unreferenced(&HashSet::new(), std::time::Duration::ZERO)
+                .await
+                .unwrap();
+        }
+    }
+
+    // Nothing missing: the check costs no Confluence call and downloads nothing.
+    let (report, calls) = run(&sim, &*t.store, &keys, false).await;
+    assert_eq!(calls, steady_calls, "{report}");
+    assert_eq!(sim.stats().media_requests, 0);
+    assert!(report.spaces.iter().all(|s| s.attachments_repaired == 0));
 }
 
 /// A source that fails after `budget` page bodies: a crash in the middle of a sync.

@@ -447,7 +447,23 @@ impl Library {
         let Some(blob) = &att.blob else {
             return Ok(None);
         };
-        let file = self.store.blobs().open(blob).await.map_err(store_err)?;
+        let file = match self.store.blobs().open(blob).await {
+            Ok(file) => file,
+            // The mirror lists the file but its bytes are gone from the blob store (someone
+            // deleted them): 503, not 404 — the file exists and this viewer may read it, the
+            // next sync downloads it again, and a 404 would tell browsers, caches and link
+            // checkers that it is gone for good. Not a 500 either: nothing here is a bug,
+            // and the log line says what to do.
+            Err(StoreError::BlobMissing(hash)) => {
+                tracing::warn!(
+                    attachment = %att.id,
+                    blob = %hash,
+                    "attachment bytes missing from the blob store; the next sync downloads them again"
+                );
+                return Err(Error::Unavailable);
+            }
+            Err(e) => return Err(store_err(e)),
+        };
         Ok(Some(Download {
             attachment: att,
             file,

@@ -1,8 +1,9 @@
 //! Content-addressed storage of attachment bytes: the [`BlobStore`] trait (the seam where
-//! object storage would go) and [`LocalBlobs`], the directory `data_dir/blobs/` used today.
+//! object storage would go), [`LocalBlobs`], the directory `data_dir/blobs/` (SQLite stores),
+//! and `PgBlobs` in `crate::postgres` (PostgreSQL stores: every instance reads the same bytes).
 //!
 //! A blob is named by the lowercase hex SHA-256 of its bytes ([`BlobRef`]). Blobs are
-//! immutable and written outside any database transaction; the ones no attachment refers to
+//! immutable and written outside any mirror (sync) transaction; the ones no attachment refers to
 //! any more are removed by [`BlobStore::remove_unreferenced`] once older than a grace period,
 //! so nothing stays orphaned and nothing a running sync wrote is lost.
 
@@ -40,11 +41,26 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
     /// so a sweep running before the write is committed keeps them.
     async fn put(&self, source: BlobSource<'_>, cap: Option<u64>) -> Result<BlobRef, StoreError>;
 
-    /// Opens the bytes of `blob` for reading.
+    /// Opens the bytes of `blob` for reading; [`StoreError::BlobMissing`] when they are not
+    /// stored.
     async fn open(&self, blob: &BlobRef) -> Result<BlobReader, StoreError>;
 
     /// Whether the bytes of `blob` are present.
     async fn exists(&self, blob: &BlobRef) -> Result<bool, StoreError>;
+
+    /// The hashes among `blobs` whose bytes are not present. The sync asks this once per
+    /// space for every attachment it would otherwise skip as unchanged, so a deleted blob is
+    /// downloaded again; a store that can answer in one query should (the default asks
+    /// [`BlobStore::exists`] per blob).
+    async fn missing(&self, blobs: &[BlobRef]) -> Result<HashSet<String>, StoreError> {
+        let mut out = HashSet::new();
+        for blob in blobs {
+            if !self.exists(blob).await? {
+                out.insert(blob.sha256().to_owned());
+            }
+        }
+        Ok(out)
+    }
 
     /// Deletes every stored blob whose hash is not in `referenced` (the attachments of the
     /// mirror), and abandoned partial writes, when older than `grace`: the bytes of a deleted
@@ -250,7 +266,13 @@ impl BlobStore for LocalBlobs {
     }
 
     async fn open(&self, blob: &BlobRef) -> Result<BlobReader, StoreError> {
-        Ok(Box::new(tokio::fs::File::open(self.path(blob)).await?))
+        match tokio::fs::File::open(self.path(blob)).await {
+            Ok(file) => Ok(Box::new(file)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(StoreError::BlobMissing(blob.sha256().to_owned()))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     async fn exists(&self, blob: &BlobRef) -> Result<bool, StoreError> {

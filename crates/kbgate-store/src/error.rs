@@ -25,6 +25,11 @@ pub enum StoreError {
     /// The stream given to the blob store failed.
     #[error("blob source failed: {0}")]
     BlobSource(String),
+    /// The bytes of a blob the mirror refers to are not in the blob store (deleted by
+    /// someone, or never copied after a change of blob store). The next sync downloads them
+    /// again; the portal answers 503 meanwhile. Carries the hash.
+    #[error("blob {0} is not in the blob store")]
+    BlobMissing(String),
     /// A blob was larger than the cap the caller set.
     #[error("blob exceeds the size cap of {cap} bytes")]
     BlobTooLarge {

@@ -8,7 +8,9 @@
 //! Open a store with [`open`]. Mirror writes go through a per-space transaction
 //! ([`MirrorWrite::begin_space_sync`] → [`SpaceSync`]) so readers see either the previous or the
 //! new state of a space, never a half-written one. Attachment bytes live in a
-//! content-addressed [`BlobStore`] ([`LocalBlobs`], a directory, today).
+//! content-addressed [`BlobStore`]: [`LocalBlobs`] (the directory `data_dir/blobs`) for
+//! SQLite, [`PgBlobs`] (tables in the database) for PostgreSQL, so every process sharing a
+//! PostgreSQL store reads the same bytes.
 //!
 //! # Several processes
 //!
@@ -32,6 +34,11 @@
 //!   ([`MirrorWrite::record_synced`], in `sync_rounds` next to the leases); a background round
 //!   of any process skips a space synced within its interval ([`MirrorWrite::last_synced`]), so
 //!   N instances spend one instance's Confluence calls and serve the syncing one's commits.
+//! - **Shared attachment bytes.** A PostgreSQL store keeps blobs in the database
+//!   ([`PgBlobs`]), so a file one process mirrored is served by every other; a SQLite store
+//!   keeps them in `data_dir/blobs` ([`LocalBlobs`]), beside its database files. Either way a
+//!   sync asks [`BlobStore::missing`] for the blobs of a space's unchanged attachments and
+//!   downloads again those that are gone.
 //! - **Short write transactions.** A sync gathers everything first (attachment bytes go to
 //!   the blob store, which is content-addressed and written outside any transaction) and
 //!   opens its transaction only to write, so SQLite's single write lock is held for the
@@ -120,7 +127,7 @@ pub use changes::CHANGE_POLL;
 pub use error::StoreError;
 pub use fts::{MATCH_END, MATCH_START};
 pub use model::*;
-pub use postgres::PostgresStore;
+pub use postgres::{PgBlobs, PostgresStore};
 pub use sql::SqlStore;
 pub use sqlite::SqliteStore;
 pub use store::{Audit, Backend, MirrorRead, MirrorWrite, People, Sessions, SpaceSync, Store};
@@ -142,8 +149,9 @@ pub mod prelude {
 /// - `sqlite::memory:` — in memory (tests, demo).
 /// - `postgres://…` or `postgresql://…` — one database holds everything.
 ///
-/// Attachment bytes go to `data_dir/blobs` for every backend. Migrations run on every open
-/// and are idempotent.
+/// Attachment bytes go to `data_dir/blobs` with SQLite and into the database itself with
+/// PostgreSQL ([`PgBlobs`]: several instances share one database, and a file one of them
+/// mirrored must be servable by all). Migrations run on every open and are idempotent.
 pub async fn open(url: &str, data_dir: &Path) -> Result<Arc<dyn Store>, StoreError> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         Ok(Arc::new(PostgresStore::open(url, data_dir).await?))

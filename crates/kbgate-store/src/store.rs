@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use crate::StoreError;
-use crate::blob::BlobStore;
+use crate::blob::{BlobRef, BlobStore};
 use crate::model::*;
 
 /// Everything kbgate persists: every role at once. Object-safe; use it as
@@ -181,6 +181,10 @@ pub trait MirrorWrite: Send + Sync {
     async fn page_versions(&self, space_id: &str) -> Result<Vec<(String, i64)>, StoreError>;
     /// `(attachment id, version)` of every attachment of a space.
     async fn attachment_versions(&self, space_id: &str) -> Result<Vec<(String, i64)>, StoreError>;
+    /// `(attachment id, blob)` of every attachment of a space whose bytes were mirrored: what
+    /// a sync checks against the blob store ([`crate::BlobStore::missing`]) so that bytes
+    /// gone from it are downloaded again.
+    async fn attachment_blobs(&self, space_id: &str) -> Result<Vec<(String, BlobRef)>, StoreError>;
     /// Sync state of a space by key.
     async fn sync_state(&self, space_key: &str) -> Result<Option<SyncState>, StoreError>;
     /// The hash of every blob an attachment of the mirror refers to (what a blob sweep keeps).

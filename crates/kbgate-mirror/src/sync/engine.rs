@@ -4,12 +4,13 @@
 //!
 //! - full: ⌈N/250⌉ (bodies, v2 listing) + ⌈N/200⌉ (structure scan: versions, parents,
 //!   labels, read restrictions in bulk) + ⌈A/200⌉ (attachment listing) + one download per
-//!   new or changed attachment.
+//!   new or changed attachment, or per unchanged one whose bytes are gone from the blob store.
 //! - incremental: 1 (CQL `lastmodified` since the watermark minus an overlap) + ⌈N/200⌉
 //!   (structure scan: the only way Confluence reveals deletions, moves and restriction
 //!   changes, none of which touch `lastmodified`) + 1 per changed page + the attachment
-//!   listing only when an attachment changed. A space of up to 200 pages with no changes
-//!   costs 2 calls.
+//!   listing only when an attachment changed or a mirrored one's bytes are gone from the
+//!   blob store (checked in the store, no call), plus its downloads. A space of up to 200
+//!   pages with no changes costs 2 calls.
 //!
 //! Several processes may sync one store (ARCHITECTURE.md, "Several instances"). Each space is synced under its
 //! lease in the store (a second sync of a space that is being synced is skipped, with a
@@ -114,6 +115,9 @@ pub struct SpaceReport {
     pub attachments_removed: u64,
     /// Attachments listed but not downloaded because of the size cap.
     pub attachments_skipped: u64,
+    /// Unchanged attachments downloaded again because their bytes were gone from the blob
+    /// store (deleted, or a new blob store).
+    pub attachments_repaired: u64,
     pub calls: u64,
     /// Why nothing of this space was written this round (another sync holds its lease, or
     /// committed while this one ran); the space is tried again next round.
@@ -150,7 +154,7 @@ impl std::fmt::Display for SyncReport {
             }
             writeln!(
                 f,
-                "{:<12} {}  pages +{} ~{} -{}  attachments +{} ~{} -{}{}  ({} calls)",
+                "{:<12} {}  pages +{} ~{} -{}  attachments +{} ~{} -{}{}{}  ({} calls)",
                 s.key,
                 if s.full { "full       " } else { "incremental" },
                 s.pages_added,
@@ -161,6 +165,14 @@ impl std::fmt::Display for SyncReport {
                 s.attachments_removed,
                 if s.attachments_skipped > 0 {
                     format!(" ({} over the size cap)", s.attachments_skipped)
+                } else {
+                    String::new()
+                },
+                if s.attachments_repaired > 0 {
+                    format!(
+                        " ({} missing file(s) downloaded again)",
+                        s.attachments_repaired
+                    )
                 } else {
                     String::new()
                 },
@@ -692,6 +704,11 @@ async fn sync_space_leased(
         .await?
         .into_iter()
         .collect();
+    // Attachments whose bytes are gone from the blob store (someone deleted them, or the
+    // store's blobs moved): downloaded again below even though unchanged in Confluence, so
+    // the portal never keeps answering "unavailable" for them. One blob-store query per
+    // space (PostgreSQL) or a stat per file (a local directory); no Confluence call.
+    let missing_atts = missing_attachments(store, &space.id).await?;
 
     // The structure scan: small records, held in memory (a few hundred bytes a page).
     progress.stage(&format!("{}: reading structure", space.key));
@@ -742,6 +759,7 @@ async fn sync_space_leased(
             atts,
             &metas,
             &existing_atts,
+            &missing_atts,
             true,
             opts,
             &mut report,
@@ -771,7 +789,7 @@ async fn sync_space_leased(
             lease,
         )
         .await?;
-        if any_attachment_change || report.pages_removed > 0 {
+        if any_attachment_change || report.pages_removed > 0 || !missing_atts.is_empty() {
             let atts: Vec<AttachmentMeta> =
                 source.attachment_metas(&space.key).try_collect().await?;
             sync_attachments(
@@ -782,6 +800,7 @@ async fn sync_space_leased(
                 atts,
                 &metas,
                 &existing_atts,
+                &missing_atts,
                 true,
                 opts,
                 &mut report,
@@ -1086,6 +1105,7 @@ async fn sync_attachments(
     atts: Vec<AttachmentMeta>,
     metas: &HashMap<String, PageMeta>,
     existing: &HashMap<String, i64>,
+    missing: &HashSet<String>,
     complete_listing: bool,
     opts: &SyncOptions,
     report: &mut SpaceReport,
@@ -1102,11 +1122,14 @@ async fn sync_attachments(
             continue;
         }
         seen.insert(att.id.clone());
-        if existing.get(&att.id) == Some(&att.version) {
+        let unchanged = existing.get(&att.id) == Some(&att.version);
+        if unchanged && !missing.contains(&att.id) {
             keep.push(att.id.clone());
             continue;
         }
-        if existing.contains_key(&att.id) {
+        if unchanged {
+            report.attachments_repaired += 1;
+        } else if existing.contains_key(&att.id) {
             report.attachments_changed += 1;
         } else {
             report.attachments_added += 1;
@@ -1154,6 +1177,24 @@ async fn sync_attachments(
     }
     bar.finish();
     Ok(())
+}
+
+/// The ids of the attachments of a space whose mirrored bytes are not in the blob store.
+async fn missing_attachments(
+    store: &dyn Store,
+    space_id: &str,
+) -> Result<HashSet<String>, SyncError> {
+    let with_bytes = store.attachment_blobs(space_id).await?;
+    if with_bytes.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let blobs: Vec<_> = with_bytes.iter().map(|(_, b)| b.clone()).collect();
+    let gone = store.blobs().missing(&blobs).await?;
+    Ok(with_bytes
+        .into_iter()
+        .filter(|(_, b)| gone.contains(b.sha256()))
+        .map(|(id, _)| id)
+        .collect())
 }
 
 /// The time of the last change query's lower bound, for tests.

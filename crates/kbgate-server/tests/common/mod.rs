@@ -580,6 +580,44 @@ pub async fn spawn_synced_on(backend: Backend, config: SimConfig) -> Option<Sync
     })
 }
 
+/// Like [`spawn_synced_on`], but the sync runs through a second handle on the same store
+/// opened with a data directory of its own, as a second `kbgate` instance on another host
+/// would; the portal serves through the first. Returns the second handle and its directory.
+pub async fn spawn_synced_by_another_instance(
+    backend: Backend,
+    config: SimConfig,
+) -> Option<(SyncedApp, Arc<dyn Store>, tempfile::TempDir)> {
+    let test_store = open_store(backend).await?;
+    let other_dir = tempfile::tempdir().expect("temp dir");
+    let other = kbgate_store::open(&test_store.url, other_dir.path())
+        .await
+        .expect("second handle");
+    let sim = confluence_sim::spawn(config).await.expect("simulator");
+    let mut space_keys: Vec<String> = sim
+        .state()
+        .read(|s| s.spaces.values().map(|sp| sp.key.clone()).collect());
+    space_keys.sort();
+    sync_spaces(
+        &sim_source(&sim),
+        &*other,
+        &space_keys,
+        &SyncOptions::default(),
+        &Progress::quiet(),
+    )
+    .await
+    .expect("sync");
+    let app = serve(test_store, synced_policy()).await;
+    Some((
+        SyncedApp {
+            app,
+            sim,
+            space_keys,
+        },
+        other,
+        other_dir,
+    ))
+}
+
 pub fn now() -> i64 {
     Utc::now().timestamp()
 }

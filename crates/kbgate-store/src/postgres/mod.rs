@@ -1,7 +1,10 @@
 //! PostgreSQL backend: one database for everything; tsvector + GIN search (`search.rs`).
 //! The statements it shares with SQLite are in [`crate::sql`].
 
+mod blobs;
 mod search;
+
+pub use blobs::PgBlobs;
 
 use std::path::Path;
 
@@ -10,7 +13,6 @@ use sqlx::Postgres;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::StoreError;
-use crate::blob::LocalBlobs;
 use crate::fts::Terms;
 use crate::model::{ScopeEntry, SearchResults};
 use crate::search::SearchLimits;
@@ -21,8 +23,10 @@ use crate::sql::{Db, SqlStore};
 pub type PostgresStore = SqlStore<Postgres>;
 
 impl SqlStore<Postgres> {
-    /// Connects to a `postgres://` URL and migrates; see [`crate::open`].
-    pub async fn open(url: &str, data_dir: &Path) -> Result<Self, StoreError> {
+    /// Connects to a `postgres://` URL and migrates; see [`crate::open`]. Attachment bytes
+    /// are kept in the database ([`PgBlobs`]), so every instance sharing it serves every
+    /// file; `data_dir` is not used by this backend.
+    pub async fn open(url: &str, _data_dir: &Path) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .connect(url)
@@ -30,8 +34,8 @@ impl SqlStore<Postgres> {
         sqlx::migrate!("migrations/postgres").run(&pool).await?;
         Ok(SqlStore {
             mirror: pool.clone(),
+            blobs: std::sync::Arc::new(PgBlobs::new(pool.clone())),
             ops: pool,
-            blobs: LocalBlobs::new(data_dir),
             limits: SearchLimits::postgres(),
             changes: Default::default(),
         })

@@ -28,7 +28,7 @@ where
     DateTime<Utc>: Scalar<DB>,
 {
     fn blobs(&self) -> &dyn BlobStore {
-        &self.blobs
+        &*self.blobs
     }
 
     async fn list_spaces(&self) -> Result<Vec<SpaceRecord>, StoreError> {

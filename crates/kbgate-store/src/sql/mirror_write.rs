@@ -6,6 +6,7 @@ use sqlx::{ColumnIndex, Encode, Executor, QueryBuilder, Transaction, Type};
 
 use super::{BATCH_ROWS, Db, RowsAffected, Scalar, SqlStore};
 use crate::StoreError;
+use crate::blob::BlobRef;
 use crate::changes::LocalChanges;
 use crate::fts::strip_markers;
 use crate::model::*;
@@ -210,6 +211,20 @@ where
                 .fetch_all(&self.mirror)
                 .await?,
         )
+    }
+
+    async fn attachment_blobs(&self, space_id: &str) -> Result<Vec<(String, BlobRef)>, StoreError> {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT id, blob_sha256, blob_size FROM attachments \
+             WHERE space_id = $1 AND blob_sha256 IS NOT NULL AND blob_size IS NOT NULL \
+             ORDER BY id",
+        )
+        .bind(space_id)
+        .fetch_all(&self.mirror)
+        .await?;
+        rows.into_iter()
+            .map(|(id, sha, size)| Ok((id, BlobRef::parse(&sha, size)?)))
+            .collect()
     }
 
     async fn sync_state(&self, space_key: &str) -> Result<Option<SyncState>, StoreError> {

@@ -24,7 +24,9 @@ use async_trait::async_trait;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, QueryBuilder};
 
 use crate::StoreError;
-use crate::blob::LocalBlobs;
+use std::sync::Arc;
+
+use crate::blob::BlobStore;
 use crate::changes::LocalChanges;
 use crate::fts::Terms;
 use crate::model::{ChangeStamp, ScopeEntry, SearchResults};
@@ -41,7 +43,9 @@ pub(crate) const BATCH_ROWS: usize = 100;
 pub struct SqlStore<DB: Database> {
     pub(crate) mirror: Pool<DB>,
     pub(crate) ops: Pool<DB>,
-    pub(crate) blobs: LocalBlobs,
+    /// Attachment bytes: [`crate::LocalBlobs`] for SQLite, [`crate::PgBlobs`] for
+    /// PostgreSQL (shared by every instance on the database).
+    pub(crate) blobs: Arc<dyn BlobStore>,
     pub(crate) limits: SearchLimits,
     /// The in-process change counter, shared with sync transactions.
     pub(crate) changes: LocalChanges,

@@ -108,7 +108,7 @@ impl SqlStore<Sqlite> {
         Ok(SqlStore {
             mirror,
             ops,
-            blobs: LocalBlobs::new(data_dir),
+            blobs: std::sync::Arc::new(LocalBlobs::new(data_dir)),
             limits: SearchLimits::default(),
             changes: Default::default(),
         })
