@@ -4,7 +4,7 @@
 //!
 //! - one instance syncs at a time (the sync rounds the processes log never overlap), and a
 //!   round costs what one instance's round costs (the simulator counts the calls);
-//! - every instance serves every page (and attachment: see the end of the test);
+//! - every instance serves every page and every attachment (the bytes in PostgreSQL);
 //! - a content change and a read restriction committed by whichever instance synced are
 //!   served, respectively enforced, by every instance within the change-poll window;
 //! - after `kill -9` of the instance holding the sync lease, another takes the lease once it
@@ -484,10 +484,9 @@ fn three_instances_on_one_postgresql() {
         200
     );
 
-    // --- Every attachment from every instance, each with its own data_dir.
-    // NEEDS BRANCH `pgblobs` (issue #12, item 2): with blobs in each instance's data_dir, the
-    // instances that did not download a file answer 500 for it. Once blobs live in
-    // PostgreSQL, every surviving instance serves every file.
+    // --- Every attachment from every instance, each with its own data_dir: the bytes live in
+    // PostgreSQL (`PgBlobs`, issue #12 item 2, branch `pgblobs`, merged here). Without it, the
+    // instances that did not download a file answer 500 for it (seen before the merge).
     for (i, x) in c.running() {
         for (files, cookie) in [(&kb_files, &cookies[i].0), (&api_files, &cookies[i].1)] {
             for (id, bytes) in files.iter() {
