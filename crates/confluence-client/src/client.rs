@@ -14,11 +14,15 @@
 //! * `Retry-After` (seconds or an HTTP date) is honoured, and also pauses every other call of
 //!   the same client until it has passed, so a burst does not keep hammering. Without it the
 //!   delay is exponential with jitter between `initial_backoff` and `max_backoff`.
+//!
+//! Retries are visible at `info`, one line per *wave* (the calls refused at about the same
+//! moment, which wait and retry together — see [`Waves`]), so a sync slowed by a 429 storm or
+//! a flaky site never looks hung; each call's retry is logged at `debug`.
 
 use std::future::Future;
 use std::num::NonZeroU32;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
@@ -69,6 +73,83 @@ pub(crate) struct Inner {
     redactor: Redactor,
     /// Set by a `Retry-After`: no request of this client leaves before this instant.
     paused_until: AsyncMutex<Option<Instant>>,
+    /// Retries grouped for the `info` log.
+    waves: std::sync::Mutex<Waves>,
+}
+
+/// How long after a wave's first refused call other refusals still join it (bounded by that
+/// call's own wait). Calls sent together (a page of downloads, a burst) are refused within
+/// milliseconds of each other; a retry that fails again comes a backoff later, in a new wave.
+const WAVE_GATHER: Duration = Duration::from_millis(250);
+
+/// Retries grouped into waves for the `info` log. The first refused call of a wave leads it:
+/// it waits [`WAVE_GATHER`] (or its whole wait, if shorter) of its own backoff, then logs one
+/// line for every call that joined by then, and sleeps the rest. Per-call detail is at
+/// `debug`.
+#[derive(Default)]
+struct Waves {
+    next_id: u64,
+    /// The latest wave, and older ones whose line is still to be written (a new wave may
+    /// open between an older one's end and its leader's line).
+    waves: Vec<Wave>,
+}
+
+struct Wave {
+    id: u64,
+    /// Refusals until then join this wave.
+    open_until: Instant,
+    calls: u32,
+    /// What Confluence answered (`429`, `503`, `timeout or reset`, …), each named once.
+    causes: std::collections::BTreeSet<&'static str>,
+}
+
+impl Waves {
+    /// Counts a refused call that will be retried after `wait`; returns the wave's id when
+    /// this call opened a new wave (and so leads it).
+    fn join(&mut self, cause: &'static str, wait: Duration) -> Option<u64> {
+        let now = Instant::now();
+        if let Some(w) = self.waves.last_mut().filter(|w| now < w.open_until) {
+            w.calls += 1;
+            w.causes.insert(cause);
+            return None;
+        }
+        self.next_id += 1;
+        // A leader cancelled in its wait never writes its line: keep a bounded few.
+        if self.waves.len() >= 16 {
+            self.waves.remove(0);
+        }
+        self.waves.push(Wave {
+            id: self.next_id,
+            open_until: now + WAVE_GATHER.min(wait),
+            calls: 1,
+            causes: [cause].into(),
+        });
+        Some(self.next_id)
+    }
+
+    /// The wave's calls and causes, once, for its leader's line; the wave is done then.
+    fn announce(&mut self, id: u64) -> Option<(u32, String)> {
+        let at = self.waves.iter().position(|w| w.id == id)?;
+        let w = self.waves.remove(at);
+        let causes: Vec<&str> = w.causes.iter().copied().collect();
+        Some((w.calls, causes.join("/")))
+    }
+}
+
+impl FailKind {
+    /// How an operator reads this failure in the retry line.
+    fn cause(self) -> &'static str {
+        match self {
+            FailKind::Status(429) => "429",
+            FailKind::Status(500) => "500",
+            FailKind::Status(502) => "502",
+            FailKind::Status(503) => "503",
+            FailKind::Status(504) => "504",
+            FailKind::Status(_) => "an error",
+            FailKind::Connect => "no connection",
+            FailKind::Transport => "timeout or reset",
+        }
+    }
 }
 
 /// How requests prove who they are.
@@ -295,6 +376,7 @@ impl Client {
                 stats: StatsCell::default(),
                 redactor: Redactor::new(needles),
                 paused_until: AsyncMutex::new(None),
+                waves: std::sync::Mutex::new(Waves::default()),
             }),
         })
     }
@@ -524,13 +606,46 @@ impl Client {
             .with_max_times(cfg.max_retries as usize)
             .build();
         let exceeded_retry_after = AtomicU32::new(0);
+        // The wave this call's next wait leads (0: none), from `notify` to the sleeper.
+        let leads = Arc::new(AtomicU64::new(0));
         let result = (|| async {
             attempts.fetch_add(1, Ordering::Relaxed);
             let resp = self.attempt(call).await?;
             finish(resp).await
         })
         .retry(backoff)
-        .sleep(tokio::time::sleep)
+        .sleep({
+            let inner = Arc::clone(&self.inner);
+            let leads = Arc::clone(&leads);
+            move |wait: Duration| {
+                let inner = Arc::clone(&inner);
+                let wave = leads.swap(0, Ordering::Relaxed);
+                async move {
+                    if wave == 0 {
+                        return tokio::time::sleep(wait).await;
+                    }
+                    // This call opened a wave: let the calls refused with it join, then say
+                    // once how many wait and for how long.
+                    let gather = WAVE_GATHER.min(wait);
+                    tokio::time::sleep(gather).await;
+                    let joined = inner
+                        .waves
+                        .lock()
+                        .map(|mut w| w.announce(wave))
+                        .unwrap_or(None);
+                    if let Some((calls, causes)) = joined {
+                        let rest = wait - gather;
+                        tracing::info!(
+                            calls,
+                            wait_ms = wait.as_millis() as u64,
+                            "Confluence answered {causes}; retrying {calls} call(s) in {:.1} s",
+                            rest.as_secs_f64()
+                        );
+                    }
+                    tokio::time::sleep(wait - gather).await;
+                }
+            }
+        })
         .when(|f: &Failed| f.retryable(call.idempotency))
         .adjust(|f: &Failed, next: Option<Duration>| {
             let next = next?;
@@ -546,6 +661,12 @@ impl Client {
         })
         .notify(|f: &Failed, wait: Duration| {
             inner.stats.retry(call.endpoint);
+            // A poisoned lock only loses log lines, never a retry.
+            if let Ok(mut waves) = inner.waves.lock()
+                && let Some(id) = waves.join(f.kind.cause(), wait)
+            {
+                leads.store(id, Ordering::Relaxed);
+            }
             tracing::debug!(
                 endpoint = call.endpoint,
                 wait_ms = wait.as_millis() as u64,
@@ -903,6 +1024,25 @@ mod tests {
             let cfg = ClientConfig::new(Url::parse(bad).unwrap(), "e", SecretString::from("t"));
             assert!(matches!(Client::new(cfg), Err(Error::Config(_))), "{bad}");
         }
+    }
+
+    #[test]
+    fn refusals_together_make_one_wave_and_its_line_is_written_once() {
+        let mut w = Waves::default();
+        let lead = w.join("429", Duration::from_secs(1)).expect("opens a wave");
+        assert_eq!(w.join("503", Duration::from_secs(1)), None, "joins it");
+        assert_eq!(w.join("429", Duration::from_secs(2)), None, "joins it");
+        assert_eq!(w.announce(lead), Some((3, "429/503".to_string())));
+        assert_eq!(w.announce(lead), None, "once");
+        // A wait of zero closes the wave at once: the next refusal opens another, and an older
+        // wave's line is still written after a newer one opened.
+        let a = w
+            .join("timeout or reset", Duration::ZERO)
+            .expect("a new wave");
+        let b = w.join("500", Duration::ZERO).expect("another");
+        assert_ne!(a, b);
+        assert_eq!(w.announce(b), Some((1, "500".to_string())));
+        assert_eq!(w.announce(a), Some((1, "timeout or reset".to_string())));
     }
 
     #[test]

@@ -242,6 +242,11 @@ pub struct SyncConfig {
     /// than this: deletions that leave no trace in CQL (an attachment removed from a page) are
     /// swept. Zero: never (only `kbgate sync --full`). Default 24 hours.
     pub full_every: Duration,
+    /// How long a space's sync lease lasts without renewal: after a holder crashed (kill -9,
+    /// a lost machine), another process syncs the space after at most this long. A sync
+    /// renews it every third of it at its natural steps. Default 5 minutes, between 5 seconds
+    /// and 1 hour.
+    pub lease_ttl: Duration,
 }
 
 /// How magic-link mails are delivered.
@@ -295,6 +300,12 @@ pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(15 * 60);
 pub const DEFAULT_SYNC_OVERLAP: Duration = Duration::from_secs(5 * 60);
 /// The largest `[sync] overlap`.
 pub const MAX_SYNC_OVERLAP: Duration = Duration::from_secs(24 * 3600);
+/// Default of `[sync] lease_ttl`.
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(5 * 60);
+/// The shortest `[sync] lease_ttl`: shorter, a sync step could outlast the lease.
+pub const MIN_LEASE_TTL: Duration = Duration::from_secs(5);
+/// The longest `[sync] lease_ttl`.
+pub const MAX_LEASE_TTL: Duration = Duration::from_secs(3600);
 /// Default of `[sync] full_every`.
 pub const DEFAULT_FULL_EVERY: Duration = Duration::from_secs(24 * 3600);
 /// Default of `[portal] session_idle`.
@@ -1011,10 +1022,18 @@ impl Builder<'_> {
             Duration::ZERO,
             None,
         );
+        let lease_ttl = self.duration(
+            &r.lease_ttl,
+            "sync.lease_ttl",
+            DEFAULT_LEASE_TTL,
+            MIN_LEASE_TTL,
+            Some(MAX_LEASE_TTL),
+        );
         Some(SyncConfig {
             interval: interval?,
             overlap: overlap?,
             full_every: full_every?,
+            lease_ttl: lease_ttl?,
         })
     }
 

@@ -77,6 +77,7 @@ pub(crate) struct RawSync {
     pub interval: Str,
     pub overlap: Str,
     pub full_every: Str,
+    pub lease_ttl: Str,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -247,7 +248,7 @@ pub(crate) fn apply_env(
         }
     }
     section!(raw.store, "store", [url, data_dir]);
-    section!(raw.sync, "sync", [interval, overlap, full_every]);
+    section!(raw.sync, "sync", [interval, overlap, full_every, lease_ttl]);
     section!(
         raw.portal,
         "portal",

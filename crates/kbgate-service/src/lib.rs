@@ -241,6 +241,7 @@ pub fn sync_options(config: &Config, full: bool) -> SyncOptions {
                 c.max_attachment_bytes
             }),
         overlap: config.sync.overlap,
+        lease_ttl: config.sync.lease_ttl,
         ..SyncOptions::default()
     }
 }
@@ -265,6 +266,8 @@ mod tests {
         assert!(o.full);
         assert_eq!(o.max_attachment_bytes, 1024);
         assert_eq!(o.overlap, std::time::Duration::from_secs(600));
+        let o = sync_options(&load("[sync]\nlease_ttl = \"20s\"\n"), false);
+        assert_eq!(o.lease_ttl, std::time::Duration::from_secs(20));
         let o = sync_options(&load(""), false);
         assert!(!o.full);
         assert_eq!(

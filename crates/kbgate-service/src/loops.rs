@@ -123,9 +123,21 @@ async fn full_due(store: &dyn Store, keys: &[String], every: Duration) -> bool {
     false
 }
 
+/// How much earlier than a full interval a background round may come after another
+/// process's sync of a space and still sync it: a round's own ticks drift by milliseconds, and
+/// the holders' clocks may differ a little. A tenth of the interval, at most 10 s.
+fn round_slack(interval: Duration) -> Duration {
+    (interval / 10).min(Duration::from_secs(10))
+}
+
 /// Syncs the spaces of the current policy (it may have been reloaded) on `[sync] interval`,
 /// the first round at once, then removes what the policy no longer names. Cancelled, a round
 /// drops the space it is writing before its commit and releases that space's lease.
+///
+/// Several instances on one store: a round skips a space any process synced within the
+/// interval (less [`round_slack`]), so they spend one instance's Confluence calls; the
+/// instance that syncs is whichever round comes first, the others serve its commits. That is
+/// said once at `info`, then at `debug`.
 pub(crate) async fn sync(
     source: ConfluenceSource,
     store: Arc<dyn Store>,
@@ -139,6 +151,7 @@ pub(crate) async fn sync(
     }
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut told_elsewhere = false;
     loop {
         if stop.run_until_cancelled(tick.tick()).await.is_none() {
             return;
@@ -152,12 +165,29 @@ pub(crate) async fn sync(
         };
         let opts = SyncOptions {
             cancel: stop.clone(),
+            skip_synced_within: interval.saturating_sub(round_slack(interval)),
             ..crate::sync_options(&config, full)
         };
         match sync_spaces(&source, &*store, &keys, &opts, &Progress::quiet()).await {
+            Ok(report)
+                if !report.spaces.is_empty() && report.spaces.iter().all(|s| s.is_skipped()) =>
+            {
+                let summary = report.to_string().replace('\n', "; ");
+                if report.spaces.iter().all(|s| s.synced_elsewhere) && !told_elsewhere {
+                    told_elsewhere = true;
+                    tracing::info!(
+                        "background sync: another process synced every space within the \
+                         interval; this one serves its commits and syncs when it stops (said \
+                         once, then at debug): {summary}"
+                    );
+                } else {
+                    tracing::debug!(calls = report.calls, "background sync skipped: {summary}");
+                }
+            }
             Ok(report) => tracing::info!(
                 calls = report.calls,
                 full,
+                elapsed_ms = report.elapsed_ms as u64,
                 "background sync done: {}",
                 report.to_string().replace('\n', "; ")
             ),

@@ -30,6 +30,10 @@
 //!   so a crashed holder is replaced; times are milliseconds on the holders' clocks (keep
 //!   them within a fraction of the lease duration). The lease saves duplicated work; the
 //!   generation alone keeps the data right, also when a lease expired under a paused holder.
+//! - **One sync per interval.** A sync that committed records its round's start and holder
+//!   ([`MirrorWrite::record_synced`], in `sync_rounds` next to the leases); a background round
+//!   of any process skips a space synced within its interval ([`MirrorWrite::last_synced`]), so
+//!   N instances spend one instance's Confluence calls and serve the syncing one's commits.
 //! - **Shared attachment bytes.** A PostgreSQL store keeps blobs in the database
 //!   ([`PgBlobs`]), so a file one process mirrored is served by every other; a SQLite store
 //!   keeps them in `data_dir/blobs` ([`LocalBlobs`]), beside its database files. Either way a

@@ -163,6 +163,26 @@ pub enum SyncLease {
     },
 }
 
+/// The last sync of a space that went to the end (committed, whether or not it changed
+/// anything), as [`crate::MirrorWrite::record_synced`] keeps it: several instances skip a space
+/// one of them synced within their interval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastSync {
+    /// Who synced it (the lease holder's name).
+    pub holder: String,
+    /// When that sync's round started (on the holder's clock).
+    pub synced_at: DateTime<Utc>,
+}
+
+/// Who holds a space's sync lease now ([`crate::MirrorWrite::sync_lease_holder`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseHolder {
+    /// The holder, as it named itself.
+    pub holder: String,
+    /// When the lease expires unless renewed.
+    pub expires_at: DateTime<Utc>,
+}
+
 /// How a space sync treats what it does not write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum SyncMode {

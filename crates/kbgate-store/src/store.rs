@@ -153,6 +153,25 @@ pub trait MirrorWrite: Send + Sync {
     /// Gives the lease up if `holder` holds it. Returns whether it did.
     async fn release_sync_lease(&self, space_key: &str, holder: &str) -> Result<bool, StoreError>;
 
+    /// The unexpired holder of a space's sync lease, if any (what `kbgate doctor` and
+    /// tests watch; taking a lease is [`MirrorWrite::acquire_sync_lease`]).
+    async fn sync_lease_holder(&self, space_key: &str) -> Result<Option<LeaseHolder>, StoreError>;
+
+    /// Records that `holder` synced the space to the end in a round that started at
+    /// `synced_at` (its commit went through, changed or not). A record never goes back in
+    /// time: an older `synced_at` than the one kept is ignored. Other processes' background
+    /// rounds read it ([`MirrorWrite::last_synced`]) to skip a space synced within their
+    /// interval, so N instances cost one instance's Confluence calls.
+    async fn record_synced(
+        &self,
+        space_key: &str,
+        holder: &str,
+        synced_at: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+
+    /// The last sync of a space that went to the end, by any process ([`MirrorWrite::record_synced`]).
+    async fn last_synced(&self, space_key: &str) -> Result<Option<LastSync>, StoreError>;
+
     /// Removes a space and everything mirrored from it (e.g. no audience names it any more).
     /// Returns whether it existed.
     async fn delete_space(&self, space_id: &str) -> Result<bool, StoreError>;

@@ -12,6 +12,8 @@ kbgate_store::store_tests!(
     unconditional_syncs_and_space_removal_move_the_generation,
     one_lease_holder_per_space_until_release_or_expiry,
     of_concurrent_commits_from_one_generation_exactly_one_lands,
+    the_last_sync_of_a_space_is_shared_and_never_goes_back,
+    the_lease_holder_is_visible_until_release_or_expiry,
 );
 
 fn space(id: &str, key: &str) -> SpaceRecord {
@@ -228,4 +230,59 @@ async fn of_concurrent_commits_from_one_generation_exactly_one_lands(t: &TestSto
     assert_eq!(t.store.sync_generation("FIVE").await.unwrap(), read + 1);
     let written = t.store.page_versions("S5").await.unwrap();
     assert_eq!(written.len(), 1, "only the winner's page: {written:?}");
+}
+
+/// What every process reads to skip a space synced within its interval.
+async fn the_last_sync_of_a_space_is_shared_and_never_goes_back(t: &TestStore) {
+    let store = &t.store;
+    assert_eq!(store.last_synced("ONE").await.unwrap(), None);
+    let at = |ms: i64| chrono::DateTime::<Utc>::from_timestamp_millis(ms).unwrap();
+    store
+        .record_synced("ONE", "a", at(1_000_000))
+        .await
+        .unwrap();
+    let other = t.reopen().await.unwrap();
+    assert_eq!(
+        other.last_synced("ONE").await.unwrap(),
+        Some(LastSync {
+            holder: "a".into(),
+            synced_at: at(1_000_000)
+        }),
+        "another handle (another process) sees it"
+    );
+    // A newer round replaces it; an older one (a slow sync that started earlier) does not.
+    other
+        .record_synced("ONE", "b", at(1_005_000))
+        .await
+        .unwrap();
+    store
+        .record_synced("ONE", "a", at(1_002_000))
+        .await
+        .unwrap();
+    let last = store.last_synced("ONE").await.unwrap().unwrap();
+    assert_eq!((last.holder.as_str(), last.synced_at), ("b", at(1_005_000)));
+    // Per space.
+    assert_eq!(store.last_synced("TWO").await.unwrap(), None);
+}
+
+async fn the_lease_holder_is_visible_until_release_or_expiry(t: &TestStore) {
+    let store = &t.store;
+    assert_eq!(store.sync_lease_holder("ONE").await.unwrap(), None);
+    store
+        .acquire_sync_lease("ONE", "a", Duration::from_secs(600))
+        .await
+        .unwrap();
+    let held = store.sync_lease_holder("ONE").await.unwrap().unwrap();
+    assert_eq!(held.holder, "a");
+    assert!(held.expires_at > Utc::now());
+    assert_eq!(store.sync_lease_holder("TWO").await.unwrap(), None);
+    assert!(store.release_sync_lease("ONE", "a").await.unwrap());
+    assert_eq!(store.sync_lease_holder("ONE").await.unwrap(), None);
+    // An expired lease has no holder, although its row stays until someone takes it.
+    store
+        .acquire_sync_lease("ONE", "c", Duration::from_millis(50))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert_eq!(store.sync_lease_holder("ONE").await.unwrap(), None);
 }

@@ -19,7 +19,10 @@
 //! view over a newer commit, e.g. undoing a restriction; such a round writes nothing and
 //! the next one starts from the newer commit). Everything, attachment downloads included,
 //! is read before the write transaction opens, so a write lock lasts only as long as the
-//! writes themselves.
+//! writes themselves. A round takes every space's lease before it asks Confluence anything,
+//! and a background round ([`SyncOptions::skip_synced_within`]) gives back the lease of a
+//! space some process synced within its interval: of N instances, one syncs each space per
+//! interval and the others spend no call.
 //!
 //! Restrictions are never fetched page by page: the structure scan reads them in bulk, and
 //! the store derives inherited restrictions from the hierarchy (failing closed).
@@ -58,6 +61,11 @@ pub struct SyncOptions {
     /// How long to wait for a space's lease while another sync holds it before skipping
     /// the space (zero: skip at once; the holder's commit is what readers get).
     pub lease_wait: Duration,
+    /// Skips a space that some process (this one included) synced to the end less than this
+    /// long ago ([`kbgate_store::MirrorWrite::last_synced`]); zero: never skip. Background
+    /// rounds pass about their interval, so N instances sharing a store spend one instance's
+    /// Confluence calls; an explicit `kbgate sync` passes zero.
+    pub skip_synced_within: Duration,
     /// Stops the sync when cancelled (a service shutting down): a space being synced is
     /// dropped before its commit (its transaction rolls back, the previous mirror stays) and
     /// its lease is released, so the next process can sync it at once. Never cancelled by
@@ -73,6 +81,7 @@ impl Default for SyncOptions {
             overlap: Duration::from_secs(2 * 3600),
             lease_ttl: Duration::from_secs(5 * 60),
             lease_wait: Duration::ZERO,
+            skip_synced_within: Duration::ZERO,
             cancel: CancellationToken::new(),
         }
     }
@@ -114,6 +123,11 @@ pub struct SpaceReport {
     /// committed while this one ran); the space is tried again next round.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
+    /// Skipped because some process synced the space within
+    /// [`SyncOptions::skip_synced_within`] (the usual case for all but one of several
+    /// instances).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub synced_elsewhere: bool,
 }
 
 impl SpaceReport {
@@ -179,9 +193,13 @@ impl std::fmt::Display for SyncReport {
 ///
 /// A space that fails is rolled back and reported as an error after the others were
 /// tried, so one bad space does not starve the rest. A space that another sync holds the
-/// lease of, or that another sync committed while this one ran, is not an error: it is
-/// reported as skipped ([`SpaceReport::skipped`], with the reason) and nothing of it is
-/// written this round.
+/// lease of, that another sync committed while this one ran, or (background rounds, see
+/// [`SyncOptions::skip_synced_within`]) that some process synced within the interval is not an
+/// error: it is reported as skipped ([`SpaceReport::skipped`], with the reason) and nothing of
+/// it is written this round.
+///
+/// Every space's lease is tried first, and Confluence is asked about the spaces only when
+/// at least one is to be synced: a round that another process has covered costs no call.
 pub async fn sync_spaces(
     source: &dyn Source,
     store: &dyn Store,
@@ -190,30 +208,210 @@ pub async fn sync_spaces(
     progress: &Progress,
 ) -> Result<SyncReport, SyncError> {
     let started = Instant::now();
+    let round_start = Utc::now();
     let calls_before = source.calls();
-    let spaces = tokio::select! {
-        spaces = source.spaces(keys) => spaces?,
-        () = opts.cancel.cancelled() => return Err(SyncError::Cancelled),
+    let holder = lease_holder();
+    let mut claims = Claims {
+        store,
+        holder: &holder,
+        held: Vec::new(),
     };
-    let mut report = SyncReport::default();
-    let mut first_error = None;
+    let result = sync_claimed(
+        source,
+        &mut claims,
+        keys,
+        opts,
+        progress,
+        round_start,
+        calls_before,
+    )
+    .await;
+    // Whatever ended the round (cancellation, an error), no lease stays held.
+    claims.release_all(progress).await;
+    let mut report = result?;
+    report.calls = source.calls() - calls_before;
+    report.elapsed_ms = started.elapsed().as_millis();
+    Ok(report)
+}
+
+/// What the first pass of a round decided about one space.
+enum Plan {
+    /// Its lease is held by this round and nobody synced it lately: sync it.
+    Sync,
+    /// Another process holds its lease and this round may wait for it.
+    Wait,
+    /// Nothing to do this round (the report says why).
+    Skip(SpaceReport),
+    /// The store failed while claiming it.
+    Failed(SyncError),
+}
+
+/// The leases a round holds, released at its end whatever happens.
+struct Claims<'a> {
+    store: &'a dyn Store,
+    holder: &'a str,
+    held: Vec<String>,
+}
+
+impl Claims<'_> {
+    async fn release(&mut self, key: &str, progress: &Progress) {
+        self.held.retain(|k| k != key);
+        if let Err(e) = self.store.release_sync_lease(key, self.holder).await {
+            progress.warn(&format!(
+                "space {key}: could not release the sync lease (it expires by itself): {e}"
+            ));
+        }
+    }
+
+    async fn release_all(&mut self, progress: &Progress) {
+        for key in std::mem::take(&mut self.held) {
+            self.release(&key, progress).await;
+        }
+    }
+}
+
+/// Why a space need not be synced now: some process synced it to the end less than
+/// [`SyncOptions::skip_synced_within`] ago (never, when that is zero).
+async fn synced_recently(
+    store: &dyn Store,
+    key: &str,
+    opts: &SyncOptions,
+) -> Result<Option<String>, StoreError> {
+    if opts.skip_synced_within.is_zero() {
+        return Ok(None);
+    }
+    let Some(last) = store.last_synced(key).await? else {
+        return Ok(None);
+    };
+    let within =
+        chrono::Duration::from_std(opts.skip_synced_within).unwrap_or(chrono::Duration::MAX);
+    let age = Utc::now() - last.synced_at;
+    // A negative age (the other holder's clock is ahead) counts as recent: it synced.
+    if age >= within {
+        return Ok(None);
+    }
+    Ok(Some(format!(
+        "synced by {} {:.1} s ago, within this round's interval; its commit is served",
+        last.holder,
+        age.num_milliseconds().max(0) as f64 / 1000.0
+    )))
+}
+
+fn skip(key: &str, why: String, recent: bool) -> SpaceReport {
+    SpaceReport {
+        key: key.to_string(),
+        skipped: Some(why),
+        synced_elsewhere: recent,
+        ..SpaceReport::default()
+    }
+}
+
+fn held_message(other: &str, expires_at: DateTime<Utc>) -> String {
+    format!(
+        "another sync of this space is running ({other}; its lease runs until {}); \
+         skipped, that sync's commit will be served",
+        expires_at.format("%Y-%m-%d %H:%M:%S UTC")
+    )
+}
+
+/// The first pass: takes the lease of every space it can at once (and gives it back when
+/// some process synced the space lately), so the spaces listing below is only asked for
+/// when something is to be synced.
+async fn claim(
+    claims: &mut Claims<'_>,
+    key: &str,
+    opts: &SyncOptions,
+    progress: &Progress,
+) -> Plan {
+    let store = claims.store;
+    match store
+        .acquire_sync_lease(key, claims.holder, opts.lease_ttl)
+        .await
+    {
+        Err(e) => Plan::Failed(e.into()),
+        Ok(SyncLease::HeldBy { holder, expires_at }) => {
+            if opts.lease_wait.is_zero() {
+                Plan::Skip(skip(key, held_message(&holder, expires_at), false))
+            } else {
+                Plan::Wait
+            }
+        }
+        Ok(SyncLease::Acquired) => {
+            claims.held.push(key.to_string());
+            match synced_recently(store, key, opts).await {
+                Ok(None) => Plan::Sync,
+                Ok(Some(why)) => {
+                    claims.release(key, progress).await;
+                    Plan::Skip(skip(key, why, true))
+                }
+                Err(e) => {
+                    claims.release(key, progress).await;
+                    Plan::Failed(e.into())
+                }
+            }
+        }
+    }
+}
+
+async fn sync_claimed(
+    source: &dyn Source,
+    claims: &mut Claims<'_>,
+    keys: &[String],
+    opts: &SyncOptions,
+    progress: &Progress,
+    round_start: DateTime<Utc>,
+    calls_before: u64,
+) -> Result<SyncReport, SyncError> {
+    let mut plans = Vec::with_capacity(keys.len());
     for key in keys {
         if opts.cancel.is_cancelled() {
             return Err(SyncError::Cancelled);
         }
-        let Some(space) = spaces.iter().find(|s| &s.key == key) else {
-            progress.warn(&format!("space {key}: not visible to the service account"));
-            first_error.get_or_insert(SyncError::SpaceNotFound(key.clone()));
-            continue;
-        };
+        plans.push(claim(claims, key, opts, progress).await);
+    }
+    let wanted: Vec<String> = keys
+        .iter()
+        .zip(&plans)
+        .filter(|(_, p)| matches!(p, Plan::Sync | Plan::Wait))
+        .map(|(k, _)| k.clone())
+        .collect();
+    let spaces = if wanted.is_empty() {
+        Vec::new()
+    } else {
+        tokio::select! {
+            spaces = source.spaces(&wanted) => spaces?,
+            () = opts.cancel.cancelled() => return Err(SyncError::Cancelled),
+        }
+    };
+    let mut report = SyncReport::default();
+    let mut first_error = None;
+    for (key, plan) in keys.iter().zip(plans) {
+        if opts.cancel.is_cancelled() {
+            return Err(SyncError::Cancelled);
+        }
         let before = source.calls();
-        let record = SpaceRecord {
-            id: space.id.clone(),
-            key: space.key.clone(),
-            name: space.name.clone(),
-            homepage_id: space.homepage_id.clone(),
+        let outcome = match plan {
+            Plan::Skip(r) => Ok(r),
+            Plan::Failed(e) => Err(e),
+            Plan::Sync | Plan::Wait => match spaces.iter().find(|s| &s.key == key) {
+                None => {
+                    claims.release(key, progress).await;
+                    progress.warn(&format!("space {key}: not visible to the service account"));
+                    first_error.get_or_insert(SyncError::SpaceNotFound(key.clone()));
+                    continue;
+                }
+                Some(space) => {
+                    let record = SpaceRecord {
+                        id: space.id.clone(),
+                        key: space.key.clone(),
+                        name: space.name.clone(),
+                        homepage_id: space.homepage_id.clone(),
+                    };
+                    sync_space(source, claims, &record, opts, progress, round_start).await
+                }
+            },
         };
-        match sync_space(source, store, &record, opts, progress).await {
+        match outcome {
             Ok(mut space_report) => {
                 space_report.calls = source.calls() - before;
                 match &space_report.skipped {
@@ -237,11 +435,10 @@ pub async fn sync_spaces(
             }
         }
     }
-    report.calls = source.calls() - calls_before;
-    report.elapsed_ms = started.elapsed().as_millis();
     match first_error {
         Some(e) if report.spaces.is_empty() => Err(e),
         Some(e) => {
+            report.calls = source.calls() - calls_before;
             progress.warn(&format!("{report}"));
             Err(e)
         }
@@ -308,19 +505,24 @@ impl Lease<'_> {
     }
 }
 
-/// Syncs one space under its lease: skipped, with a message naming the holder, while
-/// another process (or task) syncs it.
+/// Syncs one space under its lease, in its turn: renews the lease the first pass took (or
+/// waits for it up to [`SyncOptions::lease_wait`]), looks again whether some process synced
+/// the space meanwhile, syncs, and records the sync for the other processes' rounds. Skipped,
+/// with a message naming the holder, while another process (or task) syncs it.
 async fn sync_space(
     source: &dyn Source,
-    store: &dyn Store,
+    claims: &mut Claims<'_>,
     space: &SpaceRecord,
     opts: &SyncOptions,
     progress: &Progress,
+    round_start: DateTime<Utc>,
 ) -> Result<SpaceReport, SyncError> {
-    let holder = lease_holder();
+    let store = claims.store;
+    let holder = claims.holder.to_string();
     let wait_until = Instant::now() + opts.lease_wait;
     let mut told = false;
     loop {
+        // Taken (or renewed: the first pass may have taken it a while ago).
         let (other, expires_at) = match store
             .acquire_sync_lease(&space.key, &holder, opts.lease_ttl)
             .await?
@@ -328,6 +530,8 @@ async fn sync_space(
             SyncLease::Acquired => break,
             SyncLease::HeldBy { holder, expires_at } => (holder, expires_at),
         };
+        // Lost after it expired, or never held.
+        claims.held.retain(|k| k != &space.key);
         let now = Instant::now();
         if now < wait_until {
             if !told {
@@ -345,15 +549,15 @@ async fn sync_space(
             }
             continue;
         }
-        return Ok(SpaceReport {
-            key: space.key.clone(),
-            skipped: Some(format!(
-                "another sync of this space is running ({other}; its lease runs until {}); \
-                 skipped, that sync's commit will be served",
-                expires_at.format("%Y-%m-%d %H:%M:%S UTC")
-            )),
-            ..SpaceReport::default()
-        });
+        return Ok(skip(&space.key, held_message(&other, expires_at), false));
+    }
+    if !claims.held.contains(&space.key) {
+        claims.held.push(space.key.clone());
+    }
+    // Some process may have synced it since the first pass (or while this one waited).
+    if let Some(why) = synced_recently(store, &space.key, opts).await? {
+        claims.release(&space.key, progress).await;
+        return Ok(skip(&space.key, why, true));
     }
     let mut lease = Lease {
         store,
@@ -368,24 +572,32 @@ async fn sync_space(
         r = sync_space_leased(source, store, space, opts, progress, &mut lease) => r,
         () = opts.cancel.cancelled() => Err(SyncError::Cancelled),
     };
-    if let Err(e) = store.release_sync_lease(&space.key, &lease.holder).await {
-        progress.warn(&format!(
-            "space {}: could not release the sync lease (it expires by itself): {e}",
-            space.key
-        ));
+    if result.is_ok() {
+        // Before the lease goes: a round that takes it next sees this sync.
+        if let Err(e) = store
+            .record_synced(&space.key, &lease.holder, round_start)
+            .await
+        {
+            progress.warn(&format!(
+                "space {}: synced, but could not record it for other processes (they may \
+                 sync it again): {e}",
+                space.key
+            ));
+        }
     }
+    claims.release(&space.key, progress).await;
     match result {
         Err(SyncError::Store(StoreError::Stale {
             expected, found, ..
-        })) => Ok(SpaceReport {
-            key: space.key.clone(),
-            skipped: Some(format!(
+        })) => Ok(skip(
+            &space.key,
+            format!(
                 "another sync committed this space while this one ran (generation {found}, \
                  this one read {expected}); nothing of this round written, the newer commit \
                  stands and the next round starts from it"
-            )),
-            ..SpaceReport::default()
-        }),
+            ),
+            false,
+        )),
         other => other,
     }
 }

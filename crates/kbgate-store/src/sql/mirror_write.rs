@@ -116,6 +116,55 @@ where
         Ok(n > 0)
     }
 
+    async fn sync_lease_holder(&self, space_key: &str) -> Result<Option<LeaseHolder>, StoreError> {
+        let row: Option<(String, i64)> = sqlx::query_as(
+            "SELECT holder, expires_at FROM sync_leases WHERE space_key = $1 AND expires_at > $2",
+        )
+        .bind(space_key)
+        .bind(Utc::now().timestamp_millis())
+        .fetch_optional(&self.ops)
+        .await?;
+        Ok(row.map(|(holder, ms)| LeaseHolder {
+            holder,
+            expires_at: DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default(),
+        }))
+    }
+
+    async fn record_synced(
+        &self,
+        space_key: &str,
+        holder: &str,
+        synced_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sync_rounds (space_key, holder, synced_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (space_key) DO UPDATE \
+             SET holder = excluded.holder, synced_at = excluded.synced_at \
+             WHERE sync_rounds.synced_at <= excluded.synced_at",
+        )
+        .bind(space_key)
+        .bind(holder)
+        .bind(synced_at.timestamp_millis())
+        .execute(&self.ops)
+        .await?;
+        Ok(())
+    }
+
+    async fn last_synced(&self, space_key: &str) -> Result<Option<LastSync>, StoreError> {
+        let row: Option<(String, i64)> =
+            sqlx::query_as("SELECT holder, synced_at FROM sync_rounds WHERE space_key = $1")
+                .bind(space_key)
+                .fetch_optional(&self.ops)
+                .await?;
+        row.map(|(holder, ms)| {
+            let synced_at = DateTime::<Utc>::from_timestamp_millis(ms).ok_or_else(|| {
+                StoreError::Corrupt(format!("sync round of {space_key}: time {ms} out of range"))
+            })?;
+            Ok(LastSync { holder, synced_at })
+        })
+        .transpose()
+    }
+
     async fn delete_space(&self, space_id: &str) -> Result<bool, StoreError> {
         let mut tx = DB::begin_write(&self.mirror).await?;
         let key: Option<String> = sqlx::query_scalar("SELECT key FROM spaces WHERE id = $1")

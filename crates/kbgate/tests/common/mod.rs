@@ -90,6 +90,13 @@ impl Server {
         self.child.id()
     }
 
+    /// `kill -9`: the process ends at once, without any cleanup of its own.
+    pub fn kill_hard(&mut self) {
+        // `Child::kill` sends SIGKILL on Unix.
+        self.child.kill().expect("kill -9");
+        self.child.wait().expect("wait");
+    }
+
     /// Whether the process is still running.
     pub fn alive(&mut self) -> bool {
         self.child.try_wait().expect("try_wait").is_none()

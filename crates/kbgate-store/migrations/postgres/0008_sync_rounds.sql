@@ -1,0 +1,10 @@
+-- Several instances (ARCHITECTURE.md, "Several instances"): when each space was last synced to
+-- the end (committed, changed or not), by whom. A background round skips a space some process
+-- synced within its interval, so N instances spend one instance's Confluence calls.
+-- `synced_at` is when that sync's round started, in milliseconds since the Unix epoch on its
+-- holder's clock. (Numbered 0008 so as not to collide with migrations other branches add.)
+CREATE TABLE sync_rounds (
+    space_key TEXT PRIMARY KEY,
+    holder    TEXT NOT NULL,
+    synced_at BIGINT NOT NULL
+);
