@@ -285,7 +285,42 @@ pub struct PortalConfig {
     /// Memory for resolved page views kept between sync commits, in MiB. Default 32; 0 turns
     /// the cache off; at most 4096.
     pub view_cache_mb: u64,
+    /// How long a client has to send a request's complete header, counted from the
+    /// connection's first byte (or from the accept, for a new connection): a client that
+    /// trickles a header, or connects and says nothing, is disconnected after it.
+    /// Default 10 s, between 1 s and 5 min.
+    pub header_read_timeout: Duration,
+    /// How long a kept-alive connection may sit idle (no request, nothing being sent) before
+    /// it is closed. Default 60 s, between 1 s and 1 h.
+    pub idle_timeout: Duration,
+    /// Open connections the portal holds at most; further ones are refused at once (503) so
+    /// the process never runs out of file descriptors. Default 512, between 1 and 1,000,000.
+    pub max_connections: u64,
+    /// Open connections one client holds at most (keyed like the per-client rate limits: the
+    /// IPv4 address or the IPv6 /64); further ones are refused at once (429). Connections
+    /// from a trusted proxy only count against `max_connections`: per-client limits belong
+    /// to the proxy there. Default 64, between 1 and `max_connections`.
+    pub max_connections_per_client: u64,
 }
+
+/// Default of `[portal] header_read_timeout`.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default of `[portal] idle_timeout`.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// The shortest `[portal] header_read_timeout` and `idle_timeout`.
+pub const MIN_CONNECTION_TIMEOUT: Duration = Duration::from_secs(1);
+/// The longest `[portal] header_read_timeout`: a header that takes longer is an attack.
+pub const MAX_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// The longest `[portal] idle_timeout`.
+pub const MAX_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+/// Default of `[portal] max_connections`: well below the common default limit of 1024 open
+/// files per process, leaving room for the store, attachments and mail.
+pub const DEFAULT_MAX_CONNECTIONS: u64 = 512;
+/// The largest `[portal] max_connections`.
+pub const MAX_MAX_CONNECTIONS: u64 = 1_000_000;
+/// Default of `[portal] max_connections_per_client`: a browser opens about 6 connections per
+/// site, so this leaves room for a handful of people behind one NAT address.
+pub const DEFAULT_MAX_CONNECTIONS_PER_CLIENT: u64 = 64;
 
 /// The default of `[portal] view_cache_mb`.
 pub const DEFAULT_VIEW_CACHE_MB: u64 = 32;
@@ -346,6 +381,10 @@ impl PortalConfig {
             magic_link_ttl: DEFAULT_MAGIC_LINK_TTL,
             trusted_proxies: Vec::new(),
             view_cache_mb: DEFAULT_VIEW_CACHE_MB,
+            header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
         }
     }
 }
@@ -652,6 +691,23 @@ impl Builder<'_> {
             return None;
         }
         Some(d)
+    }
+
+    /// A count key: its default when absent; an error naming the allowed range when the value
+    /// is outside `1..=max`.
+    fn count(&mut self, v: &Option<Val<u64>>, key: &str, default: u64, max: u64) -> Option<u64> {
+        match v {
+            None => Some(default),
+            Some(val) if (1..=max).contains(&val.value) => Some(val.value),
+            Some(val) => {
+                self.err(
+                    &val.origin,
+                    key,
+                    format!("{} is out of range: must be between 1 and {max}", val.value),
+                );
+                None
+            }
+        }
     }
 
     /// Exactly one (or, if `optional`, at most one) of the keys may be set.
@@ -1155,6 +1211,48 @@ impl Builder<'_> {
             Some(v) => Some(v.value),
             None => Some(DEFAULT_VIEW_CACHE_MB),
         };
+        let header_read_timeout = self.duration(
+            &r.header_read_timeout,
+            "portal.header_read_timeout",
+            DEFAULT_HEADER_READ_TIMEOUT,
+            MIN_CONNECTION_TIMEOUT,
+            Some(MAX_HEADER_READ_TIMEOUT),
+        );
+        let idle_timeout = self.duration(
+            &r.idle_timeout,
+            "portal.idle_timeout",
+            DEFAULT_IDLE_TIMEOUT,
+            MIN_CONNECTION_TIMEOUT,
+            Some(MAX_IDLE_TIMEOUT),
+        );
+        let max_connections = self.count(
+            &r.max_connections,
+            "portal.max_connections",
+            DEFAULT_MAX_CONNECTIONS,
+            MAX_MAX_CONNECTIONS,
+        );
+        let max_connections_per_client = self.count(
+            &r.max_connections_per_client,
+            "portal.max_connections_per_client",
+            DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+            MAX_MAX_CONNECTIONS,
+        );
+        if let (Some(all), Some(per_client)) = (max_connections, max_connections_per_client)
+            && per_client > all
+        {
+            let origin = r
+                .max_connections_per_client
+                .as_ref()
+                .or(r.max_connections.as_ref())
+                .map(|v| v.origin.clone())
+                .unwrap_or(Origin::Span(0..0));
+            self.err(
+                &origin,
+                "portal.max_connections_per_client",
+                format!("must not exceed portal.max_connections ({all})"),
+            );
+            ok = false;
+        }
         if !ok {
             return None;
         }
@@ -1169,6 +1267,10 @@ impl Builder<'_> {
             magic_link_ttl: magic_link_ttl?,
             view_cache_mb: view_cache_mb?,
             trusted_proxies: trusted_proxies?,
+            header_read_timeout: header_read_timeout?,
+            idle_timeout: idle_timeout?,
+            max_connections: max_connections?,
+            max_connections_per_client: max_connections_per_client?,
         })
     }
 
@@ -1530,8 +1632,8 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("{t:?} is not a duration ({e}); expected e.g. 30s, 15m, 1h30m, 2d"))
 }
 
-/// A duration as the example file writes it (`15m`, `24h`, `90s`), for messages.
-fn format_duration(d: Duration) -> String {
+/// A whole-second duration as the config file writes it (`15m`, `2h`, `90s`), for messages.
+pub fn format_duration(d: Duration) -> String {
     let s = d.as_secs();
     if s != 0 && s.is_multiple_of(3600) {
         format!("{}h", s / 3600)

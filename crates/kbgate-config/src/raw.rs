@@ -94,6 +94,10 @@ pub(crate) struct RawPortal {
     pub magic_link_ttl: Str,
     pub view_cache_mb: Option<Val<u64>>,
     pub trusted_proxies: List,
+    pub header_read_timeout: Str,
+    pub idle_timeout: Str,
+    pub max_connections: Option<Val<u64>>,
+    pub max_connections_per_client: Option<Val<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -263,7 +267,11 @@ pub(crate) fn apply_env(
             from,
             magic_link_ttl,
             view_cache_mb,
-            trusted_proxies
+            trusted_proxies,
+            header_read_timeout,
+            idle_timeout,
+            max_connections,
+            max_connections_per_client
         ]
     );
     if let Some(p) = raw.portal.as_mut() {

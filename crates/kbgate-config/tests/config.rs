@@ -589,6 +589,10 @@ fn example_file_states_the_defaults() {
     assert_eq!(e.magic_link_ttl, d.magic_link_ttl);
     assert_eq!(e.view_cache_mb, d.view_cache_mb);
     assert_eq!(e.trusted_proxies, d.trusted_proxies);
+    assert_eq!(e.header_read_timeout, d.header_read_timeout);
+    assert_eq!(e.idle_timeout, d.idle_timeout);
+    assert_eq!(e.max_connections, d.max_connections);
+    assert_eq!(e.max_connections_per_client, d.max_connections_per_client);
     let (e, d) = (ex.embed.unwrap(), def.embed.unwrap());
     assert_eq!(e.max_token_lifetime, d.max_token_lifetime);
     assert_eq!(e.leeway, d.leeway);
@@ -884,5 +888,84 @@ fn native_mode_invitation_wait_and_retry() {
         );
         let e = load(&bad).unwrap_err();
         assert_eq!(e.problems()[0].key, key, "{e}");
+    }
+}
+
+#[test]
+fn connection_limits_and_timeouts_are_configurable_and_range_checked() {
+    let c = load(GOOD).unwrap();
+    assert_eq!(
+        c.portal.header_read_timeout,
+        kbgate_config::DEFAULT_HEADER_READ_TIMEOUT
+    );
+    assert_eq!(c.portal.idle_timeout, kbgate_config::DEFAULT_IDLE_TIMEOUT);
+    assert_eq!(
+        c.portal.max_connections,
+        kbgate_config::DEFAULT_MAX_CONNECTIONS
+    );
+    assert_eq!(
+        c.portal.max_connections_per_client,
+        kbgate_config::DEFAULT_MAX_CONNECTIONS_PER_CLIENT
+    );
+    let with = |keys: &str| {
+        GOOD.replace(
+            "listen = \"0.0.0.0:9000\"\n",
+            &format!("listen = \"0.0.0.0:9000\"\n{keys}\n"),
+        )
+    };
+    let c = load(&with(
+        "header_read_timeout = \"5s\"\nidle_timeout = \"2m\"\nmax_connections = 2000\nmax_connections_per_client = 100",
+    ))
+    .unwrap();
+    assert_eq!(c.portal.header_read_timeout, Duration::from_secs(5));
+    assert_eq!(c.portal.idle_timeout, Duration::from_secs(120));
+    assert_eq!(c.portal.max_connections, 2000);
+    assert_eq!(c.portal.max_connections_per_client, 100);
+    // From the environment too.
+    let c = load_env(
+        &with(""),
+        &[
+            ("KBGATE_PORTAL_MAX_CONNECTIONS", "300"),
+            ("KBGATE_PORTAL_IDLE_TIMEOUT", "30s"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.portal.max_connections, 300);
+    assert_eq!(c.portal.idle_timeout, Duration::from_secs(30));
+    // Out of range: an error naming the key and the range, never a clamp.
+    for (keys, key, range) in [
+        (
+            "header_read_timeout = \"0\"",
+            "portal.header_read_timeout",
+            "between 1s and 5m",
+        ),
+        (
+            "header_read_timeout = \"1h\"",
+            "portal.header_read_timeout",
+            "between 1s and 5m",
+        ),
+        (
+            "idle_timeout = \"2h\"",
+            "portal.idle_timeout",
+            "between 1s and 1h",
+        ),
+        (
+            "max_connections = 0",
+            "portal.max_connections",
+            "between 1 and 1000000",
+        ),
+        (
+            "max_connections_per_client = 0",
+            "portal.max_connections_per_client",
+            "between 1 and",
+        ),
+        (
+            "max_connections = 10\nmax_connections_per_client = 11",
+            "portal.max_connections_per_client",
+            "must not exceed portal.max_connections (10)",
+        ),
+    ] {
+        let e = load(&with(keys)).unwrap_err().to_string();
+        assert!(e.contains(key) && e.contains(range), "{keys}: {e}");
     }
 }

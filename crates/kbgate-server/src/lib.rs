@@ -21,6 +21,7 @@ mod changes;
 mod chrome;
 mod client_addr;
 mod codes;
+mod conns;
 mod cookies;
 mod error;
 mod extractors;
@@ -43,7 +44,6 @@ mod token;
 mod urls;
 
 use std::future::Future;
-use std::net::SocketAddr;
 
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
@@ -170,7 +170,10 @@ async fn sweep_refused_sessions(state: AppState) {
 }
 
 /// Serves the portal on `listener` until `shutdown` completes, then drains open requests.
-/// Client addresses are recorded (for per-client rate limits). Expired sessions, codes and
+/// Connections are limited in number (in total and per client) and closed when a header
+/// takes too long or when idle (`[portal]` connection settings; see `conns.rs`), so that one
+/// client holding hundreds of connections cannot lock others out. Client addresses are
+/// recorded (for per-client rate limits). Expired sessions, codes and
 /// used token ids are purged every 10 minutes while serving. When it returns, its background
 /// chores have ended too (stopped at their next await, never left running on the state).
 pub async fn serve(
@@ -200,12 +203,10 @@ pub async fn serve(
             .clone()
             .run_until_cancelled_owned(sweep_refused_sessions(state.clone())),
     );
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let limits = state.settings().connections.clone();
+    conns::run(listener, router(state), limits, shutdown).await;
     chores.cancel();
     // Both end at their next await; a purge or sweep cut short is redone by the next start.
     let _ = tokio::join!(purger, sweeper);
-    result
+    Ok(())
 }

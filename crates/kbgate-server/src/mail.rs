@@ -59,7 +59,8 @@ impl Mailer {
     /// A file outbox; the directory is created if needed.
     pub fn outbox(dir: impl Into<PathBuf>, from: &str) -> Result<Mailer, MailError> {
         let dir = dir.into();
-        std::fs::create_dir_all(&dir).map_err(MailError::Outbox)?;
+        // 0700 and 0600 below: the outbox holds live sign-in links.
+        kbgate_store::private_fs::create_dir_all(&dir).map_err(MailError::Outbox)?;
         let from = from.parse().map_err(|_| MailError::BadFrom)?;
         Ok(Mailer::Outbox { dir, from })
     }
@@ -102,7 +103,13 @@ impl Mailer {
                 let text = format!(
                     "From: {from}\nTo: {to}\nSubject: {subject}\nContent-Type: text/plain; charset=utf-8\n\n{body}"
                 );
-                tokio::fs::write(&path, text)
+                let mut file = kbgate_store::private_fs::create_file(&path)
+                    .await
+                    .map_err(MailError::Outbox)?;
+                tokio::io::AsyncWriteExt::write_all(&mut file, text.as_bytes())
+                    .await
+                    .map_err(MailError::Outbox)?;
+                tokio::io::AsyncWriteExt::flush(&mut file)
                     .await
                     .map_err(MailError::Outbox)?;
                 // The path only: the link itself is a credential and stays out of the logs.
@@ -158,6 +165,24 @@ impl LinkMail {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The outbox holds live sign-in links: only the owner may read it.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn outbox_and_mails_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("outbox");
+        let m = Mailer::outbox(&dir, "kb@example.com").unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        let to = Email::parse("a@acme.com").unwrap();
+        m.send_link(LinkMail::SignIn, &to, "https://kb/x", "KB", 15)
+            .await
+            .unwrap();
+        let mail = std::fs::read_dir(&dir).unwrap().next().unwrap().unwrap();
+        assert_eq!(mode(&mail.path()), 0o600);
+    }
 
     #[tokio::test]
     async fn outbox_writes_a_readable_mail() {

@@ -29,6 +29,7 @@ pub(crate) struct Settings {
     pub(crate) site_name: String,
     pub(crate) view_cache_bytes: u64,
     pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
+    pub(crate) connections: crate::conns::ConnLimits,
 }
 
 /// Whether a public URL is a local development address, where cookies may go without `Secure`.
@@ -72,6 +73,13 @@ impl Settings {
             site_name: SITE_NAME.to_owned(),
             view_cache_bytes: p.view_cache_mb.saturating_mul(1024 * 1024),
             trusted_proxies: p.trusted_proxies.clone(),
+            connections: crate::conns::ConnLimits {
+                header_read_timeout: p.header_read_timeout,
+                idle_timeout: p.idle_timeout,
+                max_connections: usize::try_from(p.max_connections).unwrap_or(usize::MAX),
+                max_per_client: usize::try_from(p.max_connections_per_client).unwrap_or(usize::MAX),
+                trusted_proxies: p.trusted_proxies.clone(),
+            },
         }
     }
 

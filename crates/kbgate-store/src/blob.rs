@@ -210,7 +210,8 @@ impl LocalBlobs {
         cap: Option<u64>,
         tmp_path: &Path,
     ) -> Result<BlobRef, StoreError> {
-        let mut file = tokio::fs::File::create(tmp_path).await?;
+        // 0600: attachments are customer content; the rename below keeps the mode.
+        let mut file = crate::private_fs::create_file(tmp_path).await?;
         let mut hasher = Sha256::new();
         let mut size: u64 = 0;
         while let Some(chunk) = stream.next().await {
@@ -237,14 +238,14 @@ impl LocalBlobs {
 impl BlobStore for LocalBlobs {
     async fn put(&self, source: BlobSource<'_>, cap: Option<u64>) -> Result<BlobRef, StoreError> {
         let tmp_dir = self.root.join("tmp");
-        tokio::fs::create_dir_all(&tmp_dir).await?;
+        crate::private_fs::create_dir_all(&tmp_dir)?;
         let tmp_path = tmp_dir.join(format!("{}.part", uuid::Uuid::new_v4()));
         let result = self.write_to_tmp(source, cap, &tmp_path).await;
         match result {
             Ok(blob) => {
                 let dest = self.path(&blob);
                 if let Some(parent) = dest.parent() {
-                    tokio::fs::create_dir_all(parent).await?;
+                    crate::private_fs::create_dir_all(parent)?;
                 }
                 if tokio::fs::try_exists(&dest).await? {
                     // Same content already stored (blobs are immutable). Its time is renewed

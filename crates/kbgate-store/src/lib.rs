@@ -111,6 +111,7 @@ mod excerpt;
 mod fts;
 mod model;
 mod postgres;
+pub mod private_fs;
 mod scope;
 mod search;
 mod sql;

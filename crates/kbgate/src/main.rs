@@ -4,6 +4,7 @@
 //! crates together; the work is done in the library crates.
 
 mod check;
+mod config_cmd;
 #[cfg(feature = "demo")]
 mod demo;
 mod doctor;
@@ -48,8 +49,29 @@ struct Cli {
     #[arg(long, global = true, env = "KBGATE_LOG", default_value = "info")]
     log: String,
 
+    /// Log format: "text" for people, "json" (one object per line) for files and log
+    /// shippers. Logs go to stderr, coloured only when stderr is a terminal and NO_COLOR is
+    /// unset.
+    #[arg(
+        long,
+        global = true,
+        env = "KBGATE_LOG_FORMAT",
+        value_enum,
+        default_value_t = LogFormat::Text
+    )]
+    log_format: LogFormat,
+
     #[command(subcommand)]
     command: Command,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// One readable line per event.
+    Text,
+    /// One JSON object per event (timestamp, level, fields, message).
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,11 +155,14 @@ enum Command {
     /// Manage portal sessions.
     #[command(subcommand)]
     Sessions(sessions::Command),
+    /// Work with configuration files (`config check [FILE]`).
+    #[command(subcommand)]
+    Config(config_cmd::Command),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(&cli.log);
+    init_tracing(&cli.log, cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -151,6 +176,7 @@ fn main() -> ExitCode {
     runtime.block_on(async {
         match cli.command {
             Command::Check(args) => check::run(&cli.config, args),
+            Command::Config(cmd) => config_cmd::run(&cli.config, cmd),
             Command::Sync(args) => sync::run(&cli.config, args).await,
             Command::Doctor(args) => doctor::run(&cli.config, args).await,
             Command::Serve(args) => serve::run(&cli.config, args).await,
@@ -172,16 +198,27 @@ fn main() -> ExitCode {
     })
 }
 
-fn init_tracing(filter: &str) {
+fn init_tracing(filter: &str, format: LogFormat) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_new(filter)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        // Colours only on a terminal: a log file or journal gets plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .with_ansi(false)
+            .flatten_event(true)
+            .with_current_span(false)
+            .try_init(),
+        LogFormat::Text => {
+            // Colour codes only for a person at a terminal: in files and pipes they are noise.
+            let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+            builder.with_ansi(ansi).try_init()
+        }
+    };
 }
 
 /// Prints an error chain for an operator and returns the failure exit code.

@@ -55,6 +55,7 @@ async fn serve(config_path: &Path, args: Args) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
+    log_startup(&config, listen, source.is_some());
     let reconcile = match args.reconcile_every {
         Some(every) if !every.is_zero() => {
             let c = config
@@ -79,6 +80,40 @@ async fn serve(config_path: &Path, args: Args) -> anyhow::Result<()> {
         service = service.with_reconcile(r, every);
     }
     run_until_signal(service).await
+}
+
+/// One line at start with what an operator checks first (never a secret: the store and SMTP
+/// URLs print with their passwords as `***`).
+fn log_startup(config: &Config, listen: std::net::SocketAddr, syncing: bool) {
+    let mail = match &config.portal.magic_link {
+        kbgate_config::MagicLinkDelivery::Smtp(url) => url.redacted().to_owned(),
+        kbgate_config::MagicLinkDelivery::Outbox(dir) => format!("outbox {}", dir.display()),
+    };
+    let names: Vec<&str> = config
+        .policy
+        .audiences()
+        .iter()
+        .map(|a| a.name.as_str())
+        .collect();
+    let audiences = format!("{} ({})", names.len(), names.join(", "));
+    let sync = if !syncing || config.sync.interval.is_zero() {
+        "off".to_owned()
+    } else {
+        format!(
+            "every {}",
+            kbgate_config::format_duration(config.sync.interval)
+        )
+    };
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        store = %config.store.url,
+        listen = %listen,
+        public_url = %config.portal.public_url,
+        mail = %mail,
+        audiences = %audiences,
+        sync = %sync,
+        "kbgate starting"
+    );
 }
 
 /// Runs the service until SIGINT (Ctrl-C) or SIGTERM, then lets it stop gracefully; SIGHUP

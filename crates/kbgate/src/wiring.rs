@@ -80,7 +80,7 @@ async fn gateway_base_of(c: &ConfluenceConfig, gateway: &Gateway) -> anyhow::Res
 
 /// Opens (and migrates) the store named in `[store]`.
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
-    std::fs::create_dir_all(&config.store.data_dir).with_context(|| {
+    kbgate_store::private_fs::create_dir_all(&config.store.data_dir).with_context(|| {
         format!(
             "cannot create the data directory {}",
             config.store.data_dir.display()

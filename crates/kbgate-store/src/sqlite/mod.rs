@@ -87,8 +87,14 @@ impl SqlStore<Sqlite> {
             ),
             Location::Files { mirror, ops } => {
                 if let Some(dir) = mirror.parent() {
-                    tokio::fs::create_dir_all(dir).await?;
+                    crate::private_fs::create_dir_all(dir)?;
                 }
+                // Created here, 0600, before SQLite opens them: SQLite would create them 0644
+                // (less the umask), and it gives the -wal and -shm files it creates later the
+                // database file's permissions (sqlite3.c, findCreateFileMode and
+                // unixOpenSharedMemory), so these modes cover all four files.
+                crate::private_fs::create_file_if_missing(&mirror)?;
+                crate::private_fs::create_file_if_missing(&ops)?;
                 let file = |p: &Path| {
                     SqliteConnectOptions::new()
                         .filename(p)
