@@ -542,9 +542,7 @@ impl Library {
             .collect();
         let attachments = self.store.attachments(id).await.map_err(store_err)?;
         let html = self.render_for(viewer, &page, &space).await?;
-        let tree = self
-            .tree_at(viewer, &space, stamps.of(&space.key))
-            .await?;
+        let tree = self.tree_at(viewer, &space, stamps.of(&space.key)).await?;
         let (local, sidebar_cut) = html::local_tree(&tree, &page.id);
         let sidebar_html = html::tree_html(&local, Some(&page.id));
         let mut page = page;
@@ -845,7 +843,12 @@ mod tests {
     }
 
     /// One sync commit of `sp` writing `pages` and setting `restrict` restricted.
-    async fn commit(store: &dyn Store, sp: &SpaceRecord, pages: Vec<PageRecord>, restrict: &[&str]) {
+    async fn commit(
+        store: &dyn Store,
+        sp: &SpaceRecord,
+        pages: Vec<PageRecord>,
+        restrict: &[&str],
+    ) {
         let mut tx = store
             .begin_space_sync(sp, SyncMode::Incremental)
             .await
@@ -891,20 +894,31 @@ mod tests {
 
     /// Two spaces, A (pages 1 ← 2) and B (page 9 ← 8), served through a library whose
     /// change watch re-reads the store on every request.
-    async fn setup() -> (kbgate_store::testing::TestStore, Library, SpaceRecord, SpaceRecord) {
+    async fn setup() -> (
+        kbgate_store::testing::TestStore,
+        Library,
+        SpaceRecord,
+        SpaceRecord,
+    ) {
         let t = kbgate_store::testing::sqlite().await;
         let (a, b) = (space("10", "AAA"), space("20", "BBB"));
         commit(
             &*t.store,
             &a,
-            vec![page("1", "10", None, "A home"), page("2", "10", Some("1"), "A child")],
+            vec![
+                page("1", "10", None, "A home"),
+                page("2", "10", Some("1"), "A child"),
+            ],
             &[],
         )
         .await;
         commit(
             &*t.store,
             &b,
-            vec![page("9", "20", None, "B home"), page("8", "20", Some("9"), "B child")],
+            vec![
+                page("9", "20", None, "B home"),
+                page("8", "20", Some("9"), "B child"),
+            ],
             &[],
         )
         .await;
@@ -944,7 +958,12 @@ mod tests {
         for _ in 0..32 {
             let (lib, v, a) = (lib.clone(), v.clone(), a.clone());
             tasks.push(tokio::spawn(async move {
-                lib.space_index(&v, &a, None).await.unwrap().unwrap().html.clone()
+                lib.space_index(&v, &a, None)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .html
+                    .clone()
             }));
         }
         for t in tasks {
@@ -972,7 +991,10 @@ mod tests {
         let (ta3, tb3) = warm(&lib).await;
         assert!(Arc::ptr_eq(&tb, &tb3), "A's commit dropped B's tree");
         assert_eq!(ta3.len(), 1);
-        assert!(ta3[0].children.is_empty(), "the restricted page is still listed");
+        assert!(
+            ta3[0].children.is_empty(),
+            "the restricted page is still listed"
+        );
         assert_eq!(lib.builds(), (3, 3, 0));
         assert!(lib.page(&v, "2").await.unwrap().is_none());
 
@@ -982,7 +1004,10 @@ mod tests {
         edited.body_html = "<p>new</p>".into();
         commit(&*t.store, &b, vec![edited], &[]).await;
         let (_, tb4) = warm(&lib).await;
-        assert!(Arc::ptr_eq(&tb, &tb4), "an unchanged shape rebuilt the tree");
+        assert!(
+            Arc::ptr_eq(&tb, &tb4),
+            "an unchanged shape rebuilt the tree"
+        );
         // (The one view is the refused look-up of the restricted page above.)
         assert_eq!(lib.builds(), (4, 3, 1));
     }

@@ -81,7 +81,11 @@ struct SpacePage<'a> {
     tree_html: &'a str,
 }
 
-fn space_template<'a>(chrome: Chrome, space: &'a SpaceRecord, index: &'a SpaceIndex) -> SpacePage<'a> {
+fn space_template<'a>(
+    chrome: Chrome,
+    space: &'a SpaceRecord,
+    index: &'a SpaceIndex,
+) -> SpacePage<'a> {
     let empty = if index.under.is_some() {
         "<p>No pages below this one are available to you.</p>"
     } else {
@@ -245,7 +249,9 @@ fn marked_chrome(site_name: &str) -> Chrome {
 /// email first.
 fn splice(site_name: &str, view: &PageView) -> Option<Spliced> {
     let (email, csrf) = &*MARKS;
-    let html = page_template(marked_chrome(site_name), view).render().ok()?;
+    let html = page_template(marked_chrome(site_name), view)
+        .render()
+        .ok()?;
     Spliced::cut(&html, email, csrf)
 }
 

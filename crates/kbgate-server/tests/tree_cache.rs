@@ -239,7 +239,10 @@ async fn a_commit_to_one_space_restricts_at_once_and_leaves_the_others_served() 
     let faq = format!("/pages/{}", ids::PUBLIC_FAQ);
     assert_eq!(app.get(&faq, Some(&alice)).await.status(), 404);
     let (_, html) = app.get_text("/spaces/KB", &alice).await;
-    assert!(!html.contains("Public FAQ") && !html.contains("Child page"), "{html}");
+    assert!(
+        !html.contains("Public FAQ") && !html.contains("Child page"),
+        "{html}"
+    );
     assert_eq!(app.get(&hr, Some(&bob)).await.status(), 200);
 }
 
@@ -253,7 +256,10 @@ async fn the_space_index_shows_the_first_levels_and_links_to_the_deeper_ones() {
 
     let (status, html) = app.get_text("/spaces/KB", &alice).await;
     assert_eq!(status, 200);
-    assert!(html.contains("Welcome") && html.contains("Child page"), "{html}");
+    assert!(
+        html.contains("Welcome") && html.contains("Child page"),
+        "{html}"
+    );
     assert!(
         !html.contains("Grandchild page"),
         "the third level is sent with the index: {html}"
@@ -279,7 +285,13 @@ async fn the_space_index_shows_the_first_levels_and_links_to_the_deeper_ones() {
 
     // Only readable nodes of the viewer's own tree: restricted, other spaces', unlabelled
     // for a label-filtered viewer, unknown — all 404, as a missing page.
-    for under in [ids::RESTRICTED, ids::UNDER_RESTRICTED, ids::HR, "9999", "x'y"] {
+    for under in [
+        ids::RESTRICTED,
+        ids::UNDER_RESTRICTED,
+        ids::HR,
+        "9999",
+        "x'y",
+    ] {
         let path = format!("/spaces/KB?under={under}");
         assert_eq!(app.get(&path, Some(&alice)).await.status(), 404, "{path}");
     }
@@ -292,5 +304,8 @@ async fn the_space_index_shows_the_first_levels_and_links_to_the_deeper_ones() {
     restrict(&app, ids::CHILD).await;
     assert_eq!(app.get(&below, Some(&alice)).await.status(), 404);
     let (_, html) = app.get_text("/spaces/KB", &alice).await;
-    assert!(!html.contains("Child page") && !html.contains(&below), "{html}");
+    assert!(
+        !html.contains("Child page") && !html.contains(&below),
+        "{html}"
+    );
 }

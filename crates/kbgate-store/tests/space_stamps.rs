@@ -102,7 +102,11 @@ async fn only_commits_that_change_something_move_their_space_stamp(t: &TestStore
     })
     .await;
     assert_eq!(store.sync_generation("AAA").await.unwrap(), g + 1);
-    assert_eq!(stamp(store, "AAA").await, a0, "an empty commit moved the stamp");
+    assert_eq!(
+        stamp(store, "AAA").await,
+        a0,
+        "an empty commit moved the stamp"
+    );
 
     // A restriction in A moves A's stamp, never B's.
     sync(store, &a, |tx| {
