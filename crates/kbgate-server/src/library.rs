@@ -422,14 +422,24 @@ impl Library {
                             .page_summaries(&space.id)
                             .await
                             .map_err(store_err)?;
+                        // Same shape as the previous stamp's (a body-only edit): keep those,
+                        // so its trees are reused and one copy stays in memory.
+                        if let Some(b) = before.as_ref().filter(|b| same_shape(&b.summaries, &all))
+                        {
+                            return Ok(b.summaries.clone());
+                        }
                         Ok::<_, Error>(Arc::new(all))
                     })
                     .await?;
-                if let Some(t) = before
-                    .filter(|b| same_shape(&b.summaries, all))
-                    .and_then(|b| b.trees.get(&filter).cloned())
-                {
-                    return Ok::<_, Error>(t);
+                match &before {
+                    Some(b) if Arc::ptr_eq(&b.summaries, all) => {
+                        if let Some(t) = b.trees.get(&filter) {
+                            return Ok::<_, Error>(t.clone());
+                        }
+                    }
+                    // The shape changed: nothing of the previous stamp is reused, let it go.
+                    Some(_) => self.with_entry(space, stamp, |e| e.before = None),
+                    None => {}
                 }
                 self.builds.trees.fetch_add(1, Ordering::Relaxed);
                 Ok(Arc::new(build_tree(viewer, &space.key, all)))
