@@ -89,10 +89,13 @@ struct CachedSpace {
     /// By the viewer's label filter for the space.
     trees: HashMap<LabelFilter, Cell<Arc<Vec<TreeNode>>>>,
     /// The space index by label filter and the node it starts under (`None`: the top).
-    indexes: HashMap<(LabelFilter, Option<String>), Cell<Option<Arc<SpaceIndex>>>>,
+    indexes: HashMap<IndexKey, Cell<Option<Arc<SpaceIndex>>>>,
     /// What the previous stamp had built, reused when the new summaries have the same shape.
     before: Option<Arc<Before>>,
 }
+
+/// A space index's label filter and the node it starts under (`None`: the top).
+type IndexKey = (LabelFilter, Option<String>);
 
 /// Most space indexes kept per space and stamp (one per label filter and starting node); more
 /// are built per request.
