@@ -8,7 +8,13 @@
 //! by this process shows on the very next request, and one made by any other process (cron's
 //! `kbgate sync`, `kbgate sessions revoke`) on every request that starts `CHANGE_POLL` after
 //! the commit — the CLI waits that long before it reports success.
+//!
+//! The mirror counter moves with every sync commit, also one that found nothing new. Caches
+//! are keyed by the per-space content stamps instead ([`ChangeWatch::spaces`]), read again
+//! only when the mirror counter moved: a commit that changed nothing invalidates nothing, and
+//! one that changed space A leaves B's caches alone.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,6 +29,26 @@ pub(crate) struct ChangeWatch {
     seen: Mutex<Option<Seen>>,
     /// One refresh at a time; the others wait for it and use its result.
     refresh: tokio::sync::Mutex<()>,
+    /// The per-space stamps, read after the mirror counter they are filed under.
+    spaces: Mutex<Option<Arc<SpaceStamps>>>,
+    /// One read of the per-space stamps at a time.
+    spaces_refresh: tokio::sync::Mutex<()>,
+}
+
+/// Per space key, the stamp of the last commit that changed the space (see
+/// [`kbgate_store::MirrorRead::space_stamps`]), as read after the mirror counter `mirror`: at
+/// least as new as it.
+#[derive(Debug)]
+pub(crate) struct SpaceStamps {
+    mirror: i64,
+    by_key: HashMap<String, i64>,
+}
+
+impl SpaceStamps {
+    /// The stamp of a space; 0 for a space never committed.
+    pub(crate) fn of(&self, space_key: &str) -> i64 {
+        self.by_key.get(space_key).copied().unwrap_or(0)
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -45,6 +71,8 @@ impl ChangeWatch {
             window,
             seen: Mutex::new(None),
             refresh: tokio::sync::Mutex::new(()),
+            spaces: Mutex::new(None),
+            spaces_refresh: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -75,6 +103,44 @@ impl ChangeWatch {
             read_started,
         });
         Ok(stamp)
+    }
+
+    fn spaces_at(&self, mirror: i64) -> Option<Arc<SpaceStamps>> {
+        self.spaces
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .filter(|s| s.mirror == mirror)
+    }
+
+    /// The per-space content stamps as of this request (the same guarantee as
+    /// [`ChangeWatch::current`]): one small read when the mirror counter moved, none
+    /// otherwise.
+    pub(crate) async fn spaces(&self) -> Result<Arc<SpaceStamps>, Error> {
+        let mirror = self.current().await?.mirror;
+        if let Some(s) = self.spaces_at(mirror) {
+            return Ok(s);
+        }
+        let _one = self.spaces_refresh.lock().await;
+        if let Some(s) = self.spaces_at(mirror) {
+            return Ok(s);
+        }
+        // Read after the counter: what it returns is at least as new as `mirror` (a commit in
+        // between is filed under the older counter, and the next counter read re-reads).
+        let by_key = self
+            .store
+            .space_stamps()
+            .await
+            .map_err(Error::internal)?
+            .into_iter()
+            .collect();
+        let fresh = Arc::new(SpaceStamps { mirror, by_key });
+        let mut slot = self.spaces.lock().unwrap_or_else(|e| e.into_inner());
+        // Never replace a snapshot of a newer counter by an older one.
+        if slot.as_ref().is_none_or(|s| s.mirror <= mirror) {
+            *slot = Some(fresh.clone());
+        }
+        Ok(fresh)
     }
 }
 

@@ -157,6 +157,72 @@ fn write_list(out: &mut String, nodes: &[TreeNode], current: Option<&str>, open_
     out.push_str("</ul>");
 }
 
+/// Levels of a space's tree the space index shows at once. A 10,000-page space sent whole
+/// was 871 KB of titles per request; deeper levels are plain links to the index under their
+/// node (no script needed), each a small page of its own.
+pub(crate) const INDEX_LEVELS: usize = 2;
+
+/// The space index: the first [`INDEX_LEVELS`] levels of `nodes` as nested lists, shown
+/// open; a node whose children are beyond them links to the index under it, with how many
+/// pages it holds.
+pub(crate) fn index_html(nodes: &[TreeNode], space_key: &str) -> String {
+    let mut out = String::new();
+    write_index(&mut out, nodes, space_key, INDEX_LEVELS);
+    out
+}
+
+fn write_index(out: &mut String, nodes: &[TreeNode], space_key: &str, levels: usize) {
+    if nodes.is_empty() {
+        return;
+    }
+    out.push_str("<ul>");
+    for n in nodes {
+        let link = format!(
+            "<a href=\"{}\">{}</a>",
+            escape_html(&urls::page(&n.id)),
+            escape_html(&n.title)
+        );
+        if n.children.is_empty() {
+            let _ = write!(out, "<li>{link}</li>");
+        } else if levels > 1 {
+            let _ = write!(out, "<li><details open><summary>{link}</summary>");
+            write_index(out, &n.children, space_key, levels - 1);
+            out.push_str("</details></li>");
+        } else {
+            let below = count(&n.children);
+            let _ = write!(
+                out,
+                "<li>{link} <a class=\"below\" href=\"{}\" aria-label=\"{} {}: pages below\">\
+                 {below} {} below</a></li>",
+                escape_html(&urls::space_under(space_key, &n.id)),
+                below,
+                escape_html(&n.title),
+                if below == 1 { "page" } else { "pages" }
+            );
+        }
+    }
+    out.push_str("</ul>");
+}
+
+/// The node `id` of a tree, with its ancestors (root first) pushed onto `path`.
+pub(crate) fn find_path<'a>(
+    nodes: &'a [TreeNode],
+    id: &str,
+    path: &mut Vec<&'a TreeNode>,
+) -> Option<&'a TreeNode> {
+    for n in nodes {
+        if n.id == id {
+            return Some(n);
+        }
+        path.push(n);
+        if let Some(found) = find_path(&n.children, id, path) {
+            return Some(found);
+        }
+        path.pop();
+    }
+    None
+}
+
 /// Human file size.
 pub(crate) fn file_size(bytes: i64) -> String {
     let b = bytes.max(0) as f64;

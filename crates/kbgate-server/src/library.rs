@@ -12,6 +12,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use kbgate_policy::{LabelFilter, SpaceGrant, SpaceKey, Viewer};
 use kbgate_store::{
@@ -20,7 +21,7 @@ use kbgate_store::{
 };
 
 use crate::access::{self, may_read};
-use crate::changes::ChangeWatch;
+use crate::changes::{ChangeWatch, SpaceStamps};
 use crate::error::Error;
 use crate::html::{self, TreeNode};
 use crate::spliced::Spliced;
@@ -46,34 +47,114 @@ pub(crate) struct Library {
     watch: Arc<ChangeWatch>,
     summaries: SummaryCache,
     views: ViewCache,
+    builds: Builds,
 }
 
+/// How often each cached value was built (not found in the cache): what the single-flight and
+/// per-space invalidation tests count.
+#[derive(Default)]
+struct Builds {
+    summaries: AtomicU64,
+    trees: AtomicU64,
+    views: AtomicU64,
+}
+
+/// A value built once per key: concurrent cold requests wait for the one build (single
+/// flight); a failed build leaves the cell empty for the next request to try.
+type Cell<T> = Arc<tokio::sync::OnceCell<T>>;
+
 /// Per space, the page summaries (hierarchy, labels, restriction flags — no bodies) as of the
-/// mirror's change stamp, and the trees built from them per label filter. Every page view
-/// needs the space's tree; reading and walking thousands of summary rows per view is what made
-/// views slow. A sync that commits — from this process or another, e.g. `kbgate sync` from
-/// cron — moves the stamp, so it is seen on the next request (see [`crate::changes`]). A tree
-/// depends on the viewer only through the space's label filter (restricted pages are hidden
-/// for everyone), so viewers with the same filter share it.
+/// space's content stamp ([`crate::changes::SpaceStamps`]), and the trees built from them per
+/// label filter. Every page view needs the space's tree; reading and walking thousands of
+/// summary rows per view is what made views slow. A sync commit that changed the space — from
+/// this process or another, e.g. `kbgate sync` from cron — moves its stamp, so it is seen on
+/// the next request (see [`crate::changes`]); a commit that changed nothing, or changed
+/// another space, keeps the entry. A tree depends on the viewer only through the space's
+/// label filter (restricted pages are hidden for everyone), so viewers with the same filter
+/// share it.
+///
+/// Stale values are never served (ARCHITECTURE.md, S1 and S2): once a request has seen a
+/// new stamp, it waits for the value of that stamp. Serving the previous tree "while the new
+/// one is built" would be safe only when the commit restricted, relabelled, moved, retitled or
+/// removed nothing — and that is known only after the new summaries are read, which is most of
+/// the build. So instead the new build reuses the previous stamp's trees when its summaries
+/// prove the tree's shape unchanged (a body-only edit), and the rebuild otherwise happens once
+/// per stamp (single flight) while the other requests wait for it.
 type SummaryCache = std::sync::Mutex<HashMap<String, CachedSpace>>;
 
 struct CachedSpace {
-    /// The mirror change stamp the summaries were read under.
+    /// The space's content stamp the summaries were read under.
     at: i64,
-    summaries: Arc<Vec<PageSummary>>,
+    summaries: Cell<Arc<Vec<PageSummary>>>,
     /// By the viewer's label filter for the space.
+    trees: HashMap<LabelFilter, Cell<Arc<Vec<TreeNode>>>>,
+    /// The space index by label filter and the node it starts under (`None`: the top).
+    indexes: HashMap<IndexKey, Cell<Option<Arc<SpaceIndex>>>>,
+    /// What the previous stamp had built, reused when the new summaries have the same shape.
+    before: Option<Arc<Before>>,
+}
+
+/// A space index's label filter and the node it starts under (`None`: the top).
+type IndexKey = (LabelFilter, Option<String>);
+
+/// Most space indexes kept per space and stamp (one per label filter and starting node); more
+/// are built per request.
+const INDEXES_PER_SPACE: usize = 1024;
+
+struct Before {
+    summaries: Arc<Vec<PageSummary>>,
     trees: HashMap<LabelFilter, Arc<Vec<TreeNode>>>,
 }
 
-/// Resolved page views, by mirror change stamp, page and the viewer's whole reach (every
-/// grant: a view names other pages, spaces and labels only as the reach allows, and depends on
-/// nothing else of the viewer). Bounded in bytes; entries of an older stamp are never hit
-/// again and age out.
+impl CachedSpace {
+    fn new(at: i64, before: Option<Arc<Before>>) -> CachedSpace {
+        CachedSpace {
+            at,
+            summaries: Cell::default(),
+            trees: HashMap::new(),
+            indexes: HashMap::new(),
+            before,
+        }
+    }
+
+    /// What this entry built, for the entry of the next stamp.
+    fn built(&self) -> Option<Arc<Before>> {
+        let summaries = self.summaries.get()?.clone();
+        let trees = self
+            .trees
+            .iter()
+            .filter_map(|(f, t)| Some((f.clone(), t.get()?.clone())))
+            .collect();
+        Some(Arc::new(Before { summaries, trees }))
+    }
+}
+
+/// Whether two summary lists give every viewer the same tree: the same pages, parents,
+/// order, titles, labels and restriction flags (versions and dates may differ).
+fn same_shape(a: &[PageSummary], b: &[PageSummary]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.id == y.id
+                && x.space_id == y.space_id
+                && x.parent_id == y.parent_id
+                && x.position == y.position
+                && x.title == y.title
+                && x.labels == y.labels
+                && x.effective_restricted == y.effective_restricted
+        })
+}
+
+/// Resolved page views, by page, the viewer's whole reach (every grant: a view names other
+/// pages, spaces and labels only as the reach allows, and depends on nothing else of the
+/// viewer) and the content stamps of the reach's spaces (a view can name pages of any of
+/// them: links, includes, excerpts). A commit to a space outside the reach keeps the view.
+/// Bounded in bytes; entries of older stamps are never hit again and age out.
 type ViewCache = quick_cache::sync::Cache<ViewKey, Arc<PageView>, ViewWeight>;
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct ViewKey {
-    mirror: i64,
+    /// The content stamp of each space of `reach`, in its order.
+    stamps: Arc<[i64]>,
     page_id: String,
     reach: Arc<[SpaceGrant]>,
 }
@@ -143,6 +224,56 @@ impl PageView {
     }
 }
 
+/// The space index of one viewer's label filter, from the top of the space or from a node.
+#[derive(Debug)]
+pub(crate) struct SpaceIndex {
+    /// The node the index starts under (`None`: the top) with its readable ancestors, root
+    /// first.
+    pub under: Option<IndexStart>,
+    /// The first levels as nested lists (empty: no readable page).
+    pub html: String,
+    /// The HTML page of this index, the same for every viewer of its label filter but for
+    /// the header's person fields; rendered on first use (see `pages::space`).
+    pub(crate) rendered: std::sync::OnceLock<Option<Spliced>>,
+}
+
+/// Where a space index starts: a readable page and its readable ancestors.
+#[derive(Debug)]
+pub(crate) struct IndexStart {
+    pub id: String,
+    pub title: String,
+    /// `(id, title)`, root first.
+    pub ancestors: Vec<(String, String)>,
+}
+
+impl SpaceIndex {
+    /// The index of `tree` (a viewer's tree: readable pages only) from the top or from the
+    /// node `under`; `None` when `under` is not in the tree.
+    fn build(space_key: &str, tree: &[TreeNode], under: Option<&str>) -> Option<SpaceIndex> {
+        let (nodes, start) = match under {
+            None => (tree, None),
+            Some(id) => {
+                let mut path = Vec::new();
+                let node = html::find_path(tree, id, &mut path)?;
+                let start = IndexStart {
+                    id: node.id.clone(),
+                    title: node.title.clone(),
+                    ancestors: path
+                        .into_iter()
+                        .map(|n| (n.id.clone(), n.title.clone()))
+                        .collect(),
+                };
+                (node.children.as_slice(), Some(start))
+            }
+        };
+        Some(SpaceIndex {
+            under: start,
+            html: html::index_html(nodes, space_key),
+            rendered: std::sync::OnceLock::new(),
+        })
+    }
+}
+
 /// A search hit the viewer may see.
 #[derive(Debug, Clone)]
 pub(crate) struct Hit {
@@ -175,6 +306,7 @@ impl Library {
             watch,
             summaries: SummaryCache::default(),
             views: ViewCache::with_weighter(items, view_bytes.max(1), ViewWeight),
+            builds: Builds::default(),
         }
     }
 
@@ -182,42 +314,44 @@ impl Library {
         self.summaries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The mirror's change stamp as of this request.
-    async fn stamp(&self) -> Result<i64, Error> {
-        Ok(self.watch.current().await?.mirror)
-    }
-
-    /// The space's page summaries, from the cache while no sync has committed since.
-    async fn space_summaries(
+    /// The cache entry of a space at `stamp`, made (or renewed from an older stamp) on
+    /// first use; `f` picks what the request needs out of it. A request that read an older
+    /// stamp than the entry's gets a fresh, unshared entry (its reads are newer anyway).
+    fn with_entry<T>(
         &self,
         space: &SpaceRecord,
         stamp: i64,
-    ) -> Result<Arc<Vec<PageSummary>>, Error> {
-        if let Some(c) = self.cache().get(&space.id).filter(|c| c.at == stamp) {
-            return Ok(c.summaries.clone());
+        f: impl FnOnce(&mut CachedSpace) -> T,
+    ) -> T {
+        let mut cache = self.cache();
+        let entry = cache
+            .entry(space.id.clone())
+            .or_insert_with(|| CachedSpace::new(stamp, None));
+        if entry.at < stamp {
+            let before = entry.built().or_else(|| entry.before.clone());
+            *entry = CachedSpace::new(stamp, before);
         }
-        // Read after the stamp: rows at least as new as the stamp they are filed under (a
-        // commit in between only makes the next request miss and re-read).
-        let all = Arc::new(
-            self.store
-                .page_summaries(&space.id)
-                .await
-                .map_err(store_err)?,
-        );
-        self.cache().insert(
-            space.id.clone(),
-            CachedSpace {
-                at: stamp,
-                summaries: all.clone(),
-                trees: HashMap::new(),
-            },
-        );
-        Ok(all)
+        if entry.at == stamp {
+            f(entry)
+        } else {
+            f(&mut CachedSpace::new(stamp, None))
+        }
     }
 
     pub(crate) fn clear_cache(&self) {
         self.cache().clear();
         self.views.clear();
+    }
+
+    /// How many summaries, trees and views were built (single-flight and invalidation tests).
+    #[cfg(test)]
+    fn builds(&self) -> (u64, u64, u64) {
+        let b = &self.builds;
+        (
+            b.summaries.load(Ordering::Relaxed),
+            b.trees.load(Ordering::Relaxed),
+            b.views.load(Ordering::Relaxed),
+        )
     }
 
     /// Whether the store answers (for `/readyz`); reveals no content.
@@ -255,8 +389,8 @@ impl Library {
         viewer: &Viewer,
         space: &SpaceRecord,
     ) -> Result<Arc<Vec<TreeNode>>, Error> {
-        let stamp = self.stamp().await?;
-        self.tree_at(viewer, space, stamp).await
+        let stamps = self.watch.spaces().await?;
+        self.tree_at(viewer, space, stamps.of(&space.key)).await
     }
 
     async fn tree_at(
@@ -272,30 +406,93 @@ impl Library {
         let Some(filter) = filter else {
             return Ok(Arc::new(Vec::new()));
         };
-        if let Some(t) = self
-            .cache()
-            .get(&space.id)
-            .filter(|c| c.at == stamp)
-            .and_then(|c| c.trees.get(&filter))
-        {
-            return Ok(t.clone());
+        let (summaries, tree, before) = self.with_entry(space, stamp, |e| {
+            (
+                e.summaries.clone(),
+                e.trees.entry(filter.clone()).or_default().clone(),
+                e.before.clone(),
+            )
+        });
+        let tree = tree
+            .get_or_try_init(|| async {
+                // Read after the stamp: rows at least as new as the stamp they are filed
+                // under (a commit in between only makes the next request miss and re-read).
+                let all = summaries
+                    .get_or_try_init(|| async {
+                        self.builds.summaries.fetch_add(1, Ordering::Relaxed);
+                        let all = self
+                            .store
+                            .page_summaries(&space.id)
+                            .await
+                            .map_err(store_err)?;
+                        // Same shape as the previous stamp's (a body-only edit): keep those,
+                        // so its trees are reused and one copy stays in memory.
+                        if let Some(b) = before.as_ref().filter(|b| same_shape(&b.summaries, &all))
+                        {
+                            return Ok(b.summaries.clone());
+                        }
+                        Ok::<_, Error>(Arc::new(all))
+                    })
+                    .await?;
+                match &before {
+                    Some(b) if Arc::ptr_eq(&b.summaries, all) => {
+                        if let Some(t) = b.trees.get(&filter) {
+                            return Ok::<_, Error>(t.clone());
+                        }
+                    }
+                    // The shape changed: nothing of the previous stamp is reused, let it go.
+                    Some(_) => self.with_entry(space, stamp, |e| e.before = None),
+                    None => {}
+                }
+                self.builds.trees.fetch_add(1, Ordering::Relaxed);
+                Ok(Arc::new(build_tree(viewer, &space.key, all)))
+            })
+            .await?;
+        Ok(tree.clone())
+    }
+
+    /// The space index for the viewer: the first [`html::INDEX_LEVELS`] levels of its tree
+    /// of the space, from the top or from the node `under` (a readable page of the tree;
+    /// `None` when it is not one). Deeper levels are links to the index under their node, so
+    /// a 10,000-page space is not sent whole; each is built once per stamp and label filter.
+    pub(crate) async fn space_index(
+        &self,
+        viewer: &Viewer,
+        space: &SpaceRecord,
+        under: Option<&str>,
+    ) -> Result<Option<Arc<SpaceIndex>>, Error> {
+        if under.is_some_and(|id| !is_plausible_id(id)) {
+            return Ok(None);
         }
-        let all = self.space_summaries(space, stamp).await?;
-        let tree = Arc::new(build_tree(viewer, &space.key, &all));
-        if let Some(c) = self
-            .cache()
-            .get_mut(&space.id)
-            .filter(|c| c.at == stamp && Arc::ptr_eq(&c.summaries, &all))
-        {
-            c.trees.insert(filter, tree.clone());
-        }
-        Ok(tree)
+        let Some(filter) = SpaceKey::parse(&space.key)
+            .ok()
+            .and_then(|k| viewer.grant_for(&k).cloned())
+        else {
+            return Ok(None);
+        };
+        let stamp = self.watch.spaces().await?.of(&space.key);
+        let key = (filter, under.map(str::to_owned));
+        let cell = self.with_entry(space, stamp, |e| {
+            if e.indexes.len() < INDEXES_PER_SPACE || e.indexes.contains_key(&key) {
+                e.indexes.entry(key).or_default().clone()
+            } else {
+                Cell::default()
+            }
+        });
+        let index = cell
+            .get_or_try_init(|| async {
+                let tree = self.tree_at(viewer, space, stamp).await?;
+                Ok::<_, Error>(SpaceIndex::build(&space.key, &tree, under).map(Arc::new))
+            })
+            .await?;
+        Ok(index.clone())
     }
 
     /// A page, if the viewer may read it (otherwise `None`: existence is not revealed).
     ///
-    /// Resolved views are cached by mirror change stamp, page and the viewer's reach, so a
-    /// repeated view reads nothing from the store; any sync commit moves the stamp.
+    /// Resolved views are cached by page, the viewer's reach and its spaces' content stamps,
+    /// so a repeated view reads nothing from the store; concurrent first views of one key are
+    /// resolved once (the others wait for it).
     pub(crate) async fn page(
         &self,
         viewer: &Viewer,
@@ -304,29 +501,38 @@ impl Library {
         if !is_plausible_id(id) {
             return Ok(None);
         }
+        let stamps = self.watch.spaces().await?;
+        let reach = viewer.reach();
         let key = ViewKey {
-            mirror: self.stamp().await?,
+            stamps: reach
+                .iter()
+                .map(|g| stamps.of(g.space_key.as_str()))
+                .collect(),
             page_id: id.to_owned(),
-            reach: viewer.reach(),
+            reach,
         };
-        if let Some(view) = self.views.get(&key) {
-            return Ok(Some(view));
-        }
-        let Some(view) = self.load_page(viewer, id, key.mirror).await? else {
+        let guard = match self.views.get_value_or_guard_async(&key).await {
+            Ok(view) => return Ok(Some(view)),
+            Err(guard) => guard,
+        };
+        self.builds.views.fetch_add(1, Ordering::Relaxed);
+        // A page the viewer may not read is not cached: dropping the guard lets the next
+        // waiter look for itself.
+        let Some(view) = self.load_page(viewer, id, &stamps).await? else {
             return Ok(None);
         };
         let view = Arc::new(view);
-        self.views.insert(key, view.clone());
+        let _ = guard.insert(view.clone());
         Ok(Some(view))
     }
 
-    /// [`Library::page`] from the store. The stamp was read before anything else, so what is
-    /// read here is at least as new as the stamp it is filed under.
+    /// [`Library::page`] from the store. The stamps were read before anything else, so what
+    /// is read here is at least as new as the stamps it is filed under.
     async fn load_page(
         &self,
         viewer: &Viewer,
         id: &str,
-        stamp: i64,
+        stamps: &SpaceStamps,
     ) -> Result<Option<PageView>, Error> {
         let Some(page) = self.store.page(id).await.map_err(store_err)? else {
             return Ok(None);
@@ -349,7 +555,7 @@ impl Library {
             .collect();
         let attachments = self.store.attachments(id).await.map_err(store_err)?;
         let html = self.render_for(viewer, &page, &space).await?;
-        let tree = self.tree_at(viewer, &space, stamp).await?;
+        let tree = self.tree_at(viewer, &space, stamps.of(&space.key)).await?;
         let (local, sidebar_cut) = html::local_tree(&tree, &page.id);
         let sidebar_html = html::tree_html(&local, Some(&page.id));
         let mut page = page;
@@ -627,4 +833,230 @@ fn build_level(
                 .collect()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use kbgate_policy::{Audience, AudienceName, Delivery, Domain, Email, Policy};
+    use kbgate_store::{PageRecord, SyncMode, SyncState};
+
+    fn space(id: &str, key: &str) -> SpaceRecord {
+        SpaceRecord {
+            id: id.into(),
+            key: key.into(),
+            name: format!("Space {key}"),
+            homepage_id: None,
+        }
+    }
+
+    fn page(id: &str, space_id: &str, parent: Option<&str>, title: &str) -> PageRecord {
+        PageRecord {
+            id: id.into(),
+            space_id: space_id.into(),
+            parent_id: parent.map(str::to_owned),
+            position: 0,
+            title: title.into(),
+            version: 1,
+            created_at: Utc::now(),
+            updated_at: Utc::now(),
+            labels: Vec::new(),
+            restricted: false,
+            effective_restricted: false,
+            body_storage: String::new(),
+            body_html: format!("<p>{title}</p>"),
+            body_text: title.into(),
+            headings: Vec::new(),
+        }
+    }
+
+    /// One sync commit of `sp` writing `pages` and setting `restrict` restricted.
+    async fn commit(
+        store: &dyn Store,
+        sp: &SpaceRecord,
+        pages: Vec<PageRecord>,
+        restrict: &[&str],
+    ) {
+        let mut tx = store
+            .begin_space_sync(sp, SyncMode::Incremental)
+            .await
+            .unwrap();
+        if !pages.is_empty() {
+            tx.upsert_pages(pages).await.unwrap();
+        }
+        for id in restrict {
+            assert!(tx.set_restrictions(id, true, true).await.unwrap());
+        }
+        tx.commit(SyncState {
+            space_key: sp.key.clone(),
+            space_id: sp.id.clone(),
+            watermark: None,
+            last_full_sync: None,
+            last_sync: Some(Utc::now()),
+        })
+        .await
+        .unwrap();
+    }
+
+    fn viewer() -> Viewer {
+        let policy = Policy::new(
+            vec![Audience {
+                name: AudienceName::parse("all").unwrap(),
+                domains: vec![Domain::parse("acme.com").unwrap()],
+                include_subdomains: false,
+                spaces: ["AAA", "BBB"]
+                    .iter()
+                    .map(|k| SpaceKey::parse(k).unwrap())
+                    .collect(),
+                labels: Vec::new(),
+                expires: None,
+                delivery: Delivery::Portal,
+            }],
+            Vec::new(),
+        )
+        .unwrap();
+        policy
+            .viewer(&Email::parse("ann@acme.com").unwrap(), Utc::now())
+            .unwrap()
+    }
+
+    /// Two spaces, A (pages 1 ← 2) and B (page 9 ← 8), served through a library whose
+    /// change watch re-reads the store on every request.
+    async fn setup() -> (
+        kbgate_store::testing::TestStore,
+        Library,
+        SpaceRecord,
+        SpaceRecord,
+    ) {
+        let t = kbgate_store::testing::sqlite().await;
+        let (a, b) = (space("10", "AAA"), space("20", "BBB"));
+        commit(
+            &*t.store,
+            &a,
+            vec![
+                page("1", "10", None, "A home"),
+                page("2", "10", Some("1"), "A child"),
+            ],
+            &[],
+        )
+        .await;
+        commit(
+            &*t.store,
+            &b,
+            vec![
+                page("9", "20", None, "B home"),
+                page("8", "20", Some("9"), "B child"),
+            ],
+            &[],
+        )
+        .await;
+        let watch = Arc::new(ChangeWatch::with_window(
+            t.store.clone(),
+            std::time::Duration::ZERO,
+        ));
+        let lib = Library::new(t.store.clone(), watch, 64 << 20);
+        (t, lib, a, b)
+    }
+
+    async fn trees(
+        lib: &Library,
+        v: &Viewer,
+        a: &SpaceRecord,
+        b: &SpaceRecord,
+    ) -> (Arc<Vec<TreeNode>>, Arc<Vec<TreeNode>>) {
+        (lib.tree(v, a).await.unwrap(), lib.tree(v, b).await.unwrap())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_cold_requests_build_once() {
+        let (_t, lib, a, _) = setup().await;
+        let lib = Arc::new(lib);
+        let v = viewer();
+        let mut tasks = Vec::new();
+        for _ in 0..32 {
+            let (lib, v) = (lib.clone(), v.clone());
+            tasks.push(tokio::spawn(async move {
+                lib.page(&v, "2").await.unwrap().unwrap().page.title.clone()
+            }));
+        }
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), "A child");
+        }
+        let mut tasks = Vec::new();
+        for _ in 0..32 {
+            let (lib, v, a) = (lib.clone(), v.clone(), a.clone());
+            tasks.push(tokio::spawn(async move {
+                lib.space_index(&v, &a, None)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .html
+                    .clone()
+            }));
+        }
+        for t in tasks {
+            assert!(t.await.unwrap().contains("A child"));
+        }
+        assert_eq!(lib.builds(), (1, 1, 1), "(summaries, trees, views) built");
+    }
+
+    #[tokio::test]
+    async fn a_commit_rebuilds_only_its_own_space_and_an_empty_one_nothing() {
+        let (t, lib, a, b) = setup().await;
+        let v = viewer();
+        let warm = |lib| trees(lib, &v, &a, &b);
+        let (ta, tb) = warm(&lib).await;
+        assert_eq!(lib.builds(), (2, 2, 0));
+
+        // A sync of A that finds nothing new commits, and invalidates nothing.
+        commit(&*t.store, &a, Vec::new(), &[]).await;
+        let (ta2, tb2) = warm(&lib).await;
+        assert!(Arc::ptr_eq(&ta, &ta2) && Arc::ptr_eq(&tb, &tb2));
+        assert_eq!(lib.builds(), (2, 2, 0), "an empty commit dropped a cache");
+
+        // A restriction in A: A's tree is rebuilt at once without the page; B's is kept.
+        commit(&*t.store, &a, Vec::new(), &["2"]).await;
+        let (ta3, tb3) = warm(&lib).await;
+        assert!(Arc::ptr_eq(&tb, &tb3), "A's commit dropped B's tree");
+        assert_eq!(ta3.len(), 1);
+        assert!(
+            ta3[0].children.is_empty(),
+            "the restricted page is still listed"
+        );
+        assert_eq!(lib.builds(), (3, 3, 0));
+        assert!(lib.page(&v, "2").await.unwrap().is_none());
+
+        // A body-only edit in B re-reads B's summaries but keeps the tree's shape.
+        let mut edited = page("8", "20", Some("9"), "B child");
+        edited.version = 2;
+        edited.body_html = "<p>new</p>".into();
+        commit(&*t.store, &b, vec![edited], &[]).await;
+        let (_, tb4) = warm(&lib).await;
+        assert!(
+            Arc::ptr_eq(&tb, &tb4),
+            "an unchanged shape rebuilt the tree"
+        );
+        // (The one view is the refused look-up of the restricted page above.)
+        assert_eq!(lib.builds(), (4, 3, 1));
+    }
+
+    #[tokio::test]
+    async fn views_are_kept_across_commits_outside_the_viewers_reach_only() {
+        let (t, lib, a, b) = setup().await;
+        let v = viewer();
+        let first = lib.page(&v, "2").await.unwrap().unwrap();
+        // An empty commit of A, then a change in a space outside the reach: kept.
+        commit(&*t.store, &a, Vec::new(), &[]).await;
+        let other = space("30", "CCC");
+        commit(&*t.store, &other, vec![page("31", "30", None, "C")], &[]).await;
+        let again = lib.page(&v, "2").await.unwrap().unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        assert_eq!(lib.builds().2, 1);
+        // A change in B (in the reach: A's page could name B's pages) rebuilds the view.
+        commit(&*t.store, &b, vec![page("7", "20", None, "B new")], &[]).await;
+        let rebuilt = lib.page(&v, "2").await.unwrap().unwrap();
+        assert!(!Arc::ptr_eq(&first, &rebuilt));
+        assert_eq!(lib.builds().2, 2);
+    }
 }

@@ -4,14 +4,14 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
-use kbgate_store::PageSummary;
+use kbgate_store::{PageSummary, SpaceRecord};
 use serde::Deserialize;
 
 use crate::chrome::{Chrome, User};
 use crate::error::Error;
 use crate::extractors::CurrentViewer;
 use crate::html;
-use crate::library::PageView;
+use crate::library::{PageView, SpaceIndex};
 use crate::spliced::Spliced;
 use crate::state::AppState;
 use crate::urls;
@@ -61,36 +61,97 @@ pub(crate) async fn home(
     })
 }
 
-#[derive(Template)]
-#[template(path = "space.html")]
-struct SpacePage {
-    chrome: Chrome,
-    name: String,
-    description: String,
-    tree_html: String,
+struct IndexCrumb {
+    href: String,
+    title: String,
 }
 
-/// `GET /spaces/{key}`: space home with the page tree.
+#[derive(Template)]
+#[template(path = "space.html")]
+struct SpacePage<'a> {
+    chrome: Chrome,
+    name: &'a str,
+    space_key: &'a str,
+    description: String,
+    /// The page the index starts under, if not the top.
+    under_title: Option<&'a str>,
+    under_href: String,
+    /// The starting page's readable ancestors, each leading to the index under it.
+    crumbs: Vec<IndexCrumb>,
+    tree_html: &'a str,
+}
+
+fn space_template<'a>(
+    chrome: Chrome,
+    space: &'a SpaceRecord,
+    index: &'a SpaceIndex,
+) -> SpacePage<'a> {
+    let empty = if index.under.is_some() {
+        "<p>No pages below this one are available to you.</p>"
+    } else {
+        "<p>No pages are available to you in this space.</p>"
+    };
+    SpacePage {
+        chrome,
+        name: &space.name,
+        space_key: &space.key,
+        description: String::new(),
+        under_title: index.under.as_ref().map(|u| u.title.as_str()),
+        under_href: index
+            .under
+            .as_ref()
+            .map(|u| urls::page(&u.id))
+            .unwrap_or_default(),
+        crumbs: index
+            .under
+            .iter()
+            .flat_map(|u| &u.ancestors)
+            .map(|(id, title)| IndexCrumb {
+                href: urls::space_under(&space.key, id),
+                title: title.clone(),
+            })
+            .collect(),
+        tree_html: if index.html.is_empty() {
+            empty
+        } else {
+            index.html.as_str()
+        },
+    }
+}
+
+/// Query of the space index.
+#[derive(Deserialize)]
+pub(crate) struct SpaceQuery {
+    /// Show the levels under this page instead of the top ones.
+    pub under: Option<String>,
+}
+
+/// `GET /spaces/{key}`: space home with the first levels of the page tree;
+/// `?under=ID` the levels under one of its pages.
 pub(crate) async fn space(
     State(state): State<AppState>,
     cv: CurrentViewer,
     Path(key): Path<String>,
+    Query(q): Query<SpaceQuery>,
 ) -> Result<Response, Error> {
     let lib = state.library();
     let space = lib.space(&cv.viewer, &key).await?.ok_or(Error::NotFound)?;
-    let tree = lib.tree(&cv.viewer, &space).await?;
-    let tree_html = if tree.is_empty() {
-        "<p>No pages are available to you in this space.</p>".to_owned()
-    } else {
-        html::tree_html(&tree, None)
+    let index = lib
+        .space_index(&cv.viewer, &space, q.under.as_deref())
+        .await?
+        .ok_or(Error::NotFound)?;
+    let shared = index.rendered.get_or_init(|| {
+        let (email, csrf) = &*MARKS;
+        let html = space_template(marked_chrome(&state.settings().site_name), &space, &index)
+            .render()
+            .ok()?;
+        Spliced::cut(&html, email, csrf)
+    });
+    let html = match shared {
+        Some(s) => Html(s.fill(cv.viewer.email().as_str(), &cv.csrf)),
+        None => render(&space_template(chrome_for(&state, &cv), &space, &index))?,
     };
-    Ok(render(&SpacePage {
-        chrome: chrome_for(&state, &cv),
-        name: space.name,
-        description: String::new(),
-        tree_html,
-    })?
-    .into_response())
+    Ok(html.into_response())
 }
 
 struct TocEntry<'a> {
@@ -170,20 +231,27 @@ static MARKS: std::sync::LazyLock<(String, String)> = std::sync::LazyLock::new(|
     )
 });
 
-/// Renders the page with the stand-ins ([`MARKS`]) for the header's person fields and cuts
-/// it there; `None` (render per request instead) unless each stand-in appears exactly once,
-/// email first.
-fn splice(site_name: &str, view: &PageView) -> Option<Spliced> {
+/// The chrome with the stand-ins ([`MARKS`]) for the person's fields.
+fn marked_chrome(site_name: &str) -> Chrome {
     let (email, csrf) = &*MARKS;
-    let chrome = Chrome {
+    Chrome {
         site_name: site_name.to_owned(),
         user: Some(User {
             email: email.clone(),
             csrf: csrf.clone(),
         }),
         query: String::new(),
-    };
-    let html = page_template(chrome, view).render().ok()?;
+    }
+}
+
+/// Renders the page with the stand-ins ([`MARKS`]) for the header's person fields and cuts
+/// it there; `None` (render per request instead) unless each stand-in appears exactly once,
+/// email first.
+fn splice(site_name: &str, view: &PageView) -> Option<Spliced> {
+    let (email, csrf) = &*MARKS;
+    let html = page_template(marked_chrome(site_name), view)
+        .render()
+        .ok()?;
     Spliced::cut(&html, email, csrf)
 }
 

@@ -50,6 +50,14 @@ pub(crate) fn space(key: &str) -> String {
     format!("/spaces/{key}")
 }
 
+/// A space's index under one of its pages (the levels below the first ones).
+pub(crate) fn space_under(key: &str, page_id: &str) -> String {
+    format!(
+        "/spaces/{key}?{}",
+        serde_urlencoded::to_string([("under", page_id)]).unwrap_or_default()
+    )
+}
+
 /// The download URL of an attachment (by page and file name, as storage format names them).
 pub(crate) fn attachment(page_id: &str, file_name: &str) -> String {
     PORTAL.attachment(page_id, file_name)

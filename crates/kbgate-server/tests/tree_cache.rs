@@ -184,3 +184,128 @@ async fn a_session_revoked_by_another_process_ends_within_the_poll_window() {
         assert_eq!(app.get(path, Some(&cookie)).await.status(), 401, "{path}");
     }
 }
+
+/// One commit of KB (from `store`) adding a page under `parent`.
+async fn add_page_in(
+    store: &std::sync::Arc<dyn kbgate_store::Store>,
+    id: &str,
+    parent: &str,
+    title: &str,
+) {
+    let mut page = store.page(parent).await.unwrap().unwrap();
+    let space = store.space(&page.space_id).await.unwrap().unwrap();
+    page.id = id.into();
+    page.parent_id = Some(parent.into());
+    page.title = title.into();
+    page.restricted = false;
+    page.effective_restricted = false;
+    let mut tx = store
+        .begin_space_sync(&space, SyncMode::Incremental)
+        .await
+        .unwrap();
+    tx.upsert_page(page).await.unwrap();
+    tx.commit(SyncState {
+        space_key: space.key.clone(),
+        space_id: space.id.clone(),
+        watermark: None,
+        last_full_sync: None,
+        last_sync: Some(Utc::now()),
+    })
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn a_commit_to_one_space_restricts_at_once_and_leaves_the_others_served() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice@acme.com").await;
+    let bob = app.sign_in("bob@other.com").await;
+    let child = format!("/pages/{}", ids::CHILD);
+    let hr = format!("/pages/{}", ids::HR);
+    for _ in 0..2 {
+        assert_eq!(app.get(&child, Some(&alice)).await.status(), 200);
+        assert_eq!(app.get(&hr, Some(&bob)).await.status(), 200);
+        assert_eq!(app.get("/spaces/HR", Some(&bob)).await.status(), 200);
+    }
+    // From this process, then (for another page) from another one, as cron's sync would.
+    restrict(&app, ids::CHILD).await;
+    assert_eq!(app.get(&child, Some(&alice)).await.status(), 404);
+    let (status, html) = app.get_text(&hr, &bob).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Salaries"));
+    let other = app.other_process_store().await;
+    restrict_in(&other, ids::PUBLIC_FAQ).await;
+    tokio::time::sleep(kbgate_store::CHANGE_POLL + std::time::Duration::from_millis(20)).await;
+    let faq = format!("/pages/{}", ids::PUBLIC_FAQ);
+    assert_eq!(app.get(&faq, Some(&alice)).await.status(), 404);
+    let (_, html) = app.get_text("/spaces/KB", &alice).await;
+    assert!(
+        !html.contains("Public FAQ") && !html.contains("Child page"),
+        "{html}"
+    );
+    assert_eq!(app.get(&hr, Some(&bob)).await.status(), 200);
+}
+
+#[tokio::test]
+async fn the_space_index_shows_the_first_levels_and_links_to_the_deeper_ones() {
+    let app = spawn_app().await;
+    let alice = app.sign_in("alice@acme.com").await;
+    let partner = app.sign_in("pat@partner.com").await;
+    add_page_in(&app.store, "1010", ids::CHILD, "Grandchild page").await;
+    add_page_in(&app.store, "1011", "1010", "Great-grandchild page").await;
+
+    let (status, html) = app.get_text("/spaces/KB", &alice).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("Welcome") && html.contains("Child page"),
+        "{html}"
+    );
+    assert!(
+        !html.contains("Grandchild page"),
+        "the third level is sent with the index: {html}"
+    );
+    let below = format!("/spaces/KB?under={}", ids::CHILD);
+    assert!(html.contains(&format!("href=\"{below}\"")), "{html}");
+    assert!(html.contains("2 pages below"), "{html}");
+
+    // The levels under a node, with the way back up; served from the cache the second time.
+    for _ in 0..2 {
+        let (status, html) = app.get_text(&below, &alice).await;
+        assert_eq!(status, 200);
+        assert!(
+            html.contains("Grandchild page") && html.contains("Great-grandchild page"),
+            "{html}"
+        );
+        assert!(
+            html.contains(&format!("href=\"/spaces/KB?under={}\"", ids::WELCOME)),
+            "{html}"
+        );
+        assert!(!html.contains("Public FAQ"), "{html}");
+    }
+
+    // Only readable nodes of the viewer's own tree: restricted, other spaces', unlabelled
+    // for a label-filtered viewer, unknown — all 404, as a missing page.
+    for under in [
+        ids::RESTRICTED,
+        ids::UNDER_RESTRICTED,
+        ids::HR,
+        "9999",
+        "x'y",
+    ] {
+        let path = format!("/spaces/KB?under={under}");
+        assert_eq!(app.get(&path, Some(&alice)).await.status(), 404, "{path}");
+    }
+    assert_eq!(app.get(&below, Some(&partner)).await.status(), 404);
+    let (status, html) = app.get_text("/spaces/KB", &partner).await;
+    assert_eq!(status, 200);
+    assert!(!html.contains("Child page") && !html.contains("Grandchild"));
+
+    // A restriction committed now shows in the cached index at once.
+    restrict(&app, ids::CHILD).await;
+    assert_eq!(app.get(&below, Some(&alice)).await.status(), 404);
+    let (_, html) = app.get_text("/spaces/KB", &alice).await;
+    assert!(
+        !html.contains("Child page") && !html.contains(&below),
+        "{html}"
+    );
+}

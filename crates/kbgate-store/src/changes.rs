@@ -7,6 +7,10 @@
 //! what they wrote. Reading them is [`crate::Backend::change_stamp`]. A process additionally
 //! counts its own writes in memory ([`crate::Backend::local_changes`]): a reader in the same
 //! process can notice those without any database read.
+//!
+//! The mirror counter moves with every commit, also one that found nothing new; what moved
+//! is told per space by [`crate::MirrorRead::space_stamps`] (the generation of the space's
+//! last commit that changed something), which a reader re-reads when the counter moved.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

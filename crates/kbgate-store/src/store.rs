@@ -88,6 +88,13 @@ pub trait MirrorRead: Send + Sync {
     /// Counts over the mirror.
     async fn mirror_stats(&self) -> Result<MirrorStats, StoreError>;
 
+    /// Per space key, the generation of the last commit or removal that changed what readers
+    /// read of the space (pages, their restrictions and labels, attachments, the space
+    /// record). A sync that found nothing new commits without moving it, so a reader that
+    /// caches per space by this stamp keeps its caches across such commits, and a commit to
+    /// one space leaves the others' alone. Spaces never committed are absent (read as 0).
+    async fn space_stamps(&self) -> Result<Vec<(String, i64)>, StoreError>;
+
     /// Full-text search over titles (weighted most), attachment file names and body text,
     /// restricted to `scope` and never returning `effective_restricted` pages. The query
     /// text is split into words that must all match (stemmed, no prefixes); query

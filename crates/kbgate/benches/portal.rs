@@ -7,9 +7,20 @@
 //!
 //! `cargo bench -p kbgate --bench portal` (needs Debian's `wrk` and `nginx`:
 //! `apt-get install wrk nginx`; without nginx the comparison is skipped).
-//! Env: `PORTAL_BENCH_PAGES` (default 10000), `PORTAL_BENCH_SECONDS` (default 10),
+//! Env: `PORTAL_BENCH_PAGES` (default 10000), `PORTAL_BENCH_SPACES` (default 4; 1 puts every
+//! page in one space, as the space index budget asks), `PORTAL_BENCH_SECONDS` (default 10),
 //! `PORTAL_BENCH_CONNECTIONS` (default 32), `PORTAL_BENCH_QUERIES` (default 500),
-//! `PORTAL_BENCH_ROTATE` (default 1000: distinct pages of the rotation run).
+//! `PORTAL_BENCH_ROTATE` (default 1000: distinct pages of the rotation run),
+//! `PORTAL_BENCH_COMMIT_MS` (default 3000: how often the commit run edits a page and syncs),
+//! `PORTAL_BENCH_COMMIT_EDIT` (default 1; 0: the syncs find nothing new, which tells the cost
+//! of the sync process itself on a shared machine from that of the invalidation).
+//!
+//! Two runs check budgets of issue #12 and print PASS/FAIL for each:
+//! - the space index `/spaces/KEY` of the first space against nginx serving the same bytes
+//!   (budget: at least 0.5× nginx's throughput);
+//! - page views while a `kbgate sync` process (as from cron) commits an edit of the viewed
+//!   page's space every `PORTAL_BENCH_COMMIT_MS` (budget: throughput at least 80% of the
+//!   same load without commits, p99 under 50 ms).
 //!
 //! Besides the one page, a rotation run views `PORTAL_BENCH_ROTATE` distinct pages in turn
 //! (kbgate and nginx on the same files), and the first view of each page — the one that
@@ -17,6 +28,8 @@
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use confluence_sim::SimConfig;
@@ -157,6 +170,10 @@ fn mem_kb(pid: u32) -> (u64, u64) {
     (field("VmRSS:"), field("VmHWM:"))
 }
 
+fn verdict(pass: bool) -> &'static str {
+    if pass { "PASS" } else { "FAIL" }
+}
+
 fn pct(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -197,7 +214,7 @@ async fn main() -> anyhow::Result<()> {
     let t = Instant::now();
     let sim = confluence_sim::spawn(SimConfig {
         seed: "portal-bench".into(),
-        spaces: 4,
+        spaces: env_usize("PORTAL_BENCH_SPACES", 4),
         pages,
         users: 200,
         domains: 5,
@@ -408,6 +425,7 @@ spaces = [{spaces}]
     let (rss_after_views, _) = mem_kb(serve.0.id());
     let mut nginx = None;
     let mut nginx_url = None;
+    let mut nginx_base = None;
     if let Some(nginx_bin) = which("nginx") {
         let root = d.join("static");
         std::fs::create_dir_all(&root)?;
@@ -441,6 +459,7 @@ spaces = [{spaces}]
                 .stderr(Stdio::null())
                 .spawn()?,
         ));
+        nginx_base = Some(format!("http://127.0.0.1:{nport}"));
         let nurl = format!("http://127.0.0.1:{nport}/page.html");
         let deadline = Instant::now() + Duration::from_secs(10);
         while http.get(&nurl).send().await.is_err() {
@@ -520,7 +539,131 @@ spaces = [{spaces}]
             n_rot.rps / k_rot.rps
         );
     }
+    // 6c. The space index of the first space (all pages with PORTAL_BENCH_SPACES=1): the
+    // first levels of the tree, deeper ones a link away; kbgate and nginx on the same bytes.
+    let index_url = format!("{base}/spaces/{}", keys[0]);
+    let index_html = get_text(&http, &index_url, &cookie).await?;
+    let space_pages = sim.state().page_ids_in_space(&keys[0]).len();
+    let mut lat = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        get_text(&http, &index_url, &cookie).await?;
+        lat.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    lat.sort_by(f64::total_cmp);
+    println!(
+        "space index /spaces/{} ({space_pages} pages in the space, {} bytes): one at a time p50 {:.2} ms",
+        keys[0],
+        index_html.len(),
+        pct(&lat, 0.5)
+    );
+    let ki = wrk(&wrk_bin, &index_url, Some(&cookie), conns, secs);
+    println!(
+        "kbgate  space index: {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  {}",
+        ki.rps, ki.p50_ms, ki.p99_ms, ki.errors
+    );
+    if let Some(nbase) = &nginx_base {
+        std::fs::write(d.join("static").join("index.html"), &index_html)?;
+        let ni = wrk(&wrk_bin, &format!("{nbase}/index.html"), None, conns, secs);
+        println!(
+            "nginx   space index: {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  {}",
+            ni.rps, ni.p50_ms, ni.p99_ms, ni.errors
+        );
+        let ratio = ki.rps / ni.rps;
+        println!(
+            "budget space index ≥ 0.5x nginx ({space_pages}-page space): {ratio:.2}x  {}",
+            verdict(ratio >= 0.5 && ki.errors.is_empty())
+        );
+    }
     drop(nginx);
+
+    // 6d. Page views while another process commits: every PORTAL_BENCH_COMMIT_MS, an edit of
+    // a page of the viewed page's space in the simulator, then `kbgate sync` (incremental, as
+    // from cron) commits it. The same load without commits first, as the baseline.
+    let commit_every = Duration::from_millis(env_usize("PORTAL_BENCH_COMMIT_MS", 3000) as u64);
+    let quiet = wrk(&wrk_bin, &page_url, Some(&cookie), conns, secs);
+    println!(
+        "kbgate  page views, no commits: {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  {}",
+        quiet.rps, quiet.p50_ms, quiet.p99_ms, quiet.errors
+    );
+    let sim_state = sim.state();
+    let viewed: u64 = page_id.parse().unwrap_or_default();
+    let edit_space = sim_state
+        .page(viewed)
+        .and_then(|p| sim_state.read(|s| s.spaces.get(&p.space_id).map(|sp| sp.key.clone())))
+        .unwrap_or_else(|| keys[0].clone());
+    let targets: Vec<u64> = sim_state
+        .page_ids_in_space(&edit_space)
+        .into_iter()
+        .filter(|&id| id != viewed)
+        .take(50)
+        .collect();
+    anyhow::ensure!(!targets.is_empty(), "no page to edit in {edit_space}");
+    let edit = env_usize("PORTAL_BENCH_COMMIT_EDIT", 1) != 0;
+    let stop = Arc::new(AtomicBool::new(false));
+    let committer = {
+        let stop = stop.clone();
+        let dir = d.to_path_buf();
+        std::thread::spawn(move || {
+            let mut runs = Vec::new();
+            let mut failed = 0;
+            let mut n = 0usize;
+            while !stop.load(Ordering::Acquire) {
+                let tick = Instant::now();
+                let id = targets[n % targets.len()];
+                if edit {
+                    let _ = sim_state.edit_page(id, None, Some(format!("<p>bench edit {n}</p>")));
+                }
+                n += 1;
+                let t = Instant::now();
+                let ok = Command::new(kbgate)
+                    .current_dir(&dir)
+                    .args(["--config", "kbgate.toml", "sync"])
+                    .env("KBGATE_LOG", "warn")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .is_ok_and(|s| s.success());
+                runs.push(t.elapsed().as_secs_f64());
+                failed += usize::from(!ok);
+                while tick.elapsed() < commit_every && !stop.load(Ordering::Acquire) {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+            (runs, failed)
+        })
+    };
+    let busy = wrk(&wrk_bin, &page_url, Some(&cookie), conns, secs);
+    stop.store(true, Ordering::Release);
+    let (runs, failed) = committer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the committing thread panicked"))?;
+    println!(
+        "kbgate  page views, commits:    {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>6.2} ms  {}",
+        busy.rps, busy.p50_ms, busy.p99_ms, busy.errors
+    );
+    println!(
+        "commits: {} syncs of {edit_space} ({}), every {} ms, {:.2} s each on average, {failed} failed",
+        runs.len(),
+        if edit {
+            "each after an edit of one page"
+        } else {
+            "nothing new"
+        },
+        commit_every.as_millis(),
+        runs.iter().sum::<f64>() / runs.len().max(1) as f64
+    );
+    let share = busy.rps / quiet.rps;
+    println!(
+        "budget throughput during commits ≥ 80% of normal: {:.0}%  {}",
+        share * 100.0,
+        verdict(share >= 0.8 && busy.errors.is_empty() && failed == 0)
+    );
+    println!(
+        "budget p99 during commits < 50 ms: {:.2} ms  {}",
+        busy.p99_ms,
+        verdict(busy.p99_ms < 50.0)
+    );
 
     // 7. Search over HTTP, one query at a time: words of the readable titles.
     let mut words: Vec<String> = titles

@@ -39,6 +39,14 @@ where
         )
     }
 
+    async fn space_stamps(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT space_key, content_generation FROM space_generations")
+                .fetch_all(&self.mirror)
+                .await?,
+        )
+    }
+
     async fn space_by_key(&self, key: &str) -> Result<Option<SpaceRecord>, StoreError> {
         Ok(
             sqlx::query_as("SELECT id, key, name, homepage_id FROM spaces WHERE key = $1")

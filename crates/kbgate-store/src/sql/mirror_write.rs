@@ -176,10 +176,14 @@ where
             .execute(&mut *tx)
             .await?;
         // A sync of the space that read the mirror before this removal must not commit
-        // over it.
+        // over it; and readers caching the space by its content stamp must drop it (a space
+        // never committed through a generation gets its row here).
         if let Some(key) = &key {
             sqlx::query(
-                "UPDATE space_generations SET generation = generation + 1 WHERE space_key = $1",
+                "INSERT INTO space_generations (space_key, generation, content_generation) \
+                 VALUES ($1, 1, 1) ON CONFLICT (space_key) DO UPDATE \
+                 SET generation = space_generations.generation + 1, \
+                 content_generation = space_generations.generation + 1",
             )
             .bind(key)
             .execute(&mut *tx)
@@ -260,6 +264,9 @@ pub(crate) struct SqlSync<DB: sqlx::Database> {
     mode: SyncMode,
     /// Rows written that touch the full-text index (for its upkeep at commit).
     writes: u64,
+    /// Whether anything readers read changed (then the commit moves the space's content
+    /// stamp, [`crate::MirrorRead::space_stamps`]); marking rows kept does not count.
+    changed: bool,
     /// The store's in-process change counter, bumped after the commit.
     changes: LocalChanges,
 }
@@ -297,22 +304,29 @@ where
         expected: Option<i64>,
         changes: LocalChanges,
     ) -> Result<Self, StoreError> {
-        sqlx::query("DELETE FROM spaces WHERE key = $1 AND id <> $2")
+        let replaced = sqlx::query("DELETE FROM spaces WHERE key = $1 AND id <> $2")
             .bind(&space.key)
             .bind(&space.id)
             .execute(&mut *tx)
-            .await?;
-        sqlx::query(
+            .await?
+            .rows_affected();
+        // Only a new or different record counts as a change (the row is left alone when
+        // equal, so `rows_affected` says which).
+        let upserted = sqlx::query(
             "INSERT INTO spaces (id, key, name, homepage_id) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (id) DO UPDATE SET key = excluded.key, name = excluded.name, \
-             homepage_id = excluded.homepage_id",
+             homepage_id = excluded.homepage_id \
+             WHERE spaces.key IS DISTINCT FROM excluded.key \
+             OR spaces.name IS DISTINCT FROM excluded.name \
+             OR spaces.homepage_id IS DISTINCT FROM excluded.homepage_id",
         )
         .bind(&space.id)
         .bind(&space.key)
         .bind(&space.name)
         .bind(&space.homepage_id)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
         let max: i64 = sqlx::query_scalar(
             "SELECT COALESCE(MAX(g), 0) FROM ( \
                SELECT MAX(sync_gen) AS g FROM pages WHERE space_id = $1 \
@@ -329,6 +343,7 @@ where
             generation: max + 1,
             mode,
             writes: 0,
+            changed: replaced + upserted > 0,
             changes,
         })
     }
@@ -372,6 +387,7 @@ where
             .await?
             .rows_affected();
         self.writes += n;
+        self.changed |= n > 0;
         Ok(n > 0)
     }
 
@@ -542,6 +558,7 @@ where
             .collect();
         pages.reverse();
         self.writes += pages.len() as u64;
+        self.changed |= !pages.is_empty();
         for chunk in pages.chunks(BATCH_ROWS) {
             self.write_pages(chunk).await?;
         }
@@ -562,9 +579,12 @@ where
         restricted: bool,
         effective_restricted: bool,
     ) -> Result<bool, StoreError> {
-        let n = sqlx::query(
+        // Two steps so that re-stating the flags a page already has is not a change
+        // (readers keep their caches); either way the row is marked kept.
+        let changed = sqlx::query(
             "UPDATE pages SET restricted = $1, effective_restricted = $2, sync_gen = $3 \
-             WHERE id = $4 AND space_id = $5",
+             WHERE id = $4 AND space_id = $5 \
+             AND (restricted <> $1 OR effective_restricted <> $2)",
         )
         .bind(restricted)
         .bind(effective_restricted)
@@ -574,8 +594,19 @@ where
         .execute(&mut *self.tx)
         .await?
         .rows_affected();
-        self.writes += n;
-        Ok(n > 0)
+        if changed > 0 {
+            self.writes += changed;
+            self.changed = true;
+            return Ok(true);
+        }
+        let kept = sqlx::query("UPDATE pages SET sync_gen = $1 WHERE id = $2 AND space_id = $3")
+            .bind(self.generation)
+            .bind(page_id)
+            .bind(&self.space_id)
+            .execute(&mut *self.tx)
+            .await?
+            .rows_affected();
+        Ok(kept > 0)
     }
 
     async fn recompute_effective_restricted(&mut self) -> Result<u64, StoreError> {
@@ -607,6 +638,7 @@ where
         .await?
         .rows_affected();
         self.writes += changed + cyclic;
+        self.changed |= changed + cyclic > 0;
         Ok(changed + cyclic)
     }
 
@@ -647,6 +679,7 @@ where
         .execute(&mut *self.tx)
         .await?;
         self.writes += 1;
+        self.changed = true;
         Ok(())
     }
 
@@ -680,6 +713,15 @@ where
             });
         }
         let stats = self.sweep().await?;
+        if self.changed || stats.swept_pages + stats.swept_attachments > 0 {
+            sqlx::query(
+                "UPDATE space_generations SET content_generation = generation \
+                 WHERE space_key = $1",
+            )
+            .bind(&self.space_key)
+            .execute(&mut *self.tx)
+            .await?;
+        }
         sqlx::query(
             "INSERT INTO sync_state (space_key, space_id, watermark, last_full_sync, \
              last_sync) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (space_key) DO UPDATE \

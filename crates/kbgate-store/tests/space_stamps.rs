@@ -1,0 +1,150 @@
+//! Per-space content stamps ([`MirrorRead::space_stamps`]): what a portal keys its caches on.
+//! A commit that changes nothing readers read leaves the stamp alone; a change moves the stamp
+//! of its own space only; a removal moves it too. On both backends.
+
+use chrono::Utc;
+use kbgate_store::testing::TestStore;
+use kbgate_store::*;
+
+kbgate_store::store_tests!(
+    only_commits_that_change_something_move_their_space_stamp,
+    removing_a_space_moves_its_stamp,
+);
+
+fn space(id: &str, key: &str) -> SpaceRecord {
+    SpaceRecord {
+        id: id.into(),
+        key: key.into(),
+        name: format!("Space {key}"),
+        homepage_id: None,
+    }
+}
+
+fn page(id: &str, space_id: &str) -> PageRecord {
+    PageRecord {
+        id: id.into(),
+        space_id: space_id.into(),
+        parent_id: None,
+        position: 0,
+        title: format!("Page {id}"),
+        version: 1,
+        created_at: Utc::now(),
+        updated_at: Utc::now(),
+        labels: Vec::new(),
+        restricted: false,
+        effective_restricted: false,
+        body_storage: "<p>x</p>".into(),
+        body_html: "<p>x</p>".into(),
+        body_text: "x".into(),
+        headings: Vec::new(),
+    }
+}
+
+fn state(s: &SpaceRecord) -> SyncState {
+    SyncState {
+        space_key: s.key.clone(),
+        space_id: s.id.clone(),
+        watermark: Some(Utc::now()),
+        last_full_sync: None,
+        last_sync: Some(Utc::now()),
+    }
+}
+
+async fn stamp(store: &dyn Store, key: &str) -> i64 {
+    store
+        .space_stamps()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|(k, _)| k == key)
+        .map_or(0, |(_, s)| s)
+}
+
+/// One incremental sync of `sp` at its current generation, running `f` inside.
+async fn sync<F>(store: &dyn Store, sp: &SpaceRecord, f: F)
+where
+    F: for<'a> FnOnce(
+        &'a mut dyn SpaceSync,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>,
+{
+    let generation = store.sync_generation(&sp.key).await.unwrap();
+    let mut tx = store
+        .begin_space_sync_at(sp, SyncMode::Incremental, generation)
+        .await
+        .unwrap();
+    f(&mut *tx).await;
+    tx.commit(state(sp)).await.unwrap();
+}
+
+async fn only_commits_that_change_something_move_their_space_stamp(t: &TestStore) {
+    let store = &*t.store;
+    let (a, b) = (space("SA", "AAA"), space("SB", "BBB"));
+    sync(store, &a, |tx| {
+        Box::pin(async move { tx.upsert_page(page("1", "SA")).await.unwrap() })
+    })
+    .await;
+    sync(store, &b, |tx| {
+        Box::pin(async move { tx.upsert_page(page("2", "SB")).await.unwrap() })
+    })
+    .await;
+    let (a0, b0) = (stamp(store, "AAA").await, stamp(store, "BBB").await);
+    assert!(a0 > 0 && b0 > 0, "first commits change their spaces");
+
+    // Nothing new: the generation moves (compare-and-set), the content stamp does not; nor
+    // does re-stating flags a page already has, or marking rows kept.
+    let g = store.sync_generation("AAA").await.unwrap();
+    sync(store, &a, |tx| {
+        Box::pin(async move {
+            assert!(tx.set_restrictions("1", false, false).await.unwrap());
+            tx.keep_pages(&["1".to_owned()]).await.unwrap();
+            assert_eq!(tx.recompute_effective_restricted().await.unwrap(), 0);
+        })
+    })
+    .await;
+    assert_eq!(store.sync_generation("AAA").await.unwrap(), g + 1);
+    assert_eq!(
+        stamp(store, "AAA").await,
+        a0,
+        "an empty commit moved the stamp"
+    );
+
+    // A restriction in A moves A's stamp, never B's.
+    sync(store, &a, |tx| {
+        Box::pin(async move { assert!(tx.set_restrictions("1", true, true).await.unwrap()) })
+    })
+    .await;
+    let a1 = stamp(store, "AAA").await;
+    assert!(a1 > a0, "a restriction must move its space's stamp");
+    assert_eq!(stamp(store, "BBB").await, b0, "A's commit moved B's stamp");
+    assert!(store.page("1").await.unwrap().unwrap().restricted);
+
+    // A changed space record is a change; the same record is not.
+    let renamed = SpaceRecord {
+        name: "Renamed".into(),
+        ..a.clone()
+    };
+    sync(store, &renamed, |_| Box::pin(async {})).await;
+    let a2 = stamp(store, "AAA").await;
+    assert!(a2 > a1, "a renamed space must move its stamp");
+    sync(store, &renamed, |_| Box::pin(async {})).await;
+    assert_eq!(stamp(store, "AAA").await, a2);
+
+    // Removing a page is a change.
+    sync(store, &b, |tx| {
+        Box::pin(async move { assert!(tx.delete_page("2").await.unwrap()) })
+    })
+    .await;
+    assert!(stamp(store, "BBB").await > b0);
+}
+
+async fn removing_a_space_moves_its_stamp(t: &TestStore) {
+    let store = &*t.store;
+    let a = space("SA", "AAA");
+    sync(store, &a, |tx| {
+        Box::pin(async move { tx.upsert_page(page("1", "SA")).await.unwrap() })
+    })
+    .await;
+    let a0 = stamp(store, "AAA").await;
+    assert!(store.delete_space("SA").await.unwrap());
+    assert!(stamp(store, "AAA").await > a0);
+}
