@@ -413,6 +413,43 @@ mod tests {
     use super::*;
 
     #[tokio::test]
+    async fn copy_into_copies_whole_blobs_and_skips_partial_writes() {
+        let src = tempfile::tempdir().unwrap();
+        let local = LocalBlobs::new(src.path());
+        let blobs: &dyn BlobStore = &local;
+        let a = blobs.write_bytes(b"first file").await.unwrap();
+        let b = blobs.write_bytes(b"second").await.unwrap();
+        // A write in progress is not a blob.
+        std::fs::write(local.root().join("tmp").join("x.part"), b"half").unwrap();
+
+        let dest = tempfile::tempdir().unwrap();
+        assert_eq!(local.copy_into(dest.path()).unwrap(), (2, 16));
+        let copy = LocalBlobs::new(dest.path());
+        assert_eq!(std::fs::read(copy.path(&a)).unwrap(), b"first file");
+        assert_eq!(std::fs::read(copy.path(&b)).unwrap(), b"second");
+        assert!(!dest.path().join("blobs/tmp").exists());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(copy.path(&a))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // Again: what is there already is not copied twice.
+        assert_eq!(local.copy_into(dest.path()).unwrap(), (0, 0));
+        // Nothing to copy is not an error.
+        let empty = tempfile::tempdir().unwrap();
+        assert_eq!(
+            LocalBlobs::new(empty.path())
+                .copy_into(dest.path())
+                .unwrap(),
+            (0, 0)
+        );
+    }
+
+    #[tokio::test]
     async fn unreferenced_blobs_are_removed_after_the_grace() {
         let dir = tempfile::tempdir().unwrap();
         let local = LocalBlobs::new(dir.path());

@@ -251,6 +251,69 @@ impl Db for Sqlite {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{AuditEvent, PersonRecord};
+    use crate::store::{Audit, People};
+
+    /// The copy opens as a store of its own and holds what was committed before it, in both
+    /// databases; the source keeps working.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn backup_into_writes_a_consistent_copy_of_both_databases() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open("sqlite://kb.db", dir.path())
+            .await
+            .unwrap();
+        let person = PersonRecord {
+            email: "a@acme.com".into(),
+            domain: "acme.com".into(),
+            source: "import".into(),
+            created_at: chrono::Utc::now(),
+        };
+        assert!(store.add_person(&person).await.unwrap());
+        let event = AuditEvent {
+            ts: chrono::Utc::now(),
+            actor: "operator".into(),
+            action: "test.backup".into(),
+            detail: serde_json::json!({}),
+        };
+        store.append_audit(&event).await.unwrap();
+
+        let out = tempfile::tempdir().unwrap();
+        let written = store.backup_into(out.path()).await.unwrap();
+        assert_eq!(
+            written,
+            vec![out.path().join("kb.ops.db"), out.path().join("kb.db")]
+        );
+        // The same again replaces the files (the CLI asks for --force first).
+        store.backup_into(out.path()).await.unwrap();
+        let names: Vec<_> = std::fs::read_dir(out.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(names.iter().all(|n| !n.ends_with(".partial")), "{names:?}");
+        #[cfg(unix)]
+        for p in &written {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(p).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", p.display());
+        }
+
+        let copy = SqliteStore::open("sqlite://kb.db", out.path())
+            .await
+            .unwrap();
+        assert_eq!(copy.people().await.unwrap(), vec![person]);
+        let audit = copy.recent_audit(10).await.unwrap();
+        assert!(audit.iter().any(|e| e.action == "test.backup"), "{audit:?}");
+        // The source is untouched and still writable.
+        store.append_audit(&event).await.unwrap();
+
+        let memory = SqliteStore::open("sqlite::memory:", dir.path())
+            .await
+            .unwrap();
+        assert!(matches!(
+            memory.backup_into(out.path()).await,
+            Err(StoreError::Invalid(_))
+        ));
+    }
 
     #[test]
     fn urls_resolve_against_the_data_dir() {
