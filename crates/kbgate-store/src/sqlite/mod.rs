@@ -154,10 +154,11 @@ impl SqlStore<Sqlite> {
     /// Each copy is written to a `.partial` file created 0600 beforehand (VACUUM INTO
     /// accepts an existing empty file and would otherwise create it with the default mode),
     /// flushed to disk (SQLite does not fsync the output of VACUUM INTO, per the page above)
-    /// and renamed into place, so an interrupted backup never leaves a truncated file under
-    /// the real name. An existing file of that name is replaced.
+    /// and, once both are complete, renamed into place, so an interrupted backup never leaves
+    /// a truncated file (or a mix of two backups) under the real names. Existing files of
+    /// those names are replaced.
     pub async fn backup_into(&self, dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
-        let mut written = Vec::with_capacity(2);
+        let mut copies = Vec::with_capacity(2);
         for pool in [&self.ops, &self.mirror] {
             let source: String =
                 sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
@@ -188,6 +189,12 @@ impl SqlStore<Sqlite> {
                 .execute(pool)
                 .await?;
             std::fs::File::open(&partial)?.sync_all()?;
+            copies.push((partial, target));
+        }
+        // Renamed only once both copies exist, so a failure never leaves a new copy of one
+        // database next to an older copy of the other under the real names.
+        let mut written = Vec::with_capacity(copies.len());
+        for (partial, target) in copies {
             std::fs::rename(&partial, &target)?;
             written.push(target);
         }
