@@ -204,6 +204,68 @@ impl LocalBlobs {
         self.root.join(dir).join(file)
     }
 
+    /// Copies every blob into `data_dir/blobs` of another directory (a backup, or a new
+    /// data directory), directories 0700 and files 0600; returns how many files and bytes
+    /// were copied. Skips `tmp/` (partial writes) and blobs already there with the same size.
+    ///
+    /// A plain copy is safe here, unlike for the databases: a blob file is only ever created
+    /// whole (written under `tmp/`, then renamed into place) and never changed afterwards,
+    /// its name being the hash of its bytes. One removed by
+    /// [`BlobStore::remove_unreferenced`] while the copy runs is left out; the next sync of a
+    /// restored store downloads any blob it finds missing. Blocking: run it off the async
+    /// runtime's workers.
+    pub fn copy_into(&self, dest_data_dir: &Path) -> std::io::Result<(u64, u64)> {
+        let dest_root = dest_data_dir.join("blobs");
+        let (mut files, mut bytes) = (0u64, 0u64);
+        let prefixes = match std::fs::read_dir(&self.root) {
+            Ok(d) => d,
+            // Nothing mirrored with attachments yet.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((0, 0)),
+            Err(e) => return Err(e),
+        };
+        for prefix in prefixes {
+            let prefix = prefix?;
+            let name = prefix.file_name();
+            // Blob directories are two hex digits; `tmp` holds partial writes.
+            let is_prefix = name.len() == 2
+                && name
+                    .to_str()
+                    .is_some_and(|n| n.bytes().all(|b| b.is_ascii_hexdigit()));
+            if !is_prefix || !prefix.file_type()?.is_dir() {
+                continue;
+            }
+            let dest_dir = dest_root.join(&name);
+            crate::private_fs::create_dir_all(&dest_dir)?;
+            for entry in std::fs::read_dir(prefix.path())? {
+                let entry = entry?;
+                if !entry.file_type()?.is_file() {
+                    continue;
+                }
+                let len = entry.metadata()?.len();
+                let dest = dest_dir.join(entry.file_name());
+                if std::fs::metadata(&dest).is_ok_and(|m| m.len() == len) {
+                    continue;
+                }
+                let mut src = match std::fs::File::open(entry.path()) {
+                    Ok(f) => f,
+                    // Removed as unreferenced since the listing.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                    Err(e) => return Err(e),
+                };
+                let partial =
+                    dest_dir.join(format!("{}.partial", entry.file_name().to_string_lossy()));
+                let _ = std::fs::remove_file(&partial);
+                crate::private_fs::create_file_if_missing(&partial)?;
+                let mut out = std::fs::OpenOptions::new().write(true).open(&partial)?;
+                bytes += std::io::copy(&mut src, &mut out)?;
+                out.sync_all()?;
+                std::fs::rename(&partial, &dest)?;
+                files += 1;
+            }
+        }
+        Ok((files, bytes))
+    }
+
     async fn write_to_tmp(
         &self,
         mut stream: BlobSource<'_>,
@@ -349,6 +411,43 @@ fn sweep(root: &Path, referenced: &HashSet<String>, grace: Duration) -> Result<u
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn copy_into_copies_whole_blobs_and_skips_partial_writes() {
+        let src = tempfile::tempdir().unwrap();
+        let local = LocalBlobs::new(src.path());
+        let blobs: &dyn BlobStore = &local;
+        let a = blobs.write_bytes(b"first file").await.unwrap();
+        let b = blobs.write_bytes(b"second").await.unwrap();
+        // A write in progress is not a blob.
+        std::fs::write(local.root().join("tmp").join("x.part"), b"half").unwrap();
+
+        let dest = tempfile::tempdir().unwrap();
+        assert_eq!(local.copy_into(dest.path()).unwrap(), (2, 16));
+        let copy = LocalBlobs::new(dest.path());
+        assert_eq!(std::fs::read(copy.path(&a)).unwrap(), b"first file");
+        assert_eq!(std::fs::read(copy.path(&b)).unwrap(), b"second");
+        assert!(!dest.path().join("blobs/tmp").exists());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(copy.path(&a))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // Again: what is there already is not copied twice.
+        assert_eq!(local.copy_into(dest.path()).unwrap(), (0, 0));
+        // Nothing to copy is not an error.
+        let empty = tempfile::tempdir().unwrap();
+        assert_eq!(
+            LocalBlobs::new(empty.path())
+                .copy_into(dest.path())
+                .unwrap(),
+            (0, 0)
+        );
+    }
 
     #[tokio::test]
     async fn unreferenced_blobs_are_removed_after_the_grace() {

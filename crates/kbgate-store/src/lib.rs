@@ -130,7 +130,7 @@ pub use fts::{MATCH_END, MATCH_START};
 pub use model::*;
 pub use postgres::{PgBlobs, PostgresStore};
 pub use sql::SqlStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteFiles, SqliteStore, sqlite_files};
 pub use store::{Audit, Backend, MirrorRead, MirrorWrite, People, Sessions, SpaceSync, Store};
 
 /// The store's traits, for `use kbgate_store::prelude::*;`: calling a method of a role on

@@ -3,6 +3,7 @@
 //! This binary only parses the command line, loads the configuration and wires the
 //! crates together; the work is done in the library crates.
 
+mod backup;
 mod check;
 mod config_cmd;
 #[cfg(feature = "demo")]
@@ -155,6 +156,22 @@ enum Command {
     /// Manage portal sessions.
     #[command(subcommand)]
     Sessions(sessions::Command),
+    /// Copy a SQLite store (both databases and the attachment files) into DIR, safely while
+    /// `kbgate serve` or a sync runs.
+    ///
+    /// The databases are copied with SQLite's `VACUUM INTO`, a consistent snapshot of each
+    /// (never copy the files of a live WAL database by hand: the copy can miss committed
+    /// data or be corrupt). DIR gets the layout of a data_dir: `kbgate.db`, `kbgate.ops.db`
+    /// (or the names the store URL gives) and `blobs/`, every file 0600.
+    ///
+    /// Restore: stop kbgate, put those files into an empty data_dir (the command prints
+    /// where each goes) and start kbgate; sessions, audit log, people and the mirror are as
+    /// they were at the backup, and the next sync catches up with Confluence.
+    ///
+    /// A PostgreSQL store is not copied: back it up with `pg_dump` (the command says how).
+    /// Exit status: 0 written, 1 failed (nothing under the final names is half-written), 2
+    /// a PostgreSQL store or an invalid configuration.
+    Backup(backup::Args),
     /// Work with configuration files (`config check [FILE]`).
     #[command(subcommand)]
     Config(config_cmd::Command),
@@ -190,6 +207,7 @@ fn main() -> ExitCode {
                 );
                 ExitCode::from(2)
             }
+            Command::Backup(args) => backup::run(&cli.config, args).await,
             Command::Sessions(cmd) => sessions::run(&cli.config, cmd).await,
             Command::Plan(args) => native::plan(&cli.config, args).await,
             Command::Apply(args) => native::apply(&cli.config, args).await,

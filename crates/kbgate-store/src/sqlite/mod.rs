@@ -34,6 +34,25 @@ enum Location {
     Files { mirror: PathBuf, ops: PathBuf },
 }
 
+/// The two database files of a file-backed SQLite store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SqliteFiles {
+    /// The mirror (`kbgate.db`).
+    pub mirror: PathBuf,
+    /// The operational records (`kbgate.ops.db`).
+    pub ops: PathBuf,
+}
+
+/// Where the databases of a `sqlite:` URL live (relative paths resolved against `data_dir`),
+/// or `None` for `sqlite::memory:`. For tools that work on the files (backups) without
+/// opening the store first.
+pub fn sqlite_files(url: &str, data_dir: &Path) -> Result<Option<SqliteFiles>, StoreError> {
+    Ok(match parse_url(url, data_dir)? {
+        Location::Memory => None,
+        Location::Files { mirror, ops } => Some(SqliteFiles { mirror, ops }),
+    })
+}
+
 fn parse_url(url: &str, data_dir: &Path) -> Result<Location, StoreError> {
     let rest = url
         .strip_prefix("sqlite://")
@@ -121,6 +140,71 @@ impl SqlStore<Sqlite> {
     }
 }
 
+impl SqlStore<Sqlite> {
+    /// Writes a consistent copy of both databases into `dir` (which must exist), under their
+    /// own file names, and returns the paths written (operational database first).
+    ///
+    /// `VACUUM INTO` reads each database in one read transaction, so the copy is a snapshot
+    /// even while `kbgate serve` and syncs write to it; a plain file copy of a WAL database
+    /// may miss committed pages still in the `-wal` file or catch a checkpoint half-way
+    /// (<https://www.sqlite.org/lang_vacuum.html#vacuuminto>, <https://www.sqlite.org/wal.html>).
+    /// The operational database is copied first: whatever it records about syncs (rounds,
+    /// leases) then refers to commits the mirror's later snapshot holds.
+    ///
+    /// Each copy is written to a `.partial` file created 0600 beforehand (VACUUM INTO
+    /// accepts an existing empty file and would otherwise create it with the default mode),
+    /// flushed to disk (SQLite does not fsync the output of VACUUM INTO, per the page above)
+    /// and, once both are complete, renamed into place, so an interrupted backup never leaves
+    /// a truncated file (or a mix of two backups) under the real names. Existing files of
+    /// those names are replaced.
+    pub async fn backup_into(&self, dir: &Path) -> Result<Vec<PathBuf>, StoreError> {
+        let mut copies = Vec::with_capacity(2);
+        for pool in [&self.ops, &self.mirror] {
+            let source: String =
+                sqlx::query_scalar("SELECT file FROM pragma_database_list WHERE name = 'main'")
+                    .fetch_one(pool)
+                    .await?;
+            let name = Path::new(&source)
+                .file_name()
+                .filter(|_| !source.is_empty())
+                .ok_or_else(|| {
+                    StoreError::Invalid("an in-memory SQLite store has no files to back up".into())
+                })?
+                .to_owned();
+            let target = dir.join(&name);
+            let mut partial_name = name.clone();
+            partial_name.push(".partial");
+            let partial = dir.join(partial_name);
+            match std::fs::remove_file(&partial) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e.into()),
+            }
+            crate::private_fs::create_file_if_missing(&partial)?;
+            let into = partial.to_str().ok_or_else(|| {
+                StoreError::Invalid(format!("backup path {} is not UTF-8", partial.display()))
+            })?;
+            sqlx::query("VACUUM INTO $1")
+                .bind(into)
+                .execute(pool)
+                .await?;
+            std::fs::File::open(&partial)?.sync_all()?;
+            copies.push((partial, target));
+        }
+        // Renamed only once both copies exist, so a failure never leaves a new copy of one
+        // database next to an older copy of the other under the real names.
+        let mut written = Vec::with_capacity(copies.len());
+        for (partial, target) in copies {
+            std::fs::rename(&partial, &target)?;
+            written.push(target);
+        }
+        // The renames themselves survive a crash only once the directory is synced.
+        #[cfg(unix)]
+        std::fs::File::open(dir)?.sync_all()?;
+        Ok(written)
+    }
+}
+
 #[async_trait]
 impl Db for Sqlite {
     const BACKEND: &'static str = "sqlite";
@@ -174,6 +258,69 @@ impl Db for Sqlite {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{AuditEvent, PersonRecord};
+    use crate::store::{Audit, People};
+
+    /// The copy opens as a store of its own and holds what was committed before it, in both
+    /// databases; the source keeps working.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn backup_into_writes_a_consistent_copy_of_both_databases() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open("sqlite://kb.db", dir.path())
+            .await
+            .unwrap();
+        let person = PersonRecord {
+            email: "a@acme.com".into(),
+            domain: "acme.com".into(),
+            source: "import".into(),
+            created_at: chrono::Utc::now(),
+        };
+        assert!(store.add_person(&person).await.unwrap());
+        let event = AuditEvent {
+            ts: chrono::Utc::now(),
+            actor: "operator".into(),
+            action: "test.backup".into(),
+            detail: serde_json::json!({}),
+        };
+        store.append_audit(&event).await.unwrap();
+
+        let out = tempfile::tempdir().unwrap();
+        let written = store.backup_into(out.path()).await.unwrap();
+        assert_eq!(
+            written,
+            vec![out.path().join("kb.ops.db"), out.path().join("kb.db")]
+        );
+        // The same again replaces the files (the CLI asks for --force first).
+        store.backup_into(out.path()).await.unwrap();
+        let names: Vec<_> = std::fs::read_dir(out.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        assert!(names.iter().all(|n| !n.ends_with(".partial")), "{names:?}");
+        #[cfg(unix)]
+        for p in &written {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(p).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{}", p.display());
+        }
+
+        let copy = SqliteStore::open("sqlite://kb.db", out.path())
+            .await
+            .unwrap();
+        assert_eq!(copy.people().await.unwrap(), vec![person]);
+        let audit = copy.recent_audit(10).await.unwrap();
+        assert!(audit.iter().any(|e| e.action == "test.backup"), "{audit:?}");
+        // The source is untouched and still writable.
+        store.append_audit(&event).await.unwrap();
+
+        let memory = SqliteStore::open("sqlite::memory:", dir.path())
+            .await
+            .unwrap();
+        assert!(matches!(
+            memory.backup_into(out.path()).await,
+            Err(StoreError::Invalid(_))
+        ));
+    }
 
     #[test]
     fn urls_resolve_against_the_data_dir() {
