@@ -224,6 +224,13 @@ pub trait Sessions: Send + Sync {
     /// Every session that is not revoked and not expired at `now` (to end those a changed
     /// policy refuses).
     async fn active_sessions(&self, now: DateTime<Utc>) -> Result<Vec<SessionRecord>, StoreError>;
+    /// Live sessions (not revoked, not expired at `now`) counted per email domain (the part
+    /// after the last `@`, lower-cased), most first then by domain: the per-customer summary
+    /// of `kbgate status` without loading every session.
+    async fn sessions_per_domain(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, u64)>, StoreError>;
 
     /// Records a token id as used. `true` only the first time for a given `jti` (atomic, also
     /// across processes sharing the database). Keep `expires_at` ≥ the token's expiry.

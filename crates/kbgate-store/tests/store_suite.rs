@@ -994,6 +994,26 @@ async fn sessions_revoked_under_a_domain_and_listed(t: &TestStore) {
         t.active_sessions(ts(61)).await.unwrap().is_empty(),
         "expired"
     );
+    // Counted per domain after the last `@`, case-folded, most first.
+    t.create_session(&SessionRecord {
+        revoked: true,
+        ..session("u8", "gone@acme.com")
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        t.sessions_per_domain(ts(10)).await.unwrap(),
+        [
+            ("acme.com".to_string(), 2),
+            ("acme.com.evil.net".to_string(), 1),
+            ("eu.acme.com".to_string(), 1),
+            ("evilacme.com".to_string(), 1),
+            ("other.org".to_string(), 1),
+            ("x.eu.acme.com".to_string(), 1),
+        ],
+        "revoked and expired sessions left out"
+    );
+    assert!(t.sessions_per_domain(ts(61)).await.unwrap().is_empty());
     // Whole records, as stored.
     let first = t.active_sessions(ts(10)).await.unwrap().remove(0);
     assert_eq!(first, session(&first.id_hash, &first.email));

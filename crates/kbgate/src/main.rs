@@ -12,6 +12,7 @@ mod doctor;
 mod native;
 mod serve;
 mod sessions;
+mod status;
 mod sync;
 mod wiring;
 
@@ -156,6 +157,17 @@ enum Command {
     /// Manage portal sessions.
     #[command(subcommand)]
     Sessions(sessions::Command),
+    /// Summarise what the store records: per space its pages, last sync, running sync and
+    /// next background round; live sessions per email domain.
+    ///
+    /// Read-only, and safe while `kbgate serve` or a sync runs: the same store any instance
+    /// writes to. Each space named by an audience is listed ("never synced" until its first
+    /// sync), plus mirrored spaces no audience names any more. The last sync is the last
+    /// committed round, with the process that ran it (pid and host); the next background round is
+    /// that time plus `[sync] interval`. A missing SQLite store is an error (nothing is
+    /// created). Exit status: 0 printed, 1 the store cannot be read, 2 an invalid
+    /// configuration.
+    Status(status::Args),
     /// Copy a SQLite store (both databases and the attachment files) into DIR, safely while
     /// `kbgate serve` or a sync runs.
     ///
@@ -208,6 +220,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
             Command::Backup(args) => backup::run(&cli.config, args).await,
+            Command::Status(args) => status::run(&cli.config, args).await,
             Command::Sessions(cmd) => sessions::run(&cli.config, cmd).await,
             Command::Plan(args) => native::plan(&cli.config, args).await,
             Command::Apply(args) => native::apply(&cli.config, args).await,

@@ -238,3 +238,137 @@ fn config_check_validates_without_starting_anything() {
         text(&out)
     );
 }
+
+/// `kbgate status` (issue #13): refuses a store that does not exist (and creates none); after
+/// a sync from the simulator and a session, text and JSON show the synced space with its
+/// last sync (time, process) and next round, the space never synced as such, and the
+/// session's domain.
+#[test]
+fn status_shows_spaces_last_sync_and_sessions_per_domain() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let sim = rt
+        .block_on(confluence_sim::spawn(SimConfig::default()))
+        .unwrap();
+    let creds = sim.service_account();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), &creds.api_token).unwrap();
+    std::fs::write(
+        dir.path().join("kbgate.toml"),
+        format!(
+            r#"
+[confluence]
+base_url = "{}"
+email = "{}"
+api_token_file = "token"
+requests_per_second = 0
+
+[store]
+url = "sqlite://kb.db"
+data_dir = "data"
+
+[sync]
+interval = "10m"
+
+[[audience]]
+name = "acme"
+domains = ["acme.com"]
+spaces = ["KB", "ONBOARD"]
+"#,
+            sim.base_url(),
+            creds.email
+        ),
+    )
+    .unwrap();
+
+    // No store yet: a clear error, and none created.
+    let out = run(dir.path(), &["status"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("no store at"), "{}", text(&out));
+    assert!(!dir.path().join("data/kb.db").exists(), "no empty store");
+
+    let out = run(dir.path(), &["sync", "--space", "KB"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let store = rt
+        .block_on(kbgate_store::open(
+            "sqlite://kb.db",
+            &dir.path().join("data"),
+        ))
+        .unwrap();
+    let now = chrono::Utc::now();
+    rt.block_on(store.create_session(&kbgate_store::SessionRecord {
+        id_hash: "status-test-session".into(),
+        email: "Alice@ACME.com".into(),
+        created_at: now,
+        last_seen_at: now,
+        expires_at: now + chrono::Duration::hours(1),
+        revoked: false,
+    }))
+    .unwrap();
+    drop(store);
+
+    let out = run(dir.path(), &["status"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    for expected in [
+        "KB ",
+        "last sync: 20",
+        "by kbgate pid",
+        "next sync: 20",
+        "ONBOARD (not mirrored): 0 page(s)",
+        "last sync: never synced",
+        "Sessions: 1 live",
+        "acme.com: 1",
+    ] {
+        assert!(said.contains(expected), "{expected:?} in:\n{said}");
+    }
+
+    let out = run(dir.path(), &["status", "--output", "json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let spaces = json["spaces"].as_array().unwrap();
+    let kb = spaces.iter().find(|s| s["key"] == "KB").unwrap();
+    assert!(kb["pages"].as_u64().unwrap() > 0, "{kb}");
+    assert!(kb["name"].is_string(), "{kb}");
+    assert!(
+        kb["last_sync"]["by"]
+            .as_str()
+            .unwrap()
+            .contains("kbgate pid"),
+        "{kb}"
+    );
+    let at: chrono::DateTime<chrono::Utc> =
+        kb["last_sync"]["at"].as_str().unwrap().parse().unwrap();
+    assert!(
+        at <= chrono::Utc::now() && at > now - chrono::Duration::minutes(10),
+        "{kb}"
+    );
+    let due: chrono::DateTime<chrono::Utc> = kb["next_sync_due"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        due - at,
+        chrono::Duration::minutes(10),
+        "last + [sync] interval"
+    );
+    assert!(kb["syncing"].is_null(), "the sync released its lease: {kb}");
+    let onboard = spaces.iter().find(|s| s["key"] == "ONBOARD").unwrap();
+    assert!(onboard["last_sync"].is_null(), "{onboard}");
+    assert_eq!(onboard["pages"], 0);
+    assert_eq!(json["sync_interval_secs"], 600);
+    assert_eq!(
+        json["sessions"],
+        serde_json::json!([{ "domain": "acme.com", "sessions": 1 }])
+    );
+    assert_eq!(json["sessions_total"], 1);
+
+    let out = run(dir.path(), &["status", "--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        help.contains("--output") && help.contains("never synced"),
+        "{help}"
+    );
+    drop(sim);
+}

@@ -49,8 +49,10 @@ where
     DB: Db,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     for<'r> &'r str: ColumnIndex<DB::Row> + Encode<'r, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
     String: Scalar<DB>,
     Option<String>: Scalar<DB>,
+    i64: Scalar<DB>,
     bool: Scalar<DB>,
     DateTime<Utc>: Scalar<DB>,
 {
@@ -135,6 +137,28 @@ where
             .bind(now)
             .fetch_all(&self.ops)
             .await?)
+    }
+
+    async fn sessions_per_domain(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, u64)>, StoreError> {
+        // The domain is what follows the last `@`: `rtrim(email, <every character but @>)`
+        // keeps the email up to and including its last `@` (SQLite and PostgreSQL alike), so
+        // `acme.com@other.org` counts for other.org.
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT domain, COUNT(*) AS n FROM (\
+               SELECT lower(substr(email, length(rtrim(email, replace(email, '@', ''))) + 1)) \
+               AS domain FROM sessions WHERE NOT revoked AND expires_at > $1) AS live \
+             GROUP BY domain ORDER BY n DESC, domain",
+        )
+        .bind(now)
+        .fetch_all(&self.ops)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(domain, n)| (domain, u64::try_from(n).unwrap_or(0)))
+            .collect())
     }
 
     async fn consume_jti(&self, jti: &str, expires_at: DateTime<Utc>) -> Result<bool, StoreError> {
