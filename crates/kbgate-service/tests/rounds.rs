@@ -6,7 +6,6 @@
 //! the test waits for the loops' log lines, never for time.
 
 use std::io::Write;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,6 +17,10 @@ use kbgate_service::{CancellationToken, Service, ServiceError};
 use kbgate_store::Store;
 use kbgate_store::testing::TestStore;
 use tracing_subscriber::fmt::MakeWriter;
+
+mod common;
+
+use common::write_config;
 
 /// The spaces listing, a round's first Confluence call.
 const SPACES: &str = "GET /wiki/api/v2/spaces";
@@ -68,65 +71,6 @@ impl Captured {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-}
-
-/// A config over the simulator: acme reads KB, initech reads API; one sync an hour, so each
-/// service runs exactly its first round during the test.
-fn write_config(dir: &Path, sim: &SimHandle) -> Config {
-    let creds = sim.service_account();
-    std::fs::write(dir.join("token"), &creds.api_token).expect("token");
-    std::fs::write(
-        dir.join("api-key"),
-        "rounds-test-api-key-0123456789abcdefghij",
-    )
-    .expect("key");
-    std::fs::write(
-        dir.join("embed-secret"),
-        "rounds-test-embed-secret-0123456789abcdef",
-    )
-    .expect("secret");
-    let text = format!(
-        r#"
-[confluence]
-base_url = "{base}"
-email = "{email}"
-api_token_file = "{dir}/token"
-requests_per_second = 0
-
-[store]
-url = "sqlite://{dir}/unused.db"
-data_dir = "{dir}/data"
-
-[sync]
-interval = "1h"
-
-[portal]
-listen = "127.0.0.1:0"
-outbox_dir = "{dir}/outbox"
-
-[embed]
-issuer = "https://app.example.com"
-audience = "kbgate"
-algorithm = "HS256"
-secret_file = "{dir}/embed-secret"
-api_key_file = "{dir}/api-key"
-
-[[audience]]
-name = "acme"
-domains = ["acme.com"]
-spaces = ["KB"]
-
-[[audience]]
-name = "initech"
-domains = ["initech.io"]
-spaces = ["API"]
-"#,
-        base = sim.base_url(),
-        email = creds.email,
-        dir = dir.display(),
-    );
-    std::fs::write(dir.join("kbgate.toml"), text).expect("config");
-    Config::load(&dir.join("kbgate.toml")).expect("config")
 }
 
 /// One instance: a service with its own store handle (as another process would open it).
@@ -183,7 +127,8 @@ async fn two_instances_spend_one_instances_calls(fresh: impl AsyncFn() -> TestSt
         .await
         .expect("sim");
     let tmp = tempfile::tempdir().expect("tempdir");
-    let config = write_config(tmp.path(), &sim);
+    write_config(tmp.path(), &sim, r#""acme.com""#, r#"interval = "1h""#);
+    let config = Config::load(&tmp.path().join("kbgate.toml")).expect("config");
 
     // One instance: its first round is what one instance spends.
     let t = fresh().await;

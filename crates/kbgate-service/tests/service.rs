@@ -13,66 +13,15 @@ use kbgate_mirror::sync::confluence::ConfluenceSource;
 use kbgate_service::{CancellationToken, Service, ServiceError};
 use kbgate_store::{Store, SyncLease};
 
-const API_KEY: &str = "service-test-api-key-0123456789abcdefghij";
+mod common;
+
+use common::{API_KEY, write_config};
+
 /// The CQL search behind the incremental change query (after the structure scan, under the
 /// space's lease).
 const CHANGE_QUERY: &str = "GET /wiki/rest/api/search";
 /// How long a stop may take: in-flight requests drain, loops end at their next await.
 const PROMPTLY: Duration = Duration::from_secs(10);
-
-/// `kbgate.toml` over the simulator: acme reads KB (`acme_domains` lists its domains),
-/// initech reads API.
-fn write_config(dir: &Path, sim: &SimHandle, acme_domains: &str) {
-    let creds = sim.service_account();
-    std::fs::write(dir.join("token"), &creds.api_token).expect("token");
-    std::fs::write(dir.join("api-key"), API_KEY).expect("api key");
-    std::fs::write(
-        dir.join("embed-secret"),
-        "service-test-embed-secret-0123456789abcdef",
-    )
-    .expect("embed secret");
-    let text = format!(
-        r#"
-[confluence]
-base_url = "{base}"
-email = "{email}"
-api_token_file = "{dir}/token"
-requests_per_second = 0
-
-[store]
-url = "sqlite://{dir}/kb.db"
-data_dir = "{dir}/data"
-
-[portal]
-listen = "127.0.0.1:0"
-outbox_dir = "{dir}/outbox"
-
-[embed]
-issuer = "https://app.example.com"
-audience = "kbgate"
-algorithm = "HS256"
-secret_file = "{dir}/embed-secret"
-api_key_file = "{dir}/api-key"
-
-[[audience]]
-name = "acme"
-domains = [{acme_domains}]
-spaces = ["KB"]
-
-[[audience]]
-name = "initech"
-domains = ["initech.io"]
-spaces = ["API"]
-"#,
-        base = sim.base_url(),
-        email = creds.email,
-        dir = dir.display(),
-    );
-    // Written aside and renamed: the service never reads half a file.
-    let tmp = dir.join("kbgate.toml.new");
-    std::fs::write(&tmp, text).expect("config");
-    std::fs::rename(&tmp, dir.join("kbgate.toml")).expect("rename");
-}
 
 /// A running service and what the test observes it by.
 struct Running {
@@ -185,7 +134,7 @@ async fn the_service_syncs_serves_reloads_and_stops_cleanly() {
         .expect("sim");
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
-    write_config(dir, &sim, r#""acme.com""#);
+    write_config(dir, &sim, r#""acme.com""#, "");
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .build()
@@ -208,7 +157,7 @@ async fn the_service_syncs_serves_reloads_and_stops_cleanly() {
     assert!(body["html"].as_str().is_some_and(|h| !h.is_empty()));
 
     // The config changes: acme's domain goes; the running service picks it up.
-    write_config(dir, &sim, r#""acme.example""#);
+    write_config(dir, &sim, r#""acme.example""#, "");
     eventually("the reload refusing acme.com", || {
         let http = http.clone();
         async move {
@@ -243,9 +192,7 @@ async fn the_service_syncs_serves_reloads_and_stops_cleanly() {
     sim.state().hold_after(CHANGE_QUERY, 0);
     // A round skips spaces synced within its interval (by any process, this one's previous
     // life too): a short interval makes the held round come within a second either way.
-    let mut text = std::fs::read_to_string(dir.join("kbgate.toml")).expect("config");
-    text.push_str("\n[sync]\ninterval = \"1s\"\n");
-    std::fs::write(dir.join("kbgate.toml"), text).expect("config");
+    write_config(dir, &sim, r#""acme.example""#, r#"interval = "1s""#);
     let service = start(dir, &sim, Duration::ZERO).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while sim.state().held() < 1 {

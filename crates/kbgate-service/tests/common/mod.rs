@@ -1,0 +1,66 @@
+//! The one `kbgate.toml` the service tests run on: the simulator as Confluence, SQLite in a
+//! temporary directory, acme reading KB and initech reading API.
+
+use std::path::Path;
+
+use confluence_sim::SimHandle;
+
+/// The back-channel API key of the test config.
+pub const API_KEY: &str = "service-test-api-key-0123456789abcdefghij";
+
+/// Writes the secrets and `kbgate.toml` into `dir`. `acme_domains` lists acme's domains (TOML
+/// strings); `sync` is the `[sync]` section's body (empty: the defaults). The file is written
+/// aside and renamed, so a running service never reads half of it.
+pub fn write_config(dir: &Path, sim: &SimHandle, acme_domains: &str, sync: &str) {
+    let creds = sim.service_account();
+    std::fs::write(dir.join("token"), &creds.api_token).expect("token");
+    std::fs::write(dir.join("api-key"), API_KEY).expect("api key");
+    std::fs::write(
+        dir.join("embed-secret"),
+        "service-test-embed-secret-0123456789abcdef",
+    )
+    .expect("embed secret");
+    let text = format!(
+        r#"
+[confluence]
+base_url = "{base}"
+email = "{email}"
+api_token_file = "{dir}/token"
+requests_per_second = 0
+
+[store]
+url = "sqlite://{dir}/kb.db"
+data_dir = "{dir}/data"
+
+[sync]
+{sync}
+
+[portal]
+listen = "127.0.0.1:0"
+outbox_dir = "{dir}/outbox"
+
+[embed]
+issuer = "https://app.example.com"
+audience = "kbgate"
+algorithm = "HS256"
+secret_file = "{dir}/embed-secret"
+api_key_file = "{dir}/api-key"
+
+[[audience]]
+name = "acme"
+domains = [{acme_domains}]
+spaces = ["KB"]
+
+[[audience]]
+name = "initech"
+domains = ["initech.io"]
+spaces = ["API"]
+"#,
+        base = sim.base_url(),
+        email = creds.email,
+        dir = dir.display(),
+    );
+    let tmp = dir.join("kbgate.toml.new");
+    std::fs::write(&tmp, text).expect("config");
+    std::fs::rename(&tmp, dir.join("kbgate.toml")).expect("rename");
+}
