@@ -10,9 +10,10 @@
 //! the commit — the CLI waits that long before it reports success.
 //!
 //! The mirror counter moves with every sync commit, also one that found nothing new. Caches
-//! are keyed by the per-space content stamps instead ([`ChangeWatch::spaces`]), read again
-//! only when the mirror counter moved: a commit that changed nothing invalidates nothing, and
-//! one that changed space A leaves B's caches alone.
+//! are keyed by the per-space stamps instead ([`ChangeWatch::spaces`]), read again only when
+//! the mirror counter moved: a commit that changed nothing invalidates nothing, one that
+//! changed space A leaves B's caches alone, and one that only edited bodies keeps A's trees
+//! (they follow the shape stamp).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -35,19 +36,27 @@ pub(crate) struct ChangeWatch {
     spaces_refresh: tokio::sync::Mutex<()>,
 }
 
-/// Per space key, the stamp of the last commit that changed the space (see
-/// [`kbgate_store::MirrorRead::space_stamps`]), as read after the mirror counter `mirror`: at
-/// least as new as it.
+/// Per space key, the content and shape stamps of the last commits that changed the space
+/// (see [`kbgate_store::SpaceStamp`]), as read after the mirror counter `mirror`: at least as
+/// new as it.
 #[derive(Debug)]
 pub(crate) struct SpaceStamps {
     mirror: i64,
-    by_key: HashMap<String, i64>,
+    /// `(content, shape)` by space key.
+    by_key: HashMap<String, (i64, i64)>,
 }
 
 impl SpaceStamps {
-    /// The stamp of a space; 0 for a space never committed.
+    /// The content stamp of a space (moved by any change readers read); 0 for a space never
+    /// committed.
     pub(crate) fn of(&self, space_key: &str) -> i64 {
-        self.by_key.get(space_key).copied().unwrap_or(0)
+        self.by_key.get(space_key).map_or(0, |s| s.0)
+    }
+
+    /// The shape stamp of a space (moved only by changes that trees show or that change who
+    /// may read what); 0 for a space never committed.
+    pub(crate) fn shape_of(&self, space_key: &str) -> i64 {
+        self.by_key.get(space_key).map_or(0, |s| s.1)
     }
 }
 
@@ -133,6 +142,7 @@ impl ChangeWatch {
             .await
             .map_err(Error::internal)?
             .into_iter()
+            .map(|s| (s.space_key, (s.content, s.shape)))
             .collect();
         let fresh = Arc::new(SpaceStamps { mirror, by_key });
         let mut slot = self.spaces.lock().unwrap_or_else(|e| e.into_inner());

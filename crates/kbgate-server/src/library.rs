@@ -25,6 +25,7 @@ use crate::changes::{ChangeWatch, SpaceStamps};
 use crate::error::Error;
 use crate::html::{self, TreeNode};
 use crate::spliced::Spliced;
+use quick_cache::sync::GuardResult;
 
 /// Read access to the mirror, for one viewer at a time.
 ///
@@ -47,6 +48,7 @@ pub(crate) struct Library {
     watch: Arc<ChangeWatch>,
     summaries: SummaryCache,
     views: ViewCache,
+    latest: LatestViews,
     builds: Builds,
 }
 
@@ -64,34 +66,27 @@ struct Builds {
 type Cell<T> = Arc<tokio::sync::OnceCell<T>>;
 
 /// Per space, the page summaries (hierarchy, labels, restriction flags — no bodies) as of the
-/// space's content stamp ([`crate::changes::SpaceStamps`]), and the trees built from them per
-/// label filter. Every page view needs the space's tree; reading and walking thousands of
-/// summary rows per view is what made views slow. A sync commit that changed the space — from
-/// this process or another, e.g. `kbgate sync` from cron — moves its stamp, so it is seen on
-/// the next request (see [`crate::changes`]); a commit that changed nothing, or changed
-/// another space, keeps the entry. A tree depends on the viewer only through the space's
-/// label filter (restricted pages are hidden for everyone), so viewers with the same filter
-/// share it.
+/// space's *shape* stamp ([`kbgate_store::SpaceStamp`]), and the trees and indexes built from
+/// them per label filter. Every page view needs the space's tree; reading and walking
+/// thousands of summary rows per view is what made views slow. A sync commit that changed
+/// the space's shape — from this process or another, e.g. `kbgate sync` from cron — moves the
+/// stamp, so it is seen on the next request (see [`crate::changes`]); a commit that changed
+/// nothing, only bodies or attachments, or another space, keeps the entry. A tree depends on
+/// the viewer only through the space's label filter (restricted pages are hidden for
+/// everyone), so viewers with the same filter share it.
 ///
-/// Stale values are never served (ARCHITECTURE.md, S1 and S2): once a request has seen a
-/// new stamp, it waits for the value of that stamp. Serving the previous tree "while the new
-/// one is built" would be safe only when the commit restricted, relabelled, moved, retitled or
-/// removed nothing — and that is known only after the new summaries are read, which is most of
-/// the build. So instead the new build reuses the previous stamp's trees when its summaries
-/// prove the tree's shape unchanged (a body-only edit), and the rebuild otherwise happens once
-/// per stamp (single flight) while the other requests wait for it.
+/// Stale trees are never served (ARCHITECTURE.md, S1 and S2): once a request has seen a new
+/// shape stamp, it waits for the tree of that stamp, built once (single flight).
 type SummaryCache = std::sync::Mutex<HashMap<String, CachedSpace>>;
 
 struct CachedSpace {
-    /// The space's content stamp the summaries were read under.
+    /// The space's shape stamp the summaries were read under.
     at: i64,
     summaries: Cell<Arc<Vec<PageSummary>>>,
     /// By the viewer's label filter for the space.
     trees: HashMap<LabelFilter, Cell<Arc<Vec<TreeNode>>>>,
     /// The space index by label filter and the node it starts under (`None`: the top).
     indexes: HashMap<IndexKey, Cell<Option<Arc<SpaceIndex>>>>,
-    /// What the previous stamp had built, reused when the new summaries have the same shape.
-    before: Option<Arc<Before>>,
 }
 
 /// A space index's label filter and the node it starts under (`None`: the top).
@@ -101,47 +96,15 @@ type IndexKey = (LabelFilter, Option<String>);
 /// are built per request.
 const INDEXES_PER_SPACE: usize = 1024;
 
-struct Before {
-    summaries: Arc<Vec<PageSummary>>,
-    trees: HashMap<LabelFilter, Arc<Vec<TreeNode>>>,
-}
-
 impl CachedSpace {
-    fn new(at: i64, before: Option<Arc<Before>>) -> CachedSpace {
+    fn new(at: i64) -> CachedSpace {
         CachedSpace {
             at,
             summaries: Cell::default(),
             trees: HashMap::new(),
             indexes: HashMap::new(),
-            before,
         }
     }
-
-    /// What this entry built, for the entry of the next stamp.
-    fn built(&self) -> Option<Arc<Before>> {
-        let summaries = self.summaries.get()?.clone();
-        let trees = self
-            .trees
-            .iter()
-            .filter_map(|(f, t)| Some((f.clone(), t.get()?.clone())))
-            .collect();
-        Some(Arc::new(Before { summaries, trees }))
-    }
-}
-
-/// Whether two summary lists give every viewer the same tree: the same pages, parents,
-/// order, titles, labels and restriction flags (versions and dates may differ).
-fn same_shape(a: &[PageSummary], b: &[PageSummary]) -> bool {
-    a.len() == b.len()
-        && a.iter().zip(b).all(|(x, y)| {
-            x.id == y.id
-                && x.space_id == y.space_id
-                && x.parent_id == y.parent_id
-                && x.position == y.position
-                && x.title == y.title
-                && x.labels == y.labels
-                && x.effective_restricted == y.effective_restricted
-        })
 }
 
 /// Resolved page views, by page, the viewer's whole reach (every grant: a view names other
@@ -150,6 +113,35 @@ fn same_shape(a: &[PageSummary], b: &[PageSummary]) -> bool {
 /// them: links, includes, excerpts). A commit to a space outside the reach keeps the view.
 /// Bounded in bytes; entries of older stamps are never hit again and age out.
 type ViewCache = quick_cache::sync::Cache<ViewKey, Arc<PageView>, ViewWeight>;
+
+/// The last view built per page and reach, with the stamps it was built under: served while
+/// another request builds the view of newer stamps, but only when the reach's *shape* stamps
+/// are still the same — then the commits in between changed bodies and attachments only, so
+/// the previous view names no page, title or label the new one would hide and shows no page
+/// that became unreadable (ARCHITECTURE.md, S1 and S2; [`kbgate_store::SpaceStamp`]). A body
+/// edit thus costs its readers nothing while one request rebuilds; a restriction makes every
+/// request wait for the new view. It shares its views with [`ViewCache`] and is bounded to
+/// half its bytes.
+type LatestViews = quick_cache::sync::Cache<LatestKey, Arc<BuiltAt>, LatestWeight>;
+
+/// A page and a reach (see [`ViewKey`]).
+type LatestKey = (String, Arc<[SpaceGrant]>);
+
+/// A view with the stamps of the reach's spaces it was built under.
+struct BuiltAt {
+    view: Arc<PageView>,
+    content: Arc<[i64]>,
+    shapes: Arc<[i64]>,
+}
+
+#[derive(Clone)]
+struct LatestWeight;
+
+impl quick_cache::Weighter<LatestKey, Arc<BuiltAt>> for LatestWeight {
+    fn weight(&self, key: &LatestKey, built: &Arc<BuiltAt>) -> u64 {
+        (key.0.len() + built.view.approx_bytes()) as u64
+    }
+}
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 struct ViewKey {
@@ -166,6 +158,25 @@ impl quick_cache::Weighter<ViewKey, Arc<PageView>> for ViewWeight {
     fn weight(&self, key: &ViewKey, view: &Arc<PageView>) -> u64 {
         (key.page_id.len() + view.approx_bytes()) as u64
     }
+}
+
+/// The view cache's key of page `id` for `viewer` at `stamps`, and the shape stamps of the
+/// viewer's reach (in the same order).
+fn view_key(stamps: &SpaceStamps, viewer: &Viewer, id: &str) -> (ViewKey, Arc<[i64]>) {
+    let reach = viewer.reach();
+    let shapes = reach
+        .iter()
+        .map(|g| stamps.shape_of(g.space_key.as_str()))
+        .collect();
+    let key = ViewKey {
+        stamps: reach
+            .iter()
+            .map(|g| stamps.of(g.space_key.as_str()))
+            .collect(),
+        page_id: id.to_owned(),
+        reach,
+    };
+    (key, shapes)
 }
 
 /// A page the viewer may read, with what its view needs.
@@ -306,6 +317,11 @@ impl Library {
             watch,
             summaries: SummaryCache::default(),
             views: ViewCache::with_weighter(items, view_bytes.max(1), ViewWeight),
+            latest: LatestViews::with_weighter(
+                (items / 2).max(16),
+                (view_bytes / 2).max(1),
+                LatestWeight,
+            ),
             builds: Builds::default(),
         }
     }
@@ -314,9 +330,9 @@ impl Library {
         self.summaries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The cache entry of a space at `stamp`, made (or renewed from an older stamp) on
-    /// first use; `f` picks what the request needs out of it. A request that read an older
-    /// stamp than the entry's gets a fresh, unshared entry (its reads are newer anyway).
+    /// The cache entry of a space at shape stamp `stamp`, made (or renewed from an older
+    /// stamp) on first use; `f` picks what the request needs out of it. A request that read an
+    /// older stamp than the entry's gets a fresh, unshared entry (its reads are newer anyway).
     fn with_entry<T>(
         &self,
         space: &SpaceRecord,
@@ -326,21 +342,21 @@ impl Library {
         let mut cache = self.cache();
         let entry = cache
             .entry(space.id.clone())
-            .or_insert_with(|| CachedSpace::new(stamp, None));
+            .or_insert_with(|| CachedSpace::new(stamp));
         if entry.at < stamp {
-            let before = entry.built().or_else(|| entry.before.clone());
-            *entry = CachedSpace::new(stamp, before);
+            *entry = CachedSpace::new(stamp);
         }
         if entry.at == stamp {
             f(entry)
         } else {
-            f(&mut CachedSpace::new(stamp, None))
+            f(&mut CachedSpace::new(stamp))
         }
     }
 
     pub(crate) fn clear_cache(&self) {
         self.cache().clear();
         self.views.clear();
+        self.latest.clear();
     }
 
     /// How many summaries, trees and views were built (single-flight and invalidation tests).
@@ -390,7 +406,8 @@ impl Library {
         space: &SpaceRecord,
     ) -> Result<Arc<Vec<TreeNode>>, Error> {
         let stamps = self.watch.spaces().await?;
-        self.tree_at(viewer, space, stamps.of(&space.key)).await
+        self.tree_at(viewer, space, stamps.shape_of(&space.key))
+            .await
     }
 
     async fn tree_at(
@@ -406,11 +423,10 @@ impl Library {
         let Some(filter) = filter else {
             return Ok(Arc::new(Vec::new()));
         };
-        let (summaries, tree, before) = self.with_entry(space, stamp, |e| {
+        let (summaries, tree) = self.with_entry(space, stamp, |e| {
             (
                 e.summaries.clone(),
                 e.trees.entry(filter.clone()).or_default().clone(),
-                e.before.clone(),
             )
         });
         let tree = tree
@@ -425,27 +441,11 @@ impl Library {
                             .page_summaries(&space.id)
                             .await
                             .map_err(store_err)?;
-                        // Same shape as the previous stamp's (a body-only edit): keep those,
-                        // so its trees are reused and one copy stays in memory.
-                        if let Some(b) = before.as_ref().filter(|b| same_shape(&b.summaries, &all))
-                        {
-                            return Ok(b.summaries.clone());
-                        }
                         Ok::<_, Error>(Arc::new(all))
                     })
                     .await?;
-                match &before {
-                    Some(b) if Arc::ptr_eq(&b.summaries, all) => {
-                        if let Some(t) = b.trees.get(&filter) {
-                            return Ok::<_, Error>(t.clone());
-                        }
-                    }
-                    // The shape changed: nothing of the previous stamp is reused, let it go.
-                    Some(_) => self.with_entry(space, stamp, |e| e.before = None),
-                    None => {}
-                }
                 self.builds.trees.fetch_add(1, Ordering::Relaxed);
-                Ok(Arc::new(build_tree(viewer, &space.key, all)))
+                Ok::<_, Error>(Arc::new(build_tree(viewer, &space.key, all)))
             })
             .await?;
         Ok(tree.clone())
@@ -470,7 +470,7 @@ impl Library {
         else {
             return Ok(None);
         };
-        let stamp = self.watch.spaces().await?.of(&space.key);
+        let stamp = self.watch.spaces().await?.shape_of(&space.key);
         let key = (filter, under.map(str::to_owned));
         let cell = self.with_entry(space, stamp, |e| {
             if e.indexes.len() < INDEXES_PER_SPACE || e.indexes.contains_key(&key) {
@@ -492,7 +492,8 @@ impl Library {
     ///
     /// Resolved views are cached by page, the viewer's reach and its spaces' content stamps,
     /// so a repeated view reads nothing from the store; concurrent first views of one key are
-    /// resolved once (the others wait for it).
+    /// resolved once, and the others get the previous view meanwhile when the shape stamps
+    /// allow it ([`LatestViews`]), or wait for the new one.
     pub(crate) async fn page(
         &self,
         viewer: &Viewer,
@@ -502,18 +503,24 @@ impl Library {
             return Ok(None);
         }
         let stamps = self.watch.spaces().await?;
-        let reach = viewer.reach();
-        let key = ViewKey {
-            stamps: reach
-                .iter()
-                .map(|g| stamps.of(g.space_key.as_str()))
-                .collect(),
-            page_id: id.to_owned(),
-            reach,
-        };
-        let guard = match self.views.get_value_or_guard_async(&key).await {
-            Ok(view) => return Ok(Some(view)),
-            Err(guard) => guard,
+        let (key, shapes) = view_key(&stamps, viewer, id);
+        let guard = match self
+            .views
+            .get_value_or_guard(&key, Some(std::time::Duration::ZERO))
+        {
+            GuardResult::Value(view) => return Ok(Some(view)),
+            GuardResult::Guard(guard) => guard,
+            // Another request is building this view: the previous one if the shape allows,
+            // otherwise wait for it.
+            GuardResult::Timeout => {
+                if let Some(view) = self.previous(&key, &shapes) {
+                    return Ok(Some(view));
+                }
+                match self.views.get_value_or_guard_async(&key).await {
+                    Ok(view) => return Ok(Some(view)),
+                    Err(guard) => guard,
+                }
+            }
         };
         self.builds.views.fetch_add(1, Ordering::Relaxed);
         // A page the viewer may not read is not cached: dropping the guard lets the next
@@ -522,8 +529,45 @@ impl Library {
             return Ok(None);
         };
         let view = Arc::new(view);
+        self.remember(&key, shapes, view.clone());
         let _ = guard.insert(view.clone());
         Ok(Some(view))
+    }
+
+    /// The last view built of `key`'s page and reach, if built under the same shape stamps
+    /// (see [`LatestViews`]) and not newer content than `key`'s.
+    fn previous(&self, key: &ViewKey, shapes: &[i64]) -> Option<Arc<PageView>> {
+        let built = self.latest.get(&(key.page_id.clone(), key.reach.clone()))?;
+        let older = built
+            .content
+            .iter()
+            .zip(key.stamps.iter())
+            .all(|(was, now)| was <= now);
+        (*built.shapes == *shapes && older).then(|| built.view.clone())
+    }
+
+    /// Files a freshly built view as the latest of its page and reach, unless a view of newer
+    /// content is already there.
+    fn remember(&self, key: &ViewKey, shapes: Arc<[i64]>, view: Arc<PageView>) {
+        let latest_key = (key.page_id.clone(), key.reach.clone());
+        if let Some(there) = self.latest.get(&latest_key) {
+            let newer = there
+                .content
+                .iter()
+                .zip(key.stamps.iter())
+                .any(|(there, mine)| there > mine);
+            if newer {
+                return;
+            }
+        }
+        self.latest.insert(
+            latest_key,
+            Arc::new(BuiltAt {
+                view,
+                content: key.stamps.clone(),
+                shapes,
+            }),
+        );
     }
 
     /// [`Library::page`] from the store. The stamps were read before anything else, so what
@@ -555,7 +599,9 @@ impl Library {
             .collect();
         let attachments = self.store.attachments(id).await.map_err(store_err)?;
         let html = self.render_for(viewer, &page, &space).await?;
-        let tree = self.tree_at(viewer, &space, stamps.of(&space.key)).await?;
+        let tree = self
+            .tree_at(viewer, &space, stamps.shape_of(&space.key))
+            .await?;
         let (local, sidebar_cut) = html::local_tree(&tree, &page.id);
         let sidebar_html = html::tree_html(&local, Some(&page.id));
         let mut page = page;
@@ -1027,7 +1073,8 @@ mod tests {
         assert_eq!(lib.builds(), (3, 3, 0));
         assert!(lib.page(&v, "2").await.unwrap().is_none());
 
-        // A body-only edit in B re-reads B's summaries but keeps the tree's shape.
+        // A body-only edit in B moves B's content stamp, not its shape: nothing of the
+        // tree is read or built again.
         let mut edited = page("8", "20", Some("9"), "B child");
         edited.version = 2;
         edited.body_html = "<p>new</p>".into();
@@ -1038,7 +1085,77 @@ mod tests {
             "an unchanged shape rebuilt the tree"
         );
         // (The one view is the refused look-up of the restricted page above.)
-        assert_eq!(lib.builds(), (4, 3, 1));
+        assert_eq!(lib.builds(), (3, 3, 1));
+    }
+
+    /// Takes the build guard of `id`'s view for `v` as of now, as a request building it
+    /// would.
+    async fn hold_build<'a>(
+        lib: &'a Library,
+        v: &Viewer,
+        id: &str,
+    ) -> quick_cache::sync::PlaceholderGuard<
+        'a,
+        ViewKey,
+        Arc<PageView>,
+        ViewWeight,
+        quick_cache::DefaultHashBuilder,
+        quick_cache::sync::DefaultLifecycle<ViewKey, Arc<PageView>>,
+    > {
+        let stamps = lib.watch.spaces().await.unwrap();
+        let (key, _) = view_key(&stamps, v, id);
+        match lib
+            .views
+            .get_value_or_guard(&key, Some(std::time::Duration::ZERO))
+        {
+            GuardResult::Guard(g) => g,
+            _ => panic!("the view of {id} was already there or being built"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_previous_view_is_served_while_rebuilding_only_when_the_shape_is_unchanged() {
+        let (t, lib, a, _) = setup().await;
+        let v = viewer();
+        let first = lib.page(&v, "2").await.unwrap().unwrap();
+        assert_eq!(lib.builds().2, 1);
+
+        // A body edit elsewhere in A: while another request builds the new view, this one
+        // gets the previous view at once (not a wait, not a second build).
+        let mut edited = page("1", "10", None, "A home");
+        edited.version = 2;
+        edited.body_html = "<p>edited</p>".into();
+        commit(&*t.store, &a, vec![edited], &[]).await;
+        let guard = hold_build(&lib, &v, "2").await;
+        let served = tokio::time::timeout(std::time::Duration::from_secs(5), lib.page(&v, "2"))
+            .await
+            .expect("waited for the build instead of serving the previous view")
+            .unwrap()
+            .unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &served),
+            "the previous view was not served"
+        );
+        assert_eq!(lib.builds().2, 1);
+        drop(guard);
+        // Once nobody builds, a request builds the new view itself.
+        let rebuilt = lib.page(&v, "2").await.unwrap().unwrap();
+        assert!(!Arc::ptr_eq(&first, &rebuilt));
+        assert_eq!(lib.builds().2, 2);
+
+        // A restriction changes the shape: the previous view is never served; the request
+        // waits for the build in progress (here: until the guard is dropped), then finds
+        // the page unreadable.
+        commit(&*t.store, &a, Vec::new(), &["2"]).await;
+        let guard = hold_build(&lib, &v, "2").await;
+        let waited =
+            tokio::time::timeout(std::time::Duration::from_millis(300), lib.page(&v, "2")).await;
+        assert!(waited.is_err(), "a view of the old shape was served");
+        drop(guard);
+        assert!(
+            lib.page(&v, "2").await.unwrap().is_none(),
+            "the restricted page was served"
+        );
     }
 
     #[tokio::test]

@@ -337,7 +337,12 @@ async fn a_customer_reads_the_knowledge_base_in_a_real_browser() {
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_none_or(|x| x != "crdownload"))
             .collect();
-        if let Some(f) = done.into_iter().next() {
+        // Chromium may create the file under its final name before the bytes are in
+        // (a placeholder next to the `.crdownload`): done when the whole size is there.
+        let whole = done
+            .into_iter()
+            .find(|f| std::fs::metadata(f).is_ok_and(|m| m.len() as i64 == att.file_size));
+        if let Some(f) = whole {
             break f;
         }
         assert!(Instant::now() < deadline, "the download did not finish");

@@ -202,6 +202,24 @@ pub struct SyncCommitStats {
     pub swept_attachments: u64,
 }
 
+/// What a reader keys its caches of one space on ([`crate::MirrorRead::space_stamps`]).
+///
+/// `content` moves with every commit that changed anything readers read of the space;
+/// `shape` only with those that changed what a tree or index shows or who may read what:
+/// a page added, removed, moved, reordered, retitled, relabelled, restricted or
+/// unrestricted, or the space record. So between two commits with the same `shape`, only
+/// bodies, versions, dates and attachments differ: a page's previous view names no page,
+/// title or label the new one would hide (ARCHITECTURE.md, S1 and S2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpaceStamp {
+    /// The space's key.
+    pub space_key: String,
+    /// Generation of the last commit that changed anything readers read.
+    pub content: i64,
+    /// Generation of the last commit that changed the space's shape (`shape <= content`).
+    pub shape: i64,
+}
+
 /// Counts over the whole mirror, for status output and health checks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MirrorStats {

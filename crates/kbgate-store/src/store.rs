@@ -93,7 +93,9 @@ pub trait MirrorRead: Send + Sync {
     /// record). A sync that found nothing new commits without moving it, so a reader that
     /// caches per space by this stamp keeps its caches across such commits, and a commit to
     /// one space leaves the others' alone. Spaces never committed are absent (read as 0).
-    async fn space_stamps(&self) -> Result<Vec<(String, i64)>, StoreError>;
+    /// Each also carries the space's *shape* stamp, moved only by changes that trees and
+    /// indexes show (see [`SpaceStamp`]).
+    async fn space_stamps(&self) -> Result<Vec<SpaceStamp>, StoreError>;
 
     /// Full-text search over titles (weighted most), attachment file names and body text,
     /// restricted to `scope` and never returning `effective_restricted` pages. The query

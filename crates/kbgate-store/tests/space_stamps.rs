@@ -1,6 +1,7 @@
 //! Per-space content stamps ([`MirrorRead::space_stamps`]): what a portal keys its caches on.
 //! A commit that changes nothing readers read leaves the stamp alone; a change moves the stamp
-//! of its own space only; a removal moves it too. On both backends.
+//! of its own space only; a removal moves it too. The shape stamp moves only with what trees
+//! and indexes show or who may read what, never with a body edit. On both backends.
 
 use chrono::Utc;
 use kbgate_store::testing::TestStore;
@@ -8,6 +9,7 @@ use kbgate_store::*;
 
 kbgate_store::store_tests!(
     only_commits_that_change_something_move_their_space_stamp,
+    only_changes_of_shape_move_the_shape_stamp,
     removing_a_space_moves_its_stamp,
 );
 
@@ -50,14 +52,22 @@ fn state(s: &SpaceRecord) -> SyncState {
     }
 }
 
-async fn stamp(store: &dyn Store, key: &str) -> i64 {
+async fn stamps(store: &dyn Store, key: &str) -> (i64, i64) {
     store
         .space_stamps()
         .await
         .unwrap()
         .into_iter()
-        .find(|(k, _)| k == key)
-        .map_or(0, |(_, s)| s)
+        .find(|s| s.space_key == key)
+        .map_or((0, 0), |s| (s.content, s.shape))
+}
+
+async fn stamp(store: &dyn Store, key: &str) -> i64 {
+    stamps(store, key).await.0
+}
+
+async fn shape(store: &dyn Store, key: &str) -> i64 {
+    stamps(store, key).await.1
 }
 
 /// One incremental sync of `sp` at its current generation, running `f` inside.
@@ -144,7 +154,113 @@ async fn removing_a_space_moves_its_stamp(t: &TestStore) {
         Box::pin(async move { tx.upsert_page(page("1", "SA")).await.unwrap() })
     })
     .await;
-    let a0 = stamp(store, "AAA").await;
+    let (a0, s0) = stamps(store, "AAA").await;
     assert!(store.delete_space("SA").await.unwrap());
-    assert!(stamp(store, "AAA").await > a0);
+    let (a1, s1) = stamps(store, "AAA").await;
+    assert!(a1 > a0 && s1 > s0, "{a0}/{s0} -> {a1}/{s1}");
+}
+
+/// Commits `p` (written whole) in `sp`.
+async fn write(store: &dyn Store, sp: &SpaceRecord, p: PageRecord) {
+    sync(store, sp, |tx| {
+        Box::pin(async move { tx.upsert_page(p).await.unwrap() })
+    })
+    .await;
+}
+
+async fn only_changes_of_shape_move_the_shape_stamp(t: &TestStore) {
+    let store = &*t.store;
+    let a = space("SA", "AAA");
+    let base = page("1", "SA");
+    sync(store, &a, |tx| {
+        let (p1, p2) = (base.clone(), page("2", "SA"));
+        Box::pin(async move { tx.upsert_pages(vec![p1, p2]).await.unwrap() })
+    })
+    .await;
+    let (c0, s0) = stamps(store, "AAA").await;
+    assert!(
+        c0 > 0 && s0 == c0,
+        "a first commit is a change of shape: {c0}/{s0}"
+    );
+
+    // A body edit (new version, date and body) moves the content stamp only.
+    let edited = PageRecord {
+        version: 2,
+        updated_at: Utc::now(),
+        body_storage: "<p>y</p>".into(),
+        body_html: "<p>y</p>".into(),
+        body_text: "y".into(),
+        ..base.clone()
+    };
+    write(store, &a, edited.clone()).await;
+    let (c1, s1) = stamps(store, "AAA").await;
+    assert!(c1 > c0, "a body edit must move the content stamp");
+    assert_eq!(s1, s0, "a body edit moved the shape stamp");
+
+    // Each of these is a change of shape.
+    let changes: Vec<(&str, PageRecord)> = vec![
+        (
+            "retitle",
+            PageRecord {
+                title: "New title".into(),
+                ..edited.clone()
+            },
+        ),
+        (
+            "relabel",
+            PageRecord {
+                labels: vec!["public".into()],
+                ..edited.clone()
+            },
+        ),
+        (
+            "restrict",
+            PageRecord {
+                restricted: true,
+                effective_restricted: true,
+                ..edited.clone()
+            },
+        ),
+        ("unrestrict", edited.clone()),
+        (
+            "move",
+            PageRecord {
+                parent_id: Some("2".into()),
+                ..edited.clone()
+            },
+        ),
+        (
+            "reorder",
+            PageRecord {
+                parent_id: Some("2".into()),
+                position: 5,
+                ..edited.clone()
+            },
+        ),
+        ("new page", page("3", "SA")),
+    ];
+    let mut last = s1;
+    for (what, p) in changes {
+        write(store, &a, p).await;
+        let s = shape(store, "AAA").await;
+        assert!(s > last, "{what} must move the shape stamp");
+        last = s;
+    }
+    sync(store, &a, |tx| {
+        Box::pin(async move { assert!(tx.set_restrictions("2", true, true).await.unwrap()) })
+    })
+    .await;
+    assert!(
+        shape(store, "AAA").await > last,
+        "set_restrictions must move the shape stamp"
+    );
+    last = shape(store, "AAA").await;
+    sync(store, &a, |tx| {
+        Box::pin(async move { assert!(tx.delete_page("3").await.unwrap()) })
+    })
+    .await;
+    assert!(
+        shape(store, "AAA").await > last,
+        "a removal must move the shape stamp"
+    );
 }

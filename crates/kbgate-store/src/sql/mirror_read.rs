@@ -39,12 +39,20 @@ where
         )
     }
 
-    async fn space_stamps(&self) -> Result<Vec<(String, i64)>, StoreError> {
-        Ok(
-            sqlx::query_as("SELECT space_key, content_generation FROM space_generations")
-                .fetch_all(&self.mirror)
-                .await?,
+    async fn space_stamps(&self) -> Result<Vec<SpaceStamp>, StoreError> {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT space_key, content_generation, shape_generation FROM space_generations",
         )
+        .fetch_all(&self.mirror)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(space_key, content, shape)| SpaceStamp {
+                space_key,
+                content,
+                shape,
+            })
+            .collect())
     }
 
     async fn space_by_key(&self, key: &str) -> Result<Option<SpaceRecord>, StoreError> {

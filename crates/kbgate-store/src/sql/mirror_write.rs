@@ -1,5 +1,7 @@
 //! [`MirrorWrite`] for both backends, and the sync transaction of one space ([`SqlSync`]).
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{ColumnIndex, Encode, Executor, QueryBuilder, Transaction, Type};
@@ -180,10 +182,12 @@ where
         // never committed through a generation gets its row here).
         if let Some(key) = &key {
             sqlx::query(
-                "INSERT INTO space_generations (space_key, generation, content_generation) \
-                 VALUES ($1, 1, 1) ON CONFLICT (space_key) DO UPDATE \
+                "INSERT INTO space_generations \
+                 (space_key, generation, content_generation, shape_generation) \
+                 VALUES ($1, 1, 1, 1) ON CONFLICT (space_key) DO UPDATE \
                  SET generation = space_generations.generation + 1, \
-                 content_generation = space_generations.generation + 1",
+                 content_generation = space_generations.generation + 1, \
+                 shape_generation = space_generations.generation + 1",
             )
             .bind(key)
             .execute(&mut *tx)
@@ -267,6 +271,11 @@ pub(crate) struct SqlSync<DB: sqlx::Database> {
     /// Whether anything readers read changed (then the commit moves the space's content
     /// stamp, [`crate::MirrorRead::space_stamps`]); marking rows kept does not count.
     changed: bool,
+    /// Whether anything a tree or index shows, or who may read what, changed (then the
+    /// commit moves the space's shape stamp too, [`crate::SpaceStamp`]): a page added,
+    /// removed, moved, reordered, retitled, relabelled or (un)restricted, or the space
+    /// record.
+    shape_changed: bool,
     /// The store's in-process change counter, bumped after the commit.
     changes: LocalChanges,
 }
@@ -344,6 +353,7 @@ where
             mode,
             writes: 0,
             changed: replaced + upserted > 0,
+            shape_changed: replaced + upserted > 0,
             changes,
         })
     }
@@ -388,11 +398,65 @@ where
             .rows_affected();
         self.writes += n;
         self.changed |= n > 0;
+        // A page removed leaves the trees; an attachment is only in its page's view.
+        self.shape_changed |= n > 0 && table == "pages";
         Ok(n > 0)
+    }
+
+    /// Whether writing `chunk` changes the space's shape: a page that is new, or whose
+    /// place, title, labels or restriction flags differ from the stored row (compared as
+    /// stored: the title without markers, the labels as JSON).
+    async fn changes_shape(&mut self, chunk: &[PageRecord]) -> Result<bool, StoreError> {
+        let mut qb = QueryBuilder::<DB>::new(
+            "SELECT id, space_id, parent_id, position, title, labels, restricted, \
+             effective_restricted FROM pages WHERE id IN (",
+        );
+        let mut sep = qb.separated(", ");
+        for p in chunk {
+            sep.push_bind(p.id.clone());
+        }
+        qb.push(")");
+        type Shape = (
+            String,
+            String,
+            Option<String>,
+            i64,
+            String,
+            String,
+            bool,
+            bool,
+        );
+        let stored: HashMap<String, Shape> = qb
+            .build_query_as::<Shape>()
+            .fetch_all(&mut *self.tx)
+            .await?
+            .into_iter()
+            .map(|row| (row.0.clone(), row))
+            .collect();
+        for p in chunk {
+            let Some((_, space_id, parent_id, position, title, labels, r, er)) = stored.get(&p.id)
+            else {
+                return Ok(true);
+            };
+            let same = *space_id == p.space_id
+                && *parent_id == p.parent_id
+                && *position == p.position
+                && *title == strip_markers(&p.title)
+                && *labels == serde_json::to_string(&p.labels)?
+                && *r == p.restricted
+                && *er == p.effective_restricted;
+            if !same {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Writes one batch of pages (distinct ids, at most [`BATCH_ROWS`]) with their labels.
     async fn write_pages(&mut self, chunk: &[PageRecord]) -> Result<(), StoreError> {
+        if !self.shape_changed && self.changes_shape(chunk).await? {
+            self.shape_changed = true;
+        }
         let mut qb = QueryBuilder::<DB>::new(
             "INSERT INTO pages (id, space_id, parent_id, position, title, version, \
              created_at, updated_at, labels, restricted, effective_restricted, \
@@ -597,6 +661,7 @@ where
         if changed > 0 {
             self.writes += changed;
             self.changed = true;
+            self.shape_changed = true;
             return Ok(true);
         }
         let kept = sqlx::query("UPDATE pages SET sync_gen = $1 WHERE id = $2 AND space_id = $3")
@@ -639,6 +704,7 @@ where
         .rows_affected();
         self.writes += changed + cyclic;
         self.changed |= changed + cyclic > 0;
+        self.shape_changed |= changed + cyclic > 0;
         Ok(changed + cyclic)
     }
 
@@ -713,14 +779,19 @@ where
             });
         }
         let stats = self.sweep().await?;
-        if self.changed || stats.swept_pages + stats.swept_attachments > 0 {
-            sqlx::query(
+        let shape = self.shape_changed || stats.swept_pages > 0;
+        if shape || self.changed || stats.swept_attachments > 0 {
+            let sql = if shape {
+                "UPDATE space_generations SET content_generation = generation, \
+                 shape_generation = generation WHERE space_key = $1"
+            } else {
                 "UPDATE space_generations SET content_generation = generation \
-                 WHERE space_key = $1",
-            )
-            .bind(&self.space_key)
-            .execute(&mut *self.tx)
-            .await?;
+                 WHERE space_key = $1"
+            };
+            sqlx::query(sql)
+                .bind(&self.space_key)
+                .execute(&mut *self.tx)
+                .await?;
         }
         sqlx::query(
             "INSERT INTO sync_state (space_key, space_id, watermark, last_full_sync, \
