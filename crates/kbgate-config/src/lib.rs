@@ -427,6 +427,10 @@ pub enum EmbedKey {
     PublicKeyFile(PathBuf),
     /// A JWKS file (EdDSA, ES256, RS256).
     JwksFile(PathBuf),
+    /// The host app's JWKS URL (EdDSA, ES256, RS256), fetched and cached by its
+    /// `Cache-Control`, fetched again on an unknown `kid`: the host app rotates keys without
+    /// touching kbgate. `https` (plain `http` only for loopback hosts).
+    JwksUrl(Url),
 }
 
 /// `[embed]`: hand-over from the host application.
@@ -1295,11 +1299,12 @@ impl Builder<'_> {
             })
         });
         let algorithm = self.required(&sec, algorithm, "embed.algorithm");
-        const KEYS: [&str; 4] = [
+        const KEYS: [&str; 5] = [
             "embed.secret_env",
             "embed.secret_file",
             "embed.public_key_file",
             "embed.jwks_file",
+            "embed.jwks_url",
         ];
         let key_choice = self.one_of(
             &sec,
@@ -1308,6 +1313,7 @@ impl Builder<'_> {
                 (KEYS[1], &r.secret_file),
                 (KEYS[2], &r.public_key_file),
                 (KEYS[3], &r.jwks_file),
+                (KEYS[4], &r.jwks_url),
             ],
             false,
         );
@@ -1318,7 +1324,7 @@ impl Builder<'_> {
                     let msg = if hmac {
                         "HS256 needs a shared secret: set embed.secret_env or embed.secret_file"
                     } else {
-                        "this algorithm needs a public key: set embed.public_key_file or embed.jwks_file (a shared secret would allow algorithm confusion)"
+                        "this algorithm needs a public key: set embed.public_key_file, embed.jwks_file or embed.jwks_url (a shared secret would allow algorithm confusion)"
                     };
                     self.err(&v.origin, KEYS[i], msg);
                     None
@@ -1329,10 +1335,14 @@ impl Builder<'_> {
                             .map_err(|m| self.err(&v.origin, KEYS[i], m))
                             .ok()
                             .map(EmbedKey::PublicKeyFile),
-                        _ => non_empty_path(&v.value)
+                        3 => non_empty_path(&v.value)
                             .map_err(|m| self.err(&v.origin, KEYS[i], m))
                             .ok()
                             .map(EmbedKey::JwksFile),
+                        _ => parse_jwks_url(&v.value)
+                            .map_err(|m| self.err(&v.origin, KEYS[i], m))
+                            .ok()
+                            .map(EmbedKey::JwksUrl),
                     }
                 }
             }
@@ -1491,6 +1501,28 @@ fn is_loopback_host(url: &Url) -> bool {
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
     }
+}
+
+/// A JWKS URL: `https` (plain `http` only for loopback hosts), no credentials, no fragment.
+fn parse_jwks_url(s: &str) -> Result<Url, String> {
+    let url = Url::parse(s.trim()).map_err(|e| format!("not a URL: {e}"))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback_host(&url) => {}
+        "http" => {
+            return Err(
+                "must be https: keys fetched over plain http could be replaced on the way".into(),
+            );
+        }
+        other => return Err(format!("unsupported scheme {other:?}; expected https")),
+    }
+    if url.host().is_none() || url.fragment().is_some() {
+        return Err("expected https://HOST/PATH with no fragment".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not carry credentials".into());
+    }
+    Ok(url)
 }
 
 fn parse_base_url(s: &str) -> Result<Url, String> {

@@ -110,6 +110,7 @@ pub(crate) struct RawEmbed {
     pub secret_file: Str,
     pub public_key_file: Str,
     pub jwks_file: Str,
+    pub jwks_url: Str,
     pub api_key_env: Str,
     pub api_key_file: Str,
     pub max_token_lifetime: Str,
@@ -291,6 +292,7 @@ pub(crate) fn apply_env(
             (&mut sec.secret_file, "secret_file"),
             (&mut sec.public_key_file, "public_key_file"),
             (&mut sec.jwks_file, "jwks_file"),
+            (&mut sec.jwks_url, "jwks_url"),
             (&mut sec.api_key_env, "api_key_env"),
             (&mut sec.api_key_file, "api_key_file"),
             (&mut sec.max_token_lifetime, "max_token_lifetime"),
@@ -303,6 +305,7 @@ pub(crate) fn apply_env(
             &mut sec.secret_file,
             &mut sec.public_key_file,
             &mut sec.jwks_file,
+            &mut sec.jwks_url,
         ]);
         exclusive(&mut [&mut sec.api_key_env, &mut sec.api_key_file]);
         if present {

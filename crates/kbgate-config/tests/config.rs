@@ -969,3 +969,52 @@ fn connection_limits_and_timeouts_are_configurable_and_range_checked() {
         assert!(e.contains(key) && e.contains(range), "{keys}: {e}");
     }
 }
+
+#[test]
+fn a_jwks_url_must_be_https_without_credentials() {
+    let with = |url: &str| {
+        load_env(
+            "",
+            &[
+                ("KBGATE_EMBED_ISSUER", "app"),
+                ("KBGATE_EMBED_AUDIENCE", "kbgate"),
+                ("KBGATE_EMBED_ALGORITHM", "ES256"),
+                ("KBGATE_EMBED_JWKS_URL", url),
+            ],
+        )
+    };
+    let c = with("https://app.example.com/.well-known/jwks.json").unwrap();
+    assert_eq!(
+        c.embed.unwrap().key,
+        EmbedKey::JwksUrl(
+            "https://app.example.com/.well-known/jwks.json"
+                .parse()
+                .unwrap()
+        )
+    );
+    // Plain http only for loopback (tests, a sidecar).
+    assert!(with("http://127.0.0.1:8080/jwks").is_ok());
+    for (bad, why) in [
+        ("http://app.example.com/jwks", "must be https"),
+        ("https://user:pw@app.example.com/jwks", "credentials"),
+        ("ftp://app.example.com/jwks", "scheme"),
+        ("not a url", "not a URL"),
+    ] {
+        let err = with(bad).unwrap_err();
+        let p = &err.problems()[0];
+        assert_eq!(p.key, "embed.jwks_url", "{bad}: {p}");
+        assert!(p.message.contains(why), "{bad}: {p}");
+    }
+    // A shared-secret algorithm cannot take keys from a URL (algorithm confusion).
+    let err = load_env(
+        "",
+        &[
+            ("KBGATE_EMBED_ISSUER", "app"),
+            ("KBGATE_EMBED_AUDIENCE", "kbgate"),
+            ("KBGATE_EMBED_ALGORITHM", "HS256"),
+            ("KBGATE_EMBED_JWKS_URL", "https://app.example.com/jwks"),
+        ],
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("shared secret"), "{err}");
+}

@@ -112,7 +112,7 @@ async fn embed(state: &AppState, headers: &HeaderMap, p: EmbedParams) -> Result<
         return Err(Error::Unauthorized);
     }
     let now = Utc::now();
-    let claims = match verifier.verify(&token, now.timestamp()) {
+    let claims = match verifier.verify(&token, now.timestamp()).await {
         Ok(c) => c,
         Err(e) => {
             // The reason, never the token.

@@ -26,6 +26,7 @@ mod cookies;
 mod error;
 mod extractors;
 mod html;
+mod jwks;
 mod library;
 mod mail;
 mod pages;

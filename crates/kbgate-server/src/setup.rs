@@ -27,6 +27,8 @@ pub enum SetupError {
     Mail(#[from] MailError),
     #[error("[portal] from is required to send magic links by SMTP")]
     MissingFrom,
+    #[error("HTTP client for the embed JWKS: {0}")]
+    Http(String),
 }
 
 fn algorithm(a: kbgate_config::EmbedAlgorithm) -> EmbedAlgorithm {
@@ -60,6 +62,17 @@ pub(crate) fn mailer_from_config(config: &Config) -> Result<Mailer, SetupError> 
     }
 }
 
+/// The HTTP client fetching the host app's JWKS: no redirects (a key set is fetched from
+/// exactly the configured URL, never from wherever a response points), rustls.
+fn jwks_client() -> Result<reqwest::Client, SetupError> {
+    reqwest::Client::builder()
+        .user_agent(concat!("kbgate/", env!("CARGO_PKG_VERSION")))
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .build()
+        .map_err(|e| SetupError::Http(e.to_string()))
+}
+
 /// The embed verifier and API key of a configuration (`None`s without `[embed]`).
 pub(crate) fn embed_from_config(config: &Config) -> Result<Extras, SetupError> {
     let Some(e) = &config.embed else {
@@ -77,6 +90,9 @@ pub(crate) fn embed_from_config(config: &Config) -> Result<Extras, SetupError> {
         EmbedKey::JwksFile(path) => {
             let text = String::from_utf8(read(path)?).map_err(|_| EmbedKeyError::BadJwks(alg))?;
             EmbedVerifier::jwks(alg, &text, &e.issuer, &e.audience)?
+        }
+        EmbedKey::JwksUrl(url) => {
+            EmbedVerifier::jwks_url(alg, url.clone(), jwks_client()?, &e.issuer, &e.audience)?
         }
     }
     .with_limits(e.leeway, e.max_token_lifetime);

@@ -8,8 +8,12 @@
 
 use std::fmt;
 
+use std::sync::Arc;
+
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+
+use crate::jwks::{Keys, RemoteJwks, usable_keys};
 use kbgate_policy::Email;
 use serde::Deserialize;
 
@@ -82,6 +86,8 @@ pub enum TokenError {
     Claims,
     #[error("token email invalid")]
     Email,
+    #[error("the host app's signing keys are unavailable")]
+    KeysUnavailable,
 }
 
 /// What a verified token says.
@@ -110,20 +116,30 @@ struct RawClaims {
 /// Verifies embed tokens against the configured key, issuer and audience.
 pub struct EmbedVerifier {
     alg: EmbedAlgorithm,
-    /// Keys with their `kid` (JWKS) or none (single PEM key / secret).
-    keys: Vec<(Option<String>, DecodingKey)>,
+    /// Keys with their `kid` (JWKS) or none (single PEM key / secret), or where to fetch
+    /// them.
+    keys: KeySource,
     validation: Validation,
     issuer: String,
     leeway: i64,
     max_lifetime: i64,
 }
 
+/// Where the verification keys come from: configured once, or the host app's JWKS URL.
+enum KeySource {
+    Fixed(Keys),
+    Remote(Arc<RemoteJwks>),
+}
+
 impl fmt::Debug for EmbedVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Never print key material (an HS256 secret lives in the decoding key).
+        let keys = match &self.keys {
+            KeySource::Fixed(k) => format!("{} fixed", k.len()),
+            KeySource::Remote(r) => format!("{r:?}"),
+        };
         f.debug_struct("EmbedVerifier")
             .field("alg", &self.alg)
-            .field("keys", &self.keys.len())
+            .field("keys", &keys)
             .finish_non_exhaustive()
     }
 }
@@ -172,25 +188,28 @@ impl EmbedVerifier {
         }
         let set: JwkSet =
             serde_json::from_str(jwks_json).map_err(|_| EmbedKeyError::BadJwks(alg))?;
-        let mut keys = Vec::new();
-        for jwk in &set.keys {
-            if let Some(declared) = jwk.common.key_algorithm
-                && declared.to_string() != format!("{:?}", alg.jwt())
-            {
-                continue;
-            }
-            let Ok(key) = DecodingKey::from_jwk(jwk) else {
-                continue;
-            };
-            if key.family() != alg.jwt().family() {
-                continue;
-            }
-            keys.push((jwk.common.key_id.clone(), key));
-        }
+        let keys = usable_keys(alg.jwt(), &set);
         if keys.is_empty() {
             return Err(EmbedKeyError::BadJwks(alg));
         }
         Self::build(alg, keys, issuer, audience)
+    }
+
+    /// Keys from the host app's JWKS URL, fetched on first use and then as
+    /// [`crate::jwks`] says (cache lifetime, re-fetch on an unknown `kid`, rate limit).
+    pub fn jwks_url(
+        alg: EmbedAlgorithm,
+        url: url::Url,
+        client: reqwest::Client,
+        issuer: &str,
+        audience: &str,
+    ) -> Result<Self, EmbedKeyError> {
+        if alg == EmbedAlgorithm::Hs256 {
+            return Err(EmbedKeyError::SecretRequired);
+        }
+        let mut v = Self::build(alg, Vec::new(), issuer, audience)?;
+        v.keys = KeySource::Remote(Arc::new(RemoteJwks::new(url, client, alg.jwt())));
+        Ok(v)
     }
 
     fn build(
@@ -214,7 +233,7 @@ impl EmbedVerifier {
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         Ok(EmbedVerifier {
             alg,
-            keys,
+            keys: KeySource::Fixed(Arc::new(keys)),
             validation,
             issuer: issuer.to_owned(),
             leeway,
@@ -235,8 +254,9 @@ impl EmbedVerifier {
         self
     }
 
-    /// Verifies a token at time `now` (Unix seconds).
-    pub fn verify(&self, token: &str, now: i64) -> Result<EmbedClaims, TokenError> {
+    /// Checks a token: size and shape, the pinned algorithm, the signature with the key its
+    /// `kid` names (fetching the host app's keys when they come from a URL), then the claims.
+    pub async fn verify(&self, token: &str, now: i64) -> Result<EmbedClaims, TokenError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(TokenError::TooLarge);
         }
@@ -251,7 +271,14 @@ impl EmbedVerifier {
         if header.alg != self.alg.jwt() {
             return Err(TokenError::Algorithm);
         }
-        let key = self.key_for(header.kid.as_deref())?;
+        let keys = match &self.keys {
+            KeySource::Fixed(keys) => keys.clone(),
+            KeySource::Remote(remote) => remote
+                .keys_for(header.kid.as_deref())
+                .await
+                .map_err(|_| TokenError::KeysUnavailable)?,
+        };
+        let key = key_for(&keys, header.kid.as_deref())?;
         let data = jsonwebtoken::decode::<RawClaims>(token, key, &self.validation)
             .map_err(map_jwt_error)?;
         if !matches!(&data.claims.iss, Some(serde_json::Value::String(s)) if *s == self.issuer) {
@@ -259,20 +286,24 @@ impl EmbedVerifier {
         }
         check_claims(data.claims, now, self.leeway, self.max_lifetime)
     }
+}
 
-    fn key_for(&self, kid: Option<&str>) -> Result<&DecodingKey, TokenError> {
-        if let [(_, only)] = self.keys.as_slice()
-            && (kid.is_none() || self.keys[0].0.is_none() || self.keys[0].0.as_deref() == kid)
-        {
-            return Ok(only);
-        }
-        let kid = kid.ok_or(TokenError::Signature)?;
-        self.keys
-            .iter()
-            .find(|(k, _)| k.as_deref() == Some(kid))
-            .map(|(_, key)| key)
-            .ok_or(TokenError::Signature)
+/// The key of `keys` a token with `kid` is checked with: the one key when there is one and
+/// neither names a different `kid`, otherwise the key with that `kid`.
+fn key_for<'a>(
+    keys: &'a [(Option<String>, DecodingKey)],
+    kid: Option<&str>,
+) -> Result<&'a DecodingKey, TokenError> {
+    if let [(only_kid, only)] = keys
+        && (kid.is_none() || only_kid.is_none() || only_kid.as_deref() == kid)
+    {
+        return Ok(only);
     }
+    let kid = kid.ok_or(TokenError::Signature)?;
+    keys.iter()
+        .find(|(k, _)| k.as_deref() == Some(kid))
+        .map(|(_, key)| key)
+        .ok_or(TokenError::Signature)
 }
 
 /// Whole seconds, as the claims count them.
@@ -361,16 +392,16 @@ mod tests {
                "iss": "https://app.example.com", "aud": "kbgate", "jti": "j-1"})
     }
 
-    #[test]
-    fn accepts_a_good_token() {
+    #[tokio::test]
+    async fn accepts_a_good_token() {
         let n = now();
-        let c = verifier().verify(&mint(good(n)), n).unwrap();
+        let c = verifier().verify(&mint(good(n)), n).await.unwrap();
         assert_eq!(c.email.as_str(), "a@acme.com");
         assert_eq!(c.jti, "j-1");
     }
 
-    #[test]
-    fn refuses_bad_claims() {
+    #[tokio::test]
+    async fn refuses_bad_claims() {
         let n = now();
         let v = verifier();
         let cases: Vec<(&str, serde_json::Value, TokenError)> = vec![
@@ -428,12 +459,12 @@ mod tests {
                     c[k] = val.clone();
                 }
             }
-            assert_eq!(v.verify(&mint(c), n).unwrap_err(), want, "{name}");
+            assert_eq!(v.verify(&mint(c), n).await.unwrap_err(), want, "{name}");
         }
     }
 
-    #[test]
-    fn refuses_alg_none_tampering_and_size() {
+    #[tokio::test]
+    async fn refuses_alg_none_tampering_and_size() {
         use base64::Engine;
         let n = now();
         let v = verifier();
@@ -443,26 +474,29 @@ mod tests {
             b64.encode(br#"{"alg":"none","typ":"JWT"}"#),
             b64.encode(good(n).to_string())
         );
-        assert!(v.verify(&none, n).is_err());
+        assert!(v.verify(&none, n).await.is_err());
         let t = mint(good(n));
         let mut parts: Vec<String> = t.split('.').map(str::to_owned).collect();
         let mut claims = good(n);
         claims["email"] = json!("boss@acme.com");
         parts[1] = b64.encode(claims.to_string());
         assert_eq!(
-            v.verify(&parts.join("."), n).unwrap_err(),
+            v.verify(&parts.join("."), n).await.unwrap_err(),
             TokenError::Signature
         );
         let big = "a".repeat(MAX_TOKEN_BYTES + 1);
-        assert_eq!(v.verify(&big, n).unwrap_err(), TokenError::TooLarge);
-        assert_eq!(v.verify("a.b", n).unwrap_err(), TokenError::Malformed);
+        assert_eq!(v.verify(&big, n).await.unwrap_err(), TokenError::TooLarge);
+        assert_eq!(v.verify("a.b", n).await.unwrap_err(), TokenError::Malformed);
         let hs512 = encode(
             &Header::new(Algorithm::HS512),
             &good(n),
             &EncodingKey::from_secret(SECRET),
         )
         .unwrap();
-        assert_eq!(v.verify(&hs512, n).unwrap_err(), TokenError::Algorithm);
+        assert_eq!(
+            v.verify(&hs512, n).await.unwrap_err(),
+            TokenError::Algorithm
+        );
     }
 
     #[test]

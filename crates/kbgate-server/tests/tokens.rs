@@ -198,7 +198,7 @@ async fn public_key_algorithms_verify() {
         .unwrap();
         let token = jsonwebtoken::encode(&Header::new(jwt_alg), &c, &enc).unwrap();
         assert_eq!(
-            v.verify(&token, n).unwrap().email.as_str(),
+            v.verify(&token, n).await.unwrap().email.as_str(),
             "alice@acme.com",
             "{alg:?}"
         );
@@ -209,7 +209,7 @@ async fn public_key_algorithms_verify() {
             &EncodingKey::from_secret(&pem),
         )
         .unwrap();
-        assert!(v.verify(&confused, n).is_err(), "{alg:?} confusion");
+        assert!(v.verify(&confused, n).await.is_err(), "{alg:?} confusion");
     }
 }
 
@@ -341,11 +341,76 @@ async fn jwks_keys_are_chosen_by_kid() {
     let n = now();
     let ed = EmbedVerifier::jwks(EmbedAlgorithm::EdDsa, &jwks, ISSUER, AUDIENCE).unwrap();
     let t = mint_with(Algorithm::EdDSA, "ed.key", Some("ed-1"), &c());
-    assert_eq!(ed.verify(&t, n).unwrap().email.as_str(), "alice@acme.com");
+    assert_eq!(
+        ed.verify(&t, n).await.unwrap().email.as_str(),
+        "alice@acme.com"
+    );
     let t = mint_with(Algorithm::EdDSA, "ed.key", None, &c());
-    assert!(ed.verify(&t, n).is_ok(), "one key: a missing kid is fine");
+    assert!(
+        ed.verify(&t, n).await.is_ok(),
+        "one key: a missing kid is fine"
+    );
     let t = mint_with(Algorithm::EdDSA, "ed.key", Some("rsa-1"), &c());
-    assert!(ed.verify(&t, n).is_err(), "a kid of an RSA key");
+    assert!(ed.verify(&t, n).await.is_err(), "a kid of an RSA key");
     // A set with no key for the algorithm is refused when configured.
     assert!(EmbedVerifier::jwks(EmbedAlgorithm::Es256, &jwks, ISSUER, AUDIENCE).is_err());
+}
+
+/// `[embed] jwks_url`: the keys come from the host app's JWKS endpoint (here a local one
+/// serving the fixture set's `rsa-1`), fetched on the first hand-over and cached.
+#[tokio::test]
+async fn keys_from_a_jwks_url_open_sessions_and_refuse_what_they_do_not_sign() {
+    use kbgate_server::{EmbedAlgorithm, EmbedVerifier};
+    let all: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("jwks.json")).unwrap()).unwrap();
+    let rsa1: Vec<_> = all["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["kid"] == "rsa-1")
+        .cloned()
+        .collect();
+    let body = serde_json::json!({ "keys": rsa1 }).to_string();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = hits.clone();
+    let jwks = axum::Router::new().route(
+        "/.well-known/jwks.json",
+        axum::routing::get(move || {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let body = body.clone();
+            async move { ([("cache-control", "public, max-age=600")], body) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "http://{}/.well-known/jwks.json",
+        listener.local_addr().unwrap()
+    );
+    tokio::spawn(async move { axum::serve(listener, jwks).await });
+
+    let verifier = EmbedVerifier::jwks_url(
+        EmbedAlgorithm::Rs256,
+        url.parse().unwrap(),
+        reqwest::Client::new(),
+        ISSUER,
+        AUDIENCE,
+    )
+    .unwrap();
+    let app = spawn_app_with(|_| {}, verifier).await;
+    let c = || claims("alice@acme.com");
+    let t = mint_with(Algorithm::RS256, "rsa.key", Some("rsa-1"), &c());
+    assert_accepted(&app, &t, "rsa-1 from the JWKS URL").await;
+    let t = mint_with(Algorithm::RS256, "rsa.key", None, &c());
+    assert_accepted(&app, &t, "the one key, no kid").await;
+    // Not in the served set, or signed by another key under its kid: refused.
+    let t = mint_with(Algorithm::RS256, "rsa2.key", Some("rsa-2"), &c());
+    assert_refused(&app, &t, "a kid the host app does not publish").await;
+    let t = mint_with(Algorithm::RS256, "rsa2.key", Some("rsa-1"), &c());
+    assert_refused(&app, &t, "rsa-2's signature under kid rsa-1").await;
+    let pem = std::fs::read(fixture("rsa.pub.pem")).unwrap();
+    let confused = mint_hmac(&pem, Some("rsa-1"), &c());
+    assert_refused(&app, &confused, "HS256 keyed with the published key").await;
+    // Fetched once for all of these (cached by max-age; the unknown kid came right after
+    // the fetch, so it was not fetched again).
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
