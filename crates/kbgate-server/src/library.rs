@@ -48,6 +48,7 @@ pub(crate) struct Library {
     summaries: SummaryCache,
     views: ViewCache,
     builds: Builds,
+    content: access::ContentSettings,
 }
 
 /// How often each cached value was built (not found in the cache): what the single-flight and
@@ -307,7 +308,14 @@ impl Library {
             summaries: SummaryCache::default(),
             views: ViewCache::with_weighter(items, view_bytes.max(1), ViewWeight),
             builds: Builds::default(),
+            content: access::ContentSettings::default(),
         }
+    }
+
+    /// Where Jira keys link and whether mentions show names (default: plain keys, no names).
+    pub(crate) fn with_content(mut self, content: access::ContentSettings) -> Library {
+        self.content = content;
+        self
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, CachedSpace>> {
@@ -589,7 +597,7 @@ impl Library {
         let snapshot = access::gather(&*self.store, viewer, page, space)
             .await
             .map_err(store_err)?;
-        Ok(access::render(page, &snapshot))
+        Ok(access::render(page, snapshot, &self.content))
     }
 
     /// Whether the viewer may read the page with this id (cheap check, no bodies).
