@@ -98,6 +98,19 @@ pub struct ConfluenceConfig {
     /// again after this long if the site still shows no access. Default
     /// [`DEFAULT_INVITE_RETRY_AFTER`], between [`MIN_INVITE_RETRY_AFTER`] and 7 days.
     pub invite_retry_after: Duration,
+    /// The Jira site that Jira issue macros link to (`{jira_url}/browse/KEY`). Default: the
+    /// site itself when `base_url` is `https://X.atlassian.net` (Jira Cloud and Confluence
+    /// Cloud share the site's host); otherwise none. `jira_url = ""` turns links off: keys
+    /// then show as plain text, never as a dead link.
+    pub jira_url: Option<Url>,
+}
+
+/// The Jira site of a Confluence site: the same origin for `https://X.atlassian.net`.
+pub fn default_jira_url(base_url: &Url) -> Option<Url> {
+    let host = base_url.host_str()?;
+    (base_url.scheme() == "https" && host.ends_with(".atlassian.net"))
+        .then(|| Url::parse(&format!("https://{host}")).ok())
+        .flatten()
 }
 
 /// Default of `[confluence] invite_wait`.
@@ -301,6 +314,10 @@ pub struct PortalConfig {
     /// from a trusted proxy only count against `max_connections`: per-client limits belong
     /// to the proxy there. Default 64, between 1 and `max_connections`.
     pub max_connections_per_client: u64,
+    /// Whether mentions of people (`@name`) show the person's display name. Default false:
+    /// mentions show "a team member", as staff names are personal data a customer portal
+    /// need not publish.
+    pub show_staff_names: bool,
 }
 
 /// Default of `[portal] header_read_timeout`.
@@ -385,6 +402,7 @@ impl PortalConfig {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+            show_staff_names: false,
         }
     }
 }
@@ -862,7 +880,19 @@ impl Builder<'_> {
             MIN_INVITE_RETRY_AFTER,
             Some(Duration::from_secs(7 * 24 * 3600)),
         );
+        let jira_url = match self.conv(&r.jira_url, "confluence.jira_url", |s| {
+            if s.trim().is_empty() {
+                Ok(None)
+            } else {
+                parse_jira_url(s).map(Some)
+            }
+        }) {
+            Some(Some(explicit)) => Some(explicit),
+            Some(None) => Some(base_url.as_ref().and_then(default_jira_url)),
+            None => None,
+        };
         Some(ConfluenceConfig {
+            jira_url: jira_url?,
             invite_wait: invite_wait?,
             invite_retry_after: invite_retry_after?,
             base_url: base_url?,
@@ -1275,6 +1305,7 @@ impl Builder<'_> {
             idle_timeout: idle_timeout?,
             max_connections: max_connections?,
             max_connections_per_client: max_connections_per_client?,
+            show_staff_names: r.show_staff_names.as_ref().is_some_and(|v| v.value),
         })
     }
 
@@ -1544,6 +1575,25 @@ fn parse_base_url(s: &str) -> Result<Url, String> {
     if !url.username().is_empty() || url.password().is_some() {
         return Err(
             "credentials do not belong in the URL; use api_token_env or api_token_file".into(),
+        );
+    }
+    Ok(url)
+}
+
+/// `[confluence] jira_url`: an https origin (a path is kept, for Jira behind a prefix).
+fn parse_jira_url(s: &str) -> Result<Url, String> {
+    let url = Url::parse(s.trim()).map_err(|e| format!("not a URL: {e}"))?;
+    if url.scheme() != "https" && !(url.scheme() == "http" && is_loopback_host(&url)) {
+        return Err("expected https://SITE.atlassian.net (or \"\" for no Jira links)".into());
+    }
+    if url.host().is_none()
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return Err(
+            "expected https://SITE.atlassian.net with no query, fragment or credentials".into(),
         );
     }
     Ok(url)

@@ -62,6 +62,7 @@ pub(crate) struct RawConfluence {
     pub requests_per_second: Option<Val<u64>>,
     pub invite_wait: Str,
     pub invite_retry_after: Str,
+    pub jira_url: Str,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -98,6 +99,7 @@ pub(crate) struct RawPortal {
     pub idle_timeout: Str,
     pub max_connections: Option<Val<u64>>,
     pub max_connections_per_client: Option<Val<u64>>,
+    pub show_staff_names: Option<Val<bool>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -226,6 +228,7 @@ pub(crate) fn apply_env(
             (&mut sec.default_access_group, "default_access_group"),
             (&mut sec.invite_wait, "invite_wait"),
             (&mut sec.invite_retry_after, "invite_retry_after"),
+            (&mut sec.jira_url, "jira_url"),
         ] {
             present |= o.set(field, "confluence", key);
         }
@@ -272,7 +275,8 @@ pub(crate) fn apply_env(
             header_read_timeout,
             idle_timeout,
             max_connections,
-            max_connections_per_client
+            max_connections_per_client,
+            show_staff_names
         ]
     );
     if let Some(p) = raw.portal.as_mut() {

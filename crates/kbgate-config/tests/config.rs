@@ -1018,3 +1018,59 @@ fn a_jwks_url_must_be_https_without_credentials() {
     .unwrap_err();
     assert!(err.to_string().contains("shared secret"), "{err}");
 }
+
+#[test]
+fn jira_links_default_to_the_atlassian_site_and_can_be_set_or_turned_off() {
+    let jira = |c: &Config| {
+        c.confluence
+            .as_ref()
+            .unwrap()
+            .jira_url
+            .as_ref()
+            .map(|u| u.as_str().to_owned())
+    };
+    // https://X.atlassian.net: Jira lives on the same site.
+    let c = load(GOOD).unwrap();
+    assert_eq!(jira(&c).as_deref(), Some("https://example.atlassian.net/"));
+    let with = |v: &str| {
+        GOOD.replace(
+            "api_token_env = \"KBGATE_CONFLUENCE_TOKEN\"\n",
+            &format!("api_token_env = \"KBGATE_CONFLUENCE_TOKEN\"\njira_url = {v}\n"),
+        )
+    };
+    let c = load(&with("\"https://jira.example.com/jira\"")).unwrap();
+    assert_eq!(jira(&c).as_deref(), Some("https://jira.example.com/jira"));
+    let c = load(&with("\"\"")).unwrap();
+    assert_eq!(jira(&c), None, "empty turns Jira links off");
+    for bad in [
+        "\"javascript:alert(1)\"",
+        "\"http://jira.example.com\"",
+        "\"https://x/?a=b\"",
+    ] {
+        let e = load(&with(bad)).unwrap_err().to_string();
+        assert!(e.contains("confluence.jira_url"), "{bad}: {e}");
+    }
+    // A site that is not on atlassian.net (the simulator on localhost): no default.
+    let local = GOOD.replace("https://example.atlassian.net", "http://127.0.0.1:8089");
+    assert_eq!(jira(&load(&local).unwrap()), None);
+    let c = load_env(
+        GOOD,
+        &[("KBGATE_CONFLUENCE_JIRA_URL", "https://other.atlassian.net")],
+    )
+    .unwrap();
+    assert_eq!(jira(&c).as_deref(), Some("https://other.atlassian.net/"));
+}
+
+#[test]
+fn staff_names_are_hidden_unless_turned_on() {
+    let c = load(GOOD).unwrap();
+    assert!(!c.portal.show_staff_names);
+    assert!(!PortalConfig::new("https://kb.example.com".parse().unwrap()).show_staff_names);
+    let text = GOOD.replace(
+        "listen = \"0.0.0.0:9000\"\n",
+        "listen = \"0.0.0.0:9000\"\nshow_staff_names = true\n",
+    );
+    assert!(load(&text).unwrap().portal.show_staff_names);
+    let c = load_env(GOOD, &[("KBGATE_PORTAL_SHOW_STAFF_NAMES", "true")]).unwrap();
+    assert!(c.portal.show_staff_names);
+}

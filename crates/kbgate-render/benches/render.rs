@@ -104,6 +104,7 @@ fn main() {
                 &PrepareContext {
                     space_key: key,
                     page_id: id,
+                    user_names: None,
                 },
             ));
         }
@@ -115,6 +116,7 @@ fn main() {
                 &PrepareContext {
                     space_key: key,
                     page_id: id,
+                    user_names: None,
                 },
             );
             black_box(p.encode());
@@ -132,6 +134,7 @@ fn main() {
             &PrepareContext {
                 space_key: key,
                 page_id: id,
+                user_names: None,
             },
         )
         .encode();

@@ -16,11 +16,14 @@
 
 mod entities;
 mod escape;
+mod highlight;
 mod parse;
 mod resolve;
 mod sanitize;
 mod urls;
 mod walk;
+
+use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -36,12 +39,16 @@ pub(crate) const TOKEN_END: char = '\u{E001}';
 pub(crate) const TRAILER: char = '\u{E002}';
 
 /// What `prepare` needs to know about the page being rendered.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 pub struct PrepareContext<'a> {
     /// Space of the page; links without `ri:space-key` point into it.
     pub space_key: &'a str,
     /// Id of the page; its own attachments are served where [`PortalUrls::attachment`] says.
     pub page_id: &'a str,
+    /// Display names by Atlassian account id, looked up by the sync for the people this page
+    /// mentions ([`mentioned_accounts`]). A mention whose account is missing here shows the
+    /// neutral phrase; the account id itself is never written.
+    pub user_names: Option<&'a HashMap<String, String>>,
 }
 
 /// A heading of the page, in document order (for the toc and for navigation).
@@ -62,8 +69,8 @@ pub struct Heading {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum Ref {
-    /// A link to another page. `text` is the link body, or the title as written in the link
-    /// when the body is empty — so an unreadable target shows only what this page says.
+    /// A link to another page. `text` is the link body; empty when the link has none (the
+    /// target's title then shows to viewers who may read it, [`NEUTRAL_PAGE`] to others).
     PageLink {
         space_key: String,
         title: String,
@@ -87,6 +94,12 @@ pub enum Ref {
         image: bool,
         text: String,
     },
+    /// A Jira issue key (`PROJ-123`, checked by the renderer): a link to the Jira site the
+    /// portal is configured with now, or the plain key.
+    Jira { key: String },
+    /// A mention of a person: the display name the sync looked up (or the author's link
+    /// text), shown or replaced by a neutral phrase per the portal's setting.
+    Mention { name: Option<String> },
 }
 
 /// The result of rendering a page at sync time.
@@ -211,6 +224,32 @@ pub trait PageAccess {
     fn children(&self, page_id: &str) -> Vec<PageTarget>;
     /// The portal URL of an attachment of a readable page.
     fn attachment_url(&self, space_key: &str, page_title: &str, file_name: &str) -> Option<String>;
+    /// The Jira site issue keys link to (`https://acme.atlassian.net`, no trailing slash),
+    /// or `None` to show keys as plain text. Default: none.
+    fn jira_site(&self) -> Option<&str> {
+        None
+    }
+    /// Whether mentions show the person's name; otherwise [`NEUTRAL_PERSON`]. Default: no
+    /// (staff names are personal data a customer portal need not publish).
+    fn show_staff_names(&self) -> bool {
+        false
+    }
+}
+
+/// What a mention shows when staff names are hidden or the name is unknown.
+pub const NEUTRAL_PERSON: &str = "a team member";
+
+/// What an empty-bodied link to a page the viewer may not read shows (never the title:
+/// ARCHITECTURE.md, S1).
+pub const NEUTRAL_PAGE: &str = "another page";
+
+/// The Atlassian account ids a storage body mentions (`ri:user ri:account-id`), each once,
+/// in order: the sync looks up their display names before [`prepare`].
+pub fn mentioned_accounts(storage: &str) -> Vec<String> {
+    let root = parse::parse(storage);
+    let mut out = Vec::new();
+    walk::collect_accounts(&root, &mut out);
+    out
 }
 
 /// Turns heading text or an anchor name into an element id. Links with `ac:anchor` and the

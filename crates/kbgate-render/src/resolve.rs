@@ -1,9 +1,21 @@
 //! View-time resolution of reference tokens for one viewer.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use crate::parse::is_private_use;
-use crate::{PageAccess, Ref, TOKEN_END, TOKEN_START, decode, escape_html_into};
+use crate::{
+    NEUTRAL_PAGE, NEUTRAL_PERSON, PageAccess, Ref, TOKEN_END, TOKEN_START, decode, escape_html_into,
+};
+
+/// Per-view state of one resolution.
+struct View<'a> {
+    access: &'a dyn PageAccess,
+    /// `(space, title)` of the includes being expanded (cycle guard).
+    visited: Vec<(String, String)>,
+    /// Element ids already on the page; `None` until the first include needs them.
+    ids: Option<HashSet<String>>,
+}
 
 /// How many levels of `include`/`excerpt-include` are followed.
 pub const MAX_INCLUDE_DEPTH: usize = 3;
@@ -12,12 +24,105 @@ pub const MAX_INCLUDE_DEPTH: usize = 3;
 /// for. A single linear scan: tokens are replaced, any other private-use character dropped.
 /// Targets the viewer may not read contribute only this page's own link text (links,
 /// attachments of other pages) or nothing (include, excerpt-include, children).
+///
+/// Element ids stay unique on the page: ids of included content that clash with the
+/// page's own (or an earlier include's) get a suffix, and the included content's own
+/// `#anchor` links follow the rename. Pages without includes skip this.
 pub fn resolve(stored: &str, access: &dyn PageAccess) -> String {
     let d = decode(stored);
     let mut out = String::with_capacity(d.template.len() + d.refs.len() * 64);
-    let mut visited = Vec::new();
-    resolve_into(d.template, &d.refs, access, 0, &mut visited, &mut out);
+    let mut view = View {
+        access,
+        visited: Vec::new(),
+        ids: None,
+    };
+    if d.refs
+        .iter()
+        .any(|r| matches!(r, Ref::Include { .. } | Ref::ExcerptInclude { .. }))
+    {
+        let mut ids = HashSet::new();
+        map_attrs(d.template, |name, value| {
+            if name == "id" {
+                ids.insert(value.to_string());
+            }
+            None
+        });
+        view.ids = Some(ids);
+    }
+    resolve_into(d.template, &d.refs, &mut view, 0, &mut out);
     out
+}
+
+/// Copies `html` (sanitiser output: every attribute value double-quoted, `<` in text
+/// escaped) and replaces the value of each attribute for which `f(name, value)` answers.
+/// Values are passed and returned in their escaped form.
+fn map_attrs(html: &str, mut f: impl FnMut(&str, &str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut rest = html;
+    while let Some(lt) = rest.find('<') {
+        out.push_str(&rest[..lt]);
+        rest = &rest[lt..];
+        let bytes = rest.as_bytes();
+        let mut copied = 0;
+        let mut i = 1;
+        while i < bytes.len() && bytes[i] != b'>' {
+            if bytes[i] == b'=' && bytes.get(i + 1) == Some(&b'"') {
+                let name_start = rest[..i]
+                    .rfind(|c: char| c.is_ascii_whitespace())
+                    .map_or(0, |p| p + 1);
+                let vstart = i + 2;
+                let vend = rest[vstart..].find('"').map_or(rest.len(), |p| vstart + p);
+                if let Some(new) = f(&rest[name_start..i], &rest[vstart..vend]) {
+                    out.push_str(&rest[copied..vstart]);
+                    out.push_str(&new);
+                    copied = vend;
+                }
+                i = vend + 1;
+                continue;
+            }
+            i += 1;
+        }
+        let end = (i + 1).min(rest.len());
+        out.push_str(&rest[copied..end]);
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `template` with ids already in `used` renamed (`id-2`, …) and its `#id` links
+/// following; registers every id it leaves in `used`.
+fn unique_ids(template: &str, used: &mut HashSet<String>) -> String {
+    let mut renamed: HashMap<String, String> = HashMap::new();
+    map_attrs(template, |name, value| {
+        if name == "id" && used.contains(value) && !renamed.contains_key(value) {
+            let mut n = 2;
+            let mut new = format!("{value}-{n}");
+            while used.contains(&new) {
+                n += 1;
+                new = format!("{value}-{n}");
+            }
+            renamed.insert(value.to_string(), new);
+        }
+        None
+    });
+    for v in renamed.values() {
+        used.insert(v.clone());
+    }
+    map_attrs(template, |name, value| match name {
+        "id" => match renamed.get(value) {
+            Some(new) => Some(new.clone()),
+            None => {
+                used.insert(value.to_string());
+                None
+            }
+        },
+        "href" => value
+            .strip_prefix('#')
+            .and_then(|a| renamed.get(a))
+            .map(|new| format!("#{new}")),
+        _ => None,
+    })
 }
 
 /// Lead bytes of UTF-8 encodings of U+E000..=U+F8FF.
@@ -25,14 +130,7 @@ fn maybe_private_use(b: u8) -> bool {
     b == 0xEE || b == 0xEF
 }
 
-fn resolve_into(
-    template: &str,
-    refs: &[Ref],
-    access: &dyn PageAccess,
-    depth: usize,
-    visited: &mut Vec<(String, String)>,
-    out: &mut String,
-) {
+fn resolve_into(template: &str, refs: &[Ref], view: &mut View<'_>, depth: usize, out: &mut String) {
     let bytes = template.as_bytes();
     let mut copied = 0;
     let mut i = 0;
@@ -60,7 +158,7 @@ fn resolve_into(
                     .ok()
                     .and_then(|k| refs.get(k))
                 {
-                    render_ref(r, access, depth, visited, out);
+                    render_ref(r, view, depth, out);
                 }
                 next += digits + TOKEN_END.len_utf8();
             }
@@ -79,13 +177,8 @@ fn link(out: &mut String, href: &str, text: &str) {
     out.push_str("</a>");
 }
 
-fn render_ref(
-    r: &Ref,
-    access: &dyn PageAccess,
-    depth: usize,
-    visited: &mut Vec<(String, String)>,
-    out: &mut String,
-) {
+fn render_ref(r: &Ref, view: &mut View<'_>, depth: usize, out: &mut String) {
+    let access = view.access;
     match r {
         Ref::PageLink {
             space_key,
@@ -98,13 +191,54 @@ fn render_ref(
                     Some(a) => format!("{}#{a}", t.url),
                     None => t.url,
                 };
-                link(out, &href, text);
+                // An empty body shows the target's (current) title.
+                let shown = if text.trim().is_empty() {
+                    &t.title
+                } else {
+                    text
+                };
+                link(out, &href, shown);
+            }
+            // Unreadable: the link text this page wrote, or a neutral placeholder when the
+            // body was empty (older stored pages carry the target's title as the text: it
+            // counts as empty).
+            None if text.trim().is_empty() || text == title => {
+                out.push_str("<span class=\"link-unavailable\">");
+                out.push_str(NEUTRAL_PAGE);
+                out.push_str("</span>");
             }
             None => escape_html_into(out, text),
         },
+        Ref::Jira { key } => match access.jira_site() {
+            Some(site) => {
+                out.push_str("<a class=\"jira-key\" href=\"");
+                escape_html_into(out, site.trim_end_matches('/'));
+                out.push_str("/browse/");
+                escape_html_into(out, key);
+                out.push_str("\" rel=\"noopener noreferrer nofollow\">");
+                escape_html_into(out, key);
+                out.push_str("</a>");
+            }
+            None => {
+                out.push_str("<span class=\"jira-key\">");
+                escape_html_into(out, key);
+                out.push_str("</span>");
+            }
+        },
+        Ref::Mention { name } => {
+            out.push_str("<span class=\"user-mention\">");
+            match name {
+                Some(n) if access.show_staff_names() => {
+                    out.push('@');
+                    escape_html_into(out, n);
+                }
+                _ => out.push_str(NEUTRAL_PERSON),
+            }
+            out.push_str("</span>");
+        }
         Ref::Include { space_key, title } | Ref::ExcerptInclude { space_key, title } => {
             let key = (space_key.clone(), title.clone());
-            if depth >= MAX_INCLUDE_DEPTH || visited.contains(&key) {
+            if depth >= MAX_INCLUDE_DEPTH || view.visited.contains(&key) {
                 return;
             }
             let Some(stored) = access.page_stored_html(space_key, title) else {
@@ -118,11 +252,17 @@ fn render_ref(
                     None => return,
                 },
             };
-            visited.push(key);
+            view.visited.push(key);
             let _ = write!(out, "<div class=\"{class}\">");
-            resolve_into(template, &d.refs, access, depth + 1, visited, out);
+            match view.ids.as_mut() {
+                Some(used) => {
+                    let renamed = unique_ids(template, used);
+                    resolve_into(&renamed, &d.refs, view, depth + 1, out);
+                }
+                None => resolve_into(template, &d.refs, view, depth + 1, out),
+            }
             out.push_str("</div>");
-            visited.pop();
+            view.visited.pop();
         }
         Ref::Children { page_id } => children(&access.children(page_id), out),
         Ref::ChildrenOfPage { space_key, title } => {

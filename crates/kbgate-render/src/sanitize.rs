@@ -67,13 +67,25 @@ pub(crate) const LANGUAGES: &[&str] = &[
     "yaml",
 ];
 
-pub(crate) const PANEL_KINDS: &[&str] = &["info", "note", "warning", "tip", "plain"];
+pub(crate) const PANEL_KINDS: &[&str] = &["info", "note", "warning", "success", "error", "custom"];
 pub(crate) const STATUS_COLOURS: &[&str] = &["grey", "red", "yellow", "green", "blue", "purple"];
 
 static LANGUAGE_CLASSES: LazyLock<Vec<String>> =
     LazyLock::new(|| LANGUAGES.iter().map(|l| format!("language-{l}")).collect());
 static PANEL_CLASSES: LazyLock<Vec<String>> =
     LazyLock::new(|| PANEL_KINDS.iter().map(|k| format!("panel-{k}")).collect());
+static PANEL_BG_CLASSES: LazyLock<Vec<String>> = LazyLock::new(|| {
+    crate::walk::PANEL_COLOURS
+        .iter()
+        .map(|(k, _)| format!("panel-bg-{k}"))
+        .collect()
+});
+static LAYOUT_CLASSES: LazyLock<Vec<String>> = LazyLock::new(|| {
+    crate::walk::LAYOUT_TYPES
+        .iter()
+        .map(|k| format!("layout-{k}"))
+        .collect()
+});
 static STATUS_CLASSES: LazyLock<Vec<String>> = LazyLock::new(|| {
     STATUS_COLOURS
         .iter()
@@ -153,6 +165,8 @@ static BUILDER: LazyLock<Builder<'static>> = LazyLock::new(|| {
     allow("colgroup", &["span"]);
     allow("ol", &["start"]);
     allow("aside", &["role"]);
+    // Long code blocks scroll: focusable so keyboard users can scroll them (always "0").
+    allow("pre", &["tabindex"]);
     for h in ["h1", "h2", "h3", "h4", "h5", "h6", "span"] {
         allow(h, &["id"]);
     }
@@ -174,8 +188,31 @@ static BUILDER: LazyLock<Builder<'static>> = LazyLock::new(|| {
         &PANEL_CLASSES.iter().map(String::as_str).collect::<Vec<_>>(),
     );
     class(
+        "aside",
+        &PANEL_BG_CLASSES
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    class(
         "span",
-        &["status", "jira-key", "user-mention", "anchor", "emoticon"],
+        &[
+            "status",
+            "status-subtle",
+            "jira-key",
+            "user-mention",
+            "anchor",
+            "emoticon",
+            "panel-icon",
+        ],
+    );
+    class("span", crate::highlight::CLASSES);
+    class(
+        "div",
+        &LAYOUT_CLASSES
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
     );
     class("a", &["jira-key"]);
     class(
@@ -198,14 +235,17 @@ static BUILDER: LazyLock<Builder<'static>> = LazyLock::new(|| {
             "excerpt",
             "expand-body",
             "quote",
+            "tab-group",
+            "tab",
+            "macro-body",
         ],
     );
-    class("p", &["panel-title", "code-title"]);
+    class("p", &["panel-title", "code-title", "tab-title"]);
     class("details", &["expand"]);
     class("nav", &["toc"]);
     class("ul", &["task-list"]);
     class("li", &["task", "task-done"]);
-    class("pre", &["code-block"]);
+    class("pre", &["code-block", "code-wrap"]);
 
     let mut b = Builder::empty();
     b.tags(tags)

@@ -2,13 +2,16 @@
 
 mod render_common;
 
-use kbgate_render::{Heading, PrepareContext, Ref, prepare};
-use render_common::{assert_inert, render};
+use std::collections::HashMap;
+
+use kbgate_render::{Heading, PrepareContext, Ref, mentioned_accounts, prepare, resolve};
+use render_common::{Mirror, assert_inert, render, render_with};
 
 fn ctx() -> PrepareContext<'static> {
     PrepareContext {
         space_key: "KB",
         page_id: "100",
+        user_names: None,
     }
 }
 
@@ -72,9 +75,16 @@ fn tables_keep_spans_only() {
 fn code_macro_keeps_code_exact() {
     let body = r#"<ac:structured-macro ac:name="code"><ac:parameter ac:name="language">js</ac:parameter><ac:plain-text-body><![CDATA[if (a < b && c > d) { x = "]]]]><![CDATA[>"; }]]></ac:plain-text-body></ac:structured-macro>"#;
     let p = prepare(body, &ctx());
+    assert!(
+        p.html.starts_with(
+            "<pre class=\"code-block\" tabindex=\"0\"><code class=\"language-javascript\">"
+        ),
+        "{}",
+        p.html
+    );
     assert_eq!(
-        p.html,
-        "<pre class=\"code-block\"><code class=\"language-javascript\">if (a &lt; b &amp;&amp; c &gt; d) { x = \"]]&gt;\"; }</code></pre>"
+        text_of(&p.html),
+        "if (a &lt; b &amp;&amp; c &gt; d) { x = \"]]&gt;\"; }"
     );
     assert!(
         p.text.contains("if (a < b && c > d) { x = \"]]>\"; }"),
@@ -88,19 +98,27 @@ fn code_macro_with_unknown_language_has_no_class() {
     let out = render(
         r#"<ac:structured-macro ac:name="code"><ac:parameter ac:name="language">evil" onclick="x</ac:parameter><ac:plain-text-body><![CDATA[x]]></ac:plain-text-body></ac:structured-macro>"#,
     );
-    assert_eq!(out, "<pre class=\"code-block\"><code>x</code></pre>");
+    assert_eq!(
+        out,
+        "<pre class=\"code-block\" tabindex=\"0\"><code>x</code></pre>"
+    );
 }
 
 #[test]
 fn panels_render_as_asides() {
-    for kind in ["info", "note", "warning", "tip"] {
+    for (kind, class) in [
+        ("info", "info"),
+        ("note", "warning"),
+        ("warning", "error"),
+        ("tip", "success"),
+    ] {
         let out = render(&format!(
             r#"<ac:structured-macro ac:name="{kind}"><ac:parameter ac:name="title">T</ac:parameter><ac:rich-text-body><p>body</p></ac:rich-text-body></ac:structured-macro>"#
         ));
         assert_eq!(
             out,
             format!(
-                "<aside class=\"panel panel-{kind}\" role=\"note\"><p class=\"panel-title\"><strong>T</strong></p><p>body</p></aside>"
+                "<aside class=\"panel panel-{class}\" role=\"note\"><p class=\"panel-title\"><strong>T</strong></p><p>body</p></aside>"
             )
         );
     }
@@ -190,21 +208,55 @@ fn page_links_become_refs() {
                 space_key: "KB".into(),
                 title: "Same Space".into(),
                 anchor: None,
-                text: "Same Space".into()
+                // Empty body: the title shows only to viewers who may read the target.
+                text: String::new()
             },
         ]
     );
     assert_eq!(p.html, "\u{E000}0\u{E001}\u{E000}1\u{E001}");
 }
 
+/// The markup of `html` with its tags removed (entities kept).
+fn text_of(html: &str) -> String {
+    let mut text = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => text.push(c),
+            _ => {}
+        }
+    }
+    text
+}
+
+const JIRA_KEY: &str = r#"<ac:structured-macro ac:name="jira" ac:schema-version="1"><ac:parameter ac:name="server">System JIRA</ac:parameter><ac:parameter ac:name="serverId">a1b2c3d4-0000-1111-2222-333344445555</ac:parameter><ac:parameter ac:name="key">ABC-123</ac:parameter></ac:structured-macro>"#;
+
 #[test]
-fn jira_macro_links_the_key_through_the_portal() {
-    let out = render(
-        r#"<ac:structured-macro ac:name="jira"><ac:parameter ac:name="server">System JIRA</ac:parameter><ac:parameter ac:name="key">ABC-123</ac:parameter></ac:structured-macro>"#,
+fn jira_macro_links_the_key_to_the_configured_site() {
+    let site = Mirror {
+        jira: Some("https://acme.atlassian.net/".into()),
+        ..Mirror::default()
+    };
+    assert_eq!(
+        render_with(JIRA_KEY, &site),
+        "<a class=\"jira-key\" href=\"https://acme.atlassian.net/browse/ABC-123\" rel=\"noopener noreferrer nofollow\">ABC-123</a>"
+    );
+    // No Jira site: the key as text, never a dead link.
+    assert_eq!(render(JIRA_KEY), "<span class=\"jira-key\">ABC-123</span>");
+    // The key is searchable; the server name and id are not shown.
+    let p = prepare(JIRA_KEY, &ctx());
+    assert_eq!(p.text, "ABC-123");
+    assert!(!render_with(JIRA_KEY, &site).contains("System"));
+    // A JQL list is not shown, and neither is its query.
+    let out = render_with(
+        r#"<ac:structured-macro ac:name="jira"><ac:parameter ac:name="jqlQuery">project = SECRET</ac:parameter></ac:structured-macro>"#,
+        &site,
     );
     assert_eq!(
         out,
-        "<a class=\"jira-key\" href=\"/jira/ABC-123\" rel=\"noopener noreferrer nofollow\">ABC-123</a>"
+        "<div class=\"macro-unsupported\">This content is not available here.</div>"
     );
     // Anything that is not a plain issue key stays text.
     let out = render(
@@ -216,16 +268,39 @@ fn jira_macro_links_the_key_through_the_portal() {
 
 #[test]
 fn unknown_and_listing_macros_become_placeholders() {
-    for name in ["content-by-label", "pagetree", "html", "some-plugin"] {
+    for name in [
+        "content-by-label",
+        "pagetree",
+        "html",
+        "hide-if",
+        "show-if",
+        "visibility-restricted",
+        "some-plugin",
+    ] {
+        let out = render(&format!(
+            r#"<ac:structured-macro ac:name="{name}"><ac:parameter ac:name="x">y</ac:parameter><ac:plain-text-body>secret</ac:plain-text-body></ac:structured-macro>"#
+        ));
+        assert_eq!(
+            out, "<div class=\"macro-unsupported\">This content is not available here.</div>",
+            "{name}"
+        );
+    }
+    // Listing and visibility macros never show a body, even one they carry.
+    for name in [
+        "content-by-label",
+        "pagetree",
+        "hide-if",
+        "show-if",
+        "hidden-content",
+    ] {
         let out = render(&format!(
             r#"<ac:structured-macro ac:name="{name}"><ac:rich-text-body><p>secret</p></ac:rich-text-body></ac:structured-macro>"#
         ));
-        assert_eq!(
-            out,
-            format!(
-                "<div class=\"macro-unsupported\">This content ({name}) is not available here.</div>"
-            )
+        assert!(
+            !out.contains("secret") && out.contains("macro-unsupported"),
+            "{name}: {out}"
         );
+        assert!(!out.contains(name), "{out}");
     }
     let out = render(r#"<ac:structured-macro ac:name="&lt;img src=x onerror=alert(1)&gt;"/>"#);
     assert_inert(&out);
@@ -267,7 +342,7 @@ fn small_inline_constructs() {
     );
     assert_eq!(
         out,
-        "<p>2024-05-01 \u{2705} marked <span class=\"user-mention\">@user</span></p>"
+        "<p>2024-05-01 \u{2705} marked <span class=\"user-mention\">a team member</span></p>"
     );
     assert!(!out.contains("secret-id"));
 }
@@ -291,4 +366,274 @@ fn search_text_is_plain() {
     );
     // nbsp counts as whitespace in search text
     assert_eq!(p.text, "Title\nSome text & more\none\ntwo");
+}
+
+#[test]
+fn unknown_macros_with_a_body_show_the_body_not_the_name() {
+    let out = render(
+        r#"<ac:structured-macro ac:name="aura-card-box"><ac:parameter ac:name="color">red</ac:parameter><ac:rich-text-body><p>Body text</p></ac:rich-text-body></ac:structured-macro>"#,
+    );
+    assert_eq!(out, "<div class=\"macro-body\"><p>Body text</p></div>");
+}
+
+#[test]
+fn panels_use_the_names_and_colours_people_see() {
+    for (macro_name, class) in [
+        ("info", "panel-info"),
+        ("tip", "panel-success"),
+        ("note", "panel-warning"),
+        ("warning", "panel-error"),
+    ] {
+        let out = render(&format!(
+            r#"<ac:structured-macro ac:name="{macro_name}"><ac:parameter ac:name="title">T</ac:parameter><ac:rich-text-body><p>b</p></ac:rich-text-body></ac:structured-macro>"#
+        ));
+        assert_eq!(
+            out,
+            format!(
+                "<aside class=\"panel {class}\" role=\"note\"><p class=\"panel-title\"><strong>T</strong></p><p>b</p></aside>"
+            )
+        );
+    }
+}
+
+#[test]
+fn custom_panels_map_their_colour_to_the_palette() {
+    let out = render(
+        r#"<ac:structured-macro ac:name="panel" ac:schema-version="1"><ac:parameter ac:name="panelIcon">:slight_smile:</ac:parameter><ac:parameter ac:name="panelIconText">&#128578;</ac:parameter><ac:parameter ac:name="bgColor">#FFF0B3</ac:parameter><ac:rich-text-body><p>Custom</p></ac:rich-text-body></ac:structured-macro>"#,
+    );
+    assert_eq!(
+        out,
+        "<aside class=\"panel panel-custom panel-bg-orange\" role=\"note\"><span class=\"panel-icon\">\u{1f642}</span><p>Custom</p></aside>"
+    );
+    // A colour that is not a colour is dropped, never passed through.
+    let out = render(
+        r#"<ac:structured-macro ac:name="panel"><ac:parameter ac:name="bgColor">red;background:url(x)</ac:parameter><ac:rich-text-body><p>x</p></ac:rich-text-body></ac:structured-macro>"#,
+    );
+    assert_eq!(
+        out,
+        "<aside class=\"panel panel-custom\" role=\"note\"><p>x</p></aside>"
+    );
+    assert_inert(&out);
+}
+
+#[test]
+fn adf_panels_render_from_their_node_not_the_fallback() {
+    let out = render(
+        r#"<ac:adf-extension><ac:adf-node type="panel"><ac:adf-attribute key="panel-type">note</ac:adf-attribute><ac:adf-content><p>A note</p></ac:adf-content></ac:adf-node><ac:adf-fallback><div class="panel"><p>A note</p></div></ac:adf-fallback></ac:adf-extension>"#,
+    );
+    assert_eq!(
+        out,
+        "<aside class=\"panel panel-note\" role=\"note\"><p>A note</p></aside>"
+    );
+    for kind in ["success", "error", "warning", "info"] {
+        let out = render(&format!(
+            r#"<ac:adf-extension><ac:adf-node type="panel"><ac:adf-attribute key="panel-type">{kind}</ac:adf-attribute><ac:adf-content><p>x</p></ac:adf-content></ac:adf-node></ac:adf-extension>"#
+        ));
+        assert!(
+            out.starts_with(&format!("<aside class=\"panel panel-{kind}\"")),
+            "{out}"
+        );
+    }
+    let out = render(
+        r#"<ac:adf-extension><ac:adf-node type="panel"><ac:adf-attribute key="panel-type">custom</ac:adf-attribute><ac:adf-attribute key="panel-color">#eae6ff</ac:adf-attribute><ac:adf-content><p>x</p></ac:adf-content></ac:adf-node></ac:adf-extension>"#,
+    );
+    assert!(
+        out.starts_with("<aside class=\"panel panel-custom panel-bg-purple\""),
+        "{out}"
+    );
+    // Other nodes keep using the fallback.
+    let out = render(
+        r#"<ac:adf-extension><ac:adf-node type="decision-list"><ac:adf-content>x</ac:adf-content></ac:adf-node><ac:adf-fallback><p>fallback</p></ac:adf-fallback></ac:adf-extension>"#,
+    );
+    assert_eq!(out, "<p>fallback</p>");
+}
+
+#[test]
+fn status_lozenges_keep_their_colour() {
+    let out = render(
+        r#"<ac:structured-macro ac:name="status"><ac:parameter ac:name="colour">Green</ac:parameter><ac:parameter ac:name="title">Done</ac:parameter></ac:structured-macro><ac:structured-macro ac:name="status"><ac:parameter ac:name="colour">Red</ac:parameter><ac:parameter ac:name="title">Blocked</ac:parameter><ac:parameter ac:name="subtle">true</ac:parameter></ac:structured-macro><ac:structured-macro ac:name="status"><ac:parameter ac:name="colour">pink" onclick="x</ac:parameter></ac:structured-macro>"#,
+    );
+    assert_eq!(
+        out,
+        "<span class=\"status status-green\">Done</span><span class=\"status status-red status-subtle\">Blocked</span><span class=\"status status-grey\">GREY</span>"
+    );
+}
+
+#[test]
+fn layouts_become_grids_by_section_type() {
+    let out = render(
+        r#"<ac:layout><ac:layout-section ac:type="two_left_sidebar" ac:breakout-mode="default"><ac:layout-cell><p>a</p></ac:layout-cell><ac:layout-cell><p>b</p></ac:layout-cell></ac:layout-section><ac:layout-section ac:type="weird&quot; x"><ac:layout-cell><p>c</p></ac:layout-cell></ac:layout-section></ac:layout>"#,
+    );
+    assert_eq!(
+        out,
+        "<div class=\"layout\"><div class=\"layout-section layout-two-left-sidebar\"><div class=\"layout-cell\"><p>a</p></div><div class=\"layout-cell\"><p>b</p></div></div><div class=\"layout-section\"><div class=\"layout-cell\"><p>c</p></div></div></div>"
+    );
+}
+
+#[test]
+fn tabs_become_titled_sections_in_order() {
+    let out = render(
+        r#"<ac:structured-macro ac:name="ui-tabs"><ac:rich-text-body><ac:structured-macro ac:name="ui-tab"><ac:parameter ac:name="title">Windows</ac:parameter><ac:rich-text-body><p>w</p></ac:rich-text-body></ac:structured-macro><ac:structured-macro ac:name="ui-tab"><ac:parameter ac:name="title">macOS</ac:parameter><ac:rich-text-body><p>m</p></ac:rich-text-body></ac:structured-macro></ac:rich-text-body></ac:structured-macro>"#,
+    );
+    assert_eq!(
+        out,
+        "<div class=\"tab-group\"><div class=\"tab\"><p class=\"tab-title\">Windows</p><p>w</p></div><div class=\"tab\"><p class=\"tab-title\">macOS</p><p>m</p></div></div>"
+    );
+    let out = render(
+        r#"<ac:structured-macro ac:name="deck"><ac:parameter ac:name="id">d</ac:parameter><ac:rich-text-body><ac:structured-macro ac:name="card"><ac:parameter ac:name="label">One</ac:parameter><ac:rich-text-body><p>1</p></ac:rich-text-body></ac:structured-macro></ac:rich-text-body></ac:structured-macro>"#,
+    );
+    assert_eq!(
+        out,
+        "<div class=\"tab-group\"><div class=\"tab\"><p class=\"tab-title\">One</p><p>1</p></div></div>"
+    );
+}
+
+#[test]
+fn expand_is_details_and_summary() {
+    let out = render(
+        r#"<ac:structured-macro ac:name="expand"><ac:parameter ac:name="title">More</ac:parameter><ac:rich-text-body><p>hidden</p></ac:rich-text-body></ac:structured-macro>"#,
+    );
+    assert_eq!(
+        out,
+        "<details class=\"expand\"><summary>More</summary><div class=\"expand-body\"><p>hidden</p></div></details>"
+    );
+}
+
+#[test]
+fn code_is_highlighted_with_fixed_classes_and_wraps_on_request() {
+    let body = r#"<ac:structured-macro ac:name="code"><ac:parameter ac:name="language">python</ac:parameter><ac:parameter ac:name="wrap">true</ac:parameter><ac:plain-text-body><![CDATA[def f(x):
+    return "<b>" # note
+]]></ac:plain-text-body></ac:structured-macro>"#;
+    let p = prepare(body, &ctx());
+    assert!(
+        p.html.starts_with(
+            "<pre class=\"code-block code-wrap\" tabindex=\"0\"><code class=\"language-python\">"
+        ),
+        "{}",
+        p.html
+    );
+    assert!(
+        p.html.contains("<span class=\"hl-keyword\">def"),
+        "{}",
+        p.html
+    );
+    assert!(
+        p.html.contains("<span class=\"hl-comment\"># note"),
+        "{}",
+        p.html
+    );
+    assert!(p.html.contains("&lt;b&gt;"), "{}", p.html);
+    // Search text is the code, not the markup.
+    assert!(p.text.contains("return \"<b>\" # note"), "{}", p.text);
+    assert!(!p.text.contains("hl-"), "{}", p.text);
+    // No language, an unknown one: plain text, no spans.
+    let plain = prepare(
+        r#"<ac:structured-macro ac:name="code"><ac:parameter ac:name="language">cobol-9000</ac:parameter><ac:plain-text-body>def f</ac:plain-text-body></ac:structured-macro>"#,
+        &ctx(),
+    );
+    assert_eq!(
+        plain.html,
+        "<pre class=\"code-block\" tabindex=\"0\"><code>def f</code></pre>"
+    );
+    // collapse=true folds the block.
+    let folded = prepare(
+        r#"<ac:structured-macro ac:name="code"><ac:parameter ac:name="collapse">true</ac:parameter><ac:plain-text-body>x</ac:plain-text-body></ac:structured-macro>"#,
+        &ctx(),
+    );
+    assert!(
+        folded
+            .html
+            .starts_with("<details class=\"expand\"><summary>Expand source</summary><pre"),
+        "{}",
+        folded.html
+    );
+}
+
+#[test]
+fn mentions_show_the_looked_up_name_only_when_names_are_shown() {
+    let body = r#"<p>Ask <ac:link><ri:user ri:account-id="557058:f58131cb-b67d"/></ac:link> or <ac:link><ri:user ri:account-id="unknown-id"/></ac:link>.</p>"#;
+    assert_eq!(
+        mentioned_accounts(body),
+        vec!["557058:f58131cb-b67d".to_string(), "unknown-id".to_string()]
+    );
+    let names: HashMap<String, String> = [(
+        "557058:f58131cb-b67d".to_string(),
+        "Dana <Support> Lee".to_string(),
+    )]
+    .into();
+    let p = prepare(
+        body,
+        &PrepareContext {
+            user_names: Some(&names),
+            ..ctx()
+        },
+    );
+    // The name is neither in the search text nor in the template (it is a reference).
+    assert!(!p.text.contains("Dana"), "{}", p.text);
+    assert!(
+        !p.html.contains("Dana") && !p.html.contains("557058"),
+        "{}",
+        p.html
+    );
+    let shown = Mirror {
+        show_names: true,
+        ..Mirror::default()
+    };
+    assert_eq!(
+        resolve(&p.encode(), &shown),
+        "<p>Ask <span class=\"user-mention\">@Dana &lt;Support&gt; Lee</span> or <span class=\"user-mention\">a team member</span>.</p>"
+    );
+    assert_eq!(
+        resolve(&p.encode(), &Mirror::default()),
+        "<p>Ask <span class=\"user-mention\">a team member</span> or <span class=\"user-mention\">a team member</span>.</p>"
+    );
+    // Account ids that are not ids are not looked up.
+    assert!(
+        mentioned_accounts(r#"<ac:link><ri:user ri:account-id="a&amp;b=c"/></ac:link>"#).is_empty()
+    );
+}
+
+#[test]
+fn empty_link_to_an_unreadable_page_shows_a_placeholder_not_the_title() {
+    let body = r#"<p><ac:link><ri:page ri:content-title="Secret Merger Plan"/></ac:link> and <ac:link><ri:page ri:content-title="Secret Merger Plan"/><ac:plain-text-link-body><![CDATA[see here]]></ac:plain-text-link-body></ac:link></p>"#;
+    let p = prepare(body, &ctx());
+    assert!(!p.text.contains("Secret"), "{}", p.text);
+    let out = render(body);
+    assert_eq!(
+        out,
+        "<p><span class=\"link-unavailable\">another page</span> and see here</p>"
+    );
+    // Readable: the target's title.
+    let mut m = Mirror::default();
+    m.add("KB", "7", "Secret Merger Plan", "<p>x</p>", true);
+    assert_eq!(
+        render_with(body, &m),
+        "<p><a href=\"/spaces/KB/pages/7\">Secret Merger Plan</a> and <a href=\"/spaces/KB/pages/7\">see here</a></p>"
+    );
+}
+
+#[test]
+fn included_ids_are_made_unique_and_their_links_follow() {
+    let mut m = Mirror::default();
+    m.add(
+        "KB",
+        "8",
+        "Shared",
+        r#"<ac:structured-macro ac:name="toc"/><h2>Setup</h2><p><ac:link ac:anchor="Setup"><ac:plain-text-link-body><![CDATA[up]]></ac:plain-text-link-body></ac:link></p>"#,
+        true,
+    );
+    let include = r#"<ac:structured-macro ac:name="include"><ac:parameter ac:name=""><ac:link><ri:page ri:content-title="Shared"/></ac:link></ac:parameter></ac:structured-macro>"#;
+    let out = render_with(&format!("<h2>Setup</h2>{include}{include}"), &m);
+    let ids: Vec<&str> = out
+        .match_indices("id=\"")
+        .map(|(i, _)| {
+            let rest = &out[i + 4..];
+            &rest[..rest.find('"').unwrap()]
+        })
+        .collect();
+    assert_eq!(ids, vec!["setup", "setup-2", "setup-3"], "{out}");
+    // Each copy's toc and anchor link point at its own heading.
+    assert_eq!(out.matches("href=\"#setup-2\"").count(), 2, "{out}");
+    assert_eq!(out.matches("href=\"#setup-3\"").count(), 2, "{out}");
+    assert!(!out.contains("href=\"#setup\""), "{out}");
 }

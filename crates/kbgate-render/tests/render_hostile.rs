@@ -93,6 +93,7 @@ fn forged_tokens_in_content_are_removed() {
         &PrepareContext {
             space_key: "KB",
             page_id: "100",
+            user_names: None,
         },
     );
     assert_eq!(p.refs.len(), 1);
@@ -111,6 +112,7 @@ fn forged_trailer_separator_in_content_is_removed() {
         &PrepareContext {
             space_key: "KB",
             page_id: "100",
+            user_names: None,
         },
     );
     assert!(p.refs.is_empty());

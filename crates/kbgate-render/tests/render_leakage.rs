@@ -2,7 +2,7 @@
 
 mod render_common;
 
-use kbgate_render::{PrepareContext, prepare, resolve};
+use kbgate_render::{PrepareContext, Prepared, Ref, prepare, resolve};
 use render_common::{Mirror, render_with};
 
 const SECRET_TITLE: &str = "Secret Roadmap";
@@ -48,19 +48,35 @@ fn links_to_readable_pages_resolve_and_denied_show_only_link_text() {
 }
 
 #[test]
-fn empty_link_body_shows_the_title_as_written_here_not_the_target_title() {
+fn empty_link_body_to_an_unreadable_page_shows_a_neutral_placeholder() {
     let mut m = mirror();
-    // The target exists under this title; the viewer may not read it.
-    let out = render_with(
-        r#"<ac:link><ri:page ri:content-title="Secret Roadmap"/></ac:link>"#,
-        &m,
-    );
+    // The target exists under this title; the viewer may not read it. Titles outside a
+    // viewer's reach never show (DESIGN §7.1), not even as written in this page's link.
+    let link = r#"<ac:link><ri:page ri:content-title="Secret Roadmap"/></ac:link>"#;
+    let out = render_with(link, &m);
+    assert_eq!(out, "<span class=\"link-unavailable\">another page</span>");
+    assert_no_secret(&out);
+    // Not in this page's search text either.
+    let p = prepare(link, &PrepareContext::default());
+    assert!(!p.text.contains("Secret"), "{}", p.text);
+    // Older stored pages carry the title as the link text: also a placeholder.
+    let old = Prepared {
+        html: "\u{E000}0\u{E001}".into(),
+        text: String::new(),
+        headings: vec![],
+        excerpt: None,
+        refs: vec![Ref::PageLink {
+            space_key: "KB".into(),
+            title: SECRET_TITLE.into(),
+            anchor: None,
+            text: SECRET_TITLE.into(),
+        }],
+    };
     assert_eq!(
-        out, "Secret Roadmap",
-        "this page's own words are shown as plain text"
+        resolve(&old.encode(), &m),
+        "<span class=\"link-unavailable\">another page</span>"
     );
-    assert!(!out.contains("<a"));
-    // Readable: linked, with the text as written in this page.
+    // Readable: linked, with the target's title.
     m.readable.insert(("KB".into(), SECRET_TITLE.into()));
     let out = render_with(
         r#"<ac:link ac:anchor="Part 2"><ri:page ri:content-title="Secret Roadmap"/></ac:link>"#,
@@ -261,6 +277,7 @@ fn stored_strings_without_trailer_resolve_as_plain_templates() {
         &PrepareContext {
             space_key: "KB",
             page_id: "1",
+            user_names: None,
         },
     );
     assert_eq!(p.encode(), "<p>plain</p>");

@@ -11,6 +11,7 @@ fn ctx() -> PrepareContext<'static> {
     PrepareContext {
         space_key: "KB",
         page_id: "1",
+        user_names: None,
     }
 }
 

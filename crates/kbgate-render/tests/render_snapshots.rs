@@ -14,6 +14,7 @@ fn describe(storage: &str, access: &Mirror) -> String {
         &PrepareContext {
             space_key: "KB",
             page_id: "100",
+            user_names: None,
         },
     );
     let template = p
@@ -154,6 +155,7 @@ fn every_demo_page_renders_inert() {
             &PrepareContext {
                 space_key: key,
                 page_id: &id.to_string(),
+                user_names: None,
             },
         );
         let out = kbgate_render::resolve(&p.encode(), &m);

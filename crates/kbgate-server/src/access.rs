@@ -56,6 +56,18 @@ pub(crate) struct Snapshot {
     /// `(space key, title, file name)` → download URL, for existing attachments of readable
     /// pages.
     attachments: HashMap<(String, String, String), String>,
+    /// How Jira keys and mentions show (the portal's settings, the same for every viewer).
+    content: ContentSettings,
+}
+
+/// Settings for view-time content that is not about access: where Jira keys link, whether
+/// mentions show names.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ContentSettings {
+    /// `[confluence] jira_url` without a trailing slash; `None`: keys are plain text.
+    pub(crate) jira_site: Option<String>,
+    /// `[portal] show_staff_names`.
+    pub(crate) show_staff_names: bool,
 }
 
 fn key(space_key: &str, title: &str) -> (String, String) {
@@ -85,6 +97,14 @@ impl PageAccess for Snapshot {
                 file_name.to_owned(),
             ))
             .cloned()
+    }
+
+    fn jira_site(&self) -> Option<&str> {
+        self.content.jira_site.as_deref()
+    }
+
+    fn show_staff_names(&self) -> bool {
+        self.content.show_staff_names
     }
 }
 
@@ -330,6 +350,8 @@ impl Gatherer<'_> {
                         file_name,
                         ..
                     } => self.attachment(&space_key, &title, &file_name).await?,
+                    // Settings, not other pages: nothing to look up.
+                    Ref::Jira { .. } | Ref::Mention { .. } => {}
                 }
             }
             if next.is_empty() {
@@ -378,9 +400,15 @@ pub(crate) async fn gather(
     Ok(g.snap)
 }
 
-/// Resolves a stored page for the viewer the snapshot was gathered for.
-pub(crate) fn render(page: &PageRecord, snapshot: &Snapshot) -> String {
-    resolve_template(&page.body_html, snapshot)
+/// Resolves a stored page for the viewer the snapshot was gathered for, with the portal's
+/// content settings.
+pub(crate) fn render(
+    page: &PageRecord,
+    mut snapshot: Snapshot,
+    content: &ContentSettings,
+) -> String {
+    snapshot.content = content.clone();
+    resolve_template(&page.body_html, &snapshot)
 }
 
 #[cfg(test)]

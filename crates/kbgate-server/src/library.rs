@@ -50,6 +50,7 @@ pub(crate) struct Library {
     views: ViewCache,
     latest: LatestViews,
     builds: Builds,
+    content: access::ContentSettings,
 }
 
 /// How often each cached value was built (not found in the cache): what the single-flight and
@@ -323,7 +324,14 @@ impl Library {
                 LatestWeight,
             ),
             builds: Builds::default(),
+            content: access::ContentSettings::default(),
         }
+    }
+
+    /// Where Jira keys link and whether mentions show names (default: plain keys, no names).
+    pub(crate) fn with_content(mut self, content: access::ContentSettings) -> Library {
+        self.content = content;
+        self
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, HashMap<String, CachedSpace>> {
@@ -635,7 +643,7 @@ impl Library {
         let snapshot = access::gather(&*self.store, viewer, page, space)
             .await
             .map_err(store_err)?;
-        Ok(access::render(page, &snapshot))
+        Ok(access::render(page, snapshot, &self.content))
     }
 
     /// Whether the viewer may read the page with this id (cheap check, no bodies).

@@ -99,6 +99,7 @@ pub(crate) fn embed_from_config(config: &Config) -> Result<Extras, SetupError> {
     Ok(Extras {
         embed: Some(verifier),
         api_key: e.resolve_api_key()?,
+        ..Extras::default()
     })
 }
 
@@ -111,7 +112,8 @@ impl AppState {
         policy: PolicyHandle,
     ) -> Result<AppState, SetupError> {
         let mailer = mailer_from_config(config)?;
-        let extras = embed_from_config(config)?;
+        let mut extras = embed_from_config(config)?;
+        extras.jira_url = config.confluence.as_ref().and_then(|c| c.jira_url.clone());
         Ok(AppState::new(
             &config.portal,
             store,

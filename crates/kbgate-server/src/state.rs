@@ -64,6 +64,9 @@ pub struct Extras {
     pub embed: Option<EmbedVerifier>,
     /// The host app's API key (hand-over and JSON API on behalf of a person).
     pub api_key: Option<SecretString>,
+    /// The Jira site issue keys in pages link to (`[confluence] jira_url`); `None`: keys
+    /// show as plain text.
+    pub jira_url: Option<url::Url>,
 }
 
 impl AppState {
@@ -86,7 +89,15 @@ impl AppState {
             inner: Arc::new(Inner {
                 settings,
                 policy,
-                library: Library::new(store.clone(), watch.clone(), view_cache_bytes),
+                library: Library::new(store.clone(), watch.clone(), view_cache_bytes).with_content(
+                    crate::access::ContentSettings {
+                        jira_site: extras
+                            .jira_url
+                            .as_ref()
+                            .map(|u| u.as_str().trim_end_matches('/').to_owned()),
+                        show_staff_names: portal.show_staff_names,
+                    },
+                ),
                 sessions: Sessions::new(store.clone(), watch, audit.clone()),
                 codes: Codes::new(store.clone()),
                 audit,

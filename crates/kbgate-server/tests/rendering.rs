@@ -59,6 +59,7 @@ fn stored_page(
         &PrepareContext {
             space_key: &space.key,
             page_id: id,
+            user_names: None,
         },
     );
     let t = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();

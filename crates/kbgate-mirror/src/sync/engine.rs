@@ -938,6 +938,7 @@ fn page_record(
         &kbgate_render::PrepareContext {
             space_key: &space.key,
             page_id: &body.id,
+            user_names: None,
         },
     );
     let body_html = prepared.encode();

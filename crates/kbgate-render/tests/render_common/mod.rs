@@ -14,6 +14,10 @@ pub struct Mirror {
     pub children: HashMap<String, Vec<(String, String)>>,
     /// (space, title) the viewer may read
     pub readable: HashSet<(String, String)>,
+    /// The Jira site issue keys link to.
+    pub jira: Option<String>,
+    /// Whether mentions show names.
+    pub show_names: bool,
 }
 
 impl Mirror {
@@ -24,6 +28,7 @@ impl Mirror {
             &PrepareContext {
                 space_key: space,
                 page_id: id,
+                user_names: None,
             },
         );
         let key = (space.to_string(), title.to_string());
@@ -79,6 +84,14 @@ impl PageAccess for Mirror {
         let t = self.target(space_key, page_title)?;
         Some(format!("/attachments/{}/{file_name}", t.id))
     }
+
+    fn jira_site(&self) -> Option<&str> {
+        self.jira.as_deref()
+    }
+
+    fn show_staff_names(&self) -> bool {
+        self.show_names
+    }
 }
 
 /// Renders a body as page 100 of space KB and resolves it for `access`.
@@ -88,6 +101,7 @@ pub fn render_with(storage: &str, access: &dyn PageAccess) -> String {
         &PrepareContext {
             space_key: "KB",
             page_id: "100",
+            user_names: None,
         },
     );
     kbgate_render::resolve(&p.encode(), access)

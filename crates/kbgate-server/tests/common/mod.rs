@@ -475,6 +475,7 @@ pub async fn serve_with(
     let extras = Extras {
         embed: Some(embed),
         api_key: Some(API_KEY.into()),
+        ..Extras::default()
     };
     let state = AppState::new(&config, store.clone(), policy.clone(), Some(mailer), extras);
     let served = state.clone();
