@@ -301,6 +301,10 @@ pub struct PortalConfig {
     /// from a trusted proxy only count against `max_connections`: per-client limits belong
     /// to the proxy there. Default 64, between 1 and `max_connections`.
     pub max_connections_per_client: u64,
+    /// Keep the reader's email with "Was this helpful?" votes and search events. Default
+    /// `false`: only the email's domain is kept (one vote per person still holds: votes
+    /// are keyed by a hash of the email).
+    pub record_emails: bool,
 }
 
 /// Default of `[portal] header_read_timeout`.
@@ -385,6 +389,7 @@ impl PortalConfig {
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
+            record_emails: false,
         }
     }
 }
@@ -1271,6 +1276,7 @@ impl Builder<'_> {
             idle_timeout: idle_timeout?,
             max_connections: max_connections?,
             max_connections_per_client: max_connections_per_client?,
+            record_emails: r.record_emails.as_ref().is_some_and(|v| v.value),
         })
     }
 

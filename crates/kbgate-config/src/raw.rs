@@ -98,6 +98,7 @@ pub(crate) struct RawPortal {
     pub idle_timeout: Str,
     pub max_connections: Option<Val<u64>>,
     pub max_connections_per_client: Option<Val<u64>>,
+    pub record_emails: Option<Val<bool>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -271,7 +272,8 @@ pub(crate) fn apply_env(
             header_read_timeout,
             idle_timeout,
             max_connections,
-            max_connections_per_client
+            max_connections_per_client,
+            record_emails
         ]
     );
     if let Some(p) = raw.portal.as_mut() {
