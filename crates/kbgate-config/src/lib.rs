@@ -318,6 +318,10 @@ pub struct PortalConfig {
     /// mentions show "a team member", as staff names are personal data a customer portal
     /// need not publish.
     pub show_staff_names: bool,
+    /// Keep the reader's email with "Was this helpful?" votes and search events. Default
+    /// `false`: only the email's domain is kept (one vote per person still holds: votes
+    /// are keyed by a hash of the email).
+    pub record_emails: bool,
 }
 
 /// Default of `[portal] header_read_timeout`.
@@ -403,6 +407,7 @@ impl PortalConfig {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
             show_staff_names: false,
+            record_emails: false,
         }
     }
 }
@@ -1306,6 +1311,7 @@ impl Builder<'_> {
             max_connections: max_connections?,
             max_connections_per_client: max_connections_per_client?,
             show_staff_names: r.show_staff_names.as_ref().is_some_and(|v| v.value),
+            record_emails: r.record_emails.as_ref().is_some_and(|v| v.value),
         })
     }
 

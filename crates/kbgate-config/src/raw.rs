@@ -100,6 +100,7 @@ pub(crate) struct RawPortal {
     pub max_connections: Option<Val<u64>>,
     pub max_connections_per_client: Option<Val<u64>>,
     pub show_staff_names: Option<Val<bool>>,
+    pub record_emails: Option<Val<bool>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -276,7 +277,8 @@ pub(crate) fn apply_env(
             idle_timeout,
             max_connections,
             max_connections_per_client,
-            show_staff_names
+            show_staff_names,
+            record_emails
         ]
     );
     if let Some(p) = raw.portal.as_mut() {

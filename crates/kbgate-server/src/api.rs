@@ -8,6 +8,7 @@ use serde::Serialize;
 use crate::error::Error;
 use crate::extractors::ApiViewer;
 use crate::html::{self, TreeNode};
+use crate::library::{Found, SearchFilter};
 use crate::pages::{SearchQuery, check_query};
 use crate::state::AppState;
 use crate::urls;
@@ -190,14 +191,15 @@ pub(crate) async fn search(
     check_query(&q)?;
     let limit = q.limit.unwrap_or(20).clamp(1, 100);
     let text = q.q.trim().to_owned();
-    let (hits, has_more) = if text.is_empty() {
-        (Vec::new(), false)
+    let found = if text.is_empty() {
+        Found::default()
     } else {
         state
             .library()
-            .search(&v.viewer, &text, limit, q.offset)
+            .search(&v.viewer, &text, &SearchFilter::default(), limit, q.offset)
             .await?
     };
+    let (hits, has_more) = (found.hits, found.has_more);
     let s = state.settings();
     Ok(Json(SearchJson {
         query: text,

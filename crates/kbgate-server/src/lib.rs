@@ -27,6 +27,8 @@ mod error;
 mod extractors;
 mod html;
 mod jwks;
+mod insights;
+mod lexicon;
 mod library;
 mod mail;
 mod pages;
@@ -74,7 +76,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route(routes::SEARCH, get(pages::search))
         .route(routes::ATTACHMENT_BY_ID, get(attachments::by_id))
         .route(routes::ATTACHMENT, get(attachments::by_name))
+        .route(routes::FEEDBACK, post(pages::feedback))
+        .route(routes::SUGGEST, get(pages::suggest))
         .route(routes::STYLESHEET, get(pages::stylesheet))
+        .route(routes::SUGGEST_JS, get(pages::suggest_js))
         .route(
             routes::AUTH_EMBED,
             get(auth::embed_get).post(auth::embed_post),
@@ -204,10 +209,12 @@ pub async fn serve(
             .clone()
             .run_until_cancelled_owned(sweep_refused_sessions(state.clone())),
     );
+    // Not cut short by the cancel: it writes what is queued, then ends.
+    let writer = tokio::spawn(state.insights().clone().run_writer(chores.clone()));
     let limits = state.settings().connections.clone();
     conns::run(listener, router(state), limits, shutdown).await;
     chores.cancel();
     // Both end at their next await; a purge or sweep cut short is redone by the next start.
-    let _ = tokio::join!(purger, sweeper);
+    let _ = tokio::join!(purger, sweeper, writer);
     Ok(())
 }

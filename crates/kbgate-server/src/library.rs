@@ -16,14 +16,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use kbgate_policy::{LabelFilter, SpaceGrant, SpaceKey, Viewer};
 use kbgate_store::{
-    AttachmentRecord, BlobReader, Heading, PageRecord, PageSummary, ScopeEntry, SearchHit,
-    SpaceRecord, Store, StoreError,
+    AttachmentRecord, BlobReader, Heading, MatchCount, PageRecord, PageSummary, ScopeEntry,
+    SearchHit, SpaceRecord, Store, StoreError,
 };
 
 use crate::access::{self, may_read};
 use crate::changes::{ChangeWatch, SpaceStamps};
 use crate::error::Error;
 use crate::html::{self, TreeNode};
+use crate::lexicon::{Lexicon, TitleEntry};
 use crate::spliced::Spliced;
 use quick_cache::sync::GuardResult;
 
@@ -49,6 +50,7 @@ pub(crate) struct Library {
     summaries: SummaryCache,
     views: ViewCache,
     latest: LatestViews,
+    lexicons: LexiconCache,
     builds: Builds,
     content: access::ContentSettings,
 }
@@ -323,6 +325,7 @@ impl Library {
                 (view_bytes / 2).max(1),
                 LatestWeight,
             ),
+            lexicons: LexiconCache::with_weighter(64, LEXICON_BYTES, LexiconWeight),
             builds: Builds::default(),
             content: access::ContentSettings::default(),
         }
@@ -365,6 +368,7 @@ impl Library {
         self.cache().clear();
         self.views.clear();
         self.latest.clear();
+        self.lexicons.clear();
     }
 
     /// How many summaries, trees and views were built (single-flight and invalidation tests).
@@ -730,35 +734,66 @@ impl Library {
         }))
     }
 
-    /// Full-text search over what the viewer may read.
-    pub(crate) async fn search(
-        &self,
+    /// The scope of a search: the viewer's grants as store scope entries, narrowed by
+    /// `filter` (a space key, a label). Narrowing only: a filter naming a space the viewer may
+    /// not read, or a label outside the grant's labels, leaves nothing.
+    fn search_scope(
         viewer: &Viewer,
-        query: &str,
-        limit: u32,
-        offset: u32,
-    ) -> Result<(Vec<Hit>, bool), Error> {
-        let spaces = self.store.list_spaces().await.map_err(store_err)?;
+        spaces: &[SpaceRecord],
+        filter: &SearchFilter,
+    ) -> Vec<ScopeEntry> {
         let by_key: HashMap<&str, &SpaceRecord> =
             spaces.iter().map(|s| (s.key.as_str(), s)).collect();
         let mut scope = Vec::new();
         for g in viewer.grants() {
+            if filter
+                .space
+                .as_deref()
+                .is_some_and(|k| k != g.space_key.as_str())
+            {
+                continue;
+            }
             let Some(space) = by_key.get(g.space_key.as_str()) else {
                 continue;
             };
-            let labels = match &g.labels {
-                LabelFilter::All => None,
-                LabelFilter::AnyOf(set) => {
+            let labels = match (&g.labels, &filter.label) {
+                (LabelFilter::All, None) => None,
+                (LabelFilter::All, Some(l)) => Some(vec![l.clone()]),
+                (LabelFilter::AnyOf(set), None) => {
                     Some(set.iter().map(|l| l.as_str().to_owned()).collect())
                 }
+                (LabelFilter::AnyOf(set), Some(l)) => Some(
+                    set.iter()
+                        .map(|x| x.as_str())
+                        .filter(|x| x == l)
+                        .map(str::to_owned)
+                        .collect(),
+                ),
             };
+            if labels.as_ref().is_some_and(Vec::is_empty) {
+                continue;
+            }
             scope.push(ScopeEntry {
                 space_id: space.id.clone(),
                 labels,
             });
         }
+        scope
+    }
+
+    /// Full-text search over what the viewer may read, narrowed by `filter`.
+    pub(crate) async fn search(
+        &self,
+        viewer: &Viewer,
+        query: &str,
+        filter: &SearchFilter,
+        limit: u32,
+        offset: u32,
+    ) -> Result<Found, Error> {
+        let spaces = self.store.list_spaces().await.map_err(store_err)?;
+        let scope = Self::search_scope(viewer, &spaces, filter);
         if scope.is_empty() {
-            return Ok((Vec::new(), false));
+            return Ok(Found::default());
         }
         let results = self
             .store
@@ -794,9 +829,119 @@ impl Library {
                 Some(Hit { hit: h, space_key })
             })
             .collect();
-        Ok((hits, results.has_more))
+        Ok(Found {
+            hits,
+            has_more: results.has_more,
+            total: results.total,
+        })
+    }
+
+    /// A corrected spelling of `query` that finds something in the viewer's (filtered) reach,
+    /// built from the viewer's readable titles ([`Lexicon`]); `None` when there is none.
+    pub(crate) async fn did_you_mean(
+        &self,
+        viewer: &Viewer,
+        query: &str,
+        filter: &SearchFilter,
+    ) -> Result<Option<String>, Error> {
+        let lexicon = self.lexicon(viewer).await?;
+        let Some(corrected) = lexicon.correct(query) else {
+            return Ok(None);
+        };
+        // Offered only if it finds something: "did you mean" leading to nothing again
+        // helps no one.
+        let found = self.search(viewer, &corrected, filter, 1, 0).await?;
+        Ok((!found.hits.is_empty()).then_some(corrected))
+    }
+
+    /// Up to `limit` titles the viewer may read for what has been typed so far (see
+    /// [`Lexicon::suggest`]).
+    pub(crate) async fn suggest(
+        &self,
+        viewer: &Viewer,
+        typed: &str,
+        limit: usize,
+    ) -> Result<Vec<TitleEntry>, Error> {
+        let lexicon = self.lexicon(viewer).await?;
+        Ok(lexicon.suggest(typed, limit).into_iter().cloned().collect())
+    }
+
+    /// The viewer's readable titles and their words: built from the viewer's trees of every
+    /// space of its reach (so exactly the titles its trees show), cached per reach and the
+    /// spaces' content stamps, once per key under concurrent requests.
+    pub(crate) async fn lexicon(&self, viewer: &Viewer) -> Result<Arc<Lexicon>, Error> {
+        let stamps = self.watch.spaces().await?;
+        let reach = viewer.reach();
+        let key = LexiconKey {
+            stamps: reach
+                .iter()
+                .map(|g| stamps.of(g.space_key.as_str()))
+                .collect(),
+            reach,
+        };
+        let guard = match self.lexicons.get_value_or_guard_async(&key).await {
+            Ok(lex) => return Ok(lex),
+            Err(guard) => guard,
+        };
+        let spaces = self.store.list_spaces().await.map_err(store_err)?;
+        let mut pages = Vec::new();
+        for space in spaces.iter().filter(|s| may_read_space(viewer, s)) {
+            let tree = self.tree_at(viewer, space, stamps.of(&space.key)).await?;
+            collect_titles(&tree, &space.key, &mut pages);
+        }
+        let lex = Arc::new(Lexicon::build(pages));
+        let _ = guard.insert(lex.clone());
+        Ok(lex)
     }
 }
+
+/// `(id, title, space key)` of every node of a tree.
+fn collect_titles(nodes: &[TreeNode], space_key: &str, out: &mut Vec<(String, String, String)>) {
+    for n in nodes {
+        out.push((n.id.clone(), n.title.clone(), space_key.to_owned()));
+        collect_titles(&n.children, space_key, out);
+    }
+}
+
+/// What narrows a search within the viewer's reach.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct SearchFilter {
+    /// Only this space (by key).
+    pub space: Option<String>,
+    /// Only pages with this label.
+    pub label: Option<String>,
+}
+
+/// A page of search results the viewer may see.
+#[derive(Debug, Default)]
+pub(crate) struct Found {
+    pub hits: Vec<Hit>,
+    /// More hits after this page.
+    pub has_more: bool,
+    /// How many readable pages match (see [`MatchCount`]).
+    pub total: MatchCount,
+}
+
+/// Lexicons by reach and the content stamps of its spaces (see [`Lexicon`]).
+type LexiconCache = quick_cache::sync::Cache<LexiconKey, Arc<Lexicon>, LexiconWeight>;
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct LexiconKey {
+    stamps: Arc<[i64]>,
+    reach: Arc<[SpaceGrant]>,
+}
+
+#[derive(Clone)]
+struct LexiconWeight;
+
+impl quick_cache::Weighter<LexiconKey, Arc<Lexicon>> for LexiconWeight {
+    fn weight(&self, _key: &LexiconKey, lex: &Arc<Lexicon>) -> u64 {
+        lex.approx_bytes() as u64
+    }
+}
+
+/// Memory for lexicons (about 10 MB per 100,000 readable titles).
+const LEXICON_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Confluence ids are numeric; anything else cannot exist, so skip the store round trip.
 fn is_plausible_id(id: &str) -> bool {

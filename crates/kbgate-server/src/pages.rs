@@ -4,14 +4,15 @@ use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
-use kbgate_store::{PageSummary, SpaceRecord};
+use kbgate_store::{FeedbackRecord, MatchCount, PageSummary, SpaceRecord};
 use serde::Deserialize;
 
 use crate::chrome::{Chrome, User};
 use crate::error::Error;
 use crate::extractors::CurrentViewer;
 use crate::html;
-use crate::library::{PageView, SpaceIndex};
+use crate::insights::Event;
+use crate::library::{Found, PageView, SearchFilter, SpaceIndex};
 use crate::spliced::Spliced;
 use crate::state::AppState;
 use crate::urls;
@@ -145,7 +146,7 @@ pub(crate) async fn space(
         let html = space_template(marked_chrome(&state.settings().site_name), &space, &index)
             .render()
             .ok()?;
-        Spliced::cut(&html, email, csrf)
+        Spliced::cut(&html, email, csrf, 1)
     });
     let html = match shared {
         Some(s) => Html(s.fill(cv.viewer.email().as_str(), &cv.csrf)),
@@ -172,6 +173,7 @@ struct AttachmentLink<'a> {
 #[template(path = "page.html")]
 struct PagePage<'a> {
     chrome: Chrome,
+    page_id: &'a str,
     title: &'a str,
     space_key: &'a str,
     space_name: &'a str,
@@ -190,6 +192,7 @@ struct PagePage<'a> {
 fn page_template(chrome: Chrome, view: &PageView) -> PagePage<'_> {
     PagePage {
         chrome,
+        page_id: &view.page.id,
         title: &view.page.title,
         space_key: &view.space.key,
         space_name: &view.space.name,
@@ -252,7 +255,8 @@ fn splice(site_name: &str, view: &PageView) -> Option<Spliced> {
     let html = page_template(marked_chrome(site_name), view)
         .render()
         .ok()?;
-    Spliced::cut(&html, email, csrf)
+    // The token stands in the sign-out form and in the feedback form.
+    Spliced::cut(&html, email, csrf, 2)
 }
 
 /// `GET /pages/{id}`: a page, if this viewer may read it; 404 otherwise.
@@ -282,13 +286,25 @@ struct HitView {
     excerpt_html: String,
 }
 
+/// A choice of a search filter.
+struct FilterOption {
+    value: String,
+    name: String,
+    selected: bool,
+}
+
 #[derive(Template)]
 #[template(path = "search.html")]
 struct SearchPage {
     chrome: Chrome,
     hits: Vec<HitView>,
-    next_offset: Option<u32>,
-    query_enc: String,
+    /// "12 results", "At least 1,000 results" (empty before a query).
+    count_text: String,
+    next_href: Option<String>,
+    spaces: Vec<FilterOption>,
+    labels: Vec<FilterOption>,
+    /// A corrected query that finds something, and its link.
+    did_you_mean: Option<(String, String)>,
 }
 
 /// Query of the search routes.
@@ -299,6 +315,23 @@ pub(crate) struct SearchQuery {
     #[serde(default)]
     pub offset: u32,
     pub limit: Option<u32>,
+    /// Only this space (key); empty means all.
+    #[serde(default)]
+    pub space: String,
+    /// Only pages with this label; empty means any.
+    #[serde(default)]
+    pub label: String,
+}
+
+impl SearchQuery {
+    /// The filter it names (empty fields name none).
+    pub(crate) fn filter(&self) -> SearchFilter {
+        let some = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
+        SearchFilter {
+            space: some(&self.space),
+            label: some(&self.label),
+        }
+    }
 }
 
 /// Longest search query accepted.
@@ -306,6 +339,8 @@ pub(crate) const MAX_QUERY_CHARS: usize = 200;
 /// Deepest result offset accepted.
 pub(crate) const MAX_OFFSET: u32 = 1000;
 const PAGE_SIZE: u32 = 20;
+/// Longest space key or label accepted as a filter.
+const MAX_FILTER_CHARS: usize = 255;
 
 pub(crate) fn check_query(q: &SearchQuery) -> Result<(), Error> {
     if q.q.chars().count() > MAX_QUERY_CHARS {
@@ -314,10 +349,57 @@ pub(crate) fn check_query(q: &SearchQuery) -> Result<(), Error> {
     if q.offset > MAX_OFFSET {
         return Err(Error::BadRequest("the result offset is too large"));
     }
+    if q.space.len() > MAX_FILTER_CHARS || q.label.len() > MAX_FILTER_CHARS {
+        return Err(Error::BadRequest("the search filter is too long"));
+    }
     Ok(())
 }
 
-/// `GET /search?q=`: search over what the viewer may read.
+/// The search page's URL for a query, filter and offset.
+fn search_href(q: &str, filter: &SearchFilter, offset: u32) -> String {
+    let mut pairs: Vec<(&str, String)> = vec![("q", q.to_owned())];
+    if let Some(s) = &filter.space {
+        pairs.push(("space", s.clone()));
+    }
+    if let Some(l) = &filter.label {
+        pairs.push(("label", l.clone()));
+    }
+    if offset > 0 {
+        pairs.push(("offset", offset.to_string()));
+    }
+    format!(
+        "{}?{}",
+        urls::routes::SEARCH,
+        serde_urlencoded::to_string(&pairs).unwrap_or_default()
+    )
+}
+
+/// "1 result", "12 results", "At least 1,000 results".
+fn count_text(total: MatchCount) -> String {
+    let (n, exact) = match total {
+        MatchCount::Exact(n) => (n, true),
+        MatchCount::AtLeast(n) => (n, false),
+    };
+    let digits = n.to_string();
+    let mut grouped = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    let noun = if n == 1 { "result" } else { "results" };
+    if exact {
+        format!("{grouped} {noun}")
+    } else {
+        format!("At least {grouped} {noun}")
+    }
+}
+
+/// `GET /search?q=&space=&label=`: search over what the viewer may read, with the number of
+/// results, filters by space and label (labels when the viewer's audience is limited to
+/// labels), and "did you mean" when nothing matched. The first page of each search is
+/// recorded for the admin (off the request path; see `insights.rs`).
 pub(crate) async fn search(
     State(state): State<AppState>,
     cv: CurrentViewer,
@@ -325,19 +407,66 @@ pub(crate) async fn search(
 ) -> Result<Html<String>, Error> {
     check_query(&q)?;
     let text = q.q.trim().to_owned();
-    let (hits, has_more) = if text.is_empty() {
-        (Vec::new(), false)
+    let filter = q.filter();
+    let lib = state.library();
+    let found = if text.is_empty() {
+        Found::default()
     } else {
-        state
-            .library()
-            .search(&cv.viewer, &text, PAGE_SIZE, q.offset)
+        lib.search(&cv.viewer, &text, &filter, PAGE_SIZE, q.offset)
             .await?
     };
+    let mut did_you_mean = None;
+    if !text.is_empty() && q.offset == 0 {
+        let results = match found.total {
+            MatchCount::Exact(n) | MatchCount::AtLeast(n) => n,
+        };
+        state
+            .insights()
+            .send(Event::Search(state.insights().search_event(
+                &cv.viewer,
+                &text,
+                results,
+                chrono::Utc::now(),
+            )));
+        if found.hits.is_empty() {
+            did_you_mean = lib
+                .did_you_mean(&cv.viewer, &text, &filter)
+                .await?
+                .map(|t| {
+                    let href = search_href(&t, &filter, 0);
+                    (t, href)
+                });
+        }
+    }
+    let spaces = lib
+        .spaces(&cv.viewer)
+        .await?
+        .into_iter()
+        .map(|s| FilterOption {
+            selected: filter.space.as_deref() == Some(s.key.as_str()),
+            value: s.key,
+            name: s.name,
+        })
+        .collect();
+    let labels = viewer_labels(&cv.viewer)
+        .into_iter()
+        .map(|l| FilterOption {
+            selected: filter.label.as_deref() == Some(l.as_str()),
+            name: l.clone(),
+            value: l,
+        })
+        .collect();
     let mut chrome = chrome_for(&state, &cv);
     chrome.query = text.clone();
     render(&SearchPage {
         chrome,
-        hits: hits
+        count_text: if text.is_empty() {
+            String::new()
+        } else {
+            count_text(found.total)
+        },
+        hits: found
+            .hits
             .into_iter()
             .map(|h| HitView {
                 id: h.hit.page_id,
@@ -346,11 +475,171 @@ pub(crate) async fn search(
                 excerpt_html: html::excerpt_html(&h.hit.excerpt),
             })
             .collect(),
-        next_offset: has_more.then_some(q.offset + PAGE_SIZE),
-        query_enc: serde_urlencoded::to_string([("", text.as_str())])
-            .map(|s| s.trim_start_matches('=').to_owned())
-            .unwrap_or_default(),
+        next_href: found
+            .has_more
+            .then(|| search_href(&text, &filter, q.offset + PAGE_SIZE)),
+        spaces,
+        labels,
+        did_you_mean,
     })
+}
+
+/// The labels the viewer's audiences limit it to (the union over its grants), sorted: what
+/// the label filter offers. Empty when no grant is limited to labels.
+fn viewer_labels(viewer: &kbgate_policy::Viewer) -> Vec<String> {
+    let mut labels: Vec<String> = viewer
+        .grants()
+        .iter()
+        .filter_map(|g| match &g.labels {
+            kbgate_policy::LabelFilter::AnyOf(set) => Some(set),
+            kbgate_policy::LabelFilter::All => None,
+        })
+        .flatten()
+        .map(|l| l.as_str().to_owned())
+        .collect();
+    labels.sort();
+    labels.dedup();
+    labels
+}
+
+/// Query of `/suggest`.
+#[derive(Deserialize)]
+pub(crate) struct SuggestQuery {
+    #[serde(default)]
+    q: String,
+}
+
+/// Suggestions `/suggest` answers at most.
+const SUGGESTIONS: usize = 8;
+
+#[derive(serde::Serialize)]
+pub(crate) struct SuggestionJson {
+    title: String,
+    space_key: String,
+    url: String,
+}
+
+#[derive(serde::Serialize)]
+pub(crate) struct SuggestJson {
+    suggestions: Vec<SuggestionJson>,
+}
+
+/// `GET /suggest?q=`: titles of pages the viewer may read for what has been typed so far
+/// (JSON, for `suggest.js`). Answered from the viewer's cached lexicon, no store read once
+/// it is built.
+pub(crate) async fn suggest(
+    State(state): State<AppState>,
+    cv: CurrentViewer,
+    Query(q): Query<SuggestQuery>,
+) -> Result<Response, Error> {
+    if q.q.chars().count() > MAX_QUERY_CHARS {
+        return Err(Error::BadRequest("the search text is too long"));
+    }
+    let found = state
+        .library()
+        .suggest(&cv.viewer, &q.q, SUGGESTIONS)
+        .await?;
+    let body = SuggestJson {
+        suggestions: found
+            .into_iter()
+            .map(|t| SuggestionJson {
+                url: urls::page(&t.id),
+                title: t.title,
+                space_key: t.space_key,
+            })
+            .collect(),
+    };
+    let mut r = axum::Json(body).into_response();
+    // Per person: never kept by a shared cache.
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, max-age=60"),
+    );
+    Ok(r)
+}
+
+/// Longest feedback comment kept.
+pub(crate) const MAX_COMMENT_CHARS: usize = 2000;
+
+/// The "Was this helpful?" form.
+#[derive(Deserialize)]
+pub(crate) struct FeedbackForm {
+    csrf: Option<String>,
+    /// `yes` or `no`.
+    helpful: Option<String>,
+    #[serde(default)]
+    comment: String,
+}
+
+#[derive(Template)]
+#[template(path = "feedback.html")]
+struct FeedbackThanks<'a> {
+    chrome: Chrome,
+    title: &'a str,
+    page_href: String,
+}
+
+/// `POST /pages/{id}/feedback` (form `csrf`, `helpful=yes|no`, optional `comment`): records
+/// the viewer's vote on a page it may read (a new vote replaces the previous one) and thanks
+/// them. Cross-site posts are refused by the session's form token, as sign-out is.
+pub(crate) async fn feedback(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+    cv: CurrentViewer,
+    Path(id): Path<String>,
+    axum::Form(f): axum::Form<FeedbackForm>,
+) -> Result<Html<String>, Error> {
+    if crate::cookies::cross_site(&headers, state.settings())
+        || !crate::secret::ct_eq(f.csrf.as_deref().unwrap_or_default(), &cv.csrf)
+    {
+        return Err(Error::Forbidden);
+    }
+    let helpful = match f.helpful.as_deref() {
+        Some("yes") => true,
+        Some("no") => false,
+        _ => return Err(Error::BadRequest("answer yes or no")),
+    };
+    let comment = f.comment.trim();
+    if comment.chars().count() > MAX_COMMENT_CHARS {
+        return Err(Error::BadRequest("the comment is too long"));
+    }
+    // Through the gate: a page the viewer may not read is a 404, as everywhere.
+    let view = state
+        .library()
+        .page(&cv.viewer, &id)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let who = state.insights().who(&cv.viewer);
+    state.insights().send(Event::Feedback(FeedbackRecord {
+        page_id: view.page.id.clone(),
+        voter: who.voter,
+        space_key: view.space.key.clone(),
+        page_title: view.page.title.clone(),
+        domain: who.domain,
+        email: who.email,
+        helpful,
+        comment: Some(comment.to_owned()).filter(|c| !c.is_empty()),
+        at: chrono::Utc::now(),
+    }));
+    render(&FeedbackThanks {
+        chrome: chrome_for(&state, &cv),
+        title: &view.page.title,
+        page_href: urls::page(&view.page.id),
+    })
+}
+
+/// `GET /assets/suggest.js`: the search boxes' suggestions, compiled into the binary.
+pub(crate) async fn suggest_js() -> Response {
+    let mut r = include_str!("../static/suggest.js").into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/javascript; charset=utf-8"),
+    );
+    r.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    r
 }
 
 /// `GET /static/style.css`: the one stylesheet, compiled into the binary.

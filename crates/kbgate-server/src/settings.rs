@@ -30,6 +30,8 @@ pub(crate) struct Settings {
     pub(crate) view_cache_bytes: u64,
     pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
     pub(crate) connections: crate::conns::ConnLimits,
+    /// Keep readers' emails with feedback and search events (`[portal] record_emails`).
+    pub(crate) record_emails: bool,
 }
 
 /// Whether a public URL is a local development address, where cookies may go without `Secure`.
@@ -80,6 +82,7 @@ impl Settings {
                 max_per_client: usize::try_from(p.max_connections_per_client).unwrap_or(usize::MAX),
                 trusted_proxies: p.trusted_proxies.clone(),
             },
+            record_emails: p.record_emails,
         }
     }
 

@@ -10,6 +10,7 @@ use kbgate_store::Store;
 use crate::audit::Audit;
 use crate::changes::ChangeWatch;
 use crate::codes::Codes;
+use crate::insights::Insights;
 use crate::library::Library;
 use crate::mail::Mailer;
 use crate::people::People;
@@ -37,6 +38,7 @@ struct Inner {
     codes: Codes,
     audit: Audit,
     people: People,
+    insights: Arc<Insights>,
     mailer: Option<Mailer>,
     embed: Option<EmbedVerifier>,
     api_key: Option<SecretString>,
@@ -81,6 +83,7 @@ impl AppState {
         extras: Extras,
     ) -> AppState {
         let settings = Settings::from_config(portal);
+        let settings_record_emails = settings.record_emails;
         let security = Arc::new(SecurityHeaders::new(&settings));
         let watch = Arc::new(ChangeWatch::new(store.clone()));
         let view_cache_bytes = settings.view_cache_bytes;
@@ -101,7 +104,8 @@ impl AppState {
                 sessions: Sessions::new(store.clone(), watch, audit.clone()),
                 codes: Codes::new(store.clone()),
                 audit,
-                people: People::new(store),
+                people: People::new(store.clone()),
+                insights: Arc::new(Insights::new(store, settings_record_emails)),
                 mailer,
                 embed: extras.embed,
                 api_key: extras.api_key.filter(|k| !k.expose_secret().is_empty()),
@@ -151,6 +155,10 @@ impl AppState {
 
     pub(crate) fn people(&self) -> &People {
         &self.inner.people
+    }
+
+    pub(crate) fn insights(&self) -> &Arc<Insights> {
+        &self.inner.insights
     }
 
     pub(crate) fn mailer(&self) -> Option<&Mailer> {

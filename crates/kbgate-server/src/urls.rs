@@ -16,6 +16,9 @@ pub(crate) mod routes {
     pub(crate) const ATTACHMENT_BY_ID: &str = "/attachments/id/{id}";
     pub(crate) const ATTACHMENT: &str = "/attachments/{page_id}/{file}";
     pub(crate) const STYLESHEET: &str = "/static/style.css";
+    pub(crate) const SUGGEST_JS: &str = "/assets/suggest.js";
+    pub(crate) const SUGGEST: &str = "/suggest";
+    pub(crate) const FEEDBACK: &str = "/pages/{id}/feedback";
     pub(crate) const AUTH_EMBED: &str = "/auth/embed";
     pub(crate) const AUTH_CODE: &str = "/auth/code";
     pub(crate) const AUTH_EMAIL: &str = "/auth/email";
@@ -43,6 +46,11 @@ const PORTAL: PortalUrls = PortalUrls::ROOT;
 /// A page.
 pub(crate) fn page(id: &str) -> String {
     PORTAL.page(id)
+}
+
+/// Where a page's "Was this helpful?" form posts.
+pub(crate) fn feedback(id: &str) -> String {
+    format!("{}/feedback", PORTAL.page(id))
 }
 
 /// A space's home with its page tree.
@@ -89,6 +97,7 @@ mod tests {
     fn builders_match_the_routes() {
         assert_eq!(page("12 3"), "/pages/12%203");
         assert_eq!(space("KB"), "/spaces/KB");
+        assert_eq!(feedback("12 3"), "/pages/12%203/feedback");
         assert_eq!(attachment("7", "a b/c.pdf"), "/attachments/7/a%20b%2Fc.pdf");
         assert_eq!(sign_in(None), "/auth/email");
         assert_eq!(

@@ -1,5 +1,5 @@
 //! Persistence behind small role traits — [`MirrorRead`], [`MirrorWrite`], [`Sessions`],
-//! [`People`], [`Audit`] and [`Backend`], together [`Store`] — with two backends: SQLite
+//! [`People`], [`Audit`], [`Insights`] and [`Backend`], together [`Store`] — with two backends: SQLite
 //! (embedded default) and PostgreSQL, sharing their SQL in one generic implementation. Holds the mirror of the allowed Confluence spaces (pages, hierarchy,
 //! labels, restrictions, attachments, full-text index), the sync state, and the operational
 //! records of the portal and of native-mode provisioning (sessions, used token ids,
@@ -131,13 +131,15 @@ pub use model::*;
 pub use postgres::{PgBlobs, PostgresStore};
 pub use sql::SqlStore;
 pub use sqlite::{SqliteFiles, SqliteStore, sqlite_files};
-pub use store::{Audit, Backend, MirrorRead, MirrorWrite, People, Sessions, SpaceSync, Store};
+pub use store::{
+    Audit, Backend, Insights, MirrorRead, MirrorWrite, People, Sessions, SpaceSync, Store,
+};
 
 /// The store's traits, for `use kbgate_store::prelude::*;`: calling a method of a role on
 /// an `Arc<dyn Store>` needs that role's trait in scope.
 pub mod prelude {
     pub use crate::store::{
-        Audit, Backend, MirrorRead, MirrorWrite, People, Sessions, SpaceSync, Store,
+        Audit, Backend, Insights, MirrorRead, MirrorWrite, People, Sessions, SpaceSync, Store,
     };
 }
 

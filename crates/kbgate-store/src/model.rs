@@ -273,6 +273,25 @@ pub struct SearchResults {
     pub hits: Vec<SearchHit>,
     /// More hits exist after this page (`offset + limit`).
     pub has_more: bool,
+    /// How many pages in the scope match, checked against the scope like the hits are.
+    pub total: MatchCount,
+}
+
+/// How many pages a search matched (what "N results" says). Counted over the newest
+/// matches the search plan reads anyway (the crate docs, "Search"), so it costs one
+/// indexed check per candidate, never a scan of a large match set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MatchCount {
+    /// Exactly this many.
+    Exact(u64),
+    /// At least this many (the match set is larger than the plan's candidate bound).
+    AtLeast(u64),
+}
+
+impl Default for MatchCount {
+    fn default() -> Self {
+        MatchCount::Exact(0)
+    }
 }
 
 /// A signed-in session. `id_hash` is a hash of the cookie value, never the value itself.
@@ -366,4 +385,53 @@ pub struct OwnedResource {
     pub detail: serde_json::Value,
     /// When kbgate created it.
     pub created_at: DateTime<Utc>,
+}
+
+/// A reader's answer to "Was this helpful?" on a page. One per person and page: a new vote
+/// by the same `voter` replaces the old one ([`crate::Insights::put_feedback`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedbackRecord {
+    /// The page voted on.
+    pub page_id: String,
+    /// Who voted, as a stable key that is not the email (the portal hashes the normalised
+    /// email), so one vote per person holds also when emails are not kept.
+    pub voter: String,
+    /// The page's space key at vote time (for the export).
+    pub space_key: String,
+    /// The page's title at vote time (for the export).
+    pub page_title: String,
+    /// The voter's email domain (lower case).
+    pub domain: String,
+    /// The voter's email, only when the operator chose to keep emails.
+    pub email: Option<String>,
+    /// Yes (`true`) or no.
+    pub helpful: bool,
+    /// The optional comment.
+    pub comment: Option<String>,
+    /// When the vote was cast.
+    pub at: DateTime<Utc>,
+}
+
+/// Which feedback to list ([`crate::Insights::feedback`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FeedbackFilter {
+    /// Only votes cast at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Only votes of this email domain (exact, lower case).
+    pub domain: Option<String>,
+}
+
+/// A search a reader ran, for the admin's insights (e.g. queries that found nothing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchEvent {
+    /// When it ran.
+    pub at: DateTime<Utc>,
+    /// The reader's email domain (lower case).
+    pub domain: String,
+    /// The reader's email, only when the operator chose to keep emails.
+    pub email: Option<String>,
+    /// The query as typed (trimmed).
+    pub query: String,
+    /// How many results the reader was shown a count of.
+    pub results: u64,
 }

@@ -15,9 +15,12 @@ use crate::model::*;
 
 /// Everything kbgate persists: every role at once. Object-safe; use it as
 /// `Arc<dyn Store>`. Implemented for every type that has all the roles.
-pub trait Store: Backend + MirrorRead + MirrorWrite + Sessions + People + Audit {}
+pub trait Store: Backend + MirrorRead + MirrorWrite + Sessions + People + Audit + Insights {}
 
-impl<T> Store for T where T: Backend + MirrorRead + MirrorWrite + Sessions + People + Audit {}
+impl<T> Store for T where
+    T: Backend + MirrorRead + MirrorWrite + Sessions + People + Audit + Insights
+{
+}
 
 /// The store as a whole: which backend it is, and the change counters a long-running
 /// reader polls to know when its caches are stale.
@@ -282,6 +285,26 @@ pub trait Audit: Send + Sync {
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError>;
     /// The latest `limit` audit events, newest first.
     async fn recent_audit(&self, limit: u32) -> Result<Vec<AuditEvent>, StoreError>;
+}
+
+/// What readers tell the admin: "Was this helpful?" votes and the searches they ran. Kept
+/// in the operational records (SQLite: the ops database), written off the request path by
+/// the portal's event writer.
+#[async_trait]
+pub trait Insights: Send + Sync {
+    /// Stores a vote; a vote of the same `voter` on the same page replaces the previous one
+    /// (answer, comment, time, email). Returns whether it replaced one.
+    async fn put_feedback(&self, vote: &FeedbackRecord) -> Result<bool, StoreError>;
+    /// Votes matching `filter`, oldest first (then by page and voter).
+    async fn feedback(&self, filter: &FeedbackFilter) -> Result<Vec<FeedbackRecord>, StoreError>;
+    /// Appends searches (one statement per batch).
+    async fn record_searches(&self, events: &[SearchEvent]) -> Result<(), StoreError>;
+    /// The latest `limit` searches at or after `since`, newest first.
+    async fn search_events(
+        &self,
+        since: Option<DateTime<Utc>>,
+        limit: u32,
+    ) -> Result<Vec<SearchEvent>, StoreError>;
 }
 
 /// The open transaction of one space's sync. Dropping it without [`SpaceSync::commit`]

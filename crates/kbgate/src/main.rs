@@ -9,6 +9,7 @@ mod config_cmd;
 #[cfg(feature = "demo")]
 mod demo;
 mod doctor;
+mod feedback;
 mod native;
 mod serve;
 mod sessions;
@@ -157,6 +158,9 @@ enum Command {
     /// Manage portal sessions.
     #[command(subcommand)]
     Sessions(sessions::Command),
+    /// Readers' "Was this helpful?" votes (`feedback export --format csv`).
+    #[command(subcommand)]
+    Feedback(feedback::Command),
     /// Summarise what the store records: per space its pages, last sync, running sync and
     /// next background round; live sessions per email domain.
     ///
@@ -222,6 +226,7 @@ fn main() -> ExitCode {
             Command::Backup(args) => backup::run(&cli.config, args).await,
             Command::Status(args) => status::run(&cli.config, args).await,
             Command::Sessions(cmd) => sessions::run(&cli.config, cmd).await,
+            Command::Feedback(cmd) => feedback::run(&cli.config, cmd).await,
             Command::Plan(args) => native::plan(&cli.config, args).await,
             Command::Apply(args) => native::apply(&cli.config, args).await,
             Command::People(cmd) => native::people(&cli.config, cmd).await,

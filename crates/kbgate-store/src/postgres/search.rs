@@ -8,7 +8,7 @@ use sqlx::{Postgres, QueryBuilder, Row};
 use crate::StoreError;
 use crate::excerpt::{Marker, excerpt};
 use crate::fts::Terms;
-use crate::model::{ScopeEntry, SearchHit, SearchResults};
+use crate::model::{MatchCount, ScopeEntry, SearchHit, SearchResults};
 use crate::scope::viewer_tokens;
 use crate::search::{self, TitleHit};
 use crate::sql::{SqlStore, push_exact_scope};
@@ -77,6 +77,7 @@ impl SqlStore<Postgres> {
         let complete = cands.len() <= lim.candidates;
         cands.truncate(lim.candidates);
         let ids: Vec<String> = cands.into_iter().map(|m| m.id).collect();
+        let total = count_in_scope(&mut tx, &ids, scope, complete).await?;
 
         let (page, has_more): (Vec<(String, f64)>, bool) = if complete {
             // Exact: ts_rank over every match.
@@ -120,7 +121,11 @@ impl SqlStore<Postgres> {
         let marker = Marker::new(&words, stems);
         let hits = hits(&mut tx, &words, &marker, scope, &page).await?;
         tx.commit().await?;
-        Ok(SearchResults { hits, has_more })
+        Ok(SearchResults {
+            hits,
+            has_more,
+            total,
+        })
     }
 }
 
@@ -333,4 +338,26 @@ async fn newest_matches(
         .into_iter()
         .map(|(id, seq, title_len)| Match { id, seq, title_len })
         .collect())
+}
+
+/// How many of the candidate pages (`ids`) pass the exact scope check (ARCHITECTURE.md, S1:
+/// a count only counts what the viewer may read; the scope lexemes that found them only
+/// select). `complete`: they are every match.
+async fn count_in_scope(
+    tx: &mut sqlx::Transaction<'static, Postgres>,
+    ids: &[String],
+    scope: &[&ScopeEntry],
+    complete: bool,
+) -> Result<MatchCount, StoreError> {
+    let mut qb = QueryBuilder::<Postgres>::new("SELECT count(*) FROM pages p WHERE p.id = ANY(");
+    qb.push_bind(ids.to_vec());
+    qb.push(")");
+    push_exact_scope(&mut qb, scope);
+    let n: i64 = qb.build_query_scalar().fetch_one(&mut **tx).await?;
+    let n = u64::try_from(n).unwrap_or(0);
+    Ok(if complete {
+        MatchCount::Exact(n)
+    } else {
+        MatchCount::AtLeast(n)
+    })
 }

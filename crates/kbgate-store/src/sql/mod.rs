@@ -14,6 +14,7 @@
 //! all, and the compiler names any one a new statement adds.
 
 mod audit;
+mod insights;
 mod mirror_read;
 mod mirror_write;
 mod people;

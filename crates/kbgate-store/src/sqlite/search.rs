@@ -8,7 +8,7 @@ use sqlx::{QueryBuilder, Row, Sqlite};
 
 use crate::StoreError;
 use crate::fts::{Terms, fts5_words};
-use crate::model::{ScopeEntry, SearchHit, SearchResults};
+use crate::model::{MatchCount, ScopeEntry, SearchHit, SearchResults};
 use crate::scope::viewer_tokens;
 use crate::search::{self, TitleHit};
 use crate::sql::{SqlStore, push_exact_scope};
@@ -55,6 +55,7 @@ impl SqlStore<Sqlite> {
         }
         let complete = cands.len() <= lim.candidates;
         cands.truncate(lim.candidates);
+        let total = count_in_scope(&mut tx, &cands, scope, complete).await?;
 
         // 2. The words bm25 can afford to score.
         let scored = self.scored_words(&mut tx, &words).await?;
@@ -117,7 +118,11 @@ impl SqlStore<Sqlite> {
         // 4. The hits, with excerpts (and the scope checked once more, on the page rows).
         let hits = self.hits(&mut tx, terms, scope, &page).await?;
         tx.commit().await?;
-        Ok(SearchResults { hits, has_more })
+        Ok(SearchResults {
+            hits,
+            has_more,
+            total,
+        })
     }
 
     /// Titles and excerpts of `page` (`(rowid, rank)`, in order). A row that fails the
@@ -267,6 +272,28 @@ async fn bm25_window(
     rows.iter()
         .map(|r| Ok((r.try_get("rid")?, r.try_get("score")?)))
         .collect()
+}
+
+/// How many of the candidates (`pages.pk`) pass the exact scope check (ARCHITECTURE.md, S1:
+/// a count only counts what the viewer may read; the scope tokens that found them only
+/// select). `complete`: they are every match.
+async fn count_in_scope(
+    tx: &mut SqliteConnection,
+    cands: &[i64],
+    scope: &[&ScopeEntry],
+    complete: bool,
+) -> Result<MatchCount, StoreError> {
+    let mut qb = QueryBuilder::<Sqlite>::new("SELECT count(*) FROM json_each(");
+    qb.push_bind(serde_json::to_string(cands)?);
+    qb.push(") j CROSS JOIN pages p ON p.pk = j.value WHERE true");
+    push_exact_scope(&mut qb, scope);
+    let n: i64 = qb.build_query_scalar().fetch_one(&mut *tx).await?;
+    let n = u64::try_from(n).unwrap_or(0);
+    Ok(if complete {
+        MatchCount::Exact(n)
+    } else {
+        MatchCount::AtLeast(n)
+    })
 }
 
 #[cfg(test)]

@@ -1,0 +1,259 @@
+//! What readers tell the admin — "Was this helpful?" votes and the searches they ran —
+//! recorded off the request path.
+//!
+//! A handler hands its event to [`Insights::send`], which never waits: the event goes into a
+//! bounded channel that one background writer ([`Insights::run_writer`], started by
+//! [`crate::serve`]) drains into the store, batching searches. When the channel is full
+//! (the store is slow or down, or a burst) the event is dropped and counted
+//! ([`Insights::dropped`]), so a page view or a search never waits on an insights write.
+//! Readers are named by their domain; their email only when `[portal] record_emails` says
+//! so.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use chrono::{DateTime, Utc};
+use kbgate_policy::Viewer;
+use kbgate_store::{FeedbackRecord, SearchEvent, Store};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+/// Events waiting for the writer at most; beyond, new ones are dropped (and counted).
+pub(crate) const QUEUE: usize = 4096;
+/// Searches written in one statement at most.
+const BATCH: usize = 256;
+
+/// One thing to record.
+#[derive(Debug)]
+pub(crate) enum Event {
+    Feedback(FeedbackRecord),
+    Search(SearchEvent),
+}
+
+/// The sending side, shared by the handlers, and the receiving side until the writer takes
+/// it.
+pub(crate) struct Insights {
+    store: Arc<dyn Store>,
+    tx: mpsc::Sender<Event>,
+    rx: std::sync::Mutex<Option<mpsc::Receiver<Event>>>,
+    dropped: AtomicU64,
+    written: AtomicU64,
+    record_emails: bool,
+}
+
+/// Who did something, as insights keep it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Who {
+    /// A stable key for the person that is not their email: one vote per person and page.
+    pub voter: String,
+    pub domain: String,
+    pub email: Option<String>,
+}
+
+impl Insights {
+    pub(crate) fn new(store: Arc<dyn Store>, record_emails: bool) -> Insights {
+        Insights::with_capacity(store, QUEUE, record_emails)
+    }
+
+    pub(crate) fn with_capacity(
+        store: Arc<dyn Store>,
+        capacity: usize,
+        record_emails: bool,
+    ) -> Insights {
+        let (tx, rx) = mpsc::channel(capacity.max(1));
+        Insights {
+            store,
+            tx,
+            rx: std::sync::Mutex::new(Some(rx)),
+            dropped: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            record_emails,
+        }
+    }
+
+    /// The viewer as insights name them: the domain, a hash of the email as the voter key,
+    /// and the email itself only when configured.
+    pub(crate) fn who(&self, viewer: &Viewer) -> Who {
+        let email = viewer.email().as_str();
+        // Case folded: `Ann@` and `ann@` are one person to every mail system that matters.
+        let voter = Sha256::digest(format!("kbgate-voter\0{}", email.to_lowercase()).as_bytes());
+        Who {
+            voter: hex::encode(voter),
+            domain: viewer.email().domain().as_str().to_owned(),
+            email: self.record_emails.then(|| email.to_owned()),
+        }
+    }
+
+    /// A search event for `viewer`, at `at`.
+    pub(crate) fn search_event(
+        &self,
+        viewer: &Viewer,
+        query: &str,
+        results: u64,
+        at: DateTime<Utc>,
+    ) -> SearchEvent {
+        let who = self.who(viewer);
+        SearchEvent {
+            at,
+            domain: who.domain,
+            email: who.email,
+            query: query.to_owned(),
+            results,
+        }
+    }
+
+    /// Queues an event for the writer; never waits. Dropped (and counted) when the queue is
+    /// full or no writer runs any more.
+    pub(crate) fn send(&self, event: Event) {
+        if self.tx.try_send(event).is_err() {
+            let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::warn!(dropped = n, "insights queue full: events dropped");
+            }
+        }
+    }
+
+    /// Events dropped because the queue was full.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Events the writer has stored.
+    #[cfg(test)]
+    pub(crate) fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+
+    /// Drains the queue into the store until `stop` is cancelled, then writes what is still
+    /// queued and returns. Only the first caller gets the queue; later ones return at once.
+    pub(crate) async fn run_writer(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        let Some(mut rx) = self.rx.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+            tracing::warn!("insights writer already running; not starting another");
+            return;
+        };
+        let mut batch = Vec::with_capacity(BATCH);
+        loop {
+            let n = tokio::select! {
+                n = rx.recv_many(&mut batch, BATCH) => n,
+                () = stop.cancelled() => 0,
+            };
+            if n == 0 {
+                break;
+            }
+            self.write(&mut batch).await;
+        }
+        // Shutting down: what is already queued is written, nothing waits for more.
+        rx.close();
+        while rx.recv_many(&mut batch, BATCH).await > 0 {
+            self.write(&mut batch).await;
+        }
+        let dropped = self.dropped();
+        if dropped > 0 {
+            tracing::warn!(
+                dropped,
+                "insights writer stopped; events were dropped under load"
+            );
+        }
+    }
+
+    async fn write(&self, batch: &mut Vec<Event>) {
+        let store = &*self.store;
+        let mut searches = Vec::new();
+        for event in batch.drain(..) {
+            match event {
+                Event::Search(s) => searches.push(s),
+                Event::Feedback(f) => match store.put_feedback(&f).await {
+                    Ok(_) => {
+                        self.written.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => tracing::warn!(error = %e, "storing feedback failed"),
+                },
+            }
+        }
+        if searches.is_empty() {
+            return;
+        }
+        match store.record_searches(&searches).await {
+            Ok(()) => {
+                self.written
+                    .fetch_add(searches.len() as u64, Ordering::Relaxed);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, events = searches.len(), "storing search events failed")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kbgate_store::FeedbackFilter;
+
+    fn search(q: &str) -> Event {
+        Event::Search(SearchEvent {
+            at: Utc::now(),
+            domain: "acme.com".into(),
+            email: None,
+            query: q.into(),
+            results: 0,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_drops_and_counts_without_waiting() {
+        let t = kbgate_store::testing::sqlite().await;
+        let ins = Insights::with_capacity(t.store.clone(), 2, false);
+        // No writer yet: the third and later events find the queue full.
+        for i in 0..5 {
+            ins.send(search(&format!("q{i}")));
+        }
+        assert_eq!(ins.dropped(), 3);
+        // The writer stores what was queued, and on stop what is still queued.
+        let ins = Arc::new(ins);
+        let stop = tokio_util::sync::CancellationToken::new();
+        let writer = tokio::spawn(ins.clone().run_writer(stop.clone()));
+        for _ in 0..500 {
+            if ins.written() == 2 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(ins.written(), 2, "the writer drains the queue");
+        ins.send(Event::Feedback(FeedbackRecord {
+            page_id: "1".into(),
+            voter: "v".into(),
+            space_key: "KB".into(),
+            page_title: "T".into(),
+            domain: "acme.com".into(),
+            email: None,
+            helpful: true,
+            comment: None,
+            at: Utc::now(),
+        }));
+        stop.cancel();
+        writer.await.unwrap();
+        assert_eq!(ins.written(), 3);
+        let queries: Vec<String> = t
+            .store
+            .search_events(None, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.query)
+            .collect();
+        assert_eq!(queries, ["q1", "q0"]);
+        assert_eq!(
+            t.store
+                .feedback(&FeedbackFilter::default())
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        // A second writer gets no queue; after the writer ended, events are dropped.
+        ins.clone().run_writer(stop).await;
+        ins.send(search("late"));
+        assert_eq!(ins.dropped(), 4);
+    }
+}

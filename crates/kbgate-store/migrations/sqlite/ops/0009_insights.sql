@@ -1,0 +1,32 @@
+-- Reader feedback and search insights (issue #14 "Feedback", "Search people expect"; the
+-- insights store of #13). Times are milliseconds since the Unix epoch (UTC), so `--since`
+-- filters compare numbers, never differently formatted text.
+
+-- "Was this helpful?": one vote per person (`voter`, a hash of the normalised email) per page;
+-- a re-vote replaces the previous one. `email` is kept only when `[portal] record_emails`
+-- says so.
+CREATE TABLE page_feedback (
+    page_id    TEXT NOT NULL,
+    voter      TEXT NOT NULL,
+    space_key  TEXT NOT NULL,
+    page_title TEXT NOT NULL,
+    domain     TEXT NOT NULL,
+    email      TEXT,
+    helpful    INTEGER NOT NULL,
+    comment    TEXT,
+    at_ms      INTEGER NOT NULL,
+    PRIMARY KEY (page_id, voter)
+);
+CREATE INDEX page_feedback_at ON page_feedback(at_ms);
+CREATE INDEX page_feedback_domain ON page_feedback(domain, at_ms);
+
+-- Searches as readers ran them (at least those with no result), for the admin.
+CREATE TABLE search_events (
+    seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms   INTEGER NOT NULL,
+    domain  TEXT NOT NULL,
+    email   TEXT,
+    query   TEXT NOT NULL,
+    results INTEGER NOT NULL
+);
+CREATE INDEX search_events_at ON search_events(at_ms);

@@ -1,0 +1,182 @@
+//! [`Insights`] for both backends: on SQLite in the operational database. Times are stored
+//! as milliseconds since the Unix epoch, so `since` compares numbers on both backends.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::{ColumnIndex, Executor, QueryBuilder};
+
+use super::{BATCH_ROWS, Db, RowsAffected, Scalar, SqlStore};
+use crate::StoreError;
+use crate::model::{FeedbackFilter, FeedbackRecord, SearchEvent};
+use crate::store::Insights;
+
+fn to_ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+fn from_ms(ms: i64, col: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| StoreError::Corrupt(format!("column {col}: {ms} is not a time")))
+}
+
+#[derive(sqlx::FromRow)]
+struct FeedbackRow {
+    page_id: String,
+    voter: String,
+    space_key: String,
+    page_title: String,
+    domain: String,
+    email: Option<String>,
+    helpful: bool,
+    comment: Option<String>,
+    at_ms: i64,
+}
+
+impl TryFrom<FeedbackRow> for FeedbackRecord {
+    type Error = StoreError;
+    fn try_from(r: FeedbackRow) -> Result<Self, StoreError> {
+        Ok(FeedbackRecord {
+            at: from_ms(r.at_ms, "page_feedback.at_ms")?,
+            page_id: r.page_id,
+            voter: r.voter,
+            space_key: r.space_key,
+            page_title: r.page_title,
+            domain: r.domain,
+            email: r.email,
+            helpful: r.helpful,
+            comment: r.comment,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct SearchEventRow {
+    at_ms: i64,
+    domain: String,
+    email: Option<String>,
+    query: String,
+    results: i64,
+}
+
+impl TryFrom<SearchEventRow> for SearchEvent {
+    type Error = StoreError;
+    fn try_from(r: SearchEventRow) -> Result<Self, StoreError> {
+        Ok(SearchEvent {
+            at: from_ms(r.at_ms, "search_events.at_ms")?,
+            domain: r.domain,
+            email: r.email,
+            query: r.query,
+            results: u64::try_from(r.results).map_err(|_| {
+                StoreError::Corrupt(format!("column search_events.results: {}", r.results))
+            })?,
+        })
+    }
+}
+
+#[async_trait]
+impl<DB> Insights for SqlStore<DB>
+where
+    DB: Db,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'r> &'r str: ColumnIndex<DB::Row>,
+    String: Scalar<DB>,
+    Option<String>: Scalar<DB>,
+    i64: Scalar<DB>,
+    Option<i64>: Scalar<DB>,
+    bool: Scalar<DB>,
+    for<'r> FeedbackRow: sqlx::FromRow<'r, DB::Row>,
+    for<'r> SearchEventRow: sqlx::FromRow<'r, DB::Row>,
+{
+    async fn put_feedback(&self, v: &FeedbackRecord) -> Result<bool, StoreError> {
+        // Update first, so the answer says whether a vote was replaced; an insert racing
+        // with another one for the same person and page still ends as one row (the conflict
+        // clause), its answer then merely says "new".
+        let replaced = sqlx::query(
+            "UPDATE page_feedback SET space_key = $3, page_title = $4, domain = $5, \
+             email = $6, helpful = $7, comment = $8, at_ms = $9 \
+             WHERE page_id = $1 AND voter = $2",
+        )
+        .bind(&v.page_id)
+        .bind(&v.voter)
+        .bind(&v.space_key)
+        .bind(&v.page_title)
+        .bind(&v.domain)
+        .bind(&v.email)
+        .bind(v.helpful)
+        .bind(&v.comment)
+        .bind(to_ms(v.at))
+        .execute(&self.ops)
+        .await?
+        .rows_affected();
+        if replaced > 0 {
+            return Ok(true);
+        }
+        sqlx::query(
+            "INSERT INTO page_feedback (page_id, voter, space_key, page_title, domain, email, \
+             helpful, comment, at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+             ON CONFLICT (page_id, voter) DO UPDATE SET space_key = excluded.space_key, \
+             page_title = excluded.page_title, domain = excluded.domain, \
+             email = excluded.email, helpful = excluded.helpful, comment = excluded.comment, \
+             at_ms = excluded.at_ms",
+        )
+        .bind(&v.page_id)
+        .bind(&v.voter)
+        .bind(&v.space_key)
+        .bind(&v.page_title)
+        .bind(&v.domain)
+        .bind(&v.email)
+        .bind(v.helpful)
+        .bind(&v.comment)
+        .bind(to_ms(v.at))
+        .execute(&self.ops)
+        .await?;
+        Ok(false)
+    }
+
+    async fn feedback(&self, f: &FeedbackFilter) -> Result<Vec<FeedbackRecord>, StoreError> {
+        let rows: Vec<FeedbackRow> = sqlx::query_as(
+            "SELECT page_id, voter, space_key, page_title, domain, email, helpful, comment, \
+             at_ms FROM page_feedback \
+             WHERE ($1 IS NULL OR at_ms >= $1) AND ($2 IS NULL OR domain = $2) \
+             ORDER BY at_ms, page_id, voter",
+        )
+        .bind(f.since.map(to_ms))
+        .bind(f.domain.clone())
+        .fetch_all(&self.ops)
+        .await?;
+        rows.into_iter().map(FeedbackRecord::try_from).collect()
+    }
+
+    async fn record_searches(&self, events: &[SearchEvent]) -> Result<(), StoreError> {
+        for chunk in events.chunks(BATCH_ROWS) {
+            let mut qb = QueryBuilder::<DB>::new(
+                "INSERT INTO search_events (at_ms, domain, email, query, results) ",
+            );
+            qb.push_values(chunk, |mut b, e| {
+                b.push_bind(to_ms(e.at))
+                    .push_bind(e.domain.clone())
+                    .push_bind(e.email.clone())
+                    .push_bind(e.query.clone())
+                    .push_bind(i64::try_from(e.results).unwrap_or(i64::MAX));
+            });
+            qb.build().execute(&self.ops).await?;
+        }
+        Ok(())
+    }
+
+    async fn search_events(
+        &self,
+        since: Option<DateTime<Utc>>,
+        limit: u32,
+    ) -> Result<Vec<SearchEvent>, StoreError> {
+        let rows: Vec<SearchEventRow> = sqlx::query_as(
+            "SELECT at_ms, domain, email, query, results FROM search_events \
+             WHERE ($1 IS NULL OR at_ms >= $1) ORDER BY seq DESC LIMIT $2",
+        )
+        .bind(since.map(to_ms))
+        .bind(i64::from(limit))
+        .fetch_all(&self.ops)
+        .await?;
+        rows.into_iter().map(SearchEvent::try_from).collect()
+    }
+}
