@@ -98,6 +98,10 @@ pub(crate) struct RawPortal {
     pub idle_timeout: Str,
     pub max_connections: Option<Val<u64>>,
     pub max_connections_per_client: Option<Val<u64>>,
+    /// `false` switches the magic-link form off.
+    pub magic_link: Option<Val<bool>>,
+    /// `[portal.brand]`.
+    pub brand: Option<crate::brand::RawBrand>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -114,6 +118,7 @@ pub(crate) struct RawEmbed {
     pub api_key_file: Str,
     pub max_token_lifetime: Str,
     pub leeway: Str,
+    pub login_url: Str,
 }
 
 #[derive(Debug, Deserialize)]
@@ -271,7 +276,8 @@ pub(crate) fn apply_env(
             header_read_timeout,
             idle_timeout,
             max_connections,
-            max_connections_per_client
+            max_connections_per_client,
+            magic_link
         ]
     );
     if let Some(p) = raw.portal.as_mut() {
@@ -295,6 +301,7 @@ pub(crate) fn apply_env(
             (&mut sec.api_key_file, "api_key_file"),
             (&mut sec.max_token_lifetime, "max_token_lifetime"),
             (&mut sec.leeway, "leeway"),
+            (&mut sec.login_url, "login_url"),
         ] {
             present |= o.set(field, "embed", key);
         }

@@ -64,7 +64,7 @@ fn tables_keep_spans_only() {
     );
     assert_eq!(
         out,
-        "<table><tbody><tr><th colspan=\"2\">H</th></tr><tr><td rowspan=\"3\">a</td><td>b</td></tr></tbody></table>"
+        "<table tabindex=\"0\"><tbody><tr><th colspan=\"2\">H</th></tr><tr><td rowspan=\"3\">a</td><td>b</td></tr></tbody></table>"
     );
 }
 
@@ -74,7 +74,7 @@ fn code_macro_keeps_code_exact() {
     let p = prepare(body, &ctx());
     assert_eq!(
         p.html,
-        "<pre class=\"code-block\"><code class=\"language-javascript\">if (a &lt; b &amp;&amp; c &gt; d) { x = \"]]&gt;\"; }</code></pre>"
+        "<pre class=\"code-block\" tabindex=\"0\"><code class=\"language-javascript\">if (a &lt; b &amp;&amp; c &gt; d) { x = \"]]&gt;\"; }</code></pre>"
     );
     assert!(
         p.text.contains("if (a < b && c > d) { x = \"]]>\"; }"),
@@ -88,7 +88,10 @@ fn code_macro_with_unknown_language_has_no_class() {
     let out = render(
         r#"<ac:structured-macro ac:name="code"><ac:parameter ac:name="language">evil" onclick="x</ac:parameter><ac:plain-text-body><![CDATA[x]]></ac:plain-text-body></ac:structured-macro>"#,
     );
-    assert_eq!(out, "<pre class=\"code-block\"><code>x</code></pre>");
+    assert_eq!(
+        out,
+        "<pre class=\"code-block\" tabindex=\"0\"><code>x</code></pre>"
+    );
 }
 
 #[test]

@@ -27,6 +27,8 @@ pub enum SetupError {
     Mail(#[from] MailError),
     #[error("[portal] from is required to send magic links by SMTP")]
     MissingFrom,
+    #[error("{0}")]
+    Brand(#[from] crate::brand::BrandError),
 }
 
 fn algorithm(a: kbgate_config::EmbedAlgorithm) -> EmbedAlgorithm {
@@ -83,6 +85,7 @@ pub(crate) fn embed_from_config(config: &Config) -> Result<Extras, SetupError> {
     Ok(Extras {
         embed: Some(verifier),
         api_key: e.resolve_api_key()?,
+        login_url: e.login_url.clone(),
     })
 }
 
@@ -96,8 +99,10 @@ impl AppState {
     ) -> Result<AppState, SetupError> {
         let mailer = mailer_from_config(config)?;
         let extras = embed_from_config(config)?;
-        Ok(AppState::new(
+        let brand = crate::brand::Brand::load(&config.portal.brand)?;
+        Ok(AppState::with_brand(
             &config.portal,
+            brand,
             store,
             policy,
             Some(mailer),
