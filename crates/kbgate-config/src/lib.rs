@@ -27,6 +27,7 @@
 //!   are errors. All semantic problems are reported together.
 //! - Relative paths are relative to the working directory (like the SQLite URL).
 
+mod brand;
 mod error;
 mod raw;
 mod secret;
@@ -41,6 +42,10 @@ use kbgate_policy::{
 };
 use url::Url;
 
+pub use brand::{
+    AA_CONTRAST, BrandConfig, BrandImage, CssColor, DARK_BACKGROUNDS, DEFAULT_SITE_NAME,
+    FooterLink, LIGHT_BACKGROUNDS,
+};
 pub use error::{ConfigError, Location, Problem};
 pub use secrecy::{ExposeSecret, SecretString};
 pub use secret::{SecretError, SecretSource, SensitiveUrl};
@@ -322,6 +327,11 @@ pub struct PortalConfig {
     /// `false`: only the email's domain is kept (one vote per person still holds: votes
     /// are keyed by a hash of the email).
     pub record_emails: bool,
+    /// `magic_link`: whether people may ask for a sign-in link by mail. Default `true`; off,
+    /// sign-in is by hand-over from the host app only (`[embed] login_url` leads there).
+    pub magic_links: bool,
+    /// `[portal.brand]`: reloaded with the rest of the file.
+    pub brand: BrandConfig,
 }
 
 /// Default of `[portal] header_read_timeout`.
@@ -408,6 +418,8 @@ impl PortalConfig {
             max_connections_per_client: DEFAULT_MAX_CONNECTIONS_PER_CLIENT,
             show_staff_names: false,
             record_emails: false,
+            magic_links: true,
+            brand: BrandConfig::default(),
         }
     }
 }
@@ -472,6 +484,10 @@ pub struct EmbedConfig {
     pub max_token_lifetime: Duration,
     /// Clock-skew leeway for `iat`/`nbf`/`exp`. Default 30 seconds, at most 5 minutes.
     pub leeway: Duration,
+    /// The host app's sign-in page: a person without a session is sent there (with
+    /// `return_to`, the portal path to come back to) to be handed over again, instead of the
+    /// magic-link form. `http(s)://`.
+    pub login_url: Option<Url>,
 }
 
 impl EmbedConfig {
@@ -1292,10 +1308,16 @@ impl Builder<'_> {
             );
             ok = false;
         }
+        let brand = match r.brand {
+            Some(b) => self.brand(b),
+            None => Some(BrandConfig::default()),
+        };
         if !ok {
             return None;
         }
         Some(PortalConfig {
+            magic_links: r.magic_link.as_ref().is_none_or(|v| v.value),
+            brand: brand?,
             listen,
             public_url,
             frame_ancestors: frame_ancestors?,
@@ -1414,7 +1436,9 @@ impl Builder<'_> {
             Duration::ZERO,
             Some(MAX_EMBED_LEEWAY),
         );
+        let login_url = self.conv(&r.login_url, "embed.login_url", |s| parse_login_url(s));
         Some(EmbedConfig {
+            login_url: login_url?,
             issuer: issuer?,
             audience: audience?,
             algorithm: algorithm?,
@@ -1601,6 +1625,18 @@ fn parse_jira_url(s: &str) -> Result<Url, String> {
         return Err(
             "expected https://SITE.atlassian.net with no query, fragment or credentials".into(),
         );
+    }
+    Ok(url)
+}
+
+/// `[embed] login_url`: an absolute http(s) URL; a query is kept (`return_to` is added to it).
+fn parse_login_url(s: &str) -> Result<Url, String> {
+    let url = Url::parse(s.trim()).map_err(|e| format!("not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err("expected http(s)://HOST/PATH of the host app's sign-in page".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("the login URL must not carry credentials".into());
     }
     Ok(url)
 }

@@ -101,6 +101,10 @@ pub(crate) struct RawPortal {
     pub max_connections_per_client: Option<Val<u64>>,
     pub show_staff_names: Option<Val<bool>>,
     pub record_emails: Option<Val<bool>>,
+    /// `false` switches the magic-link form off.
+    pub magic_link: Option<Val<bool>>,
+    /// `[portal.brand]`.
+    pub brand: Option<crate::brand::RawBrand>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -118,6 +122,7 @@ pub(crate) struct RawEmbed {
     pub api_key_file: Str,
     pub max_token_lifetime: Str,
     pub leeway: Str,
+    pub login_url: Str,
 }
 
 #[derive(Debug, Deserialize)]
@@ -278,7 +283,8 @@ pub(crate) fn apply_env(
             max_connections,
             max_connections_per_client,
             show_staff_names,
-            record_emails
+            record_emails,
+            magic_link
         ]
     );
     if let Some(p) = raw.portal.as_mut() {
@@ -303,6 +309,7 @@ pub(crate) fn apply_env(
             (&mut sec.api_key_file, "api_key_file"),
             (&mut sec.max_token_lifetime, "max_token_lifetime"),
             (&mut sec.leeway, "leeway"),
+            (&mut sec.login_url, "login_url"),
         ] {
             present |= o.set(field, "embed", key);
         }

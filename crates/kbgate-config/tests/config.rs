@@ -1074,3 +1074,82 @@ fn staff_names_are_hidden_unless_turned_on() {
     let c = load_env(GOOD, &[("KBGATE_PORTAL_SHOW_STAFF_NAMES", "true")]).unwrap();
     assert!(c.portal.show_staff_names);
 }
+
+#[test]
+fn brand_loads_with_defaults_and_validated_values() {
+    let plain = load(GOOD).unwrap();
+    assert_eq!(plain.portal.brand, kbgate_config::BrandConfig::default());
+    assert_eq!(plain.portal.brand.site_name, "Knowledge base");
+    assert!(plain.portal.magic_links);
+    assert_eq!(plain.embed.as_ref().unwrap().login_url, None);
+
+    let text = GOOD
+        .replace(
+            "[embed]\n",
+            r##"[portal.brand]
+site_name = "Acme Help"
+title_name = "Acme"
+logo = "brand/logo.svg"
+favicon = "https://cdn.acme.com/favicon.png"
+accent = "#b3261e"
+accent_dark = "#ffb4ab"
+support_email = "help@acme.com"
+support_url = "https://acme.com/support"
+custom_css = "brand/extra.css"
+footer_links = [{ text = "Privacy", url = "https://acme.com/privacy" },
+                { text = "Mail us", url = "mailto:help@acme.com" }]
+
+[embed]
+login_url = "https://app.acme.com/login?from=kb"
+"##,
+        )
+        .replace("[portal]\n", "[portal]\nmagic_link = false\n");
+    let c = load(&text).unwrap();
+    let b = &c.portal.brand;
+    assert!(!c.portal.magic_links);
+    assert_eq!(b.site_name, "Acme Help");
+    assert_eq!(b.title_name, "Acme");
+    assert_eq!(
+        b.logo,
+        Some(kbgate_config::BrandImage::File(PathBuf::from(
+            "brand/logo.svg"
+        )))
+    );
+    assert_eq!(
+        b.logo_dark, b.logo,
+        "the dark logo defaults to the light one"
+    );
+    assert_eq!(b.accent.unwrap().css(), "#b3261e");
+    assert_eq!(b.support_email.as_ref().unwrap().as_str(), "help@acme.com");
+    assert_eq!(b.footer_links.len(), 2);
+    assert_eq!(
+        c.embed.unwrap().login_url.unwrap().as_str(),
+        "https://app.acme.com/login?from=kb"
+    );
+}
+
+#[test]
+fn brand_refuses_unreadable_or_unsafe_values() {
+    for (line, key) in [
+        ("accent = \"#7fb2ff\"", "portal.brand.accent"),
+        ("accent_dark = \"#0b5cad\"", "portal.brand.accent_dark"),
+        ("accent = \"red;}body{display:none\"", "portal.brand.accent"),
+        ("logo = \"http://cdn.acme.com/l.png\"", "portal.brand.logo"),
+        ("site_name = \"\"", "portal.brand.site_name"),
+        (
+            "support_url = \"javascript:alert(1)\"",
+            "portal.brand.support_url",
+        ),
+        (
+            "footer_links = [{ text = \"x\", url = \"javascript:alert(1)\" }]",
+            "portal.brand.footer_links[0].url",
+        ),
+    ] {
+        let text = GOOD.replace("[embed]\n", &format!("[portal.brand]\n{line}\n\n[embed]\n"));
+        let p = problem(&text);
+        assert_eq!(p.key, key, "{line}: {p:?}");
+        assert_eq!(p.line(), Some(line_of(&text, line)), "{line}");
+    }
+    let e = problem(&GOOD.replace("[embed]\n", "[embed]\nlogin_url = \"ftp://x\"\n"));
+    assert_eq!(e.key, "embed.login_url");
+}

@@ -254,7 +254,12 @@ static BUILDER: LazyLock<Builder<'static>> = LazyLock::new(|| {
         .generic_attributes(HashSet::new())
         .url_schemes(["http", "https", "mailto"].into_iter().collect())
         .link_rel(Some("noopener noreferrer nofollow"))
-        .strip_comments(true);
+        .strip_comments(true)
+        // Code blocks and wide tables scroll sideways inside their own box on small screens;
+        // a keyboard must be able to reach (and scroll) them: WCAG 2.1.1, axe-core's
+        // `scrollable-region-focusable`. Set here, never taken from content.
+        .set_tag_attribute_value("pre", "tabindex", "0")
+        .set_tag_attribute_value("table", "tabindex", "0");
     b
 });
 
@@ -293,6 +298,20 @@ mod tests {
         assert!(out.contains("panel panel-info"), "{out}");
         assert!(!out.contains("evil"), "{out}");
         assert!(out.contains("\u{E000}0\u{E001}"), "{out}");
+    }
+
+    #[test]
+    fn scrollable_blocks_are_keyboard_reachable_whatever_the_content_says() {
+        let out = clean(
+            r#"<pre tabindex="-1" class="code-block">x</pre><table tabindex="7"><tr><td>1</td></tr></table>"#,
+        );
+        assert!(
+            out.contains(r#"<pre class="code-block" tabindex="0">"#)
+                || out.contains(r#"<pre tabindex="0" class="code-block">"#),
+            "{out}"
+        );
+        assert!(out.contains(r#"<table tabindex="0">"#), "{out}");
+        assert!(!out.contains("-1") && !out.contains("\"7\""), "{out}");
     }
 
     #[test]

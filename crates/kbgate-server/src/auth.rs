@@ -46,7 +46,10 @@ async fn sign_in(
 ) -> Result<Response, Error> {
     let now = Utc::now();
     let generation = state.policy().generation();
-    // Refused emails get the same answer as bad tokens: no session, 401.
+    let settings = state.settings();
+    // The email is proven (a verified token or a used single-use code) but the policy
+    // refuses it: no session, and an honest answer — no access, whom to ask — rather than a
+    // sign-in prompt that could never succeed.
     if state.policy().viewer(email, now).is_err() {
         state
             .audit()
@@ -56,9 +59,13 @@ async fn sign_in(
                 serde_json::json!({ "method": method }),
             )
             .await;
-        return Err(Error::Unauthorized);
+        return Err(Error::Refused(Box::new(crate::error::Refusal {
+            email: email.as_str().to_owned(),
+            csrf: session_cookie(headers, settings)
+                .map(|id| id.derive("csrf"))
+                .unwrap_or_default(),
+        })));
     }
-    let settings = state.settings();
     if let Some(old) = session_cookie(headers, settings) {
         state.sessions().revoke(&old).await?;
     }
@@ -257,6 +264,26 @@ struct SignInPage {
     /// Whether to link to `/request-access` (only when some audience is delivered natively;
     /// a portal-only site would lead people to a form that can never send anything).
     request_access: bool,
+    /// `[portal] magic_link`: off, the page says where to sign in instead of showing a form.
+    magic_links: bool,
+    /// The host app's sign-in (`[embed] login_url`), leading back to `return_to`.
+    login_href: Option<String>,
+}
+
+impl SignInPage {
+    fn new(state: &AppState, sent: bool, return_to: &LocalPath) -> SignInPage {
+        SignInPage {
+            chrome: Chrome::anonymous(state),
+            sent,
+            minutes: state.settings().magic_link_ttl.as_secs() / 60,
+            return_to: return_to.to_string(),
+            request_access: offers_access_requests(state),
+            magic_links: state.settings().magic_links,
+            login_href: state
+                .login_url()
+                .map(|l| urls::host_login(l, return_to.as_str())),
+        }
+    }
 }
 
 /// Whether the current policy has an audience that access requests can lead to.
@@ -286,13 +313,8 @@ pub(crate) async fn email_form(
     State(state): State<AppState>,
     Query(p): Query<CodeParams>,
 ) -> Result<Html<String>, Error> {
-    render(&SignInPage {
-        chrome: Chrome::anonymous(state.settings()),
-        sent: false,
-        minutes: state.settings().magic_link_ttl.as_secs() / 60,
-        return_to: LocalPath::parse_or_root(p.return_to.as_deref()).to_string(),
-        request_access: offers_access_requests(&state),
-    })
+    let return_to = LocalPath::parse_or_root(p.return_to.as_deref());
+    render(&SignInPage::new(&state, false, &return_to))
 }
 
 #[derive(Deserialize)]
@@ -372,10 +394,13 @@ pub(crate) fn mail_link(
                 return;
             }
         };
-        let url = state
-            .settings()
-            .absolute(&urls::with_code(link.path, &code));
-        let site = state.settings().site_name.clone();
+        // The page to go to travels in the link too (it is no secret): a link used or
+        // expired still takes someone already signed in there (see `email_confirm`).
+        let url = state.settings().absolute(&urls::with_return_to(
+            &urls::with_code(link.path, &code),
+            &return_to,
+        ));
+        let site = state.brand().title_name.clone();
         if let Err(e) = mailer
             .send_link(link.mail, &email, &url, &site, ttl.as_secs() / 60)
             .await
@@ -393,6 +418,9 @@ pub(crate) async fn email_submit(
     ClientAddr(addr): ClientAddr,
     Form(f): Form<EmailForm>,
 ) -> Result<Response, Error> {
+    if !state.settings().magic_links {
+        return Err(Error::NotFound);
+    }
     let return_to = LocalPath::parse_or_root(f.return_to.as_deref());
     mail_link(
         &state,
@@ -402,14 +430,7 @@ pub(crate) async fn email_submit(
         &return_to,
         |email, now| state.policy().viewer(email, now).is_ok(),
     )?;
-    Ok(render(&SignInPage {
-        chrome: Chrome::anonymous(state.settings()),
-        sent: true,
-        minutes: state.settings().magic_link_ttl.as_secs() / 60,
-        return_to: return_to.to_string(),
-        request_access: offers_access_requests(&state),
-    })?
-    .into_response())
+    Ok(render(&SignInPage::new(&state, true, &return_to))?.into_response())
 }
 
 /// Name of the cookie that ties the magic-link confirmation form to the browser it was
@@ -433,11 +454,13 @@ pub(crate) async fn email_confirm_form(
     headers: HeaderMap,
     Query(p): Query<CodeParams>,
 ) -> Result<Response, Error> {
-    let code = p
-        .code
-        .as_deref()
-        .and_then(Opaque::parse)
-        .ok_or(Error::Unauthorized)?;
+    let return_to = LocalPath::parse_or_root(p.return_to.as_deref());
+    let Some(code) = p.code.as_deref().and_then(Opaque::parse) else {
+        if signed_in(&state, &headers).await? {
+            return Ok(redirect(return_to.as_str()));
+        }
+        return Err(Error::Unauthorized);
+    };
     let settings = state.settings();
     let name = confirm_cookie_name(settings);
     // Reuse the browser's cookie: two links open in two tabs both stay usable.
@@ -446,11 +469,11 @@ pub(crate) async fn email_confirm_form(
         None => (Opaque::generate(), true),
     };
     let mut resp = render(&ConfirmPage {
-        chrome: Chrome::anonymous(state.settings()),
+        chrome: Chrome::anonymous(&state),
         action: routes::AUTH_EMAIL_CONFIRM,
         field: "code",
         value: code.expose().to_owned(),
-        return_to: String::new(),
+        return_to: return_to.to_string(),
         csrf: binding.derive(CONFIRM_TOKEN),
     })?
     .into_response();
@@ -472,6 +495,23 @@ pub(crate) async fn email_confirm_form(
 pub(crate) struct ConfirmForm {
     code: Option<String>,
     csrf: Option<String>,
+    return_to: Option<String>,
+}
+
+/// Whether the request comes with a session the current policy admits.
+async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<bool, Error> {
+    let settings = state.settings();
+    let Some(id) = session_cookie(headers, settings) else {
+        return Ok(false);
+    };
+    let now = Utc::now();
+    Ok(match state.sessions().resolve(&id, settings, now).await? {
+        Some(s) => state
+            .policy()
+            .session_viewer(&s.email, s.created_at, now)
+            .is_ok(),
+        None => false,
+    })
 }
 
 /// `POST /auth/email/confirm` (form `code`, `csrf`): uses the magic link. Refused (403, the
@@ -498,7 +538,17 @@ pub(crate) async fn email_confirm(
     if !bound {
         return Err(Error::Forbidden);
     }
-    redeem(&state, &headers, p.code.as_deref(), PURPOSE_MAGIC).await
+    match use_code(&state, p.code.as_deref(), PURPOSE_MAGIC).await? {
+        Some((email, return_to)) => {
+            sign_in(&state, &headers, &email, &return_to, PURPOSE_MAGIC).await
+        }
+        // A link used before (or expired), opened by someone who is signed in: take them to
+        // the page rather than ask them to sign in again.
+        None if signed_in(&state, &headers).await? => Ok(redirect(
+            LocalPath::parse_or_root(p.return_to.as_deref()).as_str(),
+        )),
+        None => Err(Error::Unauthorized),
+    }
 }
 
 #[derive(Deserialize)]

@@ -1,7 +1,10 @@
-//! What every page's frame (`base.html`) needs: the site name, the signed-in person, the
-//! search box's query. Plain data, so the error pages can have a frame too.
+//! What every page's frame (`base.html`) needs: the brand, the signed-in person, the search
+//! box's query. Plain data, so the error pages can have a frame too.
 
-use crate::settings::Settings;
+use std::sync::Arc;
+
+use crate::brand::Brand;
+use crate::state::AppState;
 
 /// The signed-in user as the page header shows it.
 pub(crate) struct User {
@@ -11,25 +14,26 @@ pub(crate) struct User {
 
 /// What every page's frame needs.
 pub(crate) struct Chrome {
-    pub site_name: String,
+    /// The brand in force when the page was rendered.
+    pub brand: Arc<Brand>,
     pub user: Option<User>,
     pub query: String,
 }
 
 impl Chrome {
     /// The frame of a page nobody is signed in to.
-    pub(crate) fn anonymous(settings: &Settings) -> Chrome {
+    pub(crate) fn anonymous(state: &AppState) -> Chrome {
         Chrome {
-            site_name: settings.site_name.clone(),
+            brand: state.brand(),
             user: None,
             query: String::new(),
         }
     }
 
     /// The frame of a signed-in person's page.
-    pub(crate) fn signed_in(settings: &Settings, email: String, csrf: String) -> Chrome {
+    pub(crate) fn signed_in(state: &AppState, email: String, csrf: String) -> Chrome {
         Chrome {
-            site_name: settings.site_name.clone(),
+            brand: state.brand(),
             user: Some(User { email, csrf }),
             query: String::new(),
         }

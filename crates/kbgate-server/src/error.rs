@@ -27,6 +27,11 @@ pub(crate) enum Error {
     /// Signed in, but the policy grants nothing (e.g. the domain was removed or denied).
     #[error("forbidden")]
     Forbidden,
+    /// A person whose email is proven (a session, or a host app's hand-over) but whom the
+    /// policy refuses: denied, unknown or expired domain. Rendered as an honest refusal page
+    /// (no access, what to do, sign out), never as a sign-in prompt.
+    #[error("forbidden")]
+    Refused(Box<Refusal>),
     /// Malformed input. The text is a fixed public explanation, never echoed input.
     #[error("bad request: {0}")]
     BadRequest(&'static str),
@@ -52,7 +57,7 @@ impl Error {
         match self {
             Error::NotFound => StatusCode::NOT_FOUND,
             Error::Unauthorized => StatusCode::UNAUTHORIZED,
-            Error::Forbidden => StatusCode::FORBIDDEN,
+            Error::Forbidden | Error::Refused(_) => StatusCode::FORBIDDEN,
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Error::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -87,6 +92,14 @@ fn default_message(status: StatusCode) -> &'static str {
     }
 }
 
+/// Who was refused, for the refusal page: their own address and the sign-out form's token.
+#[derive(Debug, Clone)]
+pub(crate) struct Refusal {
+    pub(crate) email: String,
+    /// Token of the sign-out form (derived from the session cookie; empty without one).
+    pub(crate) csrf: String,
+}
+
 /// Marker extension: this response is an error of ours and may be re-rendered as HTML.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ErrorMark {
@@ -103,7 +116,11 @@ impl IntoResponse for Error {
             status: self.status(),
             message: self.public_message(),
         };
-        json_error(mark)
+        let mut resp = json_error(mark);
+        if let Error::Refused(r) = self {
+            resp.extensions_mut().insert(*r);
+        }
+        resp
     }
 }
 
@@ -161,8 +178,9 @@ impl Negotiation {
     }
 
     /// Renders our errors (and axum's rejections) as HTML or JSON by `Accept`; other
-    /// responses pass unchanged.
-    pub(crate) fn apply(self, resp: Response) -> Response {
+    /// responses pass unchanged. A page that needs a session, asked for by a browser
+    /// (a GET), goes to the host app's sign-in (`[embed] login_url`) when there is one.
+    pub(crate) fn apply(self, resp: Response, state: &crate::state::AppState) -> Response {
         let status = resp.status();
         if !(status.is_client_error() || status.is_server_error()) {
             return resp;
@@ -187,8 +205,25 @@ impl Negotiation {
                 kept.push((name, v.clone()));
             }
         }
+        if self.html
+            && mark.status == StatusCode::UNAUTHORIZED
+            && let (Some(login), Some(back)) = (state.login_url(), back.as_ref())
+        {
+            let mut r = StatusCode::SEE_OTHER.into_response();
+            if let Ok(v) = HeaderValue::from_str(&urls::host_login(login, back.as_str())) {
+                r.headers_mut().insert(header::LOCATION, v);
+            }
+            return r;
+        }
+        let refusal = resp.extensions().get::<Refusal>().cloned();
         let mut out = if self.html {
-            let page = render_error_page(mark.status, mark.message, back.as_ref());
+            let page = render_error_page(
+                state,
+                mark.status,
+                mark.message,
+                back.as_ref(),
+                refusal.as_ref(),
+            );
             let mut r = (mark.status, Html(page)).into_response();
             r.extensions_mut().insert(mark);
             r
@@ -207,18 +242,30 @@ impl Negotiation {
 struct ErrorPage<'a> {
     chrome: Chrome,
     status: u16,
-    signin_href: String,
+    /// Where to sign in: the magic-link form, or the host app; `None` when neither exists.
+    signin_href: Option<String>,
     heading: &'a str,
     message: &'a str,
+    refusal: Option<&'a Refusal>,
 }
 
-/// The HTML body of an error page (no user data in it, so it needs no state).
+/// The HTML body of an error page, in the brand's frame. Names nobody but a refused person
+/// themselves (their own address, on their refusal page).
 pub(crate) fn render_error_page(
+    state: &crate::state::AppState,
     status: StatusCode,
     message: &str,
     back: Option<&crate::redirect::LocalPath>,
+    refusal: Option<&Refusal>,
 ) -> String {
-    let signin_href = urls::sign_in(back.map(crate::redirect::LocalPath::as_str));
+    let back = back.map(crate::redirect::LocalPath::as_str);
+    let signin_href = if state.settings().magic_links {
+        Some(urls::sign_in(back))
+    } else {
+        state
+            .login_url()
+            .map(|l| urls::host_login(l, back.unwrap_or(urls::routes::HOME)))
+    };
     let heading = match status.as_u16() {
         401 => "Sign in required",
         403 => "No access",
@@ -228,15 +275,12 @@ pub(crate) fn render_error_page(
         _ => "Request not understood",
     };
     let page = ErrorPage {
-        chrome: Chrome {
-            site_name: "Knowledge base".to_owned(),
-            user: None,
-            query: String::new(),
-        },
+        chrome: Chrome::anonymous(state),
         status: status.as_u16(),
         signin_href,
         heading,
         message,
+        refusal: refusal.filter(|_| status == StatusCode::FORBIDDEN),
     };
     page.render()
         .unwrap_or_else(|_| format!("<!doctype html><title>{heading}</title><h1>{heading}</h1>"))

@@ -41,11 +41,15 @@ impl FromRequestParts<AppState> for CurrentViewer {
             .session_viewer(&session.email, session.created_at, now)
         {
             Ok(v) => v,
-            Err(e) => {
+            Err(_) => {
                 // The policy no longer admits this person: the session ends here, so that
-                // putting the domain back later does not revive this cookie.
+                // putting the domain back later does not revive this cookie. They are told
+                // so (the refusal page), with a sign-out button that clears the cookie.
                 state.sessions().end_refused(&id).await?;
-                return Err(e);
+                return Err(Error::Refused(Box::new(crate::error::Refusal {
+                    email: session.email.as_str().to_owned(),
+                    csrf: session.csrf,
+                })));
             }
         };
         Ok(CurrentViewer {

@@ -17,6 +17,7 @@ mod api_key;
 mod attachments;
 mod audit;
 mod auth;
+mod brand;
 mod changes;
 mod chrome;
 mod client_addr;
@@ -57,6 +58,7 @@ use axum::{Json, Router, middleware};
 use crate::error::Error;
 use crate::urls::routes;
 
+pub use brand::BrandError;
 pub use mail::{MailError, Mailer};
 pub use policy_handle::PolicyHandle;
 pub use setup::SetupError;
@@ -68,7 +70,6 @@ pub(crate) const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// The portal's routes, with security headers, error rendering and request logging.
 pub(crate) fn router(state: AppState) -> Router {
-    let security = state.security();
     Router::new()
         .route(routes::HOME, get(pages::home))
         .route(routes::SPACE, get(pages::space))
@@ -80,6 +81,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route(routes::SUGGEST, get(pages::suggest))
         .route(routes::STYLESHEET, get(pages::stylesheet))
         .route(routes::SUGGEST_JS, get(pages::suggest_js))
+        .route(routes::BRAND_ASSET, get(pages::brand_asset))
         .route(
             routes::AUTH_EMBED,
             get(auth::embed_get).post(auth::embed_post),
@@ -112,7 +114,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route(routes::READYZ, get(readyz))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(security, security::edge))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security::edge,
+        ))
         .with_state(state)
 }
 

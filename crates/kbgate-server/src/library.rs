@@ -90,6 +90,19 @@ struct CachedSpace {
     trees: HashMap<LabelFilter, Cell<Arc<Vec<TreeNode>>>>,
     /// The space index by label filter and the node it starts under (`None`: the top).
     indexes: HashMap<IndexKey, Cell<Option<Arc<SpaceIndex>>>>,
+    /// The most recently updated readable pages, by label filter (the start page), with the
+    /// content stamp they were read under (dates move with body edits, which keep the
+    /// shape).
+    recent: HashMap<LabelFilter, (i64, Arc<Vec<RecentPage>>)>,
+}
+
+/// A recently updated page of a viewer's tree (the start page's list).
+#[derive(Debug, Clone)]
+pub(crate) struct RecentPage {
+    pub id: String,
+    pub title: String,
+    pub updated_at: chrono::DateTime<chrono::Utc>,
+    pub space_name: String,
 }
 
 /// A space index's label filter and the node it starts under (`None`: the top).
@@ -106,6 +119,7 @@ impl CachedSpace {
             summaries: Cell::default(),
             trees: HashMap::new(),
             indexes: HashMap::new(),
+            recent: HashMap::new(),
         }
     }
 }
@@ -201,6 +215,9 @@ pub(crate) struct PageView {
     /// The HTML page of this view, the same for every viewer of its reach but for the
     /// header's person fields; rendered on first use (see `pages::page`).
     pub(crate) rendered: std::sync::OnceLock<Option<Spliced>>,
+    /// The space home this page is the home page of (same sharing as `rendered`: the
+    /// reach fixes the space's label filter, so the index too); see `pages::space`.
+    pub(crate) home_rendered: std::sync::OnceLock<Option<Spliced>>,
 }
 
 impl PageView {
@@ -500,6 +517,57 @@ impl Library {
         Ok(index.clone())
     }
 
+    /// The `n` most recently updated pages of the given spaces that the viewer may read,
+    /// newest first. Taken from the viewer's cached trees (readable pages only, S1 and S2)
+    /// and kept per space, label filter and content stamp: the start page reads nothing
+    /// from the store until a commit changes the space.
+    pub(crate) async fn recent(
+        &self,
+        viewer: &Viewer,
+        spaces: &[SpaceRecord],
+        n: usize,
+    ) -> Result<Vec<RecentPage>, Error> {
+        let stamps = self.watch.spaces().await?;
+        let mut all = Vec::new();
+        for space in spaces {
+            let Some(filter) = SpaceKey::parse(&space.key)
+                .ok()
+                .and_then(|k| viewer.grant_for(&k).cloned())
+            else {
+                continue;
+            };
+            let (shape, content) = (stamps.shape_of(&space.key), stamps.of(&space.key));
+            let cached = self.with_entry(space, shape, |e| {
+                e.recent
+                    .get(&filter)
+                    .filter(|(at, _)| *at == content)
+                    .map(|(_, l)| l.clone())
+            });
+            let list = match cached {
+                Some(l) => l,
+                None => {
+                    let tree = self.tree_at(viewer, space, shape).await?;
+                    // Read after the stamps: dates at least as new as `content`. The tree's
+                    // summaries are those of the shape stamp, whose dates a body edit moved.
+                    let summaries = self
+                        .store
+                        .page_summaries(&space.id)
+                        .await
+                        .map_err(store_err)?;
+                    let list = Arc::new(latest(space, &tree, &summaries, n));
+                    self.with_entry(space, shape, |e| {
+                        e.recent.insert(filter.clone(), (content, list.clone()))
+                    });
+                    list
+                }
+            };
+            all.extend(list.iter().cloned());
+        }
+        all.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then(a.id.cmp(&b.id)));
+        all.truncate(n);
+        Ok(all)
+    }
+
     /// A page, if the viewer may read it (otherwise `None`: existence is not revealed).
     ///
     /// Resolved views are cached by page, the viewer's reach and its spaces' content stamps,
@@ -632,6 +700,7 @@ impl Library {
             sidebar_html,
             sidebar_cut,
             rendered: std::sync::OnceLock::new(),
+            home_rendered: std::sync::OnceLock::new(),
         }))
     }
 
@@ -1010,6 +1079,39 @@ fn walk_up<'a>(
         cur = parent;
     }
     Walk::Restricted // a cycle: fail closed
+}
+
+/// The `n` newest pages of `tree` (a viewer's tree: readable pages only), dated by their
+/// summaries.
+fn latest(
+    space: &SpaceRecord,
+    tree: &[TreeNode],
+    summaries: &[PageSummary],
+    n: usize,
+) -> Vec<RecentPage> {
+    fn ids<'a>(nodes: &'a [TreeNode], out: &mut HashSet<&'a str>) {
+        for node in nodes {
+            out.insert(node.id.as_str());
+            ids(&node.children, out);
+        }
+    }
+    let mut readable = HashSet::new();
+    ids(tree, &mut readable);
+    let mut pages: Vec<&PageSummary> = summaries
+        .iter()
+        .filter(|p| readable.contains(p.id.as_str()))
+        .collect();
+    pages.sort_by(|a, b| b.updated_at.cmp(&a.updated_at).then(a.id.cmp(&b.id)));
+    pages
+        .into_iter()
+        .take(n)
+        .map(|p| RecentPage {
+            id: p.id.clone(),
+            title: p.title.clone(),
+            updated_at: p.updated_at,
+            space_name: space.name.clone(),
+        })
+        .collect()
 }
 
 fn build_level(

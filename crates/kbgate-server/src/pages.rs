@@ -7,19 +7,22 @@ use axum::response::{Html, IntoResponse, Response};
 use kbgate_store::{FeedbackRecord, MatchCount, PageSummary, SpaceRecord};
 use serde::Deserialize;
 
+use std::sync::Arc;
+
+use crate::brand::Brand;
 use crate::chrome::{Chrome, User};
 use crate::error::Error;
 use crate::extractors::CurrentViewer;
 use crate::html;
 use crate::insights::Event;
-use crate::library::{Found, PageView, SearchFilter, SpaceIndex};
+use crate::library::{Found, PageView, RecentPage, SearchFilter, SpaceIndex};
 use crate::spliced::Spliced;
 use crate::state::AppState;
 use crate::urls;
 
 fn chrome_for(state: &AppState, cv: &CurrentViewer) -> Chrome {
     Chrome::signed_in(
-        state.settings(),
+        state,
         cv.viewer.email().as_str().to_owned(),
         cv.csrf.clone(),
     )
@@ -33,6 +36,8 @@ pub(crate) fn render<T: Template>(t: &T) -> Result<Html<String>, Error> {
 struct SpaceCard {
     key: String,
     name: String,
+    /// The space's icon: its initial (the mirror keeps no icon or description yet).
+    initial: String,
     description: String,
 }
 
@@ -41,24 +46,38 @@ struct SpaceCard {
 struct HomePage {
     chrome: Chrome,
     spaces: Vec<SpaceCard>,
+    recent: Vec<RecentPage>,
 }
 
-/// `GET /`: the spaces this viewer may read.
+/// How many recently updated pages the start page lists.
+const RECENT_PAGES: usize = 8;
+
+/// `GET /`: search first, the spaces this viewer may read, and the pages updated most
+/// recently among those it may read.
 pub(crate) async fn home(
     State(state): State<AppState>,
     cv: CurrentViewer,
 ) -> Result<Html<String>, Error> {
-    let spaces = state.library().spaces(&cv.viewer).await?;
+    let lib = state.library();
+    let spaces = lib.spaces(&cv.viewer).await?;
+    let recent = lib.recent(&cv.viewer, &spaces, RECENT_PAGES).await?;
     render(&HomePage {
         chrome: chrome_for(&state, &cv),
         spaces: spaces
             .into_iter()
             .map(|s| SpaceCard {
+                initial: s
+                    .name
+                    .chars()
+                    .find(|c| c.is_alphanumeric())
+                    .map(|c| c.to_uppercase().collect())
+                    .unwrap_or_default(),
                 key: s.key,
                 name: s.name,
                 description: String::new(),
             })
             .collect(),
+        recent,
     })
 }
 
@@ -80,12 +99,16 @@ struct SpacePage<'a> {
     /// The starting page's readable ancestors, each leading to the index under it.
     crumbs: Vec<IndexCrumb>,
     tree_html: &'a str,
+    /// The space's home page, resolved for the viewer (the top of the index only, when the
+    /// viewer may read it).
+    home_html: Option<&'a str>,
 }
 
 fn space_template<'a>(
     chrome: Chrome,
     space: &'a SpaceRecord,
     index: &'a SpaceIndex,
+    home: Option<&'a PageView>,
 ) -> SpacePage<'a> {
     let empty = if index.under.is_some() {
         "<p>No pages below this one are available to you.</p>"
@@ -117,6 +140,7 @@ fn space_template<'a>(
         } else {
             index.html.as_str()
         },
+        home_html: home.map(|h| h.html.as_str()),
     }
 }
 
@@ -137,20 +161,43 @@ pub(crate) async fn space(
 ) -> Result<Response, Error> {
     let lib = state.library();
     let space = lib.space(&cv.viewer, &key).await?.ok_or(Error::NotFound)?;
+    // The top of the index shows the home page's content too, when the viewer may read it.
+    // Read before the index: a rendering shared through the view then never pairs it with
+    // an index older than the view (a commit in between could have restricted a page).
+    let home = match (&q.under, &space.homepage_id) {
+        (None, Some(id)) => lib.page(&cv.viewer, id).await?,
+        _ => None,
+    };
     let index = lib
         .space_index(&cv.viewer, &space, q.under.as_deref())
         .await?
         .ok_or(Error::NotFound)?;
-    let shared = index.rendered.get_or_init(|| {
+    let cut = || {
         let (email, csrf) = &*MARKS;
-        let html = space_template(marked_chrome(&state.settings().site_name), &space, &index)
-            .render()
-            .ok()?;
+        let html = space_template(
+            marked_chrome(state.brand()),
+            &space,
+            &index,
+            home.as_deref(),
+        )
+        .render()
+        .ok()?;
         Spliced::cut(&html, email, csrf, 1)
-    });
+    };
+    // Shared by every viewer of the index (its label filter), or with a home page, of the
+    // home page's view (its reach, which fixes the filter).
+    let shared = match &home {
+        Some(h) => h.home_rendered.get_or_init(cut),
+        None => index.rendered.get_or_init(cut),
+    };
     let html = match shared {
         Some(s) => Html(s.fill(cv.viewer.email().as_str(), &cv.csrf)),
-        None => render(&space_template(chrome_for(&state, &cv), &space, &index))?,
+        None => render(&space_template(
+            chrome_for(&state, &cv),
+            &space,
+            &index,
+            home.as_deref(),
+        ))?,
     };
     Ok(html.into_response())
 }
@@ -235,10 +282,10 @@ static MARKS: std::sync::LazyLock<(String, String)> = std::sync::LazyLock::new(|
 });
 
 /// The chrome with the stand-ins ([`MARKS`]) for the person's fields.
-fn marked_chrome(site_name: &str) -> Chrome {
+fn marked_chrome(brand: Arc<Brand>) -> Chrome {
     let (email, csrf) = &*MARKS;
     Chrome {
-        site_name: site_name.to_owned(),
+        brand,
         user: Some(User {
             email: email.clone(),
             csrf: csrf.clone(),
@@ -250,11 +297,9 @@ fn marked_chrome(site_name: &str) -> Chrome {
 /// Renders the page with the stand-ins ([`MARKS`]) for the header's person fields and cuts
 /// it there; `None` (render per request instead) unless each stand-in appears exactly once,
 /// email first.
-fn splice(site_name: &str, view: &PageView) -> Option<Spliced> {
+fn splice(brand: Arc<Brand>, view: &PageView) -> Option<Spliced> {
     let (email, csrf) = &*MARKS;
-    let html = page_template(marked_chrome(site_name), view)
-        .render()
-        .ok()?;
+    let html = page_template(marked_chrome(brand), view).render().ok()?;
     // The token stands in the sign-out form and in the feedback form.
     Spliced::cut(&html, email, csrf, 2)
 }
@@ -270,9 +315,7 @@ pub(crate) async fn page(
         .page(&cv.viewer, &id)
         .await?
         .ok_or(Error::NotFound)?;
-    let shared = view
-        .rendered
-        .get_or_init(|| splice(&state.settings().site_name, &view));
+    let shared = view.rendered.get_or_init(|| splice(state.brand(), &view));
     match shared {
         Some(s) => Ok(Html(s.fill(cv.viewer.email().as_str(), &cv.csrf))),
         None => render(&page_template(chrome_for(&state, &cv), &view)),
@@ -642,17 +685,44 @@ pub(crate) async fn suggest_js() -> Response {
     r
 }
 
-/// `GET /static/style.css`: the one stylesheet, compiled into the binary.
-pub(crate) async fn stylesheet() -> Response {
-    let mut r = include_str!("../static/style.css").into_response();
+/// `GET /static/style.css`: the stylesheet with the brand's colours, under a fixed URL
+/// (pages link to the hashed [`brand_asset`] URL instead).
+pub(crate) async fn stylesheet(State(state): State<AppState>) -> Response {
+    match state.brand().asset("style.css") {
+        Some(a) => asset_response(a, "public, max-age=3600"),
+        None => Error::NotFound.into_response(),
+    }
+}
+
+/// `GET /static/brand/{name}?v=HASH`: a file of the brand, from memory. The URL changes with
+/// the content, so it may be cached for good. Images get a sandboxing CSP of their own: an
+/// SVG logo opened directly runs nothing.
+pub(crate) async fn brand_asset(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Response {
+    let brand = state.brand();
+    let Some(a) = brand.asset(&name) else {
+        return Error::NotFound.into_response();
+    };
+    let mut r = asset_response(a, "public, max-age=31536000, immutable");
+    if a.content_type.starts_with("image/") {
+        r.headers_mut().insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; sandbox"),
+        );
+    }
+    r
+}
+
+fn asset_response(a: &crate::brand::Asset, cache: &'static str) -> Response {
+    let mut r = a.bytes.clone().into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/css; charset=utf-8"),
+        HeaderValue::from_static(a.content_type),
     );
-    r.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=3600"),
-    );
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     r
 }
 
@@ -719,12 +789,13 @@ mod tests {
             sidebar_html: "<ul><li>tree</li></ul>".into(),
             sidebar_cut: true,
             rendered: Default::default(),
+            home_rendered: Default::default(),
         }
     }
 
     fn direct(v: &PageView, email: &str, csrf: &str) -> String {
         let chrome = Chrome {
-            site_name: "Docs & more".into(),
+            brand: docs_brand(),
             user: Some(User {
                 email: email.into(),
                 csrf: csrf.into(),
@@ -734,10 +805,19 @@ mod tests {
         page_template(chrome, v).render().unwrap()
     }
 
+    fn docs_brand() -> Arc<Brand> {
+        let cfg = kbgate_config::BrandConfig {
+            site_name: "Docs & more".into(),
+            title_name: "Docs & more".into(),
+            ..Default::default()
+        };
+        Arc::new(Brand::load(&cfg).unwrap())
+    }
+
     #[test]
     fn a_spliced_page_is_byte_for_byte_the_direct_render() {
         let v = view("Title <script>alert(1)</script>", "<p>Body</p>");
-        let s = splice("Docs & more", &v).expect("the stand-ins are found");
+        let s = splice(docs_brand(), &v).expect("the stand-ins are found");
         for email in ["ann@acme.com", "o'brien&co<x>@acme.com", "\"q\"@acme.com"] {
             let csrf = "0123456789abcdef0123456789abcdef";
             assert_eq!(s.fill(email, csrf), direct(&v, email, csrf), "{email}");
@@ -754,6 +834,6 @@ mod tests {
     fn content_naming_a_stand_in_falls_back_to_rendering_per_request() {
         let (email, _) = &*MARKS;
         let v = view("Plain", &format!("<p>{email}</p>"));
-        assert!(splice("KB", &v).is_none());
+        assert!(splice(docs_brand(), &v).is_none());
     }
 }

@@ -1,6 +1,5 @@
 //! Security headers on every response, and request logging that never records secrets.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{Request, State};
@@ -9,6 +8,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 
 use crate::settings::Settings;
+use crate::state::AppState;
 
 /// Precomputed header values (built once from the settings).
 #[derive(Debug, Clone)]
@@ -97,18 +97,14 @@ impl SecurityHeaders {
 /// JSON by `Accept` ([`crate::error::Negotiation`]), the security headers, and one log line
 /// per request with method, path (never the query string: tokens, codes and emails live
 /// there), status and duration. Headers are not logged.
-pub(crate) async fn edge(
-    State(sec): State<Arc<SecurityHeaders>>,
-    req: Request,
-    next: Next,
-) -> Response {
+pub(crate) async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let method = req.method().clone();
     // Cheap to clone; the loggable path is only worked out when the line is written.
     let uri = req.uri().clone();
     let started = Instant::now();
     let negotiation = crate::error::Negotiation::of(&req);
-    let mut resp = negotiation.apply(next.run(req).await);
-    sec.apply(&mut resp);
+    let mut resp = negotiation.apply(next.run(req).await, &state);
+    state.security().apply(&mut resp);
     let status = resp.status().as_u16();
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     if status >= 500 {

@@ -10,9 +10,6 @@ use std::time::Duration;
 use kbgate_config::PortalConfig;
 use url::Url;
 
-/// The name shown in page titles, the header and mails.
-pub(crate) const SITE_NAME: &str = "Knowledge base";
-
 /// Lifetime of back-channel hand-over codes: the host app redeems them at once.
 pub(crate) const HANDOVER_CODE_TTL: Duration = Duration::from_secs(60);
 
@@ -26,7 +23,8 @@ pub(crate) struct Settings {
     pub(crate) session_absolute: Duration,
     pub(crate) handover_code_ttl: Duration,
     pub(crate) magic_link_ttl: Duration,
-    pub(crate) site_name: String,
+    /// `[portal] magic_link`: whether the magic-link form is offered.
+    pub(crate) magic_links: bool,
     pub(crate) view_cache_bytes: u64,
     pub(crate) trusted_proxies: Vec<ipnet::IpNet>,
     pub(crate) connections: crate::conns::ConnLimits,
@@ -72,7 +70,7 @@ impl Settings {
             session_absolute: p.session_absolute,
             handover_code_ttl: HANDOVER_CODE_TTL,
             magic_link_ttl: p.magic_link_ttl,
-            site_name: SITE_NAME.to_owned(),
+            magic_links: p.magic_links,
             view_cache_bytes: p.view_cache_mb.saturating_mul(1024 * 1024),
             trusted_proxies: p.trusted_proxies.clone(),
             connections: crate::conns::ConnLimits {

@@ -29,6 +29,8 @@ pub enum SetupError {
     MissingFrom,
     #[error("HTTP client for the embed JWKS: {0}")]
     Http(String),
+    #[error("{0}")]
+    Brand(#[from] crate::brand::BrandError),
 }
 
 fn algorithm(a: kbgate_config::EmbedAlgorithm) -> EmbedAlgorithm {
@@ -99,6 +101,7 @@ pub(crate) fn embed_from_config(config: &Config) -> Result<Extras, SetupError> {
     Ok(Extras {
         embed: Some(verifier),
         api_key: e.resolve_api_key()?,
+        login_url: e.login_url.clone(),
         ..Extras::default()
     })
 }
@@ -114,8 +117,10 @@ impl AppState {
         let mailer = mailer_from_config(config)?;
         let mut extras = embed_from_config(config)?;
         extras.jira_url = config.confluence.as_ref().and_then(|c| c.jira_url.clone());
-        Ok(AppState::new(
+        let brand = crate::brand::Brand::load(&config.portal.brand)?;
+        Ok(AppState::with_brand(
             &config.portal,
+            brand,
             store,
             policy,
             Some(mailer),

@@ -8,6 +8,7 @@ use kbgate_config::{ExposeSecret, PortalConfig, SecretString};
 use kbgate_store::Store;
 
 use crate::audit::Audit;
+use crate::brand::{Brand, BrandError, BrandHandle};
 use crate::changes::ChangeWatch;
 use crate::codes::Codes;
 use crate::insights::Insights;
@@ -46,6 +47,8 @@ struct Inner {
     limit_client: RateLimiter,
     limit_handover: RateLimiter,
     security: Arc<SecurityHeaders>,
+    brand: BrandHandle,
+    login_url: Option<url::Url>,
 }
 
 impl fmt::Debug for AppState {
@@ -69,14 +72,34 @@ pub struct Extras {
     /// The Jira site issue keys in pages link to (`[confluence] jira_url`); `None`: keys
     /// show as plain text.
     pub jira_url: Option<url::Url>,
+    /// `[embed] login_url`: where a person without a session is sent to be handed over again.
+    pub login_url: Option<url::Url>,
 }
 
 impl AppState {
     /// Builds the state from `[portal]` as loaded (or [`PortalConfig::new`] with fields
     /// adjusted). `mailer` `None` disables magic links (the form still answers the same,
     /// without sending).
+    ///
+    /// A brand whose files cannot be read is logged and replaced by the unbranded portal;
+    /// [`AppState::from_config`] refuses it instead.
     pub fn new(
         portal: &PortalConfig,
+        store: Arc<dyn Store>,
+        policy: PolicyHandle,
+        mailer: Option<Mailer>,
+        extras: Extras,
+    ) -> AppState {
+        let brand = Brand::load(&portal.brand).unwrap_or_else(|e| {
+            tracing::error!("{e}; serving the unbranded portal");
+            Brand::unbranded()
+        });
+        AppState::with_brand(portal, brand, store, policy, mailer, extras)
+    }
+
+    pub(crate) fn with_brand(
+        portal: &PortalConfig,
+        brand: Brand,
         store: Arc<dyn Store>,
         policy: PolicyHandle,
         mailer: Option<Mailer>,
@@ -113,8 +136,29 @@ impl AppState {
                 limit_client: RateLimiter::new(20, Duration::from_secs(15 * 60)),
                 limit_handover: RateLimiter::new(600, Duration::from_secs(60)),
                 security,
+                brand: BrandHandle::new(brand),
+                login_url: extras.login_url,
             }),
         }
+    }
+
+    /// Installs the brand of a reloaded configuration (its files read now). Pages rendered
+    /// under the old brand are dropped from the caches. On error the running brand stays.
+    pub fn set_brand(&self, brand: &kbgate_config::BrandConfig) -> Result<(), BrandError> {
+        let brand = Brand::load(brand)?;
+        self.inner.brand.replace(brand);
+        self.inner.library.clear_cache();
+        Ok(())
+    }
+
+    /// The brand in force.
+    pub(crate) fn brand(&self) -> Arc<Brand> {
+        self.inner.brand.current()
+    }
+
+    /// `[embed] login_url`.
+    pub(crate) fn login_url(&self) -> Option<&url::Url> {
+        self.inner.login_url.as_ref()
     }
 
     /// Forgets what the portal keeps in memory between store changes (sessions, page views,

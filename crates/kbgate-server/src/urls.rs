@@ -19,6 +19,10 @@ pub(crate) mod routes {
     pub(crate) const SUGGEST_JS: &str = "/assets/suggest.js";
     pub(crate) const SUGGEST: &str = "/suggest";
     pub(crate) const FEEDBACK: &str = "/pages/{id}/feedback";
+    /// The brand's files (stylesheet with its colours, logos, favicon, custom CSS), by name;
+    /// their URLs carry a content hash (`?v=`).
+    pub(crate) const BRAND_ASSET: &str = "/static/brand/{name}";
+    pub(crate) const BRAND_PREFIX: &str = "/static/brand/";
     pub(crate) const AUTH_EMBED: &str = "/auth/embed";
     pub(crate) const AUTH_CODE: &str = "/auth/code";
     pub(crate) const AUTH_EMAIL: &str = "/auth/email";
@@ -77,6 +81,17 @@ pub(crate) fn with_code(path: &str, code: &Opaque) -> String {
     format!("{path}?code={}", code.expose())
 }
 
+/// `link` (which has a query already) with `&return_to=`, unless it is the start page.
+pub(crate) fn with_return_to(link: &str, return_to: &crate::redirect::LocalPath) -> String {
+    if return_to.as_str() == routes::HOME {
+        return link.to_owned();
+    }
+    format!(
+        "{link}&{}",
+        serde_urlencoded::to_string([("return_to", return_to.as_str())]).unwrap_or_default()
+    )
+}
+
 /// The sign-in form, leading back to `return_to` (a local path) when given.
 pub(crate) fn sign_in(return_to: Option<&str>) -> String {
     match return_to {
@@ -87,6 +102,15 @@ pub(crate) fn sign_in(return_to: Option<&str>) -> String {
         ),
         None => routes::AUTH_EMAIL.to_owned(),
     }
+}
+
+/// The host app's sign-in page (`[embed] login_url`) with `return_to`, the local path to
+/// hand the person over to again (the host app passes it on to `/auth/embed` or the
+/// hand-over API, which accept local paths only).
+pub(crate) fn host_login(login: &url::Url, return_to: &str) -> String {
+    let mut url = login.clone();
+    url.query_pairs_mut().append_pair("return_to", return_to);
+    url.to_string()
 }
 
 #[cfg(test)]
@@ -103,6 +127,11 @@ mod tests {
         assert_eq!(
             sign_in(Some("/pages/1?x=y")),
             "/auth/email?return_to=%2Fpages%2F1%3Fx%3Dy"
+        );
+        let login = url::Url::parse("https://app.example.com/login?from=kb").unwrap();
+        assert_eq!(
+            host_login(&login, "/pages/1?x=y"),
+            "https://app.example.com/login?from=kb&return_to=%2Fpages%2F1%3Fx%3Dy"
         );
     }
 }

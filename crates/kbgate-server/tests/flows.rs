@@ -169,7 +169,19 @@ async fn magic_link_no_enumeration_single_use() {
     let r = app.client.get(link).send().await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(session_cookie(&r).is_none());
-    let code = link.split("code=").nth(1).unwrap().to_owned();
+    let link_url = url::Url::parse(link).unwrap();
+    let param = |name: &str| {
+        link_url
+            .query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    };
+    let code = param("code").expect("the link carries its code");
+    assert_eq!(
+        param("return_to").as_deref(),
+        Some("/spaces/KB"),
+        "and the page it leads to"
+    );
     let form = app.confirm_form(&code).await;
     let confirm = || {
         app.client
@@ -182,8 +194,41 @@ async fn magic_link_no_enumeration_single_use() {
     assert_eq!(r.status(), 303);
     assert_eq!(location(&r), "/spaces/KB");
     assert!(session_cookie(&r).is_some());
+    let cookie = session_cookie(&r).unwrap();
     let r = confirm().await.unwrap();
     assert_eq!(r.status(), 401, "a magic link works once");
+
+    // The used link, opened again by the person now signed in: to the page, not to sign-in.
+    let again = app
+        .client
+        .post(app.url("/auth/email/confirm"))
+        .header("cookie", format!("{}; {cookie}", form.cookie))
+        .form(&[
+            ("code", code.as_str()),
+            ("csrf", form.csrf.as_str()),
+            ("return_to", "/spaces/KB"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 303);
+    assert_eq!(location(&again), "/spaces/KB");
+    assert!(session_cookie(&again).is_none(), "no new session");
+    // Only to a local page, whatever the form says.
+    let evil = app
+        .client
+        .post(app.url("/auth/email/confirm"))
+        .header("cookie", format!("{}; {cookie}", form.cookie))
+        .form(&[
+            ("code", code.as_str()),
+            ("csrf", form.csrf.as_str()),
+            ("return_to", "https://evil.example/"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(evil.status(), 303);
+    assert_eq!(location(&evil), "/");
 }
 
 #[tokio::test]

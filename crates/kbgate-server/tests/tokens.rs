@@ -1,4 +1,5 @@
-//! Embed token attacks: each is refused with 401 and opens no session.
+//! Embed token attacks: each is refused with 401 and opens no session. A valid token for an
+//! address the policy refuses opens no session either, and says so honestly (403).
 
 mod common;
 
@@ -26,6 +27,42 @@ async fn assert_refused(app: &TestApp, token: &str, what: &str) {
         assert!(
             token.len() < 8 || !body.contains(token),
             "{what}: token echoed"
+        );
+    }
+}
+
+/// A valid token for an address the policy refuses (denied, unknown or expired domain): no
+/// session, and a page that says there is no access and whom to ask — never "sign in".
+async fn assert_refused_honestly(
+    app: &TestApp,
+    mint: impl Fn() -> String,
+    email: &str,
+    what: &str,
+) {
+    for post in [false, true] {
+        // A fresh token each time: the first one's `jti` is spent, even when refused.
+        let token = mint();
+        let token = token.as_str();
+        let rb = if post {
+            app.client
+                .post(app.url("/auth/embed"))
+                .form(&[("token", token), ("return_to", "/")])
+        } else {
+            app.client
+                .get(app.url("/auth/embed"))
+                .query(&[("token", token), ("return_to", "/")])
+        };
+        let resp = rb.header("accept", "text/html").send().await.unwrap();
+        assert_eq!(resp.status(), 403, "{what} (post={post})");
+        assert!(session_cookie(&resp).is_none(), "{what}: session set");
+        let body = resp.text().await.unwrap();
+        assert!(!body.contains(token), "{what}: token echoed");
+        assert!(body.contains(email), "{what}: names the address refused");
+        assert!(body.contains("does not give access"), "{what}: {body}");
+        assert!(body.contains("Sign out"), "{what}: offers to sign out");
+        assert!(
+            !body.contains("/auth/email") && !body.contains(">Sign in<"),
+            "{what}: never sends a refused person to sign in: {body}"
         );
     }
 }
@@ -84,16 +121,18 @@ async fn forged_and_invalid_tokens_are_refused() {
             "quoted email",
             json!({"email": "\"alice@acme.com\"@evil.net"}),
         ),
-        (
-            "look-alike domain",
-            json!({"email": "alice@acme.com.evil.net"}),
-        ),
-        ("denied domain", json!({"email": "bob@gmail.com"})),
-        ("unknown domain", json!({"email": "bob@nobody.org"})),
-        ("expired audience", json!({"email": "carol@old.com"})),
     ];
     for (what, patch) in cases {
         assert_refused(&app, &mint_hs256(&with(patch)), what).await;
+    }
+    for (what, email) in [
+        ("denied domain", "bob@gmail.com"),
+        ("unknown domain", "bob@nobody.org"),
+        ("expired audience", "carol@old.com"),
+        ("look-alike domain", "alice@acme.com.evil.net"),
+    ] {
+        let mint = || mint_hs256(&with(json!({ "email": email })));
+        assert_refused_honestly(&app, mint, email, what).await;
     }
 }
 
@@ -293,8 +332,8 @@ async fn an_rs256_portal_refuses_hs256_signed_with_its_public_key() {
     expired["exp"] = json!(now() - 700);
     let expired = mint_with(Algorithm::RS256, "rsa.key", None, &expired);
     assert_refused(&app, &expired, "expired RS256").await;
-    let denied = mint_with(Algorithm::RS256, "rsa.key", None, &claims("bob@gmail.com"));
-    assert_refused(&app, &denied, "RS256 for a denied domain").await;
+    let denied = || mint_with(Algorithm::RS256, "rsa.key", None, &claims("bob@gmail.com"));
+    assert_refused_honestly(&app, denied, "bob@gmail.com", "RS256 for a denied domain").await;
 
     // A correct RS256 token opens a session, once.
     let good = mint_with(Algorithm::RS256, "rsa.key", None, &claims("alice@acme.com"));
