@@ -56,6 +56,7 @@ async fn sign_in(
                 serde_json::json!({ "method": method }),
             )
             .await;
+        crate::telemetry::sign_in(method, "refused");
         return Err(Error::Unauthorized);
     }
     let settings = state.settings();
@@ -73,8 +74,10 @@ async fn sign_in(
             .is_err()
     {
         state.sessions().revoke(&id).await?;
+        crate::telemetry::sign_in(method, "refused");
         return Err(Error::Unauthorized);
     }
+    crate::telemetry::sign_in(method, "ok");
     state
         .audit()
         .record(
@@ -117,6 +120,7 @@ async fn embed(state: &AppState, headers: &HeaderMap, p: EmbedParams) -> Result<
         Err(e) => {
             // The reason, never the token.
             tracing::info!(reason = %e, "embed token refused");
+            crate::telemetry::sign_in("embed", "invalid");
             return Err(Error::Unauthorized);
         }
     };
@@ -232,9 +236,10 @@ async fn redeem(
     code: Option<&str>,
     purpose: &str,
 ) -> Result<Response, Error> {
-    let (email, return_to) = use_code(state, code, purpose)
-        .await?
-        .ok_or(Error::Unauthorized)?;
+    let Some((email, return_to)) = use_code(state, code, purpose).await? else {
+        crate::telemetry::sign_in(purpose, "invalid");
+        return Err(Error::Unauthorized);
+    };
     sign_in(state, headers, &email, &return_to, purpose).await
 }
 

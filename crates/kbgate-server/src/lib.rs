@@ -40,6 +40,7 @@ mod settings;
 mod setup;
 mod spliced;
 mod state;
+mod telemetry;
 mod token;
 mod urls;
 
@@ -107,6 +108,9 @@ pub(crate) fn router(state: AppState) -> Router {
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(security, security::edge))
+        // Outermost, so refusals at the edge are counted too; `MatchedPath` is set by then
+        // (axum matches the route before running `Router::layer` middleware).
+        .layer(middleware::from_fn(telemetry::http))
         .with_state(state)
 }
 

@@ -413,6 +413,7 @@ impl Library {
                 e.before.clone(),
             )
         });
+        crate::telemetry::cache_lookup("tree", tree.initialized());
         let tree = tree
             .get_or_try_init(|| async {
                 // Read after the stamp: rows at least as new as the stamp they are filed
@@ -512,9 +513,13 @@ impl Library {
             reach,
         };
         let guard = match self.views.get_value_or_guard_async(&key).await {
-            Ok(view) => return Ok(Some(view)),
+            Ok(view) => {
+                crate::telemetry::cache_lookup("view", true);
+                return Ok(Some(view));
+            }
             Err(guard) => guard,
         };
+        crate::telemetry::cache_lookup("view", false);
         self.builds.views.fetch_add(1, Ordering::Relaxed);
         // A page the viewer may not read is not cached: dropping the guard lets the next
         // waiter look for itself.
