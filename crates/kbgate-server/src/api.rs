@@ -12,7 +12,7 @@ use crate::pages::{SearchQuery, check_query};
 use crate::state::AppState;
 use crate::urls;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct SpaceJson {
     key: String,
     name: String,
@@ -20,13 +20,23 @@ pub(crate) struct SpaceJson {
     url: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct SpacesJson {
     email: String,
     spaces: Vec<SpaceJson>,
 }
 
 /// `GET /api/v1/spaces`.
+#[utoipa::path(
+    get, path = "/api/v1/spaces", tag = "content",
+    summary = "The spaces the person may read",
+    params(crate::openapi::AsPerson),
+    responses(
+        (status = 200, description = "The person's spaces", body = SpacesJson),
+        crate::openapi::ViewerErrors,
+    ),
+    security(("api_key" = []), ("session" = [])),
+)]
 pub(crate) async fn spaces(
     State(state): State<AppState>,
     v: ApiViewer,
@@ -46,15 +56,26 @@ pub(crate) async fn spaces(
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct TreeJson {
     key: String,
     name: String,
     /// The cached tree itself, serialised in place (a 25,000-page tree is megabytes).
+    #[schema(value_type = Vec<TreeNode>)]
     pages: std::sync::Arc<Vec<TreeNode>>,
 }
 
 /// `GET /api/v1/spaces/{key}/tree`: the viewer's page tree of a space.
+#[utoipa::path(
+    get, path = "/api/v1/spaces/{key}/tree", tag = "content",
+    summary = "The page tree of a space, as the person may read it",
+    params(("key" = String, Path, description = "Space key"), crate::openapi::AsPerson),
+    responses(
+        (status = 200, description = "The tree", body = TreeJson),
+        crate::openapi::ViewerErrors,
+    ),
+    security(("api_key" = []), ("session" = [])),
+)]
 pub(crate) async fn tree(
     State(state): State<AppState>,
     v: ApiViewer,
@@ -70,20 +91,20 @@ pub(crate) async fn tree(
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct Ref {
     id: String,
     title: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct HeadingJson {
     level: u8,
     text: String,
     anchor: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct AttachmentJson {
     id: String,
     file_name: String,
@@ -92,7 +113,7 @@ pub(crate) struct AttachmentJson {
     url: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct PageJson {
     id: String,
     title: String,
@@ -110,6 +131,16 @@ pub(crate) struct PageJson {
 }
 
 /// `GET /api/v1/pages/{id}`.
+#[utoipa::path(
+    get, path = "/api/v1/pages/{id}", tag = "content",
+    summary = "A page, rendered for the person",
+    params(("id" = String, Path, description = "Confluence page id"), crate::openapi::AsPerson),
+    responses(
+        (status = 200, description = "The page", body = PageJson),
+        crate::openapi::ViewerErrors,
+    ),
+    security(("api_key" = []), ("session" = [])),
+)]
 pub(crate) async fn page(
     State(state): State<AppState>,
     v: ApiViewer,
@@ -161,7 +192,7 @@ pub(crate) async fn page(
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct HitJson {
     id: String,
     title: String,
@@ -173,7 +204,7 @@ pub(crate) struct HitJson {
     url: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct SearchJson {
     query: String,
     offset: u32,
@@ -182,6 +213,16 @@ pub(crate) struct SearchJson {
 }
 
 /// `GET /api/v1/search?q=&limit=&offset=`.
+#[utoipa::path(
+    get, path = "/api/v1/search", tag = "content",
+    summary = "Full-text search over what the person may read",
+    params(SearchQuery, crate::openapi::AsPerson),
+    responses(
+        (status = 200, description = "One page of hits", body = SearchJson),
+        crate::openapi::ViewerErrors,
+    ),
+    security(("api_key" = []), ("session" = [])),
+)]
 pub(crate) async fn search(
     State(state): State<AppState>,
     v: ApiViewer,

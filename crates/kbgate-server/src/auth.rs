@@ -151,19 +151,30 @@ pub(crate) async fn embed_post(
 }
 
 /// Body of `POST /api/v1/handover`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(crate) struct HandoverRequest {
     email: String,
     return_to: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct HandoverResponse {
     url: String,
     expires_in: u64,
 }
 
 /// `POST /api/v1/handover`: the host app's backend exchanges an email for a one-time URL.
+#[utoipa::path(
+    post, path = "/api/v1/handover", tag = "sign-in",
+    summary = "Exchange a verified email for a one-time sign-in URL (valid 60 s)",
+    request_body = HandoverRequest,
+    responses(
+        (status = 200, description = "The one-time URL to send the person's browser to", body = HandoverResponse),
+        crate::openapi::HostAppErrors,
+        (status = 403, description = "The policy grants this email nothing", body = crate::openapi::ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 pub(crate) async fn handover(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -28,6 +28,7 @@ mod extractors;
 mod html;
 mod library;
 mod mail;
+mod openapi;
 mod pages;
 mod people;
 mod policy_handle;
@@ -103,6 +104,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route(routes::API_TREE, get(api::tree))
         .route(routes::API_PAGE, get(api::page))
         .route(routes::API_SEARCH, get(api::search))
+        .route(routes::API_OPENAPI, get(openapi::json))
         .route(routes::HEALTHZ, get(healthz))
         .route(routes::READYZ, get(readyz))
         .fallback(fallback)
