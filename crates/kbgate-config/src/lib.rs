@@ -63,6 +63,8 @@ pub struct Config {
     pub store: StoreConfig,
     pub sync: SyncConfig,
     pub portal: PortalConfig,
+    /// `[metrics]`: the Prometheus endpoint (off unless `listen` is set).
+    pub metrics: MetricsConfig,
     /// `None` when embed hand-over is not configured (then it is disabled).
     pub embed: Option<EmbedConfig>,
     /// The domain policy from `[[audience]]` and `[deny]`.
@@ -265,6 +267,14 @@ pub struct SyncConfig {
     /// renews it every third of it at its natural steps. Default 5 minutes, between 5 seconds
     /// and 1 hour.
     pub lease_ttl: Duration,
+}
+
+/// `[metrics]`. `/metrics` is served on its own listener, never on the portal's, so that a
+/// scrape endpoint is not exposed to customers by the reverse proxy in front of the portal.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetricsConfig {
+    /// Where `/metrics` (Prometheus text format) is served; `None` (the default): not at all.
+    pub listen: Option<SocketAddr>,
 }
 
 /// How magic-link mails are delivered.
@@ -557,14 +567,18 @@ impl Config {
         let portal = b.portal(raw.portal.unwrap_or_default(), &store);
         let embed = raw.embed.and_then(|e| b.embed(e));
         let policy = b.policy(raw.audience, raw.deny.unwrap_or_default());
-        match (store, sync, portal, policy) {
-            (Some(store), Some(sync), Some(portal), Some(policy)) if b.problems.is_empty() => {
+        let metrics = b.metrics(raw.metrics.unwrap_or_default());
+        match (store, sync, portal, policy, metrics) {
+            (Some(store), Some(sync), Some(portal), Some(policy), Some(metrics))
+                if b.problems.is_empty() =>
+            {
                 Ok(Config {
                     path: path.to_owned(),
                     confluence,
                     store,
                     sync,
                     portal,
+                    metrics,
                     embed,
                     policy,
                 })
@@ -1109,6 +1123,15 @@ impl Builder<'_> {
             backend,
             data_dir,
         })
+    }
+
+    fn metrics(&mut self, r: raw::RawMetrics) -> Option<MetricsConfig> {
+        let listen = self.conv(&r.listen, "metrics.listen", |s| {
+            s.trim()
+                .parse::<SocketAddr>()
+                .map_err(|_| "expected IP:PORT, e.g. 127.0.0.1:9464")
+        })?;
+        Some(MetricsConfig { listen })
     }
 
     fn sync(&mut self, r: raw::RawSync) -> Option<SyncConfig> {

@@ -37,6 +37,13 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub audience: Vec<Val<RawAudience>>,
     pub deny: Option<RawDeny>,
+    pub metrics: Option<RawMetrics>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMetrics {
+    pub listen: Str,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -263,6 +270,7 @@ pub(crate) fn apply_env(
     }
     section!(raw.store, "store", [url, data_dir]);
     section!(raw.sync, "sync", [interval, overlap, full_every, lease_ttl]);
+    section!(raw.metrics, "metrics", [listen]);
     section!(
         raw.portal,
         "portal",

@@ -581,6 +581,7 @@ fn example_file_states_the_defaults() {
     assert_eq!(ex.store.url, def.store.url);
     assert_eq!(ex.store.data_dir, def.store.data_dir);
     assert_eq!(ex.sync, def.sync);
+    assert_eq!(ex.metrics, def.metrics);
     let (e, d) = (&ex.portal, &def.portal);
     assert_eq!(e.listen, d.listen);
     assert_eq!(e.session_idle, d.session_idle);
@@ -1152,4 +1153,16 @@ fn brand_refuses_unreadable_or_unsafe_values() {
     }
     let e = problem(&GOOD.replace("[embed]\n", "[embed]\nlogin_url = \"ftp://x\"\n"));
     assert_eq!(e.key, "embed.login_url");
+}
+
+#[test]
+fn metrics_listener_is_off_by_default_and_parsed_when_set() {
+    let minimal = "[store]\nurl = \"sqlite://x.db\"\n";
+    assert_eq!(load(minimal).unwrap().metrics.listen, None);
+    let c = load("[metrics]\nlisten = \"127.0.0.1:9464\"\n").unwrap();
+    assert_eq!(c.metrics.listen, Some("127.0.0.1:9464".parse().unwrap()));
+    let c = load_env("", &[("KBGATE_METRICS_LISTEN", "[::1]:9100")]).unwrap();
+    assert_eq!(c.metrics.listen, Some("[::1]:9100".parse().unwrap()));
+    let p = problem("[metrics]\nlisten = \"localhost\"\n");
+    assert_eq!(p.key, "metrics.listen");
 }

@@ -146,14 +146,16 @@ pub(crate) async fn confirm(
 }
 
 /// Body of `POST /api/v1/access-requests`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(crate) struct ApiRequest {
     email: String,
 }
 
 /// Answer of `POST /api/v1/access-requests`: always the same.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct Accepted {
+    /// Always `accepted`.
+    #[schema(value_type = String, example = "accepted")]
     status: &'static str,
 }
 
@@ -164,6 +166,16 @@ const API_LIMIT_KEY: &str = "access-requests";
 /// `POST /api/v1/access-requests`: the host app asks for a person it has verified. `202`
 /// with the same body whatever the domain; the recording runs after the answer, so its
 /// timing does not tell either. A malformed address is the caller's bug and gets `400`.
+#[utoipa::path(
+    post, path = "/api/v1/access-requests", tag = "access",
+    summary = "Ask access for a person the host app has verified",
+    request_body = ApiRequest,
+    responses(
+        (status = 202, description = "Recorded if the domain may ask (the same answer either way)", body = Accepted),
+        crate::openapi::HostAppErrors,
+    ),
+    security(("api_key" = [])),
+)]
 pub(crate) async fn api(
     _: HostApp,
     State(state): State<AppState>,

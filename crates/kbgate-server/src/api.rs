@@ -13,7 +13,7 @@ use crate::pages::{SearchQuery, check_query};
 use crate::state::AppState;
 use crate::urls;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct SpaceJson {
     key: String,
     name: String,
@@ -21,13 +21,23 @@ pub(crate) struct SpaceJson {
     url: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct SpacesJson {
     email: String,
     spaces: Vec<SpaceJson>,
 }
 
 /// `GET /api/v1/spaces`.
+#[utoipa::path(
+    get, path = "/api/v1/spaces", tag = "content",
+    summary = "The spaces the person may read",
+    params(crate::openapi::AsPerson),
+    responses(
+        (status = 200, description = "The person's spaces", body = SpacesJson),
+        crate::openapi::ViewerErrors,
+    ),
+    security(("api_key" = []), ("session" = [])),
+)]
 pub(crate) async fn spaces(
     State(state): State<AppState>,
     v: ApiViewer,
@@ -47,15 +57,26 @@ pub(crate) async fn spaces(
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct TreeJson {
     key: String,
     name: String,
     /// The cached tree itself, serialised in place (a 25,000-page tree is megabytes).
+    #[schema(value_type = Vec<TreeNode>)]
     pages: std::sync::Arc<Vec<TreeNode>>,
 }
 
 /// `GET /api/v1/spaces/{key}/tree`: the viewer's page tree of a space.
+#[utoipa::path(
+    get, path = "/api/v1/spaces/{key}/tree", tag = "content",
+    summary = "The page tree of a space, as the person may read it",
+    params(("key" = String, Path, description = "Space key"), crate::openapi::AsPerson),
+    responses(
+        (status = 200, description = "The tree", body = TreeJson),
+        crate::openapi::ViewerErrors,
+    ),
+    security(("api_key" = []), ("session" = [])),
+)]
 pub(crate) async fn tree(
     State(state): State<AppState>,
     v: ApiViewer,
@@ -71,20 +92,20 @@ pub(crate) async fn tree(
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct Ref {
     id: String,
     title: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct HeadingJson {
     level: u8,
     text: String,
     anchor: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct AttachmentJson {
     id: String,
     file_name: String,
@@ -93,7 +114,7 @@ pub(crate) struct AttachmentJson {
     url: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct PageJson {
     id: String,
     title: String,
@@ -111,6 +132,16 @@ pub(crate) struct PageJson {
 }
 
 /// `GET /api/v1/pages/{id}`.
+#[utoipa::path(
+    get, path = "/api/v1/pages/{id}", tag = "content",
+    summary = "A page, rendered for the person",
+    params(("id" = String, Path, description = "Confluence page id"), crate::openapi::AsPerson),
+    responses(
+        (status = 200, description = "The page", body = PageJson),
+        crate::openapi::ViewerErrors,
+    ),
+    security(("api_key" = []), ("session" = [])),
+)]
 pub(crate) async fn page(
     State(state): State<AppState>,
     v: ApiViewer,
@@ -162,7 +193,7 @@ pub(crate) async fn page(
     }))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct HitJson {
     id: String,
     title: String,
@@ -174,7 +205,7 @@ pub(crate) struct HitJson {
     url: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct SearchJson {
     query: String,
     offset: u32,
@@ -183,6 +214,16 @@ pub(crate) struct SearchJson {
 }
 
 /// `GET /api/v1/search?q=&limit=&offset=`.
+#[utoipa::path(
+    get, path = "/api/v1/search", tag = "content",
+    summary = "Full-text search over what the person may read",
+    params(SearchQuery, crate::openapi::AsPerson),
+    responses(
+        (status = 200, description = "One page of hits", body = SearchJson),
+        crate::openapi::ViewerErrors,
+    ),
+    security(("api_key" = []), ("session" = [])),
+)]
 pub(crate) async fn search(
     State(state): State<AppState>,
     v: ApiViewer,

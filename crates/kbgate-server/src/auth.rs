@@ -59,6 +59,7 @@ async fn sign_in(
                 serde_json::json!({ "method": method }),
             )
             .await;
+        crate::telemetry::sign_in(method, "refused");
         return Err(Error::Refused(Box::new(crate::error::Refusal {
             email: email.as_str().to_owned(),
             csrf: session_cookie(headers, settings)
@@ -80,8 +81,10 @@ async fn sign_in(
             .is_err()
     {
         state.sessions().revoke(&id).await?;
+        crate::telemetry::sign_in(method, "refused");
         return Err(Error::Unauthorized);
     }
+    crate::telemetry::sign_in(method, "ok");
     state
         .audit()
         .record(
@@ -124,6 +127,7 @@ async fn embed(state: &AppState, headers: &HeaderMap, p: EmbedParams) -> Result<
         Err(e) => {
             // The reason, never the token.
             tracing::info!(reason = %e, "embed token refused");
+            crate::telemetry::sign_in("embed", "invalid");
             return Err(Error::Unauthorized);
         }
     };
@@ -154,19 +158,30 @@ pub(crate) async fn embed_post(
 }
 
 /// Body of `POST /api/v1/handover`.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub(crate) struct HandoverRequest {
     email: String,
     return_to: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct HandoverResponse {
     url: String,
     expires_in: u64,
 }
 
 /// `POST /api/v1/handover`: the host app's backend exchanges an email for a one-time URL.
+#[utoipa::path(
+    post, path = "/api/v1/handover", tag = "sign-in",
+    summary = "Exchange a verified email for a one-time sign-in URL (valid 60 s)",
+    request_body = HandoverRequest,
+    responses(
+        (status = 200, description = "The one-time URL to send the person's browser to", body = HandoverResponse),
+        crate::openapi::HostAppErrors,
+        (status = 403, description = "The policy grants this email nothing", body = crate::openapi::ErrorBody),
+    ),
+    security(("api_key" = [])),
+)]
 pub(crate) async fn handover(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -239,9 +254,10 @@ async fn redeem(
     code: Option<&str>,
     purpose: &str,
 ) -> Result<Response, Error> {
-    let (email, return_to) = use_code(state, code, purpose)
-        .await?
-        .ok_or(Error::Unauthorized)?;
+    let Some((email, return_to)) = use_code(state, code, purpose).await? else {
+        crate::telemetry::sign_in(purpose, "invalid");
+        return Err(Error::Unauthorized);
+    };
     sign_in(state, headers, &email, &return_to, purpose).await
 }
 

@@ -45,10 +45,11 @@ pub(crate) fn excerpt_plain(excerpt: &str) -> String {
 }
 
 /// One node of a viewer's page tree.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub(crate) struct TreeNode {
     pub id: String,
     pub title: String,
+    #[schema(no_recursion)]
     pub children: Vec<TreeNode>,
 }
 

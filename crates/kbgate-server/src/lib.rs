@@ -32,6 +32,7 @@ mod insights;
 mod lexicon;
 mod library;
 mod mail;
+mod openapi;
 mod pages;
 mod people;
 mod policy_handle;
@@ -44,6 +45,7 @@ mod settings;
 mod setup;
 mod spliced;
 mod state;
+mod telemetry;
 mod token;
 mod urls;
 
@@ -110,6 +112,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route(routes::API_TREE, get(api::tree))
         .route(routes::API_PAGE, get(api::page))
         .route(routes::API_SEARCH, get(api::search))
+        .route(routes::API_OPENAPI, get(openapi::json))
         .route(routes::HEALTHZ, get(healthz))
         .route(routes::READYZ, get(readyz))
         .fallback(fallback)
@@ -118,6 +121,9 @@ pub(crate) fn router(state: AppState) -> Router {
             state.clone(),
             security::edge,
         ))
+        // Outermost, so refusals at the edge are counted too; `MatchedPath` is set by then
+        // (axum matches the route before running `Router::layer` middleware).
+        .layer(middleware::from_fn(telemetry::http))
         .with_state(state)
 }
 

@@ -458,6 +458,7 @@ impl Library {
                 e.trees.entry(filter.clone()).or_default().clone(),
             )
         });
+        crate::telemetry::cache_lookup("tree", tree.initialized());
         let tree = tree
             .get_or_try_init(|| async {
                 // Read after the stamp: rows at least as new as the stamp they are filed
@@ -588,20 +589,28 @@ impl Library {
             .views
             .get_value_or_guard(&key, Some(std::time::Duration::ZERO))
         {
-            GuardResult::Value(view) => return Ok(Some(view)),
+            GuardResult::Value(view) => {
+                crate::telemetry::cache_lookup("view", true);
+                return Ok(Some(view));
+            }
             GuardResult::Guard(guard) => guard,
             // Another request is building this view: the previous one if the shape allows,
             // otherwise wait for it.
             GuardResult::Timeout => {
                 if let Some(view) = self.previous(&key, &shapes) {
+                    crate::telemetry::cache_lookup("view", true);
                     return Ok(Some(view));
                 }
                 match self.views.get_value_or_guard_async(&key).await {
-                    Ok(view) => return Ok(Some(view)),
+                    Ok(view) => {
+                        crate::telemetry::cache_lookup("view", true);
+                        return Ok(Some(view));
+                    }
                     Err(guard) => guard,
                 }
             }
         };
+        crate::telemetry::cache_lookup("view", false);
         self.builds.views.fetch_add(1, Ordering::Relaxed);
         // A page the viewer may not read is not cached: dropping the guard lets the next
         // waiter look for itself.

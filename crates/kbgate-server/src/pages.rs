@@ -351,12 +351,18 @@ struct SearchPage {
 }
 
 /// Query of the search routes.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub(crate) struct SearchQuery {
+    /// The search text (at most 200 characters; empty: no hits).
     #[serde(default)]
+    #[param(max_length = 200)]
     pub q: String,
+    /// Hits to skip (at most 1,000).
     #[serde(default)]
+    #[param(maximum = 1000)]
     pub offset: u32,
+    /// Hits per answer, 1 to 100 (default 20; larger or smaller values are clamped).
     pub limit: Option<u32>,
     /// Only this space (key); empty means all.
     #[serde(default)]

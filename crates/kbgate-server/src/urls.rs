@@ -36,6 +36,7 @@ pub(crate) mod routes {
     pub(crate) const API_TREE: &str = "/api/v1/spaces/{key}/tree";
     pub(crate) const API_PAGE: &str = "/api/v1/pages/{id}";
     pub(crate) const API_SEARCH: &str = "/api/v1/search";
+    pub(crate) const API_OPENAPI: &str = "/api/v1/openapi.json";
     pub(crate) const HEALTHZ: &str = "/healthz";
     pub(crate) const READYZ: &str = "/readyz";
     /// Every JSON API route starts with it.

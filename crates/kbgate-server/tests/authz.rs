@@ -369,3 +369,56 @@ async fn api_key_acts_for_a_named_person_under_the_policy() {
         .unwrap();
     assert_eq!(r.status(), 400);
 }
+
+/// The OpenAPI document is public (it describes the API and reveals no content or secret),
+/// JSON, OpenAPI 3.1, and names exactly the API routes the portal serves; each of those,
+/// asked without credentials, still answers 401 (the document opens nothing).
+#[tokio::test]
+async fn openapi_document_is_public_and_opens_nothing() {
+    let app = spawn_app().await;
+    let r = app.get("/api/v1/openapi.json", None).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let text = r.text().await.unwrap();
+    assert!(!text.contains(API_KEY), "no key in the document");
+    let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let mut paths: Vec<&str> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    paths.sort_unstable();
+    assert_eq!(
+        paths,
+        [
+            "/api/v1/access-requests",
+            "/api/v1/handover",
+            "/api/v1/pages/{id}",
+            "/api/v1/search",
+            "/api/v1/spaces",
+            "/api/v1/spaces/{key}/tree",
+        ]
+    );
+    for (path, methods) in doc["paths"].as_object().unwrap() {
+        for (method, op) in methods.as_object().unwrap() {
+            assert!(
+                op["security"].is_array(),
+                "{method} {path} names its security"
+            );
+            let concrete = path.replace("{id}", WELCOME).replace("{key}", "KB");
+            let r = match method.as_str() {
+                "get" => app.get(&concrete, None).await,
+                _ => app
+                    .client
+                    .post(app.url(&concrete))
+                    .json(&serde_json::json!({ "email": "alice@acme.com" }))
+                    .send()
+                    .await
+                    .unwrap(),
+            };
+            assert_eq!(r.status(), 401, "{method} {path} without credentials");
+        }
+    }
+}

@@ -14,6 +14,7 @@
 //! with every handle on the store dropped.
 
 mod loops;
+pub mod telemetry;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -43,6 +44,9 @@ pub enum ServiceError {
     /// The listener (its address, or serving on it) failed.
     #[error("portal listener: {0}")]
     Listener(#[from] std::io::Error),
+    /// `[metrics] listen` is set but the recorder cannot be installed.
+    #[error(transparent)]
+    Metrics(#[from] telemetry::RecorderError),
     /// A background loop panicked; the service was stopped.
     #[error("a background loop panicked")]
     Panicked,
@@ -76,6 +80,7 @@ pub struct Service {
     config_poll: Duration,
     reload: ReloadTrigger,
     policy: PolicyHandle,
+    metrics: Option<(TcpListener, metrics_exporter_prometheus::PrometheusHandle)>,
 }
 
 impl Service {
@@ -104,6 +109,7 @@ impl Service {
             config_poll: DEFAULT_CONFIG_POLL,
             reload: ReloadTrigger::default(),
             policy,
+            metrics: None,
         })
     }
 
@@ -118,6 +124,20 @@ impl Service {
     pub fn with_reconcile(mut self, reconciler: Reconciler, every: Duration) -> Service {
         self.reconcile = (!every.is_zero()).then_some((reconciler, every));
         self
+    }
+
+    /// Serves `/metrics` (Prometheus text) on `listener` (`[metrics] listen`, bound by the
+    /// caller), installing the process's recorder now so that everything from here on is
+    /// counted. Fails when another `metrics` recorder is installed already.
+    pub fn with_metrics(mut self, listener: TcpListener) -> Result<Service, ServiceError> {
+        let handle = telemetry::recorder()?;
+        self.metrics = Some((listener, handle));
+        Ok(self)
+    }
+
+    /// The address `/metrics` is served on, when it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().and_then(|(l, _)| l.local_addr().ok())
     }
 
     /// How often to look for a changed config file (by content, not time); zero turns the
@@ -161,6 +181,7 @@ impl Service {
             config_poll,
             reload,
             policy,
+            metrics,
         } = self;
         let state = AppState::from_config(&config, store.clone(), policy.clone())?;
         // Everything stops with the service, and also when the portal fails or a loop panics
@@ -178,6 +199,17 @@ impl Service {
         if let Some((reconciler, every)) = reconcile {
             let (path, stop) = (config.path.clone(), stop.clone());
             tasks.spawn(loops::reconcile(reconciler, every, path, stop));
+        }
+        if let Some((listener, handle)) = metrics {
+            let (store, stop) = (store.clone(), stop.clone());
+            if let Ok(at) = listener.local_addr() {
+                tracing::info!("metrics at http://{at}/metrics");
+            }
+            tasks.spawn(async move {
+                if let Err(e) = telemetry::serve(listener, handle, store, stop).await {
+                    tracing::error!("the metrics listener failed: {e}");
+                }
+            });
         }
         drop(store);
         tracing::info!("portal listening on http://{addr}");

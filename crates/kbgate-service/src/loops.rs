@@ -38,15 +38,58 @@ pub(crate) async fn reconcile(
         let round = r.converge(&kbgate_provision::NoProgress, 3);
         match stop.run_until_cancelled(round).await {
             None => return,
-            Some(Ok((left, summary))) => tracing::info!(
-                done = summary.done,
-                failed = summary.failed,
-                calls = summary.calls,
-                left = left.actions.len(),
-                "native reconcile round finished"
-            ),
-            Some(Err(e)) => tracing::warn!("native reconcile failed (will retry): {e}"),
+            Some(Ok((left, summary))) => {
+                record_native(&summary);
+                tracing::info!(
+                    done = summary.done,
+                    failed = summary.failed,
+                    calls = summary.calls,
+                    left = left.actions.len(),
+                    "native reconcile round finished"
+                )
+            }
+            Some(Err(e)) => {
+                metrics::counter!("kbgate_native_rounds_total", "outcome" => "error").increment(1);
+                tracing::warn!("native reconcile failed (will retry): {e}")
+            }
         }
+    }
+}
+
+/// Native apply results for `/metrics`: rounds, and actions by outcome.
+fn record_native(s: &kbgate_provision::ApplySummary) {
+    metrics::counter!("kbgate_native_rounds_total", "outcome" => "ok").increment(1);
+    for (outcome, n) in [
+        ("done", s.done),
+        ("failed", s.failed),
+        ("skipped", s.skipped),
+        ("waiting", s.waiting),
+    ] {
+        metrics::counter!("kbgate_native_actions_total", "outcome" => outcome)
+            .increment(u64::try_from(n).unwrap_or(u64::MAX));
+    }
+}
+
+/// One background sync round for `/metrics`: per space, a run (synced or skipped) and the
+/// Confluence calls it cost.
+fn record_sync(report: &kbgate_mirror::sync::SyncReport) {
+    for s in &report.spaces {
+        let outcome = if s.is_skipped() { "skipped" } else { "synced" };
+        metrics::counter!("kbgate_sync_runs_total", "space" => s.key.clone(), "outcome" => outcome)
+            .increment(1);
+        metrics::counter!("kbgate_sync_calls_total", "space" => s.key.clone()).increment(s.calls);
+    }
+}
+
+/// A failed background sync round for `/metrics`: an error for the space it names, or else
+/// for every space of the round (none of them is known to be up to date).
+fn record_sync_error(e: &SyncError, keys: &[String]) {
+    let spaces = match e {
+        SyncError::SpaceNotFound(key) => std::slice::from_ref(key),
+        _ => keys,
+    };
+    for key in spaces {
+        metrics::counter!("kbgate_sync_errors_total", "space" => key.clone()).increment(1);
     }
 }
 
@@ -168,7 +211,13 @@ pub(crate) async fn sync(
             skip_synced_within: interval.saturating_sub(round_slack(interval)),
             ..crate::sync_options(&config, full)
         };
-        match sync_spaces(&source, &*store, &keys, &opts, &Progress::quiet()).await {
+        let round = sync_spaces(&source, &*store, &keys, &opts, &Progress::quiet()).await;
+        match &round {
+            Ok(report) => record_sync(report),
+            Err(SyncError::Cancelled) => {}
+            Err(e) => record_sync_error(e, &keys),
+        }
+        match round {
             Ok(report)
                 if !report.spaces.is_empty() && report.spaces.iter().all(|s| s.is_skipped()) =>
             {

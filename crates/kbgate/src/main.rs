@@ -10,6 +10,7 @@ mod config_cmd;
 mod demo;
 mod doctor;
 mod feedback;
+mod healthcheck;
 mod native;
 mod serve;
 mod sessions;
@@ -188,6 +189,12 @@ enum Command {
     /// Exit status: 0 written, 1 failed (nothing under the final names is half-written), 2
     /// a PostgreSQL store or an invalid configuration.
     Backup(backup::Args),
+    /// Ask a running `kbgate serve` on this machine whether it is up (for container and
+    /// service-manager health checks; no curl needed).
+    ///
+    /// `GET /healthz` (or `/readyz` with --ready) on `[portal] listen` (or --addr). Exit
+    /// status: 0 it answered 200, 1 otherwise.
+    Healthcheck(healthcheck::Args),
     /// Work with configuration files (`config check [FILE]`).
     #[command(subcommand)]
     Config(config_cmd::Command),
@@ -224,6 +231,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
             Command::Backup(args) => backup::run(&cli.config, args).await,
+            Command::Healthcheck(args) => healthcheck::run(&cli.config, args).await,
             Command::Status(args) => status::run(&cli.config, args).await,
             Command::Sessions(cmd) => sessions::run(&cli.config, cmd).await,
             Command::Feedback(cmd) => feedback::run(&cli.config, cmd).await,

@@ -55,6 +55,14 @@ async fn serve(config_path: &Path, args: Args) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
+    let metrics = match config.metrics.listen {
+        Some(at) => Some(
+            tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("cannot listen on {at} ([metrics] listen)"))?,
+        ),
+        None => None,
+    };
     log_startup(&config, listen, source.is_some());
     let reconcile = match args.reconcile_every {
         Some(every) if !every.is_zero() => {
@@ -78,6 +86,9 @@ async fn serve(config_path: &Path, args: Args) -> anyhow::Result<()> {
     }
     if let Some((r, every)) = reconcile {
         service = service.with_reconcile(r, every);
+    }
+    if let Some(listener) = metrics {
+        service = service.with_metrics(listener)?;
     }
     run_until_signal(service).await
 }

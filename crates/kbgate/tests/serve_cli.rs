@@ -372,3 +372,44 @@ fn sessions_revoke_ends_live_sessions_by_email_and_domain() {
         assert!(!log.contains(value), "a session id in the log:\n{log}");
     }
 }
+
+/// What a container's or service manager's health check runs: `kbgate healthcheck` fails while
+/// nothing listens and passes once `kbgate serve` answers; with `[metrics] listen` set, the
+/// binary serves `/metrics` there (and not on the portal).
+#[test]
+fn healthcheck_and_metrics_listener_of_a_running_serve() {
+    let setup = Setup::new();
+    let metrics_at: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    std::fs::write(
+        setup.path().join("kbgate.toml"),
+        format!(
+            "{}\n[metrics]\nlisten = \"{metrics_at}\"\n{}",
+            setup.head,
+            policy(r#""acme.com", "hooli.com""#)
+        ),
+    )
+    .expect("config");
+    let down = kbgate(setup.path(), &["healthcheck", "--timeout", "2s"]);
+    assert_eq!(down.status.code(), Some(1), "{}", text(&down));
+    assert!(text(&down).contains("unhealthy"), "{}", text(&down));
+
+    let server = setup.serve();
+    for args in [&["healthcheck"][..], &["healthcheck", "--ready"][..]] {
+        let up = kbgate(setup.path(), args);
+        assert_eq!(up.status.code(), Some(0), "{args:?}: {}", text(&up));
+    }
+    let elsewhere = format!("127.0.0.1:{}", free_port());
+    let other = kbgate(setup.path(), &["healthcheck", "--addr", &elsewhere]);
+    assert_eq!(other.status.code(), Some(1), "{}", text(&other));
+
+    let scrape = request(metrics_at, "GET", "/metrics", &[], "").expect("scrape");
+    assert_eq!(scrape.status, 200, "{}", server.log());
+    assert!(
+        scrape
+            .body
+            .contains("kbgate_http_requests_total{route=\"/healthz\""),
+        "{}",
+        scrape.body
+    );
+    assert_eq!(server.get("/metrics", None).expect("portal").status, 404);
+}
