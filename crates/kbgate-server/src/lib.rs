@@ -28,6 +28,7 @@ mod extractors;
 mod html;
 mod library;
 mod mail;
+mod oidc;
 mod pages;
 mod people;
 mod policy_handle;
@@ -55,6 +56,7 @@ use crate::error::Error;
 use crate::urls::routes;
 
 pub use mail::{MailError, Mailer};
+pub use oidc::{OidcProvider, OidcSetupError};
 pub use policy_handle::PolicyHandle;
 pub use setup::SetupError;
 pub use state::{AppState, Extras};
@@ -88,6 +90,7 @@ pub(crate) fn router(state: AppState) -> Router {
             get(auth::email_confirm_form).post(auth::email_confirm),
         )
         .route(routes::AUTH_LOGOUT, post(auth::logout))
+        .route(routes::AUTH_OIDC_CALLBACK, get(oidc::callback))
         .route(
             routes::REQUEST_ACCESS,
             get(access_requests::form).post(access_requests::submit),

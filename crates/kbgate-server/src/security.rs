@@ -45,6 +45,32 @@ impl SecurityHeaders {
         }
     }
 
+    /// Adds `sources` to the CSP's `form-action` (the OpenID Providers the sign-in form's post
+    /// redirects to). Each must be a serialised origin (`https://host[:port]`); anything else
+    /// is dropped rather than written into the header.
+    pub(crate) fn with_form_action(mut self, sources: &[String]) -> SecurityHeaders {
+        let ok: Vec<&str> = sources
+            .iter()
+            .map(String::as_str)
+            .filter(|s| url::Url::parse(s).is_ok_and(|u| u.origin().ascii_serialization() == *s))
+            .collect();
+        if ok.is_empty() {
+            return self;
+        }
+        let Ok(csp) = self.csp.to_str() else {
+            return self;
+        };
+        let csp = csp.replacen(
+            "form-action 'self'",
+            &format!("form-action 'self' {}", ok.join(" ")),
+            1,
+        );
+        if let Ok(v) = HeaderValue::from_str(&csp) {
+            self.csp = v;
+        }
+        self
+    }
+
     /// Adds the security headers unless the handler set a stricter one itself (e.g. the
     /// sandboxing CSP of attachment downloads).
     fn apply(&self, resp: &mut Response) {

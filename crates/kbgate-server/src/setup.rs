@@ -6,6 +6,7 @@ use kbgate_config::{Config, EmbedKey, ExposeSecret, MagicLinkDelivery};
 use kbgate_store::Store;
 
 use crate::mail::{MailError, Mailer};
+use crate::oidc::OidcProvider;
 use crate::policy_handle::PolicyHandle;
 use crate::state::{AppState, Extras};
 use crate::token::{EmbedAlgorithm, EmbedKeyError, EmbedVerifier};
@@ -27,6 +28,10 @@ pub enum SetupError {
     Mail(#[from] MailError),
     #[error("[portal] from is required to send magic links by SMTP")]
     MissingFrom,
+    #[error("oidc client secret: {0}")]
+    OidcSecret(kbgate_config::SecretError),
+    #[error(transparent)]
+    Oidc(#[from] crate::oidc::OidcSetupError),
 }
 
 fn algorithm(a: kbgate_config::EmbedAlgorithm) -> EmbedAlgorithm {
@@ -83,7 +88,20 @@ pub(crate) fn embed_from_config(config: &Config) -> Result<Extras, SetupError> {
     Ok(Extras {
         embed: Some(verifier),
         api_key: e.resolve_api_key()?,
+        oidc: Vec::new(),
     })
+}
+
+/// The `[[oidc]]` providers of a configuration, client secrets read.
+pub(crate) fn oidc_from_config(config: &Config) -> Result<Vec<OidcProvider>, SetupError> {
+    config
+        .oidc
+        .iter()
+        .map(|p| {
+            let secret = p.resolve_client_secret().map_err(SetupError::OidcSecret)?;
+            Ok(OidcProvider::new(p, secret)?)
+        })
+        .collect()
 }
 
 impl AppState {
@@ -95,7 +113,8 @@ impl AppState {
         policy: PolicyHandle,
     ) -> Result<AppState, SetupError> {
         let mailer = mailer_from_config(config)?;
-        let extras = embed_from_config(config)?;
+        let mut extras = embed_from_config(config)?;
+        extras.oidc = oidc_from_config(config)?;
         Ok(AppState::new(
             &config.portal,
             store,

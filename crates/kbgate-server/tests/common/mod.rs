@@ -462,8 +462,26 @@ pub async fn serve_with(
     portal: impl FnOnce(&mut PortalConfig),
     embed: EmbedVerifier,
 ) -> TestApp {
-    let store = test_store.store.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let extras = Extras {
+        embed: Some(embed),
+        api_key: Some(API_KEY.into()),
+        ..Extras::default()
+    };
+    serve_on(listener, test_store, policy, portal, extras).await
+}
+
+/// Like [`serve_with`], on a listener the caller bound (its address is the public URL, known
+/// before the portal starts: e.g. a redirect URI to register elsewhere first) and with the
+/// caller's [`Extras`].
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    test_store: TestStore,
+    policy: Policy,
+    portal: impl FnOnce(&mut PortalConfig),
+    extras: Extras,
+) -> TestApp {
+    let store = test_store.store.clone();
     let addr = listener.local_addr().unwrap();
     let base = format!("http://{addr}");
     let mut config = PortalConfig::new(url::Url::parse(&base).unwrap());
@@ -472,10 +490,6 @@ pub async fn serve_with(
     let policy = PolicyHandle::new(policy);
     let outbox = tempfile::tempdir().unwrap();
     let mailer = Mailer::outbox(outbox.path(), "kb@example.com").unwrap();
-    let extras = Extras {
-        embed: Some(embed),
-        api_key: Some(API_KEY.into()),
-    };
     let state = AppState::new(&config, store.clone(), policy.clone(), Some(mailer), extras);
     let served = state.clone();
     let server = tokio::spawn(async move {
