@@ -257,6 +257,8 @@ struct SignInPage {
     /// Whether to link to `/request-access` (only when some audience is delivered natively;
     /// a portal-only site would lead people to a form that can never send anything).
     request_access: bool,
+    /// Whether some domains sign in with their own OpenID Provider (the form then says so).
+    sso: bool,
 }
 
 /// Whether the current policy has an audience that access requests can lead to.
@@ -292,6 +294,7 @@ pub(crate) async fn email_form(
         minutes: state.settings().magic_link_ttl.as_secs() / 60,
         return_to: LocalPath::parse_or_root(p.return_to.as_deref()).to_string(),
         request_access: offers_access_requests(&state),
+        sso: state.oidc().has_providers(),
     })
 }
 
@@ -415,6 +418,7 @@ pub(crate) async fn email_submit(
         minutes: state.settings().magic_link_ttl.as_secs() / 60,
         return_to: return_to.to_string(),
         request_access: offers_access_requests(&state),
+        sso: state.oidc().has_providers(),
     })?
     .into_response())
 }

@@ -13,14 +13,19 @@
 //! sign-in (no login CSRF: an attacker's own callback URL is useless in a victim's browser),
 //! and only once (the code is spent).
 //!
-//! **Which email is trusted.** The ID token's `email`, only when `email_verified` is `true`
-//! (OpenID Connect Core 1.0 §5.1: a boolean) or, for Entra ID, which sends no
-//! `email_verified` for work accounts, when its optional claim `xms_edov` ("email domain owner
-//! verified") is `true` — and in both cases only when the email's domain is **exactly** one of
-//! the provider's bound domains. A tenant asserting an address of a domain it is not bound to
-//! is refused (the nOAuth class of account takeover; Microsoft's guidance is to not use the
-//! mutable, unverified `email` claim for authorization and to request `xms_edov`:
-//! learn.microsoft.com/entra/identity-platform/migrate-off-email-claim-authorization).
+//! **Which email is trusted.** The ID token's `email`, only when `email_verified` is true
+//! (OpenID Connect Core 1.0 §5.1) or, for Entra ID, when its optional claim `xms_edov` ("email
+//! domain owner verified") is true — and in both cases only when the email's domain is
+//! **exactly** one of the provider's bound domains. A tenant asserting an address of a domain
+//! it is not bound to is refused (the nOAuth class of account takeover: in Entra ID the `mail`
+//! attribute behind `email` is editable by a tenant's admins for any domain). Evidence for the
+//! Entra side: Entra ID sends no `email_verified` for work accounts and `xms_edov` has to be
+//! added as an optional ID-token claim in the app registration (eneo-ai/eneo release v2.2.4,
+//! fix #1320; trellumhq/trellum release v0.9.3); Microsoft's optional-claims reference says the
+//! email of a managed user is verified when the home tenant owns its domain as a verified
+//! custom domain (MicrosoftDocs/azure-docs, optional claims, `replace_unverified_email_with_upn`).
+//! Both claims are read as true from JSON `true` or the string `"true"`; `xms_edov` also from
+//! `1` / `"1"` (implementations in the wild see it both ways).
 //!
 //! **Crates.** `jsonwebtoken` (already used for embed tokens) verifies the ID token against
 //! keys from the provider's JWKS, and `reqwest` (already in the tree for the Confluence client)
@@ -58,6 +63,15 @@ use crate::secret::{Opaque, ct_eq};
 use crate::settings::Settings;
 use crate::state::AppState;
 use crate::urls::routes;
+
+/// Google's issuer. Its ID tokens may carry the legacy `iss` without scheme, and only its
+/// `hd` claim says that an account is managed by the Workspace that owns the email's domain:
+/// a consumer Google account can hold a verified `alice@acme.com` (made while Alice had that
+/// mailbox) and keeps working after she leaves. Google's guidance: check `iss` is either
+/// form, and check `hd` (developers.google.com/identity/openid-connect/reference and
+/// openid-connect#validatinganidtoken, as quoted in oauth2-proxy/oauth2-proxy#2363, after
+/// Truffle Security's "Google OAuth is broken (sort of)").
+const GOOGLE_ISSUER: &str = "https://accounts.google.com";
 
 /// Purpose of the single-use code that is the `state` parameter.
 pub(crate) const PURPOSE_OIDC: &str = "oidc-state";
@@ -197,6 +211,11 @@ impl Oidc {
             .map(|&i| &self.providers[i])
     }
 
+    /// Whether any provider is configured (the sign-in page then mentions them).
+    pub(crate) fn has_providers(&self) -> bool {
+        !self.providers.is_empty()
+    }
+
     /// Origins of the providers, for the CSP's `form-action`.
     pub(crate) fn origins(&self) -> Vec<String> {
         let mut o: Vec<String> = self.providers.iter().filter_map(|p| p.origin()).collect();
@@ -229,6 +248,8 @@ enum Refusal {
     EmailUnverified,
     /// The email's domain is not one of the provider's bound domains.
     EmailDomain,
+    /// Google: the account is not managed by the Workspace of the email's domain (`hd`).
+    HostedDomain,
 }
 
 impl Refusal {
@@ -245,6 +266,7 @@ impl Refusal {
             Refusal::NoEmail => "no_email",
             Refusal::EmailUnverified => "email_unverified",
             Refusal::EmailDomain => "email_domain_not_bound",
+            Refusal::HostedDomain => "google_hd_mismatch",
         }
     }
 }
@@ -455,6 +477,9 @@ struct IdClaims {
     /// Entra ID's "email domain owner verified" optional claim.
     #[serde(default)]
     xms_edov: Option<serde_json::Value>,
+    /// Google's hosted domain (Workspace accounts only).
+    #[serde(default)]
+    hd: Option<String>,
 }
 
 /// Validates an ID token (OpenID Connect Core 1.0 §3.1.3.7) and returns the email it vouches
@@ -481,7 +506,11 @@ async fn validate_id_token(
     };
     let key = oidc.key_for(p, d, alg, header.kid.as_deref()).await?;
     let mut v = Validation::new(alg);
-    v.set_issuer(&[&p.issuer]);
+    if p.issuer == GOOGLE_ISSUER {
+        v.set_issuer(&[GOOGLE_ISSUER, "accounts.google.com"]);
+    } else {
+        v.set_issuer(&[&p.issuer]);
+    }
     v.set_audience(&[&p.client_id]);
     v.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
     v.leeway = LEEWAY_SECS;
@@ -514,15 +543,33 @@ async fn validate_id_token(
     }
     let raw = c.email.as_deref().ok_or(Refusal::NoEmail)?;
     let email = Email::parse(raw.trim()).map_err(|_| Refusal::NoEmail)?;
-    let verified = c.email_verified.as_ref() == Some(&serde_json::Value::Bool(true))
-        || c.xms_edov.as_ref() == Some(&serde_json::Value::Bool(true));
+    let verified =
+        claim_is_true(c.email_verified.as_ref(), false) || claim_is_true(c.xms_edov.as_ref(), true);
     if !verified {
         return Err(Refusal::EmailUnverified);
     }
     if !p.domains.contains(email.domain()) {
         return Err(Refusal::EmailDomain);
     }
+    if !google_hosted_domain_ok(&p.issuer, c.hd.as_deref(), &email) {
+        return Err(Refusal::HostedDomain);
+    }
     Ok(email)
+}
+
+/// For Google only: the account must belong to the Workspace of the email's domain.
+fn google_hosted_domain_ok(issuer: &str, hd: Option<&str>, email: &Email) -> bool {
+    issuer != GOOGLE_ISSUER || hd.is_some_and(|hd| hd.eq_ignore_ascii_case(email.domain().as_str()))
+}
+
+/// Whether a boolean claim says true: JSON `true` or `"true"`; with `one`, also `1` or `"1"`.
+fn claim_is_true(v: Option<&serde_json::Value>, one: bool) -> bool {
+    match v {
+        Some(serde_json::Value::Bool(b)) => *b,
+        Some(serde_json::Value::String(s)) => s == "true" || (one && s == "1"),
+        Some(serde_json::Value::Number(n)) => one && n.as_u64() == Some(1),
+        _ => false,
+    }
 }
 
 // ----- the flow ----------------------------------------------------------------------------
@@ -839,6 +886,32 @@ mod tests {
         assert_ne!(v, derive(&b2, "pkce", &s1));
         assert_ne!(v, derive(&b1, "pkce", &s2));
         assert_ne!(v, derive(&b1, "nonce", &s1));
+    }
+
+    #[test]
+    fn google_accounts_need_the_workspace_of_their_domain() {
+        let e = Email::parse("alice@acme.com").unwrap();
+        assert!(google_hosted_domain_ok(GOOGLE_ISSUER, Some("acme.com"), &e));
+        assert!(!google_hosted_domain_ok(GOOGLE_ISSUER, None, &e));
+        assert!(!google_hosted_domain_ok(
+            GOOGLE_ISSUER,
+            Some("evil.com"),
+            &e
+        ));
+        // Other providers have no such claim.
+        assert!(google_hosted_domain_ok("https://acme.okta.com", None, &e));
+    }
+
+    #[test]
+    fn boolean_claims() {
+        use serde_json::json;
+        let t = |v: serde_json::Value, one| claim_is_true(Some(&v), one);
+        assert!(t(json!(true), false) && t(json!("true"), false));
+        assert!(!t(json!(false), true) && !t(json!("false"), true) && !t(json!("yes"), true));
+        assert!(!t(json!(1), false) && !t(json!("1"), false));
+        assert!(t(json!(1), true) && t(json!("1"), true));
+        assert!(!t(json!(0), true) && !t(json!(null), true));
+        assert!(!claim_is_true(None, true));
     }
 
     #[test]

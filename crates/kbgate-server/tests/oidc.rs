@@ -369,6 +369,9 @@ async fn the_authorization_request_uses_pkce_state_nonce_and_a_lax_binding_cooki
     let Some((app, op)) = with_real_op().await else {
         return;
     };
+    // The form says some companies continue at their own provider.
+    let form = app.get("/auth/email", None).await.text().await.unwrap();
+    assert!(form.contains("Continue") && form.contains("its own account"));
     let browser = Browser::new();
     let resp = browser
         .post_form(&app.url("/auth/email"), &[("email", "alice@acme.com")])
