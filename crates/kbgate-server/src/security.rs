@@ -159,6 +159,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn form_action_takes_provider_origins_only() {
+        let s = crate::settings::tests::at("https://kb.example.com");
+        let h = SecurityHeaders::new(&s).with_form_action(&[
+            "https://login.microsoftonline.com".to_owned(),
+            "http://127.0.0.1:4000".to_owned(),
+            "https://x.com; script-src *".to_owned(),
+            "https://idp.example.com/path".to_owned(),
+            "*".to_owned(),
+        ]);
+        let csp = h.csp.to_str().unwrap();
+        assert!(
+            csp.contains(
+                "form-action 'self' https://login.microsoftonline.com http://127.0.0.1:4000;"
+            ),
+            "{csp}"
+        );
+        assert!(!csp.contains("x.com") && !csp.contains("idp.example.com") && !csp.contains('*'));
+        let unchanged = SecurityHeaders::new(&s).with_form_action(&[]);
+        assert!(
+            unchanged
+                .csp
+                .to_str()
+                .unwrap()
+                .contains("form-action 'self';")
+        );
+    }
+
+    #[test]
     fn csp_has_no_unsafe_inline_and_uses_ancestors() {
         let s = crate::settings::tests::at("https://kb.example.com");
         let h = SecurityHeaders::new(&s);

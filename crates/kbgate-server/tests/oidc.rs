@@ -544,6 +544,10 @@ enum Twist {
     Unverified,
     /// Entra ID style: no `email_verified`, but `xms_edov: true`.
     EntraEdov,
+    /// Signed with the provider's P-256 key (ES256).
+    Es256,
+    /// ES256 header, but the RSA key's kid.
+    Es256WithRsaKid,
 }
 
 struct Fake {
@@ -587,7 +591,11 @@ async fn fake_discovery(State(s): State<FakeState>) -> Json<Value> {
 async fn fake_jwks(State(s): State<FakeState>) -> Json<Value> {
     let mut f = s.lock().unwrap();
     f.jwks_fetches += 1;
-    let mut keys = vec![jwk("rsa.key", "rsa-1")];
+    let ec = EncodingKey::from_ec_pem(&key("ec.pk8.pem")).unwrap();
+    let mut ec =
+        serde_json::to_value(Jwk::from_encoding_key(&ec, Algorithm::ES256).unwrap()).unwrap();
+    ec["kid"] = json!("ec-1");
+    let mut keys = vec![jwk("rsa.key", "rsa-1"), ec];
     if f.rotated {
         keys.push(jwk("rsa2.key", "rsa-2"));
     }
@@ -660,6 +668,11 @@ async fn fake_token(
             header.kid = Some("rsa-2".into());
         }
         Twist::UnknownKid => header.kid = Some("nobody".into()),
+        Twist::Es256 => {
+            header = Header::new(Algorithm::ES256);
+            header.kid = Some("ec-1".into());
+        }
+        Twist::Es256WithRsaKid => header = Header::new(Algorithm::ES256),
         Twist::AlgNone | Twist::HsWithPublicKey => {}
     }
     let id_token = match f.twist {
@@ -670,6 +683,17 @@ async fn fake_token(
                 URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#),
                 URL_SAFE_NO_PAD.encode(claims.to_string())
             )
+        }
+        Twist::Es256 | Twist::Es256WithRsaKid => {
+            if f.twist == Twist::Es256WithRsaKid {
+                header.kid = Some("rsa-1".into());
+            }
+            jsonwebtoken::encode(
+                &header,
+                &claims,
+                &EncodingKey::from_ec_pem(&key("ec.pk8.pem")).unwrap(),
+            )
+            .unwrap()
         }
         Twist::HsWithPublicKey => jsonwebtoken::encode(
             &Header::new(Algorithm::HS256),
@@ -745,6 +769,7 @@ async fn tokens_a_certified_provider_would_not_issue_are_refused() {
         (Twist::HsWithPublicKey, "id_token_signature"),
         (Twist::ForeignKey, "id_token_signature"),
         (Twist::Unverified, "email_unverified"),
+        (Twist::Es256WithRsaKid, "id_token_signature"),
     ] {
         let (status, refusal) = attempt(&app, &fake, twist).await;
         assert_eq!(status, 401, "{twist:?} must be refused");
@@ -752,6 +777,8 @@ async fn tokens_a_certified_provider_would_not_issue_are_refused() {
     }
     // Entra ID's verified-domain claim stands in for email_verified.
     assert_eq!(attempt(&app, &fake, Twist::EntraEdov).await.0, 303);
+    // ES256 with the provider's P-256 key.
+    assert_eq!(attempt(&app, &fake, Twist::Es256).await.0, 303);
 }
 
 #[tokio::test]
