@@ -69,6 +69,8 @@ pub struct Config {
     pub embed: Option<EmbedConfig>,
     /// The domain policy from `[[audience]]` and `[deny]`.
     pub policy: Policy,
+    /// `[[oidc]]` providers, in file order; each email domain is bound to at most one.
+    pub oidc: Vec<OidcProviderConfig>,
 }
 
 /// `[confluence]`: the site and the service account.
@@ -521,6 +523,40 @@ impl EmbedConfig {
     }
 }
 
+/// `[[oidc]]`: an OpenID Provider that people of some email domains sign in with (home-realm
+/// discovery: the sign-in page sends an address of a bound domain there instead of mailing a
+/// magic link). Bound domains matter beyond routing: only an email of one of them is
+/// accepted from this provider's ID tokens, so a tenant cannot vouch for a domain it does not
+/// own (the nOAuth class of account takeover).
+#[derive(Debug, Clone)]
+pub struct OidcProviderConfig {
+    /// Short identifier (`[a-z0-9-]`, 1–40 characters), named in logs and the audit log.
+    pub name: String,
+    /// What the sign-in page calls it ("Acme SSO"); default the name.
+    pub display_name: Option<String>,
+    /// Exact `iss` of its ID tokens; the discovery document is read from
+    /// `{issuer}/.well-known/openid-configuration`. https (plain http only for loopback hosts).
+    /// Kept as written (`https://accounts.google.com`, no `/` added): `iss` must equal it.
+    pub issuer: String,
+    pub client_id: String,
+    /// `client_secret_env` / `client_secret_file`.
+    pub client_secret: SecretSource,
+    /// Requested scopes; default `openid email profile`; always includes `openid`.
+    pub scopes: Vec<String>,
+    /// Email domains routed to it, matched exactly (subdomains need their own entry).
+    pub domains: Vec<Domain>,
+}
+
+impl OidcProviderConfig {
+    /// Reads the client secret.
+    pub fn resolve_client_secret(&self) -> Result<SecretString, SecretError> {
+        self.client_secret.resolve("oidc client secret")
+    }
+}
+
+/// Default of `[[oidc]] scopes`.
+pub const DEFAULT_OIDC_SCOPES: [&str; 3] = ["openid", "email", "profile"];
+
 const DEFAULT_STORE_URL: &str = "sqlite://kbgate.db";
 const DEFAULT_DATA_DIR: &str = "./kbgate-data";
 /// Default of `[confluence] max_attachment_bytes`.
@@ -568,6 +604,7 @@ impl Config {
         let embed = raw.embed.and_then(|e| b.embed(e));
         let policy = b.policy(raw.audience, raw.deny.unwrap_or_default());
         let metrics = b.metrics(raw.metrics.unwrap_or_default());
+        let oidc = b.oidc_providers(raw.oidc);
         match (store, sync, portal, policy, metrics) {
             (Some(store), Some(sync), Some(portal), Some(policy), Some(metrics))
                 if b.problems.is_empty() =>
@@ -581,6 +618,7 @@ impl Config {
                     metrics,
                     embed,
                     policy,
+                    oidc,
                 })
             }
             _ => Err(ConfigError::Invalid {
@@ -1537,6 +1575,122 @@ impl Builder<'_> {
         }
     }
 
+    /// `[[oidc]]` entries: each valid one, with problems recorded for the others (names unique,
+    /// each domain bound at most once).
+    fn oidc_providers(&mut self, raws: Vec<Val<raw::RawOidc>>) -> Vec<OidcProviderConfig> {
+        let mut out: Vec<OidcProviderConfig> = Vec::with_capacity(raws.len());
+        for (i, e) in raws.into_iter().enumerate() {
+            let sec = e.origin;
+            let r = e.value;
+            let p = format!("oidc[{i}]");
+            let name = self.conv(&Some(r.name.clone()), &format!("{p}.name"), |s| {
+                parse_oidc_name(s)
+            });
+            if let Some(Some(n)) = &name
+                && out.iter().any(|o| &o.name == n)
+            {
+                self.err(
+                    &r.name.origin,
+                    &format!("{p}.name"),
+                    format!("{n:?} is used by another [[oidc]] entry"),
+                );
+            }
+            let display_name = self.conv(&r.display_name, &format!("{p}.display_name"), |s| {
+                non_empty(s)
+            });
+            let issuer = self.conv(&Some(r.issuer.clone()), &format!("{p}.issuer"), |s| {
+                parse_issuer(s)
+            });
+            let client_id = self.conv(&Some(r.client_id.clone()), &format!("{p}.client_id"), |s| {
+                non_empty(s)
+            });
+            let keys = [
+                format!("{p}.client_secret_env"),
+                format!("{p}.client_secret_file"),
+            ];
+            let secret = match self.one_of(
+                &sec,
+                &[
+                    (&keys[0], &r.client_secret_env),
+                    (&keys[1], &r.client_secret_file),
+                ],
+                false,
+            ) {
+                Some(Some((j, v))) => self.secret_source(&keys[j], v, j == 0),
+                _ => None,
+            };
+            let scopes = match &r.scopes {
+                None => Some(DEFAULT_OIDC_SCOPES.map(str::to_owned).to_vec()),
+                Some(list) => self
+                    .list(&list.value, &format!("{p}.scopes"), parse_scope)
+                    .map(|scopes| {
+                        // `openid` first and always; each scope once.
+                        let mut out = vec!["openid".to_owned()];
+                        for s in scopes {
+                            if !out.contains(&s) {
+                                out.push(s);
+                            }
+                        }
+                        out
+                    }),
+            };
+            let domains = self.list(&r.domains.value, &format!("{p}.domains"), Domain::parse);
+            if let Some(domains) = &domains {
+                if domains.is_empty() {
+                    self.err(
+                        &r.domains.origin,
+                        &format!("{p}.domains"),
+                        "bind at least one email domain",
+                    );
+                }
+                for (j, d) in domains.iter().enumerate() {
+                    let taken = out
+                        .iter()
+                        .find(|o| o.domains.contains(d))
+                        .map(|o| o.name.clone());
+                    let twice = domains[..j].contains(d);
+                    if let Some(other) = taken {
+                        self.err(&r.domains.value[j].origin, &format!("{p}.domains[{j}]"), format!("{d} is already bound to [[oidc]] {other:?}; a domain signs in with one provider"));
+                    } else if twice {
+                        self.err(
+                            &r.domains.value[j].origin,
+                            &format!("{p}.domains[{j}]"),
+                            format!("{d} is listed twice"),
+                        );
+                    }
+                }
+            }
+            if let (
+                Some(Some(name)),
+                Some(display_name),
+                Some(Some(issuer)),
+                Some(Some(client_id)),
+                Some(client_secret),
+                Some(scopes),
+                Some(domains),
+            ) = (
+                name,
+                display_name,
+                issuer,
+                client_id,
+                secret,
+                scopes,
+                domains,
+            ) {
+                out.push(OidcProviderConfig {
+                    name,
+                    display_name,
+                    issuer,
+                    client_id,
+                    client_secret,
+                    scopes,
+                    domains,
+                });
+            }
+        }
+        out
+    }
+
     /// Parses each element, reporting each failure at the element's own line.
     fn list<T, E: std::fmt::Display>(
         &mut self,
@@ -1650,6 +1804,59 @@ fn parse_jira_url(s: &str) -> Result<Url, String> {
         );
     }
     Ok(url)
+}
+
+/// An `[[oidc]]` name: lower-case letters, digits and `-`, 1–40 characters.
+fn parse_oidc_name(s: &str) -> Result<String, &'static str> {
+    let s = s.trim();
+    let ok = (1..=40).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(s.to_owned())
+    } else {
+        Err("expected 1 to 40 lower-case letters, digits or '-' (e.g. \"acme-entra\")")
+    }
+}
+
+/// An OAuth scope token (RFC 6749 §3.3: printable ASCII without space, `"` or `\\`).
+fn parse_scope(s: &str) -> Result<String, &'static str> {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+    {
+        Ok(s.to_owned())
+    } else {
+        Err("not a scope token (printable ASCII, no spaces or quotes)")
+    }
+}
+
+/// An OpenID Provider's issuer: https (plain http only for loopback hosts, i.e. tests), no
+/// query, fragment or credentials (OpenID Connect Discovery 1.0 §2). Returned as written
+/// (trimmed), since `iss` is compared exactly and `Url` would add a `/` to a bare host.
+fn parse_issuer(s: &str) -> Result<String, String> {
+    let text = s.trim();
+    let url = Url::parse(text).map_err(|e| format!("not a URL: {e}"))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback_host(&url) => {}
+        "http" => {
+            return Err(
+                "plain http would let anyone on the way forge sign-ins; use https (http is allowed only for localhost)"
+                    .into(),
+            );
+        }
+        other => return Err(format!("unsupported scheme {other:?}; expected https")),
+    }
+    if url.host().is_none()
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return Err("expected https://HOST[/PATH] with no query, fragment or credentials".into());
+    }
+    Ok(text.to_owned())
 }
 
 /// `[embed] login_url`: an absolute http(s) URL; a query is kept (`return_to` is added to it).

@@ -38,6 +38,8 @@ pub(crate) struct RawConfig {
     pub audience: Vec<Val<RawAudience>>,
     pub deny: Option<RawDeny>,
     pub metrics: Option<RawMetrics>,
+    #[serde(default)]
+    pub oidc: Vec<Val<RawOidc>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -145,6 +147,20 @@ pub(crate) struct RawAudience {
     /// `"2027-06-30"` or a bare TOML date `2027-06-30`.
     pub expires: Option<Val<toml::Value>>,
     pub delivery: Str,
+}
+
+/// One `[[oidc]]` provider.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOidc {
+    pub name: Val<String>,
+    pub display_name: Str,
+    pub issuer: Val<String>,
+    pub client_id: Val<String>,
+    pub client_secret_env: Str,
+    pub client_secret_file: Str,
+    pub scopes: List,
+    pub domains: Val<Vec<Val<String>>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -1166,3 +1166,159 @@ fn metrics_listener_is_off_by_default_and_parsed_when_set() {
     let p = problem("[metrics]\nlisten = \"localhost\"\n");
     assert_eq!(p.key, "metrics.listen");
 }
+
+const OIDC: &str = r#"
+[[oidc]]
+name = "acme-entra"
+issuer = "https://login.microsoftonline.com/tid/v2.0"
+client_id = "kbgate-client"
+client_secret_env = "KBGATE_OIDC_ACME"
+domains = ["acme.com", "ACME.co.uk"]
+
+[[oidc]]
+name = "google"
+display_name = "Globex Google"
+issuer = "https://accounts.google.com"
+client_id = "123.apps.googleusercontent.com"
+client_secret_file = "/run/secrets/google"
+scopes = ["email"]
+domains = ["globex.example"]
+"#;
+
+#[test]
+fn oidc_providers_load_with_defaults() {
+    let c = load(OIDC).unwrap();
+    assert_eq!(c.oidc.len(), 2);
+    let (a, g) = (&c.oidc[0], &c.oidc[1]);
+    assert_eq!(a.name, "acme-entra");
+    assert_eq!(a.display_name, None);
+    assert_eq!(a.scopes, ["openid", "email", "profile"]);
+    assert_eq!(
+        a.domains.iter().map(|d| d.as_str()).collect::<Vec<_>>(),
+        ["acme.com", "acme.co.uk"]
+    );
+    assert_eq!(
+        a.client_secret,
+        SecretSource::Env("KBGATE_OIDC_ACME".into())
+    );
+    // Kept as written: Google's `iss` has no trailing slash.
+    assert_eq!(g.issuer, "https://accounts.google.com");
+    assert_eq!(g.display_name.as_deref(), Some("Globex Google"));
+    // `openid` is always requested.
+    assert_eq!(g.scopes, ["openid", "email"]);
+    assert_eq!(
+        g.client_secret,
+        SecretSource::File(PathBuf::from("/run/secrets/google"))
+    );
+    // Read only when needed, from the variable it names.
+    let env = |k: &str| (k == "KBGATE_OIDC_ACME").then(|| "s3cret".to_owned());
+    let secret = a
+        .client_secret
+        .resolve_with("oidc client secret", &env)
+        .unwrap();
+    assert_eq!(secret.expose_secret(), "s3cret");
+    assert!(!format!("{secret:?}").contains("s3cret"));
+    assert!(load(GOOD).unwrap().oidc.is_empty());
+}
+
+#[test]
+fn oidc_domain_bound_twice_is_refused_at_its_line() {
+    let text = format!(
+        "{OIDC}\n[[oidc]]\nname = \"okta\"\nissuer = \"https://acme.okta.com\"\nclient_id = \"x\"\nclient_secret_env = \"S\"\ndomains = [\"other.com\", \"Acme.com\"]\n"
+    );
+    let p = problem(&text);
+    assert_eq!(p.key, "oidc[2].domains[1]");
+    assert!(p.message.contains("acme-entra"), "{}", p.message);
+    assert_eq!(p.line(), Some(line_of(&text, "domains = [\"other.com\"")));
+}
+
+#[test]
+fn oidc_issuer_must_be_https_except_loopback() {
+    let entry = |issuer: &str| {
+        format!(
+            "[[oidc]]\nname = \"x\"\nissuer = \"{issuer}\"\nclient_id = \"c\"\nclient_secret_env = \"S\"\ndomains = [\"acme.com\"]\n"
+        )
+    };
+    let p = problem(&entry("http://idp.example.com"));
+    assert_eq!(p.key, "oidc[0].issuer");
+    assert!(p.message.contains("https"), "{}", p.message);
+    for bad in [
+        "https://idp.example.com/?tenant=1",
+        "https://u:p@idp.example.com",
+        "ftp://idp.example.com",
+        "idp.example.com",
+    ] {
+        assert_eq!(problem(&entry(bad)).key, "oidc[0].issuer", "{bad}");
+    }
+    for good in [
+        "http://127.0.0.1:4000",
+        "http://localhost:4000/op",
+        "https://idp.example.com/t/1",
+    ] {
+        assert_eq!(load(&entry(good)).unwrap().oidc[0].issuer, good);
+    }
+}
+
+#[test]
+fn oidc_entries_are_checked_key_by_key() {
+    let base = "[[oidc]]\nname = \"x\"\nissuer = \"https://idp.example.com\"\nclient_id = \"c\"\n";
+    // No secret, or both.
+    let p = problem(&format!("{base}domains = [\"acme.com\"]\n"));
+    assert!(p.key.contains("client_secret_env"), "{}", p.key);
+    let p = problem(&format!(
+        "{base}client_secret_env = \"S\"\nclient_secret_file = \"f\"\ndomains = [\"acme.com\"]\n"
+    ));
+    assert_eq!(p.key, "oidc[0].client_secret_file");
+    // A secret value where the variable's name belongs is refused without echoing it.
+    let p = problem(&format!(
+        "{base}client_secret_env = \"hunter2-value!\"\ndomains = [\"acme.com\"]\n"
+    ));
+    assert!(!p.message.contains("hunter2"));
+    // No domain, a bad domain, a bad scope, a bad name, a duplicate name.
+    let p = problem(&format!("{base}client_secret_env = \"S\"\ndomains = []\n"));
+    assert_eq!(p.key, "oidc[0].domains");
+    let p = problem(&format!(
+        "{base}client_secret_env = \"S\"\ndomains = [\"acme.com.\"]\n"
+    ));
+    assert_eq!(p.key, "oidc[0].domains[0]");
+    let p = problem(&format!(
+        "{base}client_secret_env = \"S\"\nscopes = [\"open id\"]\ndomains = [\"acme.com\"]\n"
+    ));
+    assert_eq!(p.key, "oidc[0].scopes[0]");
+    let p = problem(&format!(
+        "{}client_secret_env = \"S\"\ndomains = [\"acme.com\"]\n",
+        base.replace("name = \"x\"", "name = \"Acme SSO\"")
+    ));
+    assert_eq!(p.key, "oidc[0].name");
+    let p = problem(&format!(
+        "{base}client_secret_env = \"S\"\ndomains = [\"acme.com\"]\n{base}client_secret_env = \"S\"\ndomains = [\"b.com\"]\n"
+    ));
+    assert_eq!(p.key, "oidc[1].name");
+    // Unknown keys are named.
+    let p = problem(&format!(
+        "{base}client_secret_env = \"S\"\ndomains = [\"acme.com\"]\nclient_secret = \"x\"\n"
+    ));
+    assert!(p.key.contains("client_secret"), "{}", p.key);
+}
+
+/// The commented `[[oidc]]` block of the example file is valid as written.
+#[test]
+fn example_oidc_block_parses() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../kbgate.example.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let start = text.find("# [[oidc]]").expect("an [[oidc]] example");
+    let block: String = text[start..]
+        .lines()
+        .take_while(|l| l.starts_with('#'))
+        .map(|l| {
+            format!(
+                "{}\n",
+                l.trim_start_matches('#').strip_prefix(' ').unwrap_or("")
+            )
+        })
+        .collect();
+    let c = load(&block).unwrap();
+    assert_eq!(c.oidc.len(), 1);
+    assert_eq!(c.oidc[0].name, "acme-entra");
+    assert_eq!(c.oidc[0].domains.len(), 2);
+}

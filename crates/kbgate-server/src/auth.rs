@@ -37,7 +37,7 @@ use crate::token::MAX_TOKEN_BYTES;
 use crate::urls::{self, routes};
 
 /// Opens a session for `email` and redirects to `return_to`.
-async fn sign_in(
+pub(crate) async fn sign_in(
     state: &AppState,
     headers: &HeaderMap,
     email: &Email,
@@ -284,6 +284,8 @@ struct SignInPage {
     magic_links: bool,
     /// The host app's sign-in (`[embed] login_url`), leading back to `return_to`.
     login_href: Option<String>,
+    /// Whether some domains sign in with their own OpenID Provider (the form then says so).
+    sso: bool,
 }
 
 impl SignInPage {
@@ -298,6 +300,7 @@ impl SignInPage {
             login_href: state
                 .login_url()
                 .map(|l| urls::host_login(l, return_to.as_str())),
+            sso: state.oidc().has_providers(),
         }
     }
 }
@@ -427,17 +430,24 @@ pub(crate) fn mail_link(
     Ok(())
 }
 
-/// `POST /auth/email`: sends a magic link if the domain is allowed. The answer is the same
-/// either way (see [`mail_link`]).
+/// `POST /auth/email`: an address of a domain bound to an OpenID Provider is sent there
+/// (home-realm discovery, `crate::oidc`); otherwise a magic link is sent if the domain is
+/// allowed. The magic-link answer is the same either way (see [`mail_link`]).
 pub(crate) async fn email_submit(
     State(state): State<AppState>,
     ClientAddr(addr): ClientAddr,
+    headers: HeaderMap,
     Form(f): Form<EmailForm>,
 ) -> Result<Response, Error> {
     if !state.settings().magic_links {
         return Err(Error::NotFound);
     }
     let return_to = LocalPath::parse_or_root(f.return_to.as_deref());
+    if let Ok(email) = form_email(&f.email)
+        && let Some(provider) = state.oidc().provider_for(&email).cloned()
+    {
+        return crate::oidc::start(&state, &headers, addr, &provider, &email, &return_to).await;
+    }
     mail_link(
         &state,
         addr,

@@ -32,6 +32,7 @@ mod insights;
 mod lexicon;
 mod library;
 mod mail;
+mod oidc;
 mod openapi;
 mod pages;
 mod people;
@@ -62,6 +63,7 @@ use crate::urls::routes;
 
 pub use brand::BrandError;
 pub use mail::{MailError, Mailer};
+pub use oidc::{OidcProvider, OidcSetupError};
 pub use policy_handle::PolicyHandle;
 pub use setup::SetupError;
 pub use state::{AppState, Extras};
@@ -98,6 +100,7 @@ pub(crate) fn router(state: AppState) -> Router {
             get(auth::email_confirm_form).post(auth::email_confirm),
         )
         .route(routes::AUTH_LOGOUT, post(auth::logout))
+        .route(routes::AUTH_OIDC_CALLBACK, get(oidc::callback))
         .route(
             routes::REQUEST_ACCESS,
             get(access_requests::form).post(access_requests::submit),

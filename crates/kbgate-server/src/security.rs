@@ -45,6 +45,32 @@ impl SecurityHeaders {
         }
     }
 
+    /// Adds `sources` to the CSP's `form-action` (the OpenID Providers the sign-in form's post
+    /// redirects to). Each must be a serialised origin (`https://host[:port]`); anything else
+    /// is dropped rather than written into the header.
+    pub(crate) fn with_form_action(mut self, sources: &[String]) -> SecurityHeaders {
+        let ok: Vec<&str> = sources
+            .iter()
+            .map(String::as_str)
+            .filter(|s| url::Url::parse(s).is_ok_and(|u| u.origin().ascii_serialization() == *s))
+            .collect();
+        if ok.is_empty() {
+            return self;
+        }
+        let Ok(csp) = self.csp.to_str() else {
+            return self;
+        };
+        let csp = csp.replacen(
+            "form-action 'self'",
+            &format!("form-action 'self' {}", ok.join(" ")),
+            1,
+        );
+        if let Ok(v) = HeaderValue::from_str(&csp) {
+            self.csp = v;
+        }
+        self
+    }
+
     /// Adds the security headers unless the handler set a stricter one itself (e.g. the
     /// sandboxing CSP of attachment downloads).
     fn apply(&self, resp: &mut Response) {
@@ -127,6 +153,34 @@ fn loggable_path(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn form_action_takes_provider_origins_only() {
+        let s = crate::settings::tests::at("https://kb.example.com");
+        let h = SecurityHeaders::new(&s).with_form_action(&[
+            "https://login.microsoftonline.com".to_owned(),
+            "http://127.0.0.1:4000".to_owned(),
+            "https://x.com; script-src *".to_owned(),
+            "https://idp.example.com/path".to_owned(),
+            "*".to_owned(),
+        ]);
+        let csp = h.csp.to_str().unwrap();
+        assert!(
+            csp.contains(
+                "form-action 'self' https://login.microsoftonline.com http://127.0.0.1:4000;"
+            ),
+            "{csp}"
+        );
+        assert!(!csp.contains("x.com") && !csp.contains("idp.example.com") && !csp.contains('*'));
+        let unchanged = SecurityHeaders::new(&s).with_form_action(&[]);
+        assert!(
+            unchanged
+                .csp
+                .to_str()
+                .unwrap()
+                .contains("form-action 'self';")
+        );
+    }
 
     #[test]
     fn csp_has_no_unsafe_inline_and_uses_ancestors() {

@@ -6,6 +6,7 @@ use kbgate_config::{Config, EmbedKey, ExposeSecret, MagicLinkDelivery};
 use kbgate_store::Store;
 
 use crate::mail::{MailError, Mailer};
+use crate::oidc::OidcProvider;
 use crate::policy_handle::PolicyHandle;
 use crate::state::{AppState, Extras};
 use crate::token::{EmbedAlgorithm, EmbedKeyError, EmbedVerifier};
@@ -31,6 +32,10 @@ pub enum SetupError {
     Http(String),
     #[error("{0}")]
     Brand(#[from] crate::brand::BrandError),
+    #[error("oidc client secret: {0}")]
+    OidcSecret(kbgate_config::SecretError),
+    #[error(transparent)]
+    Oidc(#[from] crate::oidc::OidcSetupError),
 }
 
 fn algorithm(a: kbgate_config::EmbedAlgorithm) -> EmbedAlgorithm {
@@ -106,6 +111,18 @@ pub(crate) fn embed_from_config(config: &Config) -> Result<Extras, SetupError> {
     })
 }
 
+/// The `[[oidc]]` providers of a configuration, client secrets read.
+pub(crate) fn oidc_from_config(config: &Config) -> Result<Vec<OidcProvider>, SetupError> {
+    config
+        .oidc
+        .iter()
+        .map(|p| {
+            let secret = p.resolve_client_secret().map_err(SetupError::OidcSecret)?;
+            Ok(OidcProvider::new(p, secret)?)
+        })
+        .collect()
+}
+
 impl AppState {
     /// Everything from the configuration: `[portal]`, mailer, embed verifier and API key.
     /// The policy handle is passed in so the caller can replace it on reload.
@@ -117,6 +134,7 @@ impl AppState {
         let mailer = mailer_from_config(config)?;
         let mut extras = embed_from_config(config)?;
         extras.jira_url = config.confluence.as_ref().and_then(|c| c.jira_url.clone());
+        extras.oidc = oidc_from_config(config)?;
         let brand = crate::brand::Brand::load(&config.portal.brand)?;
         Ok(AppState::with_brand(
             &config.portal,

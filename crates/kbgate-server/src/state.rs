@@ -14,6 +14,7 @@ use crate::codes::Codes;
 use crate::insights::Insights;
 use crate::library::Library;
 use crate::mail::Mailer;
+use crate::oidc::{Oidc, OidcProvider};
 use crate::people::People;
 use crate::policy_handle::PolicyHandle;
 use crate::ratelimit::RateLimiter;
@@ -43,6 +44,7 @@ struct Inner {
     mailer: Option<Mailer>,
     embed: Option<EmbedVerifier>,
     api_key: Option<SecretString>,
+    oidc: Oidc,
     limit_email: RateLimiter,
     limit_client: RateLimiter,
     limit_handover: RateLimiter,
@@ -74,6 +76,8 @@ pub struct Extras {
     pub jira_url: Option<url::Url>,
     /// `[embed] login_url`: where a person without a session is sent to be handed over again.
     pub login_url: Option<url::Url>,
+    /// `[[oidc]]` providers: addresses of their bound domains sign in there.
+    pub oidc: Vec<OidcProvider>,
 }
 
 impl AppState {
@@ -107,7 +111,11 @@ impl AppState {
     ) -> AppState {
         let settings = Settings::from_config(portal);
         let settings_record_emails = settings.record_emails;
-        let security = Arc::new(SecurityHeaders::new(&settings));
+        let oidc = Oidc::new(extras.oidc);
+        // The sign-in form's post is answered with a redirect to the provider, which CSP
+        // `form-action` governs too (CSP Level 3 §6.4.1: redirects of a form submission are
+        // checked).
+        let security = Arc::new(SecurityHeaders::new(&settings).with_form_action(&oidc.origins()));
         let watch = Arc::new(ChangeWatch::new(store.clone()));
         let view_cache_bytes = settings.view_cache_bytes;
         let audit = Audit::new(store.clone());
@@ -132,6 +140,7 @@ impl AppState {
                 mailer,
                 embed: extras.embed,
                 api_key: extras.api_key.filter(|k| !k.expose_secret().is_empty()),
+                oidc,
                 limit_email: RateLimiter::new(3, Duration::from_secs(15 * 60)),
                 limit_client: RateLimiter::new(20, Duration::from_secs(15 * 60)),
                 limit_handover: RateLimiter::new(600, Duration::from_secs(60)),
@@ -215,6 +224,10 @@ impl AppState {
 
     pub(crate) fn api_key(&self) -> Option<&str> {
         self.inner.api_key.as_ref().map(|k| k.expose_secret())
+    }
+
+    pub(crate) fn oidc(&self) -> &Oidc {
+        &self.inner.oidc
     }
 
     pub(crate) fn limit_email(&self) -> &RateLimiter {

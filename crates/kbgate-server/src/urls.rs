@@ -28,6 +28,8 @@ pub(crate) mod routes {
     pub(crate) const AUTH_EMAIL: &str = "/auth/email";
     pub(crate) const AUTH_EMAIL_CONFIRM: &str = "/auth/email/confirm";
     pub(crate) const AUTH_LOGOUT: &str = "/auth/logout";
+    /// Where OpenID Providers send the browser back (the redirect URI to register).
+    pub(crate) const AUTH_OIDC_CALLBACK: &str = "/auth/oidc/callback";
     pub(crate) const REQUEST_ACCESS: &str = "/request-access";
     pub(crate) const REQUEST_ACCESS_CONFIRM: &str = "/request-access/confirm";
     pub(crate) const API_HANDOVER: &str = "/api/v1/handover";

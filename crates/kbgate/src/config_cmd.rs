@@ -77,6 +77,9 @@ fn unreadable_secrets(config: &Config) -> Vec<String> {
         }
         results.push(e.resolve_api_key().map(drop));
     }
+    for p in &config.oidc {
+        results.push(p.resolve_client_secret().map(drop));
+    }
     problems.extend(
         results
             .into_iter()

@@ -237,6 +237,20 @@ fn config_check_validates_without_starting_anything() {
         "{}",
         text(&out)
     );
+
+    // The same for an OpenID Provider's client secret.
+    let with_oidc = format!(
+        "{}\n[[oidc]]\nname = \"acme\"\nissuer = \"https://login.example.com/t\"\nclient_id = \"kbgate\"\nclient_secret_env = \"KBGATE_TEST_UNSET_OIDC\"\ndomains = [\"acme.com\"]\n",
+        portal_config(addr)
+    );
+    std::fs::write(dir.path().join("oidc.toml"), with_oidc).unwrap();
+    let out = run(dir.path(), &["config", "check", "oidc.toml"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("oidc client secret") && text(&out).contains("KBGATE_TEST_UNSET_OIDC"),
+        "{}",
+        text(&out)
+    );
 }
 
 /// `kbgate status` (issue #13): refuses a store that does not exist (and creates none); after

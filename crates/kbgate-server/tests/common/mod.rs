@@ -465,7 +465,7 @@ pub async fn serve_with(
     serve_with_extras(test_store, policy, portal, embed, |_| {}).await
 }
 
-/// Like [`serve_with`], and `extras` adjusts the optional parts (e.g. `login_url`).
+/// Like [`serve_with`], and `extras_fn` adjusts the optional parts (e.g. `login_url`).
 pub async fn serve_with_extras(
     test_store: TestStore,
     policy: Policy,
@@ -473,8 +473,27 @@ pub async fn serve_with_extras(
     embed: EmbedVerifier,
     extras_fn: impl FnOnce(&mut Extras),
 ) -> TestApp {
-    let store = test_store.store.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut extras = Extras {
+        embed: Some(embed),
+        api_key: Some(API_KEY.into()),
+        ..Extras::default()
+    };
+    extras_fn(&mut extras);
+    serve_on(listener, test_store, policy, portal, extras).await
+}
+
+/// Like [`serve_with`], on a listener the caller bound (its address is the public URL, known
+/// before the portal starts: e.g. a redirect URI to register elsewhere first) and with the
+/// caller's [`Extras`].
+pub async fn serve_on(
+    listener: tokio::net::TcpListener,
+    test_store: TestStore,
+    policy: Policy,
+    portal: impl FnOnce(&mut PortalConfig),
+    extras: Extras,
+) -> TestApp {
+    let store = test_store.store.clone();
     let addr = listener.local_addr().unwrap();
     let base = format!("http://{addr}");
     let mut config = PortalConfig::new(url::Url::parse(&base).unwrap());
@@ -483,12 +502,6 @@ pub async fn serve_with_extras(
     let policy = PolicyHandle::new(policy);
     let outbox = tempfile::tempdir().unwrap();
     let mailer = Mailer::outbox(outbox.path(), "kb@example.com").unwrap();
-    let mut extras = Extras {
-        embed: Some(embed),
-        api_key: Some(API_KEY.into()),
-        ..Extras::default()
-    };
-    extras_fn(&mut extras);
     let state = AppState::new(&config, store.clone(), policy.clone(), Some(mailer), extras);
     let served = state.clone();
     let server = tokio::spawn(async move {
