@@ -29,16 +29,17 @@ fn pick<T: Clone + std::fmt::Debug + 'static>(all: &[T]) -> impl Strategy<Value 
     prop::sample::subsequence(all.to_vec(), 0..=all.len())
 }
 
-fn audience() -> impl Strategy<
-    Value = (
-        Vec<&'static str>,
-        bool,
-        Vec<&'static str>,
-        Vec<&'static str>,
-        Option<i64>,
-        usize,
-    ),
-> {
+/// Domains, include_subdomains, spaces, labels, expiry (days from today), delivery index.
+type RawAudience = (
+    Vec<&'static str>,
+    bool,
+    Vec<&'static str>,
+    Vec<&'static str>,
+    Option<i64>,
+    usize,
+);
+
+fn audience() -> impl Strategy<Value = RawAudience> {
     (
         prop::sample::subsequence(DOMAINS.to_vec(), 1..=3),
         any::<bool>(),
