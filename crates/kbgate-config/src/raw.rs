@@ -37,6 +37,7 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub audience: Vec<Val<RawAudience>>,
     pub deny: Option<RawDeny>,
+    pub admin: Option<RawAdmin>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -129,6 +130,14 @@ pub(crate) struct RawAudience {
     /// `"2027-06-30"` or a bare TOML date `2027-06-30`.
     pub expires: Option<Val<toml::Value>>,
     pub delivery: Str,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAdmin {
+    pub emails: List,
+    pub domains: List,
+    pub session_minutes: Option<Val<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -310,6 +319,7 @@ pub(crate) fn apply_env(
         }
     }
     section!(raw.deny, "deny", [domains]);
+    section!(raw.admin, "admin", [emails, domains, session_minutes]);
 }
 
 /// The environment variable for a key: `KBGATE_` + section + `_` + key, upper-cased.

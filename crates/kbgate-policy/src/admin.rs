@@ -1,14 +1,16 @@
 //! Who may use the admin console: the `Admin` capability and the rule that issues it.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::email::{Domain, Email};
 
 /// The `[admin]` rule: admin emails and admin domains (exact: a subdomain is not an admin
-/// domain, so a customer's `eu.` subdomain can never make itself an admin).
+/// domain, so a customer's `eu.` subdomain can never make itself an admin). Emails compare
+/// without regard to case, as the store's session revocation does.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AdminPolicy {
-    emails: BTreeSet<Email>,
+    /// By the lower-cased address.
+    emails: BTreeMap<String, Email>,
     domains: BTreeSet<Domain>,
 }
 
@@ -19,7 +21,10 @@ impl AdminPolicy {
         domains: impl IntoIterator<Item = Domain>,
     ) -> AdminPolicy {
         AdminPolicy {
-            emails: emails.into_iter().collect(),
+            emails: emails
+                .into_iter()
+                .map(|e| (e.as_str().to_lowercase(), e))
+                .collect(),
             domains: domains.into_iter().collect(),
         }
     }
@@ -31,7 +36,7 @@ impl AdminPolicy {
 
     /// The admin emails, sorted.
     pub fn emails(&self) -> impl Iterator<Item = &Email> {
-        self.emails.iter()
+        self.emails.values()
     }
 
     /// The admin domains, sorted.
@@ -41,7 +46,8 @@ impl AdminPolicy {
 
     /// Whether `email` is an admin under this rule.
     pub fn is_admin(&self, email: &Email) -> bool {
-        self.emails.contains(email) || self.domains.contains(email.domain())
+        self.emails.contains_key(&email.as_str().to_lowercase())
+            || self.domains.contains(email.domain())
     }
 
     /// Issues the admin capability for a verified email, or `None`.
