@@ -63,7 +63,10 @@ pub(crate) fn mailer_from_config(config: &Config) -> Result<Mailer, SetupError> 
 /// The embed verifier and API key of a configuration (`None`s without `[embed]`).
 pub(crate) fn embed_from_config(config: &Config) -> Result<Extras, SetupError> {
     let Some(e) = &config.embed else {
-        return Ok(Extras::default());
+        return Ok(Extras {
+            admin: config.admin.clone(),
+            ..Extras::default()
+        });
     };
     let alg = algorithm(e.algorithm);
     let verifier = match &e.key {
@@ -83,6 +86,8 @@ pub(crate) fn embed_from_config(config: &Config) -> Result<Extras, SetupError> {
     Ok(Extras {
         embed: Some(verifier),
         api_key: e.resolve_api_key()?,
+        admin: config.admin.clone(),
+        ..Extras::default()
     })
 }
 
