@@ -3,7 +3,7 @@
 //! - [`Config::load`] reads the file; [`Config::from_str_with_env`] takes the text and an
 //!   environment lookup (tests use it instead of mutating the process environment).
 //! - **Environment overrides**: every scalar key of `[confluence]`, `[store]`, `[sync]`,
-//!   `[portal]`, `[embed]` and `[deny]` can be set with `KBGATE_<SECTION>_<KEY>` in upper case
+//!   `[portal]`, `[embed]`, `[deny]` and `[admin]` can be set with `KBGATE_<SECTION>_<KEY>` in upper case
 //!   (`KBGATE_CONFLUENCE_BASE_URL`, `KBGATE_STORE_URL`, `KBGATE_PORTAL_LISTEN`,
 //!   `KBGATE_EMBED_SECRET_ENV`, `KBGATE_DENY_DOMAINS`). The variable wins over the file; an empty
 //!   variable is ignored. Booleans accept `true/false/1/0/yes/no`; lists are comma-separated.
@@ -38,7 +38,8 @@ use std::time::Duration;
 
 use chrono::NaiveDate;
 use kbgate_policy::{
-    Audience, AudienceName, Delivery, Domain, Email, Label, Policy, PolicyError, SpaceKey,
+    AdminPolicy, Audience, AudienceName, Delivery, Domain, Email, Label, Policy, PolicyError,
+    SpaceKey,
 };
 use url::Url;
 
@@ -71,6 +72,32 @@ pub struct Config {
     pub policy: Policy,
     /// `[[oidc]]` providers, in file order; each email domain is bound to at most one.
     pub oidc: Vec<OidcProviderConfig>,
+    /// `[admin]`: who may use the admin console (empty: nobody, the console is off).
+    pub admin: AdminConfig,
+}
+
+/// `[admin]`: the admin console's people and its session lifetime.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminConfig {
+    /// Admin emails and exact admin domains.
+    pub admins: AdminPolicy,
+    /// Lifetime of an admin session (`session_minutes`): short, since it can revoke
+    /// sessions and browse as any customer.
+    pub session: Duration,
+}
+
+/// Default of `[admin] session_minutes`.
+pub const DEFAULT_ADMIN_SESSION_MINUTES: u64 = 30;
+/// Upper limit of `[admin] session_minutes` (8 hours).
+pub const MAX_ADMIN_SESSION_MINUTES: u64 = 8 * 60;
+
+impl Default for AdminConfig {
+    fn default() -> AdminConfig {
+        AdminConfig {
+            admins: AdminPolicy::default(),
+            session: Duration::from_secs(DEFAULT_ADMIN_SESSION_MINUTES * 60),
+        }
+    }
 }
 
 /// `[confluence]`: the site and the service account.
@@ -605,8 +632,9 @@ impl Config {
         let policy = b.policy(raw.audience, raw.deny.unwrap_or_default());
         let metrics = b.metrics(raw.metrics.unwrap_or_default());
         let oidc = b.oidc_providers(raw.oidc);
-        match (store, sync, portal, policy, metrics) {
-            (Some(store), Some(sync), Some(portal), Some(policy), Some(metrics))
+        let admin = b.admin(raw.admin.unwrap_or_default());
+        match (store, sync, portal, policy, metrics, admin) {
+            (Some(store), Some(sync), Some(portal), Some(policy), Some(metrics), Some(admin))
                 if b.problems.is_empty() =>
             {
                 Ok(Config {
@@ -619,6 +647,7 @@ impl Config {
                     embed,
                     policy,
                     oidc,
+                    admin,
                 })
             }
             _ => Err(ConfigError::Invalid {
@@ -1692,6 +1721,21 @@ impl Builder<'_> {
     }
 
     /// Parses each element, reporting each failure at the element's own line.
+    fn admin(&mut self, r: raw::RawAdmin) -> Option<AdminConfig> {
+        let emails = self.list(list_items(&r.emails), "admin.emails", Email::parse);
+        let domains = self.list(list_items(&r.domains), "admin.domains", Domain::parse);
+        let minutes = self.count(
+            &r.session_minutes,
+            "admin.session_minutes",
+            DEFAULT_ADMIN_SESSION_MINUTES,
+            MAX_ADMIN_SESSION_MINUTES,
+        );
+        Some(AdminConfig {
+            admins: AdminPolicy::new(emails?, domains?),
+            session: Duration::from_secs(minutes? * 60),
+        })
+    }
+
     fn list<T, E: std::fmt::Display>(
         &mut self,
         items: &[Val<String>],

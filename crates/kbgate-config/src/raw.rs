@@ -40,6 +40,7 @@ pub(crate) struct RawConfig {
     pub metrics: Option<RawMetrics>,
     #[serde(default)]
     pub oidc: Vec<Val<RawOidc>>,
+    pub admin: Option<RawAdmin>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -161,6 +162,14 @@ pub(crate) struct RawOidc {
     pub client_secret_file: Str,
     pub scopes: List,
     pub domains: Val<Vec<Val<String>>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAdmin {
+    pub emails: List,
+    pub domains: List,
+    pub session_minutes: Option<Val<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -350,6 +359,7 @@ pub(crate) fn apply_env(
         }
     }
     section!(raw.deny, "deny", [domains]);
+    section!(raw.admin, "admin", [emails, domains, session_minutes]);
 }
 
 /// The environment variable for a key: `KBGATE_` + section + `_` + key, upper-cased.

@@ -1322,3 +1322,45 @@ fn example_oidc_block_parses() {
     assert_eq!(c.oidc[0].name, "acme-entra");
     assert_eq!(c.oidc[0].domains.len(), 2);
 }
+
+#[test]
+fn admin_section() {
+    let c = load("").unwrap();
+    assert!(c.admin.admins.is_empty());
+    assert_eq!(c.admin.session, Duration::from_secs(30 * 60));
+    let c = load(
+        "[admin]\nemails = [\"Boss@Vendor.com\"]\ndomains = [\"ops.vendor.com\"]\nsession_minutes = 15\n",
+    )
+    .unwrap();
+    assert!(
+        c.admin
+            .admins
+            .is_admin(&Email::parse("boss@vendor.com").unwrap())
+    );
+    assert!(
+        c.admin
+            .admins
+            .is_admin(&Email::parse("x@ops.vendor.com").unwrap())
+    );
+    assert!(
+        !c.admin
+            .admins
+            .is_admin(&Email::parse("x@vendor.com").unwrap())
+    );
+    assert_eq!(c.admin.session, Duration::from_secs(15 * 60));
+    let c = load_env("", &[("KBGATE_ADMIN_EMAILS", "a@vendor.com, b@vendor.com")]).unwrap();
+    assert!(
+        c.admin
+            .admins
+            .is_admin(&Email::parse("b@vendor.com").unwrap())
+    );
+
+    let text = "[admin]\nemails = [\"not an email\"]\n";
+    let p = problem(text);
+    assert_eq!(p.key, "admin.emails[0]");
+    let p = problem("[admin]\nsession_minutes = 0\n");
+    assert_eq!(p.key, "admin.session_minutes");
+    assert!(p.message.contains("between 1 and 480"), "{}", p.message);
+    let p = problem("[admin]\nemail = [\"a@b.com\"]\n");
+    assert!(p.message.contains("unknown field"), "{}", p.message);
+}

@@ -12,6 +12,7 @@
 
 mod access;
 mod access_requests;
+mod admin;
 mod api;
 mod api_key;
 mod attachments;
@@ -116,6 +117,23 @@ pub(crate) fn router(state: AppState) -> Router {
         .route(routes::API_PAGE, get(api::page))
         .route(routes::API_SEARCH, get(api::search))
         .route(routes::API_OPENAPI, get(openapi::json))
+        .route(admin::routes::HOME, get(admin::home))
+        .route(admin::routes::SESSION, post(admin::open))
+        .route(admin::routes::LOGOUT, post(admin::logout))
+        .route(admin::routes::EXPLAIN, get(admin::explain))
+        .route(admin::routes::SESSIONS, get(admin::sessions))
+        .route(admin::routes::SESSIONS_REVOKE, post(admin::revoke_domain))
+        .route(admin::routes::SYNC, get(admin::sync))
+        .route(admin::routes::SYNC_NOW, post(admin::sync_now))
+        .route(admin::routes::REQUESTS, get(admin::requests))
+        .route(admin::routes::AUDIT, get(admin::audit))
+        .route(admin::routes::AUDIT_CSV, get(admin::audit_csv))
+        .route(
+            admin::routes::VIEW_AS,
+            get(admin::view_as).post(admin::view_as_start),
+        )
+        .route(admin::routes::VIEW_AS_PAGE, get(admin::view_as_page))
+        .route(admin::routes::VIEW_AS_END, post(admin::view_as_end))
         .route(routes::HEALTHZ, get(healthz))
         .route(routes::READYZ, get(readyz))
         .fallback(fallback)

@@ -83,7 +83,10 @@ fn jwks_client() -> Result<reqwest::Client, SetupError> {
 /// The embed verifier and API key of a configuration (`None`s without `[embed]`).
 pub(crate) fn embed_from_config(config: &Config) -> Result<Extras, SetupError> {
     let Some(e) = &config.embed else {
-        return Ok(Extras::default());
+        return Ok(Extras {
+            admin: config.admin.clone(),
+            ..Extras::default()
+        });
     };
     let alg = algorithm(e.algorithm);
     let verifier = match &e.key {
@@ -107,6 +110,7 @@ pub(crate) fn embed_from_config(config: &Config) -> Result<Extras, SetupError> {
         embed: Some(verifier),
         api_key: e.resolve_api_key()?,
         login_url: e.login_url.clone(),
+        admin: config.admin.clone(),
         ..Extras::default()
     })
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use kbgate_config::{ExposeSecret, PortalConfig, SecretString};
 use kbgate_store::Store;
 
+use crate::admin::{AdminSessions, Desk};
 use crate::audit::Audit;
 use crate::brand::{Brand, BrandError, BrandHandle};
 use crate::changes::ChangeWatch;
@@ -51,6 +52,12 @@ struct Inner {
     security: Arc<SecurityHeaders>,
     brand: BrandHandle,
     login_url: Option<url::Url>,
+    admins: kbgate_policy::AdminPolicy,
+    admin_session: Duration,
+    desk: Desk,
+    admin_sessions: AdminSessions,
+    sync_now: Option<Arc<tokio::sync::Notify>>,
+    sync_interval: Option<Duration>,
 }
 
 impl fmt::Debug for AppState {
@@ -78,6 +85,13 @@ pub struct Extras {
     pub login_url: Option<url::Url>,
     /// `[[oidc]]` providers: addresses of their bound domains sign in there.
     pub oidc: Vec<OidcProvider>,
+    /// `[admin]`: who may use the admin console (default: nobody; `/admin` is a 404).
+    pub admin: kbgate_config::AdminConfig,
+    /// Wakes the service's sync loop for a round now (the console's "sync now"); `None`
+    /// when this process runs no background sync.
+    pub sync_now: Option<Arc<tokio::sync::Notify>>,
+    /// `[sync] interval`, shown by the console.
+    pub sync_interval: Option<Duration>,
 }
 
 impl AppState {
@@ -136,7 +150,13 @@ impl AppState {
                 codes: Codes::new(store.clone()),
                 audit,
                 people: People::new(store.clone()),
-                insights: Arc::new(Insights::new(store, settings_record_emails)),
+                insights: Arc::new(Insights::new(store.clone(), settings_record_emails)),
+                admins: extras.admin.admins,
+                admin_session: extras.admin.session,
+                desk: Desk::new(store.clone()),
+                admin_sessions: AdminSessions::new(store),
+                sync_now: extras.sync_now,
+                sync_interval: extras.sync_interval,
                 mailer,
                 embed: extras.embed,
                 api_key: extras.api_key.filter(|k| !k.expose_secret().is_empty()),
@@ -240,6 +260,32 @@ impl AppState {
 
     pub(crate) fn limit_handover(&self) -> &RateLimiter {
         &self.inner.limit_handover
+    }
+
+    /// The `[admin]` rule (who may open the console).
+    pub(crate) fn admins(&self) -> &kbgate_policy::AdminPolicy {
+        &self.inner.admins
+    }
+
+    pub(crate) fn admin_session_lifetime(&self) -> Duration {
+        self.inner.admin_session
+    }
+
+    /// The admin console's store access (every method takes an `Admin`).
+    pub(crate) fn desk(&self) -> &Desk {
+        &self.inner.desk
+    }
+
+    pub(crate) fn admin_sessions(&self) -> &AdminSessions {
+        &self.inner.admin_sessions
+    }
+
+    pub(crate) fn sync_now(&self) -> Option<&tokio::sync::Notify> {
+        self.inner.sync_now.as_deref()
+    }
+
+    pub(crate) fn sync_interval(&self) -> Option<Duration> {
+        self.inner.sync_interval
     }
 
     pub(crate) fn security(&self) -> Arc<SecurityHeaders> {

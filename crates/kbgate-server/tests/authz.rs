@@ -40,6 +40,30 @@ const ATTACHMENTS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// Every GET route of the admin console.
+const ADMIN_GETS: &[&str] = &[
+    "/admin",
+    "/admin/explain?email=alice%40acme.com&page=1001",
+    "/admin/sessions",
+    "/admin/sync",
+    "/admin/access-requests",
+    "/admin/audit",
+    "/admin/audit.csv",
+    "/admin/view-as",
+    "/admin/view-as/pages/1001",
+    "/admin/nope",
+];
+
+/// Every POST route of the admin console.
+const ADMIN_POSTS: &[&str] = &[
+    "/admin/session",
+    "/admin/logout",
+    "/admin/sessions/revoke",
+    "/admin/sync/now",
+    "/admin/view-as",
+    "/admin/view-as/end",
+];
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Who {
     Allowed,
@@ -292,6 +316,35 @@ async fn matrix(app: &TestApp) {
                     }
                 }
             }
+        }
+
+        // No reader reaches the admin console: every admin route is a 404, whatever the
+        // method, with or without a (forged) admin cookie.
+        let forged = cookie_once(app, who, &cookie)
+            .await
+            .map(|c| format!("{c}; kbgate_admin=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"));
+        for path in ADMIN_GETS {
+            for c in [cookie_once(app, who, &cookie).await, forged.clone()] {
+                let resp = app.get(path, c.as_deref()).await;
+                assert_eq!(resp.status(), 404, "{who:?} GET {path}");
+                let body = resp.text().await.unwrap();
+                assert!(
+                    !body.contains("Admin"),
+                    "{who:?} GET {path} names the console"
+                );
+            }
+        }
+        for path in ADMIN_POSTS {
+            let mut rb = app.client.post(app.url(path)).form(&[
+                ("csrf", "x"),
+                ("domain", "acme.com"),
+                ("email", "alice@acme.com"),
+            ]);
+            if let Some(c) = cookie_once(app, who, &cookie).await {
+                rb = rb.header("cookie", c);
+            }
+            let resp = rb.send().await.unwrap();
+            assert_eq!(resp.status(), 404, "{who:?} POST {path}");
         }
 
         // The refusal ended the planted session: the same cookie is now signed out.

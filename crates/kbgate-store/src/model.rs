@@ -329,6 +329,36 @@ pub struct CodeRecord {
     pub expires_at: DateTime<Utc>,
 }
 
+/// An admin console session. Opened from a reader session (`reader_hash`) and active only
+/// while that session is: signing out of the portal ends it. Ids are stored hashed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+pub struct AdminSessionRecord {
+    /// Hash of the admin cookie's value.
+    pub id_hash: String,
+    /// Hash of the reader session it was opened from.
+    pub reader_hash: String,
+    /// The admin's email (normalised).
+    pub email: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// "View as": the email the admin browses the portal as, if any.
+    pub view_as: Option<String>,
+}
+
+/// Which audit events to read: all bounds optional, newest first, at most `limit`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// Events at or after this time.
+    pub since: Option<DateTime<Utc>>,
+    /// Events before this time.
+    pub until: Option<DateTime<Utc>>,
+    /// Exactly this actor (case-insensitive).
+    pub actor: Option<String>,
+    /// Actions starting with this prefix (`admin.` for every admin action).
+    pub action: Option<String>,
+    pub limit: u32,
+}
+
 /// One audit log entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEvent {

@@ -237,6 +237,25 @@ pub trait Sessions: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<Vec<(String, u64)>, StoreError>;
 
+    /// Stores a new admin session.
+    async fn create_admin_session(&self, session: &AdminSessionRecord) -> Result<(), StoreError>;
+    /// An admin session by id hash, if it is not revoked, `now < expires_at`, it was opened
+    /// from the reader session `reader_hash`, and that reader session is still active.
+    async fn active_admin_session(
+        &self,
+        id_hash: &str,
+        reader_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<AdminSessionRecord>, StoreError>;
+    /// Ends an admin session. Returns whether an active one was ended.
+    async fn revoke_admin_session(&self, id_hash: &str) -> Result<bool, StoreError>;
+    /// Sets (or clears) the email an admin session browses the portal as.
+    async fn set_admin_view_as(
+        &self,
+        id_hash: &str,
+        view_as: Option<&str>,
+    ) -> Result<(), StoreError>;
+
     /// Records a token id as used. `true` only the first time for a given `jti` (atomic, also
     /// across processes sharing the database). Keep `expires_at` ≥ the token's expiry.
     async fn consume_jti(&self, jti: &str, expires_at: DateTime<Utc>) -> Result<bool, StoreError>;
@@ -285,6 +304,8 @@ pub trait Audit: Send + Sync {
     async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError>;
     /// The latest `limit` audit events, newest first.
     async fn recent_audit(&self, limit: u32) -> Result<Vec<AuditEvent>, StoreError>;
+    /// Audit events matching `filter`, newest first (the admin console's log and export).
+    async fn query_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError>;
 }
 
 /// What readers tell the admin: "Was this helpful?" votes and the searches they ran. Kept

@@ -32,6 +32,8 @@ kbgate_store::store_tests!(
     sessions_expire_and_revoke,
     sessions_revoked_under_a_domain_and_listed,
     audit_people_journal_ownership,
+    admin_sessions_end_with_their_reader_session,
+    audit_filters,
     delete_space_removes_everything,
     change_stamps_move_with_what_portals_cache,
 );
@@ -1574,4 +1576,153 @@ async fn change_stamps_move_with_what_portals_cache(t: &TestStore) {
     let before = t.change_stamp().await.unwrap();
     assert!(other.delete_space("S1").await.unwrap());
     assert!(t.change_stamp().await.unwrap().mirror > before.mirror);
+}
+
+async fn admin_sessions_end_with_their_reader_session(t: &TestStore) {
+    let reader = |id: &str| SessionRecord {
+        id_hash: id.into(),
+        email: "boss@vendor.com".into(),
+        created_at: ts(0),
+        last_seen_at: ts(0),
+        expires_at: ts(600),
+        revoked: false,
+    };
+    t.create_session(&reader("r1")).await.unwrap();
+    t.create_session(&reader("r2")).await.unwrap();
+    let admin = |id: &str, reader: &str| AdminSessionRecord {
+        id_hash: id.into(),
+        reader_hash: reader.into(),
+        email: "boss@vendor.com".into(),
+        created_at: ts(0),
+        expires_at: ts(30),
+        view_as: None,
+    };
+    t.create_admin_session(&admin("a1", "r1")).await.unwrap();
+    t.create_admin_session(&admin("a2", "r2")).await.unwrap();
+    let got = t
+        .active_admin_session("a1", "r1", ts(1))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.email, "boss@vendor.com");
+    assert!(got.view_as.is_none());
+    // Presented with another reader session: nothing.
+    assert!(
+        t.active_admin_session("a1", "r2", ts(1))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Expired after its own short lifetime, though the reader session lives on.
+    assert!(
+        t.active_admin_session("a1", "r1", ts(30))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    t.set_admin_view_as("a1", Some("ann@acme.com"))
+        .await
+        .unwrap();
+    let got = t
+        .active_admin_session("a1", "r1", ts(2))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.view_as.as_deref(), Some("ann@acme.com"));
+    // Signing out of the portal ends the admin session too.
+    assert!(t.revoke_session("r1").await.unwrap());
+    assert!(
+        t.active_admin_session("a1", "r1", ts(2))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Revoked by itself.
+    assert!(
+        t.active_admin_session("a2", "r2", ts(2))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(t.revoke_admin_session("a2").await.unwrap());
+    assert!(!t.revoke_admin_session("a2").await.unwrap());
+    assert!(
+        t.active_admin_session("a2", "r2", ts(2))
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+async fn audit_filters(t: &TestStore) {
+    for (i, (actor, action)) in [
+        ("ann@acme.com", "session.create"),
+        ("boss@vendor.com", "admin.open"),
+        ("Boss@vendor.com", "admin.revoke_domain"),
+        ("policy", "session.end"),
+        ("boss@vendor.com", "adminx"),
+        ("x@y.z", "admin_%"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        t.append_audit(&AuditEvent {
+            ts: ts(i as i64 * 10),
+            actor: actor.into(),
+            action: action.into(),
+            detail: serde_json::json!({}),
+        })
+        .await
+        .unwrap();
+    }
+    let q = |f: AuditFilter| async move {
+        t.query_audit(&AuditFilter { limit: 100, ..f })
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.action)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(q(AuditFilter::default()).await.len(), 6);
+    assert_eq!(
+        q(AuditFilter {
+            action: Some("admin.".into()),
+            ..Default::default()
+        })
+        .await,
+        ["admin.revoke_domain", "admin.open"]
+    );
+    assert_eq!(
+        q(AuditFilter {
+            action: Some("admin_%".into()),
+            ..Default::default()
+        })
+        .await,
+        ["admin_%"]
+    );
+    assert_eq!(
+        q(AuditFilter {
+            actor: Some("boss@VENDOR.com".into()),
+            ..Default::default()
+        })
+        .await,
+        ["adminx", "admin.revoke_domain", "admin.open"]
+    );
+    assert_eq!(
+        q(AuditFilter {
+            since: Some(ts(10)),
+            until: Some(ts(30)),
+            ..Default::default()
+        })
+        .await,
+        ["admin.revoke_domain", "admin.open"]
+    );
+    let limited = t
+        .query_audit(&AuditFilter {
+            limit: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(limited.len(), 2);
 }

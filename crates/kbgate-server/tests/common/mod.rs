@@ -23,6 +23,8 @@ pub const SECRET: &str = "test-embed-secret-0123456789abcdef-xyz";
 pub const API_KEY: &str = "test-api-key-abcdefghijklmnopqrstuvwxyz";
 pub const ISSUER: &str = "https://app.example.com";
 pub const AUDIENCE: &str = "kbgate";
+/// The one `[admin]` email of the test apps (a reader of the acme audience too).
+pub const ADMIN: &str = "boss@acme.com";
 
 pub struct TestApp {
     pub base: String,
@@ -477,6 +479,13 @@ pub async fn serve_with_extras(
     let mut extras = Extras {
         embed: Some(embed),
         api_key: Some(API_KEY.into()),
+        admin: kbgate_config::AdminConfig {
+            admins: kbgate_policy::AdminPolicy::new(
+                [kbgate_policy::Email::parse(ADMIN).unwrap()],
+                [],
+            ),
+            ..Default::default()
+        },
         ..Extras::default()
     };
     extras_fn(&mut extras);

@@ -7,7 +7,7 @@ use sqlx::{ColumnIndex, Executor};
 use super::rows::{AuditRow, records};
 use super::{Db, Scalar, SqlStore};
 use crate::StoreError;
-use crate::model::AuditEvent;
+use crate::model::{AuditEvent, AuditFilter};
 use crate::store::Audit;
 
 #[async_trait]
@@ -36,6 +36,33 @@ where
             "SELECT ts, actor, action, detail FROM audit_log ORDER BY seq DESC LIMIT $1",
         )
         .bind(i64::from(limit))
+        .fetch_all(&self.ops)
+        .await?;
+        records(rows)
+    }
+
+    async fn query_audit(&self, f: &AuditFilter) -> Result<Vec<AuditEvent>, StoreError> {
+        // Absent bounds are bound as values that match everything, so the statement is fixed
+        // (four-digit years: SQLite compares the stored times as text).
+        let since = f.since.unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+        let until = f
+            .until
+            .or_else(|| "9999-12-31T00:00:00Z".parse().ok())
+            .unwrap_or_else(Utc::now);
+        let actor = f.actor.as_deref().unwrap_or("").to_lowercase();
+        // A prefix match without LIKE, whose wildcards `_` and `%` appear in action names.
+        let action = f.action.as_deref().unwrap_or("");
+        let rows: Vec<AuditRow> = sqlx::query_as(
+            "SELECT ts, actor, action, detail FROM audit_log \
+             WHERE ts >= $1 AND ts < $2 AND ($3 = '' OR lower(actor) = $3) \
+             AND substr(action, 1, length($4)) = $4 \
+             ORDER BY seq DESC LIMIT $5",
+        )
+        .bind(since)
+        .bind(until)
+        .bind(actor)
+        .bind(action.to_owned())
+        .bind(i64::from(f.limit))
         .fetch_all(&self.ops)
         .await?;
         records(rows)

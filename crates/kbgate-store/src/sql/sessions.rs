@@ -161,6 +161,65 @@ where
             .collect())
     }
 
+    async fn create_admin_session(&self, s: &AdminSessionRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO admin_sessions (id_hash, reader_hash, email, created_at, expires_at, \
+             revoked, view_as) VALUES ($1, $2, $3, $4, $5, false, $6)",
+        )
+        .bind(&s.id_hash)
+        .bind(&s.reader_hash)
+        .bind(&s.email)
+        .bind(s.created_at)
+        .bind(s.expires_at)
+        .bind(s.view_as.clone())
+        .execute(&self.ops)
+        .await?;
+        Ok(())
+    }
+
+    async fn active_admin_session(
+        &self,
+        id_hash: &str,
+        reader_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<AdminSessionRecord>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT a.id_hash, a.reader_hash, a.email, a.created_at, a.expires_at, a.view_as \
+             FROM admin_sessions a JOIN sessions s ON s.id_hash = a.reader_hash \
+             WHERE a.id_hash = $1 AND a.reader_hash = $2 AND NOT a.revoked \
+             AND a.expires_at > $3 AND NOT s.revoked AND s.expires_at > $3",
+        )
+        .bind(id_hash)
+        .bind(reader_hash)
+        .bind(now)
+        .fetch_optional(&self.ops)
+        .await?)
+    }
+
+    async fn revoke_admin_session(&self, id_hash: &str) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "UPDATE admin_sessions SET revoked = true WHERE NOT revoked AND id_hash = $1",
+        )
+        .bind(id_hash)
+        .execute(&self.ops)
+        .await?
+        .rows_affected();
+        Ok(n > 0)
+    }
+
+    async fn set_admin_view_as(
+        &self,
+        id_hash: &str,
+        view_as: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE admin_sessions SET view_as = $1 WHERE id_hash = $2")
+            .bind(view_as.map(str::to_owned))
+            .bind(id_hash)
+            .execute(&self.ops)
+            .await?;
+        Ok(())
+    }
+
     async fn consume_jti(&self, jti: &str, expires_at: DateTime<Utc>) -> Result<bool, StoreError> {
         let n = sqlx::query(
             "INSERT INTO used_jti (jti, expires_at) VALUES ($1, $2) \
@@ -212,6 +271,7 @@ where
         let mut n = 0;
         for sql in [
             "DELETE FROM sessions WHERE expires_at <= $1",
+            "DELETE FROM admin_sessions WHERE expires_at <= $1",
             "DELETE FROM used_jti WHERE expires_at <= $1",
             "DELETE FROM one_time_codes WHERE expires_at <= $1",
         ] {

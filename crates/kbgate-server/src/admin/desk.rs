@@ -1,0 +1,214 @@
+//! The admin console's store access: what only an [`Admin`] may read or change. Every method
+//! takes `&Admin` (only the `[admin]` rule makes one), and the store stays private here, as
+//! it does in the library: admin handlers never touch the store.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use kbgate_policy::{Admin, AncestorFacts, Label, PageFacts, SpaceKey};
+use kbgate_store::{
+    AdminSessionRecord, AuditEvent, AuditFilter, LastSync, LeaseHolder, PersonRecord, Store,
+    StoreError, SyncState,
+};
+
+use crate::error::Error;
+
+/// Admin-only reads and writes of the store. Crate-private.
+pub(crate) struct Desk {
+    store: Arc<dyn Store>,
+}
+
+/// One space's sync status, as `kbgate status` shows it.
+pub(crate) struct SpaceSync {
+    pub key: String,
+    pub name: String,
+    pub state: Option<SyncState>,
+    pub last: Option<LastSync>,
+    pub running: Option<LeaseHolder>,
+}
+
+fn store_err(e: StoreError) -> Error {
+    Error::internal(e)
+}
+
+impl Desk {
+    pub(crate) fn new(store: Arc<dyn Store>) -> Desk {
+        Desk { store }
+    }
+
+    /// The facts the explainer needs about a page (no body), or `None` for an unknown page.
+    /// Labels that do not parse are left out, as the gate leaves them out.
+    pub(crate) async fn page_facts(
+        &self,
+        _: &Admin,
+        page_id: &str,
+    ) -> Result<Option<PageFacts>, Error> {
+        if page_id.is_empty() || page_id.len() > 64 || !page_id.bytes().all(|b| b.is_ascii_digit())
+        {
+            return Ok(None);
+        }
+        let Some(page) = self.store.page(page_id).await.map_err(store_err)? else {
+            return Ok(None);
+        };
+        let Some(space) = self.store.space(&page.space_id).await.map_err(store_err)? else {
+            return Ok(None);
+        };
+        let Ok(space_key) = SpaceKey::parse(&space.key) else {
+            return Ok(None);
+        };
+        let ancestors = self.store.ancestors(page_id).await.map_err(store_err)?;
+        Ok(Some(PageFacts {
+            id: page.id,
+            title: page.title,
+            space_key,
+            labels: page
+                .labels
+                .iter()
+                .filter_map(|l| Label::parse(l).ok())
+                .collect(),
+            restricted: page.restricted,
+            effective_restricted: page.effective_restricted,
+            ancestors: ancestors
+                .into_iter()
+                .map(|a| AncestorFacts {
+                    id: a.id,
+                    title: a.title,
+                    effective_restricted: a.effective_restricted,
+                })
+                .collect(),
+        }))
+    }
+
+    pub(crate) async fn sessions_per_domain(&self, _: &Admin) -> Result<Vec<(String, u64)>, Error> {
+        self.store
+            .sessions_per_domain(Utc::now())
+            .await
+            .map_err(store_err)
+    }
+
+    /// Ends every session at `domain` and its subdomains. Returns how many.
+    pub(crate) async fn revoke_domain(&self, _: &Admin, domain: &str) -> Result<u64, Error> {
+        self.store
+            .revoke_sessions_under_domain(domain)
+            .await
+            .map_err(store_err)
+    }
+
+    pub(crate) async fn sync_status(&self, _: &Admin) -> Result<Vec<SpaceSync>, Error> {
+        let mut out = Vec::new();
+        for s in self.store.list_spaces().await.map_err(store_err)? {
+            out.push(SpaceSync {
+                state: self.store.sync_state(&s.key).await.map_err(store_err)?,
+                last: self.store.last_synced(&s.key).await.map_err(store_err)?,
+                running: self
+                    .store
+                    .sync_lease_holder(&s.key)
+                    .await
+                    .map_err(store_err)?,
+                key: s.key,
+                name: s.name,
+            });
+        }
+        Ok(out)
+    }
+
+    /// People who asked for access (native mode), newest first.
+    pub(crate) async fn access_requests(&self, _: &Admin) -> Result<Vec<PersonRecord>, Error> {
+        let mut people: Vec<PersonRecord> = self
+            .store
+            .people()
+            .await
+            .map_err(store_err)?
+            .into_iter()
+            .filter(|p| p.source == "access-request")
+            .collect();
+        people.sort_by_key(|p| std::cmp::Reverse(p.created_at));
+        Ok(people)
+    }
+
+    pub(crate) async fn audit(
+        &self,
+        _: &Admin,
+        filter: &AuditFilter,
+    ) -> Result<Vec<AuditEvent>, Error> {
+        self.store.query_audit(filter).await.map_err(store_err)
+    }
+
+    /// Appends an admin action to the audit log (the admin is the actor).
+    pub(crate) async fn record(&self, admin: &Admin, action: &str, detail: serde_json::Value) {
+        let ev = AuditEvent {
+            ts: Utc::now(),
+            actor: admin.email().as_str().to_owned(),
+            action: action.to_owned(),
+            detail,
+        };
+        if let Err(e) = self.store.append_audit(&ev).await {
+            tracing::warn!(error = %e, action, "audit write failed");
+        }
+    }
+}
+
+/// Admin sessions: made only after the `[admin]` rule admitted the email (the handler holds
+/// an [`Admin`]), looked up by the hash of the admin cookie and of the reader cookie.
+pub(crate) struct AdminSessions {
+    store: Arc<dyn Store>,
+}
+
+impl AdminSessions {
+    pub(crate) fn new(store: Arc<dyn Store>) -> AdminSessions {
+        AdminSessions { store }
+    }
+
+    pub(crate) async fn create(
+        &self,
+        admin: &Admin,
+        id_hash: String,
+        reader_hash: String,
+        now: DateTime<Utc>,
+        lifetime: std::time::Duration,
+    ) -> Result<(), Error> {
+        let lifetime = chrono::Duration::from_std(lifetime)
+            .map_err(|_| Error::BadRequest("bad admin session lifetime"))?;
+        self.store
+            .create_admin_session(&AdminSessionRecord {
+                id_hash,
+                reader_hash,
+                email: admin.email().as_str().to_owned(),
+                created_at: now,
+                expires_at: now + lifetime,
+                view_as: None,
+            })
+            .await
+            .map_err(store_err)
+    }
+
+    pub(crate) async fn active(
+        &self,
+        id_hash: &str,
+        reader_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<AdminSessionRecord>, Error> {
+        self.store
+            .active_admin_session(id_hash, reader_hash, now)
+            .await
+            .map_err(store_err)
+    }
+
+    pub(crate) async fn revoke(&self, id_hash: &str) -> Result<bool, Error> {
+        self.store
+            .revoke_admin_session(id_hash)
+            .await
+            .map_err(store_err)
+    }
+
+    pub(crate) async fn set_view_as(
+        &self,
+        id_hash: &str,
+        email: Option<&str>,
+    ) -> Result<(), Error> {
+        self.store
+            .set_admin_view_as(id_hash, email)
+            .await
+            .map_err(store_err)
+    }
+}
