@@ -37,6 +37,7 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub audience: Vec<Val<RawAudience>>,
     pub deny: Option<RawDeny>,
+    pub widget: Option<RawWidget>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -135,6 +136,23 @@ pub(crate) struct RawAudience {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawDeny {
     pub domains: List,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWidget {
+    pub allowed_origins: List,
+    pub session_lifetime: Str,
+    #[serde(default)]
+    pub suggest: Vec<Val<RawSuggest>>,
+}
+
+/// One `[[widget.suggest]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSuggest {
+    pub path_prefix: Val<String>,
+    pub labels: Val<Vec<Val<String>>>,
 }
 
 /// Conversion of an environment variable's text into a raw value.
@@ -274,6 +292,7 @@ pub(crate) fn apply_env(
             max_connections_per_client
         ]
     );
+    section!(raw.widget, "widget", [allowed_origins, session_lifetime]);
     if let Some(p) = raw.portal.as_mut() {
         exclusive(&mut [&mut p.smtp_url, &mut p.outbox_dir]);
     }
