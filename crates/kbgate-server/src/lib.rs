@@ -42,6 +42,7 @@ mod spliced;
 mod state;
 mod token;
 mod urls;
+mod widget;
 
 use std::future::Future;
 
@@ -102,6 +103,13 @@ pub(crate) fn router(state: AppState) -> Router {
         .route(routes::API_TREE, get(api::tree))
         .route(routes::API_PAGE, get(api::page))
         .route(routes::API_SEARCH, get(api::search))
+        .route(routes::API_SUGGEST, get(widget::suggest))
+        .route(routes::WIDGET_JS, get(widget::script))
+        .route(routes::WIDGET_FRAME, get(widget::frame))
+        .route(routes::WIDGET_FRAME_JS, get(widget::frame_script))
+        .route(routes::WIDGET_FRAME_CSS, get(widget::frame_style))
+        .route(routes::WIDGET_SESSION, post(widget::session))
+        .route(routes::WIDGET_SIGNOUT, post(widget::sign_out))
         .route(routes::HEALTHZ, get(healthz))
         .route(routes::READYZ, get(readyz))
         .fallback(fallback)

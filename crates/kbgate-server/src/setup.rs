@@ -83,6 +83,7 @@ pub(crate) fn embed_from_config(config: &Config) -> Result<Extras, SetupError> {
     Ok(Extras {
         embed: Some(verifier),
         api_key: e.resolve_api_key()?,
+        ..Extras::default()
     })
 }
 
@@ -95,7 +96,8 @@ impl AppState {
         policy: PolicyHandle,
     ) -> Result<AppState, SetupError> {
         let mailer = mailer_from_config(config)?;
-        let extras = embed_from_config(config)?;
+        let mut extras = embed_from_config(config)?;
+        extras.widget = config.widget.clone();
         Ok(AppState::new(
             &config.portal,
             store,

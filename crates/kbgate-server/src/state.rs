@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kbgate_config::{ExposeSecret, PortalConfig, SecretString};
+use kbgate_config::{ExposeSecret, PortalConfig, SecretString, WidgetConfig};
 use kbgate_store::Store;
 
 use crate::audit::Audit;
@@ -40,6 +40,7 @@ struct Inner {
     mailer: Option<Mailer>,
     embed: Option<EmbedVerifier>,
     api_key: Option<SecretString>,
+    widget: Option<WidgetConfig>,
     limit_email: RateLimiter,
     limit_client: RateLimiter,
     limit_handover: RateLimiter,
@@ -64,6 +65,8 @@ pub struct Extras {
     pub embed: Option<EmbedVerifier>,
     /// The host app's API key (hand-over and JSON API on behalf of a person).
     pub api_key: Option<SecretString>,
+    /// `[widget]`; the widget is off (its routes 404) while `allowed_origins` is empty.
+    pub widget: WidgetConfig,
 }
 
 impl AppState {
@@ -94,6 +97,7 @@ impl AppState {
                 mailer,
                 embed: extras.embed,
                 api_key: extras.api_key.filter(|k| !k.expose_secret().is_empty()),
+                widget: Some(extras.widget).filter(|w| !w.allowed_origins.is_empty()),
                 limit_email: RateLimiter::new(3, Duration::from_secs(15 * 60)),
                 limit_client: RateLimiter::new(20, Duration::from_secs(15 * 60)),
                 limit_handover: RateLimiter::new(600, Duration::from_secs(60)),
@@ -152,6 +156,11 @@ impl AppState {
 
     pub(crate) fn api_key(&self) -> Option<&str> {
         self.inner.api_key.as_ref().map(|k| k.expose_secret())
+    }
+
+    /// The help widget's settings, `None` while it is off.
+    pub(crate) fn widget(&self) -> Option<&WidgetConfig> {
+        self.inner.widget.as_ref()
     }
 
     pub(crate) fn limit_email(&self) -> &RateLimiter {

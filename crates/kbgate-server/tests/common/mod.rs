@@ -462,6 +462,17 @@ pub async fn serve_with(
     portal: impl FnOnce(&mut PortalConfig),
     embed: EmbedVerifier,
 ) -> TestApp {
+    serve_with_extras(test_store, policy, portal, embed, |_| {}).await
+}
+
+/// Like [`serve_with`], but `extras` also adjusts the optional parts (e.g. `[widget]`).
+pub async fn serve_with_extras(
+    test_store: TestStore,
+    policy: Policy,
+    portal: impl FnOnce(&mut PortalConfig),
+    embed: EmbedVerifier,
+    adjust: impl FnOnce(&mut Extras),
+) -> TestApp {
     let store = test_store.store.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -475,7 +486,10 @@ pub async fn serve_with(
     let extras = Extras {
         embed: Some(embed),
         api_key: Some(API_KEY.into()),
+        ..Extras::default()
     };
+    let mut extras = extras;
+    adjust(&mut extras);
     let state = AppState::new(&config, store.clone(), policy.clone(), Some(mailer), extras);
     let served = state.clone();
     let server = tokio::spawn(async move {
