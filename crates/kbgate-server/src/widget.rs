@@ -2,10 +2,12 @@
 //! (kbgate's origin), and the frame's sign-in.
 //!
 //! Why a frame with a token in memory and no cookie: a kbgate cookie inside a frame on the
-//! host app's page is a third-party cookie, blocked by Safari (ITP, "Full Third-Party Cookie
-//! Blocking", WebKit blog 2020) and by Firefox's Total Cookie Protection (partitioned), and
-//! partitioned or blocked in Chromium as well (CHIPS `Partitioned` is needed even to be
-//! stored, per site of the top-level page). So the frame signs in with the existing hand-over
+//! host app's page is a third-party cookie. Safari blocks those outright since 2020 ("full
+//! third-party cookie blocking", Intelligent Tracking Prevention; access only through the
+//! Storage Access API, which needs a user gesture and prompts), Firefox partitions them (Total
+//! Cookie Protection), and Chromium blocks or partitions them by user setting. A
+//! `SameSite=None; Secure; Partitioned` cookie would still fail in Safari, so it is not used
+//! even as a fallback: the token in memory works the same in every browser. So the frame signs in with the existing hand-over
 //! code, which the host page fetches from its own backend and posts to the frame; the frame
 //! exchanges it (same-origin POST) for a widget sign-in token — a session of the ordinary
 //! kind (store, revocation, idle and absolute expiry, `kbgate sessions revoke`), shorter

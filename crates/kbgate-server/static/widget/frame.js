@@ -6,7 +6,7 @@
 (function () {
   "use strict";
   var host = document.body.getAttribute("data-host-origin");
-  var token = null, hostPath = "/", retried = false;
+  var token = null, hostPath = "/", retried = false, resume = null;
   var $ = function (id) { return document.getElementById(id); };
   function show(id, on) { $(id).hidden = !on; }
   function status(text) { $("status").textContent = text; show("status", !!text); }
@@ -24,6 +24,7 @@
   }
   function signedOut(text) {
     token = null;
+    resume = null;
     ["search", "suggested", "results", "article", "signout"].forEach(function (id) { show(id, false); });
     $("who").textContent = "";
     show("signin", true);
@@ -52,6 +53,10 @@
         show("search", true);
         status("");
         suggest();
+        // What the ended sign-in interrupted, done again under the new one.
+        var again = resume;
+        resume = null;
+        if (again) again();
       })
       .catch(function () { signedOut("You could not be signed in."); });
   }
@@ -88,21 +93,38 @@
   }
   function search(q) {
     show("article", false);
+    show("results", false);
+    $("results-list").textContent = "";
+    status("");
     api("/api/v1/search?limit=10&q=" + encodeURIComponent(q)).then(function (j) {
       fill("results-list", "results", j.hits, "Nothing found.");
-    }).catch(function (e) { if (e !== "expired") status("Search failed."); });
+    }).catch(function (e) {
+      if (e === "expired") resume = function () { search(q); };
+      else status("Search failed.");
+    });
   }
   function openPage(id) {
     api("/api/v1/pages/" + encodeURIComponent(id)).then(function (j) {
       $("article-title").textContent = j.title;
       // Sanitised on the server (ARCHITECTURE.md, S4), and this document's CSP runs no inline script.
       $("article-body").innerHTML = j.html;
+      // Attachment bytes need a portal session, which a frame on another site does not get:
+      // images become links that open them in the portal.
+      Array.prototype.forEach.call($("article-body").querySelectorAll("img"), function (img) {
+        var src = new URL(img.getAttribute("src") || "", location.href);
+        if (src.origin !== location.origin) return;
+        var a = document.createElement("a");
+        a.href = src.href;
+        a.textContent = "Image: " + (img.getAttribute("alt") || src.pathname.split("/").pop());
+        img.replaceWith(a);
+      });
       $("article-open").href = j.url;
       ["suggested", "results"].forEach(function (s) { show(s, false); });
       show("article", true);
       $("article-title").focus();
     }).catch(function (e) {
-      if (e !== "expired") status("This article is not available to you.");
+      if (e === "expired") resume = function () { openPage(id); };
+      else status("This article is not available to you.");
     });
   }
   function back() {

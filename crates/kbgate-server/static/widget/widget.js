@@ -4,8 +4,9 @@
  * article is rendered by kbgate inside that frame (kbgate's origin): this script never sees
  * content or the frame's sign-in token. It only fetches a one-time code from the host app's own
  * backend (data-kbgate-handover) and posts it to the frame, addressed to kbgate's origin.
- * No inline style or script is injected: styles are set through the CSSOM (element.style),
- * which a strict style-src does not block, so the host page needs only
+ * No inline style or script is injected: styles are set property by property through the
+ * CSSOM (element.style.setProperty), which CSP does not block (MDN, "CSP: style-src": only the
+ * style attribute, setAttribute("style") and cssText are), so the host page needs only
  *   script-src <kbgate>; frame-src <kbgate>. */
 (function () {
   "use strict";
