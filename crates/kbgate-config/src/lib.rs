@@ -3,7 +3,7 @@
 //! - [`Config::load`] reads the file; [`Config::from_str_with_env`] takes the text and an
 //!   environment lookup (tests use it instead of mutating the process environment).
 //! - **Environment overrides**: every scalar key of `[confluence]`, `[store]`, `[sync]`,
-//!   `[portal]`, `[embed]` and `[deny]` can be set with `KBGATE_<SECTION>_<KEY>` in upper case
+//!   `[portal]`, `[embed]`, `[deny]` and `[widget]` (not its `[[widget.suggest]]` entries) can be set with `KBGATE_<SECTION>_<KEY>` in upper case
 //!   (`KBGATE_CONFLUENCE_BASE_URL`, `KBGATE_STORE_URL`, `KBGATE_PORTAL_LISTEN`,
 //!   `KBGATE_EMBED_SECRET_ENV`, `KBGATE_DENY_DOMAINS`). The variable wins over the file; an empty
 //!   variable is ignored. Booleans accept `true/false/1/0/yes/no`; lists are comma-separated.

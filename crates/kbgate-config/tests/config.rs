@@ -1027,3 +1027,19 @@ fn widget_origins_must_be_exact() {
     let text = format!("{AUDIENCE}\n[widget]\nsession_lifetime = \"13h\"\n");
     assert_eq!(problem(&text).key, "widget.session_lifetime");
 }
+
+#[test]
+fn widget_origins_from_the_environment() {
+    let c = load_env(
+        AUDIENCE,
+        &[(
+            "KBGATE_WIDGET_ALLOWED_ORIGINS",
+            "https://app.example.com,https://admin.example.com",
+        )],
+    )
+    .unwrap();
+    assert_eq!(
+        c.widget.allowed_origins,
+        ["https://app.example.com", "https://admin.example.com"]
+    );
+}
