@@ -3,7 +3,7 @@
 //! - [`Config::load`] reads the file; [`Config::from_str_with_env`] takes the text and an
 //!   environment lookup (tests use it instead of mutating the process environment).
 //! - **Environment overrides**: every scalar key of `[confluence]`, `[store]`, `[sync]`,
-//!   `[portal]`, `[embed]`, `[deny]` and `[admin]` can be set with `KBGATE_<SECTION>_<KEY>` in upper case
+//!   `[portal]`, `[embed]`, `[deny]`, `[admin]` and `[widget]` (not its `[[widget.suggest]]` entries) can be set with `KBGATE_<SECTION>_<KEY>` in upper case
 //!   (`KBGATE_CONFLUENCE_BASE_URL`, `KBGATE_STORE_URL`, `KBGATE_PORTAL_LISTEN`,
 //!   `KBGATE_EMBED_SECRET_ENV`, `KBGATE_DENY_DOMAINS`). The variable wins over the file; an empty
 //!   variable is ignored. Booleans accept `true/false/1/0/yes/no`; lists are comma-separated.
@@ -74,6 +74,8 @@ pub struct Config {
     pub oidc: Vec<OidcProviderConfig>,
     /// `[admin]`: who may use the admin console (empty: nobody, the console is off).
     pub admin: AdminConfig,
+    /// `[widget]`: the in-app help widget (off while `allowed_origins` is empty).
+    pub widget: WidgetConfig,
 }
 
 /// `[admin]`: the admin console's people and its session lifetime.
@@ -98,6 +100,76 @@ impl Default for AdminConfig {
             session: Duration::from_secs(DEFAULT_ADMIN_SESSION_MINUTES * 60),
         }
     }
+}
+
+/// `[widget]`: the help widget a host app embeds with `<script src=".../widget.js">`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WidgetConfig {
+    /// Exact origins (`https://app.example.com`, no path, no wildcard) whose pages may show
+    /// the widget: its frame's `frame-ancestors`, and the only senders of sign-in codes the
+    /// frame accepts. Empty (the default): the widget is off and its routes answer 404.
+    pub allowed_origins: Vec<String>,
+    /// Absolute lifetime of a widget sign-in (the token the frame keeps in memory); the
+    /// portal's `session_idle` applies too. Default 1 hour, between 1 minute and
+    /// `[portal] session_absolute`.
+    pub session_lifetime: Duration,
+    /// Suggested articles by the host page's path (`[[widget.suggest]]`), first match wins.
+    pub suggest: Vec<WidgetSuggest>,
+}
+
+/// One `[[widget.suggest]]`: on host pages whose path starts with `path_prefix`, the widget
+/// suggests the readable pages having any of `labels`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WidgetSuggest {
+    /// A path on the host app, starting with `/`; matched by whole segments (`/billing`
+    /// matches `/billing` and `/billing/invoices`, not `/billingx`).
+    pub path_prefix: String,
+    /// Confluence labels; at least one.
+    pub labels: Vec<Label>,
+}
+
+/// Default of `[widget] session_lifetime`.
+pub const DEFAULT_WIDGET_SESSION_LIFETIME: Duration = Duration::from_secs(3600);
+
+impl Default for WidgetConfig {
+    fn default() -> WidgetConfig {
+        WidgetConfig {
+            allowed_origins: Vec::new(),
+            session_lifetime: DEFAULT_WIDGET_SESSION_LIFETIME,
+            suggest: Vec::new(),
+        }
+    }
+}
+
+/// Checks a `[widget] allowed_origins` entry: an exact origin as browsers serialise it
+/// (`event.origin` is compared to it byte for byte), `https`, or `http` on localhost only.
+pub fn check_widget_origin(s: &str) -> Result<String, String> {
+    let bad =
+        || format!("{s:?} is not an origin; expected https://HOST[:PORT] (no path, no wildcard)");
+    if s.contains('*') || s.contains('\'') {
+        return Err(bad());
+    }
+    let url = Url::parse(s).map_err(|_| bad())?;
+    let origin = url.origin().ascii_serialization();
+    let local = matches!(
+        url.host_str(),
+        Some("localhost") | Some("127.0.0.1") | Some("[::1]")
+    );
+    if url.scheme() != "https" && !(url.scheme() == "http" && local) {
+        return Err(format!("{s:?}: only https origins (http for localhost)"));
+    }
+    if origin != s.trim_end_matches('/') || url.path() != "/" || url.query().is_some() {
+        return Err(format!("{s:?}: write the origin exactly, as {origin:?}"));
+    }
+    Ok(origin)
+}
+
+/// A `[[widget.suggest]] path_prefix`: starts with `/`, no query or fragment.
+fn parse_path_prefix(s: &str) -> Result<String, &'static str> {
+    if !s.starts_with('/') || s.contains(['?', '#']) || s.chars().any(char::is_control) {
+        return Err("expected a path starting with /, without ? or #");
+    }
+    Ok(s.trim_end_matches('/').to_owned())
 }
 
 /// `[confluence]`: the site and the service account.
@@ -633,8 +705,17 @@ impl Config {
         let metrics = b.metrics(raw.metrics.unwrap_or_default());
         let oidc = b.oidc_providers(raw.oidc);
         let admin = b.admin(raw.admin.unwrap_or_default());
-        match (store, sync, portal, policy, metrics, admin) {
-            (Some(store), Some(sync), Some(portal), Some(policy), Some(metrics), Some(admin))
+        let widget = b.widget(raw.widget.unwrap_or_default(), portal.as_ref());
+        match (store, sync, portal, policy, metrics, admin, widget) {
+            (
+                Some(store),
+                Some(sync),
+                Some(portal),
+                Some(policy),
+                Some(metrics),
+                Some(admin),
+                Some(widget),
+            )
                 if b.problems.is_empty() =>
             {
                 Ok(Config {
@@ -648,6 +729,7 @@ impl Config {
                     policy,
                     oidc,
                     admin,
+                    widget,
                 })
             }
             _ => Err(ConfigError::Invalid {
@@ -1424,6 +1506,53 @@ impl Builder<'_> {
             max_connections_per_client: max_connections_per_client?,
             show_staff_names: r.show_staff_names.as_ref().is_some_and(|v| v.value),
             record_emails: r.record_emails.as_ref().is_some_and(|v| v.value),
+        })
+    }
+
+    fn widget(&mut self, r: raw::RawWidget, portal: Option<&PortalConfig>) -> Option<WidgetConfig> {
+        let allowed_origins = self.list(
+            list_items(&r.allowed_origins),
+            "widget.allowed_origins",
+            check_widget_origin,
+        );
+        let max = portal.map(|p| p.session_absolute);
+        let session_lifetime = self.duration(
+            &r.session_lifetime,
+            "widget.session_lifetime",
+            DEFAULT_WIDGET_SESSION_LIFETIME.min(max.unwrap_or(Duration::MAX)),
+            MIN_SESSION,
+            max,
+        );
+        let mut suggest = Vec::with_capacity(r.suggest.len());
+        let mut ok = true;
+        for (i, v) in r.suggest.iter().enumerate() {
+            let p = format!("widget.suggest[{i}]");
+            let prefix = self.conv(
+                &Some(v.value.path_prefix.clone()),
+                &format!("{p}.path_prefix"),
+                |s| parse_path_prefix(s),
+            );
+            let labels = self.list(&v.value.labels.value, &format!("{p}.labels"), Label::parse);
+            if labels.as_ref().is_some_and(Vec::is_empty) {
+                self.err(
+                    &v.value.labels.origin,
+                    &format!("{p}.labels"),
+                    "name at least one label",
+                );
+                ok = false;
+            }
+            match (prefix, labels) {
+                (Some(Some(path_prefix)), Some(labels)) => suggest.push(WidgetSuggest {
+                    path_prefix,
+                    labels,
+                }),
+                _ => ok = false,
+            }
+        }
+        Some(WidgetConfig {
+            allowed_origins: allowed_origins?,
+            session_lifetime: session_lifetime?,
+            suggest: ok.then_some(suggest)?,
         })
     }
 

@@ -41,6 +41,7 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub oidc: Vec<Val<RawOidc>>,
     pub admin: Option<RawAdmin>,
+    pub widget: Option<RawWidget>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -176,6 +177,23 @@ pub(crate) struct RawAdmin {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawDeny {
     pub domains: List,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWidget {
+    pub allowed_origins: List,
+    pub session_lifetime: Str,
+    #[serde(default)]
+    pub suggest: Vec<Val<RawSuggest>>,
+}
+
+/// One `[[widget.suggest]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSuggest {
+    pub path_prefix: Val<String>,
+    pub labels: Val<Vec<Val<String>>>,
 }
 
 /// Conversion of an environment variable's text into a raw value.
@@ -320,6 +338,7 @@ pub(crate) fn apply_env(
             magic_link
         ]
     );
+    section!(raw.widget, "widget", [allowed_origins, session_lifetime]);
     if let Some(p) = raw.portal.as_mut() {
         exclusive(&mut [&mut p.smtp_url, &mut p.outbox_dir]);
     }

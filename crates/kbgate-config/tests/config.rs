@@ -1364,3 +1364,77 @@ fn admin_section() {
     let p = problem("[admin]\nemail = [\"a@b.com\"]\n");
     assert!(p.message.contains("unknown field"), "{}", p.message);
 }
+
+const AUDIENCE: &str = r#"
+[[audience]]
+name = "acme"
+domains = ["acme.com"]
+spaces = ["KB"]
+"#;
+
+#[test]
+fn widget_is_off_by_default_and_parses_its_section() {
+    let c = load(AUDIENCE).unwrap();
+    assert!(c.widget.allowed_origins.is_empty());
+    assert_eq!(c.widget.session_lifetime, Duration::from_secs(3600));
+    let text = format!(
+        r#"{AUDIENCE}
+[widget]
+allowed_origins = ["https://app.example.com", "http://localhost:3000"]
+session_lifetime = "20m"
+
+[[widget.suggest]]
+path_prefix = "/billing/"
+labels = ["billing", "invoices"]
+"#
+    );
+    let c = load(&text).unwrap();
+    assert_eq!(
+        c.widget.allowed_origins,
+        ["https://app.example.com", "http://localhost:3000"]
+    );
+    assert_eq!(c.widget.session_lifetime, Duration::from_secs(20 * 60));
+    assert_eq!(c.widget.suggest.len(), 1);
+    assert_eq!(c.widget.suggest[0].path_prefix, "/billing");
+    assert_eq!(c.widget.suggest[0].labels.len(), 2);
+}
+
+#[test]
+fn widget_origins_must_be_exact() {
+    for bad in [
+        "*",
+        "https://*.example.com",
+        "https://app.example.com/help",
+        "http://app.example.com",
+        "https://APP.example.com",
+        "https://app.example.com:443",
+        "'self'",
+    ] {
+        let text = format!("{AUDIENCE}\n[widget]\nallowed_origins = [{bad:?}]\n");
+        let p = problem(&text);
+        assert_eq!(p.key, "widget.allowed_origins[0]", "{bad}: {p:?}");
+    }
+    let text = format!(
+        "{AUDIENCE}\n[widget]\nallowed_origins = [\"https://a.example.com\"]\n\
+         [[widget.suggest]]\npath_prefix = \"billing\"\nlabels = [\"x\"]\n"
+    );
+    assert_eq!(problem(&text).key, "widget.suggest[0].path_prefix");
+    let text = format!("{AUDIENCE}\n[widget]\nsession_lifetime = \"13h\"\n");
+    assert_eq!(problem(&text).key, "widget.session_lifetime");
+}
+
+#[test]
+fn widget_origins_from_the_environment() {
+    let c = load_env(
+        AUDIENCE,
+        &[(
+            "KBGATE_WIDGET_ALLOWED_ORIGINS",
+            "https://app.example.com,https://admin.example.com",
+        )],
+    )
+    .unwrap();
+    assert_eq!(
+        c.widget.allowed_origins,
+        ["https://app.example.com", "https://admin.example.com"]
+    );
+}

@@ -15,6 +15,7 @@ use kbgate_policy::{Email, Viewer};
 use crate::api_key::check_api_key;
 use crate::cookies::session_cookie;
 use crate::error::Error;
+use crate::secret::Opaque;
 use crate::state::AppState;
 
 /// A signed-in browser: the viewer under the current policy, and the session it came from.
@@ -28,39 +29,62 @@ impl FromRequestParts<AppState> for CurrentViewer {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        let settings = state.settings();
-        let id = session_cookie(&parts.headers, settings).ok_or(Error::Unauthorized)?;
-        let now = Utc::now();
-        let session = state
-            .sessions()
-            .resolve(&id, settings, now)
-            .await?
-            .ok_or(Error::Unauthorized)?;
-        let viewer = match state
-            .policy()
-            .session_viewer(&session.email, session.created_at, now)
-        {
-            Ok(v) => v,
-            Err(_) => {
-                // The policy no longer admits this person: the session ends here, so that
-                // putting the domain back later does not revive this cookie. They are told
-                // so (the refusal page), with a sign-out button that clears the cookie.
-                state.sessions().end_refused(&id).await?;
-                return Err(Error::Refused(Box::new(crate::error::Refusal {
-                    email: session.email.as_str().to_owned(),
-                    csrf: session.csrf,
-                })));
-            }
-        };
-        Ok(CurrentViewer {
-            viewer,
-            csrf: session.csrf,
-        })
+        let id = session_cookie(&parts.headers, state.settings()).ok_or(Error::Unauthorized)?;
+        session_viewer(state, id).await
     }
 }
 
-/// The caller of the JSON API: a browser session, or the host app with its API key naming
-/// the person (`X-Kbgate-Email` header or `?email=`). The policy decides either way.
+/// Header carrying the help widget's sign-in token (see `crate::widget`). Not
+/// `Authorization: Bearer`, which names the host app's API key.
+pub(crate) const WIDGET_HEADER: &str = "x-kbgate-widget";
+
+/// The widget sign-in token presented in the request: `Ok(None)` when there is none, an error
+/// when the header is there but malformed.
+pub(crate) fn widget_token(headers: &axum::http::HeaderMap) -> Result<Option<Opaque>, Error> {
+    let Some(v) = headers.get(WIDGET_HEADER) else {
+        return Ok(None);
+    };
+    v.to_str()
+        .ok()
+        .and_then(|s| Opaque::parse(s.trim()))
+        .map(Some)
+        .ok_or(Error::Unauthorized)
+}
+
+/// The viewer of session `id` under the current policy (cookie or widget token alike).
+async fn session_viewer(state: &AppState, id: Opaque) -> Result<CurrentViewer, Error> {
+    let settings = state.settings();
+    let now = Utc::now();
+    let session = state
+        .sessions()
+        .resolve(&id, settings, now)
+        .await?
+        .ok_or(Error::Unauthorized)?;
+    let viewer = match state
+        .policy()
+        .session_viewer(&session.email, session.created_at, now)
+    {
+        Ok(v) => v,
+        Err(_) => {
+            // The policy no longer admits this person: the session ends here, so that
+            // putting the domain back later does not revive this cookie. They are told so
+            // (the refusal page), with a sign-out button that clears the cookie.
+            state.sessions().end_refused(&id).await?;
+            return Err(Error::Refused(Box::new(crate::error::Refusal {
+                email: session.email.as_str().to_owned(),
+                csrf: session.csrf,
+            })));
+        }
+    };
+    Ok(CurrentViewer {
+        viewer,
+        csrf: session.csrf,
+    })
+}
+
+/// The caller of the JSON API: a browser session, the help widget's frame with its sign-in
+/// token (`X-Kbgate-Widget`), or the host app with its API key naming the person
+/// (`X-Kbgate-Email` header or `?email=`). The policy decides either way.
 pub(crate) struct ApiViewer {
     pub viewer: Viewer,
 }
@@ -94,6 +118,12 @@ impl FromRequestParts<AppState> for ApiViewer {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        // A widget token, when presented, is the only credential looked at: a bad or ended
+        // one is a 401 even if the request also carries a cookie.
+        if let Some(id) = widget_token(&parts.headers)? {
+            let cv = session_viewer(state, id).await?;
+            return Ok(ApiViewer { viewer: cv.viewer });
+        }
         if check_api_key(&parts.headers, state)? {
             let from_header = parts
                 .headers

@@ -50,6 +50,7 @@ mod state;
 mod telemetry;
 mod token;
 mod urls;
+mod widget;
 
 use std::future::Future;
 
@@ -134,6 +135,13 @@ pub(crate) fn router(state: AppState) -> Router {
         )
         .route(admin::routes::VIEW_AS_PAGE, get(admin::view_as_page))
         .route(admin::routes::VIEW_AS_END, post(admin::view_as_end))
+        .route(routes::API_SUGGEST, get(widget::suggest))
+        .route(routes::WIDGET_JS, get(widget::script))
+        .route(routes::WIDGET_FRAME, get(widget::frame))
+        .route(routes::WIDGET_FRAME_JS, get(widget::frame_script))
+        .route(routes::WIDGET_FRAME_CSS, get(widget::frame_style))
+        .route(routes::WIDGET_SESSION, post(widget::session))
+        .route(routes::WIDGET_SIGNOUT, post(widget::sign_out))
         .route(routes::HEALTHZ, get(healthz))
         .route(routes::READYZ, get(readyz))
         .fallback(fallback)

@@ -14,7 +14,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use kbgate_policy::{LabelFilter, SpaceGrant, SpaceKey, Viewer};
+use kbgate_policy::{Label, LabelFilter, SpaceGrant, SpaceKey, Viewer};
 use kbgate_store::{
     AttachmentRecord, BlobReader, Heading, MatchCount, PageRecord, PageSummary, ScopeEntry,
     SearchHit, SpaceRecord, Store, StoreError,
@@ -810,6 +810,50 @@ impl Library {
             attachment: att,
             file,
         }))
+    }
+
+    /// The pages the viewer may read having any of `labels`, across the viewer's spaces, by
+    /// title then id, at most `limit` (the help widget's suggestions). Each page is checked
+    /// like any other read (ARCHITECTURE.md, S1, S2): space grant, label filter, restrictions.
+    pub(crate) async fn pages_with_labels(
+        &self,
+        viewer: &Viewer,
+        labels: &[Label],
+        limit: usize,
+    ) -> Result<Vec<Hit>, Error> {
+        let mut found: Vec<(PageSummary, String)> = Vec::new();
+        let mut seen = HashSet::new();
+        for space in self.spaces(viewer).await? {
+            for label in labels {
+                let pages = self
+                    .store
+                    .pages_with_label(&space.id, label.as_str())
+                    .await
+                    .map_err(store_err)?;
+                for p in pages {
+                    if may_read(viewer, &space.key, &p.labels, p.effective_restricted)
+                        && seen.insert(p.id.clone())
+                    {
+                        found.push((p, space.key.clone()));
+                    }
+                }
+            }
+        }
+        found.sort_by(|a, b| a.0.title.cmp(&b.0.title).then_with(|| a.0.id.cmp(&b.0.id)));
+        found.truncate(limit);
+        Ok(found
+            .into_iter()
+            .map(|(p, space_key)| Hit {
+                hit: SearchHit {
+                    page_id: p.id,
+                    space_id: p.space_id,
+                    title: p.title,
+                    excerpt: String::new(),
+                    rank: 0.0,
+                },
+                space_key,
+            })
+            .collect())
     }
 
     /// The scope of a search: the viewer's grants as store scope entries, narrowed by

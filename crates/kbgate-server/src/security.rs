@@ -74,6 +74,12 @@ impl SecurityHeaders {
     /// Adds the security headers unless the handler set a stricter one itself (e.g. the
     /// sandboxing CSP of attachment downloads).
     fn apply(&self, resp: &mut Response) {
+        // The widget frame states its own `frame-ancestors`; `X-Frame-Options: DENY` would
+        // forbid what that CSP allows.
+        let framed = resp
+            .extensions()
+            .get::<crate::widget::MayBeFramed>()
+            .is_some();
         let h = resp.headers_mut();
         let mut set = |name: HeaderName, value: HeaderValue| {
             if !h.contains_key(&name) {
@@ -109,7 +115,9 @@ impl SecurityHeaders {
             header::CACHE_CONTROL,
             HeaderValue::from_static("no-store, private"),
         );
-        if let Some(v) = &self.frame_options {
+        if let Some(v) = &self.frame_options
+            && !framed
+        {
             set(header::X_FRAME_OPTIONS, v.clone());
         }
         if let Some(v) = &self.hsts {

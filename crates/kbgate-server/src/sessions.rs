@@ -77,8 +77,19 @@ impl Sessions {
         settings: &Settings,
         now: DateTime<Utc>,
     ) -> Result<Opaque, Error> {
+        self.create_for(email, settings.session_absolute, now).await
+    }
+
+    /// Creates a session that ends `lifetime` after `now` at the latest (the help widget's
+    /// shorter sign-ins); idleness ends it as any other session.
+    pub(crate) async fn create_for(
+        &self,
+        email: &Email,
+        lifetime: std::time::Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Opaque, Error> {
         let id = Opaque::generate();
-        let absolute = chrono::Duration::from_std(settings.session_absolute)
+        let absolute = chrono::Duration::from_std(lifetime)
             .map_err(|_| Error::BadRequest("bad session lifetime"))?;
         let rec = SessionRecord {
             id_hash: id.hash(),

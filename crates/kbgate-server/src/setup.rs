@@ -139,6 +139,7 @@ impl AppState {
         let mut extras = embed_from_config(config)?;
         extras.jira_url = config.confluence.as_ref().and_then(|c| c.jira_url.clone());
         extras.oidc = oidc_from_config(config)?;
+        extras.widget = config.widget.clone();
         let brand = crate::brand::Brand::load(&config.portal.brand)?;
         Ok(AppState::with_brand(
             &config.portal,

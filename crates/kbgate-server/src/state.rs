@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use kbgate_config::{ExposeSecret, PortalConfig, SecretString};
+use kbgate_config::{ExposeSecret, PortalConfig, SecretString, WidgetConfig};
 use kbgate_store::Store;
 
 use crate::admin::{AdminSessions, Desk};
@@ -46,6 +46,7 @@ struct Inner {
     embed: Option<EmbedVerifier>,
     api_key: Option<SecretString>,
     oidc: Oidc,
+    widget: Option<WidgetConfig>,
     limit_email: RateLimiter,
     limit_client: RateLimiter,
     limit_handover: RateLimiter,
@@ -92,6 +93,8 @@ pub struct Extras {
     pub sync_now: Option<Arc<tokio::sync::Notify>>,
     /// `[sync] interval`, shown by the console.
     pub sync_interval: Option<Duration>,
+    /// `[widget]`; the widget is off (its routes 404) while `allowed_origins` is empty.
+    pub widget: WidgetConfig,
 }
 
 impl AppState {
@@ -161,6 +164,7 @@ impl AppState {
                 embed: extras.embed,
                 api_key: extras.api_key.filter(|k| !k.expose_secret().is_empty()),
                 oidc,
+                widget: Some(extras.widget).filter(|w| !w.allowed_origins.is_empty()),
                 limit_email: RateLimiter::new(3, Duration::from_secs(15 * 60)),
                 limit_client: RateLimiter::new(20, Duration::from_secs(15 * 60)),
                 limit_handover: RateLimiter::new(600, Duration::from_secs(60)),
@@ -248,6 +252,11 @@ impl AppState {
 
     pub(crate) fn oidc(&self) -> &Oidc {
         &self.inner.oidc
+    }
+
+    /// The help widget's settings, `None` while it is off.
+    pub(crate) fn widget(&self) -> Option<&WidgetConfig> {
+        self.inner.widget.as_ref()
     }
 
     pub(crate) fn limit_email(&self) -> &RateLimiter {

@@ -39,6 +39,13 @@ pub(crate) mod routes {
     pub(crate) const API_PAGE: &str = "/api/v1/pages/{id}";
     pub(crate) const API_SEARCH: &str = "/api/v1/search";
     pub(crate) const API_OPENAPI: &str = "/api/v1/openapi.json";
+    pub(crate) const API_SUGGEST: &str = "/api/v1/suggest";
+    pub(crate) const WIDGET_JS: &str = "/widget.js";
+    pub(crate) const WIDGET_FRAME: &str = "/widget/frame";
+    pub(crate) const WIDGET_FRAME_JS: &str = "/widget/frame.js";
+    pub(crate) const WIDGET_FRAME_CSS: &str = "/widget/frame.css";
+    pub(crate) const WIDGET_SESSION: &str = "/widget/session";
+    pub(crate) const WIDGET_SIGNOUT: &str = "/widget/signout";
     pub(crate) const HEALTHZ: &str = "/healthz";
     pub(crate) const READYZ: &str = "/readyz";
     /// Every JSON API route starts with it.
