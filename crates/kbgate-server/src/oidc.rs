@@ -854,7 +854,7 @@ pub(crate) async fn callback(
         .audit()
         .record(
             email.as_str(),
-            "signin.oidc",
+            "oidc.identity_verified",
             serde_json::json!({ "provider": provider.name }),
         )
         .await;
