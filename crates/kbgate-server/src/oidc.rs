@@ -27,12 +27,14 @@
 //! Both claims are read as true from JSON `true` or the string `"true"`; `xms_edov` also from
 //! `1` / `"1"` (implementations in the wild see it both ways).
 //!
-//! **Crates.** `jsonwebtoken` (already used for embed tokens) verifies the ID token against
-//! keys from the provider's JWKS, and `reqwest` (already in the tree for the Confluence client)
-//! fetches discovery, JWKS and tokens. The `openidconnect` crate would do the same with its own
-//! HTTP and crypto stack (`oauth2`, `ring`/RustCrypto) and duplicate versions `deny.toml` bans;
-//! the protocol steps needed here are few and each is checked below and in `tests/oidc.rs`
-//! against the certified `oidc-provider`.
+//! **Crates.** `jsonwebtoken` (already used for embed tokens, on aws-lc-rs) verifies the ID
+//! token against keys from the provider's JWKS, and `reqwest` (already in the tree for the
+//! Confluence client) fetches discovery, JWKS and tokens. `openidconnect` 4.1 (`cargo info`,
+//! MIT) was the alternative; it brings `oauth2` 5 (on reqwest 0.12, the tree has 0.13),
+//! `rand` 0.8 (0.9), `thiserror` 1 (2) and a second crypto stack (`rsa` 0.9, which carries
+//! RUSTSEC-2023-0071, `p256`, `p384`, `ed25519-dalek`): duplicate versions `deny.toml` refuses,
+//! for protocol steps that are few and each checked below and in `tests/oidc.rs` against the
+//! certified `oidc-provider`.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -852,7 +854,7 @@ pub(crate) async fn callback(
         .audit()
         .record(
             email.as_str(),
-            "signin.oidc",
+            "oidc.identity_verified",
             serde_json::json!({ "provider": provider.name }),
         )
         .await;

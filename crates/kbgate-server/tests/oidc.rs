@@ -351,7 +351,7 @@ async fn signs_in_through_the_real_provider_and_reads_a_page() {
     let events = app.store.recent_audit(20).await.unwrap();
     let oidc = events
         .iter()
-        .find(|e| e.action == "signin.oidc")
+        .find(|e| e.action == "oidc.identity_verified")
         .expect("audited");
     assert_eq!(oidc.actor, "alice@acme.com");
     assert_eq!(oidc.detail["provider"], "acme-op");
@@ -713,7 +713,8 @@ async fn fake_token(
         .into_response()
 }
 
-/// The misbehaving provider, bound to `other.com` (the policy grants it HR).
+/// The misbehaving provider, bound to `other.com` (the policy grants it HR) and `old.com`
+/// (whose audience has expired).
 async fn with_fake_op(key_refetch: Option<Duration>) -> (TestApp, FakeState) {
     let op_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let issuer = format!("http://{}", op_listener.local_addr().unwrap());
@@ -733,7 +734,7 @@ async fn with_fake_op(key_refetch: Option<Duration>) -> (TestApp, FakeState) {
         .with_state(state.clone());
     tokio::spawn(async move { axum::serve(op_listener, router).await.unwrap() });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let mut p = provider("fake", &issuer, &["other.com"]);
+    let mut p = provider("fake", &issuer, &["other.com", "old.com"]);
     if let Some(d) = key_refetch {
         p = p.key_refetch_after(d);
     }
@@ -821,4 +822,27 @@ async fn a_rotated_key_is_fetched_when_a_token_names_it() {
     assert_eq!(attempt(&app, &fake, Twist::None).await.0, 303);
     assert_eq!(attempt(&app, &fake, Twist::RotatedKey).await.0, 303);
     assert_eq!(fake.lock().unwrap().jwks_fetches, 2);
+}
+
+#[tokio::test]
+async fn the_policy_still_decides_after_a_good_token() {
+    let (app, fake) = with_fake_op(None).await;
+    // A verified address of a bound domain whose audience has expired: the provider vouches
+    // for it, the policy refuses it.
+    fake.lock().unwrap().email = "oscar@old.com".into();
+    let (status, _) = attempt(&app, &fake, Twist::None).await;
+    assert_eq!(status, 401);
+    let events = app.store.recent_audit(10).await.unwrap();
+    let refused = events
+        .iter()
+        .find(|e| e.action == "signin.refused")
+        .expect("audited");
+    assert_eq!(refused.actor, "oscar@old.com");
+    assert_eq!(refused.detail["method"], "oidc");
+    // The sign-in reached the policy: the identity was verified first.
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "oidc.identity_verified" && e.actor == "oscar@old.com")
+    );
 }
