@@ -55,6 +55,7 @@ use axum::{Json, Router, middleware};
 use crate::error::Error;
 use crate::urls::routes;
 
+pub use admin::{page_facts, page_id_from};
 pub use mail::{MailError, Mailer};
 pub use policy_handle::PolicyHandle;
 pub use setup::SetupError;
