@@ -64,6 +64,7 @@ use crate::error::Error;
 use crate::urls::routes;
 
 pub use brand::BrandError;
+pub use admin::{page_facts, page_id_from};
 pub use mail::{MailError, Mailer};
 pub use oidc::{OidcProvider, OidcSetupError};
 pub use policy_handle::PolicyHandle;

@@ -9,6 +9,7 @@ mod config_cmd;
 #[cfg(feature = "demo")]
 mod demo;
 mod doctor;
+mod explain;
 mod feedback;
 mod healthcheck;
 mod native;
@@ -85,6 +86,13 @@ enum Command {
     /// Exit status: 0 when the email may read something, 1 when it may not, 2 when the
     /// email or the configuration is invalid.
     Check(check::Args),
+    /// Explain why an email may or may not read a page, step by step (policy, audiences,
+    /// spaces, labels, restrictions), and who can read the page: the admin console's
+    /// explainer, from the mirror in the store.
+    ///
+    /// PAGE is a page id or a portal or Confluence page URL. Exit status: 0 allowed, 1
+    /// refused (or the store cannot be read), 2 an invalid email, page or configuration.
+    Explain(explain::Args),
     /// Mirror the spaces named by the audiences from Confluence into the store.
     ///
     /// Incremental after the first run (changes since the last watermark, plus a structure
@@ -216,6 +224,7 @@ fn main() -> ExitCode {
     runtime.block_on(async {
         match cli.command {
             Command::Check(args) => check::run(&cli.config, args),
+            Command::Explain(args) => explain::run(&cli.config, args).await,
             Command::Config(cmd) => config_cmd::run(&cli.config, cmd),
             Command::Sync(args) => sync::run(&cli.config, args).await,
             Command::Doctor(args) => doctor::run(&cli.config, args).await,

@@ -107,7 +107,7 @@ pub async fn run(config: &Path, args: Args) -> ExitCode {
 
 /// Refuses a SQLite store that does not exist: opening it would create an empty one, and a
 /// status of nothing hides a wrong `--config` or `data_dir`.
-fn ensure_store_exists(config: &Config) -> anyhow::Result<()> {
+pub(crate) fn ensure_store_exists(config: &Config) -> anyhow::Result<()> {
     if config.store.backend == StoreBackend::Postgres {
         return Ok(());
     }

@@ -386,3 +386,96 @@ spaces = ["KB", "ONBOARD"]
     );
     drop(sim);
 }
+
+/// `kbgate explain EMAIL [PAGE]` (issue #13): the admin console's explainer from the CLI,
+/// against a mirror synced from the simulator; its verdict is the gate's (a restricted page
+/// is refused naming the restriction, a readable one allowed), in text and JSON.
+#[test]
+fn explain_shows_each_step_and_who_can_read() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let sim = rt
+        .block_on(confluence_sim::spawn(SimConfig::default()))
+        .unwrap();
+    let creds = sim.service_account();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), &creds.api_token).unwrap();
+    std::fs::write(
+        dir.path().join("kbgate.toml"),
+        format!(
+            r#"
+[confluence]
+base_url = "{}"
+email = "{}"
+api_token_file = "token"
+requests_per_second = 0
+
+[store]
+url = "sqlite://kb.db"
+data_dir = "data"
+
+[[audience]]
+name = "acme"
+domains = ["acme.com"]
+include_subdomains = true
+spaces = ["KB"]
+
+[deny]
+domains = ["gmail.com"]
+"#,
+            sim.base_url(),
+            creds.email
+        ),
+    )
+    .unwrap();
+    let out = run(dir.path(), &["sync", "--space", "KB"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let store = rt
+        .block_on(kbgate_store::open(
+            "sqlite://kb.db",
+            &dir.path().join("data"),
+        ))
+        .unwrap();
+    let space = rt.block_on(store.space_by_key("KB")).unwrap().unwrap();
+    let pages = rt.block_on(store.page_summaries(&space.id)).unwrap();
+    let open = pages.iter().find(|p| !p.effective_restricted).unwrap();
+    let closed = pages.iter().find(|p| p.effective_restricted).unwrap();
+
+    let out = run(dir.path(), &["explain", "alice@eu.acme.com", &open.id]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let shown = text(&out);
+    assert!(
+        shown.contains("ALLOWED") && shown.contains("subdomain of acme.com"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("who can read page") && shown.contains("[reads] audience acme"),
+        "{shown}"
+    );
+
+    let url = format!("https://kb.example.com/pages/{}", closed.id);
+    let out = run(
+        dir.path(),
+        &["explain", "alice@acme.com", &url, "--output", "json"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["explanation"]["allowed"], false);
+    let restriction = doc["explanation"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["stage"] == "restrictions")
+        .unwrap();
+    assert_eq!(restriction["outcome"], "fail", "{doc}");
+    assert_eq!(doc["who_can_read"]["restricted"], true);
+
+    let out = run(dir.path(), &["explain", "bob@gmail.com"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("deny list"), "{}", text(&out));
+    let out = run(dir.path(), &["explain", "alice@acme.com", "999999999"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}

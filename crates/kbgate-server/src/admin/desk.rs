@@ -13,6 +13,46 @@ use kbgate_store::{
 
 use crate::error::Error;
 
+/// The facts the access explainer needs about a mirrored page — space, labels, its own and
+/// its ancestors' restriction flags, no body — read as the gate reads them (`library.rs`):
+/// labels that do not parse are left out. `None` for an unknown page. For the admin console
+/// and `kbgate explain`, never for a reader's request.
+pub async fn page_facts(store: &dyn Store, page_id: &str) -> Result<Option<PageFacts>, StoreError> {
+    if page_id.is_empty() || page_id.len() > 64 || !page_id.bytes().all(|b| b.is_ascii_digit()) {
+        return Ok(None);
+    }
+    let Some(page) = store.page(page_id).await? else {
+        return Ok(None);
+    };
+    let Some(space) = store.space(&page.space_id).await? else {
+        return Ok(None);
+    };
+    let Ok(space_key) = SpaceKey::parse(&space.key) else {
+        return Ok(None);
+    };
+    let ancestors = store.ancestors(page_id).await?;
+    Ok(Some(PageFacts {
+        id: page.id,
+        title: page.title,
+        space_key,
+        labels: page
+            .labels
+            .iter()
+            .filter_map(|l| Label::parse(l).ok())
+            .collect(),
+        restricted: page.restricted,
+        effective_restricted: page.effective_restricted,
+        ancestors: ancestors
+            .into_iter()
+            .map(|a| AncestorFacts {
+                id: a.id,
+                title: a.title,
+                effective_restricted: a.effective_restricted,
+            })
+            .collect(),
+    }))
+}
+
 /// Admin-only reads and writes of the store. Crate-private.
 pub(crate) struct Desk {
     store: Arc<dyn Store>,
@@ -36,47 +76,13 @@ impl Desk {
         Desk { store }
     }
 
-    /// The facts the explainer needs about a page (no body), or `None` for an unknown page.
-    /// Labels that do not parse are left out, as the gate leaves them out.
+    /// The facts the explainer needs about a page (see [`page_facts`]).
     pub(crate) async fn page_facts(
         &self,
         _: &Admin,
         page_id: &str,
     ) -> Result<Option<PageFacts>, Error> {
-        if page_id.is_empty() || page_id.len() > 64 || !page_id.bytes().all(|b| b.is_ascii_digit())
-        {
-            return Ok(None);
-        }
-        let Some(page) = self.store.page(page_id).await.map_err(store_err)? else {
-            return Ok(None);
-        };
-        let Some(space) = self.store.space(&page.space_id).await.map_err(store_err)? else {
-            return Ok(None);
-        };
-        let Ok(space_key) = SpaceKey::parse(&space.key) else {
-            return Ok(None);
-        };
-        let ancestors = self.store.ancestors(page_id).await.map_err(store_err)?;
-        Ok(Some(PageFacts {
-            id: page.id,
-            title: page.title,
-            space_key,
-            labels: page
-                .labels
-                .iter()
-                .filter_map(|l| Label::parse(l).ok())
-                .collect(),
-            restricted: page.restricted,
-            effective_restricted: page.effective_restricted,
-            ancestors: ancestors
-                .into_iter()
-                .map(|a| AncestorFacts {
-                    id: a.id,
-                    title: a.title,
-                    effective_restricted: a.effective_restricted,
-                })
-                .collect(),
-        }))
+        page_facts(&*self.store, page_id).await.map_err(store_err)
     }
 
     pub(crate) async fn sessions_per_domain(&self, _: &Admin) -> Result<Vec<(String, u64)>, Error> {

@@ -163,7 +163,7 @@ pub(crate) struct ExplainQuery {
 
 /// A page id from an id or a portal URL (`…/pages/123…`) or a Confluence URL
 /// (`…/pages/123/Title`, `?pageId=123`).
-pub(crate) fn page_id_from(input: &str) -> Option<String> {
+pub fn page_id_from(input: &str) -> Option<String> {
     let s = input.trim();
     if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
         return Some(s.to_owned());

@@ -19,7 +19,9 @@
 mod desk;
 mod handlers;
 
+pub use desk::page_facts;
 pub(crate) use desk::{AdminSessions, Desk};
+pub use handlers::page_id_from;
 pub(crate) use handlers::*;
 
 use axum::extract::FromRequestParts;
