@@ -1070,7 +1070,7 @@ pub fn render_body(s: &State, page: &Page) -> String {
         .unwrap_or(("Grey", "DRAFT"));
         let _ = write!(
             out,
-            "<p>Status: <ac:structured-macro ac:name=\"status\" ac:schema-version=\"1\"><ac:parameter ac:name=\"colour\">{colour}</ac:parameter><ac:parameter ac:name=\"title\">{title}</ac:parameter></ac:structured-macro></p>"
+            "<p>Status: <ac:structured-macro ac:name=\"status\" ac:schema-version=\"1\"><ac:parameter ac:name=\"colour\">{colour}</ac:parameter><ac:parameter ac:name=\"title\">{title}</ac:parameter></ac:structured-macro> <ac:structured-macro ac:name=\"status\" ac:schema-version=\"1\"><ac:parameter ac:name=\"subtle\">true</ac:parameter><ac:parameter ac:name=\"colour\">Blue</ac:parameter><ac:parameter ac:name=\"title\">BETA</ac:parameter></ac:structured-macro></p>"
         );
     }
     if has(feat::PANELS) {
@@ -1087,14 +1087,20 @@ pub fn render_body(s: &State, page: &Page) -> String {
                 xml_escape(text)
             );
         }
+        // Today's editor: the purple Note panel (an ADF extension, no storage macro) and a
+        // custom panel with its own colour and emoji.
+        out.push_str("<ac:adf-extension><ac:adf-node type=\"panel\"><ac:adf-attribute key=\"panel-type\">note</ac:adf-attribute><ac:adf-content><p>Keep your recovery codes somewhere safe.</p></ac:adf-content></ac:adf-node><ac:adf-fallback><div class=\"panel\"><p>Keep your recovery codes somewhere safe.</p></div></ac:adf-fallback></ac:adf-extension>");
+        out.push_str("<ac:structured-macro ac:name=\"panel\" ac:schema-version=\"1\"><ac:parameter ac:name=\"panelIcon\">:bulb:</ac:parameter><ac:parameter ac:name=\"panelIconId\">1f4a1</ac:parameter><ac:parameter ac:name=\"panelIconText\">&#128161;</ac:parameter><ac:parameter ac:name=\"bgColor\">#E3FCEF</ac:parameter><ac:rich-text-body><p>Tip from the team: pin this page.</p></ac:rich-text-body></ac:structured-macro>");
     }
     if has(feat::ANCHOR) {
         out.push_str("<p><ac:link ac:anchor=\"details\"><ac:plain-text-link-body><![CDATA[Jump to details]]></ac:plain-text-link-body></ac:link></p>");
     }
     if has(feat::LISTS) {
         out.push_str("<h2>Steps</h2><ol><li><p>Open <strong>Settings</strong>.</p></li><li><p>Select the option:</p><ul><li>Enable</li><li>Disable <code>legacy_mode</code></li></ul></li><li><p>Save.</p></li></ol>");
+        out.push_str("<ac:task-list><ac:task><ac:task-id>1</ac:task-id><ac:task-status>complete</ac:task-status><ac:task-body>Back up your settings</ac:task-body></ac:task><ac:task><ac:task-id>2</ac:task-id><ac:task-status>incomplete</ac:task-status><ac:task-body>Tell your team about the change</ac:task-body></ac:task></ac:task-list>");
     }
     if has(feat::TABLE) {
+        out.push_str("<ac:layout><ac:layout-section ac:type=\"two_equal\" ac:breakout-mode=\"default\"><ac:layout-cell><h3>Before</h3><p>Settings are saved per browser.</p></ac:layout-cell><ac:layout-cell><h3>After</h3><p>Settings follow your account.</p></ac:layout-cell></ac:layout-section></ac:layout>");
         out.push_str("<table data-layout=\"default\"><colgroup><col/><col/></colgroup><tbody><tr><th><p>Setting</p></th><th><p>Default</p></th></tr><tr><td><p>Timeout</p></td><td><p>30 s</p></td></tr><tr><td><p>Max items</p></td><td><p>250</p></td></tr><tr><td><p>Format</p></td><td><p>&lt;json&gt;</p></td></tr></tbody></table>");
     }
     if has(feat::CODE) {
@@ -1107,15 +1113,17 @@ pub fn render_body(s: &State, page: &Page) -> String {
             "<ac:structured-macro ac:name=\"code\" ac:schema-version=\"1\"><ac:parameter ac:name=\"language\">{lang}</ac:parameter><ac:parameter ac:name=\"linenumbers\">true</ac:parameter><ac:plain-text-body>{}</ac:plain-text-body></ac:structured-macro>",
             cdata(code)
         );
-        // always include one `]]>`-adjacent snippet
+        // always include one `]]>`-adjacent snippet (with line wrapping on)
         let _ = write!(
             out,
-            "<ac:structured-macro ac:name=\"code\" ac:schema-version=\"1\"><ac:plain-text-body>{}</ac:plain-text-body></ac:structured-macro>",
+            "<ac:structured-macro ac:name=\"code\" ac:schema-version=\"1\"><ac:parameter ac:name=\"wrap\">true</ac:parameter><ac:plain-text-body>{}</ac:plain-text-body></ac:structured-macro>",
             cdata("x = arr[idx[0]]>>2; // ]]> inside code <tag>")
         );
     }
     if has(feat::EXPAND) {
         out.push_str("<ac:structured-macro ac:name=\"expand\" ac:schema-version=\"1\"><ac:parameter ac:name=\"title\">Show details</ac:parameter><ac:rich-text-body><p>Hidden details with a <a href=\"https://status.example.com/\">status link</a>.</p></ac:rich-text-body></ac:structured-macro>");
+        // Tabs from a marketplace app (Composition's ui-tabs).
+        out.push_str("<ac:structured-macro ac:name=\"ui-tabs\" ac:schema-version=\"1\"><ac:rich-text-body><ac:structured-macro ac:name=\"ui-tab\" ac:schema-version=\"1\"><ac:parameter ac:name=\"title\">Windows</ac:parameter><ac:rich-text-body><p>Open the Start menu and search for the app.</p></ac:rich-text-body></ac:structured-macro><ac:structured-macro ac:name=\"ui-tab\" ac:schema-version=\"1\"><ac:parameter ac:name=\"title\">macOS</ac:parameter><ac:rich-text-body><p>Open Launchpad and search for the app.</p></ac:rich-text-body></ac:structured-macro></ac:rich-text-body></ac:structured-macro>");
     }
     if has(feat::ANCHOR) {
         out.push_str("<h2>Details</h2><ac:structured-macro ac:name=\"anchor\" ac:schema-version=\"1\"><ac:parameter ac:name=\"\">details</ac:parameter></ac:structured-macro><p>More information.</p>");
@@ -1285,6 +1293,11 @@ mod tests {
             "ac:name=\"info\"",
             "ac:name=\"warning\"",
             "ac:name=\"expand\"",
+            "ac:name=\"ui-tabs\"",
+            "ac:name=\"panel\"",
+            "key=\"panel-type\"",
+            "ac:task-list",
+            "ac:layout-section ac:type=\"two_equal\"",
             "ri:attachment",
             "ri:page",
             "ri:space-key",

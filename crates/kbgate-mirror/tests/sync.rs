@@ -562,3 +562,114 @@ async fn a_space_the_service_account_cannot_see_is_an_error_not_a_wipe(t: TestSt
     .expect_err("unknown space");
     assert!(err.to_string().contains("NOSUCHSPACE"), "{err}");
 }
+
+both_backends!(mentioned_people_get_their_names_looked_up_per_batch_of_pages);
+async fn mentioned_people_get_their_names_looked_up_per_batch_of_pages(t: TestStore) {
+    let sim = spawn(SimConfig::default()).await.expect("sim");
+    let keys = space_keys(&sim);
+    let key = keys[0].clone();
+    let state = sim.state();
+    let (person, name) = state.read(|s| {
+        let u = s
+            .users
+            .values()
+            .find(|u| u.email != sim.service_account().email)
+            .expect("a user");
+        (u.account_id.to_string(), u.display_name.clone())
+    });
+    let (_, kids) = first_page_with_children(&sim, &key);
+    let mention = |id: &str| format!(r#"<ac:link><ri:user ri:account-id="{id}"/></ac:link>"#);
+    let body = format!(
+        "<p>Ask {} or {}.</p>",
+        mention(&person),
+        mention("5b10ac8d82e05b22cc7d4ef5")
+    );
+    state
+        .edit_page(kids[0], None, Some(body.clone()))
+        .expect("edit");
+    state
+        .edit_page(
+            kids[1],
+            None,
+            Some(format!("<p>Also {}</p>", mention(&person))),
+        )
+        .expect("edit");
+
+    // Off (the default): no lookup, and no name in the mirror.
+    let (_, _) = run(&sim, &*t.store, std::slice::from_ref(&key), true).await;
+    assert_eq!(
+        sim.stats().by_endpoint.get("POST /wiki/api/v2/users-bulk"),
+        None
+    );
+    let page = t.store.page(&kids[0].to_string()).await.unwrap().unwrap();
+    assert!(!page.body_html.contains(&name), "{}", page.body_html);
+    assert!(!page.body_html.contains(&person), "account id stored");
+
+    // On: the people of a batch of up to 100 pages are looked up in one call (each person
+    // once per sync), and the name is resolved.
+    sim.reset_stats();
+    let opts = SyncOptions {
+        full: true,
+        mention_names: true,
+        ..SyncOptions::default()
+    };
+    sync_spaces(
+        &source_for(&sim),
+        &*t.store,
+        std::slice::from_ref(&key),
+        &opts,
+        &Progress::quiet(),
+    )
+    .await
+    .expect("sync");
+    let (visible, _) = visible_pages(&sim, &key);
+    let lookups = sim
+        .stats()
+        .by_endpoint
+        .get("POST /wiki/api/v2/users-bulk")
+        .copied()
+        .unwrap_or(0);
+    assert!(
+        (1..=visible.div_ceil(100) as u64).contains(&lookups),
+        "{lookups} lookups for {visible} pages: {:?}",
+        sim.stats().by_endpoint
+    );
+    for id in [kids[0], kids[1]] {
+        let page = t.store.page(&id.to_string()).await.unwrap().unwrap();
+        assert!(!page.body_html.contains(&person), "account id stored");
+        assert!(!page.body_text.contains(&name), "names are not searchable");
+        struct Names;
+        impl kbgate_render::PageAccess for Names {
+            fn page_link(&self, _: &str, _: &str) -> Option<kbgate_render::PageTarget> {
+                None
+            }
+            fn page_stored_html(&self, _: &str, _: &str) -> Option<String> {
+                None
+            }
+            fn children(&self, _: &str) -> Vec<kbgate_render::PageTarget> {
+                Vec::new()
+            }
+            fn attachment_url(&self, _: &str, _: &str, _: &str) -> Option<String> {
+                None
+            }
+            fn show_staff_names(&self) -> bool {
+                true
+            }
+        }
+        let shown = kbgate_render::resolve(&page.body_html, &Names);
+        assert!(
+            shown.contains(&format!(
+                "<span class=\"user-mention\">@{}</span>",
+                kbgate_render::escape_html(&name)
+            )),
+            "{shown}"
+        );
+        if id == kids[0] {
+            // The unknown account: neutral.
+            assert!(
+                shown.contains("<span class=\"user-mention\">a team member</span>"),
+                "{shown}"
+            );
+        }
+    }
+}

@@ -332,3 +332,81 @@ async fn search_finds_readable_pages_and_never_others(backend: Backend) {
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+both_backends!(confluence_content_shows_neutrally_by_default);
+/// Mentions, Jira keys and unknown macros of real synced pages, as the portal serves them
+/// with default settings: no staff name, no account id, no dead Jira link, no macro name.
+async fn confluence_content_shows_neutrally_by_default(backend: Backend) {
+    let Some(s) = spawn_synced_on(backend, SimConfig::default()).await else {
+        return;
+    };
+    let (email, spaces, label) = SYNCED_VIEWERS[3];
+    let pages = all_pages(&s).await;
+    let readable = readable_ids(&pages, spaces, label);
+    let people: Vec<(String, String)> = s.sim.state().read(|st| {
+        st.users
+            .values()
+            .map(|u| (u.account_id.to_string(), u.display_name.clone()))
+            .collect()
+    });
+    let cookie = s.app.sign_in(email).await;
+    let (mut mentions, mut jira, mut unknown) = (0, 0, 0);
+    for (_, p) in &pages {
+        if !readable.contains(&p.id) {
+            continue;
+        }
+        let full = s.app.store.page(&p.id).await.unwrap().unwrap();
+        let storage = &full.body_storage;
+        let has_mention = storage.contains("ri:account-id");
+        let has_jira = storage.contains("ac:name=\"jira\"");
+        let has_unknown = storage.contains("acme-roadmap-planner");
+        if !(has_mention || has_jira || has_unknown) {
+            continue;
+        }
+        let (status, html) = s.app.get_text(&format!("/pages/{}", p.id), &cookie).await;
+        assert_eq!(status, 200);
+        if has_mention {
+            mentions += 1;
+            assert!(
+                html.contains("<span class=\"user-mention\">a team member</span>"),
+                "page {}",
+                p.id
+            );
+            for (id, _) in &people {
+                assert!(
+                    !html.contains(&format!("\"{id}\"")),
+                    "account id in page {}",
+                    p.id
+                );
+            }
+        }
+        if has_jira {
+            jira += 1;
+            // The simulator is not on atlassian.net and no jira_url is set: plain keys.
+            assert!(
+                html.contains("<span class=\"jira-key\">SUP-"),
+                "page {}",
+                p.id
+            );
+            assert!(
+                !html.contains("/jira/") && !html.contains("/browse/"),
+                "page {}",
+                p.id
+            );
+        }
+        if has_unknown {
+            unknown += 1;
+            assert!(html.contains("Roadmap content rendered by a third-party app."));
+            assert!(!html.contains("acme-roadmap-planner"), "page {}", p.id);
+        }
+        assert!(
+            !html.contains("This content ("),
+            "a macro name in page {}",
+            p.id
+        );
+    }
+    assert!(
+        mentions > 0 && jira > 0 && unknown > 0,
+        "{mentions} {jira} {unknown}"
+    );
+}

@@ -274,6 +274,9 @@ pub fn sync_options(config: &Config, full: bool) -> SyncOptions {
             }),
         overlap: config.sync.overlap,
         lease_ttl: config.sync.lease_ttl,
+        // Names are looked up only when the portal shows them (no calls, no personal data
+        // in the mirror otherwise).
+        mention_names: config.portal.show_staff_names,
         ..SyncOptions::default()
     }
 }

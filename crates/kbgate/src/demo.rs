@@ -145,6 +145,8 @@ listen = {listen}
 public_url = {public}
 outbox_dir = {outbox}
 from = "Demo Knowledge Base <kb@example.com>"
+# the demo shows who pages mention (the default shows "a team member")
+show_staff_names = true
 
 [embed]
 issuer = {issuer}

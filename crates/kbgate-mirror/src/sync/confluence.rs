@@ -1,5 +1,7 @@
 //! [`Source`] over the real Confluence client: which endpoint answers which question.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -193,6 +195,21 @@ fn to_attachment(c: Content) -> Option<AttachmentMeta> {
 
 #[async_trait]
 impl Source for ConfluenceSource {
+    /// `POST /wiki/api/v2/users-bulk` (scope `read:user:confluence`), 250 ids per call.
+    async fn user_names(
+        &self,
+        account_ids: &[String],
+    ) -> Result<HashMap<String, String>, SourceError> {
+        let users = self.client.users_bulk(account_ids).await.map_err(err)?;
+        Ok(users
+            .into_iter()
+            .filter_map(|u| {
+                let name = u.display_name?.trim().to_owned();
+                (!name.is_empty()).then_some((u.account_id, name))
+            })
+            .collect())
+    }
+
     async fn spaces(&self, keys: &[String]) -> Result<Vec<SourceSpace>, SourceError> {
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         let spaces: Vec<_> = self.client.spaces(&keys).try_collect().await.map_err(err)?;

@@ -66,6 +66,12 @@ pub struct SyncOptions {
     /// rounds pass about their interval, so N instances sharing a store spend one instance's
     /// Confluence calls; an explicit `kbgate sync` passes zero.
     pub skip_synced_within: Duration,
+    /// Looks up the display names of people that pages mention (one `users-bulk` call per
+    /// page naming people not yet looked up in this space's sync), so the portal can show
+    /// them (`[portal] show_staff_names`). Off by default: no calls, and mentions show
+    /// neutrally. Pages rendered while it was off get names when they next change or at the
+    /// next full pass.
+    pub mention_names: bool,
     /// Stops the sync when cancelled (a service shutting down): a space being synced is
     /// dropped before its commit (its transaction rolls back, the previous mirror stays) and
     /// its lease is released, so the next process can sync it at once. Never cancelled by
@@ -82,6 +88,7 @@ impl Default for SyncOptions {
             lease_ttl: Duration::from_secs(5 * 60),
             lease_wait: Duration::ZERO,
             skip_synced_within: Duration::ZERO,
+            mention_names: false,
             cancel: CancellationToken::new(),
         }
     }
@@ -736,10 +743,12 @@ async fn sync_space_leased(
         SyncMode::Incremental
     };
     let mut writes = Writes::default();
+    let mut names = MentionNames::new(opts.mention_names);
 
     if full {
         full_pages(
             source,
+            &mut names,
             &mut writes,
             space,
             &metas,
@@ -778,6 +787,7 @@ async fn sync_space_leased(
         let any_attachment_change = changes.iter().any(|c| c.kind == ChangeKind::Attachment);
         incremental_pages(
             source,
+            &mut names,
             store,
             &mut writes,
             space,
@@ -922,6 +932,62 @@ fn overlap(opts: &SyncOptions) -> chrono::Duration {
     chrono::Duration::from_std(opts.overlap).unwrap_or(chrono::Duration::hours(2))
 }
 
+/// Display names of the people pages mention, looked up as pages name them and kept for
+/// the rest of one space's sync (see [`SyncOptions::mention_names`]).
+struct MentionNames {
+    enabled: bool,
+    /// Account id → display name.
+    known: HashMap<String, String>,
+    /// Ids already asked for (found or not).
+    asked: HashSet<String>,
+}
+
+impl MentionNames {
+    fn new(enabled: bool) -> MentionNames {
+        MentionNames {
+            enabled,
+            known: HashMap::new(),
+            asked: HashSet::new(),
+        }
+    }
+
+    /// Looks up the people these bodies mention that this sync has not asked about yet:
+    /// ⌈new people/250⌉ calls, none when there are none. A failed lookup (e.g. a token
+    /// without `read:user:confluence`) is logged and leaves those mentions neutral; the sync
+    /// goes on.
+    async fn learn(&mut self, source: &dyn Source, bodies: &[PageBody]) {
+        if !self.enabled {
+            return;
+        }
+        let mut ids: Vec<String> = Vec::new();
+        for b in bodies {
+            if !b.body_storage.contains("ri:account-id") {
+                continue;
+            }
+            for id in kbgate_render::mentioned_accounts(&b.body_storage) {
+                if !self.asked.contains(&id) && !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+        }
+        if ids.is_empty() {
+            return;
+        }
+        match source.user_names(&ids).await {
+            Ok(found) => self.known.extend(found),
+            Err(e) => tracing::warn!(
+                error = %e,
+                "looking up mentioned people failed; their mentions show as \"a team member\""
+            ),
+        }
+        self.asked.extend(ids);
+    }
+
+    fn names(&self) -> Option<&HashMap<String, String>> {
+        self.enabled.then_some(&self.known)
+    }
+}
+
 /// Builds the stored record of a page: body from the listing, structure from the scan,
 /// HTML prepared by the renderer.
 fn page_record(
@@ -929,6 +995,7 @@ fn page_record(
     body: PageBody,
     meta: Option<&PageMeta>,
     effective: &HashMap<String, bool>,
+    names: &MentionNames,
 ) -> PageRecord {
     // A page the structure scan did not see (created between the two listings) is
     // treated as restricted until the next sync sees it: fail closed.
@@ -938,7 +1005,7 @@ fn page_record(
         &kbgate_render::PrepareContext {
             space_key: &space.key,
             page_id: &body.id,
-            user_names: None,
+            user_names: names.names(),
         },
     );
     let body_html = prepared.encode();
@@ -974,6 +1041,7 @@ const BATCH: usize = 100;
 #[allow(clippy::too_many_arguments)]
 async fn full_pages(
     source: &dyn Source,
+    names: &mut MentionNames,
     writes: &mut Writes,
     space: &SpaceRecord,
     metas: &HashMap<String, PageMeta>,
@@ -986,19 +1054,32 @@ async fn full_pages(
     let bar = progress.bar(&format!("{}: pages", space.key), metas.len() as u64);
     let mut spool = Spool::new()?;
     let mut stream = source.page_bodies(&space.id);
-    while let Some(body) = stream.try_next().await? {
-        match existing.get(&body.id) {
-            None => report.pages_added += 1,
-            Some(v) if *v != body.version => report.pages_changed += 1,
-            Some(_) => {}
+    // Bodies wait in batches so that the people they mention are looked up together.
+    let mut batch: Vec<PageBody> = Vec::with_capacity(BATCH);
+    loop {
+        let next = stream.try_next().await?;
+        let done = next.is_none();
+        if let Some(body) = next {
+            match existing.get(&body.id) {
+                None => report.pages_added += 1,
+                Some(v) if *v != body.version => report.pages_changed += 1,
+                Some(_) => {}
+            }
+            batch.push(body);
         }
-        let meta = metas.get(&body.id);
-        spool
-            .push(&page_record(space, body, meta, effective))
-            .await?;
-        bar.inc(1);
-        if spool.count % BATCH as u64 == 0 {
+        if batch.len() >= BATCH || (done && !batch.is_empty()) {
+            names.learn(source, &batch).await;
+            for body in batch.drain(..) {
+                let meta = metas.get(&body.id);
+                spool
+                    .push(&page_record(space, body, meta, effective, names))
+                    .await?;
+                bar.inc(1);
+            }
             lease.keep(progress).await;
+        }
+        if done {
+            break;
         }
     }
     writes.spool = Some(spool);
@@ -1009,6 +1090,7 @@ async fn full_pages(
 #[allow(clippy::too_many_arguments)]
 async fn incremental_pages(
     source: &dyn Source,
+    names: &mut MentionNames,
     store: &dyn Store,
     writes: &mut Writes,
     space: &SpaceRecord,
@@ -1062,6 +1144,8 @@ async fn incremental_pages(
         &format!("{}: changed pages", space.key),
         refetch.len() as u64,
     );
+    // Bodies are rendered after the loop, so the people they mention are looked up together.
+    let mut bodies: Vec<PageBody> = Vec::new();
     for id in refetch {
         let body = match source.page(&id).await {
             Ok(body) => body,
@@ -1075,12 +1159,7 @@ async fn incremental_pages(
                 } else {
                     report.pages_added += 1;
                 }
-                writes.page_ops.push(PageOp::Upsert(Box::new(page_record(
-                    space,
-                    body,
-                    metas.get(&id),
-                    effective,
-                ))));
+                bodies.push(body);
             }
             None => {
                 // Gone between the scan and now.
@@ -1092,6 +1171,13 @@ async fn incremental_pages(
         }
         bar.inc(1);
         lease.keep(progress).await;
+    }
+    names.learn(source, &bodies).await;
+    for body in bodies {
+        let meta = metas.get(&body.id);
+        writes.page_ops.push(PageOp::Upsert(Box::new(page_record(
+            space, body, meta, effective, names,
+        ))));
     }
     bar.finish();
     Ok(())

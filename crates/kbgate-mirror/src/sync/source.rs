@@ -146,4 +146,13 @@ pub trait Source: Send + Sync {
     ) -> Result<SourceStream<'static, Bytes>, SourceError>;
     /// Calls made so far through this source (for the summary and the call budget).
     fn calls(&self) -> u64;
+    /// Display names of these Atlassian accounts, by account id (accounts Confluence does
+    /// not know are absent): ⌈ids/250⌉ calls. A source without people answers none.
+    async fn user_names(
+        &self,
+        account_ids: &[String],
+    ) -> Result<std::collections::HashMap<String, String>, SourceError> {
+        let _ = account_ids;
+        Ok(std::collections::HashMap::new())
+    }
 }
