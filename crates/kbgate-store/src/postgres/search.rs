@@ -349,9 +349,10 @@ async fn count_in_scope(
     scope: &[&ScopeEntry],
     complete: bool,
 ) -> Result<MatchCount, StoreError> {
-    let mut qb = QueryBuilder::<Postgres>::new("SELECT count(*) FROM pages p WHERE p.id = ANY(");
+    // Through unnest, as the rank window does (an `id = ANY` plan was 2-3x slower there).
+    let mut qb = QueryBuilder::<Postgres>::new("SELECT count(*) FROM unnest(");
     qb.push_bind(ids.to_vec());
-    qb.push(")");
+    qb.push("::text[]) AS c(id) JOIN pages p ON p.id = c.id WHERE true");
     push_exact_scope(&mut qb, scope);
     let n: i64 = qb.build_query_scalar().fetch_one(&mut **tx).await?;
     let n = u64::try_from(n).unwrap_or(0);
