@@ -8,10 +8,11 @@ use serde::Serialize;
 use crate::error::Error;
 use crate::extractors::ApiViewer;
 use crate::html::{self, TreeNode};
-use crate::library::{Found, SearchFilter};
+use crate::library::Found;
 use crate::pages::{SearchQuery, check_query};
 use crate::state::AppState;
 use crate::urls;
+use kbgate_store::MatchCount;
 
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct SpaceJson {
@@ -210,10 +211,14 @@ pub(crate) struct SearchJson {
     query: String,
     offset: u32,
     has_more: bool,
+    /// How many readable pages match: exactly, or at least (`total_exact` false) when the
+    /// match set is larger than the search's candidate bound.
+    total: u64,
+    total_exact: bool,
     hits: Vec<HitJson>,
 }
 
-/// `GET /api/v1/search?q=&limit=&offset=`.
+/// `GET /api/v1/search?q=&limit=&offset=&space=&label=`.
 #[utoipa::path(
     get, path = "/api/v1/search", tag = "content",
     summary = "Full-text search over what the person may read",
@@ -237,8 +242,12 @@ pub(crate) async fn search(
     } else {
         state
             .library()
-            .search(&v.viewer, &text, &SearchFilter::default(), limit, q.offset)
+            .search(&v.viewer, &text, &q.filter(), limit, q.offset)
             .await?
+    };
+    let (total, total_exact) = match found.total {
+        MatchCount::Exact(n) => (n, true),
+        MatchCount::AtLeast(n) => (n, false),
     };
     let (hits, has_more) = (found.hits, found.has_more);
     let s = state.settings();
@@ -246,6 +255,8 @@ pub(crate) async fn search(
         query: text,
         offset: q.offset,
         has_more,
+        total,
+        total_exact,
         hits: hits
             .into_iter()
             .map(|h| HitJson {

@@ -341,7 +341,7 @@ struct FilterOption {
 struct SearchPage {
     chrome: Chrome,
     hits: Vec<HitView>,
-    /// "12 results", "At least 1,000 results" (empty before a query).
+    /// "12 results", "More than 100 results" (empty before a query).
     count_text: String,
     next_href: Option<String>,
     spaces: Vec<FilterOption>,
@@ -423,25 +423,13 @@ fn search_href(q: &str, filter: &SearchFilter, offset: u32) -> String {
     )
 }
 
-/// "1 result", "12 results", "At least 1,000 results".
+/// "1 result", "12 results", "More than 100 results" (empty for a count that says nothing).
 fn count_text(total: MatchCount) -> String {
-    let (n, exact) = match total {
-        MatchCount::Exact(n) => (n, true),
-        MatchCount::AtLeast(n) => (n, false),
-    };
-    let digits = n.to_string();
-    let mut grouped = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            grouped.push(',');
-        }
-        grouped.push(c);
-    }
-    let noun = if n == 1 { "result" } else { "results" };
-    if exact {
-        format!("{grouped} {noun}")
-    } else {
-        format!("At least {grouped} {noun}")
+    match total {
+        MatchCount::Exact(1) => "1 result".to_owned(),
+        MatchCount::Exact(n) => format!("{n} results"),
+        MatchCount::AtLeast(0) => String::new(),
+        MatchCount::AtLeast(n) => format!("More than {} results", n - 1),
     }
 }
 
@@ -834,6 +822,18 @@ mod tests {
             "{html}"
         );
         assert!(!html.contains("kbgateEmail") && !html.contains("kbgateCsrf"));
+    }
+
+    #[test]
+    fn result_counts_read_as_people_expect() {
+        assert_eq!(count_text(MatchCount::Exact(0)), "0 results");
+        assert_eq!(count_text(MatchCount::Exact(1)), "1 result");
+        assert_eq!(count_text(MatchCount::Exact(100)), "100 results");
+        assert_eq!(
+            count_text(MatchCount::AtLeast(101)),
+            "More than 100 results"
+        );
+        assert_eq!(count_text(MatchCount::AtLeast(0)), "");
     }
 
     #[test]

@@ -90,7 +90,8 @@ async fn start_browser(chromium: &Path, driver: &Path, downloads: &Path) -> (Dri
 }
 
 /// Nothing a page's content could have done is visible: no prompt is open, the browser is
-/// still on the portal, no script element or event-handler attribute is in the DOM, and the
+/// still on the portal, no script element (but the portal's own suggestions script in the
+/// head) or event-handler attribute is in the DOM, and the
 /// marker a hostile script would set is absent.
 async fn assert_nothing_ran(c: &Client, base: &str, what: &str) {
     assert!(
@@ -106,7 +107,12 @@ async fn assert_nothing_ran(c: &Client, base: &str, what: &str) {
         .execute(
             r#"
             const bad = [];
-            for (const s of document.querySelectorAll('script')) bad.push('script ' + (s.src || s.textContent.slice(0, 40)));
+            for (const s of document.querySelectorAll('script')) {
+              // The portal's own script (search suggestions), exactly as base.html has it.
+              const ours = s.parentElement === document.head && s.getAttribute('src') === '/assets/suggest.js'
+                && s.attributes.length === 2 && s.hasAttribute('defer') && s.textContent === '';
+              if (!ours) bad.push('script ' + (s.src || s.textContent.slice(0, 40)));
+            }
             for (const el of document.querySelectorAll('*')) {
               for (const a of el.attributes) {
                 if (a.name.startsWith('on')) bad.push(el.tagName + ' @' + a.name);
@@ -436,4 +442,153 @@ async fn hrefs(c: &Client, css: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// The browser tools, or `None` (test skipped with a message) when they are missing outside
+/// CI.
+fn browser_tools() -> Option<(PathBuf, PathBuf)> {
+    match (
+        tool("KBGATE_CHROMIUM", "/usr/bin/chromium"),
+        tool("KBGATE_CHROMEDRIVER", "/usr/bin/chromedriver"),
+    ) {
+        (Some(c), Some(d)) => Some((c, d)),
+        _ => {
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("CI=true but chromium/chromedriver are missing");
+            }
+            eprintln!(
+                "SKIPPED browser test: /usr/bin/chromium and /usr/bin/chromedriver are needed"
+            );
+            None
+        }
+    }
+}
+
+/// Waits up to 5 s for `script` (a WebDriver script returning a value) to return `want`.
+async fn wait_for(c: &Client, script: &str, want: serde_json::Value) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let got = c.execute(script, vec![]).await.unwrap();
+        if got == want {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{script} gave {got}, not {want}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn suggestions_are_a_keyboard_combobox_and_feedback_is_a_plain_form() {
+    let Some((chromium, driver)) = browser_tools() else {
+        return;
+    };
+    let app = spawn_app().await;
+    let base = app.base.clone();
+    let downloads = tempfile::tempdir().unwrap();
+    let (_driver, c) = start_browser(&chromium, &driver, downloads.path()).await;
+    let token = mint_hs256(&claims("ann@acme.com"));
+    c.goto(&format!("{base}/auth/embed?token={token}&return_to=/"))
+        .await
+        .unwrap();
+    assert_eq!(c.current_url().await.unwrap().path(), "/");
+
+    // The header box becomes a combobox controlling a listbox (WAI-ARIA combobox pattern).
+    let q = c.find(Locator::Id("q")).await.unwrap();
+    assert_eq!(q.attr("role").await.unwrap().as_deref(), Some("combobox"));
+    assert_eq!(
+        q.attr("aria-expanded").await.unwrap().as_deref(),
+        Some("false")
+    );
+    let list_id = q
+        .attr("aria-controls")
+        .await
+        .unwrap()
+        .expect("aria-controls");
+    q.send_keys("pub").await.unwrap();
+    wait_for(
+        &c,
+        "return document.getElementById('q').getAttribute('aria-expanded')",
+        json!("true"),
+    )
+    .await;
+    let options: Vec<String> = {
+        let mut out = Vec::new();
+        for o in c
+            .find_all(Locator::Css(&format!("#{list_id} [role=option]")))
+            .await
+            .unwrap()
+        {
+            out.push(o.text().await.unwrap());
+        }
+        out
+    };
+    assert_eq!(options, ["Public FAQ KB", "Public under internal KB"]);
+    // Arrow down makes the first option active; Enter opens it.
+    q.send_keys("\u{E015}").await.unwrap(); // ArrowDown
+    let active = q
+        .attr("aria-activedescendant")
+        .await
+        .unwrap()
+        .expect("active");
+    assert_eq!(active, format!("{list_id}-0"));
+    assert_eq!(
+        attr(&c, &format!("#{active}"), "aria-selected").await,
+        "true"
+    );
+    // Escape closes, ArrowDown opens again.
+    q.send_keys("\u{E00C}").await.unwrap(); // Escape
+    assert_eq!(
+        q.attr("aria-expanded").await.unwrap().as_deref(),
+        Some("false")
+    );
+    q.send_keys("\u{E015}").await.unwrap();
+    q.send_keys("\u{E007}").await.unwrap(); // Enter
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while c.current_url().await.unwrap().path() != format!("/pages/{}", ids::PUBLIC_FAQ)
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        c.current_url().await.unwrap().path(),
+        format!("/pages/{}", ids::PUBLIC_FAQ)
+    );
+    assert_nothing_ran(&c, &base, "page after a suggestion").await;
+
+    // "Was this helpful?": a plain HTML form post; no script takes part.
+    c.execute(
+        "document.getElementById('fb-comment').value = 'Clear, thanks';",
+        vec![],
+    )
+    .await
+    .unwrap();
+    c.find(Locator::Css("section.feedback button[value=yes]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let h1 = c
+        .find(Locator::Css("main h1"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(h1, "Thank you for your feedback");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let v = app
+            .store
+            .feedback(&kbgate_store::FeedbackFilter::default())
+            .await
+            .unwrap();
+        if let Some(v) = v.first() {
+            assert!(v.helpful);
+            assert_eq!(v.comment.as_deref(), Some("Clear, thanks"));
+            break;
+        }
+        assert!(Instant::now() < deadline, "the vote was not stored");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

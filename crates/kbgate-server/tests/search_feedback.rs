@@ -444,3 +444,28 @@ async fn emails_are_kept_when_configured() {
     assert_eq!(e[0].email.as_deref(), Some("ann@acme.com"));
     assert_eq!(e[0].results, 0);
 }
+
+#[tokio::test]
+async fn the_json_api_counts_and_filters_like_the_page() {
+    let app = spawn_app().await;
+    let (s, body) = app.api_get("/api/v1/search?q=intro", "ann@acme.com").await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        (body["total"].as_u64(), body["total_exact"].as_bool()),
+        (Some(5), Some(true))
+    );
+    let (_, body) = app
+        .api_get("/api/v1/search?q=intro&label=public", "ann@acme.com")
+        .await;
+    assert_eq!(body["total"].as_u64(), Some(2));
+    assert_eq!(body["hits"].as_array().unwrap().len(), 2);
+    let (_, body) = app
+        .api_get("/api/v1/search?q=intro&label=internal", "pat@partner.com")
+        .await;
+    assert_eq!(body["total"].as_u64(), Some(0));
+    let (_, body) = app
+        .api_get("/api/v1/search?q=hotel&space=HR", "ann@acme.com")
+        .await;
+    assert_eq!(body["total"].as_u64(), Some(0));
+    assert!(body["hits"].as_array().unwrap().is_empty());
+}

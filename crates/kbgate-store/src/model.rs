@@ -277,14 +277,14 @@ pub struct SearchResults {
     pub total: MatchCount,
 }
 
-/// How many pages a search matched (what "N results" says). Counted over the newest
-/// matches the search plan reads anyway (the crate docs, "Search"), so it costs one
-/// indexed check per candidate, never a scan of a large match set.
+/// How many pages a search matched (what "N results" says): exact up to 100 matches, a lower
+/// bound beyond. Counted over the newest matches the search plan reads anyway (the crate
+/// docs, "Search"), at most 101 of them, each checked against the scope like a hit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MatchCount {
     /// Exactly this many.
     Exact(u64),
-    /// At least this many (the match set is larger than the plan's candidate bound).
+    /// At least this many (more matches than are counted exactly).
     AtLeast(u64),
 }
 
@@ -464,4 +464,51 @@ pub struct SearchEvent {
     pub query: String,
     /// How many results the reader was shown a count of.
     pub results: u64,
+}
+
+/// A page view, for per-domain insights.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageViewEvent {
+    /// When the page was served.
+    pub at: DateTime<Utc>,
+    /// The page.
+    pub page_id: String,
+    /// Its space.
+    pub space_key: String,
+    /// The reader's email domain (lower case).
+    pub domain: String,
+    /// A stable key for the reader that is not the email (as [`FeedbackRecord::voter`]).
+    pub reader: String,
+}
+
+/// Which period and domain an insights summary covers ([`crate::Insights::insights_summary`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InsightsQuery {
+    /// From this time on (inclusive).
+    pub since: Option<DateTime<Utc>>,
+    /// Before this time (exclusive).
+    pub until: Option<DateTime<Utc>>,
+    /// Only this email domain (exact, lower case).
+    pub domain: Option<String>,
+    /// How many top pages and zero-result queries to list.
+    pub top: u32,
+}
+
+/// What readers did over a period: the numbers of an insights page.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InsightsSummary {
+    /// Page views.
+    pub page_views: u64,
+    /// Distinct readers who viewed a page.
+    pub unique_readers: u64,
+    /// `(page id, space key, views)`, most viewed first.
+    pub top_pages: Vec<(String, String, u64)>,
+    /// Searches run.
+    pub searches: u64,
+    /// `(query, times)` of searches that found nothing, most frequent first.
+    pub zero_result_queries: Vec<(String, u64)>,
+    /// "Was this helpful?" votes cast in the period: yes.
+    pub helpful_yes: u64,
+    /// … and no.
+    pub helpful_no: u64,
 }

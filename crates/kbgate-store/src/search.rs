@@ -33,6 +33,20 @@
 use std::collections::HashSet;
 use std::hash::Hash;
 
+/// Matches counted exactly at most; a larger match set is "more than" this many (see
+/// [`crate::MatchCount`]).
+pub(crate) const COUNT_LIMIT: usize = 100;
+
+/// The count of `n` verified candidates; `exact` when they were every match.
+pub(crate) fn match_count(n: i64, exact: bool) -> crate::MatchCount {
+    let n = u64::try_from(n).unwrap_or(0);
+    if exact {
+        crate::MatchCount::Exact(n)
+    } else {
+        crate::MatchCount::AtLeast(n)
+    }
+}
+
 /// Bounds of the search plan. Fixed in production; tests shrink them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct SearchLimits {

@@ -326,6 +326,14 @@ pub trait Insights: Send + Sync {
         since: Option<DateTime<Utc>>,
         limit: u32,
     ) -> Result<Vec<SearchEvent>, StoreError>;
+    /// Appends page views (one statement per batch).
+    async fn record_page_views(&self, views: &[PageViewEvent]) -> Result<(), StoreError>;
+    /// Page views, unique readers, top pages, searches, zero-result queries and votes over
+    /// a period, for one domain or all.
+    async fn insights_summary(&self, q: &InsightsQuery) -> Result<InsightsSummary, StoreError>;
+    /// Retention: deletes page views and search events older than `before` (votes are kept:
+    /// readers wrote them for the admin). Returns rows removed.
+    async fn purge_insights(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
 }
 
 /// The open transaction of one space's sync. Dropping it without [`SpaceSync::commit`]

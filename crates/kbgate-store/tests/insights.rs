@@ -13,6 +13,8 @@ kbgate_store::store_tests!(
     search_events_are_appended_and_listed_newest_first,
     search_counts_only_matches_in_scope,
     search_counts_of_a_big_match_set_are_lower_bounds,
+    search_counts_exactly_up_to_a_hundred,
+    insights_sum_up_a_period_per_domain_and_purge,
 );
 
 fn ts(minutes: i64) -> DateTime<Utc> {
@@ -264,7 +266,8 @@ async fn search_counts_only_matches_in_scope(t: &TestStore) {
 
 async fn search_counts_of_a_big_match_set_are_lower_bounds(t: &TestStore) {
     let s = &*t.store;
-    // 1,300 matches, every 7th restricted: more than either backend's candidate bound.
+    // 1,300 matches, every 7th restricted: more than are counted exactly, and more than
+    // either backend's candidate bound.
     let pages: Vec<PageRecord> = (0..1300)
         .map(|i| {
             let mut p = page(
@@ -289,10 +292,128 @@ async fn search_counts_of_a_big_match_set_are_lower_bounds(t: &TestStore) {
         .unwrap();
     match r.total {
         MatchCount::AtLeast(n) => {
-            // Never more than the readable matches (1,300 less 186 restricted).
-            assert!(n <= 1114, "{n}");
-            assert!(n >= 20, "{n}");
+            // The first 101 newest candidates, each checked: never the restricted ones.
+            assert!(n <= 101, "{n}");
+            assert!(n >= 80, "{n}");
         }
         other => panic!("a bounded search gives a lower bound, not {other:?}"),
     }
+}
+
+async fn search_counts_exactly_up_to_a_hundred(t: &TestStore) {
+    let s = &*t.store;
+    let pages = |n: usize| -> Vec<PageRecord> {
+        (0..n)
+            .map(|i| page(&format!("p{i:03}"), "C", &format!("Page {i}"), "plum", &[]))
+            .collect()
+    };
+    sync(s, "C", "C", pages(100)).await;
+    let r = s.search("plum", &[scope("C", None)], 20, 0).await.unwrap();
+    assert_eq!(r.total, MatchCount::Exact(100));
+    sync(s, "C", "C", pages(101)).await;
+    let r = s.search("plum", &[scope("C", None)], 20, 0).await.unwrap();
+    assert_eq!(r.total, MatchCount::AtLeast(101));
+}
+
+async fn insights_sum_up_a_period_per_domain_and_purge(t: &TestStore) {
+    let s = &*t.store;
+    let view = |page: &str, domain: &str, reader: &str, at: i64| PageViewEvent {
+        at: ts(at),
+        page_id: page.into(),
+        space_key: "KB".into(),
+        domain: domain.into(),
+        reader: reader.into(),
+    };
+    s.record_page_views(&[
+        view("1", "acme.com", "ann", 0),
+        view("1", "acme.com", "ann", 1),
+        view("1", "acme.com", "bob", 2),
+        view("2", "acme.com", "bob", 3),
+        view("2", "globex.com", "gil", 4),
+        view("3", "acme.com", "ann", 100),
+    ])
+    .await
+    .unwrap();
+    let search = |q: &str, domain: &str, results: u64, at: i64| SearchEvent {
+        at: ts(at),
+        domain: domain.into(),
+        email: None,
+        query: q.into(),
+        results,
+    };
+    s.record_searches(&[
+        search("instal", "acme.com", 0, 0),
+        search("instal", "acme.com", 0, 1),
+        search("proxy", "acme.com", 0, 2),
+        search("install", "acme.com", 4, 3),
+        search("instal", "globex.com", 0, 4),
+    ])
+    .await
+    .unwrap();
+    s.put_feedback(&vote("1", "ann", "acme.com", true, 5))
+        .await
+        .unwrap();
+    s.put_feedback(&vote("1", "bob", "acme.com", false, 6))
+        .await
+        .unwrap();
+    s.put_feedback(&vote("2", "gil", "globex.com", true, 7))
+        .await
+        .unwrap();
+
+    let acme = s
+        .insights_summary(&InsightsQuery {
+            since: Some(ts(0)),
+            until: Some(ts(100)),
+            domain: Some("acme.com".into()),
+            top: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        acme,
+        InsightsSummary {
+            page_views: 4,
+            unique_readers: 2,
+            top_pages: vec![("1".into(), "KB".into(), 3), ("2".into(), "KB".into(), 1)],
+            searches: 4,
+            zero_result_queries: vec![("instal".into(), 2), ("proxy".into(), 1)],
+            helpful_yes: 1,
+            helpful_no: 1,
+        }
+    );
+    let all = s
+        .insights_summary(&InsightsQuery {
+            top: 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (all.page_views, all.unique_readers, all.searches),
+        (6, 3, 5)
+    );
+    assert_eq!(all.top_pages, [("1".to_owned(), "KB".to_owned(), 3)]);
+    assert_eq!(all.zero_result_queries, [("instal".to_owned(), 3)]);
+    assert_eq!((all.helpful_yes, all.helpful_no), (2, 1));
+    // Nothing in an empty period.
+    let none = s
+        .insights_summary(&InsightsQuery {
+            since: Some(ts(1000)),
+            top: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(none, InsightsSummary::default());
+    // Retention: events before the cut go, votes stay.
+    assert_eq!(s.purge_insights(ts(3)).await.unwrap(), 3 + 3);
+    let left = s
+        .insights_summary(&InsightsQuery {
+            top: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!((left.page_views, left.searches), (3, 2));
+    assert_eq!((left.helpful_yes, left.helpful_no), (2, 1));
 }

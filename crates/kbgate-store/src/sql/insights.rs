@@ -7,7 +7,9 @@ use sqlx::{ColumnIndex, Executor, QueryBuilder};
 
 use super::{BATCH_ROWS, Db, RowsAffected, Scalar, SqlStore};
 use crate::StoreError;
-use crate::model::{FeedbackFilter, FeedbackRecord, SearchEvent};
+use crate::model::{
+    FeedbackFilter, FeedbackRecord, InsightsQuery, InsightsSummary, PageViewEvent, SearchEvent,
+};
 use crate::store::Insights;
 
 fn to_ms(t: DateTime<Utc>) -> i64 {
@@ -86,6 +88,11 @@ where
     bool: Scalar<DB>,
     for<'r> FeedbackRow: sqlx::FromRow<'r, DB::Row>,
     for<'r> SearchEventRow: sqlx::FromRow<'r, DB::Row>,
+    for<'r> (i64, i64): sqlx::FromRow<'r, DB::Row>,
+    for<'r> (Option<i64>, Option<i64>): sqlx::FromRow<'r, DB::Row>,
+    for<'r> (String, String, i64): sqlx::FromRow<'r, DB::Row>,
+    for<'r> (String, i64): sqlx::FromRow<'r, DB::Row>,
+    for<'r> (i64,): sqlx::FromRow<'r, DB::Row>,
 {
     async fn put_feedback(&self, v: &FeedbackRecord) -> Result<bool, StoreError> {
         // Update first, so the answer says whether a vote was replaced; an insert racing
@@ -178,5 +185,104 @@ where
         .fetch_all(&self.ops)
         .await?;
         rows.into_iter().map(SearchEvent::try_from).collect()
+    }
+
+    async fn record_page_views(&self, views: &[PageViewEvent]) -> Result<(), StoreError> {
+        for chunk in views.chunks(BATCH_ROWS) {
+            let mut qb = QueryBuilder::<DB>::new(
+                "INSERT INTO page_views (at_ms, page_id, space_key, domain, reader) ",
+            );
+            qb.push_values(chunk, |mut b, v| {
+                b.push_bind(to_ms(v.at))
+                    .push_bind(v.page_id.clone())
+                    .push_bind(v.space_key.clone())
+                    .push_bind(v.domain.clone())
+                    .push_bind(v.reader.clone());
+            });
+            qb.build().execute(&self.ops).await?;
+        }
+        Ok(())
+    }
+
+    async fn insights_summary(&self, q: &InsightsQuery) -> Result<InsightsSummary, StoreError> {
+        // $1 since, $2 until, $3 domain: the same period filter on every table.
+        const WHERE: &str = "($1 IS NULL OR at_ms >= $1) AND ($2 IS NULL OR at_ms < $2) \
+             AND ($3 IS NULL OR domain = $3)";
+        let since = q.since.map(to_ms);
+        let until = q.until.map(to_ms);
+        let domain = q.domain.clone();
+        let top = i64::from(q.top);
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        let (views, readers): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*), count(DISTINCT reader) FROM page_views WHERE {WHERE}"
+        )))
+        .bind(since)
+        .bind(until)
+        .bind(domain.clone())
+        .fetch_one(&self.ops)
+        .await?;
+        let top_pages: Vec<(String, String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT page_id, space_key, count(*) AS n FROM page_views WHERE {WHERE} \
+             GROUP BY page_id, space_key ORDER BY n DESC, page_id LIMIT $4"
+        )))
+        .bind(since)
+        .bind(until)
+        .bind(domain.clone())
+        .bind(top)
+        .fetch_all(&self.ops)
+        .await?;
+        let (searches,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*) FROM search_events WHERE {WHERE}"
+        )))
+        .bind(since)
+        .bind(until)
+        .bind(domain.clone())
+        .fetch_one(&self.ops)
+        .await?;
+        let zero: Vec<(String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT query, count(*) AS n FROM search_events WHERE {WHERE} AND results = 0 \
+             GROUP BY query ORDER BY n DESC, query LIMIT $4"
+        )))
+        .bind(since)
+        .bind(until)
+        .bind(domain.clone())
+        .bind(top)
+        .fetch_all(&self.ops)
+        .await?;
+        let (yes, no): (Option<i64>, Option<i64>) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT sum(CASE WHEN helpful THEN 1 ELSE 0 END), \
+             sum(CASE WHEN helpful THEN 0 ELSE 1 END) FROM page_feedback WHERE {WHERE}"
+        )))
+        .bind(since)
+        .bind(until)
+        .bind(domain)
+        .fetch_one(&self.ops)
+        .await?;
+        Ok(InsightsSummary {
+            page_views: count(views),
+            unique_readers: count(readers),
+            top_pages: top_pages
+                .into_iter()
+                .map(|(p, s, n)| (p, s, count(n)))
+                .collect(),
+            searches: count(searches),
+            zero_result_queries: zero.into_iter().map(|(q, n)| (q, count(n))).collect(),
+            helpful_yes: count(yes.unwrap_or(0)),
+            helpful_no: count(no.unwrap_or(0)),
+        })
+    }
+
+    async fn purge_insights(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut n = 0;
+        for table in ["page_views", "search_events"] {
+            n += sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE at_ms < $1"
+            )))
+            .bind(to_ms(before))
+            .execute(&self.ops)
+            .await?
+            .rows_affected();
+        }
+        Ok(n)
     }
 }

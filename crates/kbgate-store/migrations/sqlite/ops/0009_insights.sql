@@ -30,3 +30,17 @@ CREATE TABLE search_events (
     results INTEGER NOT NULL
 );
 CREATE INDEX search_events_at ON search_events(at_ms);
+CREATE INDEX search_events_domain ON search_events(domain, at_ms);
+
+-- Page views for per-domain insights (#13): `reader` is the same hash of the email as a
+-- vote's `voter`, so unique readers are counted without keeping emails.
+CREATE TABLE page_views (
+    seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+    at_ms     INTEGER NOT NULL,
+    page_id   TEXT NOT NULL,
+    space_key TEXT NOT NULL,
+    domain    TEXT NOT NULL,
+    reader    TEXT NOT NULL
+);
+CREATE INDEX page_views_at ON page_views(at_ms);
+CREATE INDEX page_views_domain ON page_views(domain, at_ms);
