@@ -31,11 +31,20 @@ impl FromRequestParts<AppState> for CurrentViewer {
         let settings = state.settings();
         let id = session_cookie(&parts.headers, settings).ok_or(Error::Unauthorized)?;
         let now = Utc::now();
-        let session = state
-            .sessions()
-            .resolve(&id, settings, now)
-            .await?
-            .ok_or(Error::Unauthorized)?;
+        let Some(session) = state.sessions().resolve(&id, settings, now).await? else {
+            // A session that a policy change ended (here or by the sweep) is shown the
+            // refusal, not a sign-in prompt that cannot succeed. Only on this failure path:
+            // a served page costs nothing more.
+            return match state.sessions().ended_email(&id, now).await? {
+                Some(email) if state.policy().viewer(&email, now).is_err() => {
+                    Err(Error::Refused(Box::new(crate::error::Refusal {
+                        email: email.as_str().to_owned(),
+                        csrf: id.derive("csrf"),
+                    })))
+                }
+                _ => Err(Error::Unauthorized),
+            };
+        };
         let viewer = match state
             .policy()
             .session_viewer(&session.email, session.created_at, now)
