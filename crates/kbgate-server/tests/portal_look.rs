@@ -239,7 +239,9 @@ async fn a_space_home_shows_its_home_page_and_the_first_levels_open() {
     assert_eq!(s, 200);
     assert!(body.contains("welcome alpha"), "the home page's content");
     assert!(body.contains("<nav aria-label=\"Pages\" class=\"tree\">"));
-    assert!(body.contains("<details open><summary><a href=\"/pages/1001\">Welcome</a>"));
+    assert!(body.contains(
+        "<li class=\"branch\"><a href=\"/pages/1001\">Welcome</a><details open><summary>"
+    ));
     assert!(
         body.contains("Child page"),
         "the first level under the home page"
