@@ -146,6 +146,16 @@ public_url = {public}
 outbox_dir = {outbox}
 from = "Demo Knowledge Base <kb@example.com>"
 
+# How the portal presents itself (every key optional).
+[portal.brand]
+site_name = "Initech Help Center"
+title_name = "Initech Help"
+accent = '#8a2be2'
+accent_dark = '#c9a7ff'
+support_email = "support@example.com"
+footer_links = [{{ text = "Privacy", url = "https://example.com/privacy" }},
+                {{ text = "Status", url = "https://status.example.com/" }}]
+
 [embed]
 issuer = {issuer}
 audience = "kbgate"
