@@ -183,6 +183,37 @@ async fn assert_accessible(c: &Client, axe: &str, what: &str) {
     );
 }
 
+/// A Chromium DevTools command sent through chromedriver (`goog/cdp/execute`): how the test
+/// switches the page to dark mode (`Emulation.setEmulatedMedia`, `prefers-color-scheme`).
+#[derive(Debug)]
+struct Cdp(serde_json::Value);
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(self.0.to_string()))
+    }
+}
+
+async fn color_scheme(c: &Client, scheme: &str) {
+    c.issue_cmd(Cdp(json!({
+        "cmd": "Emulation.setEmulatedMedia",
+        "params": { "features": [{ "name": "prefers-color-scheme", "value": scheme }] }
+    })))
+    .await
+    .expect("emulate prefers-color-scheme");
+}
+
 /// The page does not scroll sideways: wide code, tables and images scroll inside their
 /// own box.
 async fn assert_no_sideways_scroll(c: &Client, what: &str) {
@@ -506,6 +537,21 @@ async fn a_customer_reads_the_knowledge_base_in_a_real_browser() {
         c.goto(url).await.unwrap();
         assert_accessible(&c, &axe, what).await;
     }
+    // Dark mode too: contrast everywhere, search highlights included.
+    color_scheme(&c, "dark").await;
+    for (what, url) in &kinds {
+        c.goto(url).await.unwrap();
+        let dark = c
+            .execute(
+                "return matchMedia('(prefers-color-scheme: dark)').matches;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(dark, json!(true), "{what}: dark mode is on");
+        assert_accessible(&c, &axe, &format!("{what} (dark)")).await;
+    }
+    color_scheme(&c, "light").await;
     c.set_window_size(390, 844).await.unwrap();
     let inner = c
         .execute("return window.innerWidth;", vec![])
