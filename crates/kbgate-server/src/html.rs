@@ -146,8 +146,9 @@ fn write_list(out: &mut String, nodes: &[TreeNode], current: Option<&str>, open_
         } else {
             let open = open_all || current.is_some_and(|c| contains(n, c));
             // The link stands before the disclosure, not inside its `<summary>`: a link
-            // inside a summary is a control nested in a control (axe `nested-interactive`,
-            // WCAG 4.1.2). The summary is named for the pages it shows.
+            // inside a summary is a control nested in a control (axe-core's `nested-interactive`
+            // rule: its matches include `summary`, check `no-focusable-content`; WCAG 4.1.2).
+            // The summary is named for the pages it shows.
             let _ = write!(
                 out,
                 "<li class=\"branch\">{link}<details{}><summary><span class=\"visually-hidden\">\

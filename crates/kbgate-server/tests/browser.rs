@@ -185,6 +185,9 @@ async fn assert_accessible(c: &Client, axe: &str, what: &str) {
 
 /// A Chromium DevTools command sent through chromedriver (`goog/cdp/execute`): how the test
 /// switches the page to dark mode (`Emulation.setEmulatedMedia`, `prefers-color-scheme`).
+/// The endpoint is chromedriver's own (POST `/session/{id}/goog/cdp/execute`, body
+/// `{"cmd", "params"}`), the one Selenium's `executeCdpCommand` and Appium use
+/// (appium/appium-base-driver#405, SeleniumHQ/selenium#9856).
 #[derive(Debug)]
 struct Cdp(serde_json::Value);
 
