@@ -55,11 +55,20 @@ pub(crate) fn widget_token(headers: &axum::http::HeaderMap) -> Result<Option<Opa
 async fn session_viewer(state: &AppState, id: Opaque) -> Result<CurrentViewer, Error> {
     let settings = state.settings();
     let now = Utc::now();
-    let session = state
-        .sessions()
-        .resolve(&id, settings, now)
-        .await?
-        .ok_or(Error::Unauthorized)?;
+    let Some(session) = state.sessions().resolve(&id, settings, now).await? else {
+        // A session that a policy change ended (here or by the sweep) is shown the refusal,
+        // not a sign-in prompt that cannot succeed. Only on this failure path: a served page
+        // costs nothing more.
+        return match state.sessions().ended_email(&id, now).await? {
+            Some(email) if state.policy().viewer(&email, now).is_err() => {
+                Err(Error::Refused(Box::new(crate::error::Refusal {
+                    email: email.as_str().to_owned(),
+                    csrf: id.derive("csrf"),
+                })))
+            }
+            _ => Err(Error::Unauthorized),
+        };
+    };
     let viewer = match state
         .policy()
         .session_viewer(&session.email, session.created_at, now)

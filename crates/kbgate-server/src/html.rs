@@ -146,10 +146,16 @@ fn write_list(out: &mut String, nodes: &[TreeNode], current: Option<&str>, open_
             let _ = write!(out, "<li>{link}</li>");
         } else {
             let open = open_all || current.is_some_and(|c| contains(n, c));
+            // The link stands before the disclosure, not inside its `<summary>`: a link
+            // inside a summary is a control nested in a control (axe-core's `nested-interactive`
+            // rule: its matches include `summary`, check `no-focusable-content`; WCAG 4.1.2).
+            // The summary is named for the pages it shows.
             let _ = write!(
                 out,
-                "<li><details{}><summary>{link}</summary>",
-                if open { " open" } else { "" }
+                "<li class=\"branch\">{link}<details{}><summary><span class=\"visually-hidden\">\
+                 Pages under {}</span></summary>",
+                if open { " open" } else { "" },
+                escape_html(&n.title)
             );
             write_list(out, &n.children, current, open_all);
             out.push_str("</details></li>");
@@ -186,17 +192,22 @@ fn write_index(out: &mut String, nodes: &[TreeNode], space_key: &str, levels: us
         if n.children.is_empty() {
             let _ = write!(out, "<li>{link}</li>");
         } else if levels > 1 {
-            let _ = write!(out, "<li><details open><summary>{link}</summary>");
+            let _ = write!(
+                out,
+                "<li class=\"branch\">{link}<details open><summary><span class=\"visually-hidden\">\
+                 Pages under {}</span></summary>",
+                escape_html(&n.title)
+            );
             write_index(out, &n.children, space_key, levels - 1);
             out.push_str("</details></li>");
         } else {
             let below = count(&n.children);
             let _ = write!(
                 out,
-                "<li>{link} <a class=\"below\" href=\"{}\" aria-label=\"{} {}: pages below\">\
+                "<li>{link} <a class=\"below\" href=\"{}\" aria-label=\"{below} {} below {}\">\
                  {below} {} below</a></li>",
                 escape_html(&urls::space_under(space_key, &n.id)),
-                below,
+                if below == 1 { "page" } else { "pages" },
                 escape_html(&n.title),
                 if below == 1 { "page" } else { "pages" }
             );

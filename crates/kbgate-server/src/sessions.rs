@@ -206,6 +206,20 @@ impl Sessions {
         Ok(ended)
     }
 
+    /// The email of an ended (revoked), unexpired session, to tell its holder why it ended.
+    pub(crate) async fn ended_email(
+        &self,
+        id: &Opaque,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Email>, Error> {
+        Ok(self
+            .store
+            .ended_session(&id.hash(), now)
+            .await
+            .map_err(store_err)?
+            .and_then(|rec| Email::parse(&rec.email).ok()))
+    }
+
     /// Ends a session the policy refused, with an audit record.
     pub(crate) async fn end_refused(&self, id: &Opaque) -> Result<(), Error> {
         if self.revoke(id).await? {

@@ -347,11 +347,18 @@ async fn matrix(app: &TestApp) {
             assert_eq!(resp.status(), 404, "{who:?} POST {path}");
         }
 
-        // The refusal ended the planted session: the same cookie is now signed out.
+        // The refusal ended the planted session; the same cookie is then still told why
+        // (403, the refusal page), and reads nothing.
         if matches!(who, Who::ExpiredAudience | Who::DeniedDomain) {
             let c = planted_session(app, who.email()).await;
             assert_eq!(app.get("/", Some(&c)).await.status(), 403, "{who:?}");
-            assert_eq!(app.get("/", Some(&c)).await.status(), 401, "{who:?} ended");
+            let live = app
+                .store
+                .active_session(&session_hash(&c), chrono::Utc::now())
+                .await
+                .unwrap();
+            assert!(live.is_none(), "{who:?}: the session ended");
+            assert_eq!(app.get("/", Some(&c)).await.status(), 403, "{who:?} ended");
         }
     }
 }

@@ -129,6 +129,126 @@ async fn assert_nothing_ran(c: &Client, base: &str, what: &str) {
     assert_eq!(found, json!([]), "{what}: active content in the DOM");
 }
 
+/// The pinned axe-core (npm), installed once under the target directory.
+const AXE_VERSION: &str = "4.14.1";
+
+/// axe-core's browser bundle: from the cached install, or installed with npm now. A missing
+/// npm or registry fails the test (the accessibility check is part of it, never skipped
+/// when the browser runs).
+fn axe_source() -> String {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("axe-core-{AXE_VERSION}"));
+    let js = dir.join("node_modules/axe-core/axe.min.js");
+    if !js.exists() {
+        std::fs::create_dir_all(&dir).unwrap();
+        let status = Command::new("npm")
+            .args([
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--no-save",
+                "--prefix",
+            ])
+            .arg(&dir)
+            .arg(format!("axe-core@{AXE_VERSION}"))
+            .status()
+            .expect("npm (to install axe-core for the accessibility check)");
+        assert!(
+            status.success(),
+            "npm install axe-core@{AXE_VERSION} failed"
+        );
+    }
+    std::fs::read_to_string(&js).unwrap_or_else(|e| panic!("{}: {e}", js.display()))
+}
+
+/// axe-core finds no violation on the current page (every rule axe runs by default, WCAG
+/// 2.x A and AA among them: contrast, names, landmarks, scrollable regions reachable by
+/// keyboard…). Injected through WebDriver, so the portal's CSP needs no exception.
+async fn assert_accessible(c: &Client, axe: &str, what: &str) {
+    c.execute(&format!("{axe}\nreturn typeof axe;"), vec![])
+        .await
+        .unwrap();
+    let found = c
+        .execute_async(
+            r#"
+            const done = arguments[arguments.length - 1];
+            axe.run(document, { resultTypes: ['violations'] })
+              .then(r => done(r.violations.map(v => ({
+                 id: v.id, impact: v.impact, help: v.help,
+                 nodes: v.nodes.slice(0, 5).map(n => n.target.join(' ') + ' :: ' + (n.failureSummary || '').slice(0, 300)) }))))
+              .catch(e => done([{ id: 'axe-error', nodes: [String(e)] }]));
+            "#,
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        found,
+        json!([]),
+        "{what}: axe-core violations:\n{}",
+        serde_json::to_string_pretty(&found).unwrap()
+    );
+}
+
+/// A Chromium DevTools command sent through chromedriver (`goog/cdp/execute`): how the test
+/// switches the page to dark mode (`Emulation.setEmulatedMedia`, `prefers-color-scheme`).
+/// The endpoint is chromedriver's own (POST `/session/{id}/goog/cdp/execute`, body
+/// `{"cmd", "params"}`), the one Selenium's `executeCdpCommand` and Appium use
+/// (appium/appium-base-driver#405, SeleniumHQ/selenium#9856).
+#[derive(Debug)]
+struct Cdp(serde_json::Value);
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/goog/cdp/execute",
+            session.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(self.0.to_string()))
+    }
+}
+
+async fn color_scheme(c: &Client, scheme: &str) {
+    c.issue_cmd(Cdp(json!({
+        "cmd": "Emulation.setEmulatedMedia",
+        "params": { "features": [{ "name": "prefers-color-scheme", "value": scheme }] }
+    })))
+    .await
+    .expect("emulate prefers-color-scheme");
+}
+
+/// The page does not scroll sideways: wide code, tables and images scroll inside their
+/// own box.
+async fn assert_no_sideways_scroll(c: &Client, what: &str) {
+    let sizes = c
+        .execute(
+            "return [document.documentElement.scrollWidth, window.innerWidth];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let (scroll, inner) = (sizes[0].as_f64().unwrap(), sizes[1].as_f64().unwrap());
+    if scroll > inner {
+        // Name the culprits to make a failure quick to fix.
+        let wide = c
+            .execute(
+                "const w = window.innerWidth; return [...document.querySelectorAll('body *')]
+                   .filter(e => e.getBoundingClientRect().right > w + 0.5)
+                   .slice(0, 8).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right));",
+                vec![],
+            )
+            .await
+            .unwrap();
+        panic!("{what}: scrolls sideways at {inner}px (scrollWidth {scroll}): {wide}");
+    }
+}
+
 async fn attr(c: &Client, css: &str, name: &str) -> String {
     c.find(Locator::Css(css))
         .await
@@ -408,7 +528,94 @@ async fn a_customer_reads_the_knowledge_base_in_a_real_browser() {
         "the simulator's site has hostile pages to open"
     );
 
-    // 7. Sign out ends the session: the home page asks for sign-in again.
+    // 7. Accessibility and phones. axe-core reports nothing on each kind of page (wide
+    //    screen, then phone), and at 390 px no page of the site scrolls sideways.
+    let axe = axe_source();
+    let some_page = format!("{base}{child_href}");
+    let kinds = [
+        ("home", format!("{base}/")),
+        ("space", format!("{base}/spaces/KB")),
+        ("space index", format!("{base}/spaces/ONBOARD")),
+        ("page", some_page.clone()),
+        (
+            "search",
+            format!("{base}/search?q={}", word.replace(' ', "+")),
+        ),
+        (
+            "search, nothing found",
+            format!("{base}/search?q=zzzqqqxxx"),
+        ),
+        ("not found", format!("{base}/pages/999999999")),
+    ];
+    for (what, url) in &kinds {
+        c.goto(url).await.unwrap();
+        assert_accessible(&c, &axe, what).await;
+    }
+    // Dark mode too: contrast everywhere, search highlights included.
+    color_scheme(&c, "dark").await;
+    for (what, url) in &kinds {
+        c.goto(url).await.unwrap();
+        let dark = c
+            .execute(
+                "return matchMedia('(prefers-color-scheme: dark)').matches;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(dark, json!(true), "{what}: dark mode is on");
+        assert_accessible(&c, &axe, &format!("{what} (dark)")).await;
+    }
+    color_scheme(&c, "light").await;
+    c.set_window_size(390, 844).await.unwrap();
+    let inner = c
+        .execute("return window.innerWidth;", vec![])
+        .await
+        .unwrap();
+    assert!(
+        inner.as_f64().is_some_and(|w| w <= 400.0),
+        "the window is phone-sized: {inner}"
+    );
+    for (what, url) in &kinds {
+        c.goto(url).await.unwrap();
+        assert_no_sideways_scroll(&c, what).await;
+        assert_accessible(&c, &axe, &format!("{what} (phone)")).await;
+    }
+    // On a phone the article comes first; the page tree opens from the drawer link.
+    c.goto(&some_page).await.unwrap();
+    let tree_shown = |c: Client| async move {
+        c.find(Locator::Css("aside.sidebar"))
+            .await
+            .unwrap()
+            .is_displayed()
+            .await
+            .unwrap()
+    };
+    assert!(!tree_shown(c.clone()).await, "the tree waits in its drawer");
+    c.find(Locator::Css("a.drawer-open"))
+        .await
+        .expect("a drawer link")
+        .click()
+        .await
+        .unwrap();
+    assert!(
+        tree_shown(c.clone()).await,
+        "the drawer opens without script"
+    );
+    let mut pages = 0;
+    for space in s.app.store.list_spaces().await.unwrap() {
+        for p in s.app.store.page_summaries(&space.id).await.unwrap() {
+            if p.effective_restricted {
+                continue;
+            }
+            pages += 1;
+            c.goto(&format!("{base}/pages/{}", p.id)).await.unwrap();
+            assert_no_sideways_scroll(&c, &format!("page {} ({})", p.id, p.title)).await;
+        }
+    }
+    assert!(pages > 10, "the site has pages to lay out: {pages}");
+    c.set_window_size(1280, 900).await.unwrap();
+
+    // 8. Sign out ends the session: the home page asks for sign-in again.
     c.goto(&format!("{base}/")).await.unwrap();
     c.find(Locator::Css("header .user button"))
         .await
@@ -431,6 +638,41 @@ async fn a_customer_reads_the_knowledge_base_in_a_real_browser() {
         c.source().await.unwrap().contains("/auth/email"),
         "the home page links to sign-in once signed out"
     );
+    // The sign-in page and the "sign in required" page are accessible too.
+    for (what, url) in [
+        ("sign-in", format!("{base}/auth/email")),
+        ("sign-in required", format!("{base}/spaces/KB")),
+    ] {
+        c.goto(&url).await.unwrap();
+        assert_accessible(&c, &axe, what).await;
+    }
+
+    // 9. A person whose organisation's access ended sees an honest refusal, accessible,
+    //    with a sign-out button and no sign-in prompt.
+    let token = mint_hs256(&claims(email));
+    c.goto(&format!("{base}/auth/embed?token={token}&return_to=/"))
+        .await
+        .unwrap();
+    let mut audiences = synced_policy().audiences().to_vec();
+    audiences.retain(|a| !a.domains.iter().any(|d| d.as_str() == "hooli.com"));
+    s.app
+        .policy
+        .replace(kbgate_policy::Policy::new(audiences, vec![]).unwrap());
+    c.goto(&some_page).await.unwrap();
+    let text = c
+        .find(Locator::Css("main"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("does not give access"), "{text}");
+    assert!(text.contains(email), "{text}");
+    assert!(
+        c.find(Locator::Css("main form button")).await.is_ok(),
+        "a sign-out button"
+    );
+    assert_accessible(&c, &axe, "refusal").await;
     c.close().await.unwrap();
 }
 

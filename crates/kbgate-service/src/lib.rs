@@ -190,7 +190,15 @@ impl Service {
         let mut tasks = JoinSet::new();
         {
             let (path, policy, stop) = (config.path.clone(), policy.clone(), stop.clone());
-            tasks.spawn(loops::reload(path, policy, config_poll, reload, stop));
+            let portal = state.clone();
+            tasks.spawn(loops::reload(
+                path,
+                policy,
+                portal,
+                config_poll,
+                reload,
+                stop,
+            ));
         }
         if let Some(source) = source {
             let (store, config, stop) = (store.clone(), config.clone(), stop.clone());

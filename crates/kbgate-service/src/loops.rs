@@ -104,12 +104,13 @@ fn fingerprint(path: &Path) -> Option<u64> {
     Some(h.finish())
 }
 
-/// Re-reads the policy when asked (SIGHUP in `kbgate serve`) or when the file's content
+/// Re-reads the policy (and the portal's brand) when asked (SIGHUP in `kbgate serve`) or when the file's content
 /// changes (polled every `poll`; zero: never). A bad file is refused with its errors logged
 /// once, and the running policy stays.
 pub(crate) async fn reload(
     path: PathBuf,
     policy: PolicyHandle,
+    portal: kbgate_server::AppState,
     poll: Duration,
     trigger: ReloadTrigger,
     stop: CancellationToken,
@@ -137,6 +138,11 @@ pub(crate) async fn reload(
             Ok(c) => {
                 policy.replace(c.policy);
                 tracing::info!("policy reloaded from {}", path.display());
+                // The brand reloads with it; one whose files cannot be read keeps the
+                // running brand (the policy above still applies).
+                if let Err(e) = portal.set_brand(&c.portal.brand) {
+                    tracing::error!("brand reload refused, keeping the running brand: {e}");
+                }
             }
             Err(e) => tracing::error!("config reload refused, keeping the running policy: {e}"),
         }

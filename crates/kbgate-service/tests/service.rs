@@ -15,7 +15,7 @@ use kbgate_store::{Store, SyncLease};
 
 mod common;
 
-use common::{API_KEY, write_config};
+use common::{API_KEY, write_config, write_config_branded};
 
 /// The CQL search behind the incremental change query (after the structure scan, under the
 /// space's lease).
@@ -156,8 +156,26 @@ async fn the_service_syncs_serves_reloads_and_stops_cleanly() {
     assert_eq!(body["space_key"], "KB");
     assert!(body["html"].as_str().is_some_and(|h| !h.is_empty()));
 
-    // The config changes: acme's domain goes; the running service picks it up.
-    write_config(dir, &sim, r#""acme.example""#, "");
+    let signin = |http: reqwest::Client| async move {
+        http.get(format!("http://{}/auth/email", service.addr))
+            .send()
+            .await
+            .expect("sign-in page")
+            .text()
+            .await
+            .expect("body")
+    };
+    assert!(signin(http.clone()).await.contains("Knowledge base"));
+
+    // The config changes: acme's domain goes, the portal gets a name; the running service
+    // picks both up.
+    write_config_branded(
+        dir,
+        &sim,
+        r#""acme.example""#,
+        "",
+        r#"site_name = "Acme Help""#,
+    );
     eventually("the reload refusing acme.com", || {
         let http = http.clone();
         async move {
@@ -170,6 +188,11 @@ async fn the_service_syncs_serves_reloads_and_stops_cleanly() {
     .await;
     let (status, _) = read_page(&http, service.addr, page, "jane@acme.example").await;
     assert_eq!(status, 200, "the new domain reads KB");
+    let page_html = signin(http.clone()).await;
+    assert!(
+        page_html.contains("Acme Help"),
+        "the brand reloaded: {page_html}"
+    );
 
     service.stop().await;
 

@@ -215,6 +215,14 @@ pub trait Sessions: Send + Sync {
         id_hash: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<SessionRecord>, StoreError>;
+    /// A session by id hash that was ended (revoked) before its expiry, while `now <
+    /// expires_at`: whose it was, so that a person whose session a policy change ended is
+    /// told why rather than asked to sign in again.
+    async fn ended_session(
+        &self,
+        id_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SessionRecord>, StoreError>;
     /// Records activity on a session.
     async fn touch_session(&self, id_hash: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
     /// Ends one session (sign-out). Returns whether an active one was ended.

@@ -922,9 +922,25 @@ async fn sessions_expire_and_revoke(t: &TestStore) {
         ts(20)
     );
 
+    assert_eq!(
+        t.ended_session("s6", ts(10)).await.unwrap(),
+        None,
+        "an active session is not an ended one"
+    );
     assert!(t.revoke_session("s6").await.unwrap());
     assert!(!t.revoke_session("s6").await.unwrap());
     assert_eq!(t.active_session("s6", ts(10)).await.unwrap(), None);
+    let ended = t.ended_session("s6", ts(10)).await.unwrap().expect("ended");
+    assert_eq!(
+        (ended.email.as_str(), ended.revoked),
+        ("ann@acme.com", true)
+    );
+    assert_eq!(
+        t.ended_session("s6", ts(60)).await.unwrap(),
+        None,
+        "expired"
+    );
+    assert_eq!(t.ended_session("zz", ts(10)).await.unwrap(), None);
 
     assert_eq!(
         t.revoke_sessions_by_domain("ACME.com").await.unwrap(),

@@ -148,6 +148,16 @@ from = "Demo Knowledge Base <kb@example.com>"
 # the demo shows who pages mention (the default shows "a team member")
 show_staff_names = true
 
+# How the portal presents itself (every key optional).
+[portal.brand]
+site_name = "Initech Help Center"
+title_name = "Initech Help"
+accent = '#8a2be2'
+accent_dark = '#c9a7ff'
+support_email = "support@example.com"
+footer_links = [{{ text = "Privacy", url = "https://example.com/privacy" }},
+                {{ text = "Status", url = "https://status.example.com/" }}]
+
 [embed]
 issuer = {issuer}
 audience = "kbgate"

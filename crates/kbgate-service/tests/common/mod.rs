@@ -12,6 +12,18 @@ pub const API_KEY: &str = "service-test-api-key-0123456789abcdefghij";
 /// strings); `sync` is the `[sync]` section's body (empty: the defaults). The file is written
 /// aside and renamed, so a running service never reads half of it.
 pub fn write_config(dir: &Path, sim: &SimHandle, acme_domains: &str, sync: &str) {
+    write_config_branded(dir, sim, acme_domains, sync, "");
+}
+
+/// [`write_config`] with `brand` as the body of `[portal.brand]`.
+#[allow(dead_code)] // not every test binary brands its portal
+pub fn write_config_branded(
+    dir: &Path,
+    sim: &SimHandle,
+    acme_domains: &str,
+    sync: &str,
+    brand: &str,
+) {
     let creds = sim.service_account();
     std::fs::write(dir.join("token"), &creds.api_token).expect("token");
     std::fs::write(dir.join("api-key"), API_KEY).expect("api key");
@@ -55,6 +67,9 @@ spaces = ["KB"]
 name = "initech"
 domains = ["initech.io"]
 spaces = ["API"]
+
+[portal.brand]
+{brand}
 "#,
         base = sim.base_url(),
         email = creds.email,

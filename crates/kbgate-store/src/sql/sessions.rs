@@ -88,6 +88,22 @@ where
             .await?)
     }
 
+    async fn ended_session(
+        &self,
+        id_hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {SESSION_COLS} FROM sessions \
+             WHERE id_hash = $1 AND revoked AND expires_at > $2"
+        );
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id_hash)
+            .bind(now)
+            .fetch_optional(&self.ops)
+            .await?)
+    }
+
     async fn touch_session(&self, id_hash: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
         sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id_hash = $2")
             .bind(now)
