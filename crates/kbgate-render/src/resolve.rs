@@ -302,3 +302,33 @@ fn children(list: &[crate::PageTarget], out: &mut String) {
     }
     out.push_str("</ul>");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_attributes_inside_tags_are_renamed() {
+        let mut used: HashSet<String> = ["a".to_string()].into();
+        // Text that looks like an attribute, a `>` inside a quoted value, an unrelated href.
+        let html = "<h2 id=\"a\" title=\"x > y\">id=\"a\" and href=\"#a\"</h2><a href=\"#a\">up</a><a href=\"#b\">b</a>";
+        let out = unique_ids(html, &mut used);
+        assert_eq!(
+            out,
+            "<h2 id=\"a-2\" title=\"x > y\">id=\"a\" and href=\"#a\"</h2><a href=\"#a-2\">up</a><a href=\"#b\">b</a>"
+        );
+        assert!(used.contains("a-2"));
+        // A template without clashes comes back unchanged, its ids now taken.
+        let again = unique_ids("<p id=\"c\">c</p>", &mut used);
+        assert_eq!(again, "<p id=\"c\">c</p>");
+        assert!(used.contains("c"));
+    }
+
+    #[test]
+    fn map_attrs_survives_truncated_markup() {
+        for html in ["<a href=\"", "<a href", "<", "text only", "<p id=\"x\">"] {
+            let out = map_attrs(html, |_, _| None);
+            assert_eq!(out, html);
+        }
+    }
+}
