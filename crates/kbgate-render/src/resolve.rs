@@ -41,11 +41,10 @@ pub fn resolve(stored: &str, access: &dyn PageAccess) -> String {
         .any(|r| matches!(r, Ref::Include { .. } | Ref::ExcerptInclude { .. }))
     {
         let mut ids = HashSet::new();
-        map_attrs(d.template, |name, value| {
+        visit_attrs(d.template, |name, start, end| {
             if name == "id" {
-                ids.insert(value.to_string());
+                ids.insert(d.template[start..end].to_string());
             }
-            None
         });
         view.ids = Some(ids);
     }
@@ -53,40 +52,44 @@ pub fn resolve(stored: &str, access: &dyn PageAccess) -> String {
     out
 }
 
-/// Copies `html` (sanitiser output: every attribute value double-quoted, `<` in text
-/// escaped) and replaces the value of each attribute for which `f(name, value)` answers.
-/// Values are passed and returned in their escaped form.
-fn map_attrs(html: &str, mut f: impl FnMut(&str, &str) -> Option<String>) -> String {
-    let mut out = String::with_capacity(html.len());
-    let mut rest = html;
-    while let Some(lt) = rest.find('<') {
-        out.push_str(&rest[..lt]);
-        rest = &rest[lt..];
-        let bytes = rest.as_bytes();
-        let mut copied = 0;
-        let mut i = 1;
-        while i < bytes.len() && bytes[i] != b'>' {
-            if bytes[i] == b'=' && bytes.get(i + 1) == Some(&b'"') {
-                let name_start = rest[..i]
-                    .rfind(|c: char| c.is_ascii_whitespace())
-                    .map_or(0, |p| p + 1);
+/// Calls `f(name, start, end)` for each attribute value of `html` (sanitiser output: every
+/// attribute value double-quoted, `<` in text escaped), with the value's byte range.
+fn visit_attrs<'a>(html: &'a str, mut f: impl FnMut(&'a str, usize, usize)) {
+    let bytes = html.as_bytes();
+    let mut i = 0;
+    let mut in_tag = false;
+    let mut name_start = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'<' if !in_tag => in_tag = true,
+            b'>' if in_tag => in_tag = false,
+            b if in_tag && b.is_ascii_whitespace() => name_start = i + 1,
+            b'=' if in_tag && bytes.get(i + 1) == Some(&b'"') => {
                 let vstart = i + 2;
-                let vend = rest[vstart..].find('"').map_or(rest.len(), |p| vstart + p);
-                if let Some(new) = f(&rest[name_start..i], &rest[vstart..vend]) {
-                    out.push_str(&rest[copied..vstart]);
-                    out.push_str(&new);
-                    copied = vend;
-                }
+                let vend = html[vstart..].find('"').map_or(html.len(), |p| vstart + p);
+                f(&html[name_start.min(i)..i], vstart, vend);
                 i = vend + 1;
                 continue;
             }
-            i += 1;
+            _ => {}
         }
-        let end = (i + 1).min(rest.len());
-        out.push_str(&rest[copied..end]);
-        rest = &rest[end..];
+        i += 1;
     }
-    out.push_str(rest);
+}
+
+/// Copies `html` and replaces the value of each attribute for which `f(name, value)`
+/// answers. Values are passed and returned in their escaped form.
+fn map_attrs(html: &str, mut f: impl FnMut(&str, &str) -> Option<String>) -> String {
+    let mut out = String::with_capacity(html.len());
+    let mut copied = 0;
+    visit_attrs(html, |name, start, end| {
+        if let Some(new) = f(name, &html[start..end]) {
+            out.push_str(&html[copied..start]);
+            out.push_str(&new);
+            copied = end;
+        }
+    });
+    out.push_str(&html[copied..]);
     out
 }
 
@@ -94,20 +97,30 @@ fn map_attrs(html: &str, mut f: impl FnMut(&str, &str) -> Option<String>) -> Str
 /// following; registers every id it leaves in `used`.
 fn unique_ids(template: &str, used: &mut HashSet<String>) -> String {
     let mut renamed: HashMap<String, String> = HashMap::new();
-    map_attrs(template, |name, value| {
-        if name == "id" && used.contains(value) && !renamed.contains_key(value) {
+    let mut ids: Vec<&str> = Vec::new();
+    visit_attrs(template, |name, start, end| {
+        if name == "id" {
+            ids.push(&template[start..end]);
+        }
+    });
+    for value in &ids {
+        if used.contains(*value) && !renamed.contains_key(*value) {
             let mut n = 2;
             let mut new = format!("{value}-{n}");
             while used.contains(&new) {
                 n += 1;
                 new = format!("{value}-{n}");
             }
-            renamed.insert(value.to_string(), new);
+            renamed.insert((*value).to_string(), new);
         }
-        None
-    });
+    }
     for v in renamed.values() {
         used.insert(v.clone());
+    }
+    if renamed.is_empty() {
+        // Nothing clashes: the template as is, its ids now taken.
+        used.extend(ids.iter().map(|v| (*v).to_string()));
+        return template.to_string();
     }
     map_attrs(template, |name, value| match name {
         "id" => match renamed.get(value) {
@@ -301,4 +314,34 @@ fn children(list: &[crate::PageTarget], out: &mut String) {
         out.push_str("</li>");
     }
     out.push_str("</ul>");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_attributes_inside_tags_are_renamed() {
+        let mut used: HashSet<String> = ["a".to_string()].into();
+        // Text that looks like an attribute, a `>` inside a quoted value, an unrelated href.
+        let html = "<h2 id=\"a\" title=\"x > y\">id=\"a\" and href=\"#a\"</h2><a href=\"#a\">up</a><a href=\"#b\">b</a>";
+        let out = unique_ids(html, &mut used);
+        assert_eq!(
+            out,
+            "<h2 id=\"a-2\" title=\"x > y\">id=\"a\" and href=\"#a\"</h2><a href=\"#a-2\">up</a><a href=\"#b\">b</a>"
+        );
+        assert!(used.contains("a-2"));
+        // A template without clashes comes back unchanged, its ids now taken.
+        let again = unique_ids("<p id=\"c\">c</p>", &mut used);
+        assert_eq!(again, "<p id=\"c\">c</p>");
+        assert!(used.contains("c"));
+    }
+
+    #[test]
+    fn map_attrs_survives_truncated_markup() {
+        for html in ["<a href=\"", "<a href", "<", "text only", "<p id=\"x\">"] {
+            let out = map_attrs(html, |_, _| None);
+            assert_eq!(out, html);
+        }
+    }
 }
