@@ -190,7 +190,7 @@ async fn sweep_refused_sessions(state: AppState) {
         for q in &queued {
             match state
                 .sessions()
-                .end_sessions_refused_by(&q.policy, q.at, chrono::Utc::now())
+                .end_sessions_refused_by(&q.policy, state.admins(), q.at, chrono::Utc::now())
                 .await
             {
                 Ok(n) => {

@@ -135,11 +135,24 @@ impl AppState {
         store: Arc<dyn Store>,
         policy: PolicyHandle,
     ) -> Result<AppState, SetupError> {
+        AppState::from_config_with_sync(config, store, policy, None)
+    }
+
+    /// [`AppState::from_config`] for a process that syncs in the background: the admin
+    /// console's "sync now" wakes its sync loop through `sync_now`.
+    pub fn from_config_with_sync(
+        config: &Config,
+        store: Arc<dyn Store>,
+        policy: PolicyHandle,
+        sync_now: Option<Arc<tokio::sync::Notify>>,
+    ) -> Result<AppState, SetupError> {
         let mailer = mailer_from_config(config)?;
         let mut extras = embed_from_config(config)?;
         extras.jira_url = config.confluence.as_ref().and_then(|c| c.jira_url.clone());
         extras.oidc = oidc_from_config(config)?;
         extras.widget = config.widget.clone();
+        extras.sync_interval = sync_now.as_ref().map(|_| config.sync.interval);
+        extras.sync_now = sync_now;
         let brand = crate::brand::Brand::load(&config.portal.brand)?;
         Ok(AppState::with_brand(
             &config.portal,

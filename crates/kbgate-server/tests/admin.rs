@@ -36,7 +36,11 @@ async fn post(app: &TestApp, path: &str, cookie: &str, form: &[(&str, &str)]) ->
 /// Signs the admin in as a reader, confirms at /admin; returns the cookie header with both
 /// cookies, the reader cookie alone and the admin form token.
 async fn open_console(app: &TestApp) -> (String, String, String) {
-    let reader = app.sign_in(ADMIN).await;
+    open_console_as(app, ADMIN).await
+}
+
+async fn open_console_as(app: &TestApp, email: &str) -> (String, String, String) {
+    let reader = app.sign_in(email).await;
     let resp = app.get("/admin", Some(&reader)).await;
     assert_eq!(resp.status(), 200);
     let body = resp.text().await.unwrap();
@@ -294,4 +298,29 @@ async fn an_admin_cookie_is_bound_to_its_reader_session() {
         .get("/admin/sessions", Some(&format!("{alice}; {admin_pair}")))
         .await;
     assert_eq!(resp.status(), 404);
+}
+
+/// Staff whose domain no audience names sign in through the readers' flows all the same:
+/// the console opens, the portal's pages answer 403 without ending the session, and a
+/// policy sweep keeps it.
+#[tokio::test]
+async fn an_admin_who_reads_nothing_still_reaches_the_console() {
+    let app = spawn_app().await;
+    let (both, reader, _) = open_console_as(&app, STAFF_ADMIN).await;
+    assert_eq!(app.get("/", Some(&reader)).await.status(), 403);
+    assert_eq!(
+        app.get(&format!("/pages/{WELCOME}"), Some(&reader))
+            .await
+            .status(),
+        403
+    );
+    assert_eq!(app.get("/admin/sessions", Some(&both)).await.status(), 200);
+    // A reload sweeps the sessions the policy refuses: not the admin's.
+    app.policy.replace(policy_without_acme());
+    let sessions = app.get("/admin/sessions", Some(&both)).await;
+    assert_eq!(sessions.status(), 200);
+    // Any other refused email still gets no session.
+    let token = mint_hs256(&claims("x@vendor.example"));
+    let resp = app.get(&format!("/auth/embed?token={token}"), None).await;
+    assert_eq!(resp.status(), 401);
 }

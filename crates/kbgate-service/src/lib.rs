@@ -183,7 +183,15 @@ impl Service {
             policy,
             metrics,
         } = self;
-        let state = AppState::from_config(&config, store.clone(), policy.clone())?;
+        // The admin console's "sync now" wakes the sync loop (only when there is one).
+        let sync_now = (source.is_some() && !config.sync.interval.is_zero())
+            .then(|| Arc::new(tokio::sync::Notify::new()));
+        let state = AppState::from_config_with_sync(
+            &config,
+            store.clone(),
+            policy.clone(),
+            sync_now.clone(),
+        )?;
         // Everything stops with the service, and also when the portal fails or a loop panics
         // (a child token: the caller's token is left alone).
         let stop = shutdown.child_token();
@@ -202,7 +210,8 @@ impl Service {
         }
         if let Some(source) = source {
             let (store, config, stop) = (store.clone(), config.clone(), stop.clone());
-            tasks.spawn(loops::sync(source, store, config, policy, stop));
+            let now = sync_now.unwrap_or_default();
+            tasks.spawn(loops::sync(source, store, config, policy, now, stop));
         }
         if let Some((reconciler, every)) = reconcile {
             let (path, stop) = (config.path.clone(), stop.clone());

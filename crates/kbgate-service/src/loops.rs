@@ -186,12 +186,14 @@ fn round_slack(interval: Duration) -> Duration {
 /// Several instances on one store: a round skips a space any process synced within the
 /// interval (less [`round_slack`]), so they spend one instance's Confluence calls; the
 /// instance that syncs is whichever round comes first, the others serve its commits. That is
-/// said once at `info`, then at `debug`.
+/// said once at `info`, then at `debug`. `now` (the admin console's "sync now") starts a
+/// round at once that syncs every space, however recently synced.
 pub(crate) async fn sync(
     source: ConfluenceSource,
     store: Arc<dyn Store>,
     config: Config,
     policy: PolicyHandle,
+    now: Arc<tokio::sync::Notify>,
     stop: CancellationToken,
 ) {
     let interval = config.sync.interval;
@@ -202,8 +204,17 @@ pub(crate) async fn sync(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut told_elsewhere = false;
     loop {
-        if stop.run_until_cancelled(tick.tick()).await.is_none() {
+        let woken = async {
+            tokio::select! {
+                _ = tick.tick() => false,
+                _ = now.notified() => true,
+            }
+        };
+        let Some(asked) = stop.run_until_cancelled(woken).await else {
             return;
+        };
+        if asked {
+            tracing::info!("sync round asked for from the admin console");
         }
         let keys = crate::spaces_of(&policy.current());
         let Some(full) = stop
@@ -214,7 +225,11 @@ pub(crate) async fn sync(
         };
         let opts = SyncOptions {
             cancel: stop.clone(),
-            skip_synced_within: interval.saturating_sub(round_slack(interval)),
+            skip_synced_within: if asked {
+                Duration::ZERO
+            } else {
+                interval.saturating_sub(round_slack(interval))
+            },
             ..crate::sync_options(&config, full)
         };
         let round = sync_spaces(&source, &*store, &keys, &opts, &Progress::quiet()).await;

@@ -264,3 +264,118 @@ async fn the_service_syncs_serves_reloads_and_stops_cleanly() {
         "the cancelled round committed nothing"
     );
 }
+
+/// The `Cookie` pair a response sets under `name`.
+fn cookie_pair(resp: &reqwest::Response, name: &str) -> String {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_else(|| panic!("no {name} cookie"))
+        .to_owned()
+}
+
+/// The form token in a page.
+fn form_token(body: &str) -> String {
+    let at = body.find("name=\"csrf\" value=\"").expect("a form token") + 19;
+    body[at..].split('"').next().unwrap_or_default().to_owned()
+}
+
+/// The admin console's "sync now" wakes the background sync loop: with a long interval, a
+/// second round runs at once (and syncs spaces it synced moments ago).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_now_from_the_admin_console_starts_a_round() {
+    let sim = confluence_sim::spawn(SimConfig::default())
+        .await
+        .expect("sim");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    write_config(dir, &sim, r#""acme.com""#, r#"interval = "1h""#);
+    let path = dir.join("kbgate.toml");
+    let mut text = std::fs::read_to_string(&path).expect("config");
+    text.push_str("\n[admin]\nemails = [\"boss@acme.com\"]\n");
+    std::fs::write(&path, text).expect("config");
+    let service = start(dir, &sim, Duration::ZERO).await;
+    eventually("the first sync", || {
+        let store = service.store();
+        async move { synced(&*store, "KB").await }
+    })
+    .await;
+    let first = service
+        .store()
+        .last_synced("KB")
+        .await
+        .expect("read")
+        .expect("synced")
+        .synced_at;
+
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("http client");
+    let base = format!("http://{}", service.addr);
+    // Sign in as a reader through the back-channel hand-over, then open the console.
+    let handover: serde_json::Value = http
+        .post(format!("{base}/api/v1/handover"))
+        .bearer_auth(API_KEY)
+        .json(&serde_json::json!({ "email": "boss@acme.com" }))
+        .send()
+        .await
+        .expect("handover")
+        .json()
+        .await
+        .expect("json");
+    let resp = http
+        .get(handover["url"].as_str().expect("url"))
+        .send()
+        .await
+        .expect("code");
+    let reader = cookie_pair(&resp, "kbgate_session");
+    let body = http
+        .get(format!("{base}/admin"))
+        .header("cookie", &reader)
+        .send()
+        .await
+        .expect("admin")
+        .text()
+        .await
+        .expect("body");
+    let resp = http
+        .post(format!("{base}/admin/session"))
+        .header("cookie", &reader)
+        .form(&[("csrf", form_token(&body))])
+        .send()
+        .await
+        .expect("open");
+    let both = format!("{reader}; {}", cookie_pair(&resp, "kbgate_admin"));
+    let body = http
+        .get(format!("{base}/admin/sync"))
+        .header("cookie", &both)
+        .send()
+        .await
+        .expect("sync page")
+        .text()
+        .await
+        .expect("body");
+    assert!(
+        body.contains("Sync now") && body.contains("every 1h"),
+        "{body}"
+    );
+    let resp = http
+        .post(format!("{base}/admin/sync/now"))
+        .header("cookie", &both)
+        .form(&[("csrf", form_token(&body))])
+        .send()
+        .await
+        .expect("sync now");
+    assert_eq!(resp.status(), 303);
+    eventually("a second round", || {
+        let store = service.store();
+        async move { matches!(store.last_synced("KB").await, Ok(Some(l)) if l.synced_at > first) }
+    })
+    .await;
+    service.stop().await;
+}

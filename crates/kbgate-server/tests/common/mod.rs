@@ -25,6 +25,8 @@ pub const ISSUER: &str = "https://app.example.com";
 pub const AUDIENCE: &str = "kbgate";
 /// The one `[admin]` email of the test apps (a reader of the acme audience too).
 pub const ADMIN: &str = "boss@acme.com";
+/// An `[admin]` email no audience grants anything (the vendor's own staff).
+pub const STAFF_ADMIN: &str = "ops@vendor.example";
 
 pub struct TestApp {
     pub base: String,
@@ -481,7 +483,10 @@ pub async fn serve_with_extras(
         api_key: Some(API_KEY.into()),
         admin: kbgate_config::AdminConfig {
             admins: kbgate_policy::AdminPolicy::new(
-                [kbgate_policy::Email::parse(ADMIN).unwrap()],
+                [
+                    kbgate_policy::Email::parse(ADMIN).unwrap(),
+                    kbgate_policy::Email::parse(STAFF_ADMIN).unwrap(),
+                ],
                 [],
             ),
             ..Default::default()
