@@ -66,7 +66,7 @@ struct RequestAccessPage {
 
 fn page(state: &AppState, stage: Stage) -> Result<Html<String>, Error> {
     render(&RequestAccessPage {
-        chrome: Chrome::anonymous(state.settings()),
+        chrome: Chrome::anonymous(&state.settings()),
         stage,
         minutes: state.settings().magic_link_ttl.as_secs() / 60,
     })

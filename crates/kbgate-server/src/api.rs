@@ -151,7 +151,7 @@ pub(crate) async fn page(
         .page(&v.viewer, &id)
         .await?
         .ok_or(Error::NotFound)?;
-    let s = state.settings();
+    let s = &state.settings();
     Ok(Json(PageJson {
         url: s.absolute(&urls::page(&view.page.id)),
         id: view.page.id.clone(),
@@ -239,7 +239,7 @@ pub(crate) async fn search(
             .search(&v.viewer, &text, limit, q.offset)
             .await?
     };
-    let s = state.settings();
+    let s = &state.settings();
     Ok(Json(SearchJson {
         query: text,
         offset: q.offset,

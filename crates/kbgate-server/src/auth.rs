@@ -59,7 +59,7 @@ async fn sign_in(
         crate::telemetry::sign_in(method, "refused");
         return Err(Error::Unauthorized);
     }
-    let settings = state.settings();
+    let settings = &state.settings();
     if let Some(old) = session_cookie(headers, settings) {
         state.sessions().revoke(&old).await?;
     }
@@ -109,7 +109,8 @@ pub(crate) struct EmbedParams {
 }
 
 async fn embed(state: &AppState, headers: &HeaderMap, p: EmbedParams) -> Result<Response, Error> {
-    let verifier = state.embed().ok_or(Error::NotFound)?;
+    let live = state.live();
+    let verifier = live.embed.as_ref().ok_or(Error::NotFound)?;
     let token = p.token.ok_or(Error::Unauthorized)?;
     if token.len() > MAX_TOKEN_BYTES {
         return Err(Error::Unauthorized);
@@ -303,7 +304,7 @@ pub(crate) async fn email_form(
     Query(p): Query<CodeParams>,
 ) -> Result<Html<String>, Error> {
     render(&SignInPage {
-        chrome: Chrome::anonymous(state.settings()),
+        chrome: Chrome::anonymous(&state.settings()),
         sent: false,
         minutes: state.settings().magic_link_ttl.as_secs() / 60,
         return_to: LocalPath::parse_or_root(p.return_to.as_deref()).to_string(),
@@ -370,7 +371,7 @@ pub(crate) fn mail_link(
     if !eligible(&email, now) {
         return Ok(());
     }
-    let Some(mailer) = state.mailer().cloned() else {
+    let Some(mailer) = state.live().mailer.clone() else {
         return Ok(());
     };
     let state = state.clone();
@@ -419,7 +420,7 @@ pub(crate) async fn email_submit(
         |email, now| state.policy().viewer(email, now).is_ok(),
     )?;
     Ok(render(&SignInPage {
-        chrome: Chrome::anonymous(state.settings()),
+        chrome: Chrome::anonymous(&state.settings()),
         sent: true,
         minutes: state.settings().magic_link_ttl.as_secs() / 60,
         return_to: return_to.to_string(),
@@ -454,7 +455,7 @@ pub(crate) async fn email_confirm_form(
         .as_deref()
         .and_then(Opaque::parse)
         .ok_or(Error::Unauthorized)?;
-    let settings = state.settings();
+    let settings = &state.settings();
     let name = confirm_cookie_name(settings);
     // Reuse the browser's cookie: two links open in two tabs both stay usable.
     let (binding, fresh) = match read_cookie(&headers, name) {
@@ -462,7 +463,7 @@ pub(crate) async fn email_confirm_form(
         None => (Opaque::generate(), true),
     };
     let mut resp = render(&ConfirmPage {
-        chrome: Chrome::anonymous(state.settings()),
+        chrome: Chrome::anonymous(&state.settings()),
         action: routes::AUTH_EMAIL_CONFIRM,
         field: "code",
         value: code.expose().to_owned(),
@@ -501,7 +502,7 @@ pub(crate) async fn email_confirm(
     headers: HeaderMap,
     Form(p): Form<ConfirmForm>,
 ) -> Result<Response, Error> {
-    let settings = state.settings();
+    let settings = &state.settings();
     if cross_site(&headers, settings) {
         return Err(Error::Forbidden);
     }
@@ -531,7 +532,7 @@ pub(crate) async fn logout(
     headers: HeaderMap,
     Form(f): Form<LogoutForm>,
 ) -> Result<Response, Error> {
-    let settings = state.settings();
+    let settings = &state.settings();
     if cross_site(&headers, settings) {
         return Err(Error::Forbidden);
     }

@@ -28,7 +28,7 @@ impl FromRequestParts<AppState> for CurrentViewer {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        let settings = state.settings();
+        let settings = &state.settings();
         let id = session_cookie(&parts.headers, settings).ok_or(Error::Unauthorized)?;
         let now = Utc::now();
         let session = state

@@ -67,7 +67,6 @@ pub(crate) const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// The portal's routes, with security headers, error rendering and request logging.
 pub(crate) fn router(state: AppState) -> Router {
-    let security = state.security();
     Router::new()
         .route(routes::HOME, get(pages::home))
         .route(routes::SPACE, get(pages::space))
@@ -109,7 +108,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .route(routes::READYZ, get(readyz))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(security, security::edge))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security::edge,
+        ))
         // Outermost, so refusals at the edge are counted too; `MatchedPath` is set by then
         // (axum matches the route before running `Router::layer` middleware).
         .layer(middleware::from_fn(telemetry::http))

@@ -18,7 +18,7 @@ use crate::urls;
 
 fn chrome_for(state: &AppState, cv: &CurrentViewer) -> Chrome {
     Chrome::signed_in(
-        state.settings(),
+        &state.settings(),
         cv.viewer.email().as_str().to_owned(),
         cv.csrf.clone(),
     )

@@ -1,6 +1,5 @@
 //! Security headers on every response, and request logging that never records secrets.
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{Request, State};
@@ -98,7 +97,7 @@ impl SecurityHeaders {
 /// per request with method, path (never the query string: tokens, codes and emails live
 /// there), status and duration. Headers are not logged.
 pub(crate) async fn edge(
-    State(sec): State<Arc<SecurityHeaders>>,
+    State(state): State<crate::state::AppState>,
     req: Request,
     next: Next,
 ) -> Response {
@@ -108,7 +107,8 @@ pub(crate) async fn edge(
     let started = Instant::now();
     let negotiation = crate::error::Negotiation::of(&req);
     let mut resp = negotiation.apply(next.run(req).await);
-    sec.apply(&mut resp);
+    // The headers of the settings as they are now (framing origins follow a reload).
+    state.live().security.apply(&mut resp);
     let status = resp.status().as_u16();
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     if status >= 500 {

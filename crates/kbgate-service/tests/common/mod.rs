@@ -11,7 +11,19 @@ pub const API_KEY: &str = "service-test-api-key-0123456789abcdefghij";
 /// Writes the secrets and `kbgate.toml` into `dir`. `acme_domains` lists acme's domains (TOML
 /// strings); `sync` is the `[sync]` section's body (empty: the defaults). The file is written
 /// aside and renamed, so a running service never reads half of it.
+#[allow(dead_code)] // not every test binary uses both forms
 pub fn write_config(dir: &Path, sim: &SimHandle, acme_domains: &str, sync: &str) {
+    write_config_with(dir, sim, acme_domains, sync, "");
+}
+
+/// [`write_config`], with `portal` added to the `[portal]` section's body.
+pub fn write_config_with(
+    dir: &Path,
+    sim: &SimHandle,
+    acme_domains: &str,
+    sync: &str,
+    portal: &str,
+) {
     let creds = sim.service_account();
     std::fs::write(dir.join("token"), &creds.api_token).expect("token");
     std::fs::write(dir.join("api-key"), API_KEY).expect("api key");
@@ -38,6 +50,7 @@ data_dir = "{dir}/data"
 [portal]
 listen = "127.0.0.1:0"
 outbox_dir = "{dir}/outbox"
+{portal}
 
 [embed]
 issuer = "https://app.example.com"
