@@ -412,4 +412,26 @@ fn healthcheck_and_metrics_listener_of_a_running_serve() {
         scrape.body
     );
     assert_eq!(server.get("/metrics", None).expect("portal").status, 404);
+
+    // A reload that moves the metrics listener: applied only by a restart, and said so.
+    let moved: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    std::fs::write(
+        setup.path().join("kbgate.toml"),
+        format!(
+            "{}\n[metrics]\nlisten = \"{moved}\"\n{}",
+            setup.head,
+            policy(r#""acme.com", "hooli.com""#)
+        ),
+    )
+    .expect("config");
+    sighup(server.pid());
+    assert!(
+        eventually(Duration::from_secs(20), || server
+            .log()
+            .contains("take effect only after a restart: metrics.listen")),
+        "{}",
+        server.log()
+    );
+    let still = request(metrics_at, "GET", "/metrics", &[], "").expect("scrape");
+    assert_eq!(still.status, 200, "the running listener stays");
 }
