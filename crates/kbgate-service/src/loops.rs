@@ -147,7 +147,10 @@ pub(crate) async fn reload(
         };
         policy.replace(c.policy.clone());
         match state.reload_from_config(&c) {
-            Ok(()) => tracing::info!("configuration reloaded from {}", path.display()),
+            Ok(()) => tracing::info!(
+                "policy reloaded from {}, with the portal's settings",
+                path.display()
+            ),
             Err(e) => tracing::error!(
                 "policy reloaded from {}, but the portal settings were not (keeping the \
                  running ones): {e}",
