@@ -2047,10 +2047,19 @@ fn parse_login_url(s: &str) -> Result<Url, String> {
 fn parse_public_url(s: &str) -> Result<Url, String> {
     let url = Url::parse(s.trim()).map_err(|e| format!("not a URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err("expected http(s)://HOST[:PORT][/PATH]".into());
+        return Err("expected http(s)://HOST[:PORT]".into());
     }
     if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
         return Err("the public URL must not carry a query, fragment or credentials".into());
+    }
+    // Links, redirects and cookies are built for the root of the origin: under a prefix
+    // every one of them would point past it. Refused until a prefix is supported end to end.
+    if url.path() != "/" {
+        return Err(format!(
+            "a path prefix ({}) is not supported: serve kbgate at the root of a host name \
+             (e.g. https://kb.example.com)",
+            url.path()
+        ));
     }
     Ok(url)
 }

@@ -1438,3 +1438,16 @@ fn widget_origins_from_the_environment() {
         ["https://app.example.com", "https://admin.example.com"]
     );
 }
+
+#[test]
+fn a_public_url_with_a_path_prefix_is_refused_with_the_reason() {
+    let p = problem("[portal]\npublic_url = \"https://app.example.com/kb\"\n");
+    assert_eq!(p.key, "portal.public_url");
+    assert!(
+        p.message.contains("path prefix (/kb) is not supported"),
+        "{}",
+        p.message
+    );
+    let ok = load("[portal]\npublic_url = \"https://kb.example.com/\"\n").unwrap();
+    assert_eq!(ok.portal.public_url.as_str(), "https://kb.example.com/");
+}

@@ -67,7 +67,7 @@ fn tables_keep_spans_only() {
     );
     assert_eq!(
         out,
-        "<table><tbody><tr><th colspan=\"2\">H</th></tr><tr><td rowspan=\"3\">a</td><td>b</td></tr></tbody></table>"
+        "<table tabindex=\"0\"><tbody><tr><th colspan=\"2\">H</th></tr><tr><td rowspan=\"3\">a</td><td>b</td></tr></tbody></table>"
     );
 }
 

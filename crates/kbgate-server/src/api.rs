@@ -153,7 +153,7 @@ pub(crate) async fn page(
         .page(&v.viewer, &id)
         .await?
         .ok_or(Error::NotFound)?;
-    let s = state.settings();
+    let s = &state.settings();
     Ok(Json(PageJson {
         url: s.absolute(&urls::page(&view.page.id)),
         id: view.page.id.clone(),
@@ -250,7 +250,7 @@ pub(crate) async fn search(
         MatchCount::AtLeast(n) => (n, false),
     };
     let (hits, has_more) = (found.hits, found.has_more);
-    let s = state.settings();
+    let s = &state.settings();
     Ok(Json(SearchJson {
         query: text,
         offset: q.offset,

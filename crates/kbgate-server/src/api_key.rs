@@ -18,7 +18,8 @@ pub(crate) fn check_api_key(headers: &HeaderMap, state: &AppState) -> Result<boo
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .ok_or(Error::Unauthorized)?;
-    let expected = state.api_key().ok_or(Error::Unauthorized)?;
+    let live = state.live();
+    let expected = live.api_key().ok_or(Error::Unauthorized)?;
     if ct_eq(presented, expected) {
         Ok(true)
     } else {

@@ -46,7 +46,7 @@ pub(crate) async fn sign_in(
 ) -> Result<Response, Error> {
     let now = Utc::now();
     let generation = state.policy().generation();
-    let settings = state.settings();
+    let settings = &state.settings();
     // The email is proven (a verified token or a used single-use code) but the policy
     // refuses it: no session, and an honest answer — no access, whom to ask — rather than a
     // sign-in prompt that could never succeed.
@@ -120,7 +120,8 @@ pub(crate) struct EmbedParams {
 }
 
 async fn embed(state: &AppState, headers: &HeaderMap, p: EmbedParams) -> Result<Response, Error> {
-    let verifier = state.embed().ok_or(Error::NotFound)?;
+    let live = state.live();
+    let verifier = live.embed.as_ref().ok_or(Error::NotFound)?;
     let token = p.token.ok_or(Error::Unauthorized)?;
     if token.len() > MAX_TOKEN_BYTES {
         return Err(Error::Unauthorized);
@@ -399,7 +400,7 @@ pub(crate) fn mail_link(
     if !eligible(&email, now) {
         return Ok(());
     }
-    let Some(mailer) = state.mailer().cloned() else {
+    let Some(mailer) = state.live().mailer.clone() else {
         return Ok(());
     };
     let state = state.clone();
@@ -491,7 +492,7 @@ pub(crate) async fn email_confirm_form(
         }
         return Err(Error::Unauthorized);
     };
-    let settings = state.settings();
+    let settings = &state.settings();
     let name = confirm_cookie_name(settings);
     // Reuse the browser's cookie: two links open in two tabs both stay usable.
     let (binding, fresh) = match read_cookie(&headers, name) {
@@ -530,7 +531,7 @@ pub(crate) struct ConfirmForm {
 
 /// Whether the request comes with a session the current policy admits.
 async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<bool, Error> {
-    let settings = state.settings();
+    let settings = &state.settings();
     let Some(id) = session_cookie(headers, settings) else {
         return Ok(false);
     };
@@ -555,7 +556,7 @@ pub(crate) async fn email_confirm(
     headers: HeaderMap,
     Form(p): Form<ConfirmForm>,
 ) -> Result<Response, Error> {
-    let settings = state.settings();
+    let settings = &state.settings();
     if cross_site(&headers, settings) {
         return Err(Error::Forbidden);
     }
@@ -595,7 +596,7 @@ pub(crate) async fn logout(
     headers: HeaderMap,
     Form(f): Form<LogoutForm>,
 ) -> Result<Response, Error> {
-    let settings = state.settings();
+    let settings = &state.settings();
     if cross_site(&headers, settings) {
         return Err(Error::Forbidden);
     }

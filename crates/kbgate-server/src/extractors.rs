@@ -29,7 +29,7 @@ impl FromRequestParts<AppState> for CurrentViewer {
     type Rejection = Error;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
-        let id = session_cookie(&parts.headers, state.settings()).ok_or(Error::Unauthorized)?;
+        let id = session_cookie(&parts.headers, &state.settings()).ok_or(Error::Unauthorized)?;
         session_viewer(state, id).await
     }
 }
@@ -53,7 +53,7 @@ pub(crate) fn widget_token(headers: &axum::http::HeaderMap) -> Result<Option<Opa
 
 /// The viewer of session `id` under the current policy (cookie or widget token alike).
 async fn session_viewer(state: &AppState, id: Opaque) -> Result<CurrentViewer, Error> {
-    let settings = state.settings();
+    let settings = &state.settings();
     let now = Utc::now();
     let Some(session) = state.sessions().resolve(&id, settings, now).await? else {
         // A session that a policy change ended (here or by the sweep) is shown the refusal,

@@ -624,7 +624,7 @@ pub(crate) async fn start(
         tracing::warn!(provider = %provider.name, error = %e, "oidc: provider unavailable");
         Error::Unavailable
     })?;
-    let settings = state.settings();
+    let settings = &state.settings();
     let name = binding_cookie_name(settings);
     // Reuse the browser's binding: sign-ins started in two tabs both stay usable.
     let binding = read_cookie(headers, name).unwrap_or_else(Opaque::generate);
@@ -759,7 +759,7 @@ pub(crate) async fn callback(
     headers: HeaderMap,
     Query(q): Query<CallbackParams>,
 ) -> Result<Response, Error> {
-    let settings = state.settings();
+    let settings = &state.settings();
     let refuse = |actor: String, provider: Option<String>, r: Refusal| {
         let state = state.clone();
         async move {

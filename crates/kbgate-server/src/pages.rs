@@ -626,7 +626,7 @@ pub(crate) async fn feedback(
     Path(id): Path<String>,
     axum::Form(f): axum::Form<FeedbackForm>,
 ) -> Result<Html<String>, Error> {
-    if crate::cookies::cross_site(&headers, state.settings())
+    if crate::cookies::cross_site(&headers, &state.settings())
         || !crate::secret::ct_eq(f.csrf.as_deref().unwrap_or_default(), &cv.csrf)
     {
         return Err(Error::Forbidden);

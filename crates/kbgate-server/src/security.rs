@@ -138,7 +138,8 @@ pub(crate) async fn edge(State(state): State<AppState>, req: Request, next: Next
     let started = Instant::now();
     let negotiation = crate::error::Negotiation::of(&req);
     let mut resp = negotiation.apply(next.run(req).await, &state);
-    state.security().apply(&mut resp);
+    // The headers of the settings as they are now (framing origins follow a reload).
+    state.live().security.apply(&mut resp);
     let status = resp.status().as_u16();
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     if status >= 500 {

@@ -84,6 +84,17 @@ impl Settings {
         }
     }
 
+    /// Takes from `running` what only applies at start: the listener's connection limits and
+    /// timeouts and trusted proxies (the accept loop has its copy), the view cache size (the
+    /// cache is built once), and the public URL (cookie names and links of open sessions).
+    pub(crate) fn keep_restart_only(&mut self, running: &Settings) {
+        self.public_url = running.public_url.clone();
+        self.cookie_secure = !self.frame_ancestors.is_empty() || !is_local_http(&self.public_url);
+        self.view_cache_bytes = running.view_cache_bytes;
+        self.trusted_proxies = running.trusted_proxies.clone();
+        self.connections = running.connections.clone();
+    }
+
     /// An absolute URL for a local path.
     pub(crate) fn absolute(&self, path_and_query: &str) -> String {
         let base = self.public_url.as_str().trim_end_matches('/');

@@ -164,3 +164,15 @@ impl AppState {
         ))
     }
 }
+
+impl AppState {
+    /// Re-reads what [`AppState::reload`] can apply from a reloaded configuration: `[portal]`,
+    /// the mailer and the embed keys / API key (their files and variables are read again).
+    /// On an error nothing changes and the running settings stay.
+    pub fn reload_from_config(&self, config: &Config) -> Result<(), SetupError> {
+        let mailer = mailer_from_config(config)?;
+        let extras = embed_from_config(config)?;
+        self.reload(&config.portal, Some(mailer), extras);
+        Ok(())
+    }
+}

@@ -1,7 +1,8 @@
 //! Shared state of the portal.
 
 use std::fmt;
-use std::sync::Arc;
+use std::ops::Deref;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use kbgate_config::{ExposeSecret, PortalConfig, SecretString, WidgetConfig};
@@ -34,7 +35,9 @@ pub struct AppState {
 }
 
 struct Inner {
-    settings: Settings,
+    /// What a config reload replaces (see [`AppState::reload`]); read once or twice per
+    /// request, swapped whole.
+    live: RwLock<Arc<Live>>,
     policy: PolicyHandle,
     library: Library,
     sessions: Sessions,
@@ -42,15 +45,11 @@ struct Inner {
     audit: Audit,
     people: People,
     insights: Arc<Insights>,
-    mailer: Option<Mailer>,
-    embed: Option<EmbedVerifier>,
-    api_key: Option<SecretString>,
     oidc: Oidc,
     widget: Option<WidgetConfig>,
     limit_email: RateLimiter,
     limit_client: RateLimiter,
     limit_handover: RateLimiter,
-    security: Arc<SecurityHeaders>,
     brand: BrandHandle,
     login_url: Option<url::Url>,
     admins: kbgate_policy::AdminPolicy,
@@ -59,15 +58,67 @@ struct Inner {
     admin_sessions: AdminSessions,
     sync_now: Option<Arc<tokio::sync::Notify>>,
     sync_interval: Option<Duration>,
+    /// The sign-in providers' origins, allowed as CSP `form-action` (see [`Live::new`]).
+    form_action: Vec<String>,
+}
+
+/// The part of the state a config reload may replace while serving: session lifetimes,
+/// magic-link lifetime and mail delivery, the framing origins (CSP and cookie flags), the
+/// embed keys and the host app's API key.
+pub(crate) struct Live {
+    pub(crate) settings: Settings,
+    pub(crate) security: SecurityHeaders,
+    pub(crate) mailer: Option<Mailer>,
+    pub(crate) embed: Option<EmbedVerifier>,
+    api_key: Option<SecretString>,
+}
+
+impl Live {
+    /// `form_action`: the sign-in providers' origins. The sign-in form's post is answered
+    /// with a redirect to the provider, which CSP `form-action` governs too (CSP Level 3
+    /// §6.4.1: redirects of a form submission are checked).
+    fn new(
+        settings: Settings,
+        mailer: Option<Mailer>,
+        embed: Option<EmbedVerifier>,
+        api_key: Option<SecretString>,
+        form_action: &[String],
+    ) -> Live {
+        Live {
+            security: SecurityHeaders::new(&settings).with_form_action(form_action),
+            settings,
+            mailer,
+            embed,
+            api_key: api_key.filter(|k| !k.expose_secret().is_empty()),
+        }
+    }
+
+    /// The host app's API key, if one is configured.
+    pub(crate) fn api_key(&self) -> Option<&str> {
+        self.api_key.as_ref().map(|k| k.expose_secret())
+    }
+}
+
+/// The current settings, held for the rest of a request (a reload meanwhile does not change
+/// them under it).
+pub(crate) struct LiveSettings(Arc<Live>);
+
+impl Deref for LiveSettings {
+    type Target = Settings;
+
+    fn deref(&self) -> &Settings {
+        &self.0.settings
+    }
 }
 
 impl fmt::Debug for AppState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let live = self.live();
         f.debug_struct("AppState")
-            .field("settings", &self.inner.settings)
-            .field("mailer", &self.inner.mailer)
-            .field("embed", &self.inner.embed)
-            .field("api_key", &self.inner.api_key)
+            .field("settings", &live.settings)
+            .field("mailer", &live.mailer)
+            .field("embed", &live.embed)
+            .field("api_key", &live.api_key)
             .finish_non_exhaustive()
     }
 }
@@ -129,16 +180,19 @@ impl AppState {
         let settings = Settings::from_config(portal);
         let settings_record_emails = settings.record_emails;
         let oidc = Oidc::new(extras.oidc);
-        // The sign-in form's post is answered with a redirect to the provider, which CSP
-        // `form-action` governs too (CSP Level 3 §6.4.1: redirects of a form submission are
-        // checked).
-        let security = Arc::new(SecurityHeaders::new(&settings).with_form_action(&oidc.origins()));
+        let form_action = oidc.origins();
         let watch = Arc::new(ChangeWatch::new(store.clone()));
         let view_cache_bytes = settings.view_cache_bytes;
         let audit = Audit::new(store.clone());
         AppState {
             inner: Arc::new(Inner {
-                settings,
+                live: RwLock::new(Arc::new(Live::new(
+                    settings,
+                    mailer,
+                    extras.embed,
+                    extras.api_key,
+                    &form_action,
+                ))),
                 policy,
                 library: Library::new(store.clone(), watch.clone(), view_cache_bytes).with_content(
                     crate::access::ContentSettings {
@@ -160,17 +214,14 @@ impl AppState {
                 admin_sessions: AdminSessions::new(store),
                 sync_now: extras.sync_now,
                 sync_interval: extras.sync_interval,
-                mailer,
-                embed: extras.embed,
-                api_key: extras.api_key.filter(|k| !k.expose_secret().is_empty()),
                 oidc,
                 widget: Some(extras.widget).filter(|w| !w.allowed_origins.is_empty()),
                 limit_email: RateLimiter::new(3, Duration::from_secs(15 * 60)),
                 limit_client: RateLimiter::new(20, Duration::from_secs(15 * 60)),
                 limit_handover: RateLimiter::new(600, Duration::from_secs(60)),
-                security,
                 brand: BrandHandle::new(brand),
                 login_url: extras.login_url,
+                form_action,
             }),
         }
     }
@@ -208,9 +259,35 @@ impl AppState {
         &self.inner.policy
     }
 
-    /// The settings derived from `[portal]`.
-    pub(crate) fn settings(&self) -> &Settings {
-        &self.inner.settings
+    /// Applies a reloaded `[portal]`, mailer and embed keys to the next requests. What only
+    /// takes effect at start (listen address, public URL, trusted proxies, connection limits
+    /// and timeouts, view cache size) is kept as it was: the caller says those need a restart.
+    pub fn reload(&self, portal: &PortalConfig, mailer: Option<Mailer>, extras: Extras) {
+        let old = self.live();
+        let mut settings = Settings::from_config(portal);
+        settings.keep_restart_only(&old.settings);
+        let live = Arc::new(Live::new(
+            settings,
+            mailer,
+            extras.embed,
+            extras.api_key,
+            &self.inner.form_action,
+        ));
+        *self.inner.live.write().unwrap_or_else(|e| e.into_inner()) = live;
+    }
+
+    /// What a reload may replace, as it is now.
+    pub(crate) fn live(&self) -> Arc<Live> {
+        self.inner
+            .live
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The settings derived from `[portal]`, as of the last reload.
+    pub(crate) fn settings(&self) -> LiveSettings {
+        LiveSettings(self.live())
     }
 
     /// The library (mirror reads for a viewer).
@@ -236,18 +313,6 @@ impl AppState {
 
     pub(crate) fn insights(&self) -> &Arc<Insights> {
         &self.inner.insights
-    }
-
-    pub(crate) fn mailer(&self) -> Option<&Mailer> {
-        self.inner.mailer.as_ref()
-    }
-
-    pub(crate) fn embed(&self) -> Option<&EmbedVerifier> {
-        self.inner.embed.as_ref()
-    }
-
-    pub(crate) fn api_key(&self) -> Option<&str> {
-        self.inner.api_key.as_ref().map(|k| k.expose_secret())
     }
 
     pub(crate) fn oidc(&self) -> &Oidc {
@@ -295,9 +360,5 @@ impl AppState {
 
     pub(crate) fn sync_interval(&self) -> Option<Duration> {
         self.inner.sync_interval
-    }
-
-    pub(crate) fn security(&self) -> Arc<SecurityHeaders> {
-        self.inner.security.clone()
     }
 }

@@ -22,7 +22,7 @@ pub(crate) async fn http(req: Request, next: Next) -> Response {
         .get::<MatchedPath>()
         .map_or(UNMATCHED, MatchedPath::as_str)
         .to_owned();
-    let method = req.method().as_str().to_owned();
+    let method = method_label(req.method());
     let started = Instant::now();
     let resp = next.run(req).await;
     let status = resp.status().as_u16().to_string();
@@ -31,6 +31,22 @@ pub(crate) async fn http(req: Request, next: Next) -> Response {
     metrics::histogram!("kbgate_http_request_duration_seconds", "route" => route)
         .record(started.elapsed().as_secs_f64());
     resp
+}
+
+/// The method as a label: the ones the portal serves, and one label for any other (clients
+/// may send made-up methods; each must not become a series of its own).
+fn method_label(m: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        _ => "other",
+    }
 }
 
 /// A lookup in one of the portal's in-memory caches (`view`: resolved pages, `tree`: page
@@ -46,4 +62,16 @@ pub(crate) fn cache_lookup(cache: &'static str, hit: bool) {
 pub(crate) fn sign_in(method: &str, outcome: &'static str) {
     metrics::counter!("kbgate_sign_ins_total", "method" => method.to_owned(), "outcome" => outcome)
         .increment(1);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn made_up_methods_share_one_label() {
+        let custom = axum::http::Method::from_bytes(b"FROBNICATE").unwrap();
+        assert_eq!(method_label(&custom), "other");
+        assert_eq!(method_label(&axum::http::Method::GET), "GET");
+    }
 }

@@ -148,7 +148,7 @@ pub(crate) async fn session(
     Json(req): Json<SessionRequest>,
 ) -> Result<Json<SessionResponse>, Error> {
     let widget = state.widget().ok_or(Error::NotFound)?;
-    if cross_site(&headers, state.settings()) {
+    if cross_site(&headers, &state.settings()) {
         return Err(Error::Forbidden);
     }
     let (email, _) = use_code(&state, Some(&req.code), PURPOSE_HANDOVER)
@@ -260,7 +260,7 @@ pub(crate) async fn suggest(
         .library()
         .pages_with_labels(&v.viewer, &rule.labels, MAX_SUGGESTIONS)
         .await?;
-    let s = state.settings();
+    let s = &state.settings();
     Ok(Json(SuggestJson {
         hits: hits
             .into_iter()

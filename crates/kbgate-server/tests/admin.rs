@@ -319,8 +319,12 @@ async fn an_admin_who_reads_nothing_still_reaches_the_console() {
     app.policy.replace(policy_without_acme());
     let sessions = app.get("/admin/sessions", Some(&both)).await;
     assert_eq!(sessions.status(), 200);
-    // Any other refused email still gets no session.
+    // Any other refused email still gets no session (the refusal page, no cookie).
     let token = mint_hs256(&claims("x@vendor.example"));
     let resp = app.get(&format!("/auth/embed?token={token}"), None).await;
-    assert_eq!(resp.status(), 401);
+    assert_eq!(resp.status(), 403);
+    assert!(
+        resp.headers().get("set-cookie").is_none(),
+        "a refused email got a cookie"
+    );
 }

@@ -830,8 +830,9 @@ async fn the_policy_still_decides_after_a_good_token() {
     // A verified address of a bound domain whose audience has expired: the provider vouches
     // for it, the policy refuses it.
     fake.lock().unwrap().email = "oscar@old.com".into();
+    // The honest refusal (403: no access, whom to ask), and no session.
     let (status, _) = attempt(&app, &fake, Twist::None).await;
-    assert_eq!(status, 401);
+    assert_eq!(status, 403);
     let events = app.store.recent_audit(10).await.unwrap();
     let refused = events
         .iter()

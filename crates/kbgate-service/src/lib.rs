@@ -81,6 +81,9 @@ pub struct Service {
     reload: ReloadTrigger,
     policy: PolicyHandle,
     metrics: Option<(TcpListener, metrics_exporter_prometheus::PrometheusHandle)>,
+    /// The configuration as the file said at start (before the listen address and default
+    /// public URL were adjusted): what a reload compares against for restart-only keys.
+    as_loaded: Config,
 }
 
 impl Service {
@@ -94,6 +97,7 @@ impl Service {
         listener: TcpListener,
     ) -> Result<Service, ServiceError> {
         let addr = listener.local_addr()?;
+        let as_loaded = config.clone();
         if config.portal.public_url == kbgate_config::default_public_url(config.portal.listen) {
             config.portal.public_url = kbgate_config::default_public_url(addr);
         }
@@ -110,6 +114,7 @@ impl Service {
             reload: ReloadTrigger::default(),
             policy,
             metrics: None,
+            as_loaded,
         })
     }
 
@@ -182,6 +187,7 @@ impl Service {
             reload,
             policy,
             metrics,
+            as_loaded,
         } = self;
         // The admin console's "sync now" wakes the sync loop (only when there is one).
         let sync_now = (source.is_some() && !config.sync.interval.is_zero())
@@ -197,12 +203,11 @@ impl Service {
         let stop = shutdown.child_token();
         let mut tasks = JoinSet::new();
         {
-            let (path, policy, stop) = (config.path.clone(), policy.clone(), stop.clone());
-            let portal = state.clone();
+            let (policy, state, stop) = (policy.clone(), state.clone(), stop.clone());
             tasks.spawn(loops::reload(
-                path,
+                as_loaded,
                 policy,
-                portal,
+                state,
                 config_poll,
                 reload,
                 stop,
@@ -261,6 +266,83 @@ impl Service {
         }
         Ok(())
     }
+}
+
+/// The keys whose change between `running` and `reloaded` takes effect only after a restart
+/// (a reload applies the policy, session and magic-link lifetimes, mail delivery, framing
+/// origins, embed keys and the API key at once). Secret *values* behind files or variables
+/// of `[confluence]` and the store URL's password are read at start only; they are not
+/// compared here.
+pub fn restart_needed(running: &Config, reloaded: &Config) -> Vec<&'static str> {
+    let (a, b) = (&running.portal, &reloaded.portal);
+    let checks: [(&'static str, bool); 17] = [
+        ("portal.listen", a.listen != b.listen),
+        ("portal.public_url", a.public_url != b.public_url),
+        (
+            "portal.trusted_proxies",
+            a.trusted_proxies != b.trusted_proxies,
+        ),
+        ("portal.view_cache_mb", a.view_cache_mb != b.view_cache_mb),
+        (
+            "portal.header_read_timeout",
+            a.header_read_timeout != b.header_read_timeout,
+        ),
+        ("portal.idle_timeout", a.idle_timeout != b.idle_timeout),
+        (
+            "portal.max_connections",
+            a.max_connections != b.max_connections,
+        ),
+        (
+            "portal.max_connections_per_client",
+            a.max_connections_per_client != b.max_connections_per_client,
+        ),
+        (
+            "store.url",
+            running.store.url.expose() != reloaded.store.url.expose(),
+        ),
+        (
+            "store.data_dir",
+            running.store.data_dir != reloaded.store.data_dir,
+        ),
+        (
+            "sync.interval",
+            running.sync.interval != reloaded.sync.interval,
+        ),
+        (
+            "sync.overlap",
+            running.sync.overlap != reloaded.sync.overlap,
+        ),
+        (
+            "sync.full_every",
+            running.sync.full_every != reloaded.sync.full_every,
+        ),
+        (
+            "sync.lease_ttl",
+            running.sync.lease_ttl != reloaded.sync.lease_ttl,
+        ),
+        (
+            "metrics.listen",
+            running.metrics.listen != reloaded.metrics.listen,
+        ),
+        (
+            "confluence",
+            format!("{:?}", running.confluence) != format!("{:?}", reloaded.confluence),
+        ),
+        (
+            "confluence.max_attachment_bytes",
+            running.confluence.as_ref().map(|c| c.max_attachment_bytes)
+                != reloaded.confluence.as_ref().map(|c| c.max_attachment_bytes),
+        ),
+    ];
+    let mut keys: Vec<&'static str> = checks
+        .into_iter()
+        .filter_map(|(k, changed)| changed.then_some(k))
+        .collect();
+    // The section names itself once; a key of it is not listed twice.
+    if keys.contains(&"confluence") {
+        keys.retain(|k| !k.starts_with("confluence."));
+    }
+    keys
 }
 
 /// Every space named by an audience, once, in a stable order.
@@ -327,6 +409,44 @@ mod tests {
             kbgate_config::DEFAULT_MAX_ATTACHMENT_BYTES
         );
         assert_eq!(o.overlap, kbgate_config::DEFAULT_SYNC_OVERLAP);
+    }
+
+    #[test]
+    fn restart_only_changes_are_named_and_live_ones_are_not() {
+        let base = load("[portal]\nlisten = \"127.0.0.1:8080\"\n");
+        assert!(restart_needed(&base, &base).is_empty());
+        let live = load(
+            "[portal]\nlisten = \"127.0.0.1:8080\"\nsession_idle = \"10m\"\n\
+             session_absolute = \"1h\"\nmagic_link_ttl = \"5m\"\n\
+             frame_ancestors = [\"https://app.example.com\"]\n",
+        );
+        assert!(restart_needed(&base, &live).is_empty());
+        let moved = load(
+            "[portal]\nlisten = \"127.0.0.1:9090\"\nmax_connections = 100\n\n\
+             [store]\nurl = \"sqlite://other.db\"\n\n[sync]\ninterval = \"1m\"\n\n\
+             [metrics]\nlisten = \"127.0.0.1:9464\"\n",
+        );
+        assert_eq!(
+            restart_needed(&base, &moved),
+            [
+                "portal.listen",
+                // its default follows the listen address
+                "portal.public_url",
+                "portal.max_connections",
+                "store.url",
+                "sync.interval",
+                "metrics.listen"
+            ]
+        );
+        let site = load("").confluence.map(|mut c| {
+            c.base_url = "https://other.atlassian.net".parse().unwrap();
+            c
+        });
+        let other_site = Config {
+            confluence: site,
+            ..load("")
+        };
+        assert_eq!(restart_needed(&load(""), &other_site), ["confluence"]);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use kbgate_config::Config;
 use kbgate_mirror::sync::{
     BLOB_GRACE, Progress, SyncError, SyncOptions, confluence::ConfluenceSource, forget, sync_spaces,
 };
-use kbgate_server::PolicyHandle;
+use kbgate_server::{AppState, PolicyHandle};
 use kbgate_store::Store;
 use tokio_util::sync::CancellationToken;
 
@@ -104,17 +104,21 @@ fn fingerprint(path: &Path) -> Option<u64> {
     Some(h.finish())
 }
 
-/// Re-reads the policy (and the portal's brand) when asked (SIGHUP in `kbgate serve`) or when the file's content
-/// changes (polled every `poll`; zero: never). A bad file is refused with its errors logged
-/// once, and the running policy stays.
+/// Re-reads the configuration when asked (SIGHUP in `kbgate serve`) or when the file's
+/// content changes (polled every `poll`; zero: never), and applies what can change while
+/// serving: the policy, then the portal's live settings (session and magic-link lifetimes,
+/// mail, framing origins, embed keys, API key). Changed keys that need a restart are named in
+/// a warning, on every reload until the process restarts. A bad file is refused with its
+/// errors logged, and the running configuration stays.
 pub(crate) async fn reload(
-    path: PathBuf,
+    started_with: Config,
     policy: PolicyHandle,
-    portal: kbgate_server::AppState,
+    state: AppState,
     poll: Duration,
     trigger: ReloadTrigger,
     stop: CancellationToken,
 ) {
+    let path = started_with.path.clone();
     let mut seen = fingerprint(&path);
     // A zero period means no polling: the tick never fires.
     let mut tick = tokio::time::interval(if poll.is_zero() {
@@ -134,17 +138,37 @@ pub(crate) async fn reload(
             continue;
         }
         seen = now;
-        match Config::load(&path) {
-            Ok(c) => {
-                policy.replace(c.policy);
-                tracing::info!("policy reloaded from {}", path.display());
-                // The brand reloads with it; one whose files cannot be read keeps the
-                // running brand (the policy above still applies).
-                if let Err(e) = portal.set_brand(&c.portal.brand) {
-                    tracing::error!("brand reload refused, keeping the running brand: {e}");
-                }
+        let c = match Config::load(&path) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!("config reload refused, keeping the running configuration: {e}");
+                continue;
             }
-            Err(e) => tracing::error!("config reload refused, keeping the running policy: {e}"),
+        };
+        policy.replace(c.policy.clone());
+        match state.reload_from_config(&c) {
+            Ok(()) => tracing::info!(
+                "policy reloaded from {}, with the portal's settings",
+                path.display()
+            ),
+            Err(e) => tracing::error!(
+                "policy reloaded from {}, but the portal settings were not (keeping the \
+                 running ones): {e}",
+                path.display()
+            ),
+        }
+        // The brand reloads with it; one whose files cannot be read keeps the running brand
+        // (the policy and settings above still apply).
+        if let Err(e) = state.set_brand(&c.portal.brand) {
+            tracing::error!("brand reload refused, keeping the running brand: {e}");
+        }
+        let pending = crate::restart_needed(&started_with, &c);
+        if !pending.is_empty() {
+            tracing::warn!(
+                keys = %pending.join(", "),
+                "changed settings that take effect only after a restart: {}",
+                pending.join(", ")
+            );
         }
     }
 }

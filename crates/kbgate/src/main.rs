@@ -111,8 +111,11 @@ enum Command {
     Doctor(doctor::Args),
     /// Serve the portal (and sync in the background on `[sync] interval`).
     ///
-    /// The policy is re-read on SIGHUP or when the config file changes; existing sessions
-    /// are judged by the new policy on their next request.
+    /// The configuration is re-read on SIGHUP or when the file changes: the policy (existing
+    /// sessions are judged by it on their next request), session and magic-link lifetimes,
+    /// mail delivery, framing origins and the embed keys apply at once; changed keys that
+    /// need a restart (listen address, public URL, store, sync, metrics, Confluence) are
+    /// named in a warning.
     Serve(serve::Args),
     /// Run everything on this machine with a simulated Confluence site: no configuration.
     ///

@@ -40,7 +40,7 @@ fn check_form(
     given: Option<&str>,
     expected: &str,
 ) -> Result<(), Error> {
-    if cross_site(headers, state.settings()) || !ct_eq(given.unwrap_or_default(), expected) {
+    if cross_site(headers, &state.settings()) || !ct_eq(given.unwrap_or_default(), expected) {
         return Err(Error::Forbidden);
     }
     Ok(())
@@ -127,7 +127,7 @@ pub(crate) async fn open(
         .await;
     let mut resp = see_other(routes::HOME);
     if let Ok(v) =
-        HeaderValue::from_str(&set_admin_cookie(state.settings(), &id, lifetime.as_secs()))
+        HeaderValue::from_str(&set_admin_cookie(&state.settings(), &id, lifetime.as_secs()))
     {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
@@ -148,7 +148,7 @@ pub(crate) async fn logout(
         .record(&u.admin, "admin.session.end", serde_json::json!({}))
         .await;
     let mut resp = see_other(crate::urls::routes::HOME);
-    if let Ok(v) = HeaderValue::from_str(&clear_admin_cookie(state.settings())) {
+    if let Ok(v) = HeaderValue::from_str(&clear_admin_cookie(&state.settings())) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
     Ok(resp)

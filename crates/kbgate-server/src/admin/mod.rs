@@ -115,7 +115,7 @@ async fn candidate(headers: &HeaderMap, state: &AppState) -> Result<AdminCandida
     if admins.is_empty() {
         return Err(Error::NotFound);
     }
-    let settings = state.settings();
+    let settings = &state.settings();
     let reader = session_cookie(headers, settings).ok_or(Error::NotFound)?;
     let session = state
         .sessions()
@@ -189,7 +189,7 @@ async fn admin_session(
     state: &AppState,
     c: AdminCandidate,
 ) -> Result<Option<AdminUser>, Error> {
-    let Some(id) = read_cookie(headers, admin_cookie_name(state.settings())) else {
+    let Some(id) = read_cookie(headers, admin_cookie_name(&state.settings())) else {
         return Ok(None);
     };
     let Some(rec) = state

@@ -11,17 +11,30 @@ pub const API_KEY: &str = "service-test-api-key-0123456789abcdefghij";
 /// Writes the secrets and `kbgate.toml` into `dir`. `acme_domains` lists acme's domains (TOML
 /// strings); `sync` is the `[sync]` section's body (empty: the defaults). The file is written
 /// aside and renamed, so a running service never reads half of it.
+#[allow(dead_code)] // not every test binary uses both forms
 pub fn write_config(dir: &Path, sim: &SimHandle, acme_domains: &str, sync: &str) {
-    write_config_branded(dir, sim, acme_domains, sync, "");
+    write_config_full(dir, sim, acme_domains, sync, "", "");
 }
 
 /// [`write_config`] with `brand` as the body of `[portal.brand]`.
 #[allow(dead_code)] // not every test binary brands its portal
-pub fn write_config_branded(
+pub fn write_config_branded(dir: &Path, sim: &SimHandle, acme_domains: &str, sync: &str, brand: &str) {
+    write_config_full(dir, sim, acme_domains, sync, "", brand);
+}
+
+/// [`write_config`], with `portal` added to the `[portal]` section's body.
+#[allow(dead_code)] // not every test binary adjusts [portal]
+pub fn write_config_with(dir: &Path, sim: &SimHandle, acme_domains: &str, sync: &str, portal: &str) {
+    write_config_full(dir, sim, acme_domains, sync, portal, "");
+}
+
+/// [`write_config`] with `portal` added to `[portal]` and `brand` as `[portal.brand]`'s body.
+pub fn write_config_full(
     dir: &Path,
     sim: &SimHandle,
     acme_domains: &str,
     sync: &str,
+    portal: &str,
     brand: &str,
 ) {
     let creds = sim.service_account();
@@ -50,6 +63,7 @@ data_dir = "{dir}/data"
 [portal]
 listen = "127.0.0.1:0"
 outbox_dir = "{dir}/outbox"
+{portal}
 
 [embed]
 issuer = "https://app.example.com"
