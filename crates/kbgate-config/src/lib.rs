@@ -715,23 +715,19 @@ impl Config {
                 Some(metrics),
                 Some(admin),
                 Some(widget),
-            )
-                if b.problems.is_empty() =>
-            {
-                Ok(Config {
-                    path: path.to_owned(),
-                    confluence,
-                    store,
-                    sync,
-                    portal,
-                    metrics,
-                    embed,
-                    policy,
-                    oidc,
-                    admin,
-                    widget,
-                })
-            }
+            ) if b.problems.is_empty() => Ok(Config {
+                path: path.to_owned(),
+                confluence,
+                store,
+                sync,
+                portal,
+                metrics,
+                embed,
+                policy,
+                oidc,
+                admin,
+                widget,
+            }),
             _ => Err(ConfigError::Invalid {
                 problems: b.problems,
             }),

@@ -126,9 +126,11 @@ pub(crate) async fn open(
         .record(&c.admin, "admin.session.open", serde_json::json!({}))
         .await;
     let mut resp = see_other(routes::HOME);
-    if let Ok(v) =
-        HeaderValue::from_str(&set_admin_cookie(&state.settings(), &id, lifetime.as_secs()))
-    {
+    if let Ok(v) = HeaderValue::from_str(&set_admin_cookie(
+        &state.settings(),
+        &id,
+        lifetime.as_secs(),
+    )) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
     Ok(resp)

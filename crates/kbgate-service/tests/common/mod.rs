@@ -18,13 +18,25 @@ pub fn write_config(dir: &Path, sim: &SimHandle, acme_domains: &str, sync: &str)
 
 /// [`write_config`] with `brand` as the body of `[portal.brand]`.
 #[allow(dead_code)] // not every test binary brands its portal
-pub fn write_config_branded(dir: &Path, sim: &SimHandle, acme_domains: &str, sync: &str, brand: &str) {
+pub fn write_config_branded(
+    dir: &Path,
+    sim: &SimHandle,
+    acme_domains: &str,
+    sync: &str,
+    brand: &str,
+) {
     write_config_full(dir, sim, acme_domains, sync, "", brand);
 }
 
 /// [`write_config`], with `portal` added to the `[portal]` section's body.
 #[allow(dead_code)] // not every test binary adjusts [portal]
-pub fn write_config_with(dir: &Path, sim: &SimHandle, acme_domains: &str, sync: &str, portal: &str) {
+pub fn write_config_with(
+    dir: &Path,
+    sim: &SimHandle,
+    acme_domains: &str,
+    sync: &str,
+    portal: &str,
+) {
     write_config_full(dir, sim, acme_domains, sync, portal, "");
 }
 
