@@ -69,6 +69,9 @@ pub(crate) struct Brand {
     pub(crate) footer_links: Vec<Link>,
     pub(crate) support_email: Option<String>,
     pub(crate) support_url: Option<String>,
+    /// The light theme's accent (`#rrggbb`, validated by kbgate-config), when configured: the
+    /// help widget's button and frame take it too.
+    pub(crate) accent: Option<String>,
     /// By name (the last path segment of [`routes::BRAND_ASSET`]).
     assets: HashMap<&'static str, Asset>,
 }
@@ -229,6 +232,7 @@ impl Brand {
                 .collect(),
             support_email: cfg.support_email.as_ref().map(|e| e.as_str().to_owned()),
             support_url: cfg.support_url.as_ref().map(|u| u.to_string()),
+            accent,
             assets,
         })
     }

@@ -38,7 +38,11 @@ use crate::urls;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct MayBeFramed;
 
-fn asset(body: &'static str, content_type: &'static str, cross_origin: bool) -> Response {
+fn asset(
+    body: std::borrow::Cow<'static, str>,
+    content_type: &'static str,
+    cross_origin: bool,
+) -> Response {
     let mut r = body.into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -61,25 +65,39 @@ fn asset(body: &'static str, content_type: &'static str, cross_origin: bool) -> 
 pub(crate) async fn script(State(state): State<AppState>) -> Result<Response, Error> {
     state.widget().ok_or(Error::NotFound)?;
     Ok(asset(
-        include_str!("../static/widget/widget.js"),
+        themed(include_str!("../static/widget/widget.js"), &state.brand()),
         "text/javascript; charset=utf-8",
         true,
     ))
 }
 
+/// The neutral accent `widget.js` and `frame.css` are written with.
+const NEUTRAL_ACCENT: &str = "#1d4ed8";
+
+/// `text` with the brand's accent in place of the neutral one: the help button and the frame
+/// look like the portal. The accent is `#rrggbb` (validated by kbgate-config), so nothing but
+/// a colour can reach the script or the stylesheet; on white it meets WCAG AA (4.5:1), and so
+/// does white text on it.
+fn themed(text: &'static str, brand: &crate::brand::Brand) -> std::borrow::Cow<'static, str> {
+    match &brand.accent {
+        Some(accent) => text.replace(NEUTRAL_ACCENT, accent).into(),
+        None => text.into(),
+    }
+}
+
 /// `GET /widget/frame.js`: the frame's script (same origin as the frame).
 pub(crate) async fn frame_script() -> Response {
     asset(
-        include_str!("../static/widget/frame.js"),
+        include_str!("../static/widget/frame.js").into(),
         "text/javascript; charset=utf-8",
         false,
     )
 }
 
 /// `GET /widget/frame.css`: the frame's stylesheet.
-pub(crate) async fn frame_style() -> Response {
+pub(crate) async fn frame_style(State(state): State<AppState>) -> Response {
     asset(
-        include_str!("../static/widget/frame.css"),
+        themed(include_str!("../static/widget/frame.css"), &state.brand()),
         "text/css; charset=utf-8",
         false,
     )

@@ -36,6 +36,39 @@ async fn app_with(w: WidgetConfig) -> TestApp {
     .await
 }
 
+/// The help button and the frame take the brand's accent; without one, the neutral theme.
+#[tokio::test]
+async fn the_widget_is_themed_by_the_brand() {
+    let neutral = app_with(widget()).await;
+    let js = neutral.get("/widget.js", None).await.text().await.unwrap();
+    assert!(js.contains("#1d4ed8"), "the neutral accent");
+
+    let test_store = open_store(Backend::Sqlite).await.unwrap();
+    write_mirror(&test_store.store).await;
+    let branded = serve_with_extras(
+        test_store,
+        policy(),
+        |p| p.brand.accent = Some(kbgate_config::CssColor::parse("#b3261e").unwrap()),
+        hs256_verifier(),
+        |e| e.widget = widget(),
+    )
+    .await;
+    let js = branded.get("/widget.js", None).await.text().await.unwrap();
+    assert!(
+        js.contains("\"#b3261e\""),
+        "the button takes the brand's accent"
+    );
+    assert!(!js.contains("#1d4ed8"), "the neutral accent is left");
+    let css = branded
+        .get("/widget/frame.css", None)
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(css.contains("--kb-accent: #b3261e;"), "{css}");
+    assert!(!css.contains("#1d4ed8"));
+}
+
 /// A hand-over code for `email`, as the host app's backend gets it.
 async fn code(app: &TestApp, email: &str) -> String {
     let resp = app
