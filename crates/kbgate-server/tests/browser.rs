@@ -810,13 +810,21 @@ async fn suggestions_are_a_keyboard_combobox_and_feedback_is_a_plain_form() {
         .click()
         .await
         .unwrap();
-    let h1 = c
-        .find(Locator::Css("main h1"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // The click starts a navigation: until the answer has loaded, the old page's heading may
+    // be found (and go stale under us), so read it until it is the answer's.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut h1 = String::new();
+    while Instant::now() < deadline {
+        if let Ok(e) = c.find(Locator::Css("main h1")).await
+            && let Ok(t) = e.text().await
+        {
+            h1 = t;
+            if h1 == "Thank you for your feedback" {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     assert_eq!(h1, "Thank you for your feedback");
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
