@@ -1,6 +1,7 @@
 //! A config reload applies the portal's live settings to the running service: the host
-//! app's API key (its file is read again), the session lifetime of new sign-ins and the
-//! framing origins (CSP); a bad secret keeps the running settings.
+//! app's API key and the embed signing secret (their files are read again), the session
+//! lifetime of new sign-ins and the framing origins (CSP); a bad secret keeps the running
+//! settings.
 
 use std::time::Duration;
 
@@ -13,6 +14,9 @@ mod common;
 use common::{API_KEY, write_config_with};
 
 const NEW_KEY: &str = "service-test-new-api-key-0123456789abcdefgh";
+/// The embed secret the test config writes, and the one the host app rotates to.
+const OLD_SECRET: &str = "service-test-embed-secret-0123456789abcdef";
+const NEW_SECRET: &str = "service-test-rotated-embed-secret-0123456789";
 
 /// `GET /api/v1/spaces` for jane@acme.com with `key`.
 async fn spaces_status(http: &reqwest::Client, addr: std::net::SocketAddr, key: &str) -> u16 {
@@ -22,6 +26,39 @@ async fn spaces_status(http: &reqwest::Client, addr: std::net::SocketAddr, key: 
         .send()
         .await
         .expect("request")
+        .status()
+        .as_u16()
+}
+
+/// The status of an embed hand-over of jane with a token signed by `secret` (HS256, the
+/// service test config's issuer and audience).
+async fn embed_status(http: &reqwest::Client, addr: std::net::SocketAddr, secret: &str) -> u16 {
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims = serde_json::json!({
+        "email": "jane@acme.com",
+        "iss": "https://app.example.com",
+        "aud": "kbgate",
+        "iat": now,
+        "exp": now + 60,
+        // Unique per call, so a refusal is never the replay check's.
+        "jti": format!(
+            "reload-{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .expect("clock")
+                .as_nanos()
+        ),
+    });
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("token");
+    http.get(format!("http://{addr}/auth/embed?token={token}"))
+        .send()
+        .await
+        .expect("embed")
         .status()
         .as_u16()
 }
@@ -114,6 +151,12 @@ async fn reload_applies_keys_session_lifetime_and_framing() {
     );
     // (after the config: writing it puts the test's usual key back)
     std::fs::write(dir.join("api-key"), NEW_KEY).expect("new key");
+    assert_eq!(
+        embed_status(&http, addr, OLD_SECRET).await,
+        303,
+        "embed before"
+    );
+    std::fs::write(dir.join("embed-secret"), NEW_SECRET).expect("new secret");
     reload.reload();
     eventually("the new API key", || {
         let http = http.clone();
@@ -121,6 +164,18 @@ async fn reload_applies_keys_session_lifetime_and_framing() {
     })
     .await;
     assert_eq!(spaces_status(&http, addr, API_KEY).await, 401, "old key");
+    // The host app rotated its embed secret: tokens signed with the new one open sessions,
+    // with the old one no longer (no restart).
+    assert_eq!(
+        embed_status(&http, addr, NEW_SECRET).await,
+        303,
+        "new secret"
+    );
+    assert_eq!(
+        embed_status(&http, addr, OLD_SECRET).await,
+        401,
+        "old secret"
+    );
     let cookie = sign_in_cookie(&http, addr, NEW_KEY).await;
     assert!(cookie.contains("Max-Age=3600"), "1h: {cookie}");
     assert!(cookie.contains("SameSite=None; Secure"), "framed: {cookie}");
