@@ -80,7 +80,7 @@ struct Fetched {
 impl std::fmt::Debug for RemoteJwks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RemoteJwks")
-            .field("url", &self.url.as_str())
+            .field("url", &self.shown())
             .finish_non_exhaustive()
     }
 }
@@ -97,6 +97,16 @@ impl RemoteJwks {
             failed: std::sync::Mutex::new(None),
             fetching: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// The URL for log lines: scheme, host and path only (a query may carry a token).
+    fn shown(&self) -> String {
+        format!(
+            "{}://{}{}",
+            self.url.scheme(),
+            self.url.host_str().unwrap_or_default(),
+            self.url.path()
+        )
     }
 
     fn cached(&self) -> Option<Fetched> {
@@ -148,7 +158,7 @@ impl RemoteJwks {
                 };
                 *self.cached.lock().unwrap_or_else(|e| e.into_inner()) = Some(fresh.clone());
                 tracing::info!(
-                    url = %self.url,
+                    url = %self.shown(),
                     keys = fresh.keys.len(),
                     max_age_s = max_age.as_secs(),
                     "embed JWKS fetched"
@@ -156,7 +166,7 @@ impl RemoteJwks {
                 Ok(fresh.keys)
             }
             Err(e) => {
-                tracing::warn!(url = %self.url, error = %e, "embed JWKS fetch failed");
+                tracing::warn!(url = %self.shown(), error = %e, "embed JWKS fetch failed");
                 if cached.is_none() {
                     *self.failed.lock().unwrap_or_else(|e| e.into_inner()) = Some((now, e.clone()));
                 }

@@ -9,14 +9,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use common::browser::{axe_source, start_browser};
 use common::*;
 use confluence_sim::SimConfig;
 use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use serde_json::json;
 
 /// Where Debian puts the two programs; `KBGATE_CHROMIUM` / `KBGATE_CHROMEDRIVER` override.
@@ -25,68 +25,6 @@ fn tool(env: &str, default: &str) -> Option<PathBuf> {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(default));
     p.exists().then_some(p)
-}
-
-/// Kills chromedriver (and with it the browser) however the test ends.
-struct Driver(Child);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn start_browser(chromium: &Path, driver: &Path, downloads: &Path) -> (Driver, Client) {
-    let port = free_port();
-    let child = Command::new(driver)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start chromedriver");
-    let guard = Driver(child);
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if reqwest::get(format!("{url}/status")).await.is_ok() {
-            break;
-        }
-        assert!(Instant::now() < deadline, "chromedriver did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let caps = json!({
-        "browserName": "chrome",
-        // A script that called alert() leaves its prompt open for us to find.
-        "unhandledPromptBehavior": "ignore",
-        "goog:chromeOptions": {
-            "binary": chromium,
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                     "--disable-dev-shm-usage", "--window-size=1280,900"],
-            "prefs": {
-                "download.default_directory": downloads,
-                "download.prompt_for_download": false,
-            },
-        },
-    });
-    let serde_json::Value::Object(caps) = caps else {
-        unreachable!()
-    };
-    let client = ClientBuilder::rustls()
-        .expect("tls roots")
-        .capabilities(caps)
-        .connect(&url)
-        .await
-        .expect("WebDriver session");
-    (guard, client)
 }
 
 /// Nothing a page's content could have done is visible: no prompt is open, the browser is
@@ -127,37 +65,6 @@ async fn assert_nothing_ran(c: &Client, base: &str, what: &str) {
         .await
         .unwrap();
     assert_eq!(found, json!([]), "{what}: active content in the DOM");
-}
-
-/// The pinned axe-core (npm), installed once under the target directory.
-const AXE_VERSION: &str = "4.14.1";
-
-/// axe-core's browser bundle: from the cached install, or installed with npm now. A missing
-/// npm or registry fails the test (the accessibility check is part of it, never skipped
-/// when the browser runs).
-fn axe_source() -> String {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("axe-core-{AXE_VERSION}"));
-    let js = dir.join("node_modules/axe-core/axe.min.js");
-    if !js.exists() {
-        std::fs::create_dir_all(&dir).unwrap();
-        let status = Command::new("npm")
-            .args([
-                "install",
-                "--no-audit",
-                "--no-fund",
-                "--no-save",
-                "--prefix",
-            ])
-            .arg(&dir)
-            .arg(format!("axe-core@{AXE_VERSION}"))
-            .status()
-            .expect("npm (to install axe-core for the accessibility check)");
-        assert!(
-            status.success(),
-            "npm install axe-core@{AXE_VERSION} failed"
-        );
-    }
-    std::fs::read_to_string(&js).unwrap_or_else(|e| panic!("{}: {e}", js.display()))
 }
 
 /// axe-core finds no violation on the current page (every rule axe runs by default, WCAG

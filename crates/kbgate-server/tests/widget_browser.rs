@@ -6,14 +6,13 @@
 //! the sign-in end (a new code is fetched), signs out, and has a third origin's frame post a
 //! code to the widget, which must ignore it.
 //!
-//! Needs Debian's `chromium` and `chromium-driver`, and axe-core from npm (`.ci/run` installs
-//! it under `target/thirdparty/axe`; `KBGATE_AXE` names another `axe.min.js`). Without them
-//! the test is skipped with a message, except under `CI=true`, where it fails.
+//! Needs Debian's `chromium` and `chromium-driver` (without them the test is skipped with a
+//! message, except under `CI=true`, where it fails) and npm for the pinned axe-core (installed
+//! on first use, like the portal's browser test: `common::browser`).
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -22,8 +21,9 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{Html, IntoResponse};
 use axum::routing::get;
+use common::browser::{axe_source, start_browser};
 use common::*;
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use kbgate_config::{WidgetConfig, WidgetSuggest};
 use kbgate_policy::Label;
 use serde_json::{Value, json};
@@ -47,55 +47,6 @@ fn needed(env: &str, default: PathBuf, what: &str) -> Option<PathBuf> {
         p.display()
     );
     None
-}
-
-/// Kills chromedriver (and with it the browser) however the test ends.
-struct Driver(Child);
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-async fn start_browser(chromium: &Path, driver: &Path) -> (Driver, Client) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(driver)
-        .arg(format!("--port={port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start chromedriver");
-    let guard = Driver(child);
-    let url = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while reqwest::get(format!("{url}/status")).await.is_err() {
-        assert!(Instant::now() < deadline, "chromedriver did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let caps = json!({
-        "browserName": "chrome",
-        "goog:chromeOptions": {
-            "binary": chromium,
-            "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                     "--disable-dev-shm-usage", "--window-size=1280,900"],
-        },
-    });
-    let Value::Object(caps) = caps else {
-        unreachable!()
-    };
-    let client = ClientBuilder::rustls()
-        .expect("tls roots")
-        .capabilities(caps)
-        .connect(&url)
-        .await
-        .expect("WebDriver session");
-    (guard, client)
 }
 
 /// Runs `script` (a function body) until it returns something other than `null`/`false`.
@@ -168,15 +119,8 @@ async fn the_help_widget_works_on_a_host_page_of_another_origin() {
     ) else {
         return;
     };
-    let Some(axe) = needed(
-        "KBGATE_AXE",
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../target/thirdparty/axe/node_modules/axe-core/axe.min.js"),
-        "axe-core (npm install --prefix target/thirdparty/axe axe-core)",
-    ) else {
-        return;
-    };
-    let axe_source = std::fs::read_to_string(axe).unwrap();
+    // The pinned axe-core, installed with npm on first use (as the portal's browser test).
+    let axe_source = axe_source();
 
     // Three origins: the host app (A), a third party framed by it (C), kbgate (B).
     let host_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -244,7 +188,8 @@ async fn the_help_widget_works_on_a_host_page_of_another_origin() {
         });
     tokio::spawn(async move { axum::serve(host_listener, host_app).await.unwrap() });
 
-    let (_driver, c) = start_browser(&chromium, &driver).await;
+    let downloads = tempfile::tempdir().unwrap();
+    let (_driver, c) = start_browser(&chromium, &driver, downloads.path()).await;
     c.goto(&format!("{host}/billing/invoices")).await.unwrap();
 
     // 1. The button, then the panel; focus moves into the frame.

@@ -2,6 +2,8 @@
 //! on 127.0.0.1:0. Tests talk to it over real HTTP.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
