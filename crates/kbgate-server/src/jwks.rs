@@ -1,5 +1,6 @@
-//! The host app's signing keys, fetched from its JWKS URL (`[embed] jwks_url`), so the host
-//! app can rotate keys without touching kbgate.
+//! Signing keys fetched from a JWKS URL: the host app's (`[embed] jwks_url`), so it can rotate
+//! keys without touching kbgate, and each OpenID Provider's (`jwks_uri` of its discovery
+//! document). One cache, one set of rules for both:
 //!
 //! - Cached for as long as the response's `Cache-Control: max-age` says, kept between
 //!   [`MIN_MAX_AGE`] and [`MAX_MAX_AGE`] ([`DEFAULT_MAX_AGE`] without one; `no-store` and
@@ -21,7 +22,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use url::Url;
 
@@ -42,7 +43,7 @@ const MAX_BYTES: usize = 64 * 1024;
 /// Time limit of one fetch.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A key usable for the configured algorithm, with its `kid`.
+/// The keys usable for one algorithm, with their `kid`s.
 pub(crate) type Keys = Arc<Vec<(Option<String>, DecodingKey)>>;
 
 /// Why no key set could be had.
@@ -58,8 +59,10 @@ pub(crate) enum JwksError {
 pub(crate) struct RemoteJwks {
     url: Url,
     client: reqwest::Client,
-    /// The one algorithm accepted: keys of other algorithms in the set are ignored.
-    alg: Algorithm,
+    /// What the keys are for, in log lines ("embed", "oidc acme").
+    label: String,
+    /// The algorithms accepted: keys of other algorithms in the set are ignored.
+    algs: Vec<Algorithm>,
     /// [`MIN_MAX_AGE`] and [`REFETCH_INTERVAL`] (shorter in tests).
     min_max_age: Duration,
     refetch_interval: Duration,
@@ -72,7 +75,8 @@ pub(crate) struct RemoteJwks {
 
 #[derive(Clone)]
 struct Fetched {
-    keys: Keys,
+    /// The usable keys of each accepted algorithm (empty for an algorithm without one).
+    keys: Vec<(Algorithm, Keys)>,
     fetched_at: Instant,
     fresh_until: Instant,
 }
@@ -86,17 +90,37 @@ impl std::fmt::Debug for RemoteJwks {
 }
 
 impl RemoteJwks {
-    pub(crate) fn new(url: Url, client: reqwest::Client, alg: Algorithm) -> RemoteJwks {
+    /// Keys at `url` for tokens signed with one of `algs`, fetched with `client` (whose
+    /// redirect policy and timeouts apply); `label` names them in log lines.
+    pub(crate) fn new(
+        url: Url,
+        client: reqwest::Client,
+        label: impl Into<String>,
+        algs: &[Algorithm],
+    ) -> RemoteJwks {
         RemoteJwks {
             url,
             client,
-            alg,
+            label: label.into(),
+            algs: algs.to_vec(),
             min_max_age: MIN_MAX_AGE,
             refetch_interval: REFETCH_INTERVAL,
             cached: std::sync::Mutex::new(None),
             failed: std::sync::Mutex::new(None),
             fetching: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// A shorter least time between two fetches caused by unknown `kid`s (tests of key
+    /// rotation, which cannot wait [`REFETCH_INTERVAL`]).
+    pub(crate) fn with_refetch_interval(mut self, d: Duration) -> RemoteJwks {
+        self.refetch_interval = d;
+        self
+    }
+
+    /// Where the keys come from.
+    pub(crate) fn url(&self) -> &Url {
+        &self.url
     }
 
     /// The URL for log lines: scheme, host and path only (a query may carry a token).
@@ -116,26 +140,31 @@ impl RemoteJwks {
             .clone()
     }
 
-    /// The keys to try for a token naming `kid`: the cached set while fresh and knowing the
-    /// `kid` (or no `kid` given); otherwise a fetch, subject to the limits of the module docs.
-    pub(crate) async fn keys_for(&self, kid: Option<&str>) -> Result<Keys, JwksError> {
+    /// The keys to try for a token signed with `alg` naming `kid`: the cached set while fresh
+    /// and knowing the `kid` (or no `kid` given); otherwise a fetch, subject to the limits of
+    /// the module docs. An algorithm this cache was not made for has no keys.
+    pub(crate) async fn keys_for(
+        &self,
+        alg: Algorithm,
+        kid: Option<&str>,
+    ) -> Result<Keys, JwksError> {
         let now = Instant::now();
-        if let Some(c) = self.cached().filter(|c| usable(c, kid, now)) {
-            return Ok(c.keys);
+        if let Some(c) = self.cached().filter(|c| usable(c, alg, kid, now)) {
+            return Ok(c.keys_of(alg));
         }
         let _one = self.fetching.lock().await;
         let now = Instant::now();
         let cached = self.cached();
         // A fetch that finished while this request waited is as good as its own.
-        if let Some(c) = cached.as_ref().filter(|c| usable(c, kid, now)) {
-            return Ok(c.keys.clone());
+        if let Some(c) = cached.as_ref().filter(|c| usable(c, alg, kid, now)) {
+            return Ok(c.keys_of(alg));
         }
         if let Some(c) = &cached
             && now < c.fresh_until
             && now.duration_since(c.fetched_at) < self.refetch_interval
         {
             // An unknown kid right after a fetch: not fetched again; the token fails.
-            return Ok(c.keys.clone());
+            return Ok(c.keys_of(alg));
         }
         if cached.is_none()
             && let Some((at, e)) = self
@@ -152,21 +181,22 @@ impl RemoteJwks {
             Ok((keys, max_age)) => {
                 let fetched_at = Instant::now();
                 let fresh = Fetched {
-                    keys: Arc::new(keys),
+                    keys,
                     fetched_at,
                     fresh_until: fetched_at + max_age,
                 };
                 *self.cached.lock().unwrap_or_else(|e| e.into_inner()) = Some(fresh.clone());
                 tracing::info!(
+                    of = %self.label,
                     url = %self.shown(),
-                    keys = fresh.keys.len(),
+                    keys = fresh.keys.iter().map(|(_, k)| k.len()).sum::<usize>(),
                     max_age_s = max_age.as_secs(),
-                    "embed JWKS fetched"
+                    "JWKS fetched"
                 );
-                Ok(fresh.keys)
+                Ok(fresh.keys_of(alg))
             }
             Err(e) => {
-                tracing::warn!(url = %self.shown(), error = %e, "embed JWKS fetch failed");
+                tracing::warn!(of = %self.label, url = %self.shown(), error = %e, "JWKS fetch failed");
                 if cached.is_none() {
                     *self.failed.lock().unwrap_or_else(|e| e.into_inner()) = Some((now, e.clone()));
                 }
@@ -178,7 +208,7 @@ impl RemoteJwks {
                         if let Some(s) = slot.as_mut() {
                             s.fetched_at = now;
                         }
-                        Ok(c.keys)
+                        Ok(c.keys_of(alg))
                     }
                     _ => Err(e),
                 }
@@ -186,7 +216,7 @@ impl RemoteJwks {
         }
     }
 
-    async fn fetch(&self) -> Result<(Vec<(Option<String>, DecodingKey)>, Duration), JwksError> {
+    async fn fetch(&self) -> Result<(Vec<(Algorithm, Keys)>, Duration), JwksError> {
         let fail = |e: &dyn std::fmt::Display| JwksError::Fetch(e.to_string());
         let mut resp = self
             .client
@@ -220,17 +250,32 @@ impl RemoteJwks {
             body.extend_from_slice(&chunk);
         }
         let set: JwkSet = serde_json::from_slice(&body).map_err(|_| JwksError::Invalid)?;
-        let keys = usable_keys(self.alg, &set);
-        if keys.is_empty() {
+        let keys: Vec<(Algorithm, Keys)> = self
+            .algs
+            .iter()
+            .map(|&alg| (alg, Arc::new(usable_keys(alg, &set))))
+            .collect();
+        if keys.iter().all(|(_, k)| k.is_empty()) {
             return Err(JwksError::Invalid);
         }
         Ok((keys, max_age))
     }
 }
 
+impl Fetched {
+    fn keys_of(&self, alg: Algorithm) -> Keys {
+        self.keys
+            .iter()
+            .find(|(a, _)| *a == alg)
+            .map(|(_, k)| k.clone())
+            .unwrap_or_default()
+    }
+}
+
 /// The keys of `set` usable with `alg`, with their `kid`s: a key that declares another
-/// algorithm, or is of another family (an RSA key for ES256), is left out, so a key set can
-/// never widen what the pinned algorithm accepts.
+/// algorithm, is of another family (an RSA key for ES256) or curve (P-384 for ES256), or is
+/// marked for encryption (`"use": "enc"`, RFC 7517 §4.2) is left out, so a key set can never
+/// widen what the pinned algorithm accepts.
 pub(crate) fn usable_keys(alg: Algorithm, set: &JwkSet) -> Vec<(Option<String>, DecodingKey)> {
     let mut keys = Vec::new();
     for jwk in &set.keys {
@@ -238,6 +283,19 @@ pub(crate) fn usable_keys(alg: Algorithm, set: &JwkSet) -> Vec<(Option<String>, 
             && declared.to_string() != format!("{alg:?}")
         {
             continue;
+        }
+        if matches!(&jwk.common.public_key_use, Some(u) if *u != PublicKeyUse::Signature) {
+            continue;
+        }
+        if let AlgorithmParameters::EllipticCurve(ec) = &jwk.algorithm {
+            let curve_fits = match alg {
+                Algorithm::ES256 => ec.curve == EllipticCurve::P256,
+                Algorithm::ES384 => ec.curve == EllipticCurve::P384,
+                _ => false,
+            };
+            if !curve_fits {
+                continue;
+            }
         }
         let Ok(key) = DecodingKey::from_jwk(jwk) else {
             continue;
@@ -250,12 +308,15 @@ pub(crate) fn usable_keys(alg: Algorithm, set: &JwkSet) -> Vec<(Option<String>, 
     keys
 }
 
-/// Whether a cached set answers for `kid` now.
-fn usable(c: &Fetched, kid: Option<&str>, now: Instant) -> bool {
+/// Whether a cached set answers for `alg` and `kid` now.
+fn usable(c: &Fetched, alg: Algorithm, kid: Option<&str>, now: Instant) -> bool {
     now < c.fresh_until
         && match kid {
             None => true,
-            Some(kid) => c.keys.iter().any(|(k, _)| k.as_deref() == Some(kid)),
+            Some(kid) => c
+                .keys_of(alg)
+                .iter()
+                .any(|(k, _)| k.as_deref() == Some(kid)),
         }
 }
 
@@ -349,35 +410,51 @@ mod tests {
     #[tokio::test]
     async fn keys_are_cached_refetched_on_an_unknown_kid_and_rate_limited() {
         let (ep, url) = serve(200, "public, max-age=3600", vec!["rsa-1"]).await;
-        let mut remote = RemoteJwks::new(url, reqwest::Client::new(), Algorithm::RS256);
+        let mut remote = RemoteJwks::new(url, reqwest::Client::new(), "test", &[Algorithm::RS256]);
         remote.refetch_interval = Duration::from_millis(300);
         assert_eq!(
-            kids(&remote.keys_for(Some("rsa-1")).await.unwrap()),
+            kids(
+                &remote
+                    .keys_for(Algorithm::RS256, Some("rsa-1"))
+                    .await
+                    .unwrap()
+            ),
             ["rsa-1"]
         );
         // Cached: known kids and kid-less tokens fetch nothing.
-        remote.keys_for(Some("rsa-1")).await.unwrap();
-        remote.keys_for(None).await.unwrap();
+        remote
+            .keys_for(Algorithm::RS256, Some("rsa-1"))
+            .await
+            .unwrap();
+        remote.keys_for(Algorithm::RS256, None).await.unwrap();
         assert_eq!(ep.hits.load(Ordering::SeqCst), 1);
 
         // A new kid within the interval of the last fetch: not fetched (yet).
         ep.status.lock().unwrap().2 = vec!["rsa-1", "rsa-2"];
         assert_eq!(
-            kids(&remote.keys_for(Some("rsa-2")).await.unwrap()),
+            kids(
+                &remote
+                    .keys_for(Algorithm::RS256, Some("rsa-2"))
+                    .await
+                    .unwrap()
+            ),
             ["rsa-1"]
         );
         assert_eq!(ep.hits.load(Ordering::SeqCst), 1);
 
         // The host app has rotated: a token names the new key, which is fetched at once.
         tokio::time::sleep(Duration::from_millis(350)).await;
-        let keys = remote.keys_for(Some("rsa-2")).await.unwrap();
+        let keys = remote
+            .keys_for(Algorithm::RS256, Some("rsa-2"))
+            .await
+            .unwrap();
         assert_eq!(kids(&keys), ["rsa-1", "rsa-2"]);
         assert_eq!(ep.hits.load(Ordering::SeqCst), 2);
 
         // A flood of made-up kids right after: not one more fetch.
         for i in 0..50 {
             let kid = format!("made-up-{i}");
-            assert!(kids(&remote.keys_for(Some(&kid)).await.unwrap()).len() == 2);
+            assert!(kids(&remote.keys_for(Algorithm::RS256, Some(&kid)).await.unwrap()).len() == 2);
         }
         assert_eq!(
             ep.hits.load(Ordering::SeqCst),
@@ -389,17 +466,17 @@ mod tests {
     #[tokio::test]
     async fn the_cache_control_lifetime_is_kept() {
         let (ep, url) = serve(200, "max-age=1", vec!["rsa-1"]).await;
-        let mut remote = RemoteJwks::new(url, reqwest::Client::new(), Algorithm::RS256);
+        let mut remote = RemoteJwks::new(url, reqwest::Client::new(), "test", &[Algorithm::RS256]);
         remote.min_max_age = Duration::ZERO;
-        remote.keys_for(None).await.unwrap();
-        remote.keys_for(None).await.unwrap();
+        remote.keys_for(Algorithm::RS256, None).await.unwrap();
+        remote.keys_for(Algorithm::RS256, None).await.unwrap();
         assert_eq!(
             ep.hits.load(Ordering::SeqCst),
             1,
             "fetched again within max-age"
         );
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        remote.keys_for(None).await.unwrap();
+        remote.keys_for(Algorithm::RS256, None).await.unwrap();
         assert_eq!(
             ep.hits.load(Ordering::SeqCst),
             2,
@@ -412,10 +489,10 @@ mod tests {
         // Never fetched, endpoint down: no keys, an error (the token is refused), and the
         // endpoint is not asked again for every token.
         let (ep, url) = serve(503, "no-store", vec!["rsa-1"]).await;
-        let remote = RemoteJwks::new(url, reqwest::Client::new(), Algorithm::RS256);
+        let remote = RemoteJwks::new(url, reqwest::Client::new(), "test", &[Algorithm::RS256]);
         for _ in 0..10 {
             assert!(matches!(
-                remote.keys_for(Some("rsa-1")).await,
+                remote.keys_for(Algorithm::RS256, Some("rsa-1")).await,
                 Err(JwksError::Fetch(_))
             ));
         }
@@ -423,21 +500,98 @@ mod tests {
 
         // Fetched once, then down: the last keys stay in use (within the grace).
         let (ep, url) = serve(200, "max-age=1", vec!["rsa-1"]).await;
-        let mut remote = RemoteJwks::new(url, reqwest::Client::new(), Algorithm::RS256);
+        let mut remote = RemoteJwks::new(url, reqwest::Client::new(), "test", &[Algorithm::RS256]);
         remote.min_max_age = Duration::ZERO;
-        remote.keys_for(None).await.unwrap();
+        remote.keys_for(Algorithm::RS256, None).await.unwrap();
         ep.status.lock().unwrap().0 = 500;
         tokio::time::sleep(Duration::from_millis(1100)).await;
-        assert_eq!(kids(&remote.keys_for(None).await.unwrap()), ["rsa-1"]);
+        assert_eq!(
+            kids(&remote.keys_for(Algorithm::RS256, None).await.unwrap()),
+            ["rsa-1"]
+        );
         assert_eq!(ep.hits.load(Ordering::SeqCst), 2);
 
         // A document without a key for the algorithm is an error, not an empty set.
         let (_, url) = serve(200, "max-age=60", vec!["ed-1"]).await;
-        let remote = RemoteJwks::new(url, reqwest::Client::new(), Algorithm::RS256);
+        let remote = RemoteJwks::new(url, reqwest::Client::new(), "test", &[Algorithm::RS256]);
         assert!(matches!(
-            remote.keys_for(None).await,
+            remote.keys_for(Algorithm::RS256, None).await,
             Err(JwksError::Invalid)
         ));
+    }
+
+    /// A set of every kind a provider may publish: which keys verify which algorithm.
+    #[test]
+    fn usable_keys_fit_type_curve_use_and_declared_algorithm() {
+        let rsa = |kid: &str, extra: serde_json::Value| {
+            let mut v = serde_json::json!({ "kty": "RSA", "kid": kid, "n": "sXch", "e": "AQAB" });
+            if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+                o.extend(e.clone());
+            }
+            v
+        };
+        // RFC 7515 A.3's P-256 key, and a key declared on P-384 (never an ES256 key).
+        let p256 = serde_json::json!({ "kty": "EC", "kid": "ec-256", "crv": "P-256",
+            "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+            "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0" });
+        let p384 = serde_json::json!({ "kty": "EC", "kid": "ec-384", "crv": "P-384",
+            "x": "AHKZLLOsCOzz5cY97ewNUajB957y-C-U88c3v13nmGZx6sYl_oJXu9A5RkTKqjqvjyekWF-7ytDyRXYgCF5cj0Kt",
+            "y": "AdymlHvOiLxXkEhayXQnNCvDX4h9htZaCJN34kfmC6pV5OhQHiraVySsUdaQkAgDPrwQrJmbnX9cwlGfP-HqHZR1" });
+        let set: JwkSet = serde_json::from_value(serde_json::json!({ "keys": [
+            rsa("a", serde_json::json!({})),
+            rsa("enc", serde_json::json!({ "use": "enc" })),
+            rsa("ps", serde_json::json!({ "alg": "PS256" })),
+            { "kty": "oct", "kid": "h", "k": "c2VjcmV0" },
+            p256,
+            p384,
+        ]}))
+        .unwrap();
+        let kids = |alg| -> Vec<String> {
+            usable_keys(alg, &set)
+                .into_iter()
+                .filter_map(|(k, _)| k)
+                .collect()
+        };
+        assert_eq!(kids(Algorithm::RS256), ["a"]);
+        assert_eq!(kids(Algorithm::ES256), ["ec-256"]);
+        // A symmetric key fits HS256 only, which no remote set is ever asked for (the embed
+        // refuses HS256 with a JWKS; ID tokens are RS256/ES256).
+        assert_eq!(kids(Algorithm::HS256), ["h"]);
+        assert_eq!(kids(Algorithm::PS256), ["a", "ps"]);
+    }
+
+    /// One cache for several algorithms (an OpenID Provider signing RS256 and ES256): each
+    /// algorithm gets only its own keys, from one fetch.
+    #[tokio::test]
+    async fn one_fetch_serves_each_accepted_algorithm_its_own_keys() {
+        let (ep, url) = serve(200, "max-age=600", vec!["rsa-1", "ed-1"]).await;
+        let remote = RemoteJwks::new(
+            url,
+            reqwest::Client::new(),
+            "test",
+            &[Algorithm::RS256, Algorithm::EdDSA],
+        );
+        assert_eq!(
+            kids(&remote.keys_for(Algorithm::RS256, None).await.unwrap()),
+            ["rsa-1"]
+        );
+        assert_eq!(
+            kids(
+                &remote
+                    .keys_for(Algorithm::EdDSA, Some("ed-1"))
+                    .await
+                    .unwrap()
+            ),
+            ["ed-1"]
+        );
+        assert!(
+            remote
+                .keys_for(Algorithm::ES256, None)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(ep.hits.load(Ordering::SeqCst), 1);
     }
 
     #[test]

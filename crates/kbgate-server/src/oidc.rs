@@ -48,7 +48,6 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::Utc;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use kbgate_config::{ExposeSecret, SecretString};
 use kbgate_policy::{Domain, Email};
@@ -59,6 +58,7 @@ use url::Url;
 use crate::auth::sign_in;
 use crate::cookies::read_cookie;
 use crate::error::Error;
+use crate::jwks::RemoteJwks;
 use crate::ratelimit::{RateLimiter, client_key};
 use crate::redirect::LocalPath;
 use crate::secret::{Opaque, ct_eq};
@@ -83,11 +83,11 @@ const PENDING_TTL: Duration = Duration::from_secs(600);
 const LEEWAY_SECS: u64 = 60;
 /// Oldest `iat` accepted: the token comes straight from the token endpoint.
 const MAX_TOKEN_AGE_SECS: i64 = 600;
-/// How long discovery documents and key sets are reused.
+/// How long discovery documents are reused (key sets follow their `Cache-Control`,
+/// [`crate::jwks`]).
 const CACHE_TTL: Duration = Duration::from_secs(3600);
-/// Shortest time between two key-set fetches caused by an unknown `kid`: a stream of
-/// tokens with made-up key ids must not become a stream of requests to the provider.
-const JWKS_REFETCH_MIN: Duration = Duration::from_secs(30);
+/// The algorithms of the ID tokens accepted: asymmetric only.
+const ID_TOKEN_ALGS: [Algorithm; 2] = [Algorithm::RS256, Algorithm::ES256];
 /// Largest discovery, JWKS or token response read.
 const MAX_RESPONSE_BYTES: usize = 256 * 1024;
 /// Timeout of each call to a provider.
@@ -105,7 +105,10 @@ pub struct OidcProvider {
     scope: String,
     domains: Vec<Domain>,
     discovery: Mutex<Option<(Arc<Discovery>, Instant)>>,
-    jwks: tokio::sync::Mutex<KeyCache>,
+    /// The key set at the discovery document's `jwks_uri`, cached and refreshed by the same
+    /// rules as the embed keys ([`crate::jwks`]); made on first use, remade when the
+    /// document names another `jwks_uri`.
+    jwks: Mutex<Option<Arc<RemoteJwks>>>,
     key_refetch_min: Duration,
 }
 
@@ -146,8 +149,8 @@ impl OidcProvider {
             scope: config.scopes.join(" "),
             domains: config.domains.clone(),
             discovery: Mutex::new(None),
-            jwks: tokio::sync::Mutex::new(KeyCache::default()),
-            key_refetch_min: JWKS_REFETCH_MIN,
+            jwks: Mutex::new(None),
+            key_refetch_min: crate::jwks::REFETCH_INTERVAL,
         })
     }
 
@@ -286,12 +289,6 @@ struct Discovery {
     token_endpoint_auth_methods_supported: Option<Vec<String>>,
 }
 
-#[derive(Default)]
-struct KeyCache {
-    keys: Vec<Jwk>,
-    fetched: Option<Instant>,
-}
-
 /// A provider URL must be https, or plain http on a loopback host when the issuer itself is
 /// (tests against a local provider).
 fn acceptable_endpoint(url: &Url, issuer: &str) -> bool {
@@ -370,32 +367,10 @@ impl Oidc {
         Ok(d)
     }
 
-    async fn fetch_keys(&self, jwks_uri: &Url) -> Result<Vec<Jwk>, String> {
-        #[derive(Deserialize)]
-        struct Set {
-            keys: Vec<serde_json::Value>,
-        }
-        let resp = self
-            .http
-            .get(jwks_uri.clone())
-            .header(header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|e| format!("jwks: {e}"))?;
-        if !resp.status().is_success() {
-            return Err(format!("jwks: HTTP {}", resp.status().as_u16()));
-        }
-        let set: Set = read_json(resp).await.map_err(|e| format!("jwks: {e}"))?;
-        // Keys of types this side does not know are skipped, not fatal.
-        Ok(set
-            .keys
-            .into_iter()
-            .filter_map(|k| serde_json::from_value::<Jwk>(k).ok())
-            .collect())
-    }
-
-    /// The verification key for a token header: from the cached key set, fetched again when
-    /// the `kid` is unknown (key rotation), at most once per [`JWKS_REFETCH_MIN`].
+    /// The verification key for a token header, from the provider's key set: fetched again
+    /// when the `kid` is unknown (key rotation), at most once per refetch interval
+    /// ([`crate::jwks`]). With a `kid`, the key of that `kid`; without, the only key of the
+    /// token's algorithm.
     async fn key_for(
         &self,
         p: &OidcProvider,
@@ -403,59 +378,37 @@ impl Oidc {
         alg: Algorithm,
         kid: Option<&str>,
     ) -> Result<DecodingKey, Refusal> {
-        let mut cache = p.jwks.lock().await;
-        let stale = cache.fetched.is_none_or(|t| t.elapsed() >= CACHE_TTL);
-        let mut found = (!stale).then(|| pick_key(&cache.keys, alg, kid)).flatten();
-        let may_refetch = cache
-            .fetched
-            .is_none_or(|t| t.elapsed() >= p.key_refetch_min);
-        if found.is_none() && (stale || may_refetch) {
-            match self.fetch_keys(&d.jwks_uri).await {
-                Ok(keys) => {
-                    cache.keys = keys;
-                    cache.fetched = Some(Instant::now());
-                }
-                Err(e) => {
-                    tracing::warn!(provider = %p.name, error = %e, "oidc: key set not fetched");
-                    return Err(Refusal::ProviderUnavailable);
+        let remote = {
+            let mut slot = p.jwks.lock().unwrap_or_else(|e| e.into_inner());
+            match slot.as_ref() {
+                Some(r) if r.url() == &d.jwks_uri => r.clone(),
+                _ => {
+                    let r = Arc::new(
+                        RemoteJwks::new(
+                            d.jwks_uri.clone(),
+                            self.http.clone(),
+                            format!("oidc {}", p.name),
+                            &ID_TOKEN_ALGS,
+                        )
+                        .with_refetch_interval(p.key_refetch_min),
+                    );
+                    *slot = Some(r.clone());
+                    r
                 }
             }
-            found = pick_key(&cache.keys, alg, kid);
-        }
-        let jwk = found.ok_or(Refusal::Signature)?;
-        DecodingKey::from_jwk(&jwk).map_err(|_| Refusal::Signature)
-    }
-}
-
-/// The key of `keys` that may verify a token signed with `alg` (RS256: an RSA key; ES256: a
-/// P-256 key), named by `kid` — or the only such key when the token names none. A key marked
-/// for encryption, or for another algorithm, is never used.
-fn pick_key(keys: &[Jwk], alg: Algorithm, kid: Option<&str>) -> Option<Jwk> {
-    let fits = |k: &&Jwk| {
-        let type_fits = match (&k.algorithm, alg) {
-            (AlgorithmParameters::RSA(_), Algorithm::RS256) => true,
-            (AlgorithmParameters::EllipticCurve(ec), Algorithm::ES256) => {
-                ec.curve == EllipticCurve::P256
-            }
-            _ => false,
         };
-        let use_fits =
-            !matches!(k.common.public_key_use, Some(ref u) if *u != PublicKeyUse::Signature);
-        let alg_fits = k
-            .common
-            .key_algorithm
-            .is_none_or(|a| a.to_string() == format!("{alg:?}"));
-        type_fits && use_fits && alg_fits
-    };
-    let mut candidates = keys.iter().filter(fits);
-    match kid {
-        Some(kid) => candidates
-            .find(|k| k.common.key_id.as_deref() == Some(kid))
-            .cloned(),
-        None => {
-            let first = candidates.next()?;
-            candidates.next().is_none().then(|| first.clone())
-        }
+        let keys = remote.keys_for(alg, kid).await.map_err(|e| {
+            tracing::warn!(provider = %p.name, error = %e, "oidc: key set not fetched");
+            Refusal::ProviderUnavailable
+        })?;
+        let found = match kid {
+            Some(kid) => keys.iter().find(|(k, _)| k.as_deref() == Some(kid)),
+            None => match keys.as_slice() {
+                [only] => Some(only),
+                _ => None,
+            },
+        };
+        found.map(|(_, key)| key.clone()).ok_or(Refusal::Signature)
     }
 }
 
@@ -943,46 +896,5 @@ mod tests {
             &u("ftp://127.0.0.1/t"),
             "http://127.0.0.1:9"
         ));
-    }
-
-    fn rsa_jwk(kid: &str, extra: serde_json::Value) -> Jwk {
-        let mut v = serde_json::json!({ "kty": "RSA", "kid": kid, "n": "sXch", "e": "AQAB" });
-        if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
-            o.extend(e.clone());
-        }
-        serde_json::from_value(v).unwrap()
-    }
-
-    #[test]
-    fn keys_are_picked_by_kid_type_and_use() {
-        let keys = vec![
-            rsa_jwk("a", serde_json::json!({})),
-            rsa_jwk("enc", serde_json::json!({ "use": "enc" })),
-            rsa_jwk("ps", serde_json::json!({ "alg": "PS256" })),
-            serde_json::from_value(
-                serde_json::json!({ "kty": "oct", "kid": "h", "k": "c2VjcmV0" }),
-            )
-            .unwrap(),
-        ];
-        let kid = |k: Option<Jwk>| k.and_then(|k| k.common.key_id);
-        assert_eq!(
-            kid(pick_key(&keys, Algorithm::RS256, Some("a"))),
-            Some("a".into())
-        );
-        assert_eq!(kid(pick_key(&keys, Algorithm::RS256, Some("enc"))), None);
-        assert_eq!(kid(pick_key(&keys, Algorithm::RS256, Some("ps"))), None);
-        assert_eq!(kid(pick_key(&keys, Algorithm::RS256, Some("h"))), None);
-        assert_eq!(kid(pick_key(&keys, Algorithm::ES256, Some("a"))), None);
-        assert_eq!(kid(pick_key(&keys, Algorithm::RS256, Some("zzz"))), None);
-        // No kid: only when exactly one key fits.
-        assert_eq!(
-            kid(pick_key(&keys, Algorithm::RS256, None)),
-            Some("a".into())
-        );
-        let two = vec![
-            rsa_jwk("a", serde_json::json!({})),
-            rsa_jwk("b", serde_json::json!({})),
-        ];
-        assert!(pick_key(&two, Algorithm::RS256, None).is_none());
     }
 }

@@ -208,7 +208,12 @@ impl EmbedVerifier {
             return Err(EmbedKeyError::SecretRequired);
         }
         let mut v = Self::build(alg, Vec::new(), issuer, audience)?;
-        v.keys = KeySource::Remote(Arc::new(RemoteJwks::new(url, client, alg.jwt())));
+        v.keys = KeySource::Remote(Arc::new(RemoteJwks::new(
+            url,
+            client,
+            "embed",
+            &[alg.jwt()],
+        )));
         Ok(v)
     }
 
@@ -274,7 +279,7 @@ impl EmbedVerifier {
         let keys = match &self.keys {
             KeySource::Fixed(keys) => keys.clone(),
             KeySource::Remote(remote) => remote
-                .keys_for(header.kid.as_deref())
+                .keys_for(self.alg.jwt(), header.kid.as_deref())
                 .await
                 .map_err(|_| TokenError::KeysUnavailable)?,
         };
