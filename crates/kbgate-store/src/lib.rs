@@ -51,8 +51,8 @@
 //!
 //! # Search
 //!
-//! [`MirrorRead::search`] has to stay fast on big mirrors (ARCHITECTURE.md, "Performance budget": p99 under 20 ms on
-//! 100,000 pages) without ever widening a scope:
+//! [`MirrorRead::search`] has to stay fast on big mirrors (ARCHITECTURE.md, "Performance
+//! budget": p99 under 10 ms on 100,000 pages on SQLite) without ever widening a scope:
 //!
 //! - **The scope is part of the full-text match.** Every page carries scope tokens, one for
 //!   its space and one per label, in its full-text index entries (SQLite: a `scope` column

@@ -80,6 +80,33 @@ impl SearchLimits {
     }
 }
 
+/// The mirror's page count, remembered with the mirror change stamp (`mirror_changes`, see
+/// [`crate::changes`]) it was counted at. Counting 100,000 pages (`count(*)`, a walk of a
+/// whole index) cost 1–2.5 ms of every search on a large mirror; the stamp moves with every
+/// commit that can add or remove a page, in any process, so a count taken at the stamp a
+/// search reads in its own snapshot is that snapshot's count.
+#[derive(Debug, Default)]
+pub(crate) struct PageTotal(std::sync::Mutex<Option<(i64, u64)>>);
+
+impl PageTotal {
+    /// The count taken at `stamp`, if it is the one remembered.
+    pub(crate) fn at(&self, stamp: i64) -> Option<u64> {
+        let held = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        held.filter(|&(s, _)| s == stamp).map(|(_, n)| n)
+    }
+
+    /// Remembers `total`, counted at `stamp`.
+    pub(crate) fn set(&self, stamp: i64, total: u64) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((stamp, total));
+    }
+}
+
 /// Picks the words to score: rarest first while the summed document frequency stays within
 /// `budget`. `df` holds an estimate per word (same order as `words`).
 pub(crate) fn scored_words<'a>(words: &[&'a str], df: &[u64], budget: u64) -> Vec<&'a str> {
@@ -265,6 +292,17 @@ mod tests {
         let s = split(0, 5, 10, 0);
         assert_eq!(parts(&s), (0..0, 0, 5));
         assert_eq!(positional_rank(8, 0), 8.0);
+    }
+
+    #[test]
+    fn a_page_total_holds_for_its_stamp_only() {
+        let t = PageTotal::default();
+        assert_eq!(t.at(0), None);
+        t.set(3, 100_000);
+        assert_eq!(t.at(3), Some(100_000));
+        assert_eq!(t.at(4), None);
+        t.set(4, 99_999);
+        assert_eq!((t.at(3), t.at(4)), (None, Some(99_999)));
     }
 
     #[test]

@@ -38,6 +38,7 @@ impl SqlStore<Postgres> {
             ops: pool,
             limits: SearchLimits::postgres(),
             changes: Default::default(),
+            page_total: Default::default(),
         })
     }
 

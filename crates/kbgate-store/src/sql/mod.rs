@@ -50,6 +50,9 @@ pub struct SqlStore<DB: Database> {
     pub(crate) limits: SearchLimits,
     /// The in-process change counter, shared with sync transactions.
     pub(crate) changes: LocalChanges,
+    /// The mirror's page count as of a change stamp (SQLite search, see
+    /// [`crate::search::PageTotal`]).
+    pub(crate) page_total: crate::search::PageTotal,
 }
 
 impl<DB: Database> std::fmt::Debug for SqlStore<DB> {

@@ -78,11 +78,25 @@ fn parse_url(url: &str, data_dir: &Path) -> Result<Location, StoreError> {
     Ok(Location::Files { mirror, ops })
 }
 
+/// Bytes of each database file SQLite reads through a memory map rather than `pread`.
+///
+/// A search reads a few hundred index and row pages; each connection's own page cache is
+/// 2 MB (SQLite's default), so on a mirror of hundreds of MB most reads were system calls
+/// copying pages out of the OS cache. Mapped, the connections of the pool (and of other
+/// processes) share the OS cache without copies: in the search bench (100,000 pages) the
+/// per-search page total fell from ≈ 1 ms to ≈ 0.3 ms and every step got cheaper
+/// (<https://www.sqlite.org/mmap.html>). The map is address space, not memory. Its caveat
+/// there, a signal instead of an error when a mapped file shrinks under it, does not arise:
+/// kbgate never truncates a live database (no VACUUM or auto-vacuum; backups write a new
+/// file with `VACUUM INTO`). Beyond this size the file is read as before.
+const MMAP_SIZE: u64 = 1 << 30;
+
 async fn pool_for(opts: SqliteConnectOptions, memory: bool) -> Result<SqlitePool, StoreError> {
     let opts = opts
         .foreign_keys(true)
         .busy_timeout(BUSY_TIMEOUT)
-        .synchronous(SqliteSynchronous::Normal);
+        .synchronous(SqliteSynchronous::Normal)
+        .pragma("mmap_size", MMAP_SIZE.to_string());
     let pool_opts = if memory {
         // An in-memory database lives as long as one connection does.
         SqlitePoolOptions::new()
@@ -136,6 +150,7 @@ impl SqlStore<Sqlite> {
             blobs: std::sync::Arc::new(LocalBlobs::new(data_dir)),
             limits: SearchLimits::default(),
             changes: Default::default(),
+            page_total: Default::default(),
         })
     }
 }

@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 
 use sqlx::sqlite::SqliteConnection;
-use sqlx::{QueryBuilder, Row, Sqlite};
+use sqlx::{QueryBuilder, Sqlite};
 
 use crate::StoreError;
 use crate::fts::{Terms, fts5_words};
-use crate::model::{MatchCount, ScopeEntry, SearchHit, SearchResults};
+use crate::model::{ScopeEntry, SearchHit, SearchResults};
 use crate::scope::viewer_tokens;
 use crate::search::{self, TitleHit};
 use crate::sql::{SqlStore, push_exact_scope};
@@ -40,22 +40,26 @@ impl SqlStore<Sqlite> {
         let mut tx = self.mirror.begin().await?;
 
         // 1. The newest matches in scope, one more than the bound (to know if it is hit),
-        // as one JSON array (newest first).
-        let cands: String = sqlx::query_scalar(
-            "SELECT json_group_array(rid) FROM (SELECT rowid AS rid FROM pages_fts \
-             WHERE pages_fts MATCH $1 ORDER BY rowid DESC LIMIT $2)",
-        )
-        .bind(format!("({}) AND {scope_match}", terms.fts5()))
-        .bind(lim.candidates as i64 + 1)
-        .fetch_one(&mut *tx)
-        .await?;
+        // as one JSON array (newest first), and how many of them the count checks pass.
+        // One statement returning one row: every statement and every row is a round trip
+        // to the connection's thread (≈ 20–100 µs each on a busy machine).
+        let mut qb = QueryBuilder::<Sqlite>::new(
+            "WITH c AS MATERIALIZED (SELECT rowid AS rid FROM pages_fts WHERE pages_fts MATCH ",
+        );
+        qb.push_bind(format!("({}) AND {scope_match}", terms.fts5()));
+        qb.push(" ORDER BY rowid DESC LIMIT ");
+        qb.push_bind(lim.candidates as i64 + 1);
+        qb.push(") SELECT (SELECT json_group_array(rid ORDER BY rid DESC) FROM c), (");
+        push_count_in_scope(&mut qb, lim.candidates.min(search::COUNT_LIMIT + 1), scope);
+        qb.push(")");
+        let (cands, counted): (String, i64) = qb.build_query_as().fetch_one(&mut *tx).await?;
         let mut cands: Vec<i64> = serde_json::from_str(&cands)?;
         if cands.is_empty() {
             return Ok(SearchResults::default());
         }
         let complete = cands.len() <= lim.candidates;
         cands.truncate(lim.candidates);
-        let total = count_in_scope(&mut tx, &cands, scope, complete).await?;
+        let total = search::match_count(counted, complete && cands.len() <= search::COUNT_LIMIT);
 
         // 2. The words bm25 can afford to score.
         let scored = self.scored_words(&mut tx, &words).await?;
@@ -69,7 +73,8 @@ impl SqlStore<Sqlite> {
         } else {
             // Bounded: pages with every word in the title, then the other candidates.
             let mut qb = QueryBuilder::<Sqlite>::new(
-                "SELECT pages_title_fts.rowid AS rid, length(p.title) AS title_len \
+                "SELECT json_group_array(json_array(rid, title_len)) FROM (\
+                 SELECT pages_title_fts.rowid AS rid, length(p.title) AS title_len \
                  FROM pages_title_fts CROSS JOIN pages p ON p.pk = pages_title_fts.rowid \
                  WHERE pages_title_fts MATCH ",
             );
@@ -80,20 +85,17 @@ impl SqlStore<Sqlite> {
             push_exact_scope(&mut qb, scope);
             qb.push(" ORDER BY pages_title_fts.rowid DESC LIMIT ");
             qb.push_bind(lim.title_candidates as i64);
-            let title = qb
-                .build()
-                .fetch_all(&mut *tx)
-                .await?
-                .iter()
-                .map(|r| {
-                    let key: i64 = r.try_get("rid")?;
-                    Ok(TitleHit {
-                        key,
-                        recency: key,
-                        title_len: r.try_get("title_len")?,
-                    })
+            qb.push(")");
+            let title: String = qb.build_query_scalar().fetch_one(&mut *tx).await?;
+            let title: Vec<(i64, i64)> = serde_json::from_str(&title)?;
+            let title = title
+                .into_iter()
+                .map(|(key, title_len)| TitleHit {
+                    key,
+                    recency: key,
+                    title_len,
                 })
-                .collect::<Result<Vec<_>, StoreError>>()?;
+                .collect();
             let (tier1, tier2) = search::tiers(title, &cands);
             let split = search::split(tier1.len(), tier2.len(), limit, offset);
             let mut keys: Vec<i64> = tier1[split.tier1.clone()].to_vec();
@@ -138,8 +140,11 @@ impl SqlStore<Sqlite> {
             return Ok(Vec::new());
         }
         let keys: Vec<i64> = page.iter().map(|p| p.0).collect();
+        // One row (see step 1). `snippet` needs the full-text cursor of its row, so the hits
+        // are materialised first and aggregated after.
         let mut qb = QueryBuilder::<Sqlite>::new(
-            "SELECT p.pk AS rid, p.id AS id, p.space_id AS space_id, p.title AS title, \
+            "WITH h AS MATERIALIZED (SELECT p.pk AS rid, p.id AS id, p.space_id AS space_id, \
+             p.title AS title, \
              snippet(pages_fts, 1, char(57344), char(57345), '…', 24) AS excerpt \
              FROM json_each(",
         );
@@ -150,20 +155,22 @@ impl SqlStore<Sqlite> {
         );
         qb.push_bind(terms.fts5());
         push_exact_scope(&mut qb, scope);
-        let rows = qb.build().fetch_all(&mut *tx).await?;
-        let mut by_key: HashMap<i64, SearchHit> = HashMap::with_capacity(rows.len());
-        for r in &rows {
-            by_key.insert(
-                r.try_get("rid")?,
-                SearchHit {
-                    page_id: r.try_get("id")?,
-                    space_id: r.try_get("space_id")?,
-                    title: r.try_get("title")?,
-                    excerpt: r.try_get("excerpt")?,
+        qb.push(") SELECT json_group_array(json_array(rid, id, space_id, title, excerpt)) FROM h");
+        let rows: String = qb.build_query_scalar().fetch_one(&mut *tx).await?;
+        let rows: Vec<(i64, String, String, String, String)> = serde_json::from_str(&rows)?;
+        let by_key: HashMap<i64, SearchHit> = rows
+            .into_iter()
+            .map(|(rid, page_id, space_id, title, excerpt)| {
+                let hit = SearchHit {
+                    page_id,
+                    space_id,
+                    title,
+                    excerpt,
                     rank: 0.0,
-                },
-            );
-        }
+                };
+                (rid, hit)
+            })
+            .collect();
         Ok(crate::search::in_rank_order(page, by_key))
     }
 
@@ -176,24 +183,40 @@ impl SqlStore<Sqlite> {
         words: &[&'w str],
     ) -> Result<Vec<&'w str>, StoreError> {
         let budget = self.limits.score_budget;
-        let (total, lo, hi): (i64, Option<i64>, Option<i64>) = sqlx::query_as(
-            "SELECT (SELECT count(*) FROM pages), (SELECT min(pk) FROM pages), \
+        let (stamp, lo, hi): (Option<i64>, Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT (SELECT n FROM mirror_changes WHERE id = 1), (SELECT min(pk) FROM pages), \
              (SELECT max(pk) FROM pages)",
         )
         .fetch_one(&mut *tx)
         .await?;
-        let total = u64::try_from(total).unwrap_or(0);
+        let (Some(lo), Some(hi)) = (lo, hi) else {
+            return Ok(words.to_vec());
+        };
+        // No more pages than keys: a small mirror scores every word without counting.
+        if u64::try_from(hi - lo + 1).is_ok_and(|range| range <= budget) {
+            return Ok(words.to_vec());
+        }
+        let total = match stamp.and_then(|s| self.page_total.at(s)) {
+            Some(total) => total,
+            None => {
+                let n: i64 = sqlx::query_scalar("SELECT count(*) FROM pages")
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let n = u64::try_from(n).unwrap_or(0);
+                if let Some(s) = stamp {
+                    self.page_total.set(s, n);
+                }
+                n
+            }
+        };
         if total <= budget {
             return Ok(words.to_vec());
         }
-        let windows = search::sample_windows(
-            lo.unwrap_or(0),
-            hi.unwrap_or(-1),
-            SAMPLE_WINDOWS,
-            SAMPLE_SPAN,
-        );
-        // One statement: row 0 counts the sampled pages, row i + 1 the pages of word i.
-        let mut qb = QueryBuilder::<Sqlite>::new("");
+        let windows = search::sample_windows(lo, hi, SAMPLE_WINDOWS, SAMPLE_SPAN);
+        // One statement, one row (see step 1): `[k, n]` pairs, k = 0 counting the sampled
+        // pages, k = i + 1 the sampled pages of word i.
+        let mut qb =
+            QueryBuilder::<Sqlite>::new("SELECT json_group_array(json_array(k, n)) FROM (");
         for (i, word) in std::iter::once(None)
             .chain(words.iter().map(Some))
             .enumerate()
@@ -222,10 +245,11 @@ impl SqlStore<Sqlite> {
                 qb.push_bind(*b);
             }
         }
+        qb.push(")");
+        let rows: String = qb.build_query_scalar().fetch_one(&mut *tx).await?;
+        let rows: Vec<(i64, i64)> = serde_json::from_str(&rows)?;
         let mut counts = vec![0u64; words.len() + 1];
-        for r in qb.build().fetch_all(&mut *tx).await? {
-            let k: i64 = r.try_get(0)?;
-            let n: i64 = r.try_get(1)?;
+        for (k, n) in rows {
             if let Some(c) = usize::try_from(k).ok().and_then(|k| counts.get_mut(k)) {
                 *c += u64::try_from(n).unwrap_or(0);
             }
@@ -255,11 +279,15 @@ async fn bm25_window(
     let (Some(&lo), Some(&hi)) = (keys.iter().min(), keys.iter().max()) else {
         return Ok(Vec::new());
     };
-    let rows = sqlx::query(
-        "SELECT rowid AS rid, bm25(pages_fts, 10.0, 1.0, 3.0, 0.0) AS score FROM pages_fts \
+    // One row (see step 1): `[rowid, score]` pairs in order, the score as text with 17
+    // significant digits (SQLite writes JSON reals with 15, which would merge near ties).
+    let rows: String = sqlx::query_scalar(
+        "SELECT json_group_array(json_array(rid, printf('%.17g', score)) \
+         ORDER BY score, rid DESC) FROM (\
+         SELECT rowid AS rid, bm25(pages_fts, 10.0, 1.0, 3.0, 0.0) AS score FROM pages_fts \
          WHERE pages_fts MATCH $1 AND rowid BETWEEN $2 AND $3 \
          AND +rowid IN (SELECT value FROM json_each($4)) \
-         ORDER BY score, rowid DESC LIMIT $5 OFFSET $6",
+         ORDER BY score, rowid DESC LIMIT $5 OFFSET $6)",
     )
     .bind(fts5_words(scored.iter().copied()))
     .bind(lo)
@@ -267,38 +295,33 @@ async fn bm25_window(
     .bind(serde_json::to_string(keys)?)
     .bind(i64::from(limit))
     .bind(i64::from(offset))
-    .fetch_all(&mut *tx)
+    .fetch_one(&mut *tx)
     .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get("rid")?, r.try_get("score")?)))
+    let rows: Vec<(i64, String)> = serde_json::from_str(&rows)?;
+    rows.into_iter()
+        .map(|(rid, score)| {
+            let score = score
+                .parse::<f64>()
+                .map_err(|e| StoreError::Invalid(format!("bm25 score {score:?}: {e}")))?;
+            Ok((rid, score))
+        })
         .collect()
 }
 
-/// How many matches there are, as the search page says it: exactly when there are at most
-/// [`search::COUNT_LIMIT`], otherwise "more than" that. Each counted candidate (`pages.pk`)
-/// passes the exact scope check (ARCHITECTURE.md, S1: a count only counts what the viewer
-/// may read; the scope tokens that found them only select). `complete`: `cands` are every
-/// match. Checking every one of 1,000 candidates cost 2–4 ms a query; the first
+/// A scalar subquery counting, for the search page, how many of the newest `checked`
+/// candidates of the CTE `c` pass the exact scope check: the count is exact when there are
+/// at most [`search::COUNT_LIMIT`] matches, otherwise "more than" that (ARCHITECTURE.md,
+/// S1: a count only counts what the viewer may read; the scope tokens that found them only
+/// select). Checking every one of 1,000 candidates cost 2–4 ms a query; the first
 /// `COUNT_LIMIT + 1` cost a tenth of that.
-async fn count_in_scope(
-    tx: &mut SqliteConnection,
-    cands: &[i64],
-    scope: &[&ScopeEntry],
-    complete: bool,
-) -> Result<MatchCount, StoreError> {
-    let checked = &cands[..cands.len().min(search::COUNT_LIMIT + 1)];
-    let mut qb = QueryBuilder::<Sqlite>::new("SELECT count(*) FROM json_each(");
-    qb.push_bind(serde_json::to_string(checked)?);
+fn push_count_in_scope(qb: &mut QueryBuilder<Sqlite>, checked: usize, scope: &[&ScopeEntry]) {
+    qb.push("SELECT count(*) FROM (SELECT rid FROM c ORDER BY rid DESC LIMIT ");
+    qb.push_bind(checked as i64);
     // Through the covering index `pages_search_filter` (pk, space_id, effective_restricted,
     // id): the page rows, bodies and all, are never read; a row lookup per candidate cost
     // about 4 ms per 1,000 candidates.
-    qb.push(") j CROSS JOIN pages p INDEXED BY pages_search_filter ON p.pk = j.value WHERE true");
-    push_exact_scope(&mut qb, scope);
-    let n: i64 = qb.build_query_scalar().fetch_one(&mut *tx).await?;
-    Ok(search::match_count(
-        n,
-        complete && cands.len() <= search::COUNT_LIMIT,
-    ))
+    qb.push(") j CROSS JOIN pages p INDEXED BY pages_search_filter ON p.pk = j.rid WHERE true");
+    push_exact_scope(qb, scope);
 }
 
 #[cfg(test)]
@@ -492,6 +515,78 @@ mod tests {
                 "restricted page {h} returned"
             );
         }
+    }
+
+    /// A page whose index entry carries a scope token its rows do not back (a stale or
+    /// forged token) is a candidate, but neither a hit nor counted: the exact check of the
+    /// count (in the candidates' statement) and of the hits runs on the page rows.
+    #[tokio::test]
+    async fn a_stale_scope_token_neither_shows_nor_counts_a_page() {
+        // Complete (both candidates checked), and bounded (the newest one, "other", is the
+        // one checked: a lower bound of 0).
+        for (candidates, total) in [(1000, MatchCount::Exact(1)), (1, MatchCount::AtLeast(0))] {
+            let (_dir, store) = store(SearchLimits {
+                candidates,
+                title_candidates: 10,
+                score_budget: u64::MAX,
+            })
+            .await;
+            let mut faq = page("faq", "S", "Kiwi", "kiwi");
+            faq.labels = vec!["faq".into()];
+            sync(
+                &store,
+                "S",
+                vec![faq, page("other", "S", "Kiwi too", "kiwi")],
+            )
+            .await;
+            // "other" gets the faq token in the index, without the label (page_labels).
+            let forged = crate::scope::page_scope_tokens("S", &["faq".to_string()]);
+            sqlx::query("UPDATE pages SET scope_tokens = $1 WHERE id = 'other'")
+                .bind(forged)
+                .execute(&store.mirror)
+                .await
+                .unwrap();
+            let scope = [ScopeEntry {
+                space_id: "S".into(),
+                labels: Some(vec!["faq".into()]),
+            }];
+            let res = store.search("kiwi", &scope, 10, 0).await.unwrap();
+            let ids: Vec<&str> = res.hits.iter().map(|h| h.page_id.as_str()).collect();
+            assert_eq!(ids, ["faq"], "candidates {candidates}");
+            assert_eq!(res.total, total, "candidates {candidates}");
+        }
+    }
+
+    /// The page total is counted once per mirror change and counted again after one.
+    #[tokio::test]
+    async fn the_page_total_follows_the_mirror() {
+        let (_dir, store) = store(SearchLimits {
+            candidates: 100,
+            title_candidates: 10,
+            score_budget: 30,
+        })
+        .await;
+        let pages = |from: usize, to: usize| -> Vec<PageRecord> {
+            (from..to)
+                .map(|i| page(&format!("p{i:02}"), "S", "Untitled", "common"))
+                .collect()
+        };
+        sync(&store, "S", pages(0, 40)).await;
+        let stamp = || async {
+            sqlx::query_scalar::<_, i64>("SELECT n FROM mirror_changes")
+                .fetch_one(&store.mirror)
+                .await
+                .unwrap()
+        };
+        store.search("common", &[whole("S")], 5, 0).await.unwrap();
+        let first = stamp().await;
+        assert_eq!(store.page_total.at(first), Some(40));
+        sync(&store, "S", pages(40, 45)).await;
+        let second = stamp().await;
+        assert_ne!(first, second);
+        assert_eq!(store.page_total.at(second), None);
+        store.search("common", &[whole("S")], 5, 0).await.unwrap();
+        assert_eq!(store.page_total.at(second), Some(45));
     }
 
     #[tokio::test]
