@@ -3,7 +3,7 @@
 //! - [`Config::load`] reads the file; [`Config::from_str_with_env`] takes the text and an
 //!   environment lookup (tests use it instead of mutating the process environment).
 //! - **Environment overrides**: every scalar key of `[confluence]`, `[store]`, `[sync]`,
-//!   `[portal]`, `[embed]`, `[deny]`, `[admin]` and `[widget]` (not its `[[widget.suggest]]` entries) can be set with `KBGATE_<SECTION>_<KEY>` in upper case
+//!   `[portal]`, `[embed]`, `[deny]`, `[admin]`, `[insights]` and `[widget]` (not its `[[widget.suggest]]` entries) can be set with `KBGATE_<SECTION>_<KEY>` in upper case
 //!   (`KBGATE_CONFLUENCE_BASE_URL`, `KBGATE_STORE_URL`, `KBGATE_PORTAL_LISTEN`,
 //!   `KBGATE_EMBED_SECRET_ENV`, `KBGATE_DENY_DOMAINS`). The variable wins over the file; an empty
 //!   variable is ignored. Booleans accept `true/false/1/0/yes/no`; lists are comma-separated.
@@ -76,6 +76,39 @@ pub struct Config {
     pub admin: AdminConfig,
     /// `[widget]`: the in-app help widget (off while `allowed_origins` is empty).
     pub widget: WidgetConfig,
+    /// `[insights]`: how long reader events (page views, searches) are kept.
+    pub insights: InsightsConfig,
+}
+
+/// `[insights]`: the per-domain reader insights of the admin console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InsightsConfig {
+    /// Page views and search events older than this many days are deleted (while serving,
+    /// hourly). "Was this helpful?" votes are kept: readers wrote them for the admin.
+    pub retention_days: u64,
+}
+
+/// Default of `[insights] retention_days`: 13 months (395 days), enough to compare a month
+/// with the same month a year before, and the longest audience-measurement retention the
+/// French CNIL accepts without consent (its 2020 guidelines on cookies and trackers), a
+/// common yardstick for analytics data in the EU.
+pub const DEFAULT_INSIGHTS_RETENTION_DAYS: u64 = 395;
+/// Upper limit of `[insights] retention_days` (10 years).
+pub const MAX_INSIGHTS_RETENTION_DAYS: u64 = 3650;
+
+impl Default for InsightsConfig {
+    fn default() -> InsightsConfig {
+        InsightsConfig {
+            retention_days: DEFAULT_INSIGHTS_RETENTION_DAYS,
+        }
+    }
+}
+
+impl InsightsConfig {
+    /// The retention as a duration.
+    pub fn retention(&self) -> Duration {
+        Duration::from_secs(self.retention_days.saturating_mul(24 * 3600))
+    }
 }
 
 /// `[admin]`: the admin console's people and its session lifetime.
@@ -706,7 +739,10 @@ impl Config {
         let oidc = b.oidc_providers(raw.oidc);
         let admin = b.admin(raw.admin.unwrap_or_default());
         let widget = b.widget(raw.widget.unwrap_or_default(), portal.as_ref());
-        match (store, sync, portal, policy, metrics, admin, widget) {
+        let insights = b.insights(raw.insights.unwrap_or_default());
+        match (
+            store, sync, portal, policy, metrics, admin, widget, insights,
+        ) {
             (
                 Some(store),
                 Some(sync),
@@ -715,6 +751,7 @@ impl Config {
                 Some(metrics),
                 Some(admin),
                 Some(widget),
+                Some(insights),
             ) if b.problems.is_empty() => Ok(Config {
                 path: path.to_owned(),
                 confluence,
@@ -727,6 +764,7 @@ impl Config {
                 oidc,
                 admin,
                 widget,
+                insights,
             }),
             _ => Err(ConfigError::Invalid {
                 problems: b.problems,
@@ -1859,6 +1897,16 @@ impl Builder<'_> {
             admins: AdminPolicy::new(emails?, domains?),
             session: Duration::from_secs(minutes? * 60),
         })
+    }
+
+    fn insights(&mut self, r: raw::RawInsights) -> Option<InsightsConfig> {
+        let retention_days = self.count(
+            &r.retention_days,
+            "insights.retention_days",
+            DEFAULT_INSIGHTS_RETENTION_DAYS,
+            MAX_INSIGHTS_RETENTION_DAYS,
+        )?;
+        Some(InsightsConfig { retention_days })
     }
 
     fn list<T, E: std::fmt::Display>(

@@ -42,6 +42,13 @@ pub(crate) struct RawConfig {
     pub oidc: Vec<Val<RawOidc>>,
     pub admin: Option<RawAdmin>,
     pub widget: Option<RawWidget>,
+    pub insights: Option<RawInsights>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawInsights {
+    pub retention_days: Option<Val<u64>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -379,6 +386,7 @@ pub(crate) fn apply_env(
     }
     section!(raw.deny, "deny", [domains]);
     section!(raw.admin, "admin", [emails, domains, session_minutes]);
+    section!(raw.insights, "insights", [retention_days]);
 }
 
 /// The environment variable for a key: `KBGATE_` + section + `_` + key, upper-cased.

@@ -1365,6 +1365,24 @@ fn admin_section() {
     assert!(p.message.contains("unknown field"), "{}", p.message);
 }
 
+#[test]
+fn insights_retention() {
+    let c = load("").unwrap();
+    assert_eq!(c.insights.retention_days, 395);
+    assert_eq!(c.insights.retention(), Duration::from_secs(395 * 24 * 3600));
+    let c = load("[insights]\nretention_days = 30\n").unwrap();
+    assert_eq!(c.insights.retention_days, 30);
+    let c = load_env("", &[("KBGATE_INSIGHTS_RETENTION_DAYS", "90")]).unwrap();
+    assert_eq!(c.insights.retention_days, 90);
+    for bad in ["0", "3651"] {
+        let p = problem(&format!("[insights]\nretention_days = {bad}\n"));
+        assert_eq!(p.key, "insights.retention_days");
+        assert!(p.message.contains("between 1 and 3650"), "{}", p.message);
+    }
+    let p = problem("[insights]\nretention = 3\n");
+    assert!(p.message.contains("unknown field"), "{}", p.message);
+}
+
 const AUDIENCE: &str = r#"
 [[audience]]
 name = "acme"

@@ -130,6 +130,8 @@ pub(crate) fn router(state: AppState) -> Router {
         .route(admin::routes::REQUESTS, get(admin::requests))
         .route(admin::routes::AUDIT, get(admin::audit))
         .route(admin::routes::AUDIT_CSV, get(admin::audit_csv))
+        .route(admin::routes::INSIGHTS, get(admin::insights_page))
+        .route(admin::routes::INSIGHTS_CSV, get(admin::insights_csv))
         .route(
             admin::routes::VIEW_AS,
             get(admin::view_as).post(admin::view_as_start),

@@ -304,7 +304,9 @@ fn splice(brand: Arc<Brand>, view: &PageView) -> Option<Spliced> {
     Spliced::cut(&html, email, csrf, 2)
 }
 
-/// `GET /pages/{id}`: a page, if this viewer may read it; 404 otherwise.
+/// `GET /pages/{id}`: a page, if this viewer may read it; 404 otherwise. A page served is
+/// recorded for the admin's insights (off the request path, never waiting; see
+/// `insights.rs`); a refused one is not.
 pub(crate) async fn page(
     State(state): State<AppState>,
     cv: CurrentViewer,
@@ -315,6 +317,12 @@ pub(crate) async fn page(
         .page(&cv.viewer, &id)
         .await?
         .ok_or(Error::NotFound)?;
+    state.insights().send(Event::PageView {
+        at: chrono::Utc::now(),
+        page_id: id,
+        space_key: view.space.key.clone(),
+        email: cv.viewer.email().clone(),
+    });
     let shared = view.rendered.get_or_init(|| splice(state.brand(), &view));
     match shared {
         Some(s) => Ok(Html(s.fill(cv.viewer.email().as_str(), &cv.csrf))),

@@ -1,5 +1,5 @@
 //! Running kbgate as a service: the portal plus its background loops (sync on
-//! `[sync] interval`, policy reload, native reconcile), stopped gracefully by a
+//! `[sync] interval`, policy reload, native reconcile, insights retention), stopped gracefully by a
 //! [`CancellationToken`].
 //!
 //! A library, not code in `main`, so tests start the whole service in-process and stop it
@@ -218,6 +218,16 @@ impl Service {
             let now = sync_now.unwrap_or_default();
             tasks.spawn(loops::sync(source, store, config, policy, now, stop));
         }
+        {
+            let (store, stop) = (store.clone(), stop.clone());
+            let retention = config.insights.retention();
+            tasks.spawn(loops::prune_insights(
+                store,
+                retention,
+                loops::PRUNE_EVERY,
+                stop,
+            ));
+        }
         if let Some((reconciler, every)) = reconcile {
             let (path, stop) = (config.path.clone(), stop.clone());
             tasks.spawn(loops::reconcile(reconciler, every, path, stop));
@@ -275,7 +285,7 @@ impl Service {
 /// compared here.
 pub fn restart_needed(running: &Config, reloaded: &Config) -> Vec<&'static str> {
     let (a, b) = (&running.portal, &reloaded.portal);
-    let checks: [(&'static str, bool); 17] = [
+    let checks: [(&'static str, bool); 18] = [
         ("portal.listen", a.listen != b.listen),
         ("portal.public_url", a.public_url != b.public_url),
         (
@@ -323,6 +333,10 @@ pub fn restart_needed(running: &Config, reloaded: &Config) -> Vec<&'static str> 
         (
             "metrics.listen",
             running.metrics.listen != reloaded.metrics.listen,
+        ),
+        (
+            "insights.retention_days",
+            running.insights != reloaded.insights,
         ),
         (
             "confluence",

@@ -16,6 +16,44 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ReloadTrigger;
 
+/// How often page views and search events past `[insights] retention_days` are deleted
+/// while serving: hourly keeps each delete small (an hour's worth of events), so it holds the
+/// store's write lock briefly.
+pub(crate) const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Retention of the insights: deletes page views and search events older than `retention`
+/// every `every`, the first time at once. Several instances on one store each prune; the
+/// deletes are idempotent. A failure is logged and retried next time.
+pub(crate) async fn prune_insights(
+    store: Arc<dyn Store>,
+    retention: Duration,
+    every: Duration,
+    stop: CancellationToken,
+) {
+    let Ok(retention) = chrono::Duration::from_std(retention) else {
+        tracing::warn!("insights retention out of range; old events are not pruned");
+        return;
+    };
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        if stop.run_until_cancelled(tick.tick()).await.is_none() {
+            return;
+        }
+        let before = chrono::Utc::now() - retention;
+        match stop.run_until_cancelled(store.purge_insights(before)).await {
+            None => return,
+            Some(Ok(0)) => {}
+            Some(Ok(n)) => tracing::info!(
+                removed = n,
+                "insights: page views and searches before {} deleted (retention)",
+                before.format("%Y-%m-%d %H:%M UTC")
+            ),
+            Some(Err(e)) => tracing::warn!("insights retention failed (will retry): {e}"),
+        }
+    }
+}
+
 /// Native mode in the background: plan and apply on an interval, with the policy re-read
 /// from the file each round. A round cut short by `stop` is like a killed `kbgate apply`:
 /// the journal resumes it next time without acting twice.
@@ -300,5 +338,79 @@ pub(crate) async fn sync(
             Some(Ok(_)) => {}
             Some(Err(e)) => tracing::warn!("could not clean up the mirror (will retry): {e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Utc;
+    use kbgate_store::{InsightsQuery, PageViewEvent, SearchEvent};
+
+    /// The retention loop deletes what is older than the retention (at once, then on its
+    /// period) and keeps the rest, on SQLite and on PostgreSQL.
+    async fn prunes(t: kbgate_store::testing::TestStore) {
+        let store = t.store.clone();
+        let now = Utc::now();
+        let view = |days: i64, page: &str| PageViewEvent {
+            at: now - chrono::Duration::days(days),
+            page_id: page.into(),
+            space_key: "KB".into(),
+            domain: "acme.com".into(),
+            reader: "r".into(),
+        };
+        store
+            .record_page_views(&[view(40, "old"), view(29, "kept"), view(0, "new")])
+            .await
+            .unwrap();
+        let search = |days: i64| SearchEvent {
+            at: now - chrono::Duration::days(days),
+            domain: "acme.com".into(),
+            email: None,
+            query: "q".into(),
+            results: 0,
+        };
+        store
+            .record_searches(&[search(31), search(1)])
+            .await
+            .unwrap();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(prune_insights(
+            store.clone(),
+            Duration::from_secs(30 * 24 * 3600),
+            Duration::from_millis(50),
+            stop.clone(),
+        ));
+        let all = InsightsQuery {
+            top: 10,
+            ..Default::default()
+        };
+        let mut left = store.insights_summary(&all).await.unwrap();
+        for _ in 0..200 {
+            if left.page_views == 2 && left.searches == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+            left = store.insights_summary(&all).await.unwrap();
+        }
+        stop.cancel();
+        task.await.unwrap();
+        let mut pages: Vec<String> = left.top_pages.into_iter().map(|p| p.0).collect();
+        pages.sort();
+        assert_eq!(pages, ["kept", "new"]);
+        assert_eq!(left.searches, 1);
+    }
+
+    #[tokio::test]
+    async fn old_insights_are_pruned_on_sqlite() {
+        prunes(kbgate_store::testing::sqlite().await).await;
+    }
+
+    #[tokio::test]
+    async fn old_insights_are_pruned_on_postgres() {
+        let Some(t) = kbgate_store::testing::postgres().await else {
+            return;
+        };
+        prunes(t).await;
     }
 }

@@ -379,3 +379,60 @@ async fn sync_now_from_the_admin_console_starts_a_round() {
     .await;
     service.stop().await;
 }
+
+/// `[insights] retention_days` while serving: page views and searches older than it are
+/// deleted when the service starts (then hourly); newer ones stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_insights_are_pruned_while_serving() {
+    let sim = confluence_sim::spawn(SimConfig::default())
+        .await
+        .expect("sim");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    write_config(dir, &sim, r#""acme.com""#, r#"interval = "0""#);
+    let path = dir.join("kbgate.toml");
+    let mut text = std::fs::read_to_string(&path).expect("config");
+    text.push_str("\n[insights]\nretention_days = 30\n");
+    std::fs::write(&path, text).expect("config");
+    let config = Config::load(&path).expect("config");
+    assert_eq!(config.insights.retention_days, 30);
+    {
+        let store = kbgate_store::open(config.store.url.expose(), &config.store.data_dir)
+            .await
+            .expect("store");
+        let now = chrono::Utc::now();
+        let view = |days: i64| kbgate_store::PageViewEvent {
+            at: now - chrono::Duration::days(days),
+            page_id: format!("{days}"),
+            space_key: "KB".into(),
+            domain: "acme.com".into(),
+            reader: "r".into(),
+        };
+        store
+            .record_page_views(&[view(31), view(29), view(0)])
+            .await
+            .expect("views");
+    }
+    let service = start(dir, &sim, Duration::ZERO).await;
+    let left = || {
+        let store = service.store();
+        async move {
+            store
+                .insights_summary(&kbgate_store::InsightsQuery {
+                    top: 10,
+                    ..Default::default()
+                })
+                .await
+                .expect("summary")
+        }
+    };
+    eventually("the old view pruned", || {
+        let summary = left();
+        async move { summary.await.page_views == 2 }
+    })
+    .await;
+    let mut pages: Vec<String> = left().await.top_pages.into_iter().map(|p| p.0).collect();
+    pages.sort();
+    assert_eq!(pages, ["0", "29"]);
+    service.stop().await;
+}

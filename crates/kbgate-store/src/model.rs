@@ -447,6 +447,8 @@ pub struct FeedbackRecord {
 pub struct FeedbackFilter {
     /// Only votes cast at or after this time.
     pub since: Option<DateTime<Utc>>,
+    /// Only votes cast before this time (exclusive), so periods chain without overlap.
+    pub until: Option<DateTime<Utc>>,
     /// Only votes of this email domain (exact, lower case).
     pub domain: Option<String>,
 }
@@ -505,9 +507,31 @@ pub struct InsightsSummary {
     pub top_pages: Vec<(String, String, u64)>,
     /// Searches run.
     pub searches: u64,
+    /// Searches that found nothing.
+    pub zero_result_searches: u64,
     /// `(query, times)` of searches that found nothing, most frequent first.
     pub zero_result_queries: Vec<(String, u64)>,
     /// "Was this helpful?" votes cast in the period: yes.
+    pub helpful_yes: u64,
+    /// … and no.
+    pub helpful_no: u64,
+}
+
+/// One email domain's numbers over a period: a row of the insights page's per-domain
+/// table ([`crate::Insights::insights_by_domain`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DomainInsights {
+    /// The email domain (lower case).
+    pub domain: String,
+    /// Page views.
+    pub page_views: u64,
+    /// Distinct readers who viewed a page.
+    pub unique_readers: u64,
+    /// Searches run.
+    pub searches: u64,
+    /// Searches that found nothing.
+    pub zero_result_searches: u64,
+    /// "Was this helpful?" votes: yes.
     pub helpful_yes: u64,
     /// … and no.
     pub helpful_no: u64,

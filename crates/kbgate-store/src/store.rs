@@ -339,6 +339,13 @@ pub trait Insights: Send + Sync {
     /// Page views, unique readers, top pages, searches, zero-result queries and votes over
     /// a period, for one domain or all.
     async fn insights_summary(&self, q: &InsightsQuery) -> Result<InsightsSummary, StoreError>;
+    /// The same numbers (but the top lists) per email domain over the period of `q` (and
+    /// only its domain, when it names one), by domain name; a domain with no event in the
+    /// period is absent. `q.top` is ignored.
+    async fn insights_by_domain(
+        &self,
+        q: &InsightsQuery,
+    ) -> Result<Vec<DomainInsights>, StoreError>;
     /// Retention: deletes page views and search events older than `before` (votes are kept:
     /// readers wrote them for the admin). Returns rows removed.
     async fn purge_insights(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;

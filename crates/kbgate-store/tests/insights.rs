@@ -86,6 +86,7 @@ async fn feedback_is_filtered_by_time_and_domain(t: &TestStore) {
     let pick = |since: Option<i64>, domain: Option<&str>| FeedbackFilter {
         since: since.map(ts),
         domain: domain.map(str::to_owned),
+        until: None,
     };
     let voters = |v: Vec<FeedbackRecord>| v.into_iter().map(|v| v.voter).collect::<Vec<_>>();
     assert_eq!(
@@ -104,6 +105,13 @@ async fn feedback_is_filtered_by_time_and_domain(t: &TestStore) {
         voters(s.feedback(&pick(Some(1), Some("acme.com"))).await.unwrap()),
         ["c"]
     );
+    // `until` is exclusive: a vote at the cut belongs to the next period.
+    let until = |until: i64| FeedbackFilter {
+        until: Some(ts(until)),
+        ..FeedbackFilter::default()
+    };
+    assert_eq!(voters(s.feedback(&until(10)).await.unwrap()), ["a"]);
+    assert_eq!(voters(s.feedback(&until(11)).await.unwrap()), ["a", "b"]);
     // A domain is matched exactly: no suffix or pattern matching.
     assert!(
         s.feedback(&pick(None, Some("me.com")))
@@ -376,6 +384,7 @@ async fn insights_sum_up_a_period_per_domain_and_purge(t: &TestStore) {
             unique_readers: 2,
             top_pages: vec![("1".into(), "KB".into(), 3), ("2".into(), "KB".into(), 1)],
             searches: 4,
+            zero_result_searches: 3,
             zero_result_queries: vec![("instal".into(), 2), ("proxy".into(), 1)],
             helpful_yes: 1,
             helpful_no: 1,
@@ -405,6 +414,50 @@ async fn insights_sum_up_a_period_per_domain_and_purge(t: &TestStore) {
         .await
         .unwrap();
     assert_eq!(none, InsightsSummary::default());
+    // Per domain: the same numbers, one row per domain with any event, by name.
+    let row = |domain: &str, v: u64, r: u64, s: u64, z: u64, y: u64, n: u64| DomainInsights {
+        domain: domain.into(),
+        page_views: v,
+        unique_readers: r,
+        searches: s,
+        zero_result_searches: z,
+        helpful_yes: y,
+        helpful_no: n,
+    };
+    let per = s
+        .insights_by_domain(&InsightsQuery {
+            until: Some(ts(100)),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        per,
+        [
+            row("acme.com", 4, 2, 4, 3, 1, 1),
+            row("globex.com", 1, 1, 1, 1, 1, 0)
+        ]
+    );
+    // A period with only a vote of one domain, and the domain filter.
+    s.put_feedback(&vote("9", "zed", "initech.com", false, 200))
+        .await
+        .unwrap();
+    let per = s
+        .insights_by_domain(&InsightsQuery {
+            since: Some(ts(150)),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(per, [row("initech.com", 0, 0, 0, 0, 0, 1)]);
+    let per = s
+        .insights_by_domain(&InsightsQuery {
+            domain: Some("globex.com".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(per, [row("globex.com", 1, 1, 1, 1, 1, 0)]);
     // Retention: events before the cut go, votes stay.
     assert_eq!(s.purge_insights(ts(3)).await.unwrap(), 3 + 3);
     let left = s
@@ -415,5 +468,5 @@ async fn insights_sum_up_a_period_per_domain_and_purge(t: &TestStore) {
         .await
         .unwrap();
     assert_eq!((left.page_views, left.searches), (3, 2));
-    assert_eq!((left.helpful_yes, left.helpful_no), (2, 1));
+    assert_eq!((left.helpful_yes, left.helpful_no), (2, 2));
 }

@@ -3,7 +3,8 @@
 //! - signed-in page views: requests/s and p50/p99 latency (wrk, N connections) of one page,
 //!   and of the same page's HTML served as a static file by nginx in the same run;
 //! - search over HTTP: p50/p99 of `/search?q=` for words of the site's titles;
-//! - memory: VmRSS and VmHWM of the `kbgate serve` process holding the mirror.
+//! - memory: VmRSS and VmHWM of the `kbgate serve` process holding the mirror;
+//! - insights: the page views recorded meanwhile (recording is on, as by default).
 //!
 //! `cargo bench -p kbgate --bench portal` (needs Debian's `wrk` and `nginx`:
 //! `apt-get install wrk nginx`; without nginx the comparison is skipped).
@@ -709,6 +710,19 @@ spaces = [{spaces}]
         "Confluence calls while serving: {}",
         sim.stats().total - calls_before
     );
+    // 9. Insights recording is on (the default) in every run above: the page views its
+    // background writer stored, read from the same database (what is left of its queue is
+    // written at shutdown, so a few may be missing here).
+    let store =
+        kbgate_store::open(&format!("sqlite://{}", d.join("kbgate.db").display()), d).await?;
+    let recorded = store
+        .insights_summary(&kbgate_store::InsightsQuery::default())
+        .await?;
+    println!(
+        "insights recorded while serving: {} page views ({} readers), {} searches",
+        recorded.page_views, recorded.unique_readers, recorded.searches
+    );
+    drop(store);
     drop(serve);
     Ok(())
 }

@@ -79,6 +79,7 @@ async fn export(config: &Path, args: ExportArgs) -> anyhow::Result<()> {
         .feedback(&FeedbackFilter {
             since: args.since,
             domain,
+            ..FeedbackFilter::default()
         })
         .await?;
     let stdout = std::io::stdout();

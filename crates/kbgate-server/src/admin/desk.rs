@@ -7,8 +7,9 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use kbgate_policy::{Admin, AncestorFacts, Label, PageFacts, SpaceKey};
 use kbgate_store::{
-    AdminSessionRecord, AuditEvent, AuditFilter, LastSync, LeaseHolder, PersonRecord, Store,
-    StoreError, SyncState,
+    AdminSessionRecord, AuditEvent, AuditFilter, DomainInsights, FeedbackFilter, FeedbackRecord,
+    InsightsQuery, InsightsSummary, LastSync, LeaseHolder, PersonRecord, Store, StoreError,
+    SyncState,
 };
 
 use crate::error::Error;
@@ -138,6 +139,44 @@ impl Desk {
         filter: &AuditFilter,
     ) -> Result<Vec<AuditEvent>, Error> {
         self.store.query_audit(filter).await.map_err(store_err)
+    }
+
+    /// Reader insights over `q`'s period (and domain): the totals with top lists, and one
+    /// row per domain.
+    pub(crate) async fn insights(
+        &self,
+        _: &Admin,
+        q: &InsightsQuery,
+    ) -> Result<(InsightsSummary, Vec<DomainInsights>), Error> {
+        let total = self.store.insights_summary(q).await.map_err(store_err)?;
+        let per_domain = self.store.insights_by_domain(q).await.map_err(store_err)?;
+        Ok((total, per_domain))
+    }
+
+    /// "Was this helpful?" votes over a period (and domain), oldest first.
+    pub(crate) async fn feedback(
+        &self,
+        _: &Admin,
+        f: &FeedbackFilter,
+    ) -> Result<Vec<FeedbackRecord>, Error> {
+        self.store.feedback(f).await.map_err(store_err)
+    }
+
+    /// The current titles of mirrored pages, by id: what the console shows for a page id.
+    /// A page no longer mirrored is absent (its title is not shown any more anywhere).
+    pub(crate) async fn titles(
+        &self,
+        _: &Admin,
+        ids: &[String],
+    ) -> Result<std::collections::HashMap<String, String>, Error> {
+        Ok(self
+            .store
+            .page_summaries_by_ids(ids)
+            .await
+            .map_err(store_err)?
+            .into_iter()
+            .map(|p| (p.id, p.title))
+            .collect())
     }
 
     /// Appends an admin action to the audit log (the admin is the actor).

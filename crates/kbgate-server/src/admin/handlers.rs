@@ -59,7 +59,7 @@ pub(crate) struct AdminChrome {
     pub view_as: Option<String>,
 }
 
-fn chrome(state: &AppState, u: &AdminUser) -> AdminChrome {
+pub(super) fn chrome(state: &AppState, u: &AdminUser) -> AdminChrome {
     AdminChrome {
         site_name: state.brand().site_name.clone(),
         email: u.admin.email().as_str().to_owned(),
@@ -539,7 +539,7 @@ pub(crate) async fn audit(
 
 /// One CSV field (RFC 4180), with a leading `'` before `=`, `+`, `-`, `@` so a spreadsheet
 /// does not run it as a formula (OWASP "CSV injection").
-fn csv_field(s: &str) -> String {
+pub(super) fn csv_field(s: &str) -> String {
     let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{s}")
     } else {

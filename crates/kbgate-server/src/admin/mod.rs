@@ -1,5 +1,5 @@
 //! The admin console (`/admin`): access explainer, view as, sessions per domain, sync status,
-//! access requests and the audit log.
+//! access requests, reader insights per domain and the audit log.
 //!
 //! Who: emails the `[admin]` rule admits ([`kbgate_policy::AdminPolicy`]), signed in through
 //! any reader sign-in flow (embed hand-over, magic link, or any later one that opens a
@@ -18,11 +18,13 @@
 
 mod desk;
 mod handlers;
+mod insights;
 
 pub use desk::page_facts;
 pub(crate) use desk::{AdminSessions, Desk};
 pub use handlers::page_id_from;
 pub(crate) use handlers::*;
+pub(crate) use insights::{insights_csv, insights_page};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -50,6 +52,8 @@ pub(crate) mod routes {
     pub(crate) const REQUESTS: &str = "/admin/access-requests";
     pub(crate) const AUDIT: &str = "/admin/audit";
     pub(crate) const AUDIT_CSV: &str = "/admin/audit.csv";
+    pub(crate) const INSIGHTS: &str = "/admin/insights";
+    pub(crate) const INSIGHTS_CSV: &str = "/admin/insights.csv";
     pub(crate) const VIEW_AS: &str = "/admin/view-as";
     pub(crate) const VIEW_AS_PAGE: &str = "/admin/view-as/pages/{id}";
     pub(crate) const VIEW_AS_END: &str = "/admin/view-as/end";

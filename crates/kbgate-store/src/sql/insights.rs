@@ -1,6 +1,8 @@
 //! [`Insights`] for both backends: on SQLite in the operational database. Times are stored
 //! as milliseconds since the Unix epoch, so `since` compares numbers on both backends.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::{ColumnIndex, Executor, QueryBuilder};
@@ -8,7 +10,8 @@ use sqlx::{ColumnIndex, Executor, QueryBuilder};
 use super::{BATCH_ROWS, Db, RowsAffected, Scalar, SqlStore};
 use crate::StoreError;
 use crate::model::{
-    FeedbackFilter, FeedbackRecord, InsightsQuery, InsightsSummary, PageViewEvent, SearchEvent,
+    DomainInsights, FeedbackFilter, FeedbackRecord, InsightsQuery, InsightsSummary, PageViewEvent,
+    SearchEvent,
 };
 use crate::store::Insights;
 
@@ -19,6 +22,14 @@ fn to_ms(t: DateTime<Utc>) -> i64 {
 fn from_ms(ms: i64, col: &str) -> Result<DateTime<Utc>, StoreError> {
     DateTime::from_timestamp_millis(ms)
         .ok_or_else(|| StoreError::Corrupt(format!("column {col}: {ms} is not a time")))
+}
+
+/// The row of `domain` in a per-domain table, made empty on first use.
+fn row(by: &mut BTreeMap<String, DomainInsights>, domain: String) -> &mut DomainInsights {
+    by.entry(domain.clone()).or_insert_with(|| DomainInsights {
+        domain,
+        ..Default::default()
+    })
 }
 
 #[derive(sqlx::FromRow)]
@@ -90,9 +101,11 @@ where
     for<'r> SearchEventRow: sqlx::FromRow<'r, DB::Row>,
     for<'r> (i64, i64): sqlx::FromRow<'r, DB::Row>,
     for<'r> (Option<i64>, Option<i64>): sqlx::FromRow<'r, DB::Row>,
+    for<'r> (i64, Option<i64>): sqlx::FromRow<'r, DB::Row>,
+    for<'r> (String, i64, Option<i64>): sqlx::FromRow<'r, DB::Row>,
+    for<'r> (String, Option<i64>, Option<i64>): sqlx::FromRow<'r, DB::Row>,
     for<'r> (String, String, i64): sqlx::FromRow<'r, DB::Row>,
     for<'r> (String, i64): sqlx::FromRow<'r, DB::Row>,
-    for<'r> (i64,): sqlx::FromRow<'r, DB::Row>,
 {
     async fn put_feedback(&self, v: &FeedbackRecord) -> Result<bool, StoreError> {
         // Update first, so the answer says whether a vote was replaced; an insert racing
@@ -145,10 +158,12 @@ where
             "SELECT page_id, voter, space_key, page_title, domain, email, helpful, comment, \
              at_ms FROM page_feedback \
              WHERE ($1 IS NULL OR at_ms >= $1) AND ($2 IS NULL OR domain = $2) \
+             AND ($3 IS NULL OR at_ms < $3) \
              ORDER BY at_ms, page_id, voter",
         )
         .bind(f.since.map(to_ms))
         .bind(f.domain.clone())
+        .bind(f.until.map(to_ms))
         .fetch_all(&self.ops)
         .await?;
         rows.into_iter().map(FeedbackRecord::try_from).collect()
@@ -231,14 +246,16 @@ where
         .bind(top)
         .fetch_all(&self.ops)
         .await?;
-        let (searches,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT count(*) FROM search_events WHERE {WHERE}"
-        )))
-        .bind(since)
-        .bind(until)
-        .bind(domain.clone())
-        .fetch_one(&self.ops)
-        .await?;
+        let (searches, zero_searches): (i64, Option<i64>) =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT count(*), sum(CASE WHEN results = 0 THEN 1 ELSE 0 END) \
+                 FROM search_events WHERE {WHERE}"
+            )))
+            .bind(since)
+            .bind(until)
+            .bind(domain.clone())
+            .fetch_one(&self.ops)
+            .await?;
         let zero: Vec<(String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT query, count(*) AS n FROM search_events WHERE {WHERE} AND results = 0 \
              GROUP BY query ORDER BY n DESC, query LIMIT $4"
@@ -266,10 +283,71 @@ where
                 .map(|(p, s, n)| (p, s, count(n)))
                 .collect(),
             searches: count(searches),
+            zero_result_searches: count(zero_searches.unwrap_or(0)),
             zero_result_queries: zero.into_iter().map(|(q, n)| (q, count(n))).collect(),
             helpful_yes: count(yes.unwrap_or(0)),
             helpful_no: count(no.unwrap_or(0)),
         })
+    }
+
+    async fn insights_by_domain(
+        &self,
+        q: &InsightsQuery,
+    ) -> Result<Vec<DomainInsights>, StoreError> {
+        // $1 since, $2 until, $3 domain, as in `insights_summary`; one grouped query per
+        // table, merged by domain (a domain may have searched without viewing, or voted).
+        const WHERE: &str = "($1 IS NULL OR at_ms >= $1) AND ($2 IS NULL OR at_ms < $2) \
+             AND ($3 IS NULL OR domain = $3)";
+        let since = q.since.map(to_ms);
+        let until = q.until.map(to_ms);
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        let views: Vec<(String, i64, Option<i64>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT domain, count(*), count(DISTINCT reader) FROM page_views \
+                 WHERE {WHERE} GROUP BY domain"
+        )))
+        .bind(since)
+        .bind(until)
+        .bind(q.domain.clone())
+        .fetch_all(&self.ops)
+        .await?;
+        let searches: Vec<(String, i64, Option<i64>)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT domain, count(*), sum(CASE WHEN results = 0 THEN 1 ELSE 0 END) \
+                 FROM search_events WHERE {WHERE} GROUP BY domain"
+            )))
+            .bind(since)
+            .bind(until)
+            .bind(q.domain.clone())
+            .fetch_all(&self.ops)
+            .await?;
+        let votes: Vec<(String, Option<i64>, Option<i64>)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT domain, sum(CASE WHEN helpful THEN 1 ELSE 0 END), \
+                 sum(CASE WHEN helpful THEN 0 ELSE 1 END) FROM page_feedback \
+                 WHERE {WHERE} GROUP BY domain"
+            )))
+            .bind(since)
+            .bind(until)
+            .bind(q.domain.clone())
+            .fetch_all(&self.ops)
+            .await?;
+        let mut by: BTreeMap<String, DomainInsights> = BTreeMap::new();
+        for (d, n, readers) in views {
+            let r = row(&mut by, d);
+            r.page_views = count(n);
+            r.unique_readers = count(readers.unwrap_or(0));
+        }
+        for (d, n, zero) in searches {
+            let r = row(&mut by, d);
+            r.searches = count(n);
+            r.zero_result_searches = count(zero.unwrap_or(0));
+        }
+        for (d, yes, no) in votes {
+            let r = row(&mut by, d);
+            r.helpful_yes = count(yes.unwrap_or(0));
+            r.helpful_no = count(no.unwrap_or(0));
+        }
+        Ok(by.into_values().collect())
     }
 
     async fn purge_insights(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
