@@ -31,7 +31,10 @@ pub(crate) async fn prune_insights(
     stop: CancellationToken,
 ) {
     let Ok(retention) = chrono::Duration::from_std(retention) else {
+        // Not reachable with a validated config (at most 3650 days). A loop that ends stops
+        // the service, so this one waits for the stop instead.
         tracing::warn!("insights retention out of range; old events are not pruned");
+        stop.cancelled().await;
         return;
     };
     let mut tick = tokio::time::interval(every);

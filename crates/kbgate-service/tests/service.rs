@@ -389,7 +389,7 @@ async fn old_insights_are_pruned_while_serving() {
         .expect("sim");
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path();
-    write_config(dir, &sim, r#""acme.com""#, r#"interval = "0""#);
+    write_config(dir, &sim, r#""acme.com""#, r#"interval = "1h""#);
     let path = dir.join("kbgate.toml");
     let mut text = std::fs::read_to_string(&path).expect("config");
     text.push_str("\n[insights]\nretention_days = 30\n");
