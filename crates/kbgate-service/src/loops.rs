@@ -262,16 +262,26 @@ pub(crate) async fn sync(
     stop: CancellationToken,
 ) {
     let interval = config.sync.interval;
-    if interval.is_zero() {
-        return;
-    }
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // `interval = 0` turns scheduled rounds off (cron `kbgate sync` does them); the loop
+    // stays, idle, for "sync now" — a loop that returned would stop the service with it.
+    let mut tick = (!interval.is_zero()).then(|| {
+        let mut t = tokio::time::interval(interval);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t
+    });
     let mut told_elsewhere = false;
     loop {
         let woken = async {
+            let scheduled = async {
+                match tick.as_mut() {
+                    Some(t) => {
+                        t.tick().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
             tokio::select! {
-                _ = tick.tick() => false,
+                _ = scheduled => false,
                 _ = now.notified() => true,
             }
         };

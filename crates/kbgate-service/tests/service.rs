@@ -380,6 +380,31 @@ async fn sync_now_from_the_admin_console_starts_a_round() {
     service.stop().await;
 }
 
+/// `[sync] interval = "0"` turns the background sync off (cron `kbgate sync` does it): the
+/// service keeps serving — it used to stop at once, its sync loop having ended — syncs
+/// nothing by itself, and still stops cleanly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zero_sync_interval_serves_without_syncing() {
+    let sim = confluence_sim::spawn(SimConfig::default())
+        .await
+        .expect("sim");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = tmp.path();
+    write_config(dir, &sim, r#""acme.com""#, r#"interval = "0""#);
+    let service = start(dir, &sim, Duration::ZERO).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(!service.task.is_finished(), "the service stopped by itself");
+    let health = reqwest::get(format!("http://{}/healthz", service.addr))
+        .await
+        .expect("healthz");
+    assert_eq!(health.status(), 200);
+    assert!(
+        !synced(&*service.store(), "KB").await,
+        "a zero interval synced in the background"
+    );
+    service.stop().await;
+}
+
 /// `[insights] retention_days` while serving: page views and searches older than it are
 /// deleted when the service starts (then hourly); newer ones stay.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
