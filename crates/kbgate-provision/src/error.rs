@@ -62,6 +62,12 @@ pub enum ProvisionError {
     /// A people CSV file cannot be used at all (no header, no `email` column, unreadable).
     #[error("people CSV: {0}")]
     Csv(String),
+    /// The latest plan kept in the store cannot be read (another version of kbgate kept it).
+    #[error(
+        "the latest plan kept in the store cannot be read ({0}). Fix: run `kbgate plan` to \
+         compute and keep a new one"
+    )]
+    UnreadablePlan(String),
 }
 
 impl ProvisionError {

@@ -60,6 +60,7 @@ mod apply;
 mod desired;
 mod diff;
 mod error;
+mod latest;
 mod owned;
 mod people;
 mod plan;
@@ -72,6 +73,7 @@ pub use apply::{ApplyProgress, ApplySummary, NoProgress, Outcome, state as journ
 pub use desired::{DesiredAudience, DesiredState, desired_state, group_name, guest_group_name};
 pub use diff::GUESTS_PER_PAID_USER;
 pub use error::ProvisionError;
+pub use latest::{LatestPlan, latest_plan};
 pub use people::{BadRow, ImportReport, import_people_csv, list_people};
 pub use plan::{Action, AwaitState, Awaiting, LimitHold, Note, Op, Plan};
 pub use reconciler::{

@@ -142,8 +142,17 @@ impl Reconciler {
     }
 
     /// Computes the plan: reads the store and Confluence (reads only, batched) and compares
-    /// with the policy. Makes no writes anywhere.
+    /// with the policy. Changes nothing in Confluence; its one write is the plan itself, kept
+    /// in the store as the latest ([`crate::latest_plan`], what the admin console shows).
     pub async fn plan(&self) -> Result<Plan, ProvisionError> {
+        let calls_before = self.client.stats().total;
+        let plan = self.compute_plan().await?;
+        let calls = self.client.stats().total.saturating_sub(calls_before);
+        crate::latest::keep(&*self.store, &plan, Utc::now(), calls).await?;
+        Ok(plan)
+    }
+
+    async fn compute_plan(&self) -> Result<Plan, ProvisionError> {
         let now = self.now();
         let client = &self.client;
         let owned = Owned::load(&*self.store).await?;

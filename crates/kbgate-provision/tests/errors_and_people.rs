@@ -171,3 +171,46 @@ async fn csv_import_reads_quoted_fields_spanning_lines() {
     let lines: Vec<usize> = r.bad_rows.iter().map(|b| b.line).collect();
     assert_eq!(lines, [5], "{r:?}");
 }
+
+/// Every plan is kept in the store as the latest (what the admin console shows without a
+/// Confluence call), with the calls it took; a plan that fails keeps the previous one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_plan_is_kept_as_the_latest() {
+    let t = kbgate_store::testing::sqlite().await;
+    let h = sim(SimConfig::default()).await;
+    assert_eq!(
+        kbgate_provision::latest_plan(&*t.store).await.unwrap(),
+        None
+    );
+    add_people(&*t.store, &emails("a", "acme.com", 3)).await;
+    let p = policy(
+        vec![aud("acme", &["acme.com"], &["KB"], Delivery::Group)],
+        &[],
+    );
+    let r = Reconciler::new(client(&h), t.store.clone(), p.clone(), opts());
+    h.reset_stats();
+    let plan = r.plan().await.unwrap();
+    let kept = kbgate_provision::latest_plan(&*t.store)
+        .await
+        .unwrap()
+        .expect("kept");
+    assert_eq!(kept.plan.actions, plan.actions);
+    assert_eq!(kept.plan.generated_at, plan.generated_at);
+    assert_eq!(kept.calls, h.stats().total);
+    assert!(kept.calls > 0);
+    assert!((Utc::now() - kept.computed_at).num_seconds() < 60);
+    // A plan that fails (wrong token) leaves the latest one as it was.
+    let acc = h.service_account();
+    let bad = Reconciler::new(
+        client_as(&h, &acc.email, "nope"),
+        t.store.clone(),
+        p,
+        opts(),
+    );
+    assert!(bad.plan().await.is_err());
+    let again = kbgate_provision::latest_plan(&*t.store)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again, kept);
+}

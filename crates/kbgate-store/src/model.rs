@@ -417,6 +417,19 @@ pub struct OwnedResource {
     pub created_at: DateTime<Utc>,
 }
 
+/// The latest native-mode plan, kept by whoever computed it (`kbgate plan`, `kbgate apply`, the
+/// service's reconcile loop) so that the admin console shows it without calling Confluence.
+/// The plan itself is the provisioning crate's JSON; the store does not read it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NativePlanRecord {
+    /// When it was computed (on the computing process's clock).
+    pub computed_at: DateTime<Utc>,
+    /// Confluence requests computing it took (reads only).
+    pub calls: u64,
+    /// The plan, as `kbgate plan --output json` prints it.
+    pub plan: serde_json::Value,
+}
+
 /// A reader's answer to "Was this helpful?" on a page. One per person and page: a new vote
 /// by the same `voter` replaces the old one ([`crate::Insights::put_feedback`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

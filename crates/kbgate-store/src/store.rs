@@ -303,6 +303,11 @@ pub trait People: Send + Sync {
     async fn owned(&self, kind: Option<&str>) -> Result<Vec<OwnedResource>, StoreError>;
     /// Forgets an owned resource (after removing it). Returns whether it was recorded.
     async fn forget_owned(&self, kind: &str, target: &str) -> Result<bool, StoreError>;
+    /// Keeps `plan` as the latest native-mode plan, unless the one kept was computed later
+    /// (two processes planning at once: the newer plan stays).
+    async fn put_native_plan(&self, plan: &NativePlanRecord) -> Result<(), StoreError>;
+    /// The latest native-mode plan, if any was computed.
+    async fn native_plan(&self) -> Result<Option<NativePlanRecord>, StoreError>;
 }
 
 /// The audit log.

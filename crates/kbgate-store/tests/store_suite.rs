@@ -34,6 +34,7 @@ kbgate_store::store_tests!(
     audit_people_journal_ownership,
     admin_sessions_end_with_their_reader_session,
     audit_filters,
+    the_latest_native_plan_is_kept,
     delete_space_removes_everything,
     change_stamps_move_with_what_portals_cache,
 );
@@ -1741,4 +1742,22 @@ async fn audit_filters(t: &TestStore) {
         .await
         .unwrap();
     assert_eq!(limited.len(), 2);
+}
+
+async fn the_latest_native_plan_is_kept(t: &TestStore) {
+    assert_eq!(t.native_plan().await.unwrap(), None);
+    let plan = |secs: i64, n: u64| NativePlanRecord {
+        computed_at: ts(secs),
+        calls: n,
+        plan: serde_json::json!({ "actions": [{ "kind": "invite", "n": n }] }),
+    };
+    t.put_native_plan(&plan(10, 3)).await.unwrap();
+    assert_eq!(t.native_plan().await.unwrap(), Some(plan(10, 3)));
+    // A newer plan replaces it; an older one written late does not.
+    t.put_native_plan(&plan(20, 5)).await.unwrap();
+    t.put_native_plan(&plan(15, 7)).await.unwrap();
+    assert_eq!(t.native_plan().await.unwrap(), Some(plan(20, 5)));
+    // Another handle on the same store (another process) sees it.
+    let other = t.reopen().await.unwrap();
+    assert_eq!(other.native_plan().await.unwrap(), Some(plan(20, 5)));
 }

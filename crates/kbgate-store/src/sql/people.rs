@@ -7,7 +7,7 @@ use sqlx::{ColumnIndex, Encode, Executor, Type};
 use super::rows::{JournalRow, OwnedRow, record, records};
 use super::{Db, RowsAffected, Scalar, SqlStore};
 use crate::StoreError;
-use crate::model::{JournalEntry, OwnedResource, PersonRecord};
+use crate::model::{JournalEntry, NativePlanRecord, OwnedResource, PersonRecord};
 use crate::store::People;
 
 /// The columns of a journal entry.
@@ -19,9 +19,11 @@ where
     DB: Db,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     for<'r> &'r str: ColumnIndex<DB::Row> + Encode<'r, DB> + Type<DB>,
+    usize: ColumnIndex<DB::Row>,
     String: Scalar<DB>,
     Option<String>: Scalar<DB>,
     DateTime<Utc>: Scalar<DB>,
+    i64: Scalar<DB>,
 {
     async fn add_person(&self, p: &PersonRecord) -> Result<bool, StoreError> {
         let n = sqlx::query(
@@ -129,5 +131,39 @@ where
             .await?
             .rows_affected();
         Ok(n > 0)
+    }
+
+    async fn put_native_plan(&self, p: &NativePlanRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO native_plan (id, computed_at, calls, plan) VALUES (1, $1, $2, $3) \
+             ON CONFLICT (id) DO UPDATE SET computed_at = excluded.computed_at, \
+             calls = excluded.calls, plan = excluded.plan \
+             WHERE native_plan.computed_at <= excluded.computed_at",
+        )
+        .bind(p.computed_at.timestamp_millis())
+        .bind(i64::try_from(p.calls).unwrap_or(i64::MAX))
+        .bind(serde_json::to_string(&p.plan)?)
+        .execute(&self.ops)
+        .await?;
+        Ok(())
+    }
+
+    async fn native_plan(&self) -> Result<Option<NativePlanRecord>, StoreError> {
+        let row: Option<(i64, i64, String)> =
+            sqlx::query_as("SELECT computed_at, calls, plan FROM native_plan WHERE id = 1")
+                .fetch_optional(&self.ops)
+                .await?;
+        row.map(|(ms, calls, plan)| {
+            let computed_at = DateTime::<Utc>::from_timestamp_millis(ms).ok_or_else(|| {
+                StoreError::Corrupt(format!("native plan: time {ms} out of range"))
+            })?;
+            Ok(NativePlanRecord {
+                computed_at,
+                calls: u64::try_from(calls).unwrap_or(0),
+                plan: serde_json::from_str(&plan)
+                    .map_err(|e| StoreError::Corrupt(format!("native plan: {e}")))?,
+            })
+        })
+        .transpose()
     }
 }
