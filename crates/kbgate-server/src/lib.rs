@@ -63,7 +63,7 @@ use axum::{Json, Router, middleware};
 use crate::error::Error;
 use crate::urls::routes;
 
-pub use admin::{page_facts, page_id_from};
+pub use admin::{NextRun, page_facts, page_id_from};
 pub use brand::BrandError;
 pub use mail::{MailError, Mailer};
 pub use oidc::{OidcProvider, OidcSetupError};
@@ -128,6 +128,7 @@ pub(crate) fn router(state: AppState) -> Router {
         .route(admin::routes::SYNC, get(admin::sync))
         .route(admin::routes::SYNC_NOW, post(admin::sync_now))
         .route(admin::routes::REQUESTS, get(admin::requests))
+        .route(admin::routes::PLAN, get(admin::plan))
         .route(admin::routes::AUDIT, get(admin::audit))
         .route(admin::routes::AUDIT_CSV, get(admin::audit_csv))
         .route(admin::routes::INSIGHTS, get(admin::insights_page))

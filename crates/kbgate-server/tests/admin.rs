@@ -328,3 +328,233 @@ async fn an_admin_who_reads_nothing_still_reaches_the_console() {
         "a refused email got a cookie"
     );
 }
+
+/// The simulator's service account as native mode's client (no client-side rate limit).
+fn sim_client(sim: &confluence_sim::SimHandle) -> confluence_client::Client {
+    let a = sim.service_account();
+    let mut cfg =
+        confluence_client::ClientConfig::new(sim.base_url().parse().unwrap(), a.email, a.api_token);
+    cfg.requests_per_second = 0;
+    confluence_client::Client::new(cfg).unwrap()
+}
+
+/// The native plan page (issue #13): a clear empty state without native mode, and with it
+/// configured on a simulated site, the latest plan (kept in the store by the reconciler, as
+/// `kbgate plan`, `apply` and the reconcile loop keep it) shown read-only: grants,
+/// revocations, invitations waiting (sent, or of unknown outcome with the time they are sent
+/// again) and what follows them. Loading the page costs no Confluence call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_native_plan_is_shown_read_only() {
+    use kbgate_provision::{NoProgress, ReconcileOptions, Reconciler};
+
+    let app = spawn_app().await;
+    let (both, _, _) = open_console(&app).await;
+    let page = |app: &TestApp| {
+        let both = both.clone();
+        let url = app.url("/admin/plan");
+        let client = app.client.clone();
+        async move {
+            let resp = client.get(url).header("cookie", both).send().await.unwrap();
+            assert_eq!(resp.status(), 200);
+            resp.text().await.unwrap()
+        }
+    };
+    // Portal only: nothing to plan, and the page says so.
+    let body = page(&app).await;
+    assert!(body.contains("Native mode is not configured"), "{body}");
+    assert!(!body.contains("No plan has been computed"), "{body}");
+
+    // Native audiences, no plan yet.
+    app.policy.replace(native_policy());
+    let body = page(&app).await;
+    assert!(body.contains("grouped (group)"), "{body}");
+    assert!(body.contains("No plan has been computed yet"), "{body}");
+
+    // A simulated site where invitations take an hour; people in each native audience, and
+    // an invitation whose outcome is unknown (a run killed mid-call), journaled just now.
+    let sim = confluence_sim::spawn(confluence_sim::SimConfig::default())
+        .await
+        .unwrap();
+    sim.state()
+        .write(|s| s.invite_delay = Some(chrono::Duration::hours(1)));
+    for email in ["ann@group.com", "late@group.com", "una@unlicensed.com"] {
+        app.store
+            .add_person(&kbgate_store::PersonRecord {
+                email: email.into(),
+                domain: email.rsplit('@').next().unwrap().into(),
+                source: "test".into(),
+                created_at: chrono::Utc::now(),
+            })
+            .await
+            .unwrap();
+    }
+    let journaled = chrono::Utc::now();
+    app.store
+        .journal_put(&kbgate_store::JournalEntry {
+            action_id: "invite:grouped:late@group.com".into(),
+            kind: "invite".into(),
+            target: "late@group.com".into(),
+            state: kbgate_provision::journal_state::UNKNOWN.into(),
+            detail: serde_json::json!({}),
+            created_at: journaled,
+            updated_at: journaled,
+        })
+        .await
+        .unwrap();
+    let opts = ReconcileOptions {
+        invite_wait: std::time::Duration::ZERO,
+        ..ReconcileOptions::default()
+    };
+    // `kbgate apply` under the native policy, then `kbgate plan` once the unlicensed
+    // audience is gone from the policy.
+    let r = Reconciler::new(
+        sim_client(&sim),
+        app.store.clone(),
+        native_policy(),
+        opts.clone(),
+    );
+    let plan = r.plan().await.unwrap();
+    let s = r.apply(&plan, &NoProgress).await.unwrap();
+    assert_eq!(s.failed, 0, "{s:?}");
+    let mut auds = native_policy().audiences().to_vec();
+    auds.retain(|a| a.name.as_str() != "unlicensed");
+    let without_unlicensed =
+        kbgate_policy::Policy::new(auds, native_policy().deny().to_vec()).unwrap();
+    app.policy.replace(without_unlicensed.clone());
+    let r = Reconciler::new(
+        sim_client(&sim),
+        app.store.clone(),
+        without_unlicensed,
+        opts,
+    );
+    app.store
+        .add_person(&kbgate_store::PersonRecord {
+            email: "newbie@group.com".into(),
+            domain: "group.com".into(),
+            source: "test".into(),
+            created_at: chrono::Utc::now(),
+        })
+        .await
+        .unwrap();
+    let calls = r.client().stats().total;
+    let plan = r.plan().await.unwrap();
+    let plan_calls = r.client().stats().total - calls;
+    assert!(!plan.converged(), "{plan}");
+
+    sim.reset_stats();
+    let body = page(&app).await;
+    assert_eq!(
+        sim.stats().total,
+        0,
+        "the page calls no Confluence endpoint"
+    );
+    assert!(
+        body.contains(&format!("with {plan_calls} Confluence call(s)")),
+        "{body}"
+    );
+    // The grant: an invitation for the new person.
+    let grants = body.split("id=\"plan-grants\"").nth(1).unwrap();
+    let grants = grants.split("id=\"plan-revocations\"").next().unwrap();
+    assert!(
+        grants.contains("invite") && grants.contains("newbie@group.com"),
+        "{grants}"
+    );
+    // The revocation: the unlicensed view kbgate switched on.
+    let revocations = body.split("id=\"plan-revocations\"").nth(1).unwrap();
+    let revocations = revocations.split("id=\"plan-awaiting\"").next().unwrap();
+    assert!(
+        revocations.contains("set-unlicensed-view") && revocations.contains("KB off"),
+        "{revocations}"
+    );
+    // Waiting: ann's invitation was sent (not sent again), late's outcome is unknown (sent
+    // again once the retry time has passed); both join the group after.
+    let awaiting = body.split("id=\"plan-awaiting\"").nth(1).unwrap();
+    let row = |email: &str| {
+        awaiting
+            .split("<tr>")
+            .find(|r| r.contains(email))
+            .unwrap_or_else(|| panic!("{email} not waiting: {awaiting}"))
+            .to_owned()
+    };
+    let ann = row("ann@group.com");
+    assert!(
+        ann.contains("invited, not complete yet")
+            && ann.contains("Not invited again")
+            && ann.contains("added to group kbgate-grouped"),
+        "{ann}"
+    );
+    let late = row("late@group.com");
+    let retry = (journaled + kbgate_provision::DEFAULT_INVITE_RETRY_AFTER)
+        .format("%Y-%m-%d %H:%M UTC")
+        .to_string();
+    assert!(
+        late.contains("outcome unknown") && late.contains(&format!("Invited again from {retry}")),
+        "{late}"
+    );
+    assert!(
+        body.contains(&format!("Next invitation retry: {retry}")),
+        "{body}"
+    );
+    // Content is escaped like every page: nothing raw from the plan's reasons.
+    assert!(!body.contains("<script"), "{body}");
+}
+
+/// The sync page's "Next run" per space (issue #13): last sync plus the background interval,
+/// "due now" when never synced or overdue, "running now" while a sync holds the lease; and
+/// "no background sync" where this process runs none (see `console_flow`).
+#[tokio::test]
+async fn the_sync_page_shows_the_next_run_of_each_space() {
+    let test_store = open_store(Backend::Sqlite).await.unwrap();
+    write_mirror(&test_store.store).await;
+    let app = serve_with_extras(
+        test_store,
+        policy(),
+        |_| {},
+        hs256_verifier(),
+        |e| {
+            e.sync_interval = Some(std::time::Duration::from_secs(600));
+            e.sync_now = Some(std::sync::Arc::new(tokio::sync::Notify::new()));
+        },
+    )
+    .await;
+    let (both, _, _) = open_console(&app).await;
+    let now = chrono::Utc::now();
+    // KB synced 2 minutes ago: next at +10 min; HR 15 minutes ago: overdue; OLD never
+    // recorded but syncing now (another process holds its lease).
+    app.store
+        .record_synced("KB", "host-a", now - chrono::Duration::minutes(2))
+        .await
+        .unwrap();
+    app.store
+        .record_synced("HR", "host-a", now - chrono::Duration::minutes(15))
+        .await
+        .unwrap();
+    app.store
+        .acquire_sync_lease("OLD", "host-b", std::time::Duration::from_secs(300))
+        .await
+        .unwrap();
+    let body = app
+        .get("/admin/sync", Some(&both))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(body.contains("<th scope=\"col\">Next run</th>"), "{body}");
+    let row = |key: &str| {
+        body.split("<tr>")
+            .find(|r| r.contains(&format!("<td>{key} (")))
+            .unwrap_or_else(|| panic!("no row for {key}: {body}"))
+            .to_owned()
+    };
+    let next = (now + chrono::Duration::minutes(8))
+        .format("%Y-%m-%d %H:%M")
+        .to_string();
+    let kb = row("KB");
+    assert!(kb.contains(&next) && kb.contains("(in 8 min)"), "{kb}");
+    assert!(row("HR").contains("<td>due now</td>"), "{}", row("HR"));
+    assert!(
+        row("OLD").contains("<td>running now</td>"),
+        "{}",
+        row("OLD")
+    );
+}

@@ -47,6 +47,7 @@ const ADMIN_GETS: &[&str] = &[
     "/admin/sessions",
     "/admin/sync",
     "/admin/access-requests",
+    "/admin/plan",
     "/admin/audit",
     "/admin/audit.csv",
     "/admin/insights",

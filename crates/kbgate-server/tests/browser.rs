@@ -749,3 +749,224 @@ async fn suggestions_are_a_keyboard_combobox_and_feedback_is_a_plain_form() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+/// Waits up to 10 s for the browser to be on `path` (a form post and its redirect).
+async fn wait_for_path(c: &Client, path: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let url = c.current_url().await.unwrap();
+        if url.path() == path {
+            return;
+        }
+        assert!(Instant::now() < deadline, "still on {url}, not {path}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The admin console in a real browser (issue #13): its confirm step and every page of it —
+/// home, explain with a result, sessions, sync, access requests, the native plan (with a
+/// plan), the audit log, view as with its banner and a page viewed as someone — has no
+/// axe-core violation, in light and dark mode and at 390 px, where none scrolls sideways.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_console_is_accessible_in_a_real_browser() {
+    let Some((chromium, driver)) = browser_tools() else {
+        return;
+    };
+    let s = spawn_synced_on(Backend::Sqlite, SimConfig::default())
+        .await
+        .expect("SQLite is always available");
+    let base = s.app.base.clone();
+    let store = s.app.store.clone();
+
+    // Native mode: a group audience on the simulated site, people to invite (one of them
+    // with an invitation of unknown outcome), someone who asked for access, and the plan
+    // `kbgate plan` keeps.
+    let mut audiences = synced_policy().audiences().to_vec();
+    audiences.push(kbgate_policy::Audience {
+        name: kbgate_policy::AudienceName::parse("grouped").unwrap(),
+        domains: vec![kbgate_policy::Domain::parse("group.com").unwrap()],
+        include_subdomains: false,
+        spaces: vec![kbgate_policy::SpaceKey::parse("KB").unwrap()],
+        labels: vec![],
+        expires: None,
+        delivery: kbgate_policy::Delivery::Group,
+    });
+    let native = kbgate_policy::Policy::new(audiences, synced_policy().deny().to_vec()).unwrap();
+    s.app.policy.replace(native.clone());
+    for (email, source) in [
+        ("ann@group.com", "import"),
+        ("bob@group.com", "access-request"),
+        ("late@group.com", "import"),
+    ] {
+        store
+            .add_person(&kbgate_store::PersonRecord {
+                email: email.into(),
+                domain: "group.com".into(),
+                source: source.into(),
+                created_at: chrono::Utc::now(),
+            })
+            .await
+            .unwrap();
+    }
+    let now = chrono::Utc::now();
+    store
+        .journal_put(&kbgate_store::JournalEntry {
+            action_id: "invite:grouped:late@group.com".into(),
+            kind: "invite".into(),
+            target: "late@group.com".into(),
+            state: kbgate_provision::journal_state::UNKNOWN.into(),
+            detail: json!({}),
+            created_at: now,
+            updated_at: now,
+        })
+        .await
+        .unwrap();
+    let creds = s.sim.service_account();
+    let mut cfg = confluence_client::ClientConfig::new(
+        s.sim.base_url().parse().unwrap(),
+        creds.email,
+        creds.api_token,
+    );
+    cfg.requests_per_second = 0;
+    let plan = kbgate_provision::Reconciler::new(
+        confluence_client::Client::new(cfg).unwrap(),
+        store.clone(),
+        native,
+        kbgate_provision::ReconcileOptions::default(),
+    )
+    .plan()
+    .await
+    .unwrap();
+    assert!(
+        !plan.actions.is_empty() && !plan.awaiting.is_empty(),
+        "{plan}"
+    );
+
+    let downloads = tempfile::tempdir().unwrap();
+    let (_driver, c) = start_browser(&chromium, &driver, downloads.path()).await;
+    let axe = axe_source();
+
+    // The admin signs in as a reader, then confirms the console.
+    let token = mint_hs256(&claims(ADMIN));
+    c.goto(&format!("{base}/auth/embed?token={token}&return_to=/admin"))
+        .await
+        .unwrap();
+    wait_for_path(&c, "/admin").await;
+    assert_accessible(&c, &axe, "admin confirm").await;
+    c.find(Locator::Css("main form button"))
+        .await
+        .expect("the confirm button")
+        .click()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c
+        .find(Locator::Css("nav[aria-label='Admin']"))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "the console did not open");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // A page someone may read, for the explainer and view as.
+    let kb = store.space_by_key("KB").await.unwrap().unwrap();
+    let page = store
+        .page_summaries(&kb.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|p| !p.effective_restricted)
+        .expect("a readable KB page");
+    let mut kinds = vec![
+        ("admin home", format!("{base}/admin")),
+        (
+            "admin explain",
+            format!(
+                "{base}/admin/explain?email=alice%40acme.com&page={}",
+                page.id
+            ),
+        ),
+        ("admin sessions", format!("{base}/admin/sessions")),
+        ("admin sync", format!("{base}/admin/sync")),
+        (
+            "admin access requests",
+            format!("{base}/admin/access-requests"),
+        ),
+        ("admin native plan", format!("{base}/admin/plan")),
+        ("admin audit", format!("{base}/admin/audit")),
+    ];
+    // The explainer shows its result; the plan page its tables.
+    c.goto(&kinds[1].1).await.unwrap();
+    let main = c
+        .find(Locator::Css("main"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        main.contains("Allowed") && main.contains("Who can read"),
+        "{main}"
+    );
+    c.goto(&kinds[5].1).await.unwrap();
+    let main = c
+        .find(Locator::Css("main"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        main.contains("ann@group.com") && main.contains("late@group.com"),
+        "{main}"
+    );
+
+    // View as: the form, then the banner on every console page, and a page as seen.
+    c.goto(&format!("{base}/admin/view-as")).await.unwrap();
+    assert_accessible(&c, &axe, "admin view as (form)").await;
+    c.find(Locator::Id("as"))
+        .await
+        .unwrap()
+        .send_keys("alice@acme.com")
+        .await
+        .unwrap();
+    c.find(Locator::Css("main form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while c
+        .find(Locator::Css(".notice[role='status']"))
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "no view-as banner");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    kinds.push(("admin view as", format!("{base}/admin/view-as")));
+    kinds.push((
+        "admin view as, a page",
+        format!("{base}/admin/view-as/pages/{}", page.id),
+    ));
+
+    for (what, url) in &kinds {
+        c.goto(url).await.unwrap();
+        assert_accessible(&c, &axe, what).await;
+    }
+    color_scheme(&c, "dark").await;
+    for (what, url) in &kinds {
+        c.goto(url).await.unwrap();
+        assert_accessible(&c, &axe, &format!("{what} (dark)")).await;
+    }
+    color_scheme(&c, "light").await;
+    c.set_window_size(390, 844).await.unwrap();
+    for (what, url) in &kinds {
+        c.goto(url).await.unwrap();
+        assert_no_sideways_scroll(&c, what).await;
+        assert_accessible(&c, &axe, &format!("{what} (phone)")).await;
+    }
+    c.close().await.unwrap();
+}

@@ -131,7 +131,7 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Native mode: show what would change in Confluence's own permissions (no writes).
+    /// Native mode: show what would change in Confluence's own permissions (no writes to it).
     ///
     /// For audiences delivered as guest, unlicensed or group: who should have what, compared
     /// with what Confluence has, grouped by audience and action, each with its reason. Site
@@ -143,6 +143,9 @@ enum Command {
     /// yet, or of unknown outcome (an apply stopped before Confluence answered). The latter are
     /// re-checked against the site by every plan and re-sent by apply, at the time the plan
     /// names, if they still have no access.
+    ///
+    /// The plan is kept in the store as the latest (the admin console shows it at
+    /// /admin/plan); nothing is written to Confluence.
     ///
     /// Exit status with --detailed-exitcode: 0 converged (nothing to do, nobody waiting), 2
     /// changes to apply, 3 nothing that fits to apply but people wait on a site limit, 4
@@ -179,8 +182,9 @@ enum Command {
     /// Read-only, and safe while `kbgate serve` or a sync runs: the same store any instance
     /// writes to. Each space named by an audience is listed ("never synced" until its first
     /// sync), plus mirrored spaces no audience names any more. The last sync is the last
-    /// committed round, with the process that ran it (pid and host); the next background round is
-    /// that time plus `[sync] interval`. A missing SQLite store is an error (nothing is
+    /// committed round, with the process that ran it (pid and host); the next run is that time
+    /// plus `[sync] interval` ("due now" when never synced or overdue, "running now" while a sync
+    /// holds the space's lease, as the admin console's sync page shows it). A missing SQLite store is an error (nothing is
     /// created). Exit status: 0 printed, 1 the store cannot be read, 2 an invalid
     /// configuration.
     Status(status::Args),

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use kbgate_config::{Config, StoreBackend};
+use kbgate_server::NextRun;
 use kbgate_store::Store;
 use serde::Serialize;
 
@@ -59,6 +60,10 @@ struct SpaceStatus {
     syncing: Option<Lease>,
     /// When the next background round will sync the space (a past time: at the next round).
     next_sync_due: Option<DateTime<Utc>>,
+    /// The next run as the admin console shows it: `{"state": "running"}` while a sync holds
+    /// the lease, `"due"` when never synced or overdue, `"scheduled"` with `"at"`, or `"off"`
+    /// without a background sync.
+    next_sync: NextRun,
 }
 
 #[derive(Debug, Serialize)]
@@ -138,7 +143,7 @@ async fn gather(config: &Config) -> anyhow::Result<Status> {
     }
     let mut spaces = Vec::with_capacity(keys.len());
     for (key, in_policy) in keys {
-        spaces.push(space_status(&*store, key, in_policy, interval).await?);
+        spaces.push(space_status(&*store, key, in_policy, interval, now).await?);
     }
     let sessions: Vec<DomainSessions> = store
         .sessions_per_domain(now)
@@ -160,6 +165,7 @@ async fn space_status(
     key: String,
     in_policy: bool,
     interval: Option<std::time::Duration>,
+    now: DateTime<Utc>,
 ) -> anyhow::Result<SpaceStatus> {
     let space = store.space_by_key(&key).await?;
     let pages = match &space {
@@ -179,6 +185,12 @@ async fn space_status(
             .and_then(|i| l.synced_at.checked_add_signed(i)),
         _ => None,
     };
+    let next_sync = NextRun::of(
+        last.as_ref().map(|l| l.synced_at),
+        interval,
+        syncing.is_some(),
+        now,
+    );
     Ok(SpaceStatus {
         key,
         name: space.map(|s| s.name),
@@ -190,6 +202,7 @@ async fn space_status(
         }),
         syncing,
         next_sync_due,
+        next_sync,
     })
 }
 
@@ -218,12 +231,7 @@ fn print_text(s: &Status) {
                 time(l.until)
             );
         }
-        match (sp.next_sync_due, s.sync_interval_secs) {
-            (Some(due), _) if due <= s.now => println!("    next sync: at the next round"),
-            (Some(due), _) => println!("    next sync: {}", time(due)),
-            (None, None) => println!("    next sync: background sync off"),
-            (None, Some(_)) => println!("    next sync: at the next round (never synced)"),
-        }
+        println!("    next sync: {}", sp.next_sync.describe(s.now));
     }
     println!("Sessions: {} live", s.sessions_total);
     for d in &s.sessions {

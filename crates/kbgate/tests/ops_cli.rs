@@ -367,15 +367,55 @@ spaces = ["KB", "ONBOARD"]
         "last + [sync] interval"
     );
     assert!(kb["syncing"].is_null(), "the sync released its lease: {kb}");
+    assert_eq!(kb["next_sync"]["state"], "scheduled", "{kb}");
+    let next: chrono::DateTime<chrono::Utc> =
+        kb["next_sync"]["at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(next, due, "{kb}");
     let onboard = spaces.iter().find(|s| s["key"] == "ONBOARD").unwrap();
     assert!(onboard["last_sync"].is_null(), "{onboard}");
     assert_eq!(onboard["pages"], 0);
+    assert_eq!(
+        onboard["next_sync"],
+        serde_json::json!({ "state": "due" }),
+        "never synced: at the next round"
+    );
+    assert!(said.contains("next sync: due now"), "{said}");
     assert_eq!(json["sync_interval_secs"], 600);
     assert_eq!(
         json["sessions"],
         serde_json::json!([{ "domain": "acme.com", "sessions": 1 }])
     );
     assert_eq!(json["sessions_total"], 1);
+
+    // While a sync (another process) holds KB's lease, its next run is "running".
+    let store = rt
+        .block_on(kbgate_store::open(
+            "sqlite://kb.db",
+            &dir.path().join("data"),
+        ))
+        .unwrap();
+    let lease = rt
+        .block_on(store.acquire_sync_lease("KB", "other-host", std::time::Duration::from_secs(300)))
+        .unwrap();
+    assert_eq!(lease, kbgate_store::SyncLease::Acquired);
+    drop(store);
+    let out = run(dir.path(), &["status", "--output", "json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let kb = json["spaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["key"] == "KB")
+        .unwrap();
+    assert_eq!(
+        kb["next_sync"],
+        serde_json::json!({ "state": "running" }),
+        "{kb}"
+    );
+    let out = run(dir.path(), &["status"]);
+    let said = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(said.contains("next sync: running now"), "{said}");
 
     let out = run(dir.path(), &["status", "--help"]);
     assert!(out.status.success());

@@ -2,15 +2,18 @@
 //! takes `&Admin` (only the `[admin]` rule makes one), and the store stays private here, as
 //! it does in the library: admin handlers never touch the store.
 
+use std::fmt;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use kbgate_policy::{Admin, AncestorFacts, Label, PageFacts, SpaceKey};
+use kbgate_provision::{LatestPlan, ProvisionError};
 use kbgate_store::{
     AdminSessionRecord, AuditEvent, AuditFilter, DomainInsights, FeedbackFilter, FeedbackRecord,
     InsightsQuery, InsightsSummary, LastSync, LeaseHolder, PersonRecord, Store, StoreError,
     SyncState,
 };
+use serde::Serialize;
 
 use crate::error::Error;
 
@@ -68,6 +71,87 @@ pub(crate) struct SpaceSync {
     pub running: Option<LeaseHolder>,
 }
 
+/// When the background sync next syncs a space, as the console's sync page and `kbgate
+/// status` show it. JSON: `{"state": "running" | "due" | "scheduled" | "off", "at": time}`
+/// (`at` only when scheduled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", content = "at", rename_all = "kebab-case")]
+pub enum NextRun {
+    /// A sync holds the space's lease now.
+    Running,
+    /// At the next round: never synced, or its interval has passed (overdue).
+    Due,
+    /// At this time: the last sync plus the interval.
+    Scheduled(DateTime<Utc>),
+    /// No background sync (this process runs none, or `[sync] interval` is 0).
+    Off,
+}
+
+impl NextRun {
+    /// From the space's last sync (any process's), the background interval (`None`: no
+    /// background sync) and whether a sync holds its lease now. A background round skips a
+    /// space some process synced within its interval (kbgate-service `loops::sync`), so the
+    /// round that syncs it next comes at `last + interval`, or at the next round when that
+    /// time has passed or it was never synced.
+    pub fn of(
+        last: Option<DateTime<Utc>>,
+        interval: Option<std::time::Duration>,
+        running: bool,
+        now: DateTime<Utc>,
+    ) -> NextRun {
+        if running {
+            return NextRun::Running;
+        }
+        let Some(interval) = interval.filter(|i| !i.is_zero()) else {
+            return NextRun::Off;
+        };
+        let due = last.and_then(|l| {
+            chrono::Duration::from_std(interval)
+                .ok()
+                .and_then(|i| l.checked_add_signed(i))
+        });
+        match due {
+            Some(at) if at > now => NextRun::Scheduled(at),
+            _ => NextRun::Due,
+        }
+    }
+
+    /// For people, relative to `now`: "running now", "due now", "2026-12-07 18:00:00 UTC (in
+    /// 12 min)", "no background sync".
+    pub fn describe(&self, now: DateTime<Utc>) -> String {
+        match self {
+            NextRun::Running => "running now".to_owned(),
+            NextRun::Due => "due now".to_owned(),
+            NextRun::Scheduled(at) => {
+                let secs = (*at - now).num_seconds().max(0);
+                let rel = match secs {
+                    0..60 => format!("in {secs} s"),
+                    60..3600 => format!("in {} min", (secs + 59) / 60),
+                    _ => format!("in {} h {} min", secs / 3600, (secs % 3600) / 60),
+                };
+                format!("{} ({rel})", at.format("%Y-%m-%d %H:%M:%S UTC"))
+            }
+            NextRun::Off => "no background sync".to_owned(),
+        }
+    }
+}
+
+impl fmt::Display for NextRun {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe(Utc::now()))
+    }
+}
+
+/// Native mode's latest plan as the console finds it in the store.
+pub(crate) enum KeptPlan {
+    /// No plan was ever computed with this store.
+    None,
+    /// The latest plan.
+    Plan(Box<LatestPlan>),
+    /// Kept by a version of kbgate whose plan this one cannot read; why.
+    Unreadable(String),
+}
+
 fn store_err(e: StoreError) -> Error {
     Error::internal(e)
 }
@@ -117,6 +201,17 @@ impl Desk {
             });
         }
         Ok(out)
+    }
+
+    /// Native mode's latest plan, as `kbgate plan`, `apply` or the reconcile loop kept it
+    /// (no Confluence call).
+    pub(crate) async fn native_plan(&self, _: &Admin) -> Result<KeptPlan, Error> {
+        match kbgate_provision::latest_plan(&*self.store).await {
+            Ok(Some(p)) => Ok(KeptPlan::Plan(Box::new(p))),
+            Ok(None) => Ok(KeptPlan::None),
+            Err(e @ ProvisionError::UnreadablePlan(_)) => Ok(KeptPlan::Unreadable(e.to_string())),
+            Err(e) => Err(Error::internal(e)),
+        }
     }
 
     /// People who asked for access (native mode), newest first.
@@ -255,5 +350,54 @@ impl AdminSessions {
             .set_admin_view_as(id_hash, email)
             .await
             .map_err(store_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn the_next_run_follows_the_last_sync_and_the_interval() {
+        let now = t("2026-12-07T12:00:00Z");
+        let ten = Some(Duration::from_secs(600));
+        let last = Some(t("2026-12-07T11:55:00Z"));
+        assert_eq!(
+            NextRun::of(last, ten, false, now),
+            NextRun::Scheduled(t("2026-12-07T12:05:00Z"))
+        );
+        assert_eq!(
+            NextRun::of(last, ten, false, now).describe(now),
+            "2026-12-07 12:05:00 UTC (in 5 min)"
+        );
+        // Overdue, or never synced: at the next round.
+        assert_eq!(
+            NextRun::of(Some(t("2026-12-07T11:40:00Z")), ten, false, now),
+            NextRun::Due
+        );
+        assert_eq!(NextRun::of(None, ten, false, now), NextRun::Due);
+        assert_eq!(NextRun::Due.describe(now), "due now");
+        // A sync holding the lease wins, background sync or not.
+        assert_eq!(NextRun::of(last, ten, true, now), NextRun::Running);
+        assert_eq!(NextRun::of(None, None, true, now), NextRun::Running);
+        // No background sync (or interval 0).
+        assert_eq!(NextRun::of(last, None, false, now), NextRun::Off);
+        assert_eq!(
+            NextRun::of(last, Some(Duration::ZERO), false, now),
+            NextRun::Off
+        );
+        assert_eq!(
+            serde_json::to_value(NextRun::Scheduled(t("2026-12-07T12:05:00Z"))).unwrap(),
+            serde_json::json!({ "state": "scheduled", "at": "2026-12-07T12:05:00Z" })
+        );
+        assert_eq!(
+            serde_json::to_value(NextRun::Off).unwrap(),
+            serde_json::json!({ "state": "off" })
+        );
     }
 }

@@ -13,7 +13,7 @@ use kbgate_policy::{Email, Explanation, Readership};
 use kbgate_store::{AuditEvent, AuditFilter, PersonRecord};
 use serde::Deserialize;
 
-use super::desk::SpaceSync;
+use super::desk::{KeptPlan, NextRun, SpaceSync};
 use super::{AdminCandidate, AdminUser, clear_admin_cookie, routes, set_admin_cookie};
 use crate::cookies::cross_site;
 use crate::error::Error;
@@ -349,16 +349,25 @@ struct SyncRow {
     by: String,
     last_full: String,
     running: String,
+    next: String,
 }
 
-impl From<SpaceSync> for SyncRow {
-    fn from(s: SpaceSync) -> Self {
+impl SyncRow {
+    /// `interval`: the background sync's, `None` when this process runs none.
+    fn new(s: SpaceSync, interval: Option<std::time::Duration>, now: DateTime<Utc>) -> Self {
+        let next = NextRun::of(
+            s.last.as_ref().map(|l| l.synced_at),
+            interval,
+            s.running.is_some(),
+            now,
+        );
         SyncRow {
             space: format!("{} ({})", s.key, s.name),
             last: when(s.last.as_ref().map(|l| l.synced_at)),
             by: s.last.map(|l| l.holder).unwrap_or_default(),
             last_full: when(s.state.and_then(|st| st.last_full_sync)),
             running: s.running.map_or_else(|| "no".to_owned(), |r| r.holder),
+            next: next.describe(now),
         }
     }
 }
@@ -382,9 +391,13 @@ pub(crate) async fn sync(
     Query(q): Query<SyncQuery>,
 ) -> Result<Response, Error> {
     let spaces = state.desk().sync_status(&u.admin).await?;
+    let now = Utc::now();
     Ok(render(&SyncPage {
         chrome: chrome(&state, &u),
-        spaces: spaces.into_iter().map(SyncRow::from).collect(),
+        spaces: spaces
+            .into_iter()
+            .map(|s| SyncRow::new(s, state.sync_interval(), now))
+            .collect(),
         interval: state.sync_interval().map(kbgate_config::format_duration),
         can_sync_now: state.sync_now().is_some(),
         requested: q.requested.is_some(),
@@ -425,6 +438,196 @@ pub(crate) async fn requests(
     Ok(render(&RequestsPage {
         chrome: chrome(&state, &u),
         people,
+    })?
+    .into_response())
+}
+
+/// Rows one table of the plan page shows; the rest are counted (`kbgate plan --output json`
+/// lists every one).
+const PLAN_ROWS: usize = 200;
+
+/// One planned change, as shown.
+struct PlanActionRow {
+    audience: String,
+    kind: &'static str,
+    target: String,
+    reason: String,
+}
+
+impl From<&kbgate_provision::Action> for PlanActionRow {
+    fn from(a: &kbgate_provision::Action) -> Self {
+        PlanActionRow {
+            audience: a.audience.clone(),
+            kind: a.op.kind(),
+            target: a.op.target(),
+            reason: a.reason.clone(),
+        }
+    }
+}
+
+/// One person waiting on an invitation, as shown.
+struct PlanAwaitRow {
+    audience: String,
+    email: String,
+    state: &'static str,
+    since: String,
+    then: String,
+}
+
+/// The latest plan, as shown.
+struct PlanView {
+    computed_at: String,
+    age: String,
+    calls: u64,
+    converged: bool,
+    changes: usize,
+    grants: Vec<PlanActionRow>,
+    grants_total: usize,
+    revocations: Vec<PlanActionRow>,
+    revocations_total: usize,
+    /// (audience, kind, count), grants and revocations alike.
+    by_kind: Vec<(String, &'static str, usize)>,
+    awaiting: Vec<PlanAwaitRow>,
+    awaiting_total: usize,
+    next_retry: Option<String>,
+    limits: Vec<String>,
+    waiting_on_limits: usize,
+    refusals: Vec<String>,
+    warnings: Vec<String>,
+}
+
+fn ago(t: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let secs = (now - t).num_seconds();
+    match secs {
+        ..60 => "just now".to_owned(),
+        60..3600 => format!("{} min ago", secs / 60),
+        3600..86400 => format!("{} h {} min ago", secs / 3600, (secs % 3600) / 60),
+        _ => format!("{} days ago", secs / 86400),
+    }
+}
+
+impl PlanView {
+    fn new(
+        latest: &kbgate_provision::LatestPlan,
+        policy: &kbgate_policy::Policy,
+        now: DateTime<Utc>,
+    ) -> PlanView {
+        use kbgate_provision::AwaitState;
+        let plan = &latest.plan;
+        let stamp = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
+        let (revs, grants): (Vec<_>, Vec<_>) =
+            plan.actions.iter().partition(|a| a.op.is_revocation());
+        let delivery = |audience: &str| {
+            policy
+                .audiences()
+                .iter()
+                .find(|a| a.name.as_str() == audience)
+                .map(|a| a.delivery)
+        };
+        let awaiting = plan
+            .awaiting
+            .iter()
+            .take(PLAN_ROWS)
+            .map(|w| {
+                let after = if delivery(&w.audience) == Some(kbgate_policy::Delivery::Group) {
+                    format!(
+                        "added to group {} by the first apply after it completes",
+                        kbgate_provision::group_name(&w.audience)
+                    )
+                } else {
+                    "given access by the first apply after it completes".to_owned()
+                };
+                let then = match (w.state, w.retry_at) {
+                    (AwaitState::Sent, _) | (AwaitState::Unknown, None) => {
+                        format!("Not invited again; {after}.")
+                    }
+                    (AwaitState::Unknown, Some(t)) if t <= plan.generated_at => format!(
+                        "Invited again by the next apply if still without site access; {after}."
+                    ),
+                    (AwaitState::Unknown, Some(t)) => format!(
+                        "Invited again from {} if still without site access; {after}.",
+                        stamp(t)
+                    ),
+                };
+                PlanAwaitRow {
+                    audience: w.audience.clone(),
+                    email: w.email.clone(),
+                    state: match w.state {
+                        AwaitState::Sent => "invited, not complete yet",
+                        AwaitState::Unknown => "outcome unknown (no answer from Confluence)",
+                    },
+                    since: stamp(w.since),
+                    then,
+                }
+            })
+            .collect();
+        PlanView {
+            computed_at: latest
+                .computed_at
+                .format("%Y-%m-%d %H:%M:%S UTC")
+                .to_string(),
+            age: ago(latest.computed_at, now),
+            calls: latest.calls,
+            converged: plan.converged(),
+            changes: plan.actions.len(),
+            grants_total: grants.len(),
+            revocations_total: revs.len(),
+            grants: grants
+                .into_iter()
+                .take(PLAN_ROWS)
+                .map(PlanActionRow::from)
+                .collect(),
+            revocations: revs
+                .into_iter()
+                .take(PLAN_ROWS)
+                .map(PlanActionRow::from)
+                .collect(),
+            by_kind: plan
+                .counts_by_kind()
+                .into_iter()
+                .map(|((aud, kind), n)| (aud, kind, n))
+                .collect(),
+            awaiting,
+            awaiting_total: plan.awaiting.len(),
+            next_retry: plan.next_retry().map(stamp),
+            limits: plan.limits.iter().map(ToString::to_string).collect(),
+            waiting_on_limits: plan.waiting_on_limits(),
+            refusals: plan.refusals.iter().map(ToString::to_string).collect(),
+            warnings: plan.warnings.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin/plan.html")]
+struct PlanPage {
+    chrome: AdminChrome,
+    /// (audience, delivery) of the policy's native audiences.
+    native: Vec<(String, &'static str)>,
+    plan: Option<PlanView>,
+    unreadable: Option<String>,
+}
+
+/// `GET /admin/plan`: native mode's latest plan, read-only, as the last `kbgate plan`,
+/// `kbgate apply` or reconcile round kept it in the store: no Confluence call per page load.
+pub(crate) async fn plan(State(state): State<AppState>, u: AdminUser) -> Result<Response, Error> {
+    let policy = state.policy().current();
+    let native = policy
+        .audiences()
+        .iter()
+        .filter(|a| a.delivery != kbgate_policy::Delivery::Portal)
+        .map(|a| (a.name.as_str().to_owned(), a.delivery.as_str()))
+        .collect();
+    let (plan, unreadable) = match state.desk().native_plan(&u.admin).await? {
+        KeptPlan::None => (None, None),
+        KeptPlan::Plan(p) => (Some(PlanView::new(&p, &policy, Utc::now())), None),
+        KeptPlan::Unreadable(why) => (None, Some(why)),
+    };
+    Ok(render(&PlanPage {
+        chrome: chrome(&state, &u),
+        native,
+        plan,
+        unreadable,
     })?
     .into_response())
 }

@@ -1,5 +1,6 @@
 //! The admin console (`/admin`): access explainer, view as, sessions per domain, sync status,
-//! access requests, reader insights per domain and the audit log.
+//! access requests, reader insights per domain, native mode's latest plan (read-only) and the
+//! audit log.
 //!
 //! Who: emails the `[admin]` rule admits ([`kbgate_policy::AdminPolicy`]), signed in through
 //! any reader sign-in flow (embed hand-over, magic link, or any later one that opens a
@@ -20,8 +21,8 @@ mod desk;
 mod handlers;
 mod insights;
 
-pub use desk::page_facts;
 pub(crate) use desk::{AdminSessions, Desk};
+pub use desk::{NextRun, page_facts};
 pub use handlers::page_id_from;
 pub(crate) use handlers::*;
 pub(crate) use insights::{insights_csv, insights_page};
@@ -50,6 +51,7 @@ pub(crate) mod routes {
     pub(crate) const SYNC: &str = "/admin/sync";
     pub(crate) const SYNC_NOW: &str = "/admin/sync/now";
     pub(crate) const REQUESTS: &str = "/admin/access-requests";
+    pub(crate) const PLAN: &str = "/admin/plan";
     pub(crate) const AUDIT: &str = "/admin/audit";
     pub(crate) const AUDIT_CSV: &str = "/admin/audit.csv";
     pub(crate) const INSIGHTS: &str = "/admin/insights";
