@@ -765,7 +765,8 @@ async fn wait_for_path(c: &Client, path: &str) {
 
 /// The admin console in a real browser (issue #13): its confirm step and every page of it —
 /// home, explain with a result, sessions, sync, access requests, the native plan (with a
-/// plan), the audit log, view as with its banner and a page viewed as someone — has no
+/// plan), the audit log, insights (with views and searches), view as with its banner and a
+/// page viewed as someone — has no
 /// axe-core violation, in light and dark mode and at 390 px, where none scrolls sideways.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_console_is_accessible_in_a_real_browser() {
@@ -846,11 +847,26 @@ async fn the_admin_console_is_accessible_in_a_real_browser() {
     let (_driver, c) = start_browser(&chromium, &driver, downloads.path()).await;
     let axe = axe_source();
 
-    // The admin signs in as a reader, then confirms the console.
-    let token = mint_hs256(&claims(ADMIN));
-    c.goto(&format!("{base}/auth/embed?token={token}&return_to=/admin"))
+    // The admin signs in as a reader (and reads and searches a little, for the insights),
+    // then confirms the console.
+    let kb = store.space_by_key("KB").await.unwrap().unwrap();
+    let page = store
+        .page_summaries(&kb.id)
         .await
-        .unwrap();
+        .unwrap()
+        .into_iter()
+        .find(|p| !p.effective_restricted)
+        .expect("a readable KB page");
+    let token = mint_hs256(&claims(ADMIN));
+    c.goto(&format!(
+        "{base}/auth/embed?token={token}&return_to=/pages/{}",
+        page.id
+    ))
+    .await
+    .unwrap();
+    wait_for_path(&c, &format!("/pages/{}", page.id)).await;
+    c.goto(&format!("{base}/search?q=zzzqqqxxx")).await.unwrap();
+    c.goto(&format!("{base}/admin")).await.unwrap();
     wait_for_path(&c, "/admin").await;
     assert_accessible(&c, &axe, "admin confirm").await;
     c.find(Locator::Css("main form button"))
@@ -869,15 +885,6 @@ async fn the_admin_console_is_accessible_in_a_real_browser() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    // A page someone may read, for the explainer and view as.
-    let kb = store.space_by_key("KB").await.unwrap().unwrap();
-    let page = store
-        .page_summaries(&kb.id)
-        .await
-        .unwrap()
-        .into_iter()
-        .find(|p| !p.effective_restricted)
-        .expect("a readable KB page");
     let mut kinds = vec![
         ("admin home", format!("{base}/admin")),
         (
@@ -895,7 +902,25 @@ async fn the_admin_console_is_accessible_in_a_real_browser() {
         ),
         ("admin native plan", format!("{base}/admin/plan")),
         ("admin audit", format!("{base}/admin/audit")),
+        ("admin insights", format!("{base}/admin/insights")),
     ];
+    // The insights writer batches off the request path: wait for the admin's page view.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        c.goto(&kinds[7].1).await.unwrap();
+        let main = c
+            .find(Locator::Css("main"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if main.contains(&page.title) && main.contains("zzzqqqxxx") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no insights recorded: {main}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     // The explainer shows its result; the plan page its tables.
     c.goto(&kinds[1].1).await.unwrap();
     let main = c
