@@ -479,6 +479,25 @@ pub struct ContentSpace {
     pub key: Option<String>,
 }
 
+/// An entry of v1 `ancestors`. Cloud sends each ancestor as a whole content object (links,
+/// expandables, extensions); a structure scan of a space repeats the same ancestors on every
+/// page, so only what places content in the tree is kept and the rest is skipped unparsed.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct ContentAncestor {
+    /// Content id.
+    #[serde(deserialize_with = "de_id")]
+    pub id: String,
+    /// `page`, `folder`, `whiteboard`, ...
+    #[serde(rename = "type")]
+    pub content_type: String,
+    /// `current`, ...
+    #[serde(default)]
+    pub status: Option<String>,
+    /// Title.
+    #[serde(default)]
+    pub title: String,
+}
+
 /// v1 content (`/wiki/rest/api/content/search` results), with optional expansions.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 pub struct Content {
@@ -499,7 +518,7 @@ pub struct Content {
     pub version: Option<ContentVersion>,
     /// With `expand=ancestors`: root first, direct parent last.
     #[serde(default)]
-    pub ancestors: Option<Vec<Content>>,
+    pub ancestors: Option<Vec<ContentAncestor>>,
     /// With `expand=metadata.labels`.
     #[serde(default)]
     pub metadata: Option<ContentMetadata>,

@@ -649,7 +649,7 @@ impl State {
     }
 
     /// Whether `account_id` satisfies one page's own read restriction.
-    fn satisfies(&self, r: &Restrictions, account_id: &str) -> bool {
+    pub(crate) fn satisfies(&self, r: &Restrictions, account_id: &str) -> bool {
         if r.is_empty() || r.users.contains(account_id) {
             return true;
         }

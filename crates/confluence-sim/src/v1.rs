@@ -8,7 +8,8 @@
 //! The simulator still enforces inheritance: a caller who does not satisfy an ancestor's
 //! restriction cannot see the descendants.
 
-use std::collections::BTreeSet;
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
 
 use axum::Router;
 use axum::extract::{Path, State as AxState};
@@ -329,7 +330,53 @@ impl Item<'_> {
     }
 }
 
+/// Parts of one answer that repeat from item to item, rendered once per answer: the items of a
+/// search page share most of their ancestors (siblings, one subtree) and their authors, and
+/// rendering each again per item made a space's structure scan cost the simulator far more
+/// than the bytes it sends. The JSON is the same; only its construction is shared. Never kept
+/// beyond one answer (content may change between answers).
+#[derive(Default)]
+pub(crate) struct Memo {
+    ancestors: RefCell<HashMap<u64, Option<Value>>>,
+    users: RefCell<HashMap<String, Value>>,
+}
+
+impl Memo {
+    /// [`ancestor_json`], once per id per answer.
+    fn ancestor(&self, s: &State, base: &str, id: u64) -> Option<Value> {
+        if let Some(v) = self.ancestors.borrow().get(&id) {
+            return v.clone();
+        }
+        let v = ancestor_json(s, base, id);
+        self.ancestors.borrow_mut().insert(id, v.clone());
+        v
+    }
+
+    /// [`user_json`], once per account per answer.
+    fn user(&self, s: &State, base: &str, account_id: &str) -> Value {
+        if let Some(v) = self.users.borrow().get(account_id) {
+            return v.clone();
+        }
+        let v = user_json(s, base, account_id);
+        self.users
+            .borrow_mut()
+            .insert(account_id.to_string(), v.clone());
+        v
+    }
+}
+
 pub(crate) fn page_content_json(s: &State, base: &str, p: &Page, ex: &Expands) -> Value {
+    page_content_json_with(s, base, p, ex, &Memo::default())
+}
+
+/// [`page_content_json`] sharing the repeated parts of one answer ([`Memo`]).
+pub(crate) fn page_content_json_with(
+    s: &State,
+    base: &str,
+    p: &Page,
+    ex: &Expands,
+    memo: &Memo,
+) -> Value {
     let key = s
         .spaces
         .get(&p.space_id)
@@ -374,7 +421,7 @@ pub(crate) fn page_content_json(s: &State, base: &str, p: &Page, ex: &Expands) -
     exp("version", String::new(), &mut v, ex.has("version"), &|| {
         let ver = p.version();
         json!({
-            "by": user_json(s, base, &ver.author_id),
+            "by": memo.user(s, base, &ver.author_id),
             "when": iso(ver.created_at),
             "friendlyWhen": ver.created_at.format("%b %d, %Y").to_string(),
             "message": ver.message,
@@ -394,7 +441,7 @@ pub(crate) fn page_content_json(s: &State, base: &str, p: &Page, ex: &Expands) -
             Value::Array(
                 s.ancestors(id)
                     .into_iter()
-                    .filter_map(|a| ancestor_json(s, base, a))
+                    .filter_map(|a| memo.ancestor(s, base, a))
                     .collect(),
             )
         },
@@ -649,11 +696,11 @@ pub(crate) fn attachment_content_json(
     Value::Object(v)
 }
 
-fn item_json(s: &State, base: &str, item: Item<'_>, ex: &Expands) -> Value {
+fn item_json(s: &State, base: &str, item: Item<'_>, ex: &Expands, memo: &Memo) -> Value {
     match item {
-        Item::Page(p) => page_content_json(s, base, p, ex),
+        Item::Page(p) => page_content_json_with(s, base, p, ex, memo),
         Item::Attachment(a) => attachment_content_json(s, base, a, ex),
-        Item::Content(c) => content_json(s, base, c, ex),
+        Item::Content(c) => content_json(s, base, c, ex, memo),
     }
 }
 
@@ -667,14 +714,14 @@ fn ancestor_json(s: &State, base: &str, id: u64) -> Option<Value> {
     }
     s.contents
         .get(&id)
-        .map(|c| content_json(s, base, c, &Expands::default()))
+        .map(|c| content_json(s, base, c, &Expands::default(), &Memo::default()))
 }
 
 /// v1 Content JSON of a folder, whiteboard, database, embed or blog post: the page shape
 /// without a body, `type` its kind. The v1 API returns folders like pages
 /// (<https://github.com/omar16100/atlassian-cli/issues/49>: "The legacy
 /// `/wiki/rest/api/content/{id}` endpoint returns both pages and folders uniformly").
-fn content_json(s: &State, base: &str, c: &Content, ex: &Expands) -> Value {
+fn content_json(s: &State, base: &str, c: &Content, ex: &Expands, memo: &Memo) -> Value {
     let key = s
         .spaces
         .get(&c.space_id)
@@ -706,7 +753,7 @@ fn content_json(s: &State, base: &str, c: &Content, ex: &Expands) -> Value {
         v.insert(
             "version".into(),
             json!({
-                "by": user_json(s, base, &c.author_id),
+                "by": memo.user(s, base, &c.author_id),
                 "when": iso(c.last_modified),
                 "friendlyWhen": c.last_modified.format("%b %d, %Y").to_string(),
                 "message": "",
@@ -726,7 +773,7 @@ fn content_json(s: &State, base: &str, c: &Content, ex: &Expands) -> Value {
             Value::Array(
                 s.ancestors(id)
                     .into_iter()
-                    .filter_map(|a| ancestor_json(s, base, a))
+                    .filter_map(|a| memo.ancestor(s, base, a))
                     .collect(),
             ),
         );
@@ -890,6 +937,7 @@ fn run_query<'a>(s: &'a State, auth: &AuthUser, q: &cql::Query) -> Vec<(SortKey,
         );
     }
     let field = q.order.map(|o| o.0).unwrap_or(OrderField::Id);
+    let mut visible = Visibility::new(s, &auth.user);
     items
         .into_iter()
         .filter(|i| matches(s, q, *i))
@@ -897,9 +945,9 @@ fn run_query<'a>(s: &'a State, auth: &AuthUser, q: &cql::Query) -> Vec<(SortKey,
             let page = match i {
                 Item::Page(p) => Some(*p),
                 Item::Attachment(a) => s.pages.get(&a.page_id),
-                Item::Content(c) => return content_visible(s, &auth.user, c),
+                Item::Content(c) => return visible.content(c),
             };
-            page.is_some_and(|p| p.status == PageStatus::Current && page_visible(s, &auth.user, p))
+            page.is_some_and(|p| p.status == PageStatus::Current && visible.page(p))
         })
         .map(|i| {
             let key = match field {
@@ -911,6 +959,83 @@ fn run_query<'a>(s: &'a State, auth: &AuthUser, q: &cql::Query) -> Vec<(SortKey,
             (key, i.id(), i)
         })
         .collect()
+}
+
+/// Visibility of items to one caller during one query, memoised: a paged scan of a
+/// 10,000-page space filters every page of the space on every call, and each page's space
+/// permission and ancestor chain are shared with its siblings. Answers exactly as
+/// [`page_visible`] and [`content_visible`] do.
+struct Visibility<'a> {
+    s: &'a State,
+    user: &'a crate::model::User,
+    /// Space id → readable by the caller.
+    spaces: HashMap<u64, bool>,
+    /// Content id → the caller satisfies its read restriction and every ancestor's
+    /// ([`State::can_read_page`]).
+    chains: HashMap<u64, bool>,
+}
+
+impl<'a> Visibility<'a> {
+    fn new(s: &'a State, user: &'a crate::model::User) -> Self {
+        Visibility {
+            s,
+            user,
+            spaces: HashMap::new(),
+            chains: HashMap::new(),
+        }
+    }
+
+    fn space(&mut self, space_id: u64) -> bool {
+        let (s, user) = (self.s, self.user);
+        *self.spaces.entry(space_id).or_insert_with(|| {
+            s.spaces
+                .get(&space_id)
+                .is_some_and(|sp| crate::v2::can_read_space(s, user, &sp.key))
+        })
+    }
+
+    /// [`page_visible`].
+    fn page(&mut self, p: &Page) -> bool {
+        self.space(p.space_id) && self.chain(p.id)
+    }
+
+    /// [`content_visible`].
+    fn content(&mut self, c: &Content) -> bool {
+        self.space(c.space_id) && self.chain(c.id)
+    }
+
+    /// [`State::can_read_page`]: the caller satisfies the own read restriction of `id` and of
+    /// every ancestor. Walks up to the first id already known; a chain that loops (never in a
+    /// sound tree) is answered by `can_read_page` itself, unmemoised.
+    fn chain(&mut self, id: u64) -> bool {
+        if let Some(v) = self.chains.get(&id) {
+            return *v;
+        }
+        let s = self.s;
+        let account = self.user.account_id.as_str();
+        let mut walk: Vec<u64> = Vec::new();
+        let mut above = true;
+        let mut cur = Some(id);
+        while let Some(x) = cur {
+            if let Some(v) = self.chains.get(&x) {
+                above = *v;
+                break;
+            }
+            if walk.contains(&x) {
+                return s.can_read_page(account, id);
+            }
+            walk.push(x);
+            cur = s.parent_of(x);
+        }
+        let mut verdict = above;
+        for x in walk.into_iter().rev() {
+            verdict = verdict
+                && s.own_restrictions(x)
+                    .is_some_and(|r| s.satisfies(r, account));
+            self.chains.insert(x, verdict);
+        }
+        verdict
+    }
 }
 
 /// Whether `user` may see a folder (whiteboard, …): its space readable, its own and its
@@ -1029,8 +1154,9 @@ async fn search(
     let limit = p.limit(25, cap, F)?;
     let base = site_base(&headers, &sim);
     let offset = p.start(F)?;
+    let memo = Memo::default();
     let (page, cql_text) = do_search(&sim, &auth, &base, &p, limit, offset, |s, item| {
-        let content = item_json(s, &base, item, &ex);
+        let content = item_json(s, &base, item, &ex, &memo);
         let (space_id, url, icon) = match item {
             Item::Page(pg) => (
                 pg.space_id,
@@ -1126,8 +1252,9 @@ async fn content_search(
     let cap = search_cap(&sim, &ex);
     let limit = p.limit(25, cap, F)?;
     let base = site_base(&headers, &sim);
+    let memo = Memo::default();
     let (page, _) = do_search(&sim, &auth, &base, &p, limit, 0, |s, item| {
-        item_json(s, &base, item, &ex)
+        item_json(s, &base, item, &ex, &memo)
     })?;
     let size = page.results.len();
     let mut links = json!({
@@ -1192,7 +1319,7 @@ async fn restriction_by_operation(
                 limit,
             );
             if ex.has("content") {
-                v["content"] = content_json(s, &base, c, &Expands::default());
+                v["content"] = content_json(s, &base, c, &Expands::default(), &Memo::default());
             }
             return Ok(axum::Json(v).into_response());
         }
@@ -1268,4 +1395,52 @@ async fn download_file(AxState(sim): AxState<Sim>, headers: HeaderMap) -> ApiErr
         e = e.with_header(header::WWW_AUTHENTICATE, v);
     }
     e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The memoised visibility of a query answers exactly as the per-item checks, for every
+    /// kind of user of the demo site (restricted pages, folders, guests), also after a
+    /// restriction is put on a page with descendants.
+    #[test]
+    fn memoised_visibility_matches_the_per_item_checks() {
+        let sim = crate::SimConfig::demo().build();
+        let check = |s: &State| {
+            let mut checked = 0;
+            for user in s.users.values() {
+                let mut vis = Visibility::new(s, user);
+                for p in s.pages.values() {
+                    assert_eq!(vis.page(p), page_visible(s, user, p), "page {}", p.id);
+                }
+                for c in s.contents.values() {
+                    assert_eq!(
+                        vis.content(c),
+                        content_visible(s, user, c),
+                        "content {}",
+                        c.id
+                    );
+                }
+                checked += 1;
+            }
+            checked
+        };
+        assert!(sim.read(check) > 10);
+        // A restriction high in a tree changes what the descendants answer.
+        let parent = sim.read(|s| {
+            s.pages
+                .values()
+                .find(|p| s.children.get(&p.id).is_some_and(|c| !c.is_empty()))
+                .map(|p| p.id)
+        });
+        let parent = parent.expect("a page with children");
+        sim.write(|s| {
+            let group = s.groups.keys().next().cloned().expect("a group");
+            if let Some(p) = s.pages.get_mut(&parent) {
+                p.read_restrictions.groups.insert(group);
+            }
+        });
+        assert!(sim.read(check) > 10);
+    }
 }
