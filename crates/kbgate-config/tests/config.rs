@@ -1460,10 +1460,26 @@ fn widget_origins_from_the_environment() {
 #[test]
 fn a_public_url_with_a_path_prefix_is_served_under_it() {
     for (written, url, prefix) in [
-        ("https://app.example.com/kb", "https://app.example.com/kb", "/kb"),
-        ("https://app.example.com/kb/", "https://app.example.com/kb", "/kb"),
-        ("https://app.example.com/a/b", "https://app.example.com/a/b", "/a/b"),
-        ("https://app.example.com/a/b/", "https://app.example.com/a/b", "/a/b"),
+        (
+            "https://app.example.com/kb",
+            "https://app.example.com/kb",
+            "/kb",
+        ),
+        (
+            "https://app.example.com/kb/",
+            "https://app.example.com/kb",
+            "/kb",
+        ),
+        (
+            "https://app.example.com/a/b",
+            "https://app.example.com/a/b",
+            "/a/b",
+        ),
+        (
+            "https://app.example.com/a/b/",
+            "https://app.example.com/a/b",
+            "/a/b",
+        ),
         ("https://kb.example.com/", "https://kb.example.com/", ""),
         ("https://kb.example.com", "https://kb.example.com/", ""),
     ] {
@@ -1482,7 +1498,11 @@ fn a_public_url_with_a_query_fragment_or_odd_prefix_is_refused_with_the_reason()
     ] {
         let p = problem(&format!("[portal]\npublic_url = \"{bad}\"\n"));
         assert_eq!(p.key, "portal.public_url");
-        assert!(p.message.contains("query, fragment"), "{bad}: {}", p.message);
+        assert!(
+            p.message.contains("query, fragment"),
+            "{bad}: {}",
+            p.message
+        );
     }
     for bad in [
         "https://app.example.com/k%20b",

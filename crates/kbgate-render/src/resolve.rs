@@ -390,15 +390,27 @@ mod tests {
             <ac:link><ri:page ri:content-title=\"Other\"/></ac:link></ac:parameter>\
             </ac:structured-macro>";
         let stored = crate::prepare(storage, &ctx).encode();
-        assert!(stored.contains("src=\"/attachments/2/a%20b.png\""), "{stored}");
+        assert!(
+            stored.contains("src=\"/attachments/2/a%20b.png\""),
+            "{stored}"
+        );
         let html = resolve(&stored, &UnderKb);
-        assert!(html.contains("src=\"/kb/attachments/2/a%20b.png\""), "{html}");
-        assert!(html.contains("href=\"/kb/attachments/2/doc.pdf\""), "{html}");
+        assert!(
+            html.contains("src=\"/kb/attachments/2/a%20b.png\""),
+            "{html}"
+        );
+        assert!(
+            html.contains("href=\"/kb/attachments/2/doc.pdf\""),
+            "{html}"
+        );
         assert!(html.contains("href=\"/kb/pages/1\""), "{html}");
         assert!(html.contains("src=\"/kb/attachments/1/o.png\""), "{html}");
         assert!(html.contains("href=\"https://example.com/x\""), "{html}");
         assert!(html.contains("href=\"#top\""), "{html}");
-        assert!(!html.contains("/kb/kb/") && !html.contains("\"/attachments/"), "{html}");
+        assert!(
+            !html.contains("/kb/kb/") && !html.contains("\"/attachments/"),
+            "{html}"
+        );
     }
 
     #[test]

@@ -99,7 +99,10 @@ mod tests {
         assert!(clear_cookie(&framed).contains("Max-Age=0"));
         let under = at("https://app.example.com/kb");
         let c = set_cookie(&under, &id);
-        assert!(c.starts_with("__Secure-kbgate_session=") && c.contains("; Path=/kb;"), "{c}");
+        assert!(
+            c.starts_with("__Secure-kbgate_session=") && c.contains("; Path=/kb;"),
+            "{c}"
+        );
         assert!(clear_cookie(&under).contains("; Path=/kb;"));
     }
 

@@ -174,7 +174,13 @@ mod tests {
     async fn under_a_prefix_only_paths_inside_it() {
         let urls = kbgate_render::PortalUrls::under("/kb");
         crate::urls::scoped(urls, async {
-            for ok in ["/kb", "/kb/", "/kb/pages/1?x=y#top", "/kb?x=1", "/kb/search?q=a%2Fb"] {
+            for ok in [
+                "/kb",
+                "/kb/",
+                "/kb/pages/1?x=y#top",
+                "/kb?x=1",
+                "/kb/search?q=a%2Fb",
+            ] {
                 assert!(LocalPath::parse(ok).is_some(), "{ok}");
             }
             for bad in [

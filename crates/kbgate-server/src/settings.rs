@@ -214,10 +214,16 @@ pub(crate) mod tests {
         assert_eq!(s.path_prefix(), "/kb");
         assert_eq!(s.cookie_path(), "/kb");
         assert_eq!(s.cookie_prefix(), CookiePrefix::Secure);
-        assert_eq!(s.absolute("/kb/pages/1"), "https://app.example.com/kb/pages/1");
+        assert_eq!(
+            s.absolute("/kb/pages/1"),
+            "https://app.example.com/kb/pages/1"
+        );
         let root = at("https://kb.example.com");
         assert_eq!((root.path_prefix(), root.cookie_path()), ("", "/"));
         assert_eq!(root.cookie_prefix(), CookiePrefix::Host);
-        assert_eq!(at("http://127.0.0.1:1/kb").cookie_prefix(), CookiePrefix::None);
+        assert_eq!(
+            at("http://127.0.0.1:1/kb").cookie_prefix(),
+            CookiePrefix::None
+        );
     }
 }

@@ -88,7 +88,10 @@ async fn checked(app: &TestApp, resp: reqwest::Response, what: &str) -> (u16, St
             path == PREFIX || path.starts_with(&format!("{PREFIX}/")),
             "{what}: cookie {c}"
         );
-        assert!(!c.starts_with("__Host-"), "{what}: __Host- needs Path=/: {c}");
+        assert!(
+            !c.starts_with("__Host-"),
+            "{what}: __Host- needs Path=/: {c}"
+        );
     }
     let body = resp.text().await.unwrap();
     if body.trim_start().starts_with('<') {
@@ -104,7 +107,10 @@ fn check_html(app: &TestApp, html: &str, what: &str) -> usize {
     let mut n = 0;
     for (tag, attrs) in start_tags(html) {
         for (k, v) in attrs {
-            if matches!(k.as_str(), "href" | "src" | "action" | "srcset" | "formaction") {
+            if matches!(
+                k.as_str(),
+                "href" | "src" | "action" | "srcset" | "formaction"
+            ) {
                 let v = v.replace("&amp;", "&");
                 assert!(inside(app, &v), "{what}: <{tag} {k}=\"{v}\">");
                 n += 1;
@@ -249,7 +255,10 @@ async fn the_portal_works_under_a_path_prefix() {
     assert_eq!(resp.status(), 303);
     assert_eq!(location(&resp), "/kb/spaces/KB");
     let set = resp.headers()["set-cookie"].to_str().unwrap().to_owned();
-    assert!(set.starts_with("kbgate_session=") && set.contains("; Path=/kb;"), "{set}");
+    assert!(
+        set.starts_with("kbgate_session=") && set.contains("; Path=/kb;"),
+        "{set}"
+    );
     let reader = session_cookie(&resp).unwrap();
     checked(&app, resp, "embed").await;
     // Outside the prefix, another origin, or out of it by dot segments: the start page.
@@ -362,7 +371,10 @@ async fn the_portal_works_under_a_path_prefix() {
         .into_iter()
         .chain(attr_values(&home, "script", "src"))
         .collect();
-    assert!(assets.iter().any(|a| a == "/kb/assets/suggest.js"), "{assets:?}");
+    assert!(
+        assets.iter().any(|a| a == "/kb/assets/suggest.js"),
+        "{assets:?}"
+    );
     for a in &assets {
         assert_eq!(app.get(a, None).await.status(), 200, "{a}");
     }
@@ -405,7 +417,8 @@ async fn the_portal_works_under_a_path_prefix() {
     assert_eq!(app.get(outside, Some(&reader)).await.status(), 404);
     let page_id = page.strip_prefix("/kb/pages/").unwrap().to_owned();
     assert!(
-        attr_values(&page_html, "form", "action").contains(&format!("/kb/pages/{page_id}/feedback"))
+        attr_values(&page_html, "form", "action")
+            .contains(&format!("/kb/pages/{page_id}/feedback"))
     );
 
     // ----- the API (stored content through it too) and its document -----
@@ -425,7 +438,12 @@ async fn the_portal_works_under_a_path_prefix() {
     assert_eq!(status, 200);
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["url"], format!("{}/kb/pages/{page_id}", app.base));
-    assert!(v["html"].as_str().unwrap().contains("src=\"/kb/attachments/"));
+    assert!(
+        v["html"]
+            .as_str()
+            .unwrap()
+            .contains("src=\"/kb/attachments/")
+    );
     let title = v["title"].as_str().unwrap().to_owned();
 
     // ----- search and suggest -----
@@ -464,7 +482,10 @@ async fn the_portal_works_under_a_path_prefix() {
         .iter()
         .map(|s| s["url"].as_str().unwrap())
         .collect();
-    assert!(!urls.is_empty() && urls.iter().all(|u| u.starts_with("/kb/pages/")), "{v}");
+    assert!(
+        !urls.is_empty() && urls.iter().all(|u| u.starts_with("/kb/pages/")),
+        "{v}"
+    );
 
     // ----- feedback -----
     let csrf = csrf_of(&page_html);
@@ -613,7 +634,10 @@ async fn the_portal_works_under_a_path_prefix() {
         .find(|v| v.starts_with("kbgate_session="))
         .expect("the session cookie cleared")
         .to_owned();
-    assert!(cleared.contains("Path=/kb;") && cleared.contains("Max-Age=0"), "{cleared}");
+    assert!(
+        cleared.contains("Path=/kb;") && cleared.contains("Max-Age=0"),
+        "{cleared}"
+    );
     checked(&app, resp, "sign-out").await;
     assert_eq!(app.get("/kb/", Some(&reader)).await.status(), 401);
 }
