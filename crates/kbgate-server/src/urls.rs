@@ -10,8 +10,9 @@
 //! builder here return *public* paths (`/kb/pages/1`). Build every link, form action and
 //! `Location` through these builders ([`to`] for a bare route) and it follows the prefix;
 //! a route constant written straight into a page would not. The prefix is fixed for the
-//! server's life (`public_url` needs a restart), outside a request the builders answer for
-//! the root.
+//! server's life (`public_url` needs a restart); outside a request the builders answer for
+//! the root, so a task spawned by a handler that builds links takes [`current`] along
+//! (as the mailed-link sender in `auth.rs` does).
 
 use kbgate_render::PortalUrls;
 
