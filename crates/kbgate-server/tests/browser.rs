@@ -766,9 +766,11 @@ async fn suggestions_work_under_a_path_prefix() {
     let downloads = tempfile::tempdir().unwrap();
     let (_driver, c) = start_browser(&chromium, &driver, downloads.path()).await;
     let token = mint_hs256(&claims("ann@acme.com"));
-    c.goto(&format!("{base}/kb/auth/embed?token={token}&return_to=/kb/"))
-        .await
-        .unwrap();
+    c.goto(&format!(
+        "{base}/kb/auth/embed?token={token}&return_to=/kb/"
+    ))
+    .await
+    .unwrap();
     assert_eq!(c.current_url().await.unwrap().path(), "/kb/");
     let q = c.find(Locator::Id("q")).await.unwrap();
     assert_eq!(q.attr("role").await.unwrap().as_deref(), Some("combobox"));

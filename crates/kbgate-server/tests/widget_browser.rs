@@ -157,8 +157,7 @@ async fn help_widget_on_another_origin(prefix: &str) {
         policy(),
         |p| {
             p.public_url =
-                url::Url::parse(&format!("http://localhost:{}{prefix}", p.listen.port()))
-                    .unwrap()
+                url::Url::parse(&format!("http://localhost:{}{prefix}", p.listen.port())).unwrap()
         },
         hs256_verifier(),
         |e| e.widget = widget,

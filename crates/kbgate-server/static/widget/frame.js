@@ -65,7 +65,7 @@
   function item(list, hit) {
     var li = document.createElement("li");
     var a = document.createElement("a");
-    a.href = "/pages/" + encodeURIComponent(hit.id);
+    a.href = base + "/pages/" + encodeURIComponent(hit.id);
     a.textContent = hit.title;
     a.setAttribute("data-page", hit.id);
     li.appendChild(a);
