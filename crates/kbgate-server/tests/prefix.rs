@@ -592,7 +592,13 @@ async fn the_portal_works_under_a_path_prefix() {
     let (status, console) = get(&app, "/kb/admin", Some(&both)).await;
     assert_eq!(status, 200);
     assert!(attr_values(&console, "a", "href").contains(&"/kb/admin/sync".to_owned()));
-    for p in ["/kb/admin/sync", "/kb/admin/sessions", "/kb/admin/audit"] {
+    for p in [
+        "/kb/admin/sync",
+        "/kb/admin/sessions",
+        "/kb/admin/audit",
+        "/kb/admin/insights",
+        "/kb/admin/insights?days=7&domain=acme.com",
+    ] {
         let (status, _) = get(&app, p, Some(&both)).await;
         assert_eq!(status, 200, "{p}");
     }
