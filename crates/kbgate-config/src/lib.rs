@@ -426,6 +426,8 @@ pub struct PortalConfig {
     /// Default `127.0.0.1:8080`.
     pub listen: SocketAddr,
     /// The URL customers use. Default `http://<listen>` (with `0.0.0.0` shown as `127.0.0.1`).
+    /// May carry a path prefix (`https://app.example.com/kb`, stored without a trailing
+    /// slash): the portal is then served under it ([`PortalConfig::path_prefix`]).
     pub public_url: Url,
     /// CSP `frame-ancestors` sources (`'self'` or `https://host[:port]`, host may start with `*.`).
     /// Non-empty switches the session cookie to `SameSite=None; Secure`.
@@ -541,6 +543,12 @@ pub const DEFAULT_EMBED_LEEWAY: Duration = Duration::from_secs(30);
 pub const MAX_EMBED_LEEWAY: Duration = Duration::from_secs(5 * 60);
 
 impl PortalConfig {
+    /// The path prefix the portal is served under: `""` at the root of its origin, else
+    /// `/kb` (no trailing slash, whichever way `public_url` was written).
+    pub fn path_prefix(&self) -> &str {
+        self.public_url.path().trim_end_matches('/')
+    }
+
     /// The portal with every key at its default (as if the file left them all out), serving
     /// at `public_url`: for programs and tests that build a portal without a file. Adjust
     /// the public fields afterwards; the loader's limits are not checked again.
@@ -2089,22 +2097,34 @@ fn parse_login_url(s: &str) -> Result<Url, String> {
 }
 
 fn parse_public_url(s: &str) -> Result<Url, String> {
-    let url = Url::parse(s.trim()).map_err(|e| format!("not a URL: {e}"))?;
+    let mut url = Url::parse(s.trim()).map_err(|e| format!("not a URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-        return Err("expected http(s)://HOST[:PORT]".into());
+        return Err("expected http(s)://HOST[:PORT][/PREFIX]".into());
     }
     if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
         return Err("the public URL must not carry a query, fragment or credentials".into());
     }
-    // Links, redirects and cookies are built for the root of the origin: under a prefix
-    // every one of them would point past it. Refused until a prefix is supported end to end.
-    if url.path() != "/" {
-        return Err(format!(
-            "a path prefix ({}) is not supported: serve kbgate at the root of a host name \
-             (e.g. https://kb.example.com)",
-            url.path()
-        ));
+    // A path prefix (`/kb`) mounts the portal under it: the reverse proxy forwards `/kb/...`
+    // unchanged and every link, redirect and cookie path carries it. Plain segments only, so
+    // that the prefix can go into links, `Set-Cookie` and `return_to` checks as it is.
+    let prefix = url.path().trim_end_matches('/').to_owned();
+    for seg in prefix.split('/').skip(1) {
+        let plain = !seg.is_empty()
+            && seg != "."
+            && seg != ".."
+            && seg
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'));
+        if !plain {
+            return Err(format!(
+                "the path prefix {:?} must be plain segments (letters, digits, - _ . ~), \
+                 e.g. https://app.example.com/kb",
+                url.path()
+            ));
+        }
     }
+    // One spelling: `/kb/` and `/kb` are the same prefix (stored without the slash).
+    url.set_path(if prefix.is_empty() { "/" } else { &prefix });
     Ok(url)
 }
 

@@ -1458,14 +1458,59 @@ fn widget_origins_from_the_environment() {
 }
 
 #[test]
-fn a_public_url_with_a_path_prefix_is_refused_with_the_reason() {
-    let p = problem("[portal]\npublic_url = \"https://app.example.com/kb\"\n");
-    assert_eq!(p.key, "portal.public_url");
-    assert!(
-        p.message.contains("path prefix (/kb) is not supported"),
-        "{}",
-        p.message
-    );
-    let ok = load("[portal]\npublic_url = \"https://kb.example.com/\"\n").unwrap();
-    assert_eq!(ok.portal.public_url.as_str(), "https://kb.example.com/");
+fn a_public_url_with_a_path_prefix_is_served_under_it() {
+    for (written, url, prefix) in [
+        (
+            "https://app.example.com/kb",
+            "https://app.example.com/kb",
+            "/kb",
+        ),
+        (
+            "https://app.example.com/kb/",
+            "https://app.example.com/kb",
+            "/kb",
+        ),
+        (
+            "https://app.example.com/a/b",
+            "https://app.example.com/a/b",
+            "/a/b",
+        ),
+        (
+            "https://app.example.com/a/b/",
+            "https://app.example.com/a/b",
+            "/a/b",
+        ),
+        ("https://kb.example.com/", "https://kb.example.com/", ""),
+        ("https://kb.example.com", "https://kb.example.com/", ""),
+    ] {
+        let c = load(&format!("[portal]\npublic_url = \"{written}\"\n")).unwrap();
+        assert_eq!(c.portal.public_url.as_str(), url, "{written}");
+        assert_eq!(c.portal.path_prefix(), prefix, "{written}");
+    }
+}
+
+#[test]
+fn a_public_url_with_a_query_fragment_or_odd_prefix_is_refused_with_the_reason() {
+    for bad in [
+        "https://app.example.com/kb?x=1",
+        "https://app.example.com/kb#top",
+        "https://app.example.com/?x=1",
+    ] {
+        let p = problem(&format!("[portal]\npublic_url = \"{bad}\"\n"));
+        assert_eq!(p.key, "portal.public_url");
+        assert!(
+            p.message.contains("query, fragment"),
+            "{bad}: {}",
+            p.message
+        );
+    }
+    for bad in [
+        "https://app.example.com/k%20b",
+        "https://app.example.com/a//b",
+        "https://app.example.com/k;b",
+    ] {
+        let p = problem(&format!("[portal]\npublic_url = \"{bad}\"\n"));
+        assert_eq!(p.key, "portal.public_url");
+        assert!(p.message.contains("plain segments"), "{bad}: {}", p.message);
+    }
 }

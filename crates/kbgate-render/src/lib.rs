@@ -234,6 +234,12 @@ pub trait PageAccess {
     fn show_staff_names(&self) -> bool {
         false
     }
+    /// The path prefix the portal is served under (`/kb`, no trailing slash; `""` at the
+    /// root). Stored content links its own attachments root-relative ([`PortalUrls::ROOT`]);
+    /// [`resolve`] puts this in front of them. URLs this trait returns carry it already.
+    fn link_prefix(&self) -> &str {
+        ""
+    }
 }
 
 /// What a mention shows when staff names are hidden or the name is unknown.

@@ -93,6 +93,17 @@ fn map_attrs(html: &str, mut f: impl FnMut(&str, &str) -> Option<String>) -> Str
     out
 }
 
+/// `template` with `prefix` in front of its root-relative `href`/`src` values: the links
+/// the renderer wrote at sync time (a page's own attachments, [`crate::PortalUrls::ROOT`]).
+/// Content itself can only link `http(s)`, `mailto` and `#anchor` (see the walker's
+/// `safe_href`/`safe_img_src`), so a value starting with `/` is always one of those.
+fn with_link_prefix(template: &str, prefix: &str) -> String {
+    map_attrs(template, |name, value| {
+        (matches!(name, "href" | "src") && value.starts_with('/') && !value.starts_with("//"))
+            .then(|| format!("{prefix}{value}"))
+    })
+}
+
 /// `template` with ids already in `used` renamed (`id-2`, …) and its `#id` links
 /// following; registers every id it leaves in `used`.
 fn unique_ids(template: &str, used: &mut HashSet<String>) -> String {
@@ -144,6 +155,14 @@ fn maybe_private_use(b: u8) -> bool {
 }
 
 fn resolve_into(template: &str, refs: &[Ref], view: &mut View<'_>, depth: usize, out: &mut String) {
+    let prefixed;
+    let template = match view.access.link_prefix() {
+        "" => template,
+        prefix => {
+            prefixed = with_link_prefix(template, prefix);
+            prefixed.as_str()
+        }
+    };
     let bytes = template.as_bytes();
     let mut copied = 0;
     let mut i = 0;
@@ -319,6 +338,80 @@ fn children(list: &[crate::PageTarget], out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Page 1 (readable, includable) under the prefix `/kb`.
+    struct UnderKb;
+
+    impl PageAccess for UnderKb {
+        fn page_link(&self, _: &str, title: &str) -> Option<crate::PageTarget> {
+            (title == "Other").then(|| crate::PageTarget {
+                url: "/kb/pages/1".into(),
+                title: title.into(),
+                id: "1".into(),
+            })
+        }
+        fn page_stored_html(&self, _: &str, title: &str) -> Option<String> {
+            let ctx = crate::PrepareContext {
+                space_key: "KB",
+                page_id: "1",
+                user_names: None,
+            };
+            (title == "Other").then(|| {
+                crate::prepare(
+                    "<p><ac:image><ri:attachment ri:filename=\"o.png\"/></ac:image></p>",
+                    &ctx,
+                )
+                .encode()
+            })
+        }
+        fn children(&self, _: &str) -> Vec<crate::PageTarget> {
+            Vec::new()
+        }
+        fn attachment_url(&self, _: &str, _: &str, _: &str) -> Option<String> {
+            None
+        }
+        fn link_prefix(&self) -> &str {
+            "/kb"
+        }
+    }
+
+    #[test]
+    fn stored_root_links_get_the_prefix_at_view_time() {
+        let ctx = crate::PrepareContext {
+            space_key: "KB",
+            page_id: "2",
+            user_names: None,
+        };
+        let storage = "<p><ac:image><ri:attachment ri:filename=\"a b.png\"/></ac:image>\
+            <ac:link><ri:attachment ri:filename=\"doc.pdf\"/></ac:link>\
+            <a href=\"https://example.com/x\">ext</a> <a href=\"#top\">up</a>\
+            <ac:link><ri:page ri:content-title=\"Other\"/></ac:link> href=\"/text\"</p>\
+            <ac:structured-macro ac:name=\"include\"><ac:parameter ac:name=\"\">\
+            <ac:link><ri:page ri:content-title=\"Other\"/></ac:link></ac:parameter>\
+            </ac:structured-macro>";
+        let stored = crate::prepare(storage, &ctx).encode();
+        assert!(
+            stored.contains("src=\"/attachments/2/a%20b.png\""),
+            "{stored}"
+        );
+        let html = resolve(&stored, &UnderKb);
+        assert!(
+            html.contains("src=\"/kb/attachments/2/a%20b.png\""),
+            "{html}"
+        );
+        assert!(
+            html.contains("href=\"/kb/attachments/2/doc.pdf\""),
+            "{html}"
+        );
+        assert!(html.contains("href=\"/kb/pages/1\""), "{html}");
+        assert!(html.contains("src=\"/kb/attachments/1/o.png\""), "{html}");
+        assert!(html.contains("href=\"https://example.com/x\""), "{html}");
+        assert!(html.contains("href=\"#top\""), "{html}");
+        assert!(
+            !html.contains("/kb/kb/") && !html.contains("\"/attachments/"),
+            "{html}"
+        );
+    }
 
     #[test]
     fn only_attributes_inside_tags_are_renamed() {

@@ -58,6 +58,8 @@ pub(crate) struct Snapshot {
     attachments: HashMap<(String, String, String), String>,
     /// How Jira keys and mentions show (the portal's settings, the same for every viewer).
     content: ContentSettings,
+    /// The path prefix stored content's root-relative links get (see [`render`]).
+    prefix: String,
 }
 
 /// Settings for view-time content that is not about access: where Jira keys link, whether
@@ -105,6 +107,10 @@ impl PageAccess for Snapshot {
 
     fn show_staff_names(&self) -> bool {
         self.content.show_staff_names
+    }
+
+    fn link_prefix(&self) -> &str {
+        &self.prefix
     }
 }
 
@@ -408,6 +414,10 @@ pub(crate) fn render(
     content: &ContentSettings,
 ) -> String {
     snapshot.content = content.clone();
+    // Stored bodies link the page's own attachments at the root (written at sync time):
+    // the prefix goes on at view time, so mirrored content is right whatever the prefix.
+    // A view is rendered once per reach and then spliced, so page views do not pay for it.
+    snapshot.prefix = urls::prefix();
     resolve_template(&page.body_html, &snapshot)
 }
 

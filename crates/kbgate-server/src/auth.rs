@@ -405,7 +405,9 @@ pub(crate) fn mail_link(
     };
     let state = state.clone();
     let return_to = return_to.clone();
-    tokio::spawn(async move {
+    // The link is built in the task: it keeps the request's path prefix.
+    let portal = urls::current();
+    tokio::spawn(urls::scoped(portal, async move {
         let ttl = state.settings().magic_link_ttl;
         let code = match state
             .codes()
@@ -431,7 +433,7 @@ pub(crate) fn mail_link(
         {
             tracing::warn!(error = %e, kind = link.mail.as_str(), "mailed-link mail not sent");
         }
-    });
+    }));
     Ok(())
 }
 
@@ -467,10 +469,10 @@ pub(crate) async fn email_submit(
 /// Name of the cookie that ties the magic-link confirmation form to the browser it was
 /// shown in (`__Host-` when it can be Secure, like the session cookie).
 fn confirm_cookie_name(settings: &crate::settings::Settings) -> &'static str {
-    if settings.cookie_secure {
-        "__Host-kbgate_confirm"
-    } else {
-        "kbgate_confirm"
+    match settings.cookie_prefix() {
+        crate::settings::CookiePrefix::Host => "__Host-kbgate_confirm",
+        crate::settings::CookiePrefix::Secure => "__Secure-kbgate_confirm",
+        crate::settings::CookiePrefix::None => "kbgate_confirm",
     }
 }
 
@@ -510,8 +512,9 @@ pub(crate) async fn email_confirm_form(
     .into_response();
     if fresh {
         let cookie = format!(
-            "{name}={}; Path=/; HttpOnly; {}Max-Age={}",
+            "{name}={}; Path={}; HttpOnly; {}Max-Age={}",
             binding.expose(),
+            settings.cookie_path(),
             cookie_flags(settings),
             settings.magic_link_ttl.as_secs().max(60)
         );
@@ -600,7 +603,7 @@ pub(crate) async fn logout(
     if cross_site(&headers, settings) {
         return Err(Error::Forbidden);
     }
-    let mut resp = redirect(routes::AUTH_EMAIL);
+    let mut resp = redirect(&urls::to(routes::AUTH_EMAIL));
     if let Some(id) = session_cookie(&headers, settings) {
         let token = f.csrf.unwrap_or_default();
         if !ct_eq(&token, &id.derive("csrf")) {

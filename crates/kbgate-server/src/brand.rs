@@ -108,7 +108,8 @@ fn read_file(key: &'static str, path: &Path) -> Result<Bytes, BrandError> {
     Ok(Bytes::from(bytes))
 }
 
-/// `/static/brand/NAME?v=HASH`: the hash makes the URL change with the content.
+/// `/static/brand/NAME?v=HASH`: the hash makes the URL change with the content. A route
+/// path (the brand is loaded outside any request): pages put it through `urls::to`.
 fn asset_url(name: &str, bytes: &[u8]) -> String {
     let hash = hex::encode(&Sha256::digest(bytes)[..8]);
     format!("{}{name}?v={hash}", routes::BRAND_PREFIX)

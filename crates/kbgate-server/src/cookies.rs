@@ -4,14 +4,15 @@
 use axum::http::{HeaderMap, header};
 
 use crate::secret::Opaque;
-use crate::settings::Settings;
+use crate::settings::{CookiePrefix, Settings};
 
-/// Name of the session cookie. `__Host-` binds it to this exact origin when it can be Secure.
+/// Name of the session cookie. `__Host-` binds it to this exact origin when it can be Secure
+/// (`__Secure-` under a path prefix, see [`Settings::cookie_prefix`]).
 pub(crate) fn cookie_name(settings: &Settings) -> &'static str {
-    if settings.cookie_secure {
-        "__Host-kbgate_session"
-    } else {
-        "kbgate_session"
+    match settings.cookie_prefix() {
+        CookiePrefix::Host => "__Host-kbgate_session",
+        CookiePrefix::Secure => "__Secure-kbgate_session",
+        CookiePrefix::None => "kbgate_session",
     }
 }
 
@@ -35,9 +36,10 @@ pub(crate) fn read_cookie(headers: &HeaderMap, name: &str) -> Option<Opaque> {
 /// `Set-Cookie` value that installs a session id.
 pub(crate) fn set_cookie(settings: &Settings, id: &Opaque) -> String {
     format!(
-        "{}={}; Path=/; HttpOnly; {}Max-Age={}",
+        "{}={}; Path={}; HttpOnly; {}Max-Age={}",
         cookie_name(settings),
         id.expose(),
+        settings.cookie_path(),
         cookie_flags(settings),
         settings.session_absolute.as_secs()
     )
@@ -46,8 +48,9 @@ pub(crate) fn set_cookie(settings: &Settings, id: &Opaque) -> String {
 /// `Set-Cookie` value that removes the session cookie.
 pub(crate) fn clear_cookie(settings: &Settings) -> String {
     format!(
-        "{}=; Path=/; HttpOnly; {}Max-Age=0",
+        "{}=; Path={}; HttpOnly; {}Max-Age=0",
         cookie_name(settings),
+        settings.cookie_path(),
         cookie_flags(settings)
     )
 }
@@ -94,6 +97,13 @@ mod tests {
         let framed = framed("https://kb.example.com", &["https://app.example.com"]);
         assert!(set_cookie(&framed, &id).contains("SameSite=None; Secure"));
         assert!(clear_cookie(&framed).contains("Max-Age=0"));
+        let under = at("https://app.example.com/kb");
+        let c = set_cookie(&under, &id);
+        assert!(
+            c.starts_with("__Secure-kbgate_session=") && c.contains("; Path=/kb;"),
+            "{c}"
+        );
+        assert!(clear_cookie(&under).contains("; Path=/kb;"));
     }
 
     #[test]

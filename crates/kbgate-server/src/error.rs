@@ -189,7 +189,8 @@ impl Negotiation {
             .back_uri
             .as_ref()
             .and_then(|u| u.path_and_query())
-            .and_then(|p| crate::redirect::LocalPath::parse(p.as_str()));
+            // The router strips the path prefix: the way back is the public path.
+            .and_then(|p| crate::redirect::LocalPath::parse(&urls::to(p.as_str())));
         let mark = match resp.extensions().get::<ErrorMark>() {
             Some(m) => *m,
             // A rejection from axum or tower-http (plain text that may echo input): replace it.
@@ -262,9 +263,10 @@ pub(crate) fn render_error_page(
     let signin_href = if state.settings().magic_links {
         Some(urls::sign_in(back))
     } else {
+        let home = crate::redirect::LocalPath::root();
         state
             .login_url()
-            .map(|l| urls::host_login(l, back.unwrap_or(urls::routes::HOME)))
+            .map(|l| urls::host_login(l, back.unwrap_or(home.as_str())))
     };
     let heading = match status.as_u16() {
         401 => "Sign in required",

@@ -75,8 +75,68 @@ pub use token::{EmbedAlgorithm, EmbedClaims, EmbedKeyError, EmbedVerifier, Token
 /// Largest request body accepted (forms, JSON). Tokens are far smaller.
 pub(crate) const MAX_BODY_BYTES: usize = 16 * 1024;
 
-/// The portal's routes, with security headers, error rendering and request logging.
+/// The portal's routes, with security headers, error rendering and request logging; under
+/// the path prefix of `public_url` when it has one (see [`under_prefix`]).
 pub(crate) fn router(state: AppState) -> Router {
+    let urls = kbgate_render::PortalUrls::under(state.settings().path_prefix());
+    let routes = portal_routes(state);
+    if urls.prefix().is_empty() {
+        return routes;
+    }
+    // The outer router has no routes of its own: its layer sees every request before the
+    // inner one routes it.
+    Router::new()
+        .fallback_service(routes)
+        .layer(middleware::from_fn(
+            move |req: axum::extract::Request, next: middleware::Next| {
+                under_prefix(urls.clone(), req, next)
+            },
+        ))
+}
+
+/// Serves a request under the path prefix: the reverse proxy forwards `/kb/...` unchanged
+/// (like Grafana's `serve_from_sub_path` or GitLab's relative URL root); the prefix is
+/// stripped before routing and every link built while handling it carries it again
+/// (`crate::urls::scoped`). Anything outside the prefix is 404, with a hint for an operator
+/// whose proxy strips it.
+async fn under_prefix(
+    urls: kbgate_render::PortalUrls,
+    mut req: axum::extract::Request,
+    next: middleware::Next,
+) -> axum::response::Response {
+    let uri = req.uri();
+    let inner = match uri.path().strip_prefix(urls.prefix()) {
+        Some("") => Some("/"),
+        Some(rest) if rest.starts_with('/') => Some(rest),
+        _ => None,
+    };
+    let rewritten = inner.and_then(|path| {
+        let pq = match uri.query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path.to_owned(),
+        };
+        let mut parts = uri.clone().into_parts();
+        parts.path_and_query = pq.parse().ok();
+        axum::http::Uri::from_parts(parts).ok()
+    });
+    let Some(rewritten) = rewritten else {
+        return (
+            StatusCode::NOT_FOUND,
+            [(axum::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff")],
+            format!(
+                "Not found. This portal is served under {}/ (a reverse proxy must forward \
+                 that path unchanged).\n",
+                urls.prefix()
+            ),
+        )
+            .into_response();
+    };
+    *req.uri_mut() = rewritten;
+    urls::scoped(urls, next.run(req)).await
+}
+
+/// The routes at the root, with their layers and state.
+fn portal_routes(state: AppState) -> Router {
     Router::new()
         .route(routes::HOME, get(pages::home))
         .route(routes::SPACE, get(pages::space))

@@ -531,10 +531,10 @@ fn claim_is_true(v: Option<&serde_json::Value>, one: bool) -> bool {
 
 /// Name of the cookie binding a pending sign-in to the browser (`__Host-` when Secure).
 fn binding_cookie_name(settings: &Settings) -> &'static str {
-    if settings.cookie_secure {
-        "__Host-kbgate_oidc"
-    } else {
-        "kbgate_oidc"
+    match settings.cookie_prefix() {
+        crate::settings::CookiePrefix::Host => "__Host-kbgate_oidc",
+        crate::settings::CookiePrefix::Secure => "__Secure-kbgate_oidc",
+        crate::settings::CookiePrefix::None => "kbgate_oidc",
     }
 }
 
@@ -557,7 +557,11 @@ fn pkce_challenge(verifier: &str) -> String {
 }
 
 fn callback_url(settings: &Settings) -> String {
-    settings.absolute(routes::AUTH_OIDC_CALLBACK)
+    settings.absolute(&format!(
+        "{}{}",
+        settings.path_prefix(),
+        routes::AUTH_OIDC_CALLBACK
+    ))
 }
 
 /// Sends the browser to `provider` for `email` (the sign-in form's answer for a bound domain).
@@ -614,8 +618,9 @@ pub(crate) async fn start(
         ""
     };
     let cookie = format!(
-        "{name}={}; Path=/; HttpOnly; SameSite=Lax; {secure}Max-Age={}",
+        "{name}={}; Path={}; HttpOnly; SameSite=Lax; {secure}Max-Age={}",
         binding.expose(),
+        settings.cookie_path(),
         PENDING_TTL.as_secs()
     );
     if let Ok(v) = HeaderValue::from_str(&cookie) {

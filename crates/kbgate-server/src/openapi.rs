@@ -134,7 +134,8 @@ impl Modify for Security {
             "session",
             SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
                 "__Host-kbgate_session",
-                "The portal's session cookie (`kbgate_session` on http://localhost)",
+                "The portal's session cookie (`kbgate_session` on http://localhost, \
+                 `__Secure-kbgate_session` under a path prefix)",
             ))),
         );
     }
@@ -164,19 +165,32 @@ impl Modify for Security {
 )]
 struct ApiDoc;
 
-/// The document, with its version from the crate.
-pub(crate) fn document() -> utoipa::openapi::OpenApi {
+/// The document, with its version from the crate; under a path prefix (`/kb`), a `servers`
+/// entry says so (a relative server URL is resolved against the document's own URL,
+/// OpenAPI 3.1 §4.8.5), so that the paths stay `/api/v1/...` as routed.
+pub(crate) fn document(prefix: &str) -> utoipa::openapi::OpenApi {
     let mut doc = ApiDoc::openapi();
     env!("CARGO_PKG_VERSION").clone_into(&mut doc.info.version);
+    if !prefix.is_empty() {
+        doc.servers = Some(vec![utoipa::openapi::Server::new(prefix)]);
+    }
     doc
 }
 
 /// `GET /api/v1/openapi.json`: public (it describes the API, it reveals no content), built
-/// once per process.
+/// once per process (for the prefix it is served under).
 pub(crate) async fn json() -> impl IntoResponse {
-    static DOC: OnceLock<String> = OnceLock::new();
-    let body = DOC.get_or_init(|| document().to_pretty_json().unwrap_or_default());
-    ([(header::CONTENT_TYPE, "application/json")], body.as_str())
+    static DOC: OnceLock<(String, String)> = OnceLock::new();
+    let prefix = crate::urls::prefix();
+    let build = || document(&prefix).to_pretty_json().unwrap_or_default();
+    let (built_for, body) = DOC.get_or_init(|| (prefix.clone(), build()));
+    // One process serves one prefix; tests may run several portals in one process.
+    let body = if *built_for == prefix {
+        body.clone()
+    } else {
+        build()
+    };
+    ([(header::CONTENT_TYPE, "application/json")], body)
 }
 
 #[cfg(test)]
@@ -186,7 +200,7 @@ mod tests {
     #[test]
     fn the_document_is_openapi_3_1_and_names_every_api_route() {
         let doc: serde_json::Value =
-            serde_json::from_str(&document().to_pretty_json().unwrap()).unwrap();
+            serde_json::from_str(&document("").to_pretty_json().unwrap()).unwrap();
         assert_eq!(doc["openapi"], "3.1.0");
         for p in [
             "/api/v1/spaces",
@@ -202,5 +216,9 @@ mod tests {
             doc["components"]["schemas"]["TreeNode"]["properties"]["children"]["items"]["$ref"],
             "#/components/schemas/TreeNode"
         );
+        assert!(doc.get("servers").is_none());
+        let under: serde_json::Value =
+            serde_json::from_str(&document("/kb").to_pretty_json().unwrap()).unwrap();
+        assert_eq!(under["servers"][0]["url"], "/kb");
     }
 }

@@ -426,7 +426,7 @@ fn search_href(q: &str, filter: &SearchFilter, offset: u32) -> String {
     }
     format!(
         "{}?{}",
-        urls::routes::SEARCH,
+        urls::to(urls::routes::SEARCH),
         serde_urlencoded::to_string(&pairs).unwrap_or_default()
     )
 }

@@ -1,4 +1,5 @@
-//! `return_to`: a local path to go back to after sign-in, parsed so it cannot leave the site.
+//! `return_to`: a local path to go back to after sign-in, parsed so it cannot leave the site
+//! (nor, under a path prefix, the portal's part of it).
 
 use std::fmt;
 
@@ -11,14 +12,17 @@ const MAX_LEN: usize = 2048;
 /// (`//evil.com`), absolute (`https://evil.com`), backslash tricks (`/\evil.com`, which browsers
 /// treat as `//`), percent-encoded variants of those (`/%2F%2Fevil.com`, `/%5Cevil.com`), any
 /// path that a further percent-decoding would change again (double or deeper encoding, e.g.
-/// `/%252F%252Fevil.com`), and any control character, space or non-ASCII byte.
+/// `/%252F%252Fevil.com`), and any control character, space or non-ASCII byte. It is a
+/// public path: under a path prefix (`/kb`, see `crate::urls`) it must lie inside it
+/// (`/kb`, `/kb/…`), and no segment may be `.` or `..` (which browsers resolve, e.g.
+/// `/kb/../other-app`, out of it).
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct LocalPath(String);
 
 impl LocalPath {
-    /// The site root.
+    /// The portal's start page (`/`, or `/kb/` under a prefix).
     pub(crate) fn root() -> LocalPath {
-        LocalPath("/".to_owned())
+        LocalPath(crate::urls::to("/"))
     }
 
     /// Parses a candidate `return_to`; `None` when it is not a safe local path.
@@ -35,6 +39,10 @@ impl LocalPath {
         // levels deep (`/%25252F%25252Fevil.com`).
         let decoded = percent_decode(input)?;
         if !is_safe_decoded(&decoded) || percent_decode(&decoded)? != decoded {
+            return None;
+        }
+        let prefix = crate::urls::prefix();
+        if !inside(input, &prefix) || !inside(&decoded, &prefix) || has_dot_segment(&decoded) {
             return None;
         }
         Some(LocalPath(input.to_owned()))
@@ -75,6 +83,19 @@ fn is_safe_shape(s: &str) -> bool {
     }
     // Printable ASCII only, and no backslash anywhere (browsers normalise it to a slash).
     b.iter().all(|&c| (0x21..=0x7e).contains(&c) && c != b'\\')
+}
+
+/// Whether `path` lies under `prefix` (`""`: anywhere): it is the prefix itself or goes on
+/// with a new segment, query or fragment (`/kb`, `/kb/x`, `/kb?x`, never `/kbx`).
+fn inside(path: &str, prefix: &str) -> bool {
+    path.strip_prefix(prefix)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?', '#']))
+}
+
+/// Whether the path part (before any query or fragment) has a `.` or `..` segment.
+fn has_dot_segment(decoded: &str) -> bool {
+    let path = decoded.split(['?', '#']).next().unwrap_or("");
+    path.split('/').any(|seg| seg == "." || seg == "..")
 }
 
 /// A decoded form may contain spaces or non-ASCII text, but nothing that changes the origin.
@@ -147,6 +168,41 @@ mod tests {
             assert!(LocalPath::parse(bad).is_none(), "{bad:?}");
         }
         assert!(LocalPath::parse(&format!("/{}", "a".repeat(3000))).is_none());
+    }
+
+    #[tokio::test]
+    async fn under_a_prefix_only_paths_inside_it() {
+        let urls = kbgate_render::PortalUrls::under("/kb");
+        crate::urls::scoped(urls, async {
+            for ok in [
+                "/kb",
+                "/kb/",
+                "/kb/pages/1?x=y#top",
+                "/kb?x=1",
+                "/kb/search?q=a%2Fb",
+            ] {
+                assert!(LocalPath::parse(ok).is_some(), "{ok}");
+            }
+            for bad in [
+                "/",
+                "/pages/1",
+                "/kbx",
+                "/kbx/pages/1",
+                "/k%62/pages/1",
+                "/kb/../other",
+                "/kb/%2e%2e/other",
+                "/kb/./x",
+                "//evil.com/kb/",
+                "/kb/..",
+                "https://evil.com/kb/",
+                "/kb/\\evil.com",
+            ] {
+                assert!(LocalPath::parse(bad).is_none(), "{bad:?}");
+            }
+            assert_eq!(LocalPath::root().as_str(), "/kb/");
+            assert_eq!(LocalPath::parse_or_root(Some("/pages/1")).as_str(), "/kb/");
+        })
+        .await;
     }
 
     #[test]

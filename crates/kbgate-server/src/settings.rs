@@ -32,6 +32,17 @@ pub(crate) struct Settings {
     pub(crate) record_emails: bool,
 }
 
+/// The name prefix of a cookie (RFC 6265bis §4.1.3): what the browser checks before storing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CookiePrefix {
+    /// `__Host-`: Secure, `Path=/`, no `Domain`.
+    Host,
+    /// `__Secure-`: Secure.
+    Secure,
+    /// None (plain http on a local address).
+    None,
+}
+
 /// Whether a public URL is a local development address, where cookies may go without `Secure`.
 fn is_local_http(url: &Url) -> bool {
     url.scheme() == "http"
@@ -95,10 +106,33 @@ impl Settings {
         self.connections = running.connections.clone();
     }
 
-    /// An absolute URL for a local path.
+    /// An absolute URL for a public path (one built by `crate::urls`, which carries the
+    /// path prefix already).
     pub(crate) fn absolute(&self, path_and_query: &str) -> String {
-        let base = self.public_url.as_str().trim_end_matches('/');
-        format!("{base}{path_and_query}")
+        format!("{}{path_and_query}", self.origin())
+    }
+
+    /// The path prefix of `public_url` (`/kb`, or `""` at the root of the origin).
+    pub(crate) fn path_prefix(&self) -> &str {
+        self.public_url.path().trim_end_matches('/')
+    }
+
+    /// `Path=` of the portal's cookies: the prefix, so that they go only to the portal.
+    pub(crate) fn cookie_path(&self) -> &str {
+        match self.path_prefix() {
+            "" => "/",
+            p => p,
+        }
+    }
+
+    /// Which name prefix the portal's cookies take: `__Host-` binds one to this exact
+    /// origin but requires `Path=/`, so under a path prefix `__Secure-` is the strongest.
+    pub(crate) fn cookie_prefix(&self) -> CookiePrefix {
+        match (self.cookie_secure, self.path_prefix().is_empty()) {
+            (false, _) => CookiePrefix::None,
+            (true, true) => CookiePrefix::Host,
+            (true, false) => CookiePrefix::Secure,
+        }
     }
 
     /// The `Origin` value browsers send for this site.
@@ -171,6 +205,25 @@ pub(crate) mod tests {
         assert_eq!(
             s.absolute("/auth/code?code=x"),
             "https://kb.example.com/auth/code?code=x"
+        );
+    }
+
+    #[test]
+    fn under_a_prefix_cookies_take_its_path_and_the_secure_name() {
+        let s = at("https://app.example.com/kb/");
+        assert_eq!(s.path_prefix(), "/kb");
+        assert_eq!(s.cookie_path(), "/kb");
+        assert_eq!(s.cookie_prefix(), CookiePrefix::Secure);
+        assert_eq!(
+            s.absolute("/kb/pages/1"),
+            "https://app.example.com/kb/pages/1"
+        );
+        let root = at("https://kb.example.com");
+        assert_eq!((root.path_prefix(), root.cookie_path()), ("", "/"));
+        assert_eq!(root.cookie_prefix(), CookiePrefix::Host);
+        assert_eq!(
+            at("http://127.0.0.1:1/kb").cookie_prefix(),
+            CookiePrefix::None
         );
     }
 }

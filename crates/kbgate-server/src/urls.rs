@@ -1,11 +1,49 @@
 //! The portal's URL scheme in one place: the route templates the router mounts and the paths
 //! handlers, templates' data and the renderer's link resolution point at. Pages and
 //! attachments follow the renderer's [`PortalUrls`] (it writes a page's own attachment links
-//! at sync time); a path prefix for the public URL would be set on it here, once.
+//! at sync time, at the root; `resolve` adds the prefix at view time).
+//!
+//! **Path prefix.** With `[portal] public_url = "https://app.example.com/kb"` the portal is
+//! served under `/kb`: the reverse proxy forwards `/kb/...` unchanged, [`crate::router`]
+//! answers only under the prefix (404 elsewhere), strips it before routing (so the
+//! [`routes`] stay prefix-free) and runs each request inside [`scoped`], which makes every
+//! builder here return *public* paths (`/kb/pages/1`). Build every link, form action and
+//! `Location` through these builders ([`to`] for a bare route) and it follows the prefix;
+//! a route constant written straight into a page would not. The prefix is fixed for the
+//! server's life (`public_url` needs a restart); outside a request the builders answer for
+//! the root, so a task spawned by a handler that builds links takes [`current`] along
+//! (as the mailed-link sender in `auth.rs` does).
 
 use kbgate_render::PortalUrls;
 
 use crate::secret::Opaque;
+
+tokio::task_local! {
+    /// The portal's URLs for the request being handled (set by [`scoped`]).
+    static CURRENT: PortalUrls;
+}
+
+/// Runs `f` (a request's handling) with links built under `urls`' prefix.
+pub(crate) async fn scoped<F: std::future::Future>(urls: PortalUrls, f: F) -> F::Output {
+    CURRENT.scope(urls, f).await
+}
+
+/// The portal's URLs for the request being handled; the root outside one.
+pub(crate) fn current() -> PortalUrls {
+    CURRENT
+        .try_with(PortalUrls::clone)
+        .unwrap_or(PortalUrls::ROOT)
+}
+
+/// The path prefix (`/kb`, or `""` at the root).
+pub(crate) fn prefix() -> String {
+    current().prefix().to_owned()
+}
+
+/// The public path of a route path (`/search` → `/kb/search`, `/` → `/kb/`).
+pub(crate) fn to(route: &str) -> String {
+    current().path(route)
+}
 
 /// Route templates (axum path syntax), as the router mounts them.
 pub(crate) mod routes {
@@ -54,46 +92,44 @@ pub(crate) mod routes {
     pub(crate) const AUTH_PREFIX: &str = "/auth/";
 }
 
-/// Pages and attachments, as the renderer writes them too.
-const PORTAL: PortalUrls = PortalUrls::ROOT;
-
 /// A page.
 pub(crate) fn page(id: &str) -> String {
-    PORTAL.page(id)
+    current().page(id)
 }
 
 /// Where a page's "Was this helpful?" form posts.
 pub(crate) fn feedback(id: &str) -> String {
-    format!("{}/feedback", PORTAL.page(id))
+    format!("{}/feedback", page(id))
 }
 
 /// A space's home with its page tree.
 pub(crate) fn space(key: &str) -> String {
-    format!("/spaces/{key}")
+    to(&format!("/spaces/{key}"))
 }
 
 /// A space's index under one of its pages (the levels below the first ones).
 pub(crate) fn space_under(key: &str, page_id: &str) -> String {
     format!(
-        "/spaces/{key}?{}",
+        "{}?{}",
+        space(key),
         serde_urlencoded::to_string([("under", page_id)]).unwrap_or_default()
     )
 }
 
 /// The download URL of an attachment (by page and file name, as storage format names them).
 pub(crate) fn attachment(page_id: &str, file_name: &str) -> String {
-    PORTAL.attachment(page_id, file_name)
+    current().attachment(page_id, file_name)
 }
 
-/// A mailed or handed-over link: `path` with a single-use `code` (the code is URL-safe
-/// base64, so it goes in as it is).
-pub(crate) fn with_code(path: &str, code: &Opaque) -> String {
-    format!("{path}?code={}", code.expose())
+/// A mailed or handed-over link: the route `route` with a single-use `code` (the code is
+/// URL-safe base64, so it goes in as it is).
+pub(crate) fn with_code(route: &str, code: &Opaque) -> String {
+    format!("{}?code={}", to(route), code.expose())
 }
 
 /// `link` (which has a query already) with `&return_to=`, unless it is the start page.
 pub(crate) fn with_return_to(link: &str, return_to: &crate::redirect::LocalPath) -> String {
-    if return_to.as_str() == routes::HOME {
+    if *return_to == crate::redirect::LocalPath::root() {
         return link.to_owned();
     }
     format!(
@@ -107,10 +143,10 @@ pub(crate) fn sign_in(return_to: Option<&str>) -> String {
     match return_to {
         Some(p) => format!(
             "{}?{}",
-            routes::AUTH_EMAIL,
+            to(routes::AUTH_EMAIL),
             serde_urlencoded::to_string([("return_to", p)]).unwrap_or_default()
         ),
-        None => routes::AUTH_EMAIL.to_owned(),
+        None => to(routes::AUTH_EMAIL),
     }
 }
 
@@ -143,5 +179,33 @@ mod tests {
             host_login(&login, "/pages/1?x=y"),
             "https://app.example.com/login?from=kb&return_to=%2Fpages%2F1%3Fx%3Dy"
         );
+        assert_eq!(to(routes::HOME), "/");
+    }
+
+    #[tokio::test]
+    async fn under_a_prefix_every_builder_starts_with_it() {
+        let code = Opaque::generate();
+        let built = scoped(PortalUrls::under("/kb/"), async {
+            vec![
+                page("1"),
+                feedback("1"),
+                space("KB"),
+                space_under("KB", "1"),
+                attachment("1", "a.png"),
+                sign_in(None),
+                sign_in(Some("/kb/pages/1")),
+                with_code(routes::AUTH_CODE, &code),
+                to(routes::HOME),
+                to(routes::SEARCH),
+            ]
+        })
+        .await;
+        for b in &built {
+            assert!(b.starts_with("/kb/"), "{b}");
+        }
+        assert_eq!(built[2], "/kb/spaces/KB");
+        assert_eq!(built[8], "/kb/");
+        // Outside a request: the root.
+        assert_eq!(page("1"), "/pages/1");
     }
 }

@@ -12,6 +12,10 @@
   "use strict";
   var DELAY_MS = 150;
   var MIN_CHARS = 2;
+  // This file is served at <prefix>/assets/suggest.js: `/suggest` under the same prefix
+  // (the portal may be mounted under a path, `[portal] public_url`).
+  var me = document.currentScript;
+  var SUGGEST = me ? new URL("../suggest", me.src).pathname : "/suggest";
 
   function enhance(input, n) {
     var form = input.form;
@@ -88,7 +92,7 @@
       if (q.length < MIN_CHARS) { asked = q; close(); return; }
       if (q === asked && !list.hidden) { return; }
       asked = q;
-      fetch("/suggest?q=" + encodeURIComponent(q), {
+      fetch(SUGGEST + "?q=" + encodeURIComponent(q), {
         headers: { Accept: "application/json" },
         credentials: "same-origin"
       }).then(function (r) {

@@ -995,3 +995,44 @@ async fn the_admin_console_is_accessible_in_a_real_browser() {
     }
     c.close().await.unwrap();
 }
+
+/// Under a path prefix (`public_url = http://127.0.0.1:PORT/kb`), the suggestions script asks
+/// `/kb/suggest` (next to itself) and an option leads to `/kb/pages/…`.
+#[tokio::test]
+async fn suggestions_work_under_a_path_prefix() {
+    let Some((chromium, driver)) = browser_tools() else {
+        return;
+    };
+    let app = spawn_app_with(
+        |p| p.public_url = p.public_url.join("kb").unwrap(),
+        hs256_verifier(),
+    )
+    .await;
+    let base = app.base.clone();
+    let downloads = tempfile::tempdir().unwrap();
+    let (_driver, c) = start_browser(&chromium, &driver, downloads.path()).await;
+    let token = mint_hs256(&claims("ann@acme.com"));
+    c.goto(&format!(
+        "{base}/kb/auth/embed?token={token}&return_to=/kb/"
+    ))
+    .await
+    .unwrap();
+    assert_eq!(c.current_url().await.unwrap().path(), "/kb/");
+    let q = c.find(Locator::Id("q")).await.unwrap();
+    assert_eq!(q.attr("role").await.unwrap().as_deref(), Some("combobox"));
+    q.send_keys("pub").await.unwrap();
+    wait_for(
+        &c,
+        "return document.getElementById('q').getAttribute('aria-expanded')",
+        json!("true"),
+    )
+    .await;
+    q.send_keys("\u{E015}").await.unwrap(); // ArrowDown
+    q.send_keys("\u{E007}").await.unwrap(); // Enter
+    let want = format!("/kb/pages/{}", ids::PUBLIC_FAQ);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while c.current_url().await.unwrap().path() != want && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(c.current_url().await.unwrap().path(), want);
+}

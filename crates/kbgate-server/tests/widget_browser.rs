@@ -105,6 +105,18 @@ async fn serve_on_loopback(router: axum::Router) -> String {
 
 #[tokio::test]
 async fn the_help_widget_works_on_a_host_page_of_another_origin() {
+    help_widget_on_another_origin("").await;
+}
+
+/// The same with kbgate under a path prefix (`public_url = http://localhost:B/kb`):
+/// `widget.js` finds its frame, and the frame its API, next to itself.
+#[tokio::test]
+async fn the_help_widget_works_under_a_path_prefix() {
+    help_widget_on_another_origin("/kb").await;
+}
+
+/// The whole walk, with kbgate served under `prefix` (`""`: at the root).
+async fn help_widget_on_another_origin(prefix: &str) {
     let Some(chromium) = needed(
         "KBGATE_CHROMIUM",
         "/usr/bin/chromium".into(),
@@ -145,17 +157,18 @@ async fn the_help_widget_works_on_a_host_page_of_another_origin() {
         policy(),
         |p| {
             p.public_url =
-                url::Url::parse(&format!("http://localhost:{}", p.listen.port())).unwrap()
+                url::Url::parse(&format!("http://localhost:{}{prefix}", p.listen.port())).unwrap()
         },
         hs256_verifier(),
         |e| e.widget = widget,
     )
     .await;
-    let kb = app.base.replace("127.0.0.1", "localhost");
+    let kb_origin = app.base.replace("127.0.0.1", "localhost");
+    let kb = format!("{kb_origin}{prefix}");
 
     let codes = Arc::new(AtomicUsize::new(0));
     let csp = format!(
-        "default-src 'none'; script-src 'self' {kb}; frame-src {kb} {evil}; \
+        "default-src 'none'; script-src 'self' {kb_origin}; frame-src {kb_origin} {evil}; \
          connect-src 'self'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'self'"
     );
     let page = format!(
@@ -182,7 +195,7 @@ async fn the_help_widget_works_on_a_host_page_of_another_origin() {
         )
         .route("/kb-code", get(kb_code))
         .with_state(Host {
-            kb_api: app.base.clone(),
+            kb_api: format!("{}{prefix}", app.base),
             http: reqwest::Client::new(),
             codes: codes.clone(),
         });
@@ -291,7 +304,7 @@ async fn the_help_widget_works_on_a_host_page_of_another_origin() {
     // 5. A restricted page by id (a link to it, followed in the frame): refused, not shown.
     c.execute(
         &format!(
-            "const a = document.createElement('a'); a.id = 'probe'; a.href = '/pages/{}'; \
+            "const a = document.createElement('a'); a.id = 'probe'; a.href = '{prefix}/pages/{}'; \
              a.textContent = 'probe'; document.getElementById('article-body').appendChild(a);",
             ids::RESTRICTED
         ),
@@ -420,7 +433,7 @@ async fn the_help_widget_works_on_a_host_page_of_another_origin() {
     let foreign = {
         let resp = app
             .client
-            .post(app.url("/api/v1/handover"))
+            .post(app.url(&format!("{prefix}/api/v1/handover")))
             .bearer_auth(API_KEY)
             .json(&json!({ "email": "alice@acme.com" }))
             .send()
@@ -458,8 +471,8 @@ async fn the_help_widget_works_on_a_host_page_of_another_origin() {
     assert_eq!(who, "", "the foreign code signed no one in");
     let unused = app
         .client
-        .post(app.url("/widget/session"))
-        .header("origin", &kb)
+        .post(app.url(&format!("{prefix}/widget/session")))
+        .header("origin", &kb_origin)
         .json(&json!({ "code": foreign }))
         .send()
         .await

@@ -1,6 +1,7 @@
 //! `kbgate healthcheck`: asks a running `kbgate serve` on this machine whether it is up
-//! (`GET /healthz`, or `/readyz` with `--ready`), for container and service-manager health
-//! checks that have no curl or wget in the image.
+//! (`GET /healthz`, or `/readyz` with `--ready`; under the path prefix of `public_url` when
+//! it has one), for container and service-manager health checks that have no curl or wget
+//! in the image.
 //!
 //! Plain HTTP/1.1 over a TCP stream: the portal listens without TLS (a reverse proxy
 //! terminates it), and the binary needs no HTTP client for one request.
@@ -29,10 +30,21 @@ pub struct Args {
 
 /// Exit 0 when the portal answers 200, 1 otherwise (with the reason on stderr).
 pub async fn run(config: &Path, args: Args) -> ExitCode {
-    let path = if args.ready { "/readyz" } else { "/healthz" };
+    // Under a path prefix (`[portal] public_url = "https://app.example.com/kb"`) the
+    // portal answers only there, health checks included.
+    let loaded = kbgate_config::Config::load(config);
+    let prefix = loaded
+        .as_ref()
+        .map(|c| c.portal.path_prefix().to_owned())
+        .unwrap_or_default();
+    let path = format!(
+        "{prefix}{}",
+        if args.ready { "/readyz" } else { "/healthz" }
+    );
+    let path = path.as_str();
     let addr = match args.addr {
         Some(a) => a,
-        None => match kbgate_config::Config::load(config) {
+        None => match loaded {
             Ok(c) => loopback(c.portal.listen),
             Err(e) => {
                 eprintln!("{e}\n(or give the portal's address with --addr)");

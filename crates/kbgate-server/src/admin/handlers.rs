@@ -25,9 +25,10 @@ use crate::state::AppState;
 /// Most audit events one page (or one CSV export) shows.
 const AUDIT_LIMIT: u32 = 5_000;
 
-fn see_other(to: &str) -> Response {
+/// A redirect to `route` (a route path with any query; the path prefix is added here).
+fn see_other(route: &str) -> Response {
     let mut resp = StatusCode::SEE_OTHER.into_response();
-    if let Ok(v) = HeaderValue::from_str(to) {
+    if let Ok(v) = HeaderValue::from_str(&crate::urls::to(route)) {
         resp.headers_mut().insert(header::LOCATION, v);
     }
     resp
@@ -730,7 +731,7 @@ pub(crate) async fn audit(
     let events = state.desk().audit(&u.admin, &q.filter()?).await?;
     Ok(render(&AuditPage {
         chrome: chrome(&state, &u),
-        csv: format!("{}{}", routes::AUDIT_CSV, q.query_string()),
+        csv: crate::urls::to(&format!("{}{}", routes::AUDIT_CSV, q.query_string())),
         since: q.since.unwrap_or_default(),
         until: q.until.unwrap_or_default(),
         actor: q.actor.unwrap_or_default(),

@@ -164,8 +164,10 @@ impl Period {
         if let Some(d) = domain.filter(|d| !d.is_empty()) {
             pairs.push(("domain", d.to_owned()));
         }
+        // `base` is a route: the path prefix goes on here.
         format!(
-            "{base}?{}",
+            "{}?{}",
+            crate::urls::to(base),
             serde_urlencoded::to_string(pairs).unwrap_or_default()
         )
     }
@@ -272,7 +274,7 @@ pub(crate) async fn insights_page(
                 title: title_of(&titles, id),
                 explain: format!(
                     "{}?{}",
-                    routes::EXPLAIN,
+                    crate::urls::to(routes::EXPLAIN),
                     serde_urlencoded::to_string([("page", id)]).unwrap_or_default()
                 ),
                 id: id.clone(),

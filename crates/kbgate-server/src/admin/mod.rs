@@ -36,7 +36,7 @@ use kbgate_policy::Admin;
 use crate::cookies::{read_cookie, session_cookie};
 use crate::error::Error;
 use crate::secret::Opaque;
-use crate::settings::Settings;
+use crate::settings::{CookiePrefix, Settings};
 use crate::state::AppState;
 
 /// Routes of the console (all under [`PREFIX`], the admin cookie's path).
@@ -63,19 +63,19 @@ pub(crate) mod routes {
 
 /// The admin cookie's name. `__Secure-` (not `__Host-`: that needs `Path=/`) when Secure.
 pub(crate) fn admin_cookie_name(settings: &Settings) -> &'static str {
-    if settings.cookie_secure {
-        "__Secure-kbgate_admin"
-    } else {
-        "kbgate_admin"
+    match settings.cookie_prefix() {
+        CookiePrefix::Host | CookiePrefix::Secure => "__Secure-kbgate_admin",
+        CookiePrefix::None => "kbgate_admin",
     }
 }
 
 /// `Set-Cookie` value that installs an admin session id.
 pub(crate) fn set_admin_cookie(settings: &Settings, id: &Opaque, max_age_secs: u64) -> String {
     format!(
-        "{}={}; Path={}; HttpOnly; SameSite=Strict; {}Max-Age={max_age_secs}",
+        "{}={}; Path={}{}; HttpOnly; SameSite=Strict; {}Max-Age={max_age_secs}",
         admin_cookie_name(settings),
         id.expose(),
+        settings.path_prefix(),
         routes::PREFIX,
         if settings.cookie_secure {
             "Secure; "
@@ -88,8 +88,9 @@ pub(crate) fn set_admin_cookie(settings: &Settings, id: &Opaque, max_age_secs: u
 /// `Set-Cookie` value that removes the admin cookie.
 pub(crate) fn clear_admin_cookie(settings: &Settings) -> String {
     format!(
-        "{}=; Path={}; HttpOnly; SameSite=Strict; {}Max-Age=0",
+        "{}=; Path={}{}; HttpOnly; SameSite=Strict; {}Max-Age=0",
         admin_cookie_name(settings),
+        settings.path_prefix(),
         routes::PREFIX,
         if settings.cookie_secure {
             "Secure; "
@@ -159,10 +160,9 @@ impl axum::response::IntoResponse for AdminRejection {
             AdminRejection::Error(e) => e.into_response(),
             AdminRejection::Confirm => {
                 let mut resp = axum::http::StatusCode::SEE_OTHER.into_response();
-                resp.headers_mut().insert(
-                    header::LOCATION,
-                    axum::http::HeaderValue::from_static(routes::HOME),
-                );
+                if let Ok(v) = axum::http::HeaderValue::from_str(&crate::urls::to(routes::HOME)) {
+                    resp.headers_mut().insert(header::LOCATION, v);
+                }
                 resp
             }
         }

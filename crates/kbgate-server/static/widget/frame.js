@@ -6,6 +6,8 @@
 (function () {
   "use strict";
   var host = document.body.getAttribute("data-host-origin");
+  // The path prefix kbgate is served under ("" at the root; [portal] public_url).
+  var base = document.body.getAttribute("data-base") || "";
   var token = null, hostPath = "/", retried = false, resume = null;
   var $ = function (id) { return document.getElementById(id); };
   function show(id, on) { $(id).hidden = !on; }
@@ -16,7 +18,7 @@
     opts.headers = Object.assign({ Accept: "application/json" }, opts.headers || {});
     if (token) opts.headers["X-Kbgate-Widget"] = token;
     opts.credentials = "omit";
-    return fetch(path, opts).then(function (r) {
+    return fetch(base + path, opts).then(function (r) {
       if (r.status === 401 && token) { expired(); return Promise.reject("expired"); }
       if (!r.ok) return Promise.reject(r.status);
       return r.status === 204 ? null : r.json();
@@ -39,7 +41,7 @@
   }
   function signIn(code) {
     status("Signing in\u2026");
-    fetch("/widget/session", {
+    fetch(base + "/widget/session", {
       method: "POST", credentials: "omit",
       headers: { "Content-Type": "application/json", Accept: "application/json" },
       body: JSON.stringify({ code: code })
@@ -63,7 +65,7 @@
   function item(list, hit) {
     var li = document.createElement("li");
     var a = document.createElement("a");
-    a.href = "/pages/" + encodeURIComponent(hit.id);
+    a.href = base + "/pages/" + encodeURIComponent(hit.id);
     a.textContent = hit.title;
     a.setAttribute("data-page", hit.id);
     li.appendChild(a);
@@ -137,7 +139,8 @@
     var a = e.target.closest && e.target.closest("a[href]");
     if (!a || a.id === "article-open") return;
     var url = new URL(a.getAttribute("href"), location.href);
-    var m = url.origin === location.origin && url.pathname.match(/^\/pages\/([A-Za-z0-9-]+)$/);
+    var m = url.origin === location.origin && url.pathname.slice(0, base.length) === base &&
+      url.pathname.slice(base.length).match(/^\/pages\/([A-Za-z0-9-]+)$/);
     if (m) { e.preventDefault(); openPage(decodeURIComponent(m[1])); return; }
     // Anything else (attachments, other sites) opens outside the frame.
     a.target = "_blank";

@@ -12,7 +12,10 @@
   "use strict";
   var me = document.currentScript;
   if (!me || window.kbgateWidget) return;
-  var kb = new URL(me.src, location.href).origin;
+  var src = new URL(me.src, location.href);
+  var kb = src.origin;
+  // kbgate may be mounted under a path ([portal] public_url): its frame is next to this file.
+  var base = kb + src.pathname.replace(/\/widget\.js$/, "");
   var handover = me.getAttribute("data-kbgate-handover");
   var label = me.getAttribute("data-kbgate-label") || "Help";
   var btn, panel, frame, closer, isOpen = false;
@@ -44,7 +47,7 @@
     if (!frame) {
       frame = css(el("iframe", {
         title: label,
-        src: kb + "/widget/frame?host=" + encodeURIComponent(location.origin)
+        src: base + "/widget/frame?host=" + encodeURIComponent(location.origin)
       }), { border: "0", width: "100%", height: "100%", display: "block" });
       panel.insertBefore(frame, panel.lastChild);
     }
