@@ -80,6 +80,7 @@ pub(crate) fn router(state: AppState) -> Router {
     Router::new()
         .route(routes::HOME, get(pages::home))
         .route(routes::SPACE, get(pages::space))
+        .route(routes::SPACE_ICON, get(attachments::space_icon))
         .route(routes::PAGE, get(pages::page))
         .route(routes::SEARCH, get(pages::search))
         .route(routes::ATTACHMENT_BY_ID, get(attachments::by_id))
