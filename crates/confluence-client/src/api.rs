@@ -635,6 +635,10 @@ impl Client {
         if !path.starts_with("/wiki/")
             || path.contains("//")
             || path.split('/').any(|s| s == "." || s == "..")
+            // Encoded dots, slashes and backslashes: no traversal a server would decode.
+            || ["%2e", "%2f", "%5c"]
+                .iter()
+                .any(|e| path.to_ascii_lowercase().contains(e))
             || !path.chars().all(plain)
             || query.is_some_and(|q| q.contains('#'))
         {

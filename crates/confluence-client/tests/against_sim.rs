@@ -1114,6 +1114,7 @@ async fn spaces_with_descriptions_and_icons() {
         "https://evil.example/wiki/x",
         "//evil.example/wiki/x",
         "/wiki/../admin",
+        "/wiki/%2E%2E/admin",
         "/other/x",
         "/wiki/a\\b",
     ] {

@@ -245,7 +245,7 @@ async fn the_start_page_shows_space_descriptions_escaped_and_icons_through_the_g
     assert_eq!(s, 200);
     // Plain text, escaped, shortened on the card.
     assert!(
-        home.contains("Guides &lt;b&gt;bold&lt;/b&gt; &amp; "),
+        home.contains("Guides &#60;b&#62;bold&#60;/b&#62; &#38; "),
         "{home}"
     );
     assert!(!home.contains("<b>bold</b>"));

@@ -20,7 +20,7 @@ pub const MAX_ICON_BYTES: usize = 512 * 1024;
 /// Whether a path names one of Confluence's stock images rather than an uploaded icon: the
 /// default space logo (`/wiki/images/logo/default-space-logo…`) or a person's avatar
 /// (`/wiki/aa-avatar/…`, personal spaces). Nothing to download: the letter tile stands in.
-fn is_stock(icon: &SourceIcon) -> bool {
+pub fn is_stock(icon: &SourceIcon) -> bool {
     let path = icon.path.strip_prefix("/wiki").unwrap_or(&icon.path);
     icon.download.is_none() || path.starts_with("/images/") || path.starts_with("/aa-avatar/")
 }
