@@ -1014,13 +1014,9 @@ pub fn solid_png(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {
         out.extend_from_slice(&crc.to_be_bytes());
     }
     // Scanlines: filter byte 0, then the pixels.
-    let mut raw = Vec::with_capacity((height * (1 + width * 3)) as usize);
-    for _ in 0..height {
-        raw.push(0);
-        for _ in 0..width {
-            raw.extend_from_slice(&rgb);
-        }
-    }
+    let mut row = vec![0u8];
+    row.extend(rgb.iter().copied().cycle().take(width as usize * 3));
+    let raw = row.repeat(height as usize);
     // zlib: header, stored blocks of at most 65,535 bytes, Adler-32.
     let mut z = vec![0x78, 0x01];
     let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();
