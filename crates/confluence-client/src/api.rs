@@ -28,6 +28,8 @@ pub const EMAILS_CAP: usize = 100;
 /// (`_links.next` is followed anyway).
 pub const V1_SPACES_PER_CALL: usize = 25;
 
+/// The call-count key of [`Client::download_space_icon`] (the link's own path varies).
+const SPACE_ICON_EP: &str = "GET {space icon apiDownloadLink}";
 const READ_CONTENT: &str = "permission to view the space (Can view) and its pages";
 const VIEW_USERS: &str = "permission to use Confluence and view user profiles";
 const SITE_ADMIN: &str = "Confluence administrator (site admin) rights";
@@ -224,6 +226,19 @@ impl Client {
     /// `GET /wiki/api/v2/spaces?keys=…`: the spaces with these keys (all visible spaces when
     /// `keys` is empty).
     pub fn spaces(&self, keys: &[&str]) -> Paged<Space> {
+        self.spaces_paged(keys, false)
+    }
+
+    /// Like [`Client::spaces`], each space with its description as plain text
+    /// (`description-format=plain`) and its icon (`include-icon=true`), at no extra call.
+    /// Both parameters are in Atlassian's v2 OpenAPI document of `GET /wiki/api/v2/spaces`
+    /// (`shared/specs/confluence-cloud-rest-v2.openapi.json`, schemas `SpaceDescription` and
+    /// `SpaceIcon`; <https://developer.atlassian.com/cloud/confluence/rest/v2/api-group-space/#api-spaces-get>).
+    pub fn spaces_with_details(&self, keys: &[&str]) -> Paged<Space> {
+        self.spaces_paged(keys, true)
+    }
+
+    fn spaces_paged(&self, keys: &[&str], details: bool) -> Paged<Space> {
         const EP: &str = "GET /wiki/api/v2/spaces";
         let mut urls = Vec::new();
         let chunks: Vec<Vec<&str>> = if keys.is_empty() {
@@ -241,6 +256,10 @@ impl Client {
                     q.append_pair("keys", &chunk.join(","));
                 }
                 q.append_pair("limit", &V2_PAGE_LIMIT.to_string());
+                if details {
+                    q.append_pair("description-format", "plain");
+                    q.append_pair("include-icon", "true");
+                }
             }
             urls.push(url);
         }
@@ -579,15 +598,78 @@ impl Client {
         }))
     }
 
+    /// A space icon's bytes, from the icon's `apiDownloadLink` (v2 `SpaceIcon`: "3LO apps
+    /// should use this link instead of the value provided in the `path` property"; the
+    /// `path`, under `/wiki/download/`, answers 401 to API tokens since CHANGE-2735, see
+    /// [`Client::download_attachment`]). The link is a path on the site; it answers like an
+    /// attachment's REST download (302 to the media host, followed without credentials).
+    /// Refused unless it is a plain `/wiki/…` path: the credentials never go elsewhere.
+    pub async fn download_space_icon(&self, api_download_link: &str) -> Result<Download> {
+        let url = self.site_path(api_download_link)?;
+        let mut last = None;
+        for _ in 0..3 {
+            match self.download_once_as(SPACE_ICON_EP, url.clone()).await {
+                Ok(d) => return Ok(d),
+                Err(DownloadFailure::Retry(e)) => last = Some(e),
+                Err(DownloadFailure::Fatal(e)) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::InvalidResponse {
+            path: url.path().to_owned(),
+            message: "the download did not complete".into(),
+        }))
+    }
+
+    /// A site-relative `/wiki/…` path (with its query) as a URL under the client's base (the
+    /// site, or the API gateway's `/ex/confluence/{cloudId}`).
+    fn site_path(&self, link: &str) -> Result<url::Url> {
+        let bad = || Error::InvalidResponse {
+            path: "space icon".into(),
+            message: "the icon's download link is not a path on the site".into(),
+        };
+        let (path, query) = match link.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (link, None),
+        };
+        let plain = |c: char| c.is_ascii_alphanumeric() || "/-._~%+".contains(c);
+        if !path.starts_with("/wiki/")
+            || path.contains("//")
+            || path.split('/').any(|s| s == "." || s == "..")
+            // Encoded dots, slashes and backslashes: no traversal a server would decode.
+            || ["%2e", "%2f", "%5c"]
+                .iter()
+                .any(|e| path.to_ascii_lowercase().contains(e))
+            || !path.chars().all(plain)
+            || query.is_some_and(|q| q.contains('#'))
+        {
+            return Err(bad());
+        }
+        let mut url = self.url(&[]);
+        let joined = format!("{}{}", url.path().trim_end_matches('/'), path);
+        url.set_path(&joined);
+        url.set_query(query);
+        Ok(url)
+    }
+
     async fn download_once(&self, url: url::Url) -> std::result::Result<Download, DownloadFailure> {
-        const ENDPOINT: &str =
-            "GET /wiki/rest/api/content/{id}/child/attachment/{attachmentId}/download";
+        self.download_once_as(
+            "GET /wiki/rest/api/content/{id}/child/attachment/{attachmentId}/download",
+            url,
+        )
+        .await
+    }
+
+    async fn download_once_as(
+        &self,
+        endpoint: &'static str,
+        url: url::Url,
+    ) -> std::result::Result<Download, DownloadFailure> {
         let mut target = url;
         // Same-origin hops (a proxy or the site canonicalising a path) keep the credentials;
         // the first hop to another origin goes to the media host without them.
         for _ in 0..5 {
             let path = target.path().to_owned();
-            let mut call = Call::get(ENDPOINT, target.clone(), READ_CONTENT);
+            let mut call = Call::get(endpoint, target.clone(), READ_CONTENT);
             call.streaming = true;
             let resp = self
                 .response(call)

@@ -53,6 +53,40 @@ pub struct Space {
     /// `current` or `archived`.
     #[serde(default)]
     pub status: Option<String>,
+    /// The description, in the representations asked with `description-format` (absent
+    /// otherwise).
+    #[serde(default)]
+    pub description: Option<SpaceDescription>,
+    /// The icon, when asked with `include-icon=true`.
+    #[serde(default)]
+    pub icon: Option<SpaceIcon>,
+}
+
+/// A space's description (v2 `SpaceDescription`): one field per representation asked.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+pub struct SpaceDescription {
+    /// `description-format=plain`: the text without markup.
+    #[serde(default)]
+    pub plain: Option<BodyValue>,
+    /// `description-format=view`: rendered HTML (kbgate never shows it as markup).
+    #[serde(default)]
+    pub view: Option<BodyValue>,
+}
+
+/// A space's icon (v2 `SpaceIcon`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SpaceIcon {
+    /// Where a browser loads it: `/wiki/download/attachments/…?version=…` for an uploaded
+    /// icon (its query names the version), `/wiki/images/logo/default-space-logo…` or
+    /// `/wiki/aa-avatar/…` otherwise. Never fetched with an API token (CHANGE-2735 answers
+    /// 401 on `/wiki/download/`); compared to know whether the icon changed.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// The API path that leads to the icon's bytes (answers a redirect to the media host,
+    /// like an attachment's REST download). Only for `global` spaces.
+    #[serde(default)]
+    pub api_download_link: Option<String>,
 }
 
 /// A content version (v2).

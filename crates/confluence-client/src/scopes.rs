@@ -85,6 +85,12 @@ pub const CALL_SCOPES: &[CallScopes] = &[
         &["read:attachment:confluence"],
         &["readonly:content.attachment:confluence"],
     ),
+    // A space icon is an attachment of the space: its download link reads like one.
+    s(
+        "GET {space icon apiDownloadLink}",
+        &["read:attachment:confluence"],
+        &["readonly:content.attachment:confluence"],
+    ),
     s(
         "GET /wiki/rest/api/user/current",
         &["read:content-details:confluence"],
@@ -187,6 +193,7 @@ mod tests {
             "GET /wiki/rest/api/search",
             "GET /wiki/rest/api/content/search",
             "GET /wiki/rest/api/content/{id}/child/attachment/{attachmentId}/download",
+            "GET {space icon apiDownloadLink}",
         ] {
             let c = scopes_for(e).unwrap();
             for g in c.granular {

@@ -1051,3 +1051,94 @@ async fn client_and_sim_count_under_the_same_keys() {
         None
     );
 }
+
+#[tokio::test]
+async fn spaces_with_descriptions_and_icons() {
+    // Demo spaces: KB has a description and an uploaded icon; ONBOARD neither.
+    let h = sim(SimConfig::demo()).await;
+    let c = client(&h);
+    let spaces: Vec<Space> = c.spaces_with_details(&[]).try_collect().await.unwrap();
+    let kb = spaces.iter().find(|s| s.key == "KB").unwrap();
+    let desc = kb
+        .description
+        .as_ref()
+        .and_then(|d| d.plain.as_ref())
+        .unwrap();
+    assert!(desc.value.starts_with("Guides, how-tos"), "{desc:?}");
+    let icon = kb.icon.as_ref().unwrap();
+    let path = icon.path.as_deref().unwrap();
+    assert!(
+        path.starts_with("/wiki/download/attachments/") && path.contains("version=1"),
+        "{path}"
+    );
+    let link = icon.api_download_link.as_deref().unwrap();
+
+    let onboard = spaces.iter().find(|s| s.key == "ONBOARD").unwrap();
+    let empty = onboard.description.as_ref().and_then(|d| d.plain.as_ref());
+    assert_eq!(empty.map(|b| b.value.as_str()), Some(""));
+    let default = onboard.icon.as_ref().unwrap();
+    assert_eq!(
+        default.path.as_deref(),
+        Some("/wiki/images/logo/default-space-logo.svg")
+    );
+    assert_eq!(default.api_download_link, None);
+
+    // The plain listing carries neither.
+    let plain: Vec<Space> = c.spaces(&["KB"]).try_collect().await.unwrap();
+    assert_eq!(
+        (plain[0].description.clone(), plain[0].icon.clone()),
+        (None, None)
+    );
+
+    // The API link leads to the bytes (REST download → media host).
+    c.reset_stats();
+    let d = c.download_space_icon(link).await.unwrap();
+    let bytes: Vec<bytes::Bytes> = d.bytes.try_collect().await.unwrap();
+    let want = h.state().read(|s| {
+        s.spaces
+            .values()
+            .find(|sp| sp.key == "KB")
+            .and_then(|sp| sp.icon.as_ref())
+            .map(|i| i.bytes.to_vec())
+            .unwrap()
+    });
+    assert_eq!(bytes.concat(), want);
+    assert!(want.starts_with(b"\x89PNG\r\n\x1a\n"));
+    assert_eq!(c.stats().calls("GET {space icon apiDownloadLink}"), 1);
+
+    // The browser path answers 401 to API tokens (CHANGE-2735), as any attachment's does.
+    assert!(c.download_space_icon(path).await.is_err());
+    // Links that would take the credentials elsewhere are refused before any call.
+    c.reset_stats();
+    for bad in [
+        "https://evil.example/wiki/x",
+        "//evil.example/wiki/x",
+        "/wiki/../admin",
+        "/wiki/%2E%2E/admin",
+        "/other/x",
+        "/wiki/a\\b",
+    ] {
+        assert!(c.download_space_icon(bad).await.is_err(), "{bad}");
+    }
+    assert_eq!(c.stats().total, 0);
+
+    // A new icon: a new path (version 2) and the new bytes.
+    h.state()
+        .set_space_icon(
+            "KB",
+            "KB.png",
+            "image/png",
+            bytes::Bytes::from_static(b"\x89PNG\r\n\x1a\nnew"),
+        )
+        .unwrap();
+    let again: Vec<Space> = c.spaces_with_details(&["KB"]).try_collect().await.unwrap();
+    let icon2 = again[0].icon.clone().unwrap();
+    assert_ne!(icon2.path.as_deref(), Some(path));
+    assert!(icon2.path.unwrap().contains("version=2"));
+    let d = c
+        .download_space_icon(&icon2.api_download_link.unwrap())
+        .await
+        .unwrap();
+    let bytes: Vec<bytes::Bytes> = d.bytes.try_collect().await.unwrap();
+    assert_eq!(bytes.concat(), b"\x89PNG\r\n\x1a\nnew");
+}

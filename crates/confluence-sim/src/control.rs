@@ -41,6 +41,14 @@ pub fn routes() -> Router<Sim> {
         .route("/spaces", get(spaces))
         .route("/spaces/{key}/permissions", get(space_permissions))
         .route("/spaces/{key}/pages", get(space_pages))
+        .route(
+            "/spaces/{key}/icon",
+            axum::routing::put(set_space_icon).delete(clear_space_icon),
+        )
+        .route(
+            "/spaces/{key}/description",
+            axum::routing::put(set_space_description),
+        )
         .route("/guests", get(guests))
         .route("/switches", get(switches))
         .route("/invites", get(invites))
@@ -138,6 +146,46 @@ async fn upload_attachment(
         .add_attachment(id, &title, &media_type, bytes)
         .map_err(err)?;
     Ok((StatusCode::CREATED, Json(attachment_state(&sim, aid))).into_response())
+}
+
+/// `PUT /_sim/spaces/{key}/icon` `{title?, media_type?, text|base64}`: uploads the space's
+/// icon (a new version when it had one). Answers `{version}`.
+async fn set_space_icon(
+    State(sim): State<Sim>,
+    Path(key): Path<String>,
+    Json(b): Json<FileBody>,
+) -> Result<Json<Value>, ApiError> {
+    let bytes = b.bytes()?;
+    let title = b.title.clone().unwrap_or_else(|| format!("{key}.png"));
+    let media_type = b.media_type.clone().unwrap_or_else(|| "image/png".into());
+    let version = sim
+        .set_space_icon(&key, &title, &media_type, bytes)
+        .map_err(err)?;
+    Ok(Json(json!({ "version": version })))
+}
+
+/// `DELETE /_sim/spaces/{key}/icon`: back to the default logo (204).
+async fn clear_space_icon(
+    State(sim): State<Sim>,
+    Path(key): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    sim.clear_space_icon(&key).map_err(err)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct DescriptionBody {
+    text: String,
+}
+
+/// `PUT /_sim/spaces/{key}/description` `{text}` (204).
+async fn set_space_description(
+    State(sim): State<Sim>,
+    Path(key): Path<String>,
+    Json(b): Json<DescriptionBody>,
+) -> Result<StatusCode, ApiError> {
+    sim.set_space_description(&key, &b.text).map_err(err)?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn replace_attachment(

@@ -142,6 +142,34 @@ const SPACE_KEYS: &[(&str, &str)] = &[
     ("PARTNER", "Partner Portal"),
 ];
 
+/// Descriptions of the named spaces (by index in [`SPACE_KEYS`]); an empty one is a space
+/// without a description, as a new Confluence space is.
+const SPACE_DESCRIPTIONS: &[&str] = &[
+    "Guides, how-tos and answers for customers: set up, use and troubleshoot the product.",
+    "",
+    "Reference and tutorials for the public REST API: authentication, endpoints, webhooks \
+     and rate limits, with examples in several languages.",
+    "How the support team handles tickets, escalations and incidents.",
+    "What changed in each release, with upgrade notes.",
+    "",
+    "Short answers to the questions customers ask most.",
+    "",
+    "Security practices & <policies>: how we protect your data.",
+    "",
+];
+
+/// Icon colours of the spaces that have an uploaded icon (by index in [`SPACE_KEYS`]);
+/// `None`: Confluence's default logo.
+const SPACE_ICONS: &[Option<[u8; 3]>] = &[
+    Some([0x1f, 0x6f, 0xeb]),
+    None,
+    Some([0x0b, 0x7a, 0x53]),
+    Some([0xb4, 0x3c, 0x12]),
+    None,
+    None,
+    Some([0x6d, 0x3f, 0xc0]),
+];
+
 /// Label vocabulary.
 pub const LABELS: &[&str] = &[
     "public",
@@ -529,8 +557,28 @@ pub fn generate(cfg: &SimConfig) -> State {
                 },
                 author_id: staff[i % staff.len()].clone(),
                 created_at: t0 + Duration::days(i as i64),
+                description: SPACE_DESCRIPTIONS
+                    .get(i)
+                    .map(|d| d.to_string())
+                    .unwrap_or_default(),
+                icon: None,
             },
         );
+        if let Some(Some(rgb)) = SPACE_ICONS.get(i) {
+            let icon_id = s.alloc_content_id();
+            let created = t0 + Duration::days(i as i64);
+            if let Some(sp) = s.spaces.get_mut(&id) {
+                sp.icon = Some(crate::model::SpaceIconFile {
+                    id: icon_id,
+                    title: format!("{key}.png"),
+                    media_type: "image/png".into(),
+                    bytes: Bytes::from(solid_png(48, 48, *rgb)),
+                    version: 1,
+                    modified_at: created,
+                    file_id: crate::model::uuid_like(icon_id ^ (1 << 40), id),
+                });
+            }
+        }
         space_ids.push(id);
         // permissions: confluence-users read+create, service account admin.
         for (subject, op) in [
@@ -938,6 +986,62 @@ fn add_cloud_extras(s: &mut State, t0: DateTime<Utc>, restricted_to: &str, autho
         );
         s.children.entry(home).or_default().push(id);
     }
+}
+
+/// A `width`×`height` PNG of one colour (8-bit RGB, stored deflate blocks): real bytes for
+/// space icons, without an image library.
+pub fn solid_png(width: u32, height: u32, rgb: [u8; 3]) -> Vec<u8> {
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = 0xffff_ffffu32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let start = out.len();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        let crc = crc32(&out[start..]);
+        out.extend_from_slice(&crc.to_be_bytes());
+    }
+    // Scanlines: filter byte 0, then the pixels.
+    let mut row = vec![0u8];
+    row.extend(rgb.iter().copied().cycle().take(width as usize * 3));
+    let raw = row.repeat(height as usize);
+    // zlib: header, stored blocks of at most 65,535 bytes, Adler-32.
+    let mut z = vec![0x78, 0x01];
+    let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();
+    for (i, block) in blocks.iter().enumerate() {
+        z.push(u8::from(i + 1 == blocks.len()));
+        let len = block.len() as u16;
+        z.extend_from_slice(&len.to_le_bytes());
+        z.extend_from_slice(&(!len).to_le_bytes());
+        z.extend_from_slice(block);
+    }
+    let (mut a, mut b) = (1u32, 0u32);
+    for &byte in &raw {
+        a = (a + u32::from(byte)) % 65_521;
+        b = (b + a) % 65_521;
+    }
+    z.extend_from_slice(&((b << 16) | a).to_be_bytes());
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::with_capacity(13);
+    ihdr.extend_from_slice(&width.to_be_bytes());
+    ihdr.extend_from_slice(&height.to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    chunk(&mut out, b"IHDR", &ihdr);
+    chunk(&mut out, b"IDAT", &z);
+    chunk(&mut out, b"IEND", &[]);
+    out
 }
 
 /// A real 1×1 PNG.

@@ -182,6 +182,13 @@ async fn binary(
             .values()
             .find(|a| a.file_id == file_id && a.status == PageStatus::Current)
             .map(|a| (a.bytes.clone(), a.media_type.clone(), a.title.clone()))
+            .or_else(|| {
+                s.spaces
+                    .values()
+                    .filter_map(|sp| sp.icon.as_ref())
+                    .find(|i| i.file_id == file_id)
+                    .map(|i| (i.bytes.clone(), i.media_type.clone(), i.title.clone()))
+            })
     });
     let Some((bytes, media_type, title)) = found else {
         return refuse(StatusCode::NOT_FOUND, "File not found");

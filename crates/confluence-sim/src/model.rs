@@ -147,6 +147,41 @@ pub struct Space {
     pub author_id: AccountId,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+    /// The description, plain text (empty: none, as a new space has).
+    #[serde(default)]
+    pub description: String,
+    /// An uploaded icon; `None`: Confluence's default space logo.
+    #[serde(default)]
+    pub icon: Option<SpaceIconFile>,
+}
+
+impl Space {
+    /// Id of the space's description content object: what an uploaded icon is attached to
+    /// (its `/wiki/download/attachments/{id}/…` path and REST download name it). Space ids
+    /// step by 3, so `id + 1` is never another space's.
+    pub fn description_id(&self) -> u64 {
+        self.id + 1
+    }
+}
+
+/// An uploaded space icon: an attachment of the space's description object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpaceIconFile {
+    /// Numeric attachment id (`att{id}` in paths).
+    pub id: u64,
+    /// File name.
+    pub title: String,
+    /// MIME type as uploaded.
+    pub media_type: String,
+    /// Contents.
+    #[serde(skip)]
+    pub bytes: Bytes,
+    /// Version number: a new upload moves it (and the `path`'s query).
+    pub version: u32,
+    /// Upload time (the `modificationDate` of the path).
+    pub modified_at: DateTime<Utc>,
+    /// Media-platform file id of this version.
+    pub file_id: String,
 }
 
 /// Page status.

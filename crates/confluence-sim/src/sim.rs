@@ -936,6 +936,68 @@ impl Sim {
         })
     }
 
+    /// Uploads a space icon (a new version with a new media file id when the space had one):
+    /// its `path` and `apiDownloadLink` change as in Cloud. Returns the icon's version.
+    pub fn set_space_icon(
+        &self,
+        key: &str,
+        title: &str,
+        media_type: &str,
+        bytes: Bytes,
+    ) -> Result<u32, SimError> {
+        let now = self.now();
+        self.write(|s| {
+            let sid = *s
+                .space_ids_by_key
+                .get(key)
+                .ok_or_else(|| SimError::NotFound(format!("space {key}")))?;
+            let fresh = s.alloc_content_id();
+            let sp = s
+                .spaces
+                .get_mut(&sid)
+                .ok_or_else(|| SimError::NotFound(format!("space {key}")))?;
+            let (id, version) = match &sp.icon {
+                Some(old) => (old.id, old.version + 1),
+                None => (fresh, 1),
+            };
+            sp.icon = Some(crate::model::SpaceIconFile {
+                id,
+                title: title.to_string(),
+                media_type: media_type.to_string(),
+                bytes,
+                version,
+                modified_at: now,
+                file_id: crate::model::uuid_like(id ^ ((version as u64) << 40), sid),
+            });
+            Ok(version)
+        })
+    }
+
+    /// Puts a space back on the default logo.
+    pub fn clear_space_icon(&self, key: &str) -> Result<(), SimError> {
+        self.edit_space(key, |sp| sp.icon = None)
+    }
+
+    /// Sets a space's description (plain text; empty: none).
+    pub fn set_space_description(&self, key: &str, text: &str) -> Result<(), SimError> {
+        self.edit_space(key, |sp| sp.description = text.to_string())
+    }
+
+    fn edit_space(
+        &self,
+        key: &str,
+        f: impl FnOnce(&mut crate::model::Space),
+    ) -> Result<(), SimError> {
+        self.write(|s| {
+            let sid = s.space_ids_by_key.get(key).copied();
+            let sp = sid
+                .and_then(|id| s.spaces.get_mut(&id))
+                .ok_or_else(|| SimError::NotFound(format!("space {key}")))?;
+            f(sp);
+            Ok(())
+        })
+    }
+
     /// Deletes (trashes) an attachment: it leaves listings, search and the media host.
     pub fn delete_attachment(&self, id: u64) -> Result<(), SimError> {
         self.write(|s| {

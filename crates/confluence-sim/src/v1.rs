@@ -1358,6 +1358,16 @@ async fn download_redirect(
         .parse()
         .map_err(|_| not_found())?;
     let (file_id, title) = sim.read(|s| {
+        // A space icon: an attachment of the space's description object (the space's
+        // `icon.apiDownloadLink` names this path), readable by whoever may read the space.
+        if let Some(sp) = s.spaces.values().find(|sp| sp.description_id() == pid) {
+            return sp
+                .icon
+                .as_ref()
+                .filter(|i| i.id == aid && crate::v2::can_read_space(s, &auth.user, &sp.key))
+                .map(|i| (i.file_id.clone(), i.title.clone()))
+                .ok_or_else(not_found);
+        }
         let a = s
             .attachments
             .get(&aid)

@@ -259,6 +259,115 @@ fn parse_id(raw: &str) -> Result<u64, ApiError> {
         .map_err(|_| ApiError::bad_request(F, format!("Invalid id: {raw}")))
 }
 
+/// What a space listing adds to each space: the description in one representation
+/// (`description-format`) and the icon (`include-icon`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SpaceDetails {
+    /// `plain` or `view`; `None`: no `description` field.
+    pub description: Option<DescriptionFormat>,
+    /// `include-icon=true`.
+    pub icon: bool,
+}
+
+/// The representations of `description-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DescriptionFormat {
+    /// The text.
+    Plain,
+    /// Rendered HTML.
+    View,
+}
+
+impl SpaceDetails {
+    /// Reads `description-format` (`plain` or `view`, else 400) and `include-icon`, as the
+    /// v2 OpenAPI document of `GET /wiki/api/v2/spaces` and `/spaces/{id}` defines them.
+    pub fn from_params(p: &Params) -> Result<Self, ApiError> {
+        let description = match p.get("description-format") {
+            None => None,
+            Some("plain") => Some(DescriptionFormat::Plain),
+            Some("view") => Some(DescriptionFormat::View),
+            Some(other) => {
+                return Err(ApiError::bad_request(
+                    F,
+                    format!("Invalid description-format: {other}"),
+                ));
+            }
+        };
+        Ok(SpaceDetails {
+            description,
+            icon: p.flag("include-icon", false, F)?,
+        })
+    }
+}
+
+/// v2 Space JSON with the description and icon asked for. Shapes are the v2 document's
+/// `SpaceDescription` (`{plain|view: {value, representation}}`, the value empty for a space
+/// without one) and `SpaceIcon` (`path`; `apiDownloadLink` for an uploaded icon of a
+/// `global`/knowledge-base space). An uploaded icon is an attachment of the space's
+/// description object: its `path` is the browser servlet `/wiki/download/attachments/…`
+/// (401 to API tokens, like any attachment's since CHANGE-2735) with the version in its
+/// query; `apiDownloadLink` is the REST download, which redirects to the media host. A space
+/// on the default logo answers the stock image path, as Cloud's `default-space-logo.svg`.
+pub fn space_json_with(sp: &Space, details: SpaceDetails) -> Value {
+    let mut v = space_json(sp);
+    if let Some(format) = details.description {
+        v["description"] = match format {
+            DescriptionFormat::Plain => {
+                json!({ "plain": { "value": sp.description, "representation": "plain" } })
+            }
+            DescriptionFormat::View => {
+                let html = if sp.description.is_empty() {
+                    String::new()
+                } else {
+                    format!("<p>{}</p>", html_escape(&sp.description))
+                };
+                json!({ "view": { "value": html, "representation": "view" } })
+            }
+        };
+    }
+    if details.icon {
+        v["icon"] = match &sp.icon {
+            Some(icon) => {
+                let desc = sp.description_id();
+                json!({
+                    "path": format!(
+                        "/wiki/download/attachments/{desc}/{}?version={}&modificationDate={}&cacheVersion=1&api=v2",
+                        urlencoding_path(&icon.title),
+                        icon.version,
+                        icon.modified_at.timestamp_millis()
+                    ),
+                    "apiDownloadLink": format!(
+                        "/wiki/rest/api/content/{desc}/child/attachment/att{}/download",
+                        icon.id
+                    ),
+                })
+            }
+            None => json!({ "path": "/wiki/images/logo/default-space-logo.svg" }),
+        };
+    }
+    v
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A file name as one path segment.
+fn urlencoding_path(name: &str) -> String {
+    name.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
 /// v2 Space JSON.
 pub fn space_json(sp: &Space) -> Value {
     let mut v = json!({
@@ -406,6 +515,7 @@ async fn list_spaces(
     if keys.len() > 250 || ids.len() > 250 {
         return Err(ApiError::bad_request(F, "At most 250 keys or ids"));
     }
+    let details = SpaceDetails::from_params(&p)?;
     let ty = p.get("type").map(str::to_string);
     let status = p.get("status").map(str::to_string);
     let (sort_field, desc) = match p.get("sort").unwrap_or("id") {
@@ -438,7 +548,7 @@ async fn list_spaces(
         let (page, next) = keyset(items, desc, cursor.as_ref(), limit);
         (
             page.into_iter()
-                .map(|(_, _, sp)| space_json(sp))
+                .map(|(_, _, sp)| space_json_with(sp, details))
                 .collect::<Vec<_>>(),
             next,
         )
@@ -463,6 +573,7 @@ async fn get_space(
 ) -> Result<Response, ApiError> {
     let id = parse_id(&id)?;
     let include_labels = p.flag("include-labels", false, F)?;
+    let details = SpaceDetails::from_params(&p)?;
     let base = site_base(&headers, &sim);
     sim.read(|s| {
         let sp = s
@@ -470,7 +581,7 @@ async fn get_space(
             .get(&id)
             .filter(|sp| can_read_space(s, &auth.user, &sp.key))
             .ok_or_else(|| ApiError::not_found(F, format!("Space {id} not found")))?;
-        let mut v = space_json(sp);
+        let mut v = space_json_with(sp, details);
         v["_links"]["base"] = json!(format!("{base}/wiki"));
         if include_labels {
             v["labels"] = json!({ "results": [], "meta": { "hasMore": false } , "_links": {} });

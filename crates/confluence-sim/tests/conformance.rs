@@ -247,6 +247,29 @@ async fn every_endpoint_conforms_to_its_schema() {
         V2,
     )
     .await;
+    // Descriptions and icons (the start page's cards): `SpaceDescription`, `SpaceIcon`.
+    for format in ["plain", "view"] {
+        c.check(
+            Admin,
+            "GET",
+            t,
+            &format!("/wiki/api/v2/spaces?description-format={format}&include-icon=true"),
+            None,
+            200,
+            V2,
+        )
+        .await;
+    }
+    c.check(
+        Admin,
+        "GET",
+        t,
+        "/wiki/api/v2/spaces?description-format=storage",
+        None,
+        400,
+        V2,
+    )
+    .await;
     c.check(
         Admin,
         "GET",
@@ -258,6 +281,16 @@ async fn every_endpoint_conforms_to_its_schema() {
     )
     .await;
     let t = "/wiki/api/v2/spaces/{id}";
+    c.check(
+        Admin,
+        "GET",
+        t,
+        &format!("/wiki/api/v2/spaces/{space_id}?description-format=plain&include-icon=true"),
+        None,
+        200,
+        V2,
+    )
+    .await;
     c.check(
         Admin,
         "GET",

@@ -121,11 +121,19 @@ async fn full_sync_mirrors_every_visible_page_within_the_call_budget(t: TestStor
                 .filter(|a| summaries.iter().any(|p| p.id == a.page_id.to_string()))
                 .count()
         });
+        // An uploaded space icon is one more download, like a new attachment's (stock
+        // logos cost nothing).
+        let icon = sim.state().read(|s| {
+            s.spaces
+                .values()
+                .any(|sp| &sp.key == key && sp.icon.is_some())
+        });
         // bodies (250 a call) + structure scan (200) + attachment listing (200) + downloads
         lower_bound += visible.div_ceil(250).max(1)
             + visible.div_ceil(200).max(1)
             + attachments.div_ceil(200).max(1)
-            + attachments;
+            + attachments
+            + usize::from(icon);
     }
     let budget = (lower_bound as f64 * 1.05).ceil() as u64;
     assert!(
@@ -351,13 +359,17 @@ async fn attachments_are_mirrored_with_their_bytes_and_the_size_cap(t: TestStore
             .sum::<u64>()
             > 0
     );
-    assert!(
-        !sim.stats()
-            .by_endpoint
-            .keys()
-            .any(|k| k.contains("/download")),
-        "nothing over the cap is downloaded"
-    );
+    // Space icons have a cap of their own: their downloads (through the same REST download
+    // route) are the only ones.
+    let icons: u64 = report.spaces.iter().map(|s| s.icons_downloaded).sum();
+    let downloads: u64 = sim
+        .stats()
+        .by_endpoint
+        .iter()
+        .filter(|(k, _)| k.contains("/download"))
+        .map(|(_, n)| *n)
+        .sum();
+    assert_eq!(downloads, icons, "nothing over the cap is downloaded");
 }
 
 both_backends!(attachment_bytes_gone_from_the_blob_store_are_downloaded_again);
@@ -396,6 +408,17 @@ async fn attachment_bytes_gone_from_the_blob_store_are_downloaded_again(t: TestS
     for full in [false, true] {
         let (report, _) = run(&sim, &*t.store, &keys, full).await;
         let repaired: u64 = report.spaces.iter().map(|s| s.attachments_repaired).sum();
+        // Space icons' bytes went too: each comes back with one download of its own.
+        let icons: u64 = report.spaces.iter().map(|s| s.icons_downloaded).sum();
+        let icon_spaces = t
+            .store
+            .list_spaces()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|s| s.icon.is_some())
+            .count() as u64;
+        assert_eq!(icons, icon_spaces, "full: {full}: {report}");
         // Every lost blob comes back; an attachment whose bytes another space's sync already
         // brought back (same content) is not downloaded twice.
         assert!(
@@ -405,8 +428,8 @@ async fn attachment_bytes_gone_from_the_blob_store_are_downloaded_again(t: TestS
         );
         assert_eq!(
             sim.stats().media_requests,
-            repaired,
-            "one download per attachment whose bytes were gone"
+            repaired + icons,
+            "one download per attachment or icon whose bytes were gone"
         );
         assert!(t.store.blobs().missing(&refs).await.unwrap().is_empty());
         for (id, blob) in &mirrored {
@@ -480,6 +503,9 @@ impl<S: Source> Source for Failing<S> {
         attachment: &AttachmentMeta,
     ) -> Result<SourceStream<'static, Bytes>, SourceError> {
         self.inner.download(attachment).await
+    }
+    async fn download_icon(&self, link: &str) -> Result<SourceStream<'static, Bytes>, SourceError> {
+        self.inner.download_icon(link).await
     }
     fn calls(&self) -> u64 {
         self.inner.calls()
@@ -672,4 +698,169 @@ async fn mentioned_people_get_their_names_looked_up_per_batch_of_pages(t: TestSt
             );
         }
     }
+}
+
+both_backends!(space_descriptions_and_icons_are_mirrored_and_icons_fetched_only_when_changed);
+async fn space_descriptions_and_icons_are_mirrored_and_icons_fetched_only_when_changed(
+    t: TestStore,
+) {
+    let sim = spawn(SimConfig::default()).await.expect("sim");
+    let keys = space_keys(&sim);
+    let icons = |report: &SyncReport| -> HashMap<String, u64> {
+        report
+            .spaces
+            .iter()
+            .map(|s| (s.key.clone(), s.icons_downloaded))
+            .collect()
+    };
+    // First sync: KB and API have uploaded icons, ONBOARD the default logo and no
+    // description. One download per uploaded icon.
+    let (report, _) = run(&sim, &*t.store, &keys, false).await;
+    let fetched = icons(&report);
+    assert_eq!(
+        (fetched["KB"], fetched["ONBOARD"], fetched["API"]),
+        (1, 0, 1),
+        "{report}"
+    );
+    assert_eq!(
+        sim.stats().media_requests - attachment_downloads(&report),
+        2
+    );
+    let kb = t.store.space_by_key("KB").await.unwrap().unwrap();
+    let want_desc = sim.state().read(|s| {
+        s.spaces
+            .values()
+            .find(|sp| sp.key == "KB")
+            .map(|sp| sp.description.clone())
+            .unwrap()
+    });
+    assert!(!want_desc.is_empty());
+    assert_eq!(kb.description, want_desc);
+    let sim_icon = |key: &str| {
+        sim.state().read(|s| {
+            s.spaces
+                .values()
+                .find(|sp| sp.key == key)
+                .and_then(|sp| sp.icon.as_ref())
+                .map(|i| i.bytes.to_vec())
+                .unwrap()
+        })
+    };
+    assert_eq!(
+        icon_bytes(&*t.store, "KB").await,
+        ("image/png".to_owned(), sim_icon("KB"))
+    );
+    let onboard = t.store.space_by_key("ONBOARD").await.unwrap().unwrap();
+    assert_eq!(onboard.description, "");
+    assert_eq!(onboard.icon, None);
+    assert_eq!(
+        onboard.icon_path.as_deref(),
+        Some("/wiki/images/logo/default-space-logo.svg")
+    );
+    let kb_shape = shape(&*t.store, "KB").await;
+    let api_shape = shape(&*t.store, "API").await;
+
+    // Nothing changed: no icon is asked for again, no shape moves.
+    let (report, _) = run(&sim, &*t.store, &keys, false).await;
+    assert!(icons(&report).values().all(|n| *n == 0), "{report}");
+    assert_eq!(sim.stats().media_requests, 0);
+    assert_eq!(shape(&*t.store, "KB").await, kb_shape);
+
+    // A new KB icon and description: fetched once, and KB's shape moves (cached start
+    // pages refresh); API's stays.
+    let new_png = b"\x89PNG\r\n\x1a\nnew icon bytes".to_vec();
+    sim.state()
+        .set_space_icon("KB", "KB.png", "image/png", Bytes::from(new_png.clone()))
+        .unwrap();
+    sim.state()
+        .set_space_description("KB", "Answers for <customers> & partners")
+        .unwrap();
+    let (report, _) = run(&sim, &*t.store, &keys, false).await;
+    let fetched = icons(&report);
+    assert_eq!((fetched["KB"], fetched["API"]), (1, 0), "{report}");
+    assert_eq!(sim.stats().media_requests, 1);
+    assert_eq!(
+        icon_bytes(&*t.store, "KB").await,
+        ("image/png".to_owned(), new_png)
+    );
+    let kb = t.store.space_by_key("KB").await.unwrap().unwrap();
+    assert_eq!(kb.description, "Answers for <customers> & partners");
+    assert!(shape(&*t.store, "KB").await > kb_shape);
+    assert_eq!(shape(&*t.store, "API").await, api_shape);
+
+    // An SVG icon is refused (letter tile), and not fetched again while it stays the same.
+    sim.state()
+        .set_space_icon(
+            "API",
+            "API.svg",
+            "image/svg+xml",
+            Bytes::from_static(b"<svg xmlns='http://www.w3.org/2000/svg' onload='alert(1)'/>"),
+        )
+        .unwrap();
+    let (report, _) = run(&sim, &*t.store, &keys, false).await;
+    assert_eq!(icons(&report)["API"], 1, "{report}");
+    let api = t.store.space_by_key("API").await.unwrap().unwrap();
+    assert_eq!(api.icon, None);
+    assert!(api.icon_path.is_some_and(|p| p.contains("version=2")));
+    assert!(shape(&*t.store, "API").await > api_shape);
+    let (report, _) = run(&sim, &*t.store, &keys, false).await;
+    assert!(icons(&report).values().all(|n| *n == 0), "{report}");
+    assert_eq!(sim.stats().media_requests, 0);
+
+    // A blob sweep keeps what a space icon refers to.
+    let kb_blob = t
+        .store
+        .space_by_key("KB")
+        .await
+        .unwrap()
+        .and_then(|s| s.icon)
+        .map(|i| i.blob.sha256().to_owned())
+        .unwrap();
+    assert!(t.store.blob_hashes().await.unwrap().contains(&kb_blob));
+
+    // Back to the default logo: no download, no icon.
+    sim.state().clear_space_icon("KB").unwrap();
+    let (report, _) = run(&sim, &*t.store, &keys, false).await;
+    assert!(icons(&report).values().all(|n| *n == 0), "{report}");
+    let kb = t.store.space_by_key("KB").await.unwrap().unwrap();
+    assert_eq!(kb.icon, None);
+    // The old icon's bytes are no longer referenced: a blob sweep may take them.
+    assert!(!t.store.blob_hashes().await.unwrap().contains(&kb_blob));
+}
+
+/// Attachment downloads of a round (each one media-host request).
+fn attachment_downloads(report: &SyncReport) -> u64 {
+    report
+        .spaces
+        .iter()
+        .map(|s| s.attachments_added + s.attachments_changed + s.attachments_repaired)
+        .sum()
+}
+
+/// A mirrored space's icon: its type and bytes.
+async fn icon_bytes(store: &dyn Store, key: &str) -> (String, Vec<u8>) {
+    let space = store.space_by_key(key).await.unwrap().expect("space");
+    let icon = space.icon.expect("icon");
+    let mut out = Vec::new();
+    store
+        .blobs()
+        .open(&icon.blob)
+        .await
+        .unwrap()
+        .read_to_end(&mut out)
+        .await
+        .unwrap();
+    (icon.media_type, out)
+}
+
+/// A space's shape stamp.
+async fn shape(store: &dyn Store, key: &str) -> i64 {
+    store
+        .space_stamps()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|s| s.space_key == key)
+        .map(|s| s.shape)
+        .unwrap_or(0)
 }

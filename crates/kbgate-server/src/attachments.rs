@@ -1,7 +1,7 @@
 //! Attachment downloads: only for readable pages, never rendered as active content.
 
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use kbgate_render::percent_encode_segment;
@@ -116,6 +116,58 @@ pub(crate) async fn by_id(
         .await?
         .ok_or(Error::NotFound)?;
     Ok(respond(d))
+}
+
+/// `GET /spaces/{key}/icon?v=…`: the space's icon, for viewers who may read the space.
+/// Only raster types are ever stored (the sync refuses SVG), and the type sent is the one
+/// sniffed from the bytes at sync time. With the current `v` (the content hash) it is
+/// immutable for the browser; `private`, since it sits behind the gate.
+pub(crate) async fn space_icon(
+    State(state): State<AppState>,
+    cv: CurrentViewer,
+    Path(key): Path<String>,
+    Query(q): Query<IconQuery>,
+) -> Result<Response, Error> {
+    let (icon, file) = state
+        .library()
+        .space_icon(&cv.viewer, &key)
+        .await?
+        .ok_or(Error::NotFound)?;
+    let (ctype, inline) = safe_type(&icon.media_type);
+    if !inline || !ctype.starts_with("image/") {
+        return Err(Error::NotFound);
+    }
+    let mut resp = Body::from_stream(ReaderStream::new(file)).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
+    if let Ok(v) = HeaderValue::from_str(&icon.blob.size().to_string()) {
+        h.insert(header::CONTENT_LENGTH, v);
+    }
+    let current = q.v.as_deref() == Some(crate::urls::icon_version(icon.blob.sha256()));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static(if current {
+            "private, max-age=31536000, immutable"
+        } else {
+            "private, no-cache"
+        }),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; sandbox"),
+    );
+    Ok(resp)
+}
+
+/// Query of [`space_icon`].
+#[derive(serde::Deserialize)]
+pub(crate) struct IconQuery {
+    /// The content hash prefix the start page linked.
+    v: Option<String>,
 }
 
 #[cfg(test)]

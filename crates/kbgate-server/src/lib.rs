@@ -140,6 +140,7 @@ fn portal_routes(state: AppState) -> Router {
     Router::new()
         .route(routes::HOME, get(pages::home))
         .route(routes::SPACE, get(pages::space))
+        .route(routes::SPACE_ICON, get(attachments::space_icon))
         .route(routes::PAGE, get(pages::page))
         .route(routes::SEARCH, get(pages::search))
         .route(routes::ATTACHMENT_BY_ID, get(attachments::by_id))

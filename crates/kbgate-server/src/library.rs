@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use kbgate_policy::{Label, LabelFilter, SpaceGrant, SpaceKey, Viewer};
 use kbgate_store::{
     AttachmentRecord, BlobReader, Heading, MatchCount, PageRecord, PageSummary, ScopeEntry,
-    SearchHit, SpaceRecord, Store, StoreError,
+    SearchHit, SpaceIcon, SpaceRecord, Store, StoreError,
 };
 
 use crate::access::{self, may_read};
@@ -426,6 +426,28 @@ impl Library {
             return Ok(None);
         }
         self.store.space_by_key(key).await.map_err(store_err)
+    }
+
+    /// A space's icon and its bytes, if the viewer may read the space (the same gate as the
+    /// space's home: a space outside the viewer's reach has no icon, 404) and it has one.
+    pub(crate) async fn space_icon(
+        &self,
+        viewer: &Viewer,
+        key: &str,
+    ) -> Result<Option<(SpaceIcon, BlobReader)>, Error> {
+        let Some(icon) = self.space(viewer, key).await?.and_then(|s| s.icon) else {
+            return Ok(None);
+        };
+        match self.store.blobs().open(&icon.blob).await {
+            Ok(file) => Ok(Some((icon, file))),
+            // Gone from the blob store: the next sync downloads it again (its path is the
+            // same, but the sync checks the bytes are there). The card shows no image.
+            Err(StoreError::BlobMissing(hash)) => {
+                tracing::warn!(space = %key, blob = %hash, "space icon missing from the blob store");
+                Ok(None)
+            }
+            Err(e) => Err(store_err(e)),
+        }
     }
 
     /// The viewer's page tree of a space.
@@ -1202,6 +1224,7 @@ mod tests {
             key: key.into(),
             name: format!("Space {key}"),
             homepage_id: None,
+            ..Default::default()
         }
     }
 

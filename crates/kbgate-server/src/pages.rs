@@ -36,9 +36,29 @@ pub(crate) fn render<T: Template>(t: &T) -> Result<Html<String>, Error> {
 struct SpaceCard {
     key: String,
     name: String,
-    /// The space's icon: its initial (the mirror keeps no icon or description yet).
+    /// The letter tile shown when the space has no icon kbgate could keep.
     initial: String,
+    /// The icon's URL (through the gate, keyed by its content hash), if it has one.
+    icon: Option<String>,
+    /// The description, plain text shortened for a card (the template escapes it).
     description: String,
+}
+
+/// Longest description a card shows, in characters (the space home shows it whole).
+const CARD_DESCRIPTION_CHARS: usize = 160;
+
+/// `text` cut to at most `max` characters at a word boundary, with an ellipsis when cut.
+fn shorten(text: &str, max: usize) -> String {
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if text.chars().count() <= max {
+        return text;
+    }
+    let cut: String = text.chars().take(max).collect();
+    let head = match cut.rfind(' ') {
+        Some(i) if i > max / 2 => &cut[..i],
+        _ => cut.as_str(),
+    };
+    format!("{}…", head.trim_end_matches([',', ';', ':', '.', ' ']))
 }
 
 #[derive(Template)]
@@ -72,9 +92,13 @@ pub(crate) async fn home(
                     .find(|c| c.is_alphanumeric())
                     .map(|c| c.to_uppercase().collect())
                     .unwrap_or_default(),
+                icon: s
+                    .icon
+                    .as_ref()
+                    .map(|i| urls::space_icon(&s.key, i.blob.sha256())),
+                description: shorten(&s.description, CARD_DESCRIPTION_CHARS),
                 key: s.key,
                 name: s.name,
-                description: String::new(),
             })
             .collect(),
         recent,
@@ -119,7 +143,7 @@ fn space_template<'a>(
         chrome,
         name: &space.name,
         space_key: &space.key,
-        description: String::new(),
+        description: space.description.clone(),
         under_title: index.under.as_ref().map(|u| u.title.as_str()),
         under_href: index
             .under
@@ -731,6 +755,16 @@ fn asset_response(a: &crate::brand::Asset, cache: &'static str) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn card_descriptions_are_shortened_at_a_word() {
+        assert_eq!(shorten("  short\n text ", 20), "short text");
+        assert_eq!(shorten("one two three four", 12), "one two…");
+        assert_eq!(shorten("abcdefghijklmnop", 5), "abcde…");
+        let long = "é".repeat(300);
+        assert_eq!(shorten(&long, 160).chars().count(), 161);
+        assert_eq!(shorten("Ends here. And more words", 12), "Ends here…");
+    }
     use chrono::{TimeZone, Utc};
     use kbgate_store::{AttachmentRecord, BlobRef, Heading, PageRecord, SpaceRecord};
 
@@ -770,6 +804,7 @@ mod tests {
                 key: "KB".into(),
                 name: "Knowledge <Base>".into(),
                 homepage_id: None,
+                ..Default::default()
             },
             crumbs: vec![summary("1", "Parent & \"quotes\"")],
             html: body.into(),

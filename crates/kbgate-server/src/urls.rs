@@ -49,6 +49,8 @@ pub(crate) fn to(route: &str) -> String {
 pub(crate) mod routes {
     pub(crate) const HOME: &str = "/";
     pub(crate) const SPACE: &str = "/spaces/{key}";
+    /// A space's icon; its URL carries the image's content hash (`?v=`).
+    pub(crate) const SPACE_ICON: &str = "/spaces/{key}/icon";
     pub(crate) const PAGE: &str = "/pages/{id}";
     pub(crate) const SEARCH: &str = "/search";
     pub(crate) const ATTACHMENT_BY_ID: &str = "/attachments/id/{id}";
@@ -105,6 +107,17 @@ pub(crate) fn feedback(id: &str) -> String {
 /// A space's home with its page tree.
 pub(crate) fn space(key: &str) -> String {
     to(&format!("/spaces/{key}"))
+}
+
+/// A space's icon, keyed by the image's content hash (`v`, a prefix of its SHA-256) so the
+/// browser may keep it for good: a new icon has a new URL.
+pub(crate) fn space_icon(key: &str, sha256: &str) -> String {
+    format!("/spaces/{key}/icon?v={}", icon_version(sha256))
+}
+
+/// The `v` of [`space_icon`] for a blob hash.
+pub(crate) fn icon_version(sha256: &str) -> &str {
+    sha256.get(..16).unwrap_or(sha256)
 }
 
 /// A space's index under one of its pages (the levels below the first ones).

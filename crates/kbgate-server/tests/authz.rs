@@ -160,13 +160,23 @@ async fn cookie_once(app: &TestApp, who: Who, cookie: &Option<String>) -> Option
     }
 }
 
-/// Titles of pages the viewer may not read must not appear anywhere in a response.
+/// Titles of pages (and descriptions of spaces) the viewer may not read must not appear
+/// anywhere in a response.
 fn assert_no_foreign_titles(who: Who, body: &str, route: &str) {
     for (id, title, _) in PAGES {
         if !who.readable().contains(id) {
             assert!(
                 !body.contains(title),
                 "{who:?}: {title:?} leaked on {route}"
+            );
+        }
+    }
+    // Nor the descriptions of spaces outside the viewer's reach.
+    for (key, description) in DESCRIPTIONS {
+        if !who.spaces().contains(key) {
+            assert!(
+                !body.contains(description),
+                "{who:?}: {description:?} leaked on {route}"
             );
         }
     }
@@ -181,7 +191,17 @@ async fn check(app: &TestApp, who: Who, cookie: Option<&str>, path: &str, readab
     assert_no_foreign_titles(who, &body, path);
 }
 
+/// Space descriptions on the start page: (space key, description). OLD has none.
+const DESCRIPTIONS: &[(&str, &str)] = &[
+    ("KB", "Product guides kilo-description"),
+    ("HR", "Payroll matters hotel-description"),
+];
+
 async fn matrix(app: &TestApp) {
+    // KB and HR have a description and an icon; OLD neither.
+    for (key, description) in DESCRIPTIONS {
+        set_space_details(&app.store, key, description, Some(PNG_BYTES)).await;
+    }
     for who in [
         Who::Allowed,
         Who::OtherAudience,
@@ -213,6 +233,22 @@ async fn matrix(app: &TestApp) {
                             "{who:?} {path} {name}"
                         );
                     }
+                    if path == "/" {
+                        // A space's description and icon show only with the space.
+                        for (key, description) in DESCRIPTIONS {
+                            let shown = who.spaces().contains(key);
+                            assert_eq!(
+                                body.contains(description),
+                                shown,
+                                "{who:?} {path} {description}"
+                            );
+                            assert_eq!(
+                                body.contains(&format!("/spaces/{key}/icon?v=")),
+                                shown,
+                                "{who:?} {path} icon of {key}"
+                            );
+                        }
+                    }
                     assert_no_foreign_titles(who, &body, path);
                 }
             }
@@ -234,6 +270,19 @@ async fn matrix(app: &TestApp) {
                 who,
                 cookie_once(app, who, &cookie).await.as_deref(),
                 &format!("/api/v1/spaces/{key}/tree"),
+                readable,
+            )
+            .await;
+        }
+
+        // Space icons: only of the spaces the viewer may read (OLD has none: 404 for all).
+        for key in ["KB", "HR", "OLD", "NOPE"] {
+            let readable = who.spaces().contains(&key) && key != "OLD";
+            check(
+                app,
+                who,
+                cookie_once(app, who, &cookie).await.as_deref(),
+                &format!("/spaces/{key}/icon"),
                 readable,
             )
             .await;

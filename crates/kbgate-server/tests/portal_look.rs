@@ -232,6 +232,65 @@ async fn the_start_page_searches_first_and_lists_only_readable_recent_pages() {
 }
 
 #[tokio::test]
+async fn the_start_page_shows_space_descriptions_escaped_and_icons_through_the_gate() {
+    let app = spawn_app().await;
+    let tail = "zulu-tail-word";
+    let long = format!(
+        "Guides <b>bold</b> & \"quotes\" for customers. {} {tail}",
+        "Setting things up and using them well. ".repeat(8)
+    );
+    set_space_details(&app.store, "KB", &long, Some(PNG_BYTES)).await;
+    let alice = app.sign_in("alice@acme.com").await;
+    let (s, home) = html(&app, "/", Some(&alice)).await;
+    assert_eq!(s, 200);
+    // Plain text, escaped, shortened on the card.
+    assert!(
+        home.contains("Guides &#60;b&#62;bold&#60;/b&#62; &#38; "),
+        "{home}"
+    );
+    assert!(!home.contains("<b>bold</b>"));
+    assert!(!home.contains(tail), "the card shortens a long description");
+    assert!(home.contains('…'));
+    // The space home shows it whole.
+    let (_, space) = html(&app, "/spaces/KB", Some(&alice)).await;
+    assert!(space.contains(tail));
+    assert!(!space.contains("<b>bold</b>"));
+
+    // The icon: an image through the gate, immutable under its content-hash URL.
+    let src = attr_after(&home, "<img class=\"icon\"", "src").to_owned();
+    assert!(src.starts_with("/spaces/KB/icon?v="), "{src}");
+    assert_eq!(attr_after(&home, "<img class=\"icon\"", "alt"), "");
+    let resp = app.get(&src, Some(&alice)).await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "image/png");
+    assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+    let cache = resp.headers()["cache-control"].to_str().unwrap().to_owned();
+    assert!(
+        cache.contains("private") && cache.contains("immutable"),
+        "{cache}"
+    );
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), PNG_BYTES);
+    // A stale or missing `v` is not cached for good.
+    let resp = app.get("/spaces/KB/icon?v=0000", Some(&alice)).await;
+    assert_eq!(resp.status(), 200);
+    assert!(
+        !resp.headers()["cache-control"]
+            .to_str()
+            .unwrap()
+            .contains("immutable")
+    );
+    // Signed out: no icon.
+    assert_eq!(app.get(&src, None).await.status(), 401);
+
+    // No icon: a neutral letter tile, no image.
+    set_space_details(&app.store, "KB", "", None).await;
+    let (_, home) = html(&app, "/", Some(&alice)).await;
+    assert!(!home.contains("<img class=\"icon\""));
+    assert!(home.contains("<span class=\"icon\" aria-hidden=\"true\">K</span>"));
+    assert_eq!(app.get("/spaces/KB/icon", Some(&alice)).await.status(), 404);
+}
+
+#[tokio::test]
 async fn a_space_home_shows_its_home_page_and_the_first_levels_open() {
     let app = spawn_app().await;
     let alice = app.sign_in("alice@acme.com").await;

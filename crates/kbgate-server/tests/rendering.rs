@@ -197,12 +197,14 @@ async fn spawn(backend: Backend) -> Option<TestApp> {
         key: "KB".into(),
         name: "Knowledge Base".into(),
         homepage_id: Some(HUB.into()),
+        ..Default::default()
     };
     let hr = SpaceRecord {
         id: "200".into(),
         key: "HR".into(),
         name: "Human Resources".into(),
         homepage_id: Some(SALARIES.into()),
+        ..Default::default()
     };
     let guide_body = format!(
         "{}<p>guideword</p>{}{HOSTILE}",

@@ -56,6 +56,7 @@ async fn seed(t: &TestStore, pages: usize) {
             key: key.into(),
             name: key.into(),
             homepage_id: None,
+            ..Default::default()
         };
         let mut sync = t.begin_space_sync(&space, SyncMode::Full).await.unwrap();
         let mut batch = Vec::new();

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::blob::BlobRef;
 
 /// A mirrored Confluence space.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SpaceRecord {
     /// Confluence space id.
     pub id: String,
@@ -16,6 +16,25 @@ pub struct SpaceRecord {
     pub name: String,
     /// Id of the space's home page, when known.
     pub homepage_id: Option<String>,
+    /// The space's description as plain text (empty when it has none). Plain text only: the
+    /// start page shows it escaped, never as markup.
+    pub description: String,
+    /// The icon's path as Confluence last reported it (its query names the icon's version):
+    /// what a sync compares to download the icon again only when it changed. Set also when
+    /// the icon could not be used (a default image, SVG, too large), so it is not fetched again.
+    pub icon_path: Option<String>,
+    /// The stored icon image, when the space has a custom one kbgate can serve.
+    pub icon: Option<SpaceIcon>,
+}
+
+/// A space's icon as stored: a raster image (PNG, JPEG, GIF or WebP; never SVG, which could
+/// carry script if opened from the portal's origin) in the blob store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpaceIcon {
+    /// `image/png`, `image/jpeg`, `image/gif` or `image/webp`, from the bytes themselves.
+    pub media_type: String,
+    /// The bytes.
+    pub blob: BlobRef,
 }
 
 /// One heading of a page, for the table of contents.

@@ -199,7 +199,8 @@ pub trait MirrorWrite: Send + Sync {
     async fn attachment_blobs(&self, space_id: &str) -> Result<Vec<(String, BlobRef)>, StoreError>;
     /// Sync state of a space by key.
     async fn sync_state(&self, space_key: &str) -> Result<Option<SyncState>, StoreError>;
-    /// The hash of every blob an attachment of the mirror refers to (what a blob sweep keeps).
+    /// The hash of every blob an attachment or a space icon of the mirror refers to (what a
+    /// blob sweep keeps).
     async fn blob_hashes(&self) -> Result<Vec<String>, StoreError>;
 }
 

@@ -194,6 +194,7 @@ async fn sync(store: &dyn Store, id: &str, key: &str, pages: Vec<PageRecord>) {
         key: key.into(),
         name: key.into(),
         homepage_id: None,
+        ..Default::default()
     };
     let mut tx = store.begin_space_sync(&s, SyncMode::Full).await.unwrap();
     tx.upsert_pages(pages).await.unwrap();

@@ -67,6 +67,7 @@ async fn check(store: &dyn Store) {
         key: "KB".into(),
         name: "KB".into(),
         homepage_id: None,
+        ..Default::default()
     };
     let mut sync = store
         .begin_space_sync(&space, SyncMode::Incremental)

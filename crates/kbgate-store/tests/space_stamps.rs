@@ -11,6 +11,7 @@ kbgate_store::store_tests!(
     only_commits_that_change_something_move_their_space_stamp,
     only_changes_of_shape_move_the_shape_stamp,
     removing_a_space_moves_its_stamp,
+    a_space_description_or_icon_change_moves_the_shape_stamp,
 );
 
 fn space(id: &str, key: &str) -> SpaceRecord {
@@ -19,6 +20,7 @@ fn space(id: &str, key: &str) -> SpaceRecord {
         key: key.into(),
         name: format!("Space {key}"),
         homepage_id: None,
+        ..Default::default()
     }
 }
 
@@ -262,5 +264,77 @@ async fn only_changes_of_shape_move_the_shape_stamp(t: &TestStore) {
     assert!(
         shape(store, "AAA").await > last,
         "a removal must move the shape stamp"
+    );
+}
+
+/// The start page shows each space's description and icon: both are kept with the space
+/// record (read back as written), and a change of either moves the shape stamp like a
+/// rename, so cached start pages and indexes refresh. The bytes' hash counts as referenced.
+async fn a_space_description_or_icon_change_moves_the_shape_stamp(t: &TestStore) {
+    let store = &*t.store;
+    let mut a = space("SA", "AAA");
+    let b = space("SB", "BBB");
+    for sp in [&a, &b] {
+        let id = sp.id.clone();
+        sync(store, sp, move |tx| {
+            Box::pin(async move { tx.upsert_page(page(&format!("p{id}"), &id)).await.unwrap() })
+        })
+        .await;
+    }
+    let read = store.space_by_key("AAA").await.unwrap().unwrap();
+    assert_eq!(
+        (read.description.as_str(), read.icon_path, read.icon),
+        ("", None, None)
+    );
+
+    let shape0 = shape(store, "AAA").await;
+    let other0 = stamps(store, "BBB").await;
+    a.description = "Guides & <answers>".into();
+    sync(store, &a, |_| Box::pin(async {})).await;
+    let shape1 = shape(store, "AAA").await;
+    assert!(shape1 > shape0, "a new description moves the shape");
+
+    let blob = store
+        .blobs()
+        .write_bytes(b"\x89PNG\r\n\x1a\nicon")
+        .await
+        .unwrap();
+    a.icon_path = Some("/wiki/download/attachments/2/AAA.png?version=1".into());
+    a.icon = Some(SpaceIcon {
+        media_type: "image/png".into(),
+        blob: blob.clone(),
+    });
+    sync(store, &a, |_| Box::pin(async {})).await;
+    let shape2 = shape(store, "AAA").await;
+    assert!(shape2 > shape1, "a new icon moves the shape");
+    assert_eq!(store.space_by_key("AAA").await.unwrap().unwrap(), a);
+    assert_eq!(store.space("SA").await.unwrap().unwrap(), a);
+    assert!(store.list_spaces().await.unwrap().contains(&a));
+    assert!(
+        store
+            .blob_hashes()
+            .await
+            .unwrap()
+            .contains(&blob.sha256().to_owned())
+    );
+
+    // The same record again: nothing moves.
+    sync(store, &a, |_| Box::pin(async {})).await;
+    assert_eq!(shape(store, "AAA").await, shape2);
+    // A refused icon (path kept, no image) is a change too.
+    a.icon = None;
+    sync(store, &a, |_| Box::pin(async {})).await;
+    assert!(shape(store, "AAA").await > shape2);
+    assert!(
+        !store
+            .blob_hashes()
+            .await
+            .unwrap()
+            .contains(&blob.sha256().to_owned())
+    );
+    assert_eq!(
+        stamps(store, "BBB").await,
+        other0,
+        "other spaces keep their stamps"
     );
 }

@@ -49,6 +49,7 @@ fn space(id: &str, key: &str) -> SpaceRecord {
         key: key.into(),
         name: format!("Space {key}"),
         homepage_id: None,
+        ..Default::default()
     }
 }
 

@@ -68,7 +68,8 @@ struct SpaceSize {
 #[derive(Debug, Default, Serialize)]
 struct Estimate {
     /// 1 space lookup + per space ⌈pages/250⌉ bodies + ⌈(pages+folders)/200⌉ structure +
-    /// ⌈attachments/200⌉ listing + one download per attachment.
+    /// ⌈attachments/200⌉ listing + one download per attachment, + one download per uploaded
+    /// space icon.
     full_sync_calls: u64,
     /// 1 space lookup + per space 1 change query + ⌈(pages+folders)/200⌉ structure.
     no_change_sync_calls: u64,
@@ -267,7 +268,12 @@ async fn diagnose(config: &Config) -> Report {
     let visible = if keys.is_empty() {
         Vec::new()
     } else {
-        match client.spaces(&key_refs).try_collect::<Vec<_>>().await {
+        // With descriptions and icons, as the sync lists them (same calls).
+        match client
+            .spaces_with_details(&key_refs)
+            .try_collect::<Vec<_>>()
+            .await
+        {
             Ok(v) => v,
             Err(e) => {
                 let fix = fix_for(&e, &c.auth);
@@ -321,7 +327,20 @@ async fn diagnose(config: &Config) -> Report {
         }
     }
 
-    r.estimate.full_sync_calls = 1;
+    // One download per uploaded space icon (stock logos cost nothing).
+    let icons = visible
+        .iter()
+        .filter(|s| keys.contains(&s.key))
+        .filter_map(|s| s.icon.as_ref())
+        .filter(|i| {
+            let icon = kbgate_mirror::sync::source::SourceIcon {
+                path: i.path.clone().unwrap_or_default(),
+                download: i.api_download_link.clone(),
+            };
+            !icon.path.is_empty() && !kbgate_mirror::sync::is_stock(&icon)
+        })
+        .count() as u64;
+    r.estimate.full_sync_calls = 1 + icons;
     r.estimate.no_change_sync_calls = 1;
     for s in &r.spaces {
         let structure = (s.pages + s.folders).div_ceil(200).max(1);

@@ -10,7 +10,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::source::{
     AttachmentMeta, Change, ChangeKind, PageBody, PageMeta, ScanItem, Source, SourceError,
-    SourceSpace, SourceStream,
+    SourceIcon, SourceSpace, SourceStream,
 };
 
 /// The expansions of the structure scan: no body, so Confluence serves up to 200 a call.
@@ -212,11 +212,27 @@ impl Source for ConfluenceSource {
 
     async fn spaces(&self, keys: &[String]) -> Result<Vec<SourceSpace>, SourceError> {
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        let spaces: Vec<_> = self.client.spaces(&keys).try_collect().await.map_err(err)?;
+        let spaces: Vec<_> = self
+            .client
+            .spaces_with_details(&keys)
+            .try_collect()
+            .await
+            .map_err(err)?;
         Ok(spaces
             .into_iter()
             .map(|s| SourceSpace {
                 name: s.name.unwrap_or_else(|| s.key.clone()),
+                description: s
+                    .description
+                    .and_then(|d| d.plain)
+                    .map(|b| b.value.trim().to_owned())
+                    .unwrap_or_default(),
+                icon: s.icon.and_then(|i| {
+                    Some(SourceIcon {
+                        path: i.path.filter(|p| !p.is_empty())?,
+                        download: i.api_download_link.filter(|l| !l.is_empty()),
+                    })
+                }),
                 id: s.id,
                 key: s.key,
                 homepage_id: s.homepage_id,
@@ -299,6 +315,11 @@ impl Source for ConfluenceSource {
             .download_attachment(&att.page_id, &att.id)
             .await
             .map_err(err)?;
+        Ok(d.bytes.map_err(err).boxed())
+    }
+
+    async fn download_icon(&self, link: &str) -> Result<SourceStream<'static, Bytes>, SourceError> {
+        let d = self.client.download_space_icon(link).await.map_err(err)?;
         Ok(d.bytes.map_err(err).boxed())
     }
 

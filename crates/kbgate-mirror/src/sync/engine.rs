@@ -41,7 +41,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::progress::Progress;
 use super::source::{
-    AttachmentMeta, ChangeKind, PageBody, PageMeta, ScanItem, Source, SourceError,
+    AttachmentMeta, ChangeKind, PageBody, PageMeta, ScanItem, Source, SourceError, SourceIcon,
 };
 
 /// How to sync.
@@ -125,6 +125,9 @@ pub struct SpaceReport {
     /// Unchanged attachments downloaded again because their bytes were gone from the blob
     /// store (deleted, or a new blob store).
     pub attachments_repaired: u64,
+    /// The space's icon was asked of Confluence (new or changed, or its bytes were gone):
+    /// 1 or 0.
+    pub icons_downloaded: u64,
     pub calls: u64,
     /// Why nothing of this space was written this round (another sync holds its lease, or
     /// committed while this one ran); the space is tried again next round.
@@ -413,8 +416,11 @@ async fn sync_claimed(
                         key: space.key.clone(),
                         name: space.name.clone(),
                         homepage_id: space.homepage_id.clone(),
+                        description: space.description.clone(),
+                        ..Default::default()
                     };
-                    sync_space(source, claims, &record, opts, progress, round_start).await
+                    let icon = space.icon.as_ref();
+                    sync_space(source, claims, &record, icon, opts, progress, round_start).await
                 }
             },
         };
@@ -520,6 +526,7 @@ async fn sync_space(
     source: &dyn Source,
     claims: &mut Claims<'_>,
     space: &SpaceRecord,
+    icon: Option<&SourceIcon>,
     opts: &SyncOptions,
     progress: &Progress,
     round_start: DateTime<Utc>,
@@ -576,7 +583,7 @@ async fn sync_space(
     // Cancellation drops the unfinished sync at its current await: its transaction (if open)
     // rolls back on drop, and the lease is released below like after any other end.
     let result = tokio::select! {
-        r = sync_space_leased(source, store, space, opts, progress, &mut lease) => r,
+        r = sync_space_leased(source, store, space, icon, opts, progress, &mut lease) => r,
         () = opts.cancel.cancelled() => Err(SyncError::Cancelled),
     };
     if result.is_ok() {
@@ -683,6 +690,7 @@ async fn sync_space_leased(
     source: &dyn Source,
     store: &dyn Store,
     space: &SpaceRecord,
+    icon: Option<&SourceIcon>,
     opts: &SyncOptions,
     progress: &Progress,
     lease: &mut Lease<'_>,
@@ -691,6 +699,11 @@ async fn sync_space_leased(
     // The generation first: whatever this sync reads below (the mirror, Confluence) is at
     // least as new as it, and its commit goes through only if nothing committed since.
     let generation = store.sync_generation(&space.key).await?;
+    // The icon, under the lease (one download across instances) and before any write
+    // transaction: downloaded only when its path changed (or its bytes are gone).
+    let (space, icon_fetched) =
+        super::icon::settle_icon(source, store, space.clone(), icon, progress).await?;
+    let space = &space;
     let state = store.sync_state(&space.key).await?;
     let watermark = state
         .as_ref()
@@ -700,6 +713,7 @@ async fn sync_space_leased(
     let mut report = SpaceReport {
         key: space.key.clone(),
         full,
+        icons_downloaded: u64::from(icon_fetched),
         ..SpaceReport::default()
     };
 

@@ -16,6 +16,20 @@ pub struct SourceSpace {
     pub key: String,
     pub name: String,
     pub homepage_id: Option<String>,
+    /// The description as plain text (empty: none).
+    pub description: String,
+    /// The icon as listed; `None` when the listing named none.
+    pub icon: Option<SourceIcon>,
+}
+
+/// A space's icon as the listing names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceIcon {
+    /// Where a browser loads it; its query names the icon's version, so a changed path is a
+    /// changed icon.
+    pub path: String,
+    /// The API path that leads to its bytes; `None` for Confluence's stock images.
+    pub download: Option<String>,
 }
 
 /// A page with its storage-format body (from the v2 listing, 250 per call).
@@ -120,7 +134,7 @@ pub type SourceStream<'a, T> = BoxStream<'a, Result<T, SourceError>>;
 /// The reads the sync makes. Each method documents the calls it costs.
 #[async_trait]
 pub trait Source: Send + Sync {
-    /// Spaces by key: ⌈keys/250⌉ calls.
+    /// Spaces by key, with their descriptions and icons: ⌈keys/250⌉ calls.
     async fn spaces(&self, keys: &[String]) -> Result<Vec<SourceSpace>, SourceError>;
     /// Every current page of a space with its body: ⌈pages/250⌉ calls.
     fn page_bodies<'a>(&'a self, space_id: &'a str) -> SourceStream<'a, PageBody>;
@@ -144,6 +158,9 @@ pub trait Source: Send + Sync {
         &self,
         attachment: &AttachmentMeta,
     ) -> Result<SourceStream<'static, Bytes>, SourceError>;
+    /// A space icon's bytes from its [`SourceIcon::download`] link, streamed: 1 call to
+    /// Confluence plus the request to the media host it redirects to.
+    async fn download_icon(&self, link: &str) -> Result<SourceStream<'static, Bytes>, SourceError>;
     /// Calls made so far through this source (for the summary and the call budget).
     fn calls(&self) -> u64;
     /// Display names of these Atlassian accounts, by account id (accounts Confluence does

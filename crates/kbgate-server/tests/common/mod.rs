@@ -240,6 +240,42 @@ pub const HTML_BYTES: &[u8] = b"<html><script>alert(1)</script></html>";
 pub const SVG_BYTES: &[u8] = b"<svg xmlns='http://www.w3.org/2000/svg' onload='alert(1)'/>";
 pub const SECRET_BYTES: &[u8] = b"restricted attachment bytes";
 
+/// A real 1×1 PNG (a space icon in tests).
+pub const PNG_BYTES: &[u8] = confluence_sim::generator::PNG;
+
+/// Gives a mirrored space a description and (with `icon` bytes) a PNG icon, as a sync that
+/// found them would: one commit of the space record, its pages left as they are.
+pub async fn set_space_details(
+    store: &Arc<dyn Store>,
+    key: &str,
+    description: &str,
+    icon: Option<&[u8]>,
+) {
+    let mut space = store.space_by_key(key).await.unwrap().expect("space");
+    space.description = description.to_owned();
+    space.icon_path = icon.map(|_| format!("/wiki/download/attachments/1/{key}.png?version=1"));
+    space.icon = match icon {
+        Some(bytes) => Some(kbgate_store::SpaceIcon {
+            media_type: "image/png".into(),
+            blob: store.blobs().write_bytes(bytes).await.unwrap(),
+        }),
+        None => None,
+    };
+    let tx = store
+        .begin_space_sync(&space, SyncMode::Incremental)
+        .await
+        .unwrap();
+    tx.commit(SyncState {
+        space_key: space.key.clone(),
+        space_id: space.id.clone(),
+        watermark: None,
+        last_full_sync: Some(Utc::now()),
+        last_sync: Some(Utc::now()),
+    })
+    .await
+    .unwrap();
+}
+
 /// Writes the fixture mirror: KB (with restricted and labelled pages), HR, OLD.
 pub async fn write_mirror(store: &Arc<dyn Store>) {
     use ids::*;
@@ -248,6 +284,7 @@ pub async fn write_mirror(store: &Arc<dyn Store>) {
         key: "KB".into(),
         name: "Knowledge Base".into(),
         homepage_id: Some(WELCOME.into()),
+        ..Default::default()
     };
     write_space(
         store,
@@ -379,6 +416,7 @@ pub async fn write_mirror(store: &Arc<dyn Store>) {
             key: "HR".into(),
             name: "Human Resources".into(),
             homepage_id: Some(HR.into()),
+            ..Default::default()
         },
         vec![page(
             HR,
@@ -400,6 +438,7 @@ pub async fn write_mirror(store: &Arc<dyn Store>) {
             key: "OLD".into(),
             name: "Old space".into(),
             homepage_id: Some(OLD.into()),
+            ..Default::default()
         },
         vec![page(
             OLD,

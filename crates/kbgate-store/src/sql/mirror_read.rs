@@ -6,7 +6,8 @@ use futures::TryStreamExt;
 use sqlx::{ColumnIndex, Encode, Executor, QueryBuilder, Type};
 
 use super::rows::{
-    ATTACHMENT_COLS, AttachmentRow, PAGE_COLS, PageRow, SUMMARY_COLS, SummaryRow, record, records,
+    ATTACHMENT_COLS, AttachmentRow, PAGE_COLS, PageRow, SPACE_COLS, SUMMARY_COLS, SpaceRow,
+    SummaryRow, record, records,
 };
 use super::{BATCH_ROWS, Db, Scalar, SqlStore};
 use crate::StoreError;
@@ -32,11 +33,11 @@ where
     }
 
     async fn list_spaces(&self) -> Result<Vec<SpaceRecord>, StoreError> {
-        Ok(
-            sqlx::query_as("SELECT id, key, name, homepage_id FROM spaces ORDER BY key")
-                .fetch_all(&self.mirror)
-                .await?,
-        )
+        let sql = format!("SELECT {SPACE_COLS} FROM spaces ORDER BY key");
+        let rows: Vec<SpaceRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.mirror)
+            .await?;
+        records(rows)
     }
 
     async fn space_stamps(&self) -> Result<Vec<SpaceStamp>, StoreError> {
@@ -56,21 +57,21 @@ where
     }
 
     async fn space_by_key(&self, key: &str) -> Result<Option<SpaceRecord>, StoreError> {
-        Ok(
-            sqlx::query_as("SELECT id, key, name, homepage_id FROM spaces WHERE key = $1")
-                .bind(key)
-                .fetch_optional(&self.mirror)
-                .await?,
-        )
+        let sql = format!("SELECT {SPACE_COLS} FROM spaces WHERE key = $1");
+        let row: Option<SpaceRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(key)
+            .fetch_optional(&self.mirror)
+            .await?;
+        record(row)
     }
 
     async fn space(&self, id: &str) -> Result<Option<SpaceRecord>, StoreError> {
-        Ok(
-            sqlx::query_as("SELECT id, key, name, homepage_id FROM spaces WHERE id = $1")
-                .bind(id)
-                .fetch_optional(&self.mirror)
-                .await?,
-        )
+        let sql = format!("SELECT {SPACE_COLS} FROM spaces WHERE id = $1");
+        let row: Option<SpaceRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.mirror)
+            .await?;
+        record(row)
     }
 
     async fn page(&self, id: &str) -> Result<Option<PageRecord>, StoreError> {

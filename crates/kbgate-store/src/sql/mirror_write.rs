@@ -247,7 +247,8 @@ where
 
     async fn blob_hashes(&self) -> Result<Vec<String>, StoreError> {
         Ok(sqlx::query_scalar(
-            "SELECT DISTINCT blob_sha256 FROM attachments WHERE blob_sha256 IS NOT NULL",
+            "SELECT blob_sha256 FROM attachments WHERE blob_sha256 IS NOT NULL \
+             UNION SELECT icon_sha256 FROM spaces WHERE icon_sha256 IS NOT NULL",
         )
         .fetch_all(&self.mirror)
         .await?)
@@ -321,18 +322,33 @@ where
             .rows_affected();
         // Only a new or different record counts as a change (the row is left alone when
         // equal, so `rows_affected` says which).
+        // The description and icon are part of the record: a change moves the space's
+        // shape stamp like a rename, so cached start pages show the new ones.
+        let icon = space.icon.as_ref();
         let upserted = sqlx::query(
-            "INSERT INTO spaces (id, key, name, homepage_id) VALUES ($1, $2, $3, $4) \
+            "INSERT INTO spaces (id, key, name, homepage_id, description, icon_path, \
+             icon_type, icon_sha256, icon_size) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
              ON CONFLICT (id) DO UPDATE SET key = excluded.key, name = excluded.name, \
-             homepage_id = excluded.homepage_id \
+             homepage_id = excluded.homepage_id, description = excluded.description, \
+             icon_path = excluded.icon_path, icon_type = excluded.icon_type, \
+             icon_sha256 = excluded.icon_sha256, icon_size = excluded.icon_size \
              WHERE spaces.key IS DISTINCT FROM excluded.key \
              OR spaces.name IS DISTINCT FROM excluded.name \
-             OR spaces.homepage_id IS DISTINCT FROM excluded.homepage_id",
+             OR spaces.homepage_id IS DISTINCT FROM excluded.homepage_id \
+             OR spaces.description IS DISTINCT FROM excluded.description \
+             OR spaces.icon_path IS DISTINCT FROM excluded.icon_path \
+             OR spaces.icon_type IS DISTINCT FROM excluded.icon_type \
+             OR spaces.icon_sha256 IS DISTINCT FROM excluded.icon_sha256",
         )
         .bind(&space.id)
         .bind(&space.key)
         .bind(&space.name)
         .bind(&space.homepage_id)
+        .bind(&space.description)
+        .bind(&space.icon_path)
+        .bind(icon.map(|i| i.media_type.clone()))
+        .bind(icon.map(|i| i.blob.sha256().to_owned()))
+        .bind(icon.map(|i| i.blob.size()))
         .execute(&mut *tx)
         .await?
         .rows_affected();

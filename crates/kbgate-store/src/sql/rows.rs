@@ -6,6 +6,7 @@ use crate::StoreError;
 use crate::blob::BlobRef;
 use crate::model::{
     AttachmentRecord, AuditEvent, Heading, JournalEntry, OwnedResource, PageRecord, PageSummary,
+    SpaceIcon, SpaceRecord,
 };
 
 /// The columns of a page summary, prefixed `p.`.
@@ -16,6 +17,10 @@ pub(crate) const SUMMARY_COLS: &str = "p.id, p.space_id, p.parent_id, p.position
 pub(crate) const PAGE_COLS: &str = "p.id, p.space_id, p.parent_id, p.position, p.title, \
      p.version, p.updated_at, p.labels, p.effective_restricted, p.created_at, p.restricted, \
      p.body_storage, p.body_html, p.body_text, p.headings";
+
+/// The columns of a space.
+pub(crate) const SPACE_COLS: &str = "id, key, name, homepage_id, description, icon_path, \
+     icon_type, icon_sha256, icon_size";
 
 /// The columns of an attachment, prefixed `a.`.
 pub(crate) const ATTACHMENT_COLS: &str = "a.id, a.page_id, a.title, a.media_type, a.file_size, \
@@ -211,4 +216,40 @@ where
     T: TryFrom<R, Error = StoreError>,
 {
     row.map(T::try_from).transpose()
+}
+
+/// [`SPACE_COLS`].
+#[derive(sqlx::FromRow)]
+pub(crate) struct SpaceRow {
+    id: String,
+    key: String,
+    name: String,
+    homepage_id: Option<String>,
+    description: String,
+    icon_path: Option<String>,
+    icon_type: Option<String>,
+    icon_sha256: Option<String>,
+    icon_size: Option<i64>,
+}
+
+impl TryFrom<SpaceRow> for SpaceRecord {
+    type Error = StoreError;
+    fn try_from(r: SpaceRow) -> Result<Self, StoreError> {
+        let icon = match (r.icon_type, r.icon_sha256, r.icon_size) {
+            (Some(media_type), Some(sha), Some(size)) => Some(SpaceIcon {
+                media_type,
+                blob: BlobRef::parse(&sha, size)?,
+            }),
+            _ => None,
+        };
+        Ok(SpaceRecord {
+            id: r.id,
+            key: r.key,
+            name: r.name,
+            homepage_id: r.homepage_id,
+            description: r.description,
+            icon_path: r.icon_path,
+            icon,
+        })
+    }
 }

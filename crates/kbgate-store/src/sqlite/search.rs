@@ -357,6 +357,7 @@ mod tests {
             key: format!("K{id}"),
             name: id.into(),
             homepage_id: None,
+            ..Default::default()
         }
     }
 
