@@ -112,7 +112,7 @@ pub(crate) fn space(key: &str) -> String {
 /// A space's icon, keyed by the image's content hash (`v`, a prefix of its SHA-256) so the
 /// browser may keep it for good: a new icon has a new URL.
 pub(crate) fn space_icon(key: &str, sha256: &str) -> String {
-    format!("/spaces/{key}/icon?v={}", icon_version(sha256))
+    to(&format!("/spaces/{key}/icon?v={}", icon_version(sha256)))
 }
 
 /// The `v` of [`space_icon`] for a blob hash.
