@@ -34,6 +34,7 @@ pub(crate) mod server;
 pub mod sim;
 pub mod v1;
 pub mod v1_extra;
+pub(crate) mod v1_typed;
 pub mod v2;
 pub mod v2_extra;
 

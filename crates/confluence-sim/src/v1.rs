@@ -696,7 +696,7 @@ pub(crate) fn attachment_content_json(
     Value::Object(v)
 }
 
-fn item_json(s: &State, base: &str, item: Item<'_>, ex: &Expands, memo: &Memo) -> Value {
+pub(crate) fn item_json(s: &State, base: &str, item: Item<'_>, ex: &Expands, memo: &Memo) -> Value {
     match item {
         Item::Page(p) => page_content_json_with(s, base, p, ex, memo),
         Item::Attachment(a) => attachment_content_json(s, base, a, ex),
@@ -1068,22 +1068,23 @@ fn cql_error(cql: &str) -> ApiError {
     )
 }
 
-struct SearchPage {
-    results: Vec<Value>,
+/// One page of a search, before rendering.
+struct SearchPage<'a> {
+    items: Vec<Item<'a>>,
     next: Option<String>,
     total: usize,
     start: usize,
 }
 
-fn do_search(
+/// Runs the `cql` of `p` and hands one page of it to `render`, under the state's read lock.
+fn do_search<R>(
     sim: &Sim,
     auth: &AuthUser,
-    base: &str,
     p: &Params,
     limit: usize,
     offset: usize,
-    render: impl Fn(&State, Item<'_>) -> Value,
-) -> Result<(SearchPage, String), ApiError> {
+    render: impl for<'a> FnOnce(&'a State, SearchPage<'a>, &str) -> R,
+) -> Result<R, ApiError> {
     let cql_text = p
         .get("cql")
         .ok_or_else(|| ApiError::bad_request(F, "cql parameter is required"))?
@@ -1095,8 +1096,7 @@ fn do_search(
     let q = cql::parse_with(&cql_text, &ctx).map_err(|_| cql_error(&cql_text))?;
     let cursor = cursor_param(p, F)?;
     let desc = q.order.is_some_and(|o| o.1);
-    let _ = base;
-    let page = sim.read(|s| {
+    Ok(sim.read(|s| {
         let all = run_query(s, auth, &q);
         let total = all.len();
         // `start` without a cursor: the page begins after the first `offset` results.
@@ -1123,14 +1123,14 @@ fn do_search(
                 .count(),
         };
         let (page, next) = keyset(all, desc, cursor.as_ref(), limit);
-        SearchPage {
-            results: page.into_iter().map(|(_, _, i)| render(s, i)).collect(),
+        let page = SearchPage {
+            items: page.into_iter().map(|(_, _, i)| i).collect(),
             next,
             total,
             start,
-        }
-    });
-    Ok((page, cql_text))
+        };
+        render(s, page, &cql_text)
+    }))
 }
 
 fn next_link(path: &str, p: &Params, cursor: &str, limit: usize, start: usize) -> String {
@@ -1155,93 +1155,98 @@ async fn search(
     let base = site_base(&headers, &sim);
     let offset = p.start(F)?;
     let memo = Memo::default();
-    let (page, cql_text) = do_search(&sim, &auth, &base, &p, limit, offset, |s, item| {
-        let content = item_json(s, &base, item, &ex, &memo);
-        let (space_id, url, icon) = match item {
-            Item::Page(pg) => (
-                pg.space_id,
-                format!(
-                    "/spaces/{}/pages/{}/{}",
-                    s.spaces
-                        .get(&pg.space_id)
-                        .map(|x| x.key.as_str())
-                        .unwrap_or(""),
-                    pg.id,
-                    slug(&pg.title)
+    let body = do_search(&sim, &auth, &p, limit, offset, |s, page, cql_text| {
+        let render = |item: Item<'_>| {
+            let content = item_json(s, &base, item, &ex, &memo);
+            let (space_id, url, icon) = match item {
+                Item::Page(pg) => (
+                    pg.space_id,
+                    format!(
+                        "/spaces/{}/pages/{}/{}",
+                        s.spaces
+                            .get(&pg.space_id)
+                            .map(|x| x.key.as_str())
+                            .unwrap_or(""),
+                        pg.id,
+                        slug(&pg.title)
+                    ),
+                    "aui-icon content-type-page",
                 ),
-                "aui-icon content-type-page",
-            ),
-            Item::Attachment(a) => (
-                s.pages.get(&a.page_id).map(|p| p.space_id).unwrap_or(0),
-                download_path(a),
-                "aui-icon content-type-attachment",
-            ),
-            Item::Content(c) => (
-                c.space_id,
-                format!(
-                    "/spaces/{}/{}/{}",
-                    s.spaces
-                        .get(&c.space_id)
-                        .map(|x| x.key.as_str())
-                        .unwrap_or(""),
-                    c.kind.as_str(),
-                    c.id
+                Item::Attachment(a) => (
+                    s.pages.get(&a.page_id).map(|p| p.space_id).unwrap_or(0),
+                    download_path(a),
+                    "aui-icon content-type-attachment",
                 ),
-                match c.kind {
-                    crate::model::ContentKind::Folder => "aui-icon content-type-folder",
-                    crate::model::ContentKind::Whiteboard => "aui-icon content-type-whiteboard",
-                    crate::model::ContentKind::Database => "aui-icon content-type-database",
-                    crate::model::ContentKind::Embed => "aui-icon content-type-embed",
-                    crate::model::ContentKind::Blogpost => "aui-icon content-type-blogpost",
+                Item::Content(c) => (
+                    c.space_id,
+                    format!(
+                        "/spaces/{}/{}/{}",
+                        s.spaces
+                            .get(&c.space_id)
+                            .map(|x| x.key.as_str())
+                            .unwrap_or(""),
+                        c.kind.as_str(),
+                        c.id
+                    ),
+                    match c.kind {
+                        crate::model::ContentKind::Folder => "aui-icon content-type-folder",
+                        crate::model::ContentKind::Whiteboard => "aui-icon content-type-whiteboard",
+                        crate::model::ContentKind::Database => "aui-icon content-type-database",
+                        crate::model::ContentKind::Embed => "aui-icon content-type-embed",
+                        crate::model::ContentKind::Blogpost => "aui-icon content-type-blogpost",
+                    },
+                ),
+            };
+            let sp = s.spaces.get(&space_id);
+            json!({
+                "content": content,
+                "title": item.title(),
+                "excerpt": "",
+                "url": url,
+                "resultGlobalContainer": {
+                    "title": sp.map(|x| x.name.as_str()).unwrap_or(""),
+                    "displayUrl": format!("/spaces/{}", sp.map(|x| x.key.as_str()).unwrap_or("")),
                 },
-            ),
+                "breadcrumbs": [],
+                "entityType": "content",
+                "iconCssClass": icon,
+                "lastModified": iso(item.last_modified()),
+                "friendlyLastModified": item.last_modified().format("%b %d, %Y").to_string(),
+                "score": 0.0,
+            })
         };
-        let sp = s.spaces.get(&space_id);
+        let results: Vec<Value> = page.items.iter().map(|&i| render(i)).collect();
+        let size = results.len();
+        let mut links = json!({
+            "base": format!("{base}/wiki"),
+            "context": "/wiki",
+            "self": format!("{base}/wiki/rest/api/search?{}", encode_query(&p.0)),
+        });
+        if let Some(c) = &page.next {
+            links["next"] = json!(next_link(
+                "/rest/api/search",
+                &p,
+                c,
+                limit,
+                page.start + size
+            ));
+        }
         json!({
-            "content": content,
-            "title": item.title(),
-            "excerpt": "",
-            "url": url,
-            "resultGlobalContainer": {
-                "title": sp.map(|x| x.name.as_str()).unwrap_or(""),
-                "displayUrl": format!("/spaces/{}", sp.map(|x| x.key.as_str()).unwrap_or("")),
-            },
-            "breadcrumbs": [],
-            "entityType": "content",
-            "iconCssClass": icon,
-            "lastModified": iso(item.last_modified()),
-            "friendlyLastModified": item.last_modified().format("%b %d, %Y").to_string(),
-            "score": 0.0,
+            "results": results,
+            "start": page.start,
+            "limit": limit,
+            "size": size,
+            "totalSize": page.total,
+            "cqlQuery": cql_text,
+            "searchDuration": started.elapsed().as_millis() as u64,
+            "_links": links,
         })
     })?;
-    let size = page.results.len();
-    let mut links = json!({
-        "base": format!("{base}/wiki"),
-        "context": "/wiki",
-        "self": format!("{base}/wiki/rest/api/search?{}", encode_query(&p.0)),
-    });
-    if let Some(c) = &page.next {
-        links["next"] = json!(next_link(
-            "/rest/api/search",
-            &p,
-            c,
-            limit,
-            page.start + size
-        ));
-    }
-    Ok(axum::Json(json!({
-        "results": page.results,
-        "start": page.start,
-        "limit": limit,
-        "size": size,
-        "totalSize": page.total,
-        "cqlQuery": cql_text,
-        "searchDuration": started.elapsed().as_millis() as u64,
-        "_links": links,
-    }))
-    .into_response())
+    Ok(axum::Json(body).into_response())
 }
 
+/// `GET /wiki/rest/api/content/search`: the answer is serialised from the model under the read
+/// lock ([`crate::v1_typed`]), never built as a `Value` tree.
 async fn content_search(
     AxState(sim): AxState<Sim>,
     auth: AuthUser,
@@ -1249,36 +1254,44 @@ async fn content_search(
     p: Params,
 ) -> Result<Response, ApiError> {
     let ex = Expands::parse(&p);
+    let wants = crate::v1_typed::Wants::of(&ex);
     let cap = search_cap(&sim, &ex);
     let limit = p.limit(25, cap, F)?;
     let base = site_base(&headers, &sim);
-    let memo = Memo::default();
-    let (page, _) = do_search(&sim, &auth, &base, &p, limit, 0, |s, item| {
-        item_json(s, &base, item, &ex, &memo)
-    })?;
-    let size = page.results.len();
-    let mut links = json!({
-        "base": format!("{base}/wiki"),
-        "context": "/wiki",
-        "self": format!("{base}/wiki/rest/api/content/search?{}", encode_query(&p.0)),
-    });
-    if let Some(c) = &page.next {
-        links["next"] = json!(next_link(
-            "/rest/api/content/search",
-            &p,
-            c,
+    let body = do_search(&sim, &auth, &p, limit, 0, |s, page, _| {
+        let size = page.items.len();
+        let next = page
+            .next
+            .as_ref()
+            .map(|c| next_link("/rest/api/content/search", &p, c, limit, page.start + size));
+        let answer = crate::v1_typed::SearchAnswer {
+            s,
+            base: &base,
+            ex: &ex,
+            wants,
+            items: &page.items,
+            next: next.as_deref(),
+            self_query: &encode_query(&p.0),
             limit,
-            page.start + size
-        ));
-    }
-    Ok(axum::Json(json!({
-        "results": page.results,
-        "start": page.start,
-        "limit": limit,
-        "size": size,
-        "_links": links,
-    }))
-    .into_response())
+            start: page.start,
+        };
+        serde_json::to_vec(&answer)
+    })?
+    .map_err(|e| {
+        ApiError::new(
+            F,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("could not serialise the answer: {e}"),
+        )
+    })?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response())
 }
 
 async fn restriction_by_operation(
