@@ -67,14 +67,25 @@ pub(crate) fn disposition(file_name: &str, inline: bool) -> String {
 
 fn respond(d: Download) -> Response {
     let (ctype, inline) = safe_type(&d.attachment.media_type);
-    let mut resp = Body::from_stream(ReaderStream::new(d.file)).into_response();
+    let size = d.attachment.blob.as_ref().map(|b| b.size());
+    let mut resp = inert_file(d.file, ctype, size);
+    if let Ok(v) = HeaderValue::from_str(&disposition(&d.attachment.title, inline)) {
+        resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
+    }
+    resp
+}
+
+/// A mirrored file streamed as `ctype`, which the browser may not sniff into something else
+/// and which, even if a browser did render it, may run and load nothing.
+fn inert_file<R>(file: R, ctype: &'static str, size: Option<i64>) -> Response
+where
+    R: tokio::io::AsyncRead + Send + 'static,
+{
+    let mut resp = Body::from_stream(ReaderStream::new(file)).into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
-    if let Ok(v) = HeaderValue::from_str(&disposition(&d.attachment.title, inline)) {
-        h.insert(header::CONTENT_DISPOSITION, v);
-    }
-    if let Some(blob) = &d.attachment.blob
-        && let Ok(v) = HeaderValue::from_str(&blob.size().to_string())
+    if let Some(size) = size
+        && let Ok(v) = HeaderValue::from_str(&size.to_string())
     {
         h.insert(header::CONTENT_LENGTH, v);
     }
@@ -82,7 +93,6 @@ fn respond(d: Download) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    // Even if a browser did render it, nothing in it may run or load.
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; sandbox"),
@@ -137,28 +147,15 @@ pub(crate) async fn space_icon(
     if !inline || !ctype.starts_with("image/") {
         return Err(Error::NotFound);
     }
-    let mut resp = Body::from_stream(ReaderStream::new(file)).into_response();
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ctype));
-    if let Ok(v) = HeaderValue::from_str(&icon.blob.size().to_string()) {
-        h.insert(header::CONTENT_LENGTH, v);
-    }
+    let mut resp = inert_file(file, ctype, Some(icon.blob.size()));
     let current = q.v.as_deref() == Some(crate::urls::icon_version(icon.blob.sha256()));
-    h.insert(
+    resp.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static(if current {
             "private, max-age=31536000, immutable"
         } else {
             "private, no-cache"
         }),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; sandbox"),
     );
     Ok(resp)
 }
