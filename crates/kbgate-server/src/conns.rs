@@ -59,10 +59,28 @@ impl Accept for TcpListener {
     }
 }
 
+/// What answers the requests of a connection: the router, or the portal with its direct
+/// page-view route in front of the router (`crate::hot`).
+pub(crate) trait Handle: Clone + Send + Sync + 'static {
+    fn handle(
+        self,
+        req: hyper::Request<Incoming>,
+    ) -> impl Future<Output = axum::response::Response> + Send;
+}
+
+impl Handle for Router {
+    async fn handle(self, req: hyper::Request<Incoming>) -> axum::response::Response {
+        match self.oneshot(req).await {
+            Ok(resp) => resp,
+            Err(never) => match never {},
+        }
+    }
+}
+
 /// Accepts and serves connections with `router` until `shutdown` completes, then drains them.
 pub(crate) async fn run(
     mut listener: impl Accept,
-    router: Router,
+    router: impl Handle,
     limits: ConnLimits,
     shutdown: impl Future<Output = ()> + Send,
 ) {
@@ -118,7 +136,7 @@ pub(crate) async fn run(
 async fn serve_connection(
     stream: TcpStream,
     peer: SocketAddr,
-    router: Router,
+    router: impl Handle,
     limits: Arc<ConnLimits>,
     permit: Permit,
     stop: CancellationToken,
@@ -135,9 +153,9 @@ async fn serve_connection(
             req.extensions_mut().insert(ConnectInfo(peer));
             let router = router.clone();
             async move {
-                let response = router.oneshot(req).await;
+                let response = router.handle(req).await;
                 drop(busy);
-                response
+                Ok::<_, std::convert::Infallible>(response)
             }
         })
     };

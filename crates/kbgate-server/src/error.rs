@@ -8,7 +8,6 @@
 //! large, unknown routes…) with the same clean format.
 
 use askama::Template;
-use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 
@@ -168,7 +167,7 @@ pub(crate) struct Negotiation {
 }
 
 impl Negotiation {
-    pub(crate) fn of(req: &Request) -> Negotiation {
+    pub(crate) fn of<B>(req: &axum::http::Request<B>) -> Negotiation {
         Negotiation {
             html: wants_html(req.uri().path(), req.headers()),
             back_uri: (req.method() == axum::http::Method::GET

@@ -27,6 +27,7 @@ mod conns;
 mod cookies;
 mod error;
 mod extractors;
+mod hot;
 mod html;
 mod insights;
 mod jwks;
@@ -70,6 +71,7 @@ pub use oidc::{OidcProvider, OidcSetupError};
 pub use policy_handle::PolicyHandle;
 pub use setup::SetupError;
 pub use state::{AppState, Extras};
+pub use telemetry::enable as enable_metrics;
 pub use token::{EmbedAlgorithm, EmbedClaims, EmbedKeyError, EmbedVerifier, TokenError};
 
 /// Largest request body accepted (forms, JSON). Tokens are far smaller.
@@ -104,22 +106,7 @@ async fn under_prefix(
     mut req: axum::extract::Request,
     next: middleware::Next,
 ) -> axum::response::Response {
-    let uri = req.uri();
-    let inner = match uri.path().strip_prefix(urls.prefix()) {
-        Some("") => Some("/"),
-        Some(rest) if rest.starts_with('/') => Some(rest),
-        _ => None,
-    };
-    let rewritten = inner.and_then(|path| {
-        let pq = match uri.query() {
-            Some(q) => format!("{path}?{q}"),
-            None => path.to_owned(),
-        };
-        let mut parts = uri.clone().into_parts();
-        parts.path_and_query = pq.parse().ok();
-        axum::http::Uri::from_parts(parts).ok()
-    });
-    let Some(rewritten) = rewritten else {
+    let Some(rewritten) = inside_prefix(urls.prefix(), req.uri()) else {
         return (
             StatusCode::NOT_FOUND,
             [(axum::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff")],
@@ -133,6 +120,24 @@ async fn under_prefix(
     };
     *req.uri_mut() = rewritten;
     urls::scoped(urls, next.run(req)).await
+}
+
+/// `uri` without the path prefix, if it is under it (`/kb` and `/kb/...`; not `/kbx`).
+pub(crate) fn inside_prefix(prefix: &str, uri: &axum::http::Uri) -> Option<axum::http::Uri> {
+    let inner = match uri.path().strip_prefix(prefix) {
+        Some("") => Some("/"),
+        Some(rest) if rest.starts_with('/') => Some(rest),
+        _ => None,
+    };
+    inner.and_then(|path| {
+        let pq = match uri.query() {
+            Some(q) => format!("{path}?{q}"),
+            None => path.to_owned(),
+        };
+        let mut parts = uri.clone().into_parts();
+        parts.path_and_query = pq.parse().ok();
+        axum::http::Uri::from_parts(parts).ok()
+    })
 }
 
 /// The routes at the root, with their layers and state.
@@ -317,7 +322,7 @@ pub async fn serve(
     // Not cut short by the cancel: it writes what is queued, then ends.
     let writer = tokio::spawn(state.insights().clone().run_writer(chores.clone()));
     let limits = state.settings().connections.clone();
-    conns::run(listener, router(state), limits, shutdown).await;
+    conns::run(listener, hot::Portal::new(state), limits, shutdown).await;
     chores.cancel();
     // Both end at their next await; a purge or sweep cut short is redone by the next start.
     let _ = tokio::join!(purger, sweeper, writer);

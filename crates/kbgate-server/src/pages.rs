@@ -341,12 +341,9 @@ pub(crate) async fn page(
         .page(&cv.viewer, &id)
         .await?
         .ok_or(Error::NotFound)?;
-    state.insights().send(Event::PageView {
-        at: chrono::Utc::now(),
-        page_id: id,
-        space_key: view.space.key.clone(),
-        email: cv.viewer.email().clone(),
-    });
+    state
+        .insights()
+        .page_view(&id, &view.space.key, cv.viewer.email());
     let shared = view.rendered.get_or_init(|| splice(state.brand(), &view));
     match shared {
         Some(s) => Ok(Html(s.fill(cv.viewer.email().as_str(), &cv.csrf))),

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderName, HeaderValue, header};
+use axum::http::{HeaderName, HeaderValue, Method, Uri, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -81,6 +81,8 @@ impl SecurityHeaders {
             .get::<crate::widget::MayBeFramed>()
             .is_some();
         let h = resp.headers_mut();
+        // Room for all of them at once rather than growing the map header by header.
+        h.reserve(10);
         let mut set = |name: HeaderName, value: HeaderValue| {
             if !h.contains_key(&name) {
                 h.insert(name, value);
@@ -130,24 +132,57 @@ impl SecurityHeaders {
 /// service clone and future per request). From the inside out: errors rendered as HTML or
 /// JSON by `Accept` ([`crate::error::Negotiation`]), the security headers, and one log line
 /// per request with method, path (never the query string: tokens, codes and emails live
-/// there), status and duration. Headers are not logged.
+/// there), status and duration. Headers are not logged. The direct page-view route
+/// (`crate::hot`) passes the same [`Edge`].
 pub(crate) async fn edge(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let method = req.method().clone();
+    let edge = Edge::begin(&req);
+    edge.finish(next.run(req).await, &state)
+}
+
+/// What the edge keeps of a request until its response is ready.
+pub(crate) struct Edge {
+    method: Method,
     // Cheap to clone; the loggable path is only worked out when the line is written.
-    let uri = req.uri().clone();
-    let started = Instant::now();
-    let negotiation = crate::error::Negotiation::of(&req);
-    let mut resp = negotiation.apply(next.run(req).await, &state);
-    // The headers of the settings as they are now (framing origins follow a reload).
-    state.live().security.apply(&mut resp);
-    let status = resp.status().as_u16();
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
-    if status >= 500 {
-        tracing::warn!(%method, path = loggable_path(uri.path()), status, ms, "request");
-    } else {
-        tracing::info!(%method, path = loggable_path(uri.path()), status, ms, "request");
+    uri: Uri,
+    started: Instant,
+    negotiation: crate::error::Negotiation,
+}
+
+impl Edge {
+    pub(crate) fn begin<B>(req: &axum::http::Request<B>) -> Edge {
+        Edge {
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            started: Instant::now(),
+            negotiation: crate::error::Negotiation::of(req),
+        }
     }
-    resp
+
+    /// When the request arrived.
+    pub(crate) fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// The response as it leaves: errors rendered, security headers added, the line logged.
+    pub(crate) fn finish(self, resp: Response, state: &AppState) -> Response {
+        let Edge {
+            method,
+            uri,
+            started,
+            negotiation,
+        } = self;
+        let mut resp = negotiation.apply(resp, state);
+        // The headers of the settings as they are now (framing origins follow a reload).
+        state.live().security.apply(&mut resp);
+        let status = resp.status().as_u16();
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        if status >= 500 {
+            tracing::warn!(%method, path = loggable_path(uri.path()), status, ms, "request");
+        } else {
+            tracing::info!(%method, path = loggable_path(uri.path()), status, ms, "request");
+        }
+        resp
+    }
 }
 
 /// The path as logged: bounded in length, and with control characters replaced so input cannot

@@ -45,6 +45,7 @@ pub fn recorder() -> Result<PrometheusHandle, RecorderError> {
                 .map_err(|e| RecorderError(e.to_string()))?
                 .install_recorder()
                 .map_err(|e| RecorderError(e.to_string()))
+                .inspect(|_| kbgate_server::enable_metrics())
         })
         .clone()
 }

@@ -14,7 +14,9 @@
 //! `PORTAL_BENCH_ROTATE` (default 1000: distinct pages of the rotation run),
 //! `PORTAL_BENCH_COMMIT_MS` (default 3000: how often the commit run edits a page and syncs),
 //! `PORTAL_BENCH_COMMIT_EDIT` (default 1; 0: the syncs find nothing new, which tells the cost
-//! of the sync process itself on a shared machine from that of the invalidation).
+//! of the sync process itself on a shared machine from that of the invalidation),
+//! `PORTAL_BENCH_ONLY=views` (stop after the one-page comparison with nginx),
+//! `PORTAL_BENCH_BIN` (another `kbgate` binary to measure, e.g. an older commit's build).
 //!
 //! Two runs check budgets of issue #12 and print PASS/FAIL for each:
 //! - the space index `/spaces/KEY` of the first space against nginx serving the same bytes
@@ -205,7 +207,12 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("portal bench needs wrk (apt-get install wrk nginx); skipped");
         return Ok(());
     };
-    let kbgate = env!("CARGO_BIN_EXE_kbgate");
+    // Another build of the binary (an older commit, say) under the same bench.
+    // Leaked: threads of later runs borrow it for the rest of the process.
+    let kbgate: &'static str = match std::env::var("PORTAL_BENCH_BIN") {
+        Ok(bin) if !bin.is_empty() => bin.leak(),
+        _ => env!("CARGO_BIN_EXE_kbgate"),
+    };
     let dir = tempfile::Builder::new()
         .prefix("kbgate-portal-bench-")
         .tempdir()?;
@@ -479,6 +486,9 @@ spaces = [{spaces}]
         nginx_url = Some(nurl);
     } else {
         println!("nginx not installed (apt-get install nginx): comparison skipped");
+    }
+    if std::env::var("PORTAL_BENCH_ONLY").as_deref() == Ok("views") {
+        return Ok(());
     }
 
     // 6b. Many pages in turn: first views one at a time (store reads and per-viewer
