@@ -122,8 +122,11 @@ impl RecentlyQueued {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         h.write(page_id.as_bytes());
         h.write_u8(0);
-        for b in email.as_str().bytes() {
-            h.write_u8(b.to_ascii_lowercase());
+        let email = email.as_str();
+        if email.bytes().any(|b| b.is_ascii_uppercase()) {
+            h.write(email.to_ascii_lowercase().as_bytes());
+        } else {
+            h.write(email.as_bytes());
         }
         let hash = h.finish();
         let tag = hash >> 32;

@@ -73,14 +73,26 @@ pub async fn start_browser(chromium: &Path, driver: &Path, downloads: &Path) -> 
 /// The pinned axe-core (npm), installed once under the target directory.
 pub const AXE_VERSION: &str = "4.14.1";
 
+/// One install at a time among the tests of a binary (they run as threads).
+static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// axe-core's browser bundle: from the cached install, or installed with npm now. A missing
 /// npm or registry fails the test (the accessibility check is part of it, never skipped
-/// when the browser runs).
+/// when the browser runs). The install goes to a scratch directory renamed into place once
+/// complete, so a test never reads a half-written one (on a fresh target directory, browser
+/// tests running side by side each started an install into the same directory, and one read
+/// it while another's npm was rewriting it).
 pub fn axe_source() -> String {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("axe-core-{AXE_VERSION}"));
+    let _one = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let dir = tmp.join(format!("axe-core-{AXE_VERSION}"));
     let js = dir.join("node_modules/axe-core/axe.min.js");
     if !js.exists() {
-        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(tmp).unwrap();
+        let scratch = tempfile::Builder::new()
+            .prefix("axe-core-install-")
+            .tempdir_in(tmp)
+            .unwrap();
         let status = Command::new("npm")
             .args([
                 "install",
@@ -89,7 +101,7 @@ pub fn axe_source() -> String {
                 "--no-save",
                 "--prefix",
             ])
-            .arg(&dir)
+            .arg(scratch.path())
             .arg(format!("axe-core@{AXE_VERSION}"))
             .status()
             .expect("npm (to install axe-core for the accessibility check)");
@@ -97,6 +109,14 @@ pub fn axe_source() -> String {
             status.success(),
             "npm install axe-core@{AXE_VERSION} failed"
         );
+        // Another process may have put a complete copy there meanwhile: keep that one. An
+        // incomplete one (an install cut short) is replaced.
+        if !js.exists() {
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir).unwrap();
+            }
+            std::fs::rename(scratch.keep(), &dir).unwrap();
+        }
     }
     std::fs::read_to_string(&js).unwrap_or_else(|e| panic!("{}: {e}", js.display()))
 }
