@@ -375,6 +375,28 @@ fn sessions_revoke_ends_live_sessions_by_email_and_domain() {
     }
 }
 
+/// Under a path prefix the portal answers only below it (`/kb/healthz`, and 404 at
+/// `/healthz`): the health check that the container and the systemd unit run reads the prefix
+/// from the same config and asks there.
+#[test]
+fn healthcheck_asks_under_the_path_prefix() {
+    let setup = Setup::new();
+    let listen = format!("listen = \"{}\"", setup.addr);
+    let config = setup.config(r#""acme.com", "hooli.com""#).replace(
+        &listen,
+        &format!("{listen}\npublic_url = \"http://{}/kb\"", setup.addr),
+    );
+    assert!(config.contains("/kb\""), "{config}");
+    std::fs::write(setup.path().join("kbgate.toml"), config).expect("config");
+    let server = Server::start_under(setup.path(), setup.addr, &["--no-sync"], "/kb");
+    let root = server.get("/healthz", None).expect("portal");
+    assert_eq!(root.status, 404, "outside the prefix");
+    for args in [&["healthcheck"][..], &["healthcheck", "--ready"][..]] {
+        let up = kbgate(setup.path(), args);
+        assert_eq!(up.status.code(), Some(0), "{args:?}: {}", text(&up));
+    }
+}
+
 /// What a container's or service manager's health check runs: `kbgate healthcheck` fails while
 /// nothing listens and passes once `kbgate serve` answers; with `[metrics] listen` set, the
 /// binary serves `/metrics` there (and not on the portal).

@@ -49,6 +49,12 @@ impl Server {
     /// Starts `kbgate --config kbgate.toml serve ARGS` in `dir` (whose config listens on
     /// `addr`) and waits until `/healthz` answers. Its log goes to `dir/serve.log`.
     pub fn start(dir: &Path, addr: SocketAddr, args: &[&str]) -> Server {
+        Server::start_under(dir, addr, args, "")
+    }
+
+    /// [`Server::start`] for a config whose `public_url` has the path `prefix` (`/kb`): the
+    /// portal, its health checks included, answers only below it.
+    pub fn start_under(dir: &Path, addr: SocketAddr, args: &[&str], prefix: &str) -> Server {
         let log = dir.join("serve.log");
         let file = std::fs::File::create(&log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_kbgate"))
@@ -68,7 +74,10 @@ impl Server {
             if let Some(status) = server.child.try_wait().expect("try_wait") {
                 panic!("kbgate serve exited with {status}:\n{}", server.log());
             }
-            if server.get("/healthz", None).is_ok_and(|r| r.status == 200) {
+            if server
+                .get(&format!("{prefix}/healthz"), None)
+                .is_ok_and(|r| r.status == 200)
+            {
                 return server;
             }
             assert!(
