@@ -1163,10 +1163,7 @@ async fn search(
                     pg.space_id,
                     format!(
                         "/spaces/{}/pages/{}/{}",
-                        s.spaces
-                            .get(&pg.space_id)
-                            .map(|x| x.key.as_str())
-                            .unwrap_or(""),
+                        crate::v1_typed::space_key(s, pg.space_id),
                         pg.id,
                         slug(&pg.title)
                     ),
@@ -1181,10 +1178,7 @@ async fn search(
                     c.space_id,
                     format!(
                         "/spaces/{}/{}/{}",
-                        s.spaces
-                            .get(&c.space_id)
-                            .map(|x| x.key.as_str())
-                            .unwrap_or(""),
+                        crate::v1_typed::space_key(s, c.space_id),
                         c.kind.as_str(),
                         c.id
                     ),

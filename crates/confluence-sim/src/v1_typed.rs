@@ -168,7 +168,8 @@ impl Serialize for Extensions {
     }
 }
 
-fn space_key(s: &State, space_id: u64) -> &str {
+/// The key of space `space_id` ("" for an unknown space).
+pub(crate) fn space_key(s: &State, space_id: u64) -> &str {
     s.spaces
         .get(&space_id)
         .map(|sp| sp.key.as_str())

@@ -40,22 +40,28 @@ impl Portal {
         }
     }
 
-    /// The page id of a `GET /pages/{id}` under the prefix, with the request's URI as the
-    /// router would hand it on (prefix stripped). Only ids the router's `{id}` segment takes
-    /// as they are (letters, digits, `-`: nothing percent-decoded); any other request, and
-    /// any other id, goes to the router.
-    fn page_route(&self, req: &hyper::Request<Incoming>) -> Option<(String, axum::http::Uri)> {
+    /// The page id of a `GET /pages/{id}` under the prefix, and the request's URI as the
+    /// router would hand it on (prefix stripped; `None`: unchanged, at the root). Only ids
+    /// the router's `{id}` segment takes as they are (letters, digits, `-`: nothing
+    /// percent-decoded); any other request, and any other id, goes to the router.
+    fn page_route(
+        &self,
+        req: &hyper::Request<Incoming>,
+    ) -> Option<(String, Option<axum::http::Uri>)> {
         if req.method() != Method::GET {
             return None;
         }
-        let inner = if self.urls.prefix().is_empty() {
-            req.uri().clone()
+        let inner = req.uri().path().strip_prefix(self.urls.prefix())?;
+        let id = inner.strip_prefix("/pages/")?;
+        if id.is_empty() || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return None;
+        }
+        let rewritten = if self.urls.prefix().is_empty() {
+            None
         } else {
-            crate::inside_prefix(self.urls.prefix(), req.uri())?
+            Some(crate::inside_prefix(self.urls.prefix(), req.uri())?)
         };
-        let id = inner.path().strip_prefix("/pages/")?;
-        let plain = !id.is_empty() && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
-        plain.then(|| (id.to_owned(), inner.clone()))
+        Some((id.to_owned(), rewritten))
     }
 
     async fn page(self, req: hyper::Request<Incoming>, id: String) -> Response {
@@ -63,9 +69,9 @@ impl Portal {
         let started = edge.started();
         // The body of a GET is not read, as on the routed page route.
         let (mut parts, _body) = req.into_parts();
-        let state = self.state.clone();
+        let state = &self.state;
         let answer = async {
-            match CurrentViewer::from_request_parts(&mut parts, &state).await {
+            match CurrentViewer::from_request_parts(&mut parts, state).await {
                 Ok(cv) => crate::pages::page(State(state.clone()), cv, Path(id))
                     .await
                     .into_response(),
@@ -77,7 +83,7 @@ impl Portal {
         } else {
             urls::scoped(self.urls.clone(), answer).await
         };
-        let resp = edge.finish(resp, &self.state);
+        let resp = edge.finish(resp, state);
         crate::telemetry::request(routes::PAGE, "GET", resp.status(), started);
         resp
     }
@@ -87,7 +93,9 @@ impl Handle for Portal {
     async fn handle(self, mut req: hyper::Request<Incoming>) -> Response {
         match self.page_route(&req) {
             Some((id, inner)) => {
-                *req.uri_mut() = inner;
+                if let Some(uri) = inner {
+                    *req.uri_mut() = uri;
+                }
                 self.page(req, id).await
             }
             None => self.router.clone().handle(req).await,

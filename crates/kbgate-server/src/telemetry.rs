@@ -66,7 +66,7 @@ pub(crate) fn request(
 
 /// The method as a label: the ones the portal serves, and one label for any other (clients
 /// may send made-up methods; each must not become a series of its own).
-pub(crate) fn method_label(m: &axum::http::Method) -> &'static str {
+fn method_label(m: &axum::http::Method) -> &'static str {
     use axum::http::Method;
     match *m {
         Method::GET => "GET",
