@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use crate::StoreError;
-use crate::excerpt::{Marker, excerpt};
+use crate::excerpt::{self, Marker};
 use crate::fts::Terms;
 use crate::model::{MatchCount, ScopeEntry, SearchHit, SearchResults};
 use crate::scope::viewer_tokens;
@@ -152,9 +152,6 @@ async fn rank_window(
     .await?)
 }
 
-/// Characters of a page's text an excerpt is cut from.
-const EXCERPT_WINDOW: usize = 1000;
-
 /// Titles and excerpts of `page` (`(id, rank)`, in order). A row that fails the exact
 /// scope check is left out.
 async fn hits(
@@ -167,14 +164,14 @@ async fn hits(
     if page.is_empty() {
         return Ok(Vec::new());
     }
-    // The excerpt window starts 200 characters before the first occurrence of a query
+    // The excerpt window starts `WINDOW_LEAD` characters before the first occurrence of a query
     // word, in lower case or capitalised (at the start of the body when only another form
     // occurs; `lower()` of every body cost ≈ 50 µs a page); one character more than the
     // window tells whether the text goes on.
     let mut qb = QueryBuilder::<Postgres>::new(
         "SELECT p.id, p.space_id, p.title, s.start, substr(b.body, s.start::int4, ",
     );
-    qb.push_bind(EXCERPT_WINDOW as i32 + 1);
+    qb.push_bind(excerpt::WINDOW as i32 + 1);
     qb.push(") AS win FROM unnest(");
     // Page by page through the primary key (with `p.id = ANY(…)` the planner may prefer
     // to intersect bitmaps of whole spaces).
@@ -194,28 +191,22 @@ async fn hits(
     );
     // OFFSET 0: the body is read from TOAST once per page (`b`, not once per use), and
     // `start` computed once.
-    qb.push("::text[]) x), 1) - 200)::int8 AS start OFFSET 0) s WHERE true");
+    qb.push("::text[]) x), 1) - ");
+    qb.push_bind(excerpt::WINDOW_LEAD as i32);
+    qb.push(")::int8 AS start OFFSET 0) s WHERE true");
     push_exact_scope(&mut qb, scope);
     let rows = qb.build().persistent(false).fetch_all(&mut **tx).await?;
     let mut by_id: HashMap<String, SearchHit> = HashMap::with_capacity(rows.len());
     for r in &rows {
         let id: String = r.try_get("id")?;
         let start: i64 = r.try_get("start")?;
-        let mut win: String = r.try_get("win")?;
-        let cut_end = match win.char_indices().nth(EXCERPT_WINDOW) {
-            Some((at, _)) => {
-                win.truncate(at);
-                true
-            }
-            None => false,
-        };
         by_id.insert(
             id.clone(),
             SearchHit {
                 page_id: id,
                 space_id: r.try_get("space_id")?,
                 title: r.try_get("title")?,
-                excerpt: excerpt(&win, start > 1, cut_end, marker),
+                excerpt: excerpt::from_window(r.try_get("win")?, start, marker),
                 rank: 0.0,
             },
         );
