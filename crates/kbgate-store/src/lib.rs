@@ -68,7 +68,7 @@
 //!   with every upsert (labels, space); the index drops and restores them when a
 //!   restriction changes (SQLite: the `pages_search` view and triggers; PostgreSQL: the
 //!   search-vector trigger).
-//! - **Exact ranking for small match sets.** When at most 1,000 pages (PostgreSQL: 200) in
+//! - **Exact ranking for small match sets.** When at most 500 pages (PostgreSQL: 200) in
 //!   the viewer's scope match, and (SQLite) the words' summed document frequency is at
 //!   most 40,000, all matches are ranked: bm25 with weights title 10, attachment names 3,
 //!   body 1 (PostgreSQL: `ts_rank`, title A, attachment names B, body D), ties newest
@@ -76,7 +76,7 @@
 //! - **Bounded, deterministic ranking for large ones.** Otherwise only a bounded candidate
 //!   set is ranked, in two tiers. First up to 100 pages with every word in their title —
 //!   the newest such pages wherever they are in the match set (found through a title-only
-//!   index), shortest title first. Then the 1,000 (PostgreSQL: 200) newest matches: by
+//!   index), shortest title first. Then the 500 (PostgreSQL: 200) newest matches: by
 //!   `ts_rank` on PostgreSQL; on SQLite by bm25 over the words it can afford to score, the
 //!   rarest first up to 40,000 summed document frequency. The words left out are those in
 //!   a large share of the mirror, whose IDF is near zero (bm25 floors it above half the
@@ -88,10 +88,12 @@
 //!   and a PostgreSQL match test or `ts_rank` reads a vector of a few KB (≈ 1.5–3 µs a
 //!   page, kept in the heap row since migration 0004; 5–10 µs when it was TOASTed):
 //!   ranking every one of 65,000 matches took 300–700 ms.
-//! - **Excerpts** (PostgreSQL) are cut in Rust from 1,000 characters of the body around the
-//!   first occurrence of a query word (lower case or capitalised), marking the query words
-//!   and their lexemes (`src/excerpt.rs`): `ts_headline` parsed the whole window of every
-//!   hit (≈ 5 ms a page of results). SQLite uses FTS5's `snippet`.
+//! - **Excerpts** are cut in Rust from 1,000 characters of the body around the first
+//!   occurrence of a query word (lower case or capitalised), marking the query words and
+//!   their stems (PostgreSQL's lexemes; on SQLite the Snowball English stems, as FTS5's
+//!   `porter` tokenizer matches by stem) (`src/excerpt.rs`): `ts_headline` parsed the
+//!   whole window of every hit (≈ 5 ms a page of results), and FTS5's `snippet` with the
+//!   full-text cursor it needs cost 60–90 µs a hit.
 //! - **Row layout** (PostgreSQL): `search_vec`, `title_vec`, `id`, `space_id` and `title`
 //!   are stored `MAIN` (in the heap row), so testing or ranking a page reads no TOAST
 //!   chunks; the bodies still go to TOAST first.
