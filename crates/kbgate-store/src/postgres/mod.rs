@@ -39,6 +39,7 @@ impl SqlStore<Postgres> {
             limits: SearchLimits::postgres(),
             changes: Default::default(),
             page_total: Default::default(),
+            word_df: Default::default(),
         })
     }
 

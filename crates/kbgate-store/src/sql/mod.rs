@@ -53,6 +53,9 @@ pub struct SqlStore<DB: Database> {
     /// The mirror's page count as of a change stamp (SQLite search, see
     /// [`crate::search::PageTotal`]).
     pub(crate) page_total: crate::search::PageTotal,
+    /// Document-frequency estimates of search words as of a change stamp (SQLite search,
+    /// see [`crate::search::WordDf`]).
+    pub(crate) word_df: crate::search::WordDf,
 }
 
 impl<DB: Database> std::fmt::Debug for SqlStore<DB> {

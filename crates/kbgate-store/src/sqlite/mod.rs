@@ -158,6 +158,7 @@ impl SqlStore<Sqlite> {
             limits: SearchLimits::default(),
             changes: Default::default(),
             page_total: Default::default(),
+            word_df: Default::default(),
         })
     }
 }

@@ -41,7 +41,8 @@ impl SqlStore<Sqlite> {
         let mut tx = self.mirror.begin().await?;
 
         // 1. The newest matches in scope, one more than the bound (to know if it is hit),
-        // as one JSON array (newest first), and how many of them the count checks pass.
+        // as one JSON array (newest first), and how many of them the count checks pass;
+        // with them the snapshot's change stamp and rowid range (for step 2).
         // One statement returning one row: every statement and every row is a round trip
         // to the connection's thread (≈ 20–100 µs each on a busy machine).
         let mut qb = QueryBuilder::<Sqlite>::new(
@@ -52,8 +53,12 @@ impl SqlStore<Sqlite> {
         qb.push_bind(lim.candidates as i64 + 1);
         qb.push(") SELECT (SELECT json_group_array(rid ORDER BY rid DESC) FROM c), (");
         push_count_in_scope(&mut qb, lim.candidates.min(search::COUNT_LIMIT + 1), scope);
-        qb.push(")");
-        let (cands, counted): (String, i64) = qb.build_query_as().fetch_one(&mut *tx).await?;
+        qb.push(
+            "), (SELECT n FROM mirror_changes WHERE id = 1), (SELECT min(pk) FROM pages), \
+             (SELECT max(pk) FROM pages)",
+        );
+        let (cands, counted, stamp, lo, hi): (String, i64, Option<i64>, Option<i64>, Option<i64>) =
+            qb.build_query_as().fetch_one(&mut *tx).await?;
         let mut cands: Vec<i64> = serde_json::from_str(&cands)?;
         if cands.is_empty() {
             return Ok(SearchResults::default());
@@ -63,7 +68,10 @@ impl SqlStore<Sqlite> {
         let total = search::match_count(counted, complete && cands.len() <= search::COUNT_LIMIT);
 
         // 2. The words bm25 can afford to score.
-        let scored = self.scored_words(&mut tx, &words).await?;
+        let scored = match (lo, hi) {
+            (Some(lo), Some(hi)) => self.scored_words(&mut tx, &words, stamp, lo, hi).await?,
+            _ => words.clone(),
+        };
 
         // 3. The requested window of the order: `(rowid, rank)`.
         let (page, has_more): (Vec<(i64, f64)>, bool) = if complete && scored.len() == words.len() {
@@ -190,22 +198,17 @@ impl SqlStore<Sqlite> {
 
     /// The words to score with bm25 (see [`crate::search`]): all of them on a mirror of at
     /// most `score_budget` pages; otherwise by document frequency estimated from a few
-    /// windows of the rowid range.
+    /// windows of the rowid range `lo..=hi` (remembered for the change `stamp` they were
+    /// sampled at, [`search::WordDf`]).
     async fn scored_words<'w>(
         &self,
         tx: &mut SqliteConnection,
         words: &[&'w str],
+        stamp: Option<i64>,
+        lo: i64,
+        hi: i64,
     ) -> Result<Vec<&'w str>, StoreError> {
         let budget = self.limits.score_budget;
-        let (stamp, lo, hi): (Option<i64>, Option<i64>, Option<i64>) = sqlx::query_as(
-            "SELECT (SELECT n FROM mirror_changes WHERE id = 1), (SELECT min(pk) FROM pages), \
-             (SELECT max(pk) FROM pages)",
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        let (Some(lo), Some(hi)) = (lo, hi) else {
-            return Ok(words.to_vec());
-        };
         // No more pages than keys: a small mirror scores every word without counting.
         if u64::try_from(hi - lo + 1).is_ok_and(|range| range <= budget) {
             return Ok(words.to_vec());
@@ -225,6 +228,42 @@ impl SqlStore<Sqlite> {
         };
         if total <= budget {
             return Ok(words.to_vec());
+        }
+        let known: Vec<Option<u64>> = words
+            .iter()
+            .map(|w| stamp.and_then(|s| self.word_df.at(s, w)))
+            .collect();
+        let unknown: Vec<&str> = words
+            .iter()
+            .zip(&known)
+            .filter(|(_, k)| k.is_none())
+            .map(|(w, _)| *w)
+            .collect();
+        let sampled = self.sample_df(tx, &unknown, total, lo, hi).await?;
+        if let Some(s) = stamp {
+            self.word_df
+                .set(s, unknown.iter().copied().zip(sampled.iter().copied()));
+        }
+        let mut sampled = sampled.into_iter();
+        let df: Vec<u64> = known
+            .into_iter()
+            .map(|k| k.or_else(|| sampled.next()).unwrap_or(total))
+            .collect();
+        Ok(search::scored_words(words, &df, budget))
+    }
+
+    /// Document frequencies of `words` estimated from a few windows of the rowid range
+    /// `lo..=hi` of a mirror of `total` pages (same order as `words`).
+    async fn sample_df(
+        &self,
+        tx: &mut SqliteConnection,
+        words: &[&str],
+        total: u64,
+        lo: i64,
+        hi: i64,
+    ) -> Result<Vec<u64>, StoreError> {
+        if words.is_empty() {
+            return Ok(Vec::new());
         }
         let windows = search::sample_windows(lo, hi, SAMPLE_WINDOWS, SAMPLE_SPAN);
         // One statement, one row (see step 1): `[k, n]` pairs, k = 0 counting the sampled
@@ -268,11 +307,10 @@ impl SqlStore<Sqlite> {
                 *c += u64::try_from(n).unwrap_or(0);
             }
         }
-        let df: Vec<u64> = counts[1..]
+        Ok(counts[1..]
             .iter()
             .map(|&hits| search::estimate_df(hits, counts[0], total))
-            .collect();
-        Ok(search::scored_words(words, &df, budget))
+            .collect())
     }
 }
 
@@ -613,7 +651,7 @@ mod tests {
 
     /// The page total is counted once per mirror change and counted again after one.
     #[tokio::test]
-    async fn the_page_total_follows_the_mirror() {
+    async fn the_page_total_and_word_frequencies_follow_the_mirror() {
         let (_dir, store) = store(SearchLimits {
             candidates: 100,
             title_candidates: 10,
@@ -632,15 +670,22 @@ mod tests {
                 .await
                 .unwrap()
         };
-        store.search("common", &[whole("S")], 5, 0).await.unwrap();
+        let cold = store.search("common", &[whole("S")], 5, 0).await.unwrap();
         let first = stamp().await;
         assert_eq!(store.page_total.at(first), Some(40));
+        // The word's sampled frequency is remembered for the stamp, and a search that uses
+        // it answers as the one that sampled it.
+        assert_eq!(store.word_df.at(first, "common"), Some(40));
+        let warm = store.search("common", &[whole("S")], 5, 0).await.unwrap();
+        assert_eq!(cold, warm);
         sync(&store, "S", pages(40, 45)).await;
         let second = stamp().await;
         assert_ne!(first, second);
         assert_eq!(store.page_total.at(second), None);
+        assert_eq!(store.word_df.at(second, "common"), None);
         store.search("common", &[whole("S")], 5, 0).await.unwrap();
         assert_eq!(store.page_total.at(second), Some(45));
+        assert_eq!(store.word_df.at(second, "common"), Some(45));
     }
 
     #[tokio::test]
@@ -665,7 +710,14 @@ mod tests {
         sync(&store, "S", pages).await;
         let words = ["common", "rare"];
         let mut tx = store.mirror.begin().await.unwrap();
-        let scored = store.scored_words(&mut tx, &words).await.unwrap();
+        let (lo, hi): (i64, i64) = sqlx::query_as("SELECT min(pk), max(pk) FROM pages")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        let scored = store
+            .scored_words(&mut tx, &words, None, lo, hi)
+            .await
+            .unwrap();
         drop(tx);
         assert_eq!(scored, ["rare"]);
         // "common" alone cannot be scored: newest first.
