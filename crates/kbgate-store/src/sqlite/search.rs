@@ -150,12 +150,16 @@ impl SqlStore<Sqlite> {
         }
         let words = terms.distinct();
         // The excerpt window starts `WINDOW_LEAD` characters before the first occurrence of
-        // a query word, in lower case or capitalised (at the start of the body when only
-        // another form occurs), and the excerpt is cut in Rust (crate::excerpt): FTS5's
-        // `snippet()`, with the full-text cursor it needs on every hit, cost 60–90 µs a hit.
+        // the first query word found in the text, in lower case, else capitalised (at the
+        // start of the body when neither occurs), and the excerpt is cut in Rust
+        // (crate::excerpt): FTS5's `snippet()`, with the full-text cursor it needs on every
+        // hit, cost 60–90 µs a hit. `coalesce` stops at the first form found; SQLite's
+        // `instr` compares at every byte, and the earliest of all forms (as on PostgreSQL)
+        // scanned every body once per form: 1.2 ms for three words on 20 hits, 0.3 ms so.
         let forms: Vec<String> = words
             .iter()
-            .flat_map(|w| [(*w).to_owned(), capitalised(w)])
+            .map(|w| (*w).to_owned())
+            .chain(words.iter().map(|w| capitalised(w)))
             .collect();
         let keys: Vec<i64> = page.iter().map(|p| p.0).collect();
         // One row (see step 1).
@@ -166,11 +170,14 @@ impl SqlStore<Sqlite> {
         qb.push_bind(excerpt::WINDOW as i64 + 1);
         qb.push(
             "))) FROM (SELECT p.pk AS rid, p.id AS id, p.space_id AS space_id, \
-             p.title AS title, p.body_text AS body, max(1, coalesce((SELECT \
-             min(nullif(instr(p.body_text, f.value), 0)) FROM json_each(",
+             p.title AS title, p.body_text AS body, max(1, coalesce(",
         );
-        qb.push_bind(serde_json::to_string(&forms)?);
-        qb.push(") f), 1) - ");
+        for form in forms {
+            qb.push("nullif(instr(p.body_text, ");
+            qb.push_bind(form);
+            qb.push("), 0), ");
+        }
+        qb.push("1) - ");
         qb.push_bind(excerpt::WINDOW_LEAD as i64);
         qb.push(") AS start FROM json_each(");
         qb.push_bind(serde_json::to_string(&keys)?);
