@@ -2,6 +2,8 @@
 //! 100,000 pages on SQLite, for every query kind below).
 //!
 //! `cargo bench -p kbgate-store --bench search` (env `KBGATE_BENCH_PAGES`, default 100000;
+//! `KBGATE_BENCH_QUERIES`, queries per kind, default 1000: the p99 of 200 was the second
+//! slowest query, one scheduling hiccup of a shared machine away from doubling;
 //! PostgreSQL too when `KBGATE_TEST_POSTGRES_URL` or the default test server is reachable).
 //! Prints p50/p99 latency and the mean CPU time per query kind (load-independent: compare
 //! runs on a busy machine by it); asserts nothing. For investigating plans:
@@ -116,6 +118,11 @@ struct Kind<'a> {
 }
 
 async fn measure(t: &dyn Store) {
+    let runs: usize = std::env::var("KBGATE_BENCH_QUERIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n >= 100)
+        .unwrap_or(1000);
     let words = vocabulary();
     // A viewer of all of S1 and the FAQ of S2 (a grant with labels).
     let scope = vec![
@@ -239,7 +246,7 @@ async fn measure(t: &dyn Store) {
     for kind in kinds {
         let cpu_before = cpu_time();
         let mut times: Vec<Duration> = Vec::new();
-        for i in 0..200 {
+        for i in 0..runs {
             let q = &kind.queries[i % kind.queries.len()];
             let start = Instant::now();
             let res = t.search(q, kind.scope, 20, kind.offset).await.unwrap();
@@ -251,12 +258,24 @@ async fn measure(t: &dyn Store) {
             .map(|(a, b)| format!("{:>8.2?}", b.saturating_sub(a) / times.len() as u32))
             .unwrap_or_else(|| "     n/a".into());
         times.sort();
+        let p99 = times[times.len() * 99 / 100];
+        // The portal's budget: p99 under 10 ms on 100,000 pages on SQLite (DESIGN §8 allows
+        // 20 ms; the portal product asks for 10).
+        let verdict = if t.backend() == "sqlite" {
+            if p99 < Duration::from_millis(10) {
+                "  p99 < 10 ms PASS"
+            } else {
+                "  p99 < 10 ms FAIL"
+            }
+        } else {
+            ""
+        };
         eprintln!(
-            "  {:<8} {:<20} p50 {:>8.2?}  p99 {:>8.2?}  cpu/query {cpu}",
+            "  {:<8} {:<20} p50 {:>8.2?}  p99 {:>8.2?}  cpu/query {cpu}{verdict}",
             t.backend(),
             kind.name,
             times[times.len() / 2],
-            times[times.len() * 99 / 100]
+            p99
         );
     }
 }
