@@ -3,16 +3,17 @@
 //! `ts_headline` parses all the text it is given (≈ 1 µs a word, ≈ 5 ms for a page of 20
 //! hits), and FTS5's `snippet()` with the full-text cursor it needs cost 1.2–1.9 ms for 20
 //! hits on a 100,000-page mirror (60–90 µs a hit); cutting a window and marking words here
-//! costs microseconds. A word is marked when
-//! its lower-case form is a query word or one of the query's lexemes (the stems PostgreSQL
-//! computed for the query), or such a lexeme followed by a common English inflection
+//! costs microseconds. A word is marked when its lower-case form is a query word or one of
+//! the query's stems (the lexemes PostgreSQL computed for the query; on SQLite the Snowball
+//! English stems of the query words), or such a stem followed by a common English inflection
 //! (`questions` for the lexeme `question`, `configured` for `configur`). Marking is only
 //! presentation: which pages match is decided by the full-text index.
 
 use crate::fts::{MATCH_END, MATCH_START};
 
 /// Characters of a page's text an excerpt is cut from: the window starts
-/// [`WINDOW_LEAD`] characters before the first occurrence of a query word.
+/// [`WINDOW_LEAD`] characters before a query word (PostgreSQL: the earliest occurrence of
+/// any; SQLite: the first occurrence of the first word found, see its search module).
 pub(crate) const WINDOW: usize = 1000;
 /// Characters of the window before the first occurrence of a query word.
 pub(crate) const WINDOW_LEAD: usize = 200;

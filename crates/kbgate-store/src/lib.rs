@@ -88,8 +88,10 @@
 //!   and a PostgreSQL match test or `ts_rank` reads a vector of a few KB (≈ 1.5–3 µs a
 //!   page, kept in the heap row since migration 0004; 5–10 µs when it was TOASTed):
 //!   ranking every one of 65,000 matches took 300–700 ms.
-//! - **Excerpts** are cut in Rust from 1,000 characters of the body around the first
-//!   occurrence of a query word (lower case or capitalised), marking the query words and
+//! - **Excerpts** are cut in Rust from 1,000 characters of the body around an occurrence
+//!   of a query word, lower case or capitalised (PostgreSQL: the earliest of any word;
+//!   SQLite: the first of the first word found, since its `instr` is a byte-by-byte
+//!   scan), marking the query words and
 //!   their stems (PostgreSQL's lexemes; on SQLite the Snowball English stems, as FTS5's
 //!   `porter` tokenizer matches by stem) (`src/excerpt.rs`): `ts_headline` parsed the
 //!   whole window of every hit (≈ 5 ms a page of results), and FTS5's `snippet` with the

@@ -9,7 +9,8 @@
 //! 2. **Scored words.** bm25 counts, once per query and word, every page holding the word
 //!    (≈ 90 ns a page — 9 ms for a word in all of 100,000 pages), whatever the scope or the
 //!    rowid range. Words are scored from the rarest up while their summed document
-//!    frequency (estimated from four windows of the rowid range) stays within
+//!    frequency (estimated from four windows of the rowid range, and remembered with the
+//!    page total per mirror change stamp: [`PageTotal`], [`WordDf`]) stays within
 //!    `score_budget`; on a mirror of at most `score_budget` pages every word is. The others
 //!    still have to match; they are words in a large part of the mirror, whose IDF is small
 //!    (bm25 floors it at 10⁻⁶ above half the pages).
@@ -102,12 +103,16 @@ impl PageTotal {
         held.filter(|&(s, _)| s == stamp).map(|(_, n)| n)
     }
 
-    /// Remembers `total`, counted at `stamp`.
+    /// Remembers `total`, counted at `stamp` (unless a newer stamp's count is held: stamps
+    /// only grow, and a slow search of an older snapshot must not push it out).
     pub(crate) fn set(&self, stamp: i64, total: u64) {
-        *self
+        let mut held = self
             .0
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some((stamp, total));
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if held.is_none_or(|(s, _)| s <= stamp) {
+            *held = Some((stamp, total));
+        }
     }
 }
 
@@ -120,7 +125,7 @@ impl PageTotal {
 pub(crate) struct WordDf(std::sync::Mutex<Option<(i64, std::collections::HashMap<String, u64>)>>);
 
 impl WordDf {
-    /// Words remembered at once (a few hundred KB at most).
+    /// Words remembered at once (words are at most 64 characters: about 1 MB at most).
     pub(crate) const MAX_WORDS: usize = 4096;
 
     /// The estimate of `word` sampled at `stamp`, if it is remembered.
@@ -142,6 +147,8 @@ impl WordDf {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let words = match &mut *held {
             Some((s, words)) if *s == stamp => words,
+            // Stamps only grow: a slow search of an older snapshot keeps the newer ones.
+            Some((s, _)) if *s > stamp => return,
             other => &mut other.insert((stamp, Default::default())).1,
         };
         for (word, df) in estimates {
@@ -349,6 +356,8 @@ mod tests {
         assert_eq!(t.at(4), None);
         t.set(4, 99_999);
         assert_eq!((t.at(3), t.at(4)), (None, Some(99_999)));
+        t.set(3, 100_000);
+        assert_eq!((t.at(3), t.at(4)), (None, Some(99_999)));
     }
 
     #[test]
@@ -361,6 +370,12 @@ mod tests {
         d.set(3, [("apple", 5)]);
         assert_eq!((d.at(3, "kiwi"), d.at(3, "apple")), (Some(10), Some(5)));
         d.set(4, [("kiwi", 11)]);
+        d.set(3, [("apple", 5)]);
+        assert_eq!(
+            d.at(3, "apple"),
+            None,
+            "an older stamp does not replace a newer one"
+        );
         assert_eq!(
             (d.at(3, "apple"), d.at(4, "kiwi"), d.at(4, "apple")),
             (None, Some(11), None)

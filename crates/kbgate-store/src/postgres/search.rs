@@ -164,10 +164,10 @@ async fn hits(
     if page.is_empty() {
         return Ok(Vec::new());
     }
-    // The excerpt window starts `WINDOW_LEAD` characters before the first occurrence of a query
-    // word, in lower case or capitalised (at the start of the body when only another form
-    // occurs; `lower()` of every body cost ≈ 50 µs a page); one character more than the
-    // window tells whether the text goes on.
+    // The excerpt window starts `WINDOW_LEAD` characters before the first occurrence of a
+    // query word, in lower case or capitalised (at the start of the body when only another
+    // form occurs; `lower()` of every body cost ≈ 50 µs a page); one character more than
+    // the window tells whether the text goes on.
     let mut qb = QueryBuilder::<Postgres>::new(
         "SELECT p.id, p.space_id, p.title, s.start, substr(b.body, s.start::int4, ",
     );
