@@ -91,11 +91,11 @@
 //! - **Excerpts** are cut in Rust from 1,000 characters of the body around an occurrence
 //!   of a query word, lower case or capitalised (PostgreSQL: the earliest of any word;
 //!   SQLite: the first of the first word found, since its `instr` is a byte-by-byte
-//!   scan), marking the query words and
-//!   their stems (PostgreSQL's lexemes; on SQLite the Snowball English stems, as FTS5's
-//!   `porter` tokenizer matches by stem) (`src/excerpt.rs`): `ts_headline` parsed the
-//!   whole window of every hit (≈ 5 ms a page of results), and FTS5's `snippet` with the
-//!   full-text cursor it needs cost 60–90 µs a hit.
+//!   scan), marking the query words and their stems (PostgreSQL's lexemes; on SQLite the
+//!   Snowball English stems, as FTS5's `porter` tokenizer matches by stem)
+//!   (`src/excerpt.rs`): `ts_headline` parsed the whole window of every hit (≈ 5 ms a page
+//!   of results), and FTS5's `snippet` with the full-text cursor it needs cost 60–90 µs a
+//!   hit.
 //! - **Row layout** (PostgreSQL): `search_vec`, `title_vec`, `id`, `space_id` and `title`
 //!   are stored `MAIN` (in the heap row), so testing or ranking a page reads no TOAST
 //!   chunks; the bodies still go to TOAST first.

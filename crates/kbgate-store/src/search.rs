@@ -10,7 +10,7 @@
 //!    (≈ 90 ns a page — 9 ms for a word in all of 100,000 pages), whatever the scope or the
 //!    rowid range. Words are scored from the rarest up while their summed document
 //!    frequency (estimated from four windows of the rowid range, and remembered with the
-//!    page total per mirror change stamp: [`PageTotal`], [`WordDf`]) stays within
+//!    page total per mirror change stamp: [`SearchStats`]) stays within
 //!    `score_budget`; on a mirror of at most `score_budget` pages every word is. The others
 //!    still have to match; they are words in a large part of the mirror, whose IDF is small
 //!    (bm25 floors it at 10⁻⁶ above half the pages).
@@ -85,78 +85,86 @@ impl SearchLimits {
     }
 }
 
-/// The mirror's page count, remembered with the mirror change stamp (`mirror_changes`, see
-/// [`crate::changes`]) it was counted at. Counting 100,000 pages (`count(*)`, a walk of a
-/// whole index) cost 1–2.5 ms of every search on a large mirror; the stamp moves with every
-/// commit that can add or remove a page, in any process, so a count taken at the stamp a
-/// search reads in its own snapshot is that snapshot's count.
+/// What a SQLite search learned about the mirror as of a change stamp (`mirror_changes`,
+/// see [`crate::changes`]): its page count and the sampled document frequencies of words.
+/// The stamp moves with every commit that can add or remove a page, in any process, so what
+/// was taken at the stamp a search reads in its own snapshot is that snapshot's. Counting
+/// 100,000 pages (`count(*)`, a walk of a whole index) cost 1–2.5 ms of every search on a
+/// large mirror, and sampling a statement (0.2–0.4 ms); a portal's searches repeat their
+/// words. At most [`SearchStats::MAX_WORDS`] words are held; everything is dropped when the
+/// stamp moves on.
 #[derive(Debug, Default)]
-pub(crate) struct PageTotal(std::sync::Mutex<Option<(i64, u64)>>);
+pub(crate) struct SearchStats(std::sync::Mutex<Option<Stamped>>);
 
-impl PageTotal {
-    /// The count taken at `stamp`, if it is the one remembered.
-    pub(crate) fn at(&self, stamp: i64) -> Option<u64> {
-        let held = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        held.filter(|&(s, _)| s == stamp).map(|(_, n)| n)
-    }
-
-    /// Remembers `total`, counted at `stamp` (unless a newer stamp's count is held: stamps
-    /// only grow, and a slow search of an older snapshot must not push it out).
-    pub(crate) fn set(&self, stamp: i64, total: u64) {
-        let mut held = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if held.is_none_or(|(s, _)| s <= stamp) {
-            *held = Some((stamp, total));
-        }
-    }
+#[derive(Debug)]
+struct Stamped {
+    stamp: i64,
+    total: Option<u64>,
+    df: std::collections::HashMap<String, u64>,
 }
 
-/// Document-frequency estimates of words, remembered with the mirror change stamp they were
-/// sampled at (see [`PageTotal`] for why a stamp read in a search's snapshot makes them
-/// that snapshot's). Sampling costs a statement per search (0.2-0.4 ms on a 100,000-page
-/// mirror) and a portal's searches repeat their words; at most [`WordDf::MAX_WORDS`] are
-/// held, and all are dropped when the stamp moves.
-#[derive(Debug, Default)]
-pub(crate) struct WordDf(std::sync::Mutex<Option<(i64, std::collections::HashMap<String, u64>)>>);
-
-impl WordDf {
+impl SearchStats {
     /// Words remembered at once (words are at most 64 characters: about 1 MB at most).
     pub(crate) const MAX_WORDS: usize = 4096;
 
-    /// The estimate of `word` sampled at `stamp`, if it is remembered.
-    pub(crate) fn at(&self, stamp: i64, word: &str) -> Option<u64> {
-        let held = self
-            .0
+    fn held(&self) -> std::sync::MutexGuard<'_, Option<Stamped>> {
+        self.0
             .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        held.as_ref()
-            .filter(|(s, _)| *s == stamp)
-            .and_then(|(_, words)| words.get(word).copied())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Remembers estimates sampled at `stamp` (forgetting those of any other stamp).
-    pub(crate) fn set<'a>(&self, stamp: i64, estimates: impl IntoIterator<Item = (&'a str, u64)>) {
-        let mut held = self
-            .0
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let words = match &mut *held {
-            Some((s, words)) if *s == stamp => words,
-            // Stamps only grow: a slow search of an older snapshot keeps the newer ones.
-            Some((s, _)) if *s > stamp => return,
-            other => &mut other.insert((stamp, Default::default())).1,
-        };
-        for (word, df) in estimates {
-            if words.len() >= Self::MAX_WORDS {
-                words.clear();
-            }
-            words.insert(word.to_owned(), df);
+    /// What is held for `stamp`, if it is the one held.
+    fn read<T>(&self, stamp: i64, f: impl FnOnce(&Stamped) -> Option<T>) -> Option<T> {
+        self.held()
+            .as_ref()
+            .filter(|h| h.stamp == stamp)
+            .and_then(f)
+    }
+
+    /// Updates what is held for `stamp`, starting afresh when an older stamp is held.
+    /// Stamps only grow: a slow search of an older snapshot leaves a newer stamp's entries.
+    fn write(&self, stamp: i64, f: impl FnOnce(&mut Stamped)) {
+        let mut held = self.held();
+        match &mut *held {
+            Some(h) if h.stamp == stamp => f(h),
+            Some(h) if h.stamp > stamp => {}
+            other => f(other.insert(Stamped {
+                stamp,
+                total: None,
+                df: Default::default(),
+            })),
         }
+    }
+
+    /// The page count taken at `stamp`, if remembered.
+    pub(crate) fn total(&self, stamp: i64) -> Option<u64> {
+        self.read(stamp, |h| h.total)
+    }
+
+    /// Remembers the page count taken at `stamp`.
+    pub(crate) fn set_total(&self, stamp: i64, total: u64) {
+        self.write(stamp, |h| h.total = Some(total));
+    }
+
+    /// The estimate of `word` sampled at `stamp`, if remembered.
+    pub(crate) fn df(&self, stamp: i64, word: &str) -> Option<u64> {
+        self.read(stamp, |h| h.df.get(word).copied())
+    }
+
+    /// Remembers estimates sampled at `stamp`.
+    pub(crate) fn set_df<'a>(
+        &self,
+        stamp: i64,
+        estimates: impl IntoIterator<Item = (&'a str, u64)>,
+    ) {
+        self.write(stamp, |h| {
+            for (word, df) in estimates {
+                if h.df.len() >= Self::MAX_WORDS {
+                    h.df.clear();
+                }
+                h.df.insert(word.to_owned(), df);
+            }
+        });
     }
 }
 
@@ -349,43 +357,43 @@ mod tests {
 
     #[test]
     fn a_page_total_holds_for_its_stamp_only() {
-        let t = PageTotal::default();
-        assert_eq!(t.at(0), None);
-        t.set(3, 100_000);
-        assert_eq!(t.at(3), Some(100_000));
-        assert_eq!(t.at(4), None);
-        t.set(4, 99_999);
-        assert_eq!((t.at(3), t.at(4)), (None, Some(99_999)));
-        t.set(3, 100_000);
-        assert_eq!((t.at(3), t.at(4)), (None, Some(99_999)));
+        let t = SearchStats::default();
+        assert_eq!(t.total(0), None);
+        t.set_total(3, 100_000);
+        assert_eq!(t.total(3), Some(100_000));
+        assert_eq!(t.total(4), None);
+        t.set_total(4, 99_999);
+        assert_eq!((t.total(3), t.total(4)), (None, Some(99_999)));
+        t.set_total(3, 100_000);
+        assert_eq!((t.total(3), t.total(4)), (None, Some(99_999)));
     }
 
     #[test]
     fn word_estimates_hold_for_their_stamp_only_and_stay_bounded() {
-        let d = WordDf::default();
-        assert_eq!(d.at(0, "kiwi"), None);
-        d.set(3, [("kiwi", 10), ("melon", 20)]);
-        assert_eq!((d.at(3, "kiwi"), d.at(3, "melon")), (Some(10), Some(20)));
-        assert_eq!((d.at(4, "kiwi"), d.at(3, "apple")), (None, None));
-        d.set(3, [("apple", 5)]);
-        assert_eq!((d.at(3, "kiwi"), d.at(3, "apple")), (Some(10), Some(5)));
-        d.set(4, [("kiwi", 11)]);
-        d.set(3, [("apple", 5)]);
+        let d = SearchStats::default();
+        assert_eq!(d.df(0, "kiwi"), None);
+        d.set_df(3, [("kiwi", 10), ("melon", 20)]);
+        assert_eq!((d.df(3, "kiwi"), d.df(3, "melon")), (Some(10), Some(20)));
+        assert_eq!((d.df(4, "kiwi"), d.df(3, "apple")), (None, None));
+        d.set_df(3, [("apple", 5)]);
+        assert_eq!((d.df(3, "kiwi"), d.df(3, "apple")), (Some(10), Some(5)));
+        d.set_df(4, [("kiwi", 11)]);
+        d.set_df(3, [("apple", 5)]);
         assert_eq!(
-            d.at(3, "apple"),
+            d.df(3, "apple"),
             None,
             "an older stamp does not replace a newer one"
         );
         assert_eq!(
-            (d.at(3, "apple"), d.at(4, "kiwi"), d.at(4, "apple")),
+            (d.df(3, "apple"), d.df(4, "kiwi"), d.df(4, "apple")),
             (None, Some(11), None)
         );
-        let many: Vec<String> = (0..WordDf::MAX_WORDS + 10)
+        let many: Vec<String> = (0..SearchStats::MAX_WORDS + 10)
             .map(|i| format!("w{i}"))
             .collect();
-        d.set(4, many.iter().map(|w| (w.as_str(), 1)));
-        let held = d.0.lock().unwrap().as_ref().map(|(_, w)| w.len()).unwrap();
-        assert!(held <= WordDf::MAX_WORDS, "{held}");
+        d.set_df(4, many.iter().map(|w| (w.as_str(), 1)));
+        let held = d.0.lock().unwrap().as_ref().map(|h| h.df.len()).unwrap();
+        assert!(held <= SearchStats::MAX_WORDS, "{held}");
     }
 
     #[test]

@@ -38,8 +38,7 @@ impl SqlStore<Postgres> {
             ops: pool,
             limits: SearchLimits::postgres(),
             changes: Default::default(),
-            page_total: Default::default(),
-            word_df: Default::default(),
+            search_stats: Default::default(),
         })
     }
 

@@ -50,12 +50,9 @@ pub struct SqlStore<DB: Database> {
     pub(crate) limits: SearchLimits,
     /// The in-process change counter, shared with sync transactions.
     pub(crate) changes: LocalChanges,
-    /// The mirror's page count as of a change stamp (SQLite search, see
-    /// [`crate::search::PageTotal`]).
-    pub(crate) page_total: crate::search::PageTotal,
-    /// Document-frequency estimates of search words as of a change stamp (SQLite search,
-    /// see [`crate::search::WordDf`]).
-    pub(crate) word_df: crate::search::WordDf,
+    /// The page count and word frequencies as of a change stamp (SQLite search, see
+    /// [`crate::search::SearchStats`]).
+    pub(crate) search_stats: crate::search::SearchStats,
 }
 
 impl<DB: Database> std::fmt::Debug for SqlStore<DB> {

@@ -157,8 +157,7 @@ impl SqlStore<Sqlite> {
             blobs: std::sync::Arc::new(LocalBlobs::new(data_dir)),
             limits: SearchLimits::default(),
             changes: Default::default(),
-            page_total: Default::default(),
-            word_df: Default::default(),
+            search_stats: Default::default(),
         })
     }
 }

@@ -215,7 +215,7 @@ impl SqlStore<Sqlite> {
     /// The words to score with bm25 (see [`crate::search`]): all of them on a mirror of at
     /// most `score_budget` pages; otherwise by document frequency estimated from a few
     /// windows of the rowid range `lo..=hi` (remembered for the change `stamp` they were
-    /// sampled at, [`search::WordDf`]).
+    /// sampled at, [`search::SearchStats`]).
     async fn scored_words<'w>(
         &self,
         tx: &mut SqliteConnection,
@@ -229,7 +229,7 @@ impl SqlStore<Sqlite> {
         if u64::try_from(hi - lo + 1).is_ok_and(|range| range <= budget) {
             return Ok(words.to_vec());
         }
-        let total = match stamp.and_then(|s| self.page_total.at(s)) {
+        let total = match stamp.and_then(|s| self.search_stats.total(s)) {
             Some(total) => total,
             None => {
                 let n: i64 = sqlx::query_scalar("SELECT count(*) FROM pages")
@@ -237,7 +237,7 @@ impl SqlStore<Sqlite> {
                     .await?;
                 let n = u64::try_from(n).unwrap_or(0);
                 if let Some(s) = stamp {
-                    self.page_total.set(s, n);
+                    self.search_stats.set_total(s, n);
                 }
                 n
             }
@@ -247,7 +247,7 @@ impl SqlStore<Sqlite> {
         }
         let known: Vec<Option<u64>> = words
             .iter()
-            .map(|w| stamp.and_then(|s| self.word_df.at(s, w)))
+            .map(|w| stamp.and_then(|s| self.search_stats.df(s, w)))
             .collect();
         let unknown: Vec<&str> = words
             .iter()
@@ -257,8 +257,8 @@ impl SqlStore<Sqlite> {
             .collect();
         let sampled = self.sample_df(tx, &unknown, total, lo, hi).await?;
         if let Some(s) = stamp {
-            self.word_df
-                .set(s, unknown.iter().copied().zip(sampled.iter().copied()));
+            self.search_stats
+                .set_df(s, unknown.iter().copied().zip(sampled.iter().copied()));
         }
         let mut sampled = sampled.into_iter();
         let df: Vec<u64> = known
@@ -397,8 +397,7 @@ async fn bm25_window(
 /// at most [`search::COUNT_LIMIT`] matches, otherwise "more than" that (ARCHITECTURE.md,
 /// S1: a count only counts what the viewer may read; the scope tokens that found them only
 /// select). Checking every one of 1,000 candidates (when that was the bound) cost 2–4 ms a
-/// query; the first
-/// `COUNT_LIMIT + 1` cost a tenth of that.
+/// query; the first `COUNT_LIMIT + 1` cost a tenth of that.
 fn push_count_in_scope(qb: &mut QueryBuilder<Sqlite>, checked: usize, scope: &[&ScopeEntry]) {
     qb.push("SELECT count(*) FROM (SELECT rid FROM c ORDER BY rid DESC LIMIT ");
     qb.push_bind(checked as i64);
@@ -704,20 +703,20 @@ mod tests {
         };
         let cold = store.search("common", &[whole("S")], 5, 0).await.unwrap();
         let first = stamp().await;
-        assert_eq!(store.page_total.at(first), Some(40));
+        assert_eq!(store.search_stats.total(first), Some(40));
         // The word's sampled frequency is remembered for the stamp, and a search that uses
         // it answers as the one that sampled it.
-        assert_eq!(store.word_df.at(first, "common"), Some(40));
+        assert_eq!(store.search_stats.df(first, "common"), Some(40));
         let warm = store.search("common", &[whole("S")], 5, 0).await.unwrap();
         assert_eq!(cold, warm);
         sync(&store, "S", pages(40, 45)).await;
         let second = stamp().await;
         assert_ne!(first, second);
-        assert_eq!(store.page_total.at(second), None);
-        assert_eq!(store.word_df.at(second, "common"), None);
+        assert_eq!(store.search_stats.total(second), None);
+        assert_eq!(store.search_stats.df(second, "common"), None);
         store.search("common", &[whole("S")], 5, 0).await.unwrap();
-        assert_eq!(store.page_total.at(second), Some(45));
-        assert_eq!(store.word_df.at(second, "common"), Some(45));
+        assert_eq!(store.search_stats.total(second), Some(45));
+        assert_eq!(store.search_stats.df(second, "common"), Some(45));
     }
 
     #[tokio::test]
